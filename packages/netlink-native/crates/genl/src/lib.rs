@@ -1,0 +1,21 @@
+//! A generic netlink client for Linux: resolve a family by name (id, version, operations,
+//! multicast groups), send a request and collect its reply, run a dump. Kernel errors carry the
+//! errno and the kernel's extended ack message. I/O is asynchronous on tokio.
+//!
+//! Layers, bottom up: `socket` (system calls, the only `unsafe`), `message` (wire format),
+//! `exchange` (which replies belong to a request and when it is done), `family` (the nlctrl
+//! controller), `client` (the async socket that ties them together).
+
+mod client;
+pub mod errno;
+mod error;
+pub mod exchange;
+pub mod family;
+pub mod message;
+mod socket;
+
+pub use client::{GenlSocket, Request};
+pub use error::{ErrorKind, NetlinkError};
+pub use exchange::{BatchEntry, GenlMessage, MessageBatch};
+pub use family::{FamilyInfo, MulticastGroup, Operation};
+pub use message::ExtAck;
