@@ -1,0 +1,90 @@
+// End to end: `usip status` → client → napi binding → generic netlink → usip.ko in a real kernel.
+// Boots each supported kernel with the freshly built module and runs test/guest/status.sh there.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runInVm, type VmRunResult } from '@usip/vm';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const moduleVersion = readFileSync(join(root, 'packages/kernel-module/VERSION'), 'utf8').trim();
+
+interface Step {
+  status: number;
+  out: string;
+  err: string;
+}
+
+function step(run: VmRunResult, name: string): Step {
+  const read = (suffix: string) => readFileSync(join(run.resultsDir, `${name}.${suffix}`), 'utf8');
+  return { status: Number(read('status')), out: read('out'), err: read('err') };
+}
+
+for (const kernel of ['6.1', '6.12']) {
+  // The script unloads the module itself, to see the "not loaded" answer in a real kernel.
+  const run = await runInVm({
+    kernel,
+    modules: [join(root, 'packages/kernel-module/build/{kver}/usip.ko')],
+    command: ['sh', 'packages/cli/test/guest/status.sh'],
+    cwd: root,
+    unload: false,
+    stream: true,
+  });
+  const test = suite(`usip status in the ${kernel} guest (${run.kernel.release})`);
+
+  test('the guest ran the script to the end with a clean kernel log', () => {
+    assert.is(run.timedOut, false, 'timed out');
+    assert.equal(run.loadErrors, [], 'usip.ko loaded');
+    assert.equal(run.problems, [], 'kernel log problems');
+    assert.is(run.exitCode, 0, run.output);
+    assert.is(readFileSync(join(run.resultsDir, 'uname'), 'utf8').trim(), run.kernel.release);
+  });
+
+  test('status --json reports the loaded module, its versions and the family', () => {
+    const { status, out, err } = step(run, 'root-json');
+    assert.is(status, 0, err);
+    const report = JSON.parse(out);
+    assert.is(report.loaded, true);
+    assert.is(report.compatible, true);
+    assert.is(report.module.version, moduleVersion);
+    assert.is(report.module.protocolVersion, report.client.protocolVersion);
+    assert.is(report.module.kernelRelease, run.kernel.release);
+    assert.ok(report.module.features.includes('netns'), `features: ${report.module.features}`);
+    assert.is(report.family.name, 'usip');
+    assert.ok(report.family.operations.includes('ping'));
+    assert.equal(
+      report.family.multicastGroups.map((g: { name: string }) => g.name).sort(),
+      ['mtab', 'storage'],
+    );
+    assert.is(report.error, undefined);
+  });
+
+  test('status prints the same facts for people', () => {
+    const { status, out } = step(run, 'root-human');
+    assert.is(status, 0);
+    assert.match(out, `usip module ${moduleVersion} is loaded`);
+    assert.match(out, new RegExp(`kernel release\\s+${run.kernel.release.replace(/[.+]/g, '\\$&')}`));
+    assert.match(out, /multicast groups\s+mtab, storage/);
+  });
+
+  test('an unprivileged user and another network namespace get the same answer', () => {
+    for (const name of ['nobody-json', 'netns-json']) {
+      const { status, out, err } = step(run, name);
+      assert.is(status, 0, `${name}: ${err}`);
+      const report = JSON.parse(out);
+      assert.is(report.loaded, true, name);
+      assert.is(report.module.version, moduleVersion, name);
+    }
+  });
+
+  test('after rmmod, status exits 1 and says how to load the module', () => {
+    assert.is(step(run, 'rmmod').status, 0, 'rmmod usip');
+    const { status, out, err } = step(run, 'unloaded-json');
+    assert.is(status, 1);
+    assert.is(JSON.parse(out).error.code, 'USIP_MODULE_NOT_LOADED');
+    assert.match(err, 'usip kernel module is not loaded');
+  });
+
+  test.run();
+}
