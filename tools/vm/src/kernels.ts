@@ -1,0 +1,375 @@
+// Resolves kernel selectors to Debian kernel releases (at run time, from apt), installs their
+// headers with apt (Kbuild needs them installed: their Makefile includes the -common package by
+// absolute path) and caches each kernel image, unpacked but not installed, under
+// ${XDG_CACHE_HOME:-~/.cache}/usip/kernels/<release>/.
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  headersCandidatesFromMeta,
+  headersCandidatesFromNames,
+  newestOfSeries,
+  parseAptStanzas,
+  parseKernelSelector,
+  seriesOfRelease,
+  type HeadersCandidate,
+} from './apt.js';
+import { exec } from './exec.js';
+import { withFileLock } from './lock.js';
+import { aptLockFile, kernelsCacheDir, systemDepsScript } from './paths.js';
+import { extractVmlinux } from './vmlinux.js';
+
+export type Logger = (message: string) => void;
+
+/** A kernel ready to build modules for and to boot. */
+export interface Kernel {
+  /** The selector word that chose it: "6.1", "6.12" or the exact release. */
+  selector: string;
+  /** "6.1" or "6.12". */
+  series: string;
+  /** As `uname -r` prints it, e.g. 6.1.0-56-amd64. */
+  release: string;
+  /** Debian version of its packages, e.g. 6.1.192-2 ("" when not known). */
+  packageVersion: string;
+  /** The compressed kernel from the Debian package. */
+  vmlinuz: string;
+  /** The uncompressed kernel (PVH ELF), booted instead of vmlinuz because it starts 4 s faster; null if it cannot be used. */
+  vmlinux: string | null;
+  /** The kernel's modules (depmod run), e.g. <cacheDir>/lib/modules/<release>. */
+  modulesDir: string;
+  /** Installed headers: the Kbuild directory (`/usr/src/linux-headers-<release>`). */
+  headersDir: string;
+  /** Where the kernel is cached. */
+  cacheDir: string;
+}
+
+export interface ResolveKernelsOptions {
+  log?: Logger;
+}
+
+const noLog: Logger = () => {};
+
+// Meta data format of <cacheDir>/kernel.json; bump when the cache layout changes.
+const CACHE_FORMAT = 1;
+
+interface CachedKernel {
+  format: number;
+  release: string;
+  packageVersion: string;
+  package: string;
+  vmlinux: boolean;
+}
+
+let systemDeps: Promise<void> | null = null;
+
+/** Runs tools/setup/system-deps.sh once per process (about 0.1 s when nothing is missing). */
+export function ensureSystemDeps(): Promise<void> {
+  systemDeps ??= exec('bash', [systemDepsScript], { echo: process.stderr }).then(
+    () => undefined,
+    (error: Error) => {
+      systemDeps = null;
+      throw new Error(`installing the system packages failed (${systemDepsScript}): ${error.message}`);
+    },
+  );
+  return systemDeps;
+}
+
+async function withAptLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(aptLockFile, what, fn);
+}
+
+const APT_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+const APT_OPTIONS = ['-o', 'DPkg::Lock::Timeout=600'];
+
+let listsUpdated = false;
+
+async function aptUpdate(log: Logger): Promise<void> {
+  if (listsUpdated) return;
+  await withAptLock('apt-get update', async () => {
+    log('apt-get update');
+    await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
+  });
+  listsUpdated = true;
+}
+
+// ---- version resolution ---------------------------------------------------------------------
+
+/**
+ * Identifies the state of apt's package lists and sources, so a resolution can be reused until
+ * apt learns something new (resolving costs about a second of apt-cache; this costs a few stats).
+ */
+function aptListsFingerprint(): string {
+  const parts: string[] = [];
+  const add = (dir: string, keep: (name: string) => boolean) => {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).filter(keep).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      try {
+        const st = statSync(join(dir, name));
+        parts.push(`${dir}/${name}:${st.size}:${st.mtimeMs}`);
+      } catch {
+        // vanished while we looked: the fingerprint simply differs next time
+      }
+    }
+  };
+  add('/var/lib/apt/lists', (n) => n.includes('Packages'));
+  add('/etc/apt/sources.list.d', () => true);
+  add('/etc/apt/preferences.d', () => true);
+  add('/etc/apt', (n) => n === 'sources.list' || n === 'preferences');
+  return parts.join('\n');
+}
+
+interface ResolutionCache {
+  fingerprint: string;
+  series: Record<string, HeadersCandidate>;
+}
+
+function resolutionCachePath(): string {
+  return join(kernelsCacheDir(), 'resolved.json');
+}
+
+function readResolutionCache(fingerprint: string): ResolutionCache {
+  try {
+    const cache = JSON.parse(readFileSync(resolutionCachePath(), 'utf8')) as ResolutionCache;
+    if (cache.fingerprint === fingerprint && typeof cache.series === 'object') return cache;
+  } catch {
+    // absent or unreadable: resolve again
+  }
+  return { fingerprint, series: {} };
+}
+
+function writeAtomically(path: string, content: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}
+
+async function queryNewestOfSeries(series: string): Promise<HeadersCandidate | null> {
+  // The meta packages say which ABI each suite currently supports: linux-headers-amd64 (one
+  // version per suite: bookworm, -security, -backports) and linux-headers-<series>-amd64.
+  const show = await exec('apt-cache', ['show', 'linux-headers-amd64', `linux-headers-${series}-amd64`], {
+    allowFailure: true,
+  });
+  const fromMeta = newestOfSeries(headersCandidatesFromMeta(parseAptStanzas(show.stdout)), series);
+  if (fromMeta) return fromMeta;
+  // A suite that moved on to a newer series no longer points at this one: look at the names.
+  const names = await exec('apt-cache', ['pkgnames', `linux-headers-${series}.`], { allowFailure: true });
+  const candidates = headersCandidatesFromNames(names.stdout, series);
+  while (candidates.length > 0) {
+    const best = newestOfSeries(candidates, series);
+    if (best === null) break;
+    const policy = await exec('apt-cache', ['show', `linux-headers-${best.release}`], { allowFailure: true });
+    const stanza = parseAptStanzas(policy.stdout)[0];
+    if (stanza?.Version) return { ...best, version: stanza.Version };
+    candidates.splice(candidates.indexOf(best), 1);
+  }
+  return null;
+}
+
+async function resolveSeries(series: string, log: Logger): Promise<HeadersCandidate> {
+  const fingerprint = aptListsFingerprint();
+  const cache = readResolutionCache(fingerprint);
+  const cached = cache.series[series];
+  if (cached) return cached;
+  let found = await queryNewestOfSeries(series);
+  if (found === null) {
+    // Missing or stale lists (a fresh machine): refresh once, then ask again.
+    await aptUpdate(log);
+    found = await queryNewestOfSeries(series);
+  }
+  if (found === null) {
+    throw new Error(
+      `no Debian kernel of series ${series} is available from apt (looked at linux-headers-amd64, ` +
+        `linux-headers-${series}-amd64 and linux-headers-${series}.*-amd64); 6.12 needs the ` +
+        `bookworm-backports suite, which tools/setup/system-deps.sh adds`,
+    );
+  }
+  // Re-read: apt-get update may have changed the lists, and another process may have written.
+  const fresh = readResolutionCache(aptListsFingerprint());
+  fresh.series[series] = found;
+  mkdirSync(kernelsCacheDir(), { recursive: true });
+  writeAtomically(resolutionCachePath(), `${JSON.stringify(fresh, null, 2)}\n`);
+  return found;
+}
+
+// ---- headers --------------------------------------------------------------------------------
+
+async function packageInstalled(name: string): Promise<string | null> {
+  const r = await exec('dpkg-query', ['-W', '-f=${db:Status-Abbrev} ${Version}', name], { allowFailure: true });
+  if (r.code !== 0 || !r.stdout.startsWith('ii')) return null;
+  return r.stdout.slice(4).trim();
+}
+
+async function ensureHeaders(release: string, log: Logger): Promise<{ dir: string; version: string }> {
+  const pkg = `linux-headers-${release}`;
+  const buildLink = `/lib/modules/${release}/build`;
+  let version = await packageInstalled(pkg);
+  if (version === null || !existsSync(buildLink)) {
+    await withAptLock(`installing ${pkg}`, async () => {
+      if ((await packageInstalled(pkg)) !== null && existsSync(buildLink)) return;
+      log(`installing ${pkg}`);
+      const install = () =>
+        exec('apt-get', [...APT_OPTIONS, '-y', '-q', '--no-install-recommends', 'install', pkg], {
+          env: APT_ENV,
+          allowFailure: true,
+        });
+      let r = await install();
+      if (r.code !== 0) {
+        listsUpdated = false;
+        log('apt-get update (the install failed; the lists may be stale)');
+        await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
+        listsUpdated = true;
+        r = await install();
+      }
+      if (r.code !== 0) throw new Error(`apt-get install ${pkg} failed:\n${(r.stderr || r.stdout).trim()}`);
+    });
+    version = await packageInstalled(pkg);
+    if (version === null || !existsSync(buildLink)) {
+      throw new Error(`${pkg} is not installed after apt-get install (no ${buildLink})`);
+    }
+  }
+  return { dir: realpathSync(buildLink), version };
+}
+
+// ---- image ----------------------------------------------------------------------------------
+
+function readCachedKernel(cacheDir: string, release: string): CachedKernel | null {
+  try {
+    const meta = JSON.parse(readFileSync(join(cacheDir, 'kernel.json'), 'utf8')) as CachedKernel;
+    if (meta.format !== CACHE_FORMAT || meta.release !== release) return null;
+    if (!existsSync(join(cacheDir, 'vmlinuz'))) return null;
+    if (!existsSync(join(cacheDir, 'lib/modules', release, 'modules.dep'))) return null;
+    return meta;
+  } catch {
+    return null;
+  }
+}
+
+async function downloadImage(release: string, dir: string, log: Logger): Promise<string> {
+  // The unsigned and the signed package hold the same modules; the unsigned one needs no shim.
+  const names = [`linux-image-${release}-unsigned`, `linux-image-${release}`];
+  const attempt = async (): Promise<string | null> => {
+    for (const name of names) {
+      // APT::Sandbox::User=root: the cache may be under /root, where the _apt user cannot write.
+      const r = await exec('apt-get', [...APT_OPTIONS, '-q', '-o', 'APT::Sandbox::User=root', 'download', name], {
+        cwd: dir,
+        env: APT_ENV,
+        allowFailure: true,
+      });
+      const deb = readdirSync(dir).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+      if (r.code === 0 && deb) return join(dir, deb);
+    }
+    return null;
+  };
+  log(`downloading linux-image-${release}`);
+  let deb = await attempt();
+  if (deb === null) {
+    listsUpdated = false;
+    await aptUpdate(log);
+    deb = await attempt();
+  }
+  if (deb === null) throw new Error(`apt-get download found neither ${names.join(' nor ')}`);
+  return deb;
+}
+
+async function fetchImage(release: string, packageVersion: string, cacheDir: string, log: Logger): Promise<CachedKernel> {
+  const cached = readCachedKernel(cacheDir, release);
+  if (cached) return cached;
+  const lockFile = join(kernelsCacheDir(), `.${release}.lock`);
+  return withFileLock(lockFile, `caching kernel ${release}`, async () => {
+    const again = readCachedKernel(cacheDir, release);
+    if (again) return again;
+    const work = `${cacheDir}.tmp-${process.pid}`;
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(join(work, 'download'), { recursive: true });
+    try {
+      const deb = await downloadImage(release, join(work, 'download'), log);
+      log(`unpacking ${deb.slice(deb.lastIndexOf('/') + 1)}`);
+      const unpacked = join(work, 'unpacked');
+      await exec('dpkg-deb', ['-x', deb, unpacked]);
+      const vmlinuz = join(unpacked, 'boot', `vmlinuz-${release}`);
+      const modules = join(unpacked, 'lib/modules', release);
+      if (!existsSync(vmlinuz)) throw new Error(`${deb} has no boot/vmlinuz-${release}`);
+      if (!existsSync(modules)) throw new Error(`${deb} has no lib/modules/${release}`);
+      const staged = join(work, 'kernel');
+      mkdirSync(join(staged, 'lib/modules'), { recursive: true });
+      renameSync(vmlinuz, join(staged, 'vmlinuz'));
+      const config = join(unpacked, 'boot', `config-${release}`);
+      if (existsSync(config)) renameSync(config, join(staged, 'config'));
+      renameSync(modules, join(staged, 'lib/modules', release));
+      // The package leaves depmod to its postinst; the guest's modprobe and our module
+      // dependency resolution need modules.dep.
+      await exec('depmod', ['-b', staged, release]);
+      const pvh = existsSync(join(staged, 'config')) && /^CONFIG_PVH=y$/m.test(readFileSync(join(staged, 'config'), 'utf8'));
+      let vmlinux = false;
+      if (pvh) {
+        try {
+          await extractVmlinux(join(staged, 'vmlinuz'), join(staged, 'vmlinux'));
+          vmlinux = true;
+        } catch (error) {
+          log(`booting the compressed kernel: ${(error as Error).message}`);
+        }
+      }
+      const meta: CachedKernel = {
+        format: CACHE_FORMAT,
+        release,
+        packageVersion,
+        package: deb.slice(deb.lastIndexOf('/') + 1),
+        vmlinux,
+      };
+      writeFileSync(join(staged, 'kernel.json'), `${JSON.stringify(meta, null, 2)}\n`);
+      rmSync(cacheDir, { recursive: true, force: true });
+      renameSync(staged, cacheDir);
+      log(`cached kernel ${release} in ${cacheDir}`);
+      return meta;
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+}
+
+// ---- public ---------------------------------------------------------------------------------
+
+/**
+ * Resolves a selector (`6.1`, `6.12`, `all`, an exact release like `6.1.0-56-amd64`, or a
+ * comma-separated list) to kernels whose headers are installed and whose image is cached,
+ * installing and downloading what is missing. A second call does no network I/O.
+ */
+export async function resolveKernels(selector: string, options: ResolveKernelsOptions = {}): Promise<Kernel[]> {
+  const log = options.log ?? noLog;
+  const specs = parseKernelSelector(selector);
+  await ensureSystemDeps();
+  const kernels: Kernel[] = [];
+  for (const spec of specs) {
+    let release: string;
+    let selectorWord: string;
+    let version = '';
+    if (spec.kind === 'series') {
+      const found = await resolveSeries(spec.series, log);
+      release = found.release;
+      version = found.version;
+      selectorWord = spec.series;
+    } else {
+      release = spec.release;
+      selectorWord = spec.release;
+    }
+    const headers = await ensureHeaders(release, log);
+    const cacheDir = join(kernelsCacheDir(), release);
+    const meta = await fetchImage(release, version || headers.version, cacheDir, log);
+    kernels.push({
+      selector: selectorWord,
+      series: seriesOfRelease(release) ?? selectorWord,
+      release,
+      packageVersion: meta.packageVersion || headers.version,
+      vmlinuz: join(cacheDir, 'vmlinuz'),
+      vmlinux: meta.vmlinux ? join(cacheDir, 'vmlinux') : null,
+      modulesDir: join(cacheDir, 'lib/modules', release),
+      headersDir: headers.dir,
+      cacheDir,
+    });
+  }
+  return kernels;
+}

@@ -1,0 +1,70 @@
+// Renders plan.sh: what /init (guest/init.sh) does in one run. Everything that comes from the
+// caller is single-quoted, so no value can change what the guest's shell does.
+
+export interface GuestModule {
+  /** Name as the kernel knows it (rmmod, /sys/module). */
+  name: string;
+  /** Path inside the guest before chroot: the host's root is mounted at /host. */
+  guestPath: string;
+  /** key=value parameters for insmod. */
+  params: string[];
+}
+
+export interface GuestPlan {
+  release: string;
+  /** Host path of the kernel's modules, bind-mounted at /lib/modules/<release> in the guest. */
+  modulesTree: string | null;
+  /** Guest uptime (seconds) at which the command is killed: the guest-side timeout. */
+  deadlineSeconds: number;
+  unload: boolean;
+  modules: GuestModule[];
+  /** The command's complete environment. */
+  env: Record<string, string>;
+  cwd: string;
+  command: string[];
+  /** Top-level entries of the host's /tmp to keep visible under the guest's fresh /tmp. */
+  tmpBinds: string[];
+}
+
+export function shellQuote(value: string): string {
+  if (value.includes('\0')) throw new Error(`a NUL byte cannot be passed to the guest: ${JSON.stringify(value)}`);
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function renderPlan(plan: GuestPlan): string {
+  if (plan.command.length === 0) throw new Error('no command to run in the guest');
+  if (!plan.cwd.startsWith('/')) throw new Error(`the guest working directory must be absolute: ${plan.cwd}`);
+  const q = shellQuote;
+  const lines: string[] = [
+    '# Written by @usip/vm for one run; sourced by /init.',
+    `run_kver=${q(plan.release)}`,
+    `run_modules_tree=${q(plan.modulesTree ?? '')}`,
+    `run_deadline=${Math.max(1, Math.floor(plan.deadlineSeconds))}`,
+    `run_unload=${plan.unload ? 1 : 0}`,
+    `run_tmp_binds=${q(plan.tmpBinds.join(' '))}`,
+    '',
+    'load_plan_modules() {',
+    '\t:',
+  ];
+  for (const m of plan.modules) {
+    if (!/^[A-Za-z0-9_]+$/.test(m.name)) throw new Error(`bad module name "${m.name}"`);
+    lines.push(`\tload_module ${[m.name, m.guestPath, ...m.params].map(q).join(' ')}`);
+  }
+  lines.push('}', '');
+  const envArgs = Object.entries(plan.env).map(([k, v]) => {
+    if (!ENV_NAME.test(k)) throw new Error(`bad environment variable name "${k}"`);
+    return q(`${k}=${v}`);
+  });
+  // setsid: the command gets its own process group, which the watchdog kills as a whole.
+  lines.push(
+    'guest_command() {',
+    `\texec $B setsid $B env -i ${envArgs.join(' ')} \\`,
+    `\t\t$B chroot /host /bin/sh -c ${q('cd -- "$1" || exit 126; shift; exec "$@"')} usip-vm \\`,
+    `\t\t${[plan.cwd, ...plan.command].map(q).join(' ')}`,
+    '}',
+    '',
+  );
+  return lines.join('\n');
+}
