@@ -161,7 +161,13 @@ impl ReplyCollector {
                 Ok(status) if status.errno != 0 => {
                     Err(NetlinkError::kernel(&self.operation, status))
                 }
-                Ok(_) => self.finish(),
+                Ok(_) => {
+                    // The kernel also marks the DONE of an inconsistent dump, even an empty one.
+                    if header.flags & NLM_F_DUMP_INTR != 0 {
+                        self.interrupted = true;
+                    }
+                    self.finish()
+                }
             }),
             NLMSG_OVERRUN => Some(Err(protocol(WireError(
                 "the kernel reported NLMSG_OVERRUN: data was lost".to_owned(),
@@ -379,6 +385,14 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::DumpInterrupted);
         assert_eq!(error.errno(), libc::EINTR);
         assert_eq!(error.code(), "EINTR");
+    }
+
+    #[test]
+    fn an_interrupted_flag_on_done_alone_is_reported() {
+        let mut done_interrupted = done(0, &[]);
+        done_interrupted[6..8].copy_from_slice(&(NLM_F_MULTI | NLM_F_DUMP_INTR).to_ne_bytes());
+        let error = collect(ReplyMode::Dump, &[done_interrupted]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::DumpInterrupted);
     }
 
     #[test]
