@@ -47,7 +47,9 @@ $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host
 $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 usiprun $G ||
 	die_early "cannot mount the run directory (9p tag usiprun)"
 [ -f $G/plan.sh ] || die_early "$G/plan.sh is missing"
-# plan.sh sets run_* and defines load_plan_modules and guest_command.
+# plan.sh sets run_kver, run_modules_tree, run_deadline, run_unload and run_tmp_binds, and
+# defines load_plan_modules and guest_command (see src/plan.ts).
+run_kver='' run_modules_tree='' run_deadline='' run_unload='' run_tmp_binds=''
 # shellcheck disable=SC1091
 . $G/plan.sh
 
@@ -60,7 +62,9 @@ out=
 for f in /sys/class/virtio-ports/*/name; do
 	[ -f "$f" ] && [ "$($B cat "$f")" = usip.out ] && out=/dev/${f#/sys/class/virtio-ports/} && out=${out%/name}
 done
-[ -n "$out" ] && [ -c "$out" ] || fail "no virtio-serial port named usip.out for the command's output"
+if [ -z "$out" ] || [ ! -c "$out" ]; then
+	fail "no virtio-serial port named usip.out for the command's output"
+fi
 
 # The kernel's own modules, where the guest's modprobe looks for them.
 if [ -n "$run_modules_tree" ] && [ -d "/host$run_modules_tree" ] &&
@@ -83,6 +87,9 @@ load_module() {
 		} >>$G/load-errors
 	fi
 }
+# The boot stays quiet on the console (loglevel=5); from here on, every kernel message reaches
+# it too, so a run whose guest hangs or dies still shows what the module said.
+$B dmesg -n 8
 echo "usip-vm: loading modules" >/dev/kmsg
 load_plan_modules
 

@@ -2,7 +2,7 @@
 // in load order. It does not depend on the run (the run's plan arrives over 9p), so it is built
 // once per kernel and init script and cached next to the kernel.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync, chmodSync, renameSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { exec } from './exec.js';
 import type { Kernel } from './kernels.js';
@@ -67,6 +67,20 @@ async function plainModule(source: string, target: string): Promise<void> {
   await exec('sh', ['-c', '"$1" -dc -- "$2" > "$3"', 'sh', tool, source, target]);
 }
 
+/** Removes initramfs images of earlier init scripts (after a while: a run may still boot one). */
+function pruneOldInitramfs(dir: string, keep: string): void {
+  const cutoff = Date.now() - 10 * 60 * 1000;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (path === keep || !/^initramfs-[0-9a-f]+\.cpio$/.test(name)) continue;
+    try {
+      if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+    } catch {
+      // removed by a concurrent run
+    }
+  }
+}
+
 /** Returns the path of the kernel's initramfs, building it if the cached one is missing or stale. */
 export async function ensureInitramfs(kernel: Kernel): Promise<string> {
   const init = readFileSync(guestInitScript);
@@ -104,6 +118,7 @@ export async function ensureInitramfs(kernel: Kernel): Promise<string> {
     const tmp = `${target}.${process.pid}.tmp`;
     await exec('sh', ['-c', 'cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet > "$2"', 'sh', stage, tmp]);
     renameSync(tmp, target);
+    pruneOldInitramfs(kernel.cacheDir, target);
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -82,13 +82,35 @@ const APT_OPTIONS = ['-o', 'DPkg::Lock::Timeout=600'];
 
 let listsUpdated = false;
 
-async function aptUpdate(log: Logger): Promise<void> {
-  if (listsUpdated) return;
-  await withAptLock('apt-get update', async () => {
-    log('apt-get update');
-    await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
-  });
+/** Marks when this tool last refreshed apt's lists (apt's own file times are the mirror's). */
+function updateMarker(): string {
+  return join(kernelsCacheDir(), '.apt-updated');
+}
+
+function updatedRecently(): boolean {
+  try {
+    return Date.now() - statSync(updateMarker()).mtimeMs < 60 * 60 * 1000;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refreshes apt's lists, at most once per process; with `unlessRecent`, not if this tool did
+ * so in the last hour (asking again for a series apt does not have should not hit the network).
+ */
+async function aptUpdate(log: Logger, unlessRecent = false): Promise<void> {
+  if (listsUpdated || (unlessRecent && updatedRecently())) return;
+  await withAptLock('apt-get update', () => aptUpdateLocked(log, 'apt-get update'));
+}
+
+/** apt-get update, for a caller that holds the apt lock. */
+async function aptUpdateLocked(log: Logger, why: string): Promise<void> {
+  log(why);
+  await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
   listsUpdated = true;
+  mkdirSync(kernelsCacheDir(), { recursive: true });
+  writeFileSync(updateMarker(), `${new Date().toISOString()}\n`);
 }
 
 // ---- version resolution ---------------------------------------------------------------------
@@ -177,7 +199,7 @@ async function resolveSeries(series: string, log: Logger): Promise<HeadersCandid
   let found = await queryNewestOfSeries(series);
   if (found === null) {
     // Missing or stale lists (a fresh machine): refresh once, then ask again.
-    await aptUpdate(log);
+    await aptUpdate(log, true);
     found = await queryNewestOfSeries(series);
   }
   if (found === null) {
@@ -218,10 +240,7 @@ async function ensureHeaders(release: string, log: Logger): Promise<{ dir: strin
         });
       let r = await install();
       if (r.code !== 0) {
-        listsUpdated = false;
-        log('apt-get update (the install failed; the lists may be stale)');
-        await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
-        listsUpdated = true;
+        await aptUpdateLocked(log, 'apt-get update (the install failed; the lists may be stale)');
         r = await install();
       }
       if (r.code !== 0) throw new Error(`apt-get install ${pkg} failed:\n${(r.stderr || r.stdout).trim()}`);
@@ -267,6 +286,7 @@ async function downloadImage(release: string, dir: string, log: Logger): Promise
   log(`downloading linux-image-${release}`);
   let deb = await attempt();
   if (deb === null) {
+    // The lists name a .deb the mirror no longer has: refresh them, even if done before.
     listsUpdated = false;
     await aptUpdate(log);
     deb = await attempt();

@@ -71,7 +71,7 @@ export interface VmRunResult {
   unloaded: boolean;
   /** insmod failures, with insmod's own message. */
   loadErrors: string[];
-  /** Offending kernel-log lines ("WARNING: ...", "BUG: ...", lockdep, hung task...). */
+  /** Offending kernel-log lines, as logged ("WARNING: CPU: 0 PID: 1 at ...", "BUG: ...", lockdep, hung task...). */
   problems: string[];
   /** The guest's kernel log (dmesg; the serial console if the guest died before dmesg). */
   kernelLog: string;
@@ -317,7 +317,10 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   const loadErrors = (guestFile('load-errors') ?? '').split('\n').filter((l) => l.trim() !== '');
   const harnessErrors = (guestFile('harness-errors') ?? '').split('\n').filter((l) => l.trim() !== '');
   const unloadedText = guestFile('unloaded');
-  const unloadErrors = (guestFile('unload-errors') ?? '').trim();
+  const unloadErrors = (guestFile('unload-errors') ?? '')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .join('; ');
   const consoleLogPath = join(runDir, 'console.log');
   const consoleLog = readIfExists(consoleLogPath) ?? '';
   const dmesg = guestFile('dmesg.txt');
@@ -326,7 +329,8 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   if (dmesg !== null) copyFileSync(join(guestDir, 'dmesg.txt'), kernelLogPath);
   else writeFileSync(kernelLogPath, consoleLog);
   // dmesg holds everything the console does; the console is all there is if the guest died.
-  const problems = classifyKernelLog(kernelLog);
+  const findings = classifyKernelLog(kernelLog);
+  const problems = findings.map((f) => f.line);
 
   const failures: string[] = [];
   if (exit.error) failures.push(`qemu-system-x86_64 could not be started: ${exit.error.message}`);
@@ -336,9 +340,12 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
     failures.push(
       `the guest stopped before the run finished (qemu ${how}; a kernel panic or a crash?)` +
-        (qemuStderr.trim() ? `: ${qemuStderr.trim()}` : '') +
-        `; console: ${consoleLogPath}`,
+        (qemuStderr.trim() ? `: ${qemuStderr.trim()}` : ''),
     );
+  }
+  if (!finished) {
+    const lastLines = consoleLog.trimEnd().split('\n').slice(-12).join('\n    ');
+    if (lastLines.trim() !== '') failures.push(`the console's last lines were:\n    ${lastLines}`);
   }
   for (const e of harnessErrors) failures.push(`the guest's /init failed: ${e}`);
   for (const e of loadErrors) failures.push(`loading a module failed: ${e}`);
@@ -351,8 +358,9 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   if (unload && finished && !unloaded) {
     failures.push(`unloading the modules failed: ${unloadErrors || 'no reason given'}`);
   }
-  if (problems.length > 0) {
-    failures.push(`the kernel log shows ${problems.length} problem line(s), first: ${problems[0]}`);
+  if (findings.length > 0) {
+    const kinds = [...new Set(findings.map((f) => f.label))].join(', ');
+    failures.push(`the kernel log shows ${findings.length} problem line(s) (${kinds}), first: ${findings[0]?.line}`);
   }
   const ok = failures.length === 0 && finished && exitCode === 0;
   if (!ok && failures.length === 0) failures.push('the command did not run');
