@@ -1,7 +1,7 @@
 // Real boots of Debian's 6.1 and 6.12 kernels: what a guest command gets, and each way a run
 // must fail. Each boot costs seconds, so checks are grouped per boot.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,17 +102,21 @@ for (const series of ['6.1', '6.12']) {
   });
 
   test(`${series}: a WARN in module init and a failing command fail the run and say why`, async () => {
+    // A working directory under /tmp (a checkout there, say) stays visible under the guest's fresh /tmp.
+    const cwd = mkdtempSync('/tmp/usip-vm-test-cwd-');
+    writeFileSync(join(cwd, 'marker.txt'), 'visible under /tmp\n');
     const r = await runInVm({
       kernel: kernelOf(),
       modules: [fixtureKo(kernelOf())],
       params: ['usip_vm_fixture.warn_on_load=1'],
-      command: ['sh', '-c', 'echo before failing; exit 3'],
+      command: ['sh', '-c', 'cat marker.txt; exit 3'],
+      cwd,
       unload: false,
       timeoutMs: 120_000,
     });
     assert.not.ok(r.ok);
     assert.is(r.exitCode, 3);
-    assert.is(r.output, 'before failing\n');
+    assert.is(r.output, 'visible under /tmp\n');
     assert.ok(r.failures.includes('the command exited with status 3'), r.failures.join('\n'));
     assert.ok(r.failures.some((f) => /^the kernel log shows 2 problem line\(s\) \(WARNING, call trace\)/.test(f)), r.failures.join('\n'));
     assert.match(r.problems[0] ?? '', /WARNING: CPU: \d+ PID: \d+ at .*usip_vm_fixture\.c:\d+ usip_vm_fixture_init/);
@@ -128,13 +132,14 @@ for (const series of ['6.1', '6.12']) {
       kernel: kernelOf(),
       modules: [{ path: fixtureKo(kernelOf()), params: ['pin=1'] }],
       command: ['sh', '-c', 'echo started; exec sleep 600'],
-      timeoutMs: 30_000,
+      // Room for a slow boot on a busy machine: the guest kills the command at 30 s of uptime.
+      timeoutMs: 35_000,
     });
     assert.not.ok(r.ok);
     assert.ok(r.timedOut);
     assert.is(r.output, 'started\n');
     assert.is(r.exitCode, 137, 'killed by SIGKILL');
-    assert.ok(r.failures.some((f) => /^the command did not finish within 25 s of guest uptime and was killed \(guest timeout\)$/.test(f)), r.failures.join('\n'));
+    assert.ok(r.failures.some((f) => /^the command did not finish within 30 s of guest uptime and was killed \(guest timeout\)$/.test(f)), r.failures.join('\n'));
     assert.is(r.unloaded, false);
     assert.ok(r.failures.some((f) => /^unloading the modules failed: .*usip_vm_fixture/.test(f)), r.failures.join('\n'));
     // The guest lived on: its whole kernel log came back.
