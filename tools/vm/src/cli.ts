@@ -8,6 +8,12 @@ import { formatVerdict, runInVm } from './run.js';
 
 const log: Logger = (message) => process.stderr.write(`usip-vm: ${message}\n`);
 
+// A reader that goes away (`usip-vm kernels | head -1`) is not an error: `run` still finishes
+// its VM, judges it and sets the exit status.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+});
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }

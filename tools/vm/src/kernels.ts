@@ -12,6 +12,7 @@ import {
   parseKernelSelector,
   seriesOfRelease,
   type HeadersCandidate,
+  type KernelSpec,
 } from './apt.js';
 import { exec } from './exec.js';
 import { withFileLock } from './lock.js';
@@ -81,6 +82,8 @@ const APT_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 const APT_OPTIONS = ['-o', 'DPkg::Lock::Timeout=600'];
 
 let listsUpdated = false;
+/** How many times this process ran apt-get update. */
+let aptUpdates = 0;
 
 /** Marks when this tool last refreshed apt's lists (apt's own file times are the mirror's). */
 function updateMarker(): string {
@@ -109,6 +112,7 @@ async function aptUpdateLocked(log: Logger, why: string): Promise<void> {
   log(why);
   await exec('apt-get', [...APT_OPTIONS, '-qq', 'update'], { env: APT_ENV });
   listsUpdated = true;
+  aptUpdates += 1;
   mkdirSync(kernelsCacheDir(), { recursive: true });
   writeFileSync(updateMarker(), `${new Date().toISOString()}\n`);
 }
@@ -363,33 +367,46 @@ export async function resolveKernels(selector: string, options: ResolveKernelsOp
   const specs = parseKernelSelector(selector);
   await ensureSystemDeps();
   const kernels: Kernel[] = [];
-  for (const spec of specs) {
+  for (const spec of specs) kernels.push(await prepareKernel(spec, log));
+  return kernels;
+}
+
+async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
+  for (let attempt = 0; ; attempt += 1) {
+    const updatesBefore = aptUpdates;
     let release: string;
-    let selectorWord: string;
     let version = '';
     if (spec.kind === 'series') {
       const found = await resolveSeries(spec.series, log);
       release = found.release;
       version = found.version;
-      selectorWord = spec.series;
     } else {
       release = spec.release;
-      selectorWord = spec.release;
     }
-    const headers = await ensureHeaders(release, log);
-    const cacheDir = join(kernelsCacheDir(), release);
-    const meta = await fetchImage(release, version || headers.version, cacheDir, log);
-    kernels.push({
-      selector: selectorWord,
-      series: seriesOfRelease(release) ?? selectorWord,
-      release,
-      packageVersion: meta.packageVersion || headers.version,
-      vmlinuz: join(cacheDir, 'vmlinuz'),
-      vmlinux: meta.vmlinux ? join(cacheDir, 'vmlinux') : null,
-      modulesDir: join(cacheDir, 'lib/modules', release),
-      headersDir: headers.dir,
-      cacheDir,
-    });
+    try {
+      const headers = await ensureHeaders(release, log);
+      const cacheDir = join(kernelsCacheDir(), release);
+      const meta = await fetchImage(release, version || headers.version, cacheDir, log);
+      return {
+        selector: spec.kind === 'series' ? spec.series : spec.release,
+        series: seriesOfRelease(release) ?? release,
+        release,
+        packageVersion: meta.packageVersion || headers.version,
+        vmlinuz: join(cacheDir, 'vmlinuz'),
+        vmlinux: meta.vmlinux ? join(cacheDir, 'vmlinux') : null,
+        modulesDir: join(cacheDir, 'lib/modules', release),
+        headersDir: headers.dir,
+        cacheDir,
+      };
+    } catch (error) {
+      if (spec.kind !== 'series' || attempt > 0) throw error;
+      // Old lists can name a kernel the mirror has since dropped: with fresh lists, the series
+      // may resolve to its successor.
+      if (aptUpdates === updatesBefore) {
+        listsUpdated = false;
+        await aptUpdate(log);
+      }
+      log(`${(error as Error).message.split('\n')[0]}; resolving ${spec.series} again with fresh lists`);
+    }
   }
-  return kernels;
 }
