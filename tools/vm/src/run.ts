@@ -153,7 +153,7 @@ function qemuArgs(kernel: Kernel, initramfs: string, runDir: string, guestDir: s
     if (p.includes(',')) throw new Error(`a path shared with the guest cannot contain a comma: ${p}`);
   }
   return [
-    // Nested KVM hangs on this kind of machine; TCG with every CPU feature works everywhere.
+    // KVM does not work nested here (it aborts on MSR 0x10a or hangs); TCG works everywhere.
     '-accel', 'tcg',
     '-cpu', 'max',
     '-m', String(memoryMb),
@@ -194,13 +194,32 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
 
   const kernel = await resolveOneKernel(options.kernel, log);
   const runDir = resolve(options.runDir ?? join(runsRootDir(), newRunId(), kernel.release));
+
+  // The given modules and all parameters are checked before anything is built or written.
+  const given: Array<{ path: string; name: string; params: string[] }> = [];
+  for (const m of options.modules ?? []) {
+    const spec = typeof m === 'string' ? { path: m } : m;
+    const path = resolve(spec.path.replaceAll('{kver}', kernel.release));
+    if (!existsSync(path)) throw new Error(`runInVm: module ${path} does not exist`);
+    if (!/\.ko(?:\.(?:xz|zst|gz))?$/.test(path)) throw new Error(`runInVm: ${path} is not a kernel module (.ko)`);
+    for (const p of spec.params ?? []) {
+      if (!/^[A-Za-z0-9_.-]+(?:=.*)?$/s.test(p)) throw new Error(`runInVm: parameter "${p}" of ${path} is not of the form key=value`);
+    }
+    const realPath = realpathSync(path);
+    given.push({ path: realPath, name: await moduleName(realPath), params: [...(spec.params ?? [])] });
+  }
+  const params = (options.params ?? []).map((param) => ({ param, ...parseModuleParam(param) }));
+  if (options.moduleSrc !== undefined && !existsSync(options.moduleSrc)) {
+    throw new Error(`runInVm: module source directory ${resolve(options.moduleSrc)} does not exist`);
+  }
+
   const guestDir = join(runDir, 'guest');
   const resultsDir = resolve(options.resultsDir ?? join(runDir, 'results'));
   mkdirSync(guestDir, { recursive: true });
   mkdirSync(resultsDir, { recursive: true });
 
-  // Modules: built ones first, then the given ones, each with its parameters.
-  const modulePaths: Array<{ path: string; params: string[] }> = [];
+  // Built modules load first, then the given ones, in order.
+  const modules: Array<{ path: string; name: string; params: string[] }> = [];
   if (options.moduleSrc !== undefined) {
     const built = await buildModule({
       kernel: [kernel],
@@ -208,20 +227,14 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
       out: options.moduleBuildDir ?? join(runDir, 'build'),
       log,
     });
-    for (const path of built[0]?.modules ?? []) modulePaths.push({ path, params: [] });
+    for (const path of built[0]?.modules ?? []) modules.push({ path, name: await moduleName(path), params: [] });
   }
-  for (const m of options.modules ?? []) {
-    const spec = typeof m === 'string' ? { path: m } : m;
-    const path = resolve(spec.path.replaceAll('{kver}', kernel.release));
-    if (!existsSync(path)) throw new Error(`runInVm: module ${path} does not exist`);
-    if (!/\.ko(?:\.(?:xz|zst|gz))?$/.test(path)) throw new Error(`runInVm: ${path} is not a kernel module (.ko)`);
-    modulePaths.push({ path, params: [...(spec.params ?? [])] });
-  }
+  modules.push(...given);
   const guestModules: GuestModule[] = [];
   const loadedModules: Array<{ name: string; path: string }> = [];
-  for (const { path, params } of modulePaths) {
-    let hostPath = realpathSync(path);
-    const name = await moduleName(hostPath);
+  for (const { path, name, params: moduleParams } of modules) {
+    if (guestModules.some((g) => g.name === name)) throw new Error(`runInVm: module ${name} is given twice`);
+    let hostPath = path;
     if (!hostPath.endsWith('.ko')) {
       // busybox insmod reads only plain modules.
       const plain = join(runDir, `${name}.ko`);
@@ -229,12 +242,10 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
       await exec('sh', ['-c', '"$1" -dc -- "$2" > "$3"', 'sh', tool, hostPath, plain]);
       hostPath = plain;
     }
-    if (guestModules.some((g) => g.name === name)) throw new Error(`runInVm: module ${name} is given twice`);
-    guestModules.push({ name, guestPath: `/host${hostPath}`, params: [...params] });
+    guestModules.push({ name, guestPath: `/host${hostPath}`, params: [...moduleParams] });
     loadedModules.push({ name, path: hostPath });
   }
-  for (const param of options.params ?? []) {
-    const { module, assignment } = parseModuleParam(param);
+  for (const { param, module, assignment } of params) {
     const target = guestModules.find((g) => g.name === module);
     if (!target) {
       throw new Error(

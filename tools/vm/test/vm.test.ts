@@ -183,6 +183,11 @@ test('runInVm refuses bad options before booting, naming what is wrong', async (
   await rejects({ kernel, command: ['true'], modules: [fixtureSrc] }, /is not a kernel module \(\.ko\)/);
   await rejects({ kernel, command: ['true'], modules: [fixtureKo(kernel)], params: ['tag=1'] }, /module parameter "tag=1" is not of the form module\.key=value/);
   await rejects(
+    { kernel, command: ['true'], modules: [{ path: fixtureKo(kernel), params: ['a b=1'] }] },
+    /parameter "a b=1" of \S+usip_vm_fixture\.ko is not of the form key=value/,
+  );
+  await rejects({ kernel, command: ['true'], moduleSrc: '/no/such/src' }, /module source directory \/no\/such\/src does not exist/);
+  await rejects(
     { kernel, command: ['true'], modules: [fixtureKo(kernel)], params: ['usip.tag=1'] },
     /module parameter "usip\.tag=1" names module usip, which is not loaded \(loaded: usip_vm_fixture\)/,
   );
