@@ -187,8 +187,8 @@ async function queryNewestOfSeries(series: string): Promise<HeadersCandidate | n
   while (candidates.length > 0) {
     const best = newestOfSeries(candidates, series);
     if (best === null) break;
-    const policy = await exec('apt-cache', ['show', `linux-headers-${best.release}`], { allowFailure: true });
-    const stanza = parseAptStanzas(policy.stdout)[0];
+    const shown = await exec('apt-cache', ['show', `linux-headers-${best.release}`], { allowFailure: true });
+    const stanza = parseAptStanzas(shown.stdout)[0];
     if (stanza?.Version) return { ...best, version: stanza.Version };
     candidates.splice(candidates.indexOf(best), 1);
   }

@@ -3,7 +3,7 @@
 // the kernel log.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { buildModule } from './build-module.js';
 import { exec } from './exec.js';
@@ -93,6 +93,28 @@ const DEFAULT_CPUS = 2;
 const TEARDOWN_RESERVE_S = 5;
 const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const PASSED_ENV = /^(CI|NO_COLOR|FORCE_COLOR|TZ|LANG|LC_[A-Z]+|USIP_[A-Z0-9_]*)$/;
+
+/** Run directories are kept for inspection, then pruned after this long. */
+const RUN_DIR_LIFETIME_MS = 3 * 24 * 60 * 60 * 1000;
+
+function pruneOldRuns(): void {
+  const root = runsRootDir();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return;
+  }
+  const cutoff = Date.now() - RUN_DIR_LIFETIME_MS;
+  for (const entry of entries) {
+    const dir = join(root, entry);
+    try {
+      if (statSync(dir).mtimeMs < cutoff) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // pruned by a concurrent run
+    }
+  }
+}
 
 export function newRunId(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
@@ -213,6 +235,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
     throw new Error(`runInVm: module source directory ${resolve(options.moduleSrc)} does not exist`);
   }
 
+  if (options.runDir === undefined) pruneOldRuns();
   const guestDir = join(runDir, 'guest');
   const resultsDir = resolve(options.resultsDir ?? join(runDir, 'results'));
   mkdirSync(guestDir, { recursive: true });

@@ -1,7 +1,7 @@
 // The built CLI (dist/cli.js, made by the build target this test depends on), as a user or
 // another package's test runs it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ test('kernels --json: both kernels, with their files', () => {
 test('build-module prints one .ko path per kernel on stdout; make output goes to stderr', () => {
   const out = mkdtempSync(join(tmpdir(), 'usip-vm-cli-build-'));
   const r = usipVm('build-module', '--kernel', 'all', '--src', fixtureSrc, '--out', out);
+  rmSync(out, { recursive: true, force: true });
   assert.is(r.code, 0, r.stderr);
   const paths = r.stdout.trim().split('\n');
   assert.is(paths.length, 2);

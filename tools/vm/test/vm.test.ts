@@ -1,7 +1,7 @@
 // Real boots of Debian's 6.1 and 6.12 kernels: what a guest command gets, and each way a run
 // must fail. Each boot costs seconds, so checks are grouped per boot.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,6 +114,7 @@ for (const series of ['6.1', '6.12']) {
       unload: false,
       timeoutMs: 120_000,
     });
+    rmSync(cwd, { recursive: true, force: true });
     assert.not.ok(r.ok);
     assert.is(r.exitCode, 3);
     assert.is(r.output, 'visible under /tmp\n');
@@ -192,5 +193,7 @@ test('runInVm refuses bad options before booting, naming what is wrong', async (
     /module parameter "usip\.tag=1" names module usip, which is not loaded \(loaded: usip_vm_fixture\)/,
   );
 });
+
+test.after(() => rmSync(buildDir, { recursive: true, force: true }));
 
 test.run();
