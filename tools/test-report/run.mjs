@@ -12,6 +12,7 @@ import { countTests } from './count.mjs';
 
 const workspaceRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** @param {string} message @returns {never} */
 function usage(message) {
   process.stderr.write(`test-report: ${message}\nusage: run.mjs --name NAME -- COMMAND [ARG...]\n`);
   process.exit(2);
@@ -22,16 +23,16 @@ const separator = argv.indexOf('--');
 if (separator < 0 || separator === argv.length - 1) usage('missing "-- COMMAND"');
 const nameIndex = argv.indexOf('--name');
 if (nameIndex < 0 || nameIndex + 1 >= separator) usage('missing --name NAME');
-const name = argv[nameIndex + 1];
-const [command, ...args] = argv.slice(separator + 1);
+const name = /** @type {string} */ (argv[nameIndex + 1]);
+const [command, ...args] = /** @type {[string, ...string[]]} */ (argv.slice(separator + 1));
 
 const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
 let output = '';
-child.stdout.on('data', (chunk) => {
+child.stdout.on('data', (/** @type {Buffer} */ chunk) => {
   output += chunk;
   process.stdout.write(chunk);
 });
-child.stderr.on('data', (chunk) => {
+child.stderr.on('data', (/** @type {Buffer} */ chunk) => {
   output += chunk;
   process.stderr.write(chunk);
 });

@@ -10,6 +10,7 @@ const workspaceRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = join(workspaceRoot, 'dist', 'test-results');
 const expected = process.argv.slice(2);
 
+/** @type {string[]} */
 let files = [];
 try {
   files = readdirSync(dir).filter((f) => f.endsWith('.json'));
