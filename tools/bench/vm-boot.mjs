@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Measures how long a VM run of `true` (boot, run, unload, log, poweroff) takes per kernel.
-// Usage: node tools/vm/bench/boot-time.mjs [RUNS=5] [SELECTOR=all] [CPUS=2]   (after the build)
-import { resolveKernels, runInVm } from '../dist/index.js';
+// Usage: node tools/bench/vm-boot.mjs [RUNS=5] [SELECTOR=all] [CPUS=2]   (after the build)
+import { resolveKernels, runInVm } from '@usip/vm';
 
 const runs = Number(process.argv[2] ?? 5);
 const selector = process.argv[3] ?? 'all';

@@ -1,8 +1,8 @@
 // Throughput of the binding against the host kernel's nlctrl: sequential and concurrent
 // requests, and dumps. Prints numbers; asserts nothing (timing belongs here, not in tests).
-// Run: npx nx bench netlink-native   (or node packages/netlink-native/bench/nlctrl.bench.mjs)
+// Run: npx nx run bench:netlink   (or node tools/bench/netlink-nlctrl.mjs after the build)
 import { performance } from 'node:perf_hooks';
-import { GenlSocket, Nlctrl } from '../dist/index.js';
+import { GenlSocket, Nlctrl } from '@usip/netlink-native';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
 const DUMPS = Number(process.env.BENCH_DUMPS ?? 1000);
