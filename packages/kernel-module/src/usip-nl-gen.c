@@ -6,23 +6,90 @@
 
 #include "usip-nl-gen.h"
 
+/* Attribute set "notifier", when nested in a request */
+static const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1] = {
+	[USIP_A_NOTIFIER_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
+	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
+	[USIP_A_NOTIFIER_CMD] = { .type = NLA_U32, },
+	[USIP_A_NOTIFIER_FLAGS] = NLA_POLICY_MASK(NLA_U32, USIP_NOTIFIER_FLAGS_MASK),
+	[USIP_A_NOTIFIER_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_NOTIFIER_PATH_PREFIX] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
+	[USIP_A_NOTIFIER_THRESHOLD] = NLA_POLICY_MAX(NLA_U32, 100U),
+};
+
 /* USIP_CMD_PING - do */
 static const struct nla_policy usip_ping_nl_policy[USIP_A_PING_COOKIE + 1] = {
 	[USIP_A_PING_COOKIE] = { .type = NLA_U64, },
 };
 
+/* USIP_CMD_LISTENER_REGISTER - do */
+static const struct nla_policy usip_listener_register_nl_policy[USIP_A_LISTENER_NOTIFIER + 1] = {
+	[USIP_A_LISTENER_FLAGS] = NLA_POLICY_MASK(NLA_U32, USIP_LISTENER_FLAGS_MASK),
+	[USIP_A_LISTENER_NOTIFIER] = NLA_POLICY_NESTED(usip_notifier_nl_policy),
+};
+
+/* USIP_CMD_LISTENER_UNREGISTER - do */
+static const struct nla_policy usip_listener_unregister_nl_policy[USIP_A_LISTENER_ID + 1] = {
+	[USIP_A_LISTENER_ID] = NLA_POLICY_MIN(NLA_U32, 1U),
+};
+
+/* USIP_CMD_INJECT - do */
+static struct netlink_range_validation usip_inject_repeat_range = {
+	.min	= 1U,
+	.max	= 65536U,
+};
+
+static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_REPEAT + 1] = {
+	[USIP_A_EVENT_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
+	[USIP_A_EVENT_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
+	[USIP_A_EVENT_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_EVENT_PARENT_ID] = { .type = NLA_U64, },
+	[USIP_A_EVENT_PATH] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
+	[USIP_A_EVENT_FS_TYPE] = { .type = NLA_NUL_STRING, .len = 63, },
+	[USIP_A_EVENT_SOURCE] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
+	[USIP_A_EVENT_DEV] = { .type = NLA_U32, },
+	[USIP_A_EVENT_COUNT] = NLA_POLICY_MIN(NLA_U32, 1U),
+	[USIP_A_EVENT_REPEAT] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_inject_repeat_range),
+};
+
 /* Ops table for usip */
-const struct genl_ops usip_nl_ops[1] = {
+const struct genl_ops usip_nl_ops[6] = {
 	{
 		.cmd		= USIP_CMD_PING,
 		.doit		= usip_nl_ping_doit,
 		.policy		= usip_ping_nl_policy,
 		.maxattr	= USIP_A_PING_COOKIE,
 	},
+	{
+		.cmd		= USIP_CMD_LISTENER_REGISTER,
+		.doit		= usip_nl_listener_register_doit,
+		.policy		= usip_listener_register_nl_policy,
+		.maxattr	= USIP_A_LISTENER_NOTIFIER,
+	},
+	{
+		.cmd		= USIP_CMD_LISTENER_UNREGISTER,
+		.doit		= usip_nl_listener_unregister_doit,
+		.policy		= usip_listener_unregister_nl_policy,
+		.maxattr	= USIP_A_LISTENER_ID,
+	},
+	{
+		.cmd		= USIP_CMD_LISTENER_GET,
+		.dumpit		= usip_nl_listener_get_dumpit,
+	},
+	{
+		.cmd		= USIP_CMD_INJECT,
+		.doit		= usip_nl_inject_doit,
+		.policy		= usip_inject_nl_policy,
+		.maxattr	= USIP_A_EVENT_REPEAT,
+	},
+	{
+		.cmd		= USIP_CMD_STATS,
+		.doit		= usip_nl_stats_doit,
+	},
 };
 
 /* Multicast groups for usip */
 const struct genl_multicast_group usip_nl_mcgrps[2] = {
-	[USIP_NLGRP_MTAB] = { .name = USIP_MCGRP_MTAB, },
-	[USIP_NLGRP_STORAGE] = { .name = USIP_MCGRP_STORAGE, },
+	[USIP_NLGRP_MTAB] = { .name = USIP_MCGRP_MTAB, .flags = GENL_MCAST_CAP_SYS_ADMIN, },
+	[USIP_NLGRP_STORAGE] = { .name = USIP_MCGRP_STORAGE, .flags = GENL_MCAST_CAP_SYS_ADMIN, },
 };

@@ -15,9 +15,14 @@ enum {
 	USIP_NLGRP_STORAGE,
 };
 
-extern const struct genl_ops usip_nl_ops[1];
+extern const struct genl_ops usip_nl_ops[6];
 extern const struct genl_multicast_group usip_nl_mcgrps[2];
 
 int usip_nl_ping_doit(struct sk_buff *skb, struct genl_info *info);
+int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info);
+int usip_nl_listener_unregister_doit(struct sk_buff *skb, struct genl_info *info);
+int usip_nl_listener_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
+int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info);
+int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info);
 
 #endif /* _USIP_NL_GEN_H */

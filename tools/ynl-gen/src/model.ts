@@ -136,9 +136,13 @@ export interface Operation {
   readonly cDumpit: string | undefined;
 }
 
+export type McastPermission = 'cap-sys-admin' | 'cap-net-admin';
+
 export interface McastGroup {
   readonly name: string;
   readonly doc: string;
+  /** Capabilities (in the user namespace owning the socket's network namespace) needed to join. */
+  readonly permissions: readonly McastPermission[];
   /** Index into the family's multicast group table. */
   readonly index: number;
   /** The uapi macro with the group's name string, e.g. USIP_MCGRP_MTAB. */

@@ -101,7 +101,7 @@ export interface RawSpec {
     'enum-name'?: string;
     list: RawOperation[];
   };
-  'mcast-groups'?: { list: { name: string; doc: string }[] };
+  'mcast-groups'?: { list: { name: string; doc: string; flags?: ('cap-sys-admin' | 'cap-net-admin')[] }[] };
 }
 
 export type ResolveResult = { ok: true; family: Family } | { ok: false; problems: SpecProblem[] };
@@ -363,6 +363,20 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
         r.fail(joinPointer(at, 'flags-mask'), 'checks', `"flags-mask" cannot be combined with "min" or "max" on "${a.name}"`);
       }
     }
+    // An enum attribute accepts only its entries, as the kernel's own generator has it: a range
+    // check is implied when the entries are contiguous and the spec gives no bounds itself.
+    if (integer && a.enum !== undefined && min === undefined && max === undefined && a['enum-as-flags'] !== true) {
+      const def = definitionsByName.get(a.enum);
+      if (def !== undefined && def.kind === 'enum') {
+        const values = def.entries.map((e) => e.value).sort((x, y) => x - y);
+        const lowest = values[0] ?? 0;
+        const highest = values[values.length - 1] ?? 0;
+        if (highest - lowest + 1 === values.length) {
+          min = { value: BigInt(lowest), named: undefined };
+          max = { value: BigInt(highest), named: undefined };
+        }
+      }
+    }
     return { min, max, minLen, maxLen, exactLen, flagsMask };
   }
 
@@ -374,6 +388,7 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
   const mcastGroups: McastGroup[] = rawGroups.map((g, index) => ({
     name: g.name,
     doc: g.doc,
+    permissions: g.flags ?? [],
     index,
     cName: `${prefix}_MCGRP_${cMacro(g.name)}`,
     cIndexName: `${prefix}_NLGRP_${cMacro(g.name)}`,

@@ -1,7 +1,8 @@
 // JSON Schema (draft-07) of the subset of the kernel's genetlink YNL format that this generator
 // understands. It follows Documentation/netlink/genetlink.yaml, minus what we do not generate
 // (legacy structs, sub-messages, uint/sint, pre/post hooks), so that a key we would silently
-// ignore is an error instead. One extension: multicast groups may carry a `doc`.
+// ignore is an error instead. Extensions: multicast groups may carry a `doc`, and `flags` that
+// require a capability to join them (the kernel's GENL_MCAST_CAP_SYS_ADMIN/NET_ADMIN).
 
 const docString = { type: 'string', minLength: 1 } as const;
 
@@ -207,6 +208,12 @@ export const specSchema = {
             properties: {
               name: { type: 'string', pattern: '^[a-z][a-z0-9-]*$', maxLength: 15 },
               doc: docString,
+              // The kernel's GENL_MCAST_CAP_* checks on joining the group.
+              flags: {
+                type: 'array',
+                uniqueItems: true,
+                items: { enum: ['cap-sys-admin', 'cap-net-admin'] },
+              },
             },
           },
         },

@@ -90,6 +90,8 @@ test('kernel source: a policy per op with each check mapped to its NLA_POLICY fo
     '\t[FULL_ITEM_ATTR_HIDDEN] = { .type = NLA_FLAG, },',
     '\t[FULL_ITEM_ATTR_TAGS] = { .type = NLA_U32, },',
     '\t[FULL_ITEM_ATTR_PEERS] = NLA_POLICY_NESTED(full_endpoint_nl_policy),',
+    // An enum attribute without checks accepts only its (contiguous) entries.
+    '\t[FULL_ITEM_ATTR_SHAPE] = NLA_POLICY_RANGE(NLA_U32, 0U, 1U),',
   ]);
   // Reply-only attributes are not in any request policy.
   assert.not.ok(c.includes('[FULL_ITEM_ATTR_RAW]'));
@@ -104,7 +106,7 @@ test('kernel source: struct genl_ops with per-op policy, handlers and permission
     '\t\t.flags\t\t= GENL_ADMIN_PERM | GENL_UNS_ADMIN_PERM,',
     // An op without request attributes has no policy: the kernel then rejects every attribute.
     '\t{\n\t\t.cmd\t\t= FULL_OP_LIST,\n\t\t.dumpit\t\t= full_nl_list_dumpit,\n\t},',
-    'const struct genl_multicast_group full_nl_mcgrps[2] = {\n\t[FULL_NLGRP_EVENTS] = { .name = FULL_MCGRP_EVENTS, },\n\t[FULL_NLGRP_OTHER] = { .name = FULL_MCGRP_OTHER, },\n};',
+    'const struct genl_multicast_group full_nl_mcgrps[2] = {\n\t[FULL_NLGRP_EVENTS] = { .name = FULL_MCGRP_EVENTS, },\n\t[FULL_NLGRP_OTHER] = { .name = FULL_MCGRP_OTHER, .flags = GENL_MCAST_CAP_NET_ADMIN, },\n};',
   ]);
   assert.not.ok(c.includes('genl_split_ops'), 'split ops do not exist on Linux 6.1');
   assert.not.ok(c.includes('FULL_OP_CHANGED'), 'events have no kernel handler');
@@ -181,7 +183,7 @@ test('TypeScript: constants, flag bits, tables and operations carry the spec val
     assert.is(m.MODE_MASK, 3);
     assert.equal(m.Command, { get: 1, set: 5, list: 6, changed: 7, new: 8 });
     assert.equal(m.MulticastGroup, { events: 'events', other: 'other' });
-    assert.equal(m.ItemAttribute, { id: 1, pad: 2, colour: 3, opts: 4, modes: 5, key: 6, blob: 7, note: 10, offset: 11, small: 12, hidden: 13, endpoint: 14, tags: 15, peers: 16, raw: 17 });
+    assert.equal(m.ItemAttribute, { id: 1, pad: 2, colour: 3, opts: 4, modes: 5, key: 6, blob: 7, note: 10, offset: 11, small: 12, hidden: 13, endpoint: 14, tags: 15, peers: 16, raw: 17, shape: 18 });
     const item = m.ITEM_ATTRIBUTE_SET as { name: string; attributes: Record<string, unknown>[] };
     const endpoint = m.ENDPOINT_ATTRIBUTE_SET;
     assert.is(item.name, 'item');
@@ -208,6 +210,19 @@ test('TypeScript: constants, flag bits, tables and operations carry the spec val
   }
 });
 
+test('TypeScript: the events form one union told apart by kind, and a table by command', () => {
+  const source = emitTypeScript(family);
+  hasLines(source, [
+    "export type ChangedEvent = Pick<ItemAttributes, 'id' | 'colour'>;",
+    "export type FullEvent =\n  | ({ readonly kind: 'changed' } & ChangedEvent);",
+    "export type FullEventKind = FullEvent['kind'];",
+    'export const EVENT_OPERATIONS: Readonly<Record<number, OperationSpec>> = {',
+  ]);
+  const changed = family.operations.find((op) => op.name === 'changed');
+  assert.ok(source.includes(`  ${changed?.value}: CHANGED_OPERATION,`), 'the event table maps the command number');
+  assert.not.ok(/\bGET_OPERATION,\n\};/.test(source), 'operations that are not events stay out of it');
+});
+
 test('Markdown: family, operations with their attributes, checks, perms, groups, definitions', () => {
   const md = emitMarkdown(family);
   assert.is(md.split('\n')[0], `<!-- ${NOTICE} -->`);
@@ -227,7 +242,8 @@ test('Markdown: family, operations with their attributes, checks, perms, groups,
     '- permissions: none: any user may send it',
     '- multicast group: [events](#multicast-groups)',
     '- notification in the format of the `get` reply',
-    '| `events` | `FULL_MCGRP_EVENTS` | Item events. |',
+    '| `events` | `FULL_MCGRP_EVENTS` | any user | Item events. |',
+    '| `other` | `FULL_MCGRP_OTHER` | CAP_NET_ADMIN | Other events. |',
     '### const name-len',
     '| 0x80000000 | `high` | `FULL_OPT_HIGH` |  |',
     '| 7 | `blue` | `FULL_COLOUR_BLUE` | The blue one. |',

@@ -8,6 +8,9 @@ export const FAMILY_VERSION = 1;
 /** Version of the USIP protocol described by this specification. It grows when a change is not backwards compatible; a client compares it with the protocol-version attribute of the ping reply. */
 export const PROTOCOL_VERSION = 1;
 
+/** The longest path an attribute carries, without its terminating NUL (PATH_MAX - 1). */
+export const PATH_MAX = 4095;
+
 /** Optional capabilities of the running module, reported by ping. */
 export const Feature = {
   /** The family is network-namespace aware: it answers requests from every network namespace, not only the initial one. */
@@ -23,6 +26,92 @@ export const FEATURE_NAMES: Readonly<Record<number, string>> = {
 };
 /** Every bit of Feature. */
 export const FEATURE_MASK = 0x3;
+
+/** What an event is about, and so the multicast group that carries it. */
+export const EventType = {
+  /** The mount table (group mtab). */
+  mtab: 1,
+  /** Storage and space (group storage). */
+  storage: 2,
+} as const;
+export type EventTypeName = keyof typeof EventType;
+/** Spec names of the values of EventType, for display. */
+export const EVENT_TYPE_NAMES: Readonly<Record<number, string>> = {
+  1: 'mtab',
+  2: 'storage',
+};
+
+/** What happened. mount, umount, move and remount are mtab actions; enospc, edquot and low-space are storage actions. A notifier names one action of its type. */
+export const Action = {
+  /** A mount was attached. */
+  mount: 1,
+  /** A mount was detached. */
+  umount: 2,
+  /** A mount was moved to another mount point. */
+  move: 3,
+  /** A mount's flags or options changed. */
+  remount: 4,
+  /** A write failed because the file system is full. */
+  enospc: 5,
+  /** A write failed because a disk quota is exhausted. */
+  edquot: 6,
+  /** Free space fell below a notifier's threshold. */
+  lowSpace: 7,
+} as const;
+export type ActionName = keyof typeof Action;
+/** Spec names of the values of Action, for display. */
+export const ACTION_NAMES: Readonly<Record<number, string>> = {
+  1: 'mount',
+  2: 'umount',
+  3: 'move',
+  4: 'remount',
+  5: 'enospc',
+  6: 'edquot',
+  7: 'low-space',
+};
+
+/** What to do when a notifier matches an event. */
+export const NotifierFlags = {
+  /** Send the event to the listener's socket (and a copy to the multicast group of its type). */
+  notify: 0x1,
+  /** Write a line about the event to the kernel log (rate limited). */
+  kernLog: 0x2,
+} as const;
+export type NotifierFlagsName = keyof typeof NotifierFlags;
+/** Spec names of the bits of NotifierFlags, for display. */
+export const NOTIFIER_FLAGS_NAMES: Readonly<Record<number, string>> = {
+  0x1: 'notify',
+  0x2: 'kern-log',
+};
+/** Every bit of NotifierFlags. */
+export const NOTIFIER_FLAGS_MASK = 0x3;
+
+/** Options of a listener as a whole. */
+export const ListenerFlags = {
+  /** Receive the events of every mount namespace, not only the registering process's own. Needs CAP_SYS_ADMIN in the initial user namespace. */
+  global: 0x1,
+} as const;
+export type ListenerFlagsName = keyof typeof ListenerFlags;
+/** Spec names of the bits of ListenerFlags, for display. */
+export const LISTENER_FLAGS_NAMES: Readonly<Record<number, string>> = {
+  0x1: 'global',
+};
+/** Every bit of ListenerFlags. */
+export const LISTENER_FLAGS_MASK = 0x1;
+
+/** Whose events a listener receives. */
+export const Scope = {
+  /** Events of the mount namespace the listener was registered in. */
+  mntNs: 1,
+  /** Events of every mount namespace. */
+  global: 2,
+} as const;
+export type ScopeName = keyof typeof Scope;
+/** Spec names of the values of Scope, for display. */
+export const SCOPE_NAMES: Readonly<Record<number, string>> = {
+  1: 'mnt-ns',
+  2: 'global',
+};
 
 /** How an attribute's payload is encoded on the wire. */
 export type AttributeType = 'pad' | 'flag' | 'binary' | 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | 's64' | 'string' | 'nest';
@@ -98,22 +187,292 @@ export const PING_ATTRIBUTE_SET: AttributeSetSpec<PingAttributes> = {
   ],
 };
 
+/** Attribute set "notifier": One notifier of a listener: which events it matches (type, action and the optional selectors) and what to do with them (flags). */
+export interface NotifierAttributes {
+  /** The type of the events the notifier matches. */
+  type?: number;
+  /** The action it matches; it must be an action of the notifier's type. */
+  action?: number;
+  /** Opaque to the module: a number the listener chooses, echoed in every event this notifier matched, e.g. to pick the callback or command that handles it. */
+  cmd?: number;
+  /** What to do on a match. A notifier without any flag is refused. */
+  flags?: number;
+  /** Selector: match only events of this mount (its mount id). */
+  mountId?: bigint;
+  /** Selector: match only events whose mount point is this path or lies below it (whole path components: /mnt matches /mnt/a, not /mnta). */
+  pathPrefix?: string;
+  /** Selector of low-space notifiers: the free-space percentage below which the event fires. */
+  threshold?: number;
+}
+
+/** Attribute ids of the set "notifier". */
+export const NotifierAttribute = {
+  type: 1,
+  action: 2,
+  cmd: 3,
+  flags: 4,
+  mountId: 5,
+  pathPrefix: 6,
+  threshold: 7,
+  pad: 8,
+} as const;
+
+export const NOTIFIER_ATTRIBUTE_SET: AttributeSetSpec<NotifierAttributes> = {
+  name: 'notifier',
+  attributes: [
+    { id: 1, name: 'type', key: 'type', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
+    { id: 2, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 7 } },
+    { id: 3, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
+    { id: 4, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x3 } },
+    { id: 5, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 6, name: 'path-prefix', key: 'pathPrefix', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
+    { id: 7, name: 'threshold', key: 'threshold', type: 'u32', bigEndian: false, multi: false, checks: { max: 100 } },
+    { id: 8, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+  ],
+};
+
+/** Attribute set "listener": A listener, as registered and as listed. */
+export interface ListenerAttributes {
+  /** The listener's id, unique while the module is loaded. */
+  id?: number;
+  /** The listener's options. */
+  flags?: number;
+  /** A notifier; a listener has one or more. */
+  notifier?: NotifierAttributes[];
+  /** A multicast group the listener's events are also copied to, one per event type its notifiers name. */
+  group?: string[];
+  /** Whose events the listener receives. */
+  scope?: number;
+  /** Inode number of the mount namespace the listener was registered in, as in /proc/PID/ns/mnt. */
+  mntNs?: bigint;
+  /** Process (thread group) id of the registering process, in the caller's pid namespace; 0 when that process is not visible there. */
+  ownerPid?: number;
+  /** Effective uid of the registering process, in the caller's user namespace. */
+  ownerUid?: number;
+  /** Netlink port id of the socket the listener belongs to and dies with. */
+  portId?: number;
+  /** Events delivered to the listener's socket so far. */
+  delivered?: bigint;
+  /** Events the listener should have received but did not: dropped because the module's event queue was full or the socket's receive buffer was. */
+  missed?: bigint;
+}
+
+/** Attribute ids of the set "listener". */
+export const ListenerAttribute = {
+  id: 1,
+  flags: 2,
+  notifier: 3,
+  group: 4,
+  scope: 5,
+  mntNs: 6,
+  ownerPid: 7,
+  ownerUid: 8,
+  portId: 9,
+  delivered: 10,
+  missed: 11,
+  pad: 12,
+} as const;
+
+export const LISTENER_ATTRIBUTE_SET: AttributeSetSpec<ListenerAttributes> = {
+  name: 'listener',
+  attributes: [
+    { id: 1, name: 'id', key: 'id', type: 'u32', bigEndian: false, multi: false, checks: { min: 1 } },
+    { id: 2, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x1 } },
+    { id: 3, name: 'notifier', key: 'notifier', type: 'nest', bigEndian: false, multi: true, nested: NOTIFIER_ATTRIBUTE_SET },
+    { id: 4, name: 'group', key: 'group', type: 'string', bigEndian: false, multi: true, checks: { maxLen: 15 } },
+    { id: 5, name: 'scope', key: 'scope', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
+    { id: 6, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 7, name: 'owner-pid', key: 'ownerPid', type: 'u32', bigEndian: false, multi: false },
+    { id: 8, name: 'owner-uid', key: 'ownerUid', type: 'u32', bigEndian: false, multi: false },
+    { id: 9, name: 'port-id', key: 'portId', type: 'u32', bigEndian: false, multi: false },
+    { id: 10, name: 'delivered', key: 'delivered', type: 'u64', bigEndian: false, multi: false },
+    { id: 11, name: 'missed', key: 'missed', type: 'u64', bigEndian: false, multi: false },
+    { id: 12, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+  ],
+};
+
+/** Attribute set "event": An event, and the request that injects a synthetic one. */
+export interface EventAttributes {
+  /** The listener the event was delivered to; absent from the copies sent to the multicast groups. */
+  listenerId?: number;
+  /** Sequence number of the event, counted by the module over all events it accepted; dropped events use up numbers too. */
+  seq?: bigint;
+  /** How many events for this listener were dropped since the previous event delivered to it (in multicast copies: events of this group dropped since the previous copy). Non-zero means the receiver's view has a gap and should be resynchronised. */
+  missed?: number;
+  /** The type of the event. */
+  type?: number;
+  /** What happened. */
+  action?: number;
+  /** The cmd of the notifier that matched (unicast copies only). */
+  cmd?: number;
+  /** When the event happened, in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
+  timestamp?: bigint;
+  /** Inode number of the mount namespace the event happened in. */
+  mntNs?: bigint;
+  /** Process id of the task that caused the event, in the pid namespace of the listener (multicast copies: of the initial namespace); 0 if not visible there. */
+  pid?: number;
+  /** Effective uid of the task that caused the event. */
+  uid?: number;
+  /** Id of the mount the event is about. */
+  mountId?: bigint;
+  /** Id of the mount's parent mount. */
+  parentId?: bigint;
+  /** The mount point the event is about. */
+  path?: string;
+  /** File system type of the mount, e.g. ext4. */
+  fsType?: string;
+  /** Source of the mount, e.g. /dev/sda1. */
+  source?: string;
+  /** Device number of the file system (new_encode_dev(st_dev) format). */
+  dev?: number;
+  /** How many occurrences this event stands for (bursts are coalesced). */
+  count?: number;
+  /** Inject only: post the event this many times in a row, without waiting, to exercise the event queue's bound. */
+  repeat?: number;
+  /** Inject reply: how many of the posted events were queued for delivery. */
+  queued?: number;
+  /** Inject reply: how many were dropped because the event queue was full. */
+  dropped?: number;
+}
+
+/** Attribute ids of the set "event". */
+export const EventAttribute = {
+  listenerId: 1,
+  seq: 2,
+  missed: 3,
+  type: 4,
+  action: 5,
+  cmd: 6,
+  timestamp: 7,
+  mntNs: 8,
+  pid: 9,
+  uid: 10,
+  mountId: 11,
+  parentId: 12,
+  path: 13,
+  fsType: 14,
+  source: 15,
+  dev: 16,
+  count: 17,
+  repeat: 18,
+  queued: 19,
+  dropped: 20,
+  pad: 21,
+} as const;
+
+export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
+  name: 'event',
+  attributes: [
+    { id: 1, name: 'listener-id', key: 'listenerId', type: 'u32', bigEndian: false, multi: false },
+    { id: 2, name: 'seq', key: 'seq', type: 'u64', bigEndian: false, multi: false },
+    { id: 3, name: 'missed', key: 'missed', type: 'u32', bigEndian: false, multi: false },
+    { id: 4, name: 'type', key: 'type', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
+    { id: 5, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 7 } },
+    { id: 6, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
+    { id: 7, name: 'timestamp', key: 'timestamp', type: 'u64', bigEndian: false, multi: false },
+    { id: 8, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 9, name: 'pid', key: 'pid', type: 'u32', bigEndian: false, multi: false },
+    { id: 10, name: 'uid', key: 'uid', type: 'u32', bigEndian: false, multi: false },
+    { id: 11, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 12, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false },
+    { id: 13, name: 'path', key: 'path', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
+    { id: 14, name: 'fs-type', key: 'fsType', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 63 } },
+    { id: 15, name: 'source', key: 'source', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
+    { id: 16, name: 'dev', key: 'dev', type: 'u32', bigEndian: false, multi: false },
+    { id: 17, name: 'count', key: 'count', type: 'u32', bigEndian: false, multi: false, checks: { min: 1 } },
+    { id: 18, name: 'repeat', key: 'repeat', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 65536 } },
+    { id: 19, name: 'queued', key: 'queued', type: 'u32', bigEndian: false, multi: false },
+    { id: 20, name: 'dropped', key: 'dropped', type: 'u32', bigEndian: false, multi: false },
+    { id: 21, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+  ],
+};
+
+/** Attribute set "stats": Counters of the module's state, for monitoring and for leak checks. */
+export interface StatsAttributes {
+  /** Listeners registered, in all namespaces. */
+  listeners?: number;
+  /** Notifiers of those listeners. */
+  notifiers?: number;
+  /** Events waiting in the event queue. */
+  queued?: number;
+  /** The event queue's bound (module parameter event_queue_len). */
+  queueLimit?: number;
+  /** Events accepted since the module was loaded (the last seq). */
+  posted?: bigint;
+  /** Events dropped because the queue was full, since the module was loaded. */
+  dropped?: bigint;
+  /** Event messages sent to listeners' sockets. */
+  delivered?: bigint;
+  /** Event messages a listener's socket could not take (receive buffer full). */
+  undeliverable?: bigint;
+  /** Memory objects the module has allocated and not freed (listeners, notifiers, strings, queued events). 0 when nothing is registered and nothing is queued. */
+  objects?: number;
+}
+
+/** Attribute ids of the set "stats". */
+export const StatsAttribute = {
+  listeners: 1,
+  notifiers: 2,
+  queued: 3,
+  queueLimit: 4,
+  posted: 5,
+  dropped: 6,
+  delivered: 7,
+  undeliverable: 8,
+  objects: 9,
+  pad: 10,
+} as const;
+
+export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
+  name: 'stats',
+  attributes: [
+    { id: 1, name: 'listeners', key: 'listeners', type: 'u32', bigEndian: false, multi: false },
+    { id: 2, name: 'notifiers', key: 'notifiers', type: 'u32', bigEndian: false, multi: false },
+    { id: 3, name: 'queued', key: 'queued', type: 'u32', bigEndian: false, multi: false },
+    { id: 4, name: 'queue-limit', key: 'queueLimit', type: 'u32', bigEndian: false, multi: false },
+    { id: 5, name: 'posted', key: 'posted', type: 'u64', bigEndian: false, multi: false },
+    { id: 6, name: 'dropped', key: 'dropped', type: 'u64', bigEndian: false, multi: false },
+    { id: 7, name: 'delivered', key: 'delivered', type: 'u64', bigEndian: false, multi: false },
+    { id: 8, name: 'undeliverable', key: 'undeliverable', type: 'u64', bigEndian: false, multi: false },
+    { id: 9, name: 'objects', key: 'objects', type: 'u32', bigEndian: false, multi: false },
+    { id: 10, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+  ],
+};
+
 export const ATTRIBUTE_SETS = {
   ping: PING_ATTRIBUTE_SET,
+  notifier: NOTIFIER_ATTRIBUTE_SET,
+  listener: LISTENER_ATTRIBUTE_SET,
+  event: EVENT_ATTRIBUTE_SET,
+  stats: STATS_ATTRIBUTE_SET,
 } as const;
 
 /** Command numbers (genlmsghdr.cmd) of the operations. */
 export const Command = {
   /** Checks that the module is loaded and tells what it is: the protocol and module versions, the kernel release it was built for, and its feature flags. Any user may ping, from any network namespace. */
   ping: 1,
+  /** Registers a listener with one or more notifiers; it lives as long as the socket that sent the request. Without the global flag it receives the events of the caller's mount namespace; with it, of every mount namespace, which needs CAP_SYS_ADMIN in the initial user namespace. Per-user and per-listener limits are module parameters (max_listeners_per_user, max_notifiers_per_listener). */
+  listenerRegister: 2,
+  /** Removes a listener. Allowed to the socket that registered it, to a process with the same effective uid, and to a holder of CAP_SYS_ADMIN in the user namespace the listener was registered in. */
+  listenerUnregister: 3,
+  /** Lists the listeners of the caller's network namespace that the caller could unregister (all of them for CAP_SYS_ADMIN in the initial user namespace). */
+  listenerGet: 4,
+  /** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. */
+  inject: 5,
+  /** Reports the module's counters. Any user may ask. */
+  stats: 6,
+  /** A mount table event, sent to listeners and to the mtab group. */
+  mtabEvent: 7,
+  /** A storage event, sent to listeners and to the storage group. */
+  storageEvent: 8,
 } as const;
 export type CommandName = keyof typeof Command;
 
 /** Multicast groups, by the name the kernel registers them under. */
 export const MulticastGroup = {
-  /** Mount table events: a mount was attached, detached, moved or had its flags changed, each with the mount's identity and a per-namespace sequence number that lets a listener detect lost events. */
+  /** Mount table events (mtab-event): a copy of each event delivered to a listener, sent in the listener's network namespace. Joining needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, since the events name mounts of any mount namespace. */
   mtab: 'mtab',
-  /** Storage events: writes that failed with ENOSPC or EDQUOT, and low-space watermark crossings, as requested by registered listeners. */
+  /** Storage events (storage-event): a copy of each event delivered to a listener, sent in the listener's network namespace. Joining needs CAP_SYS_ADMIN, as for mtab. */
   storage: 'storage',
 } as const;
 export type MulticastGroupName = (typeof MulticastGroup)[keyof typeof MulticastGroup];
@@ -152,6 +511,102 @@ export const PING_OPERATION = {
 export type PingRequest = Pick<PingAttributes, 'cookie'>;
 export type PingReply = Pick<PingAttributes, 'protocolVersion' | 'moduleVersion' | 'features' | 'kernelRelease' | 'cookie'>;
 
+/** Registers a listener with one or more notifiers; it lives as long as the socket that sent the request. Without the global flag it receives the events of the caller's mount namespace; with it, of every mount namespace, which needs CAP_SYS_ADMIN in the initial user namespace. Per-user and per-listener limits are module parameters (max_listeners_per_user, max_notifiers_per_listener). */
+export const LISTENER_REGISTER_OPERATION = {
+  name: 'listener-register',
+  command: 2,
+  attributeSet: LISTENER_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: ['flags', 'notifier'], reply: ['id', 'group', 'scope', 'mntNs'] },
+} as const satisfies OperationSpec;
+export type ListenerRegisterRequest = Pick<ListenerAttributes, 'flags' | 'notifier'>;
+export type ListenerRegisterReply = Pick<ListenerAttributes, 'id' | 'group' | 'scope' | 'mntNs'>;
+
+/** Removes a listener. Allowed to the socket that registered it, to a process with the same effective uid, and to a holder of CAP_SYS_ADMIN in the user namespace the listener was registered in. */
+export const LISTENER_UNREGISTER_OPERATION = {
+  name: 'listener-unregister',
+  command: 3,
+  attributeSet: LISTENER_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: ['id'], reply: [] },
+} as const satisfies OperationSpec;
+export type ListenerUnregisterRequest = Pick<ListenerAttributes, 'id'>;
+export type ListenerUnregisterReply = Pick<ListenerAttributes, never>;
+
+/** Lists the listeners of the caller's network namespace that the caller could unregister (all of them for CAP_SYS_ADMIN in the initial user namespace). */
+export const LISTENER_GET_OPERATION = {
+  name: 'listener-get',
+  command: 4,
+  attributeSet: LISTENER_ATTRIBUTE_SET,
+  permissions: [],
+  dump: { request: [], reply: ['id', 'flags', 'scope', 'mntNs', 'ownerPid', 'ownerUid', 'portId', 'notifier', 'group', 'delivered', 'missed'] },
+} as const satisfies OperationSpec;
+export type ListenerGetDumpRequest = Pick<ListenerAttributes, never>;
+export type ListenerGetDumpReply = Pick<ListenerAttributes, 'id' | 'flags' | 'scope' | 'mntNs' | 'ownerPid' | 'ownerUid' | 'portId' | 'notifier' | 'group' | 'delivered' | 'missed'>;
+
+/** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. */
+export const INJECT_OPERATION = {
+  name: 'inject',
+  command: 5,
+  attributeSet: EVENT_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: ['type', 'action', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'count', 'repeat'], reply: ['seq', 'queued', 'dropped'] },
+} as const satisfies OperationSpec;
+export type InjectRequest = Pick<EventAttributes, 'type' | 'action' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'count' | 'repeat'>;
+export type InjectReply = Pick<EventAttributes, 'seq' | 'queued' | 'dropped'>;
+
+/** Reports the module's counters. Any user may ask. */
+export const STATS_OPERATION = {
+  name: 'stats',
+  command: 6,
+  attributeSet: STATS_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects'] },
+} as const satisfies OperationSpec;
+export type StatsRequest = Pick<StatsAttributes, never>;
+export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects'>;
+
+/** A mount table event, sent to listeners and to the mtab group. */
+export const MTAB_EVENT_OPERATION = {
+  name: 'mtab-event',
+  command: 7,
+  attributeSet: EVENT_ATTRIBUTE_SET,
+  permissions: [],
+  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev'],
+  mcastGroup: 'mtab',
+} as const satisfies OperationSpec;
+export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev'>;
+
+/** A storage event, sent to listeners and to the storage group. */
+export const STORAGE_EVENT_OPERATION = {
+  name: 'storage-event',
+  command: 8,
+  attributeSet: EVENT_ATTRIBUTE_SET,
+  permissions: [],
+  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'path', 'fsType', 'source', 'dev', 'count'],
+  mcastGroup: 'storage',
+} as const satisfies OperationSpec;
+export type StorageEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'path' | 'fsType' | 'source' | 'dev' | 'count'>;
+
 export const OPERATIONS = {
   ping: PING_OPERATION,
+  listenerRegister: LISTENER_REGISTER_OPERATION,
+  listenerUnregister: LISTENER_UNREGISTER_OPERATION,
+  listenerGet: LISTENER_GET_OPERATION,
+  inject: INJECT_OPERATION,
+  stats: STATS_OPERATION,
+  mtabEvent: MTAB_EVENT_OPERATION,
+  storageEvent: STORAGE_EVENT_OPERATION,
 } as const;
+
+/** Every event the family sends, told apart by `kind` (the name of its operation). */
+export type UsipEvent =
+  | ({ readonly kind: 'mtab-event' } & MtabEvent)
+  | ({ readonly kind: 'storage-event' } & StorageEvent);
+export type UsipEventKind = UsipEvent['kind'];
+
+/** The event operations by command number, to decode an incoming notification. */
+export const EVENT_OPERATIONS: Readonly<Record<number, OperationSpec>> = {
+  7: MTAB_EVENT_OPERATION,
+  8: STORAGE_EVENT_OPERATION,
+};

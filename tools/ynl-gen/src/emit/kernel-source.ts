@@ -180,7 +180,11 @@ export function emitKernelSource(family: Family, headerName: string): string {
   if (family.mcastGroups.length > 0) {
     out.push('', `/* Multicast groups for ${family.name} */`);
     out.push(`const struct genl_multicast_group ${p}_nl_mcgrps[${family.mcastGroups.length}] = {`);
-    for (const group of family.mcastGroups) out.push(`\t[${group.cIndexName}] = { .name = ${group.cName}, },`);
+    for (const group of family.mcastGroups) {
+      const flags = group.permissions.map((perm) => (perm === 'cap-sys-admin' ? 'GENL_MCAST_CAP_SYS_ADMIN' : 'GENL_MCAST_CAP_NET_ADMIN'));
+      const flagsField = flags.length === 0 ? '' : ` .flags = ${flags.join(' | ')},`;
+      out.push(`\t[${group.cIndexName}] = { .name = ${group.cName},${flagsField} },`);
+    }
     out.push('};');
   }
   out.push('');

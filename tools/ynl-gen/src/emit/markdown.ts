@@ -98,8 +98,11 @@ export function emitMarkdown(family: Family): string {
   out.push('## Multicast groups', '');
   if (family.mcastGroups.length === 0) out.push('None.', '');
   else {
-    out.push('| group | C name | carries |', '|---|---|---|');
-    for (const g of family.mcastGroups) out.push(`| \`${g.name}\` | \`${g.cName}\` | ${cell(g.doc)} |`);
+    out.push('| group | C name | joining needs | carries |', '|---|---|---|---|');
+    for (const g of family.mcastGroups) {
+      const needs = g.permissions.length === 0 ? 'any user' : g.permissions.map((p) => (p === 'cap-sys-admin' ? 'CAP_SYS_ADMIN' : 'CAP_NET_ADMIN')).join(', ');
+      out.push(`| \`${g.name}\` | \`${g.cName}\` | ${needs} | ${cell(g.doc)} |`);
+    }
     out.push('');
   }
   out.push('## Attribute sets', '');

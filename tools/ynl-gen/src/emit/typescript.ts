@@ -42,6 +42,11 @@ export const setInterfaceName = (set: AttributeSet): string => `${pascalCase(set
 export const setTableName = (set: AttributeSet): string => `${upperSnake(set.name)}_ATTRIBUTE_SET`;
 export const setIdsName = (set: AttributeSet): string => `${pascalCase(set.name)}Attribute`;
 export const operationTableName = (op: Operation): string => `${upperSnake(op.name)}_OPERATION`;
+/** mtab-event → MtabEvent, ping → PingEvent. */
+export const eventTypeName = (op: Operation): string => {
+  const base = pascalCase(op.name);
+  return base.endsWith('Event') ? base : `${base}Event`;
+};
 
 function literal(value: bigint | number, wide: boolean): string {
   return wide ? `${String(value)}n` : String(value);
@@ -236,11 +241,29 @@ export function emitTypeScript(family: Family): string {
         out.push(`export type ${base}DumpRequest = ${keysType(set, op.dump.request)};`);
         out.push(`export type ${base}DumpReply = ${keysType(set, op.dump.reply)};`);
       }
-      if (op.event !== undefined) out.push(`export type ${base}Event = ${keysType(set, op.event)};`);
+      if (op.event !== undefined) out.push(`export type ${eventTypeName(op)} = ${keysType(set, op.event)};`);
     }
   }
   out.push('', 'export const OPERATIONS = {');
   for (const op of family.operations) out.push(`  ${camelCase(op.name)}: ${operationTableName(op)},`);
-  out.push('} as const;', '');
+  out.push('} as const;');
+
+  const events = family.operations.filter((op) => op.event !== undefined && op.attributeSet !== undefined);
+  if (events.length > 0) {
+    const union = `${pascalCase(family.name)}Event`;
+    out.push(
+      '',
+      `/** Every event the family sends, told apart by \`kind\` (the name of its operation). */`,
+      `export type ${union} =`,
+      ...events.map((op, i) => `  | ({ readonly kind: '${op.name}' } & ${eventTypeName(op)})${i === events.length - 1 ? ';' : ''}`),
+      `export type ${union}Kind = ${union}['kind'];`,
+      '',
+      '/** The event operations by command number, to decode an incoming notification. */',
+      'export const EVENT_OPERATIONS: Readonly<Record<number, OperationSpec>> = {',
+      ...events.map((op) => `  ${op.value}: ${operationTableName(op)},`),
+      '};',
+    );
+  }
+  out.push('');
   return out.join('\n');
 }

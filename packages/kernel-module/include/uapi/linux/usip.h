@@ -20,6 +20,12 @@
  */
 #define USIP_PROTOCOL_VERSION		1
 
+/*
+ * The longest path an attribute carries, without its terminating NUL
+ * (PATH_MAX - 1).
+ */
+#define USIP_PATH_MAX			4095
+
 /* Optional capabilities of the running module, reported by ping. */
 enum usip_feature {
 	/*
@@ -36,6 +42,70 @@ enum usip_feature {
 
 	/* every flag above */
 	USIP_FEATURE_MASK = 0x3,
+};
+
+/* What an event is about, and so the multicast group that carries it. */
+enum usip_event_type {
+	/* The mount table (group mtab). */
+	USIP_EVENT_TYPE_MTAB = 1,
+	/* Storage and space (group storage). */
+	USIP_EVENT_TYPE_STORAGE = 2,
+};
+
+/*
+ * What happened. mount, umount, move and remount are mtab actions; enospc,
+ * edquot and low-space are storage actions. A notifier names one action of
+ * its type.
+ */
+enum usip_action {
+	/* A mount was attached. */
+	USIP_ACTION_MOUNT = 1,
+	/* A mount was detached. */
+	USIP_ACTION_UMOUNT = 2,
+	/* A mount was moved to another mount point. */
+	USIP_ACTION_MOVE = 3,
+	/* A mount's flags or options changed. */
+	USIP_ACTION_REMOUNT = 4,
+	/* A write failed because the file system is full. */
+	USIP_ACTION_ENOSPC = 5,
+	/* A write failed because a disk quota is exhausted. */
+	USIP_ACTION_EDQUOT = 6,
+	/* Free space fell below a notifier's threshold. */
+	USIP_ACTION_LOW_SPACE = 7,
+};
+
+/* What to do when a notifier matches an event. */
+enum usip_notifier_flags {
+	/*
+	 * Send the event to the listener's socket (and a copy to the multicast
+	 * group of its type).
+	 */
+	USIP_NOTIFIER_FLAGS_NOTIFY = 0x1,
+	/* Write a line about the event to the kernel log (rate limited). */
+	USIP_NOTIFIER_FLAGS_KERN_LOG = 0x2,
+
+	/* every flag above */
+	USIP_NOTIFIER_FLAGS_MASK = 0x3,
+};
+
+/* Options of a listener as a whole. */
+enum usip_listener_flags {
+	/*
+	 * Receive the events of every mount namespace, not only the registering
+	 * process's own. Needs CAP_SYS_ADMIN in the initial user namespace.
+	 */
+	USIP_LISTENER_FLAGS_GLOBAL = 0x1,
+
+	/* every flag above */
+	USIP_LISTENER_FLAGS_MASK = 0x1,
+};
+
+/* Whose events a listener receives. */
+enum usip_scope {
+	/* Events of the mount namespace the listener was registered in. */
+	USIP_SCOPE_MNT_NS = 1,
+	/* Events of every mount namespace. */
+	USIP_SCOPE_GLOBAL = 2,
 };
 
 /* Attribute set "ping": Attributes of the ping request and its reply. */
@@ -68,6 +138,219 @@ enum {
 	USIP_A_PING_MAX = (__USIP_A_PING_MAX - 1)
 };
 
+/*
+ * Attribute set "notifier": One notifier of a listener: which events it
+ * matches (type, action and the optional selectors) and what to do with
+ * them (flags).
+ */
+enum {
+	/* u32: The type of the events the notifier matches. */
+	USIP_A_NOTIFIER_TYPE = 1,
+	/*
+	 * u32: The action it matches; it must be an action of the notifier's
+	 * type.
+	 */
+	USIP_A_NOTIFIER_ACTION,
+	/*
+	 * u32: Opaque to the module: a number the listener chooses, echoed in
+	 * every event this notifier matched, e.g. to pick the callback or command
+	 * that handles it.
+	 */
+	USIP_A_NOTIFIER_CMD,
+	/* u32: What to do on a match. A notifier without any flag is refused. */
+	USIP_A_NOTIFIER_FLAGS,
+	/* u64: Selector: match only events of this mount (its mount id). */
+	USIP_A_NOTIFIER_MOUNT_ID,
+	/*
+	 * string: Selector: match only events whose mount point is this path or
+	 * lies below it (whole path components: /mnt matches /mnt/a, not /mnta).
+	 */
+	USIP_A_NOTIFIER_PATH_PREFIX,
+	/*
+	 * u32: Selector of low-space notifiers: the free-space percentage below
+	 * which the event fires.
+	 */
+	USIP_A_NOTIFIER_THRESHOLD,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_NOTIFIER_PAD,
+
+	/* private: */
+	__USIP_A_NOTIFIER_MAX,
+	USIP_A_NOTIFIER_MAX = (__USIP_A_NOTIFIER_MAX - 1)
+};
+
+/* Attribute set "listener": A listener, as registered and as listed. */
+enum {
+	/* u32: The listener's id, unique while the module is loaded. */
+	USIP_A_LISTENER_ID = 1,
+	/* u32: The listener's options. */
+	USIP_A_LISTENER_FLAGS,
+	/* nest: A notifier; a listener has one or more. */
+	USIP_A_LISTENER_NOTIFIER,
+	/*
+	 * string: A multicast group the listener's events are also copied to, one
+	 * per event type its notifiers name.
+	 */
+	USIP_A_LISTENER_GROUP,
+	/* u32: Whose events the listener receives. */
+	USIP_A_LISTENER_SCOPE,
+	/*
+	 * u64: Inode number of the mount namespace the listener was registered
+	 * in, as in /proc/PID/ns/mnt.
+	 */
+	USIP_A_LISTENER_MNT_NS,
+	/*
+	 * u32: Process (thread group) id of the registering process, in the
+	 * caller's pid namespace; 0 when that process is not visible there.
+	 */
+	USIP_A_LISTENER_OWNER_PID,
+	/*
+	 * u32: Effective uid of the registering process, in the caller's user
+	 * namespace.
+	 */
+	USIP_A_LISTENER_OWNER_UID,
+	/*
+	 * u32: Netlink port id of the socket the listener belongs to and dies
+	 * with.
+	 */
+	USIP_A_LISTENER_PORT_ID,
+	/* u64: Events delivered to the listener's socket so far. */
+	USIP_A_LISTENER_DELIVERED,
+	/*
+	 * u64: Events the listener should have received but did not: dropped
+	 * because the module's event queue was full or the socket's receive
+	 * buffer was.
+	 */
+	USIP_A_LISTENER_MISSED,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_LISTENER_PAD,
+
+	/* private: */
+	__USIP_A_LISTENER_MAX,
+	USIP_A_LISTENER_MAX = (__USIP_A_LISTENER_MAX - 1)
+};
+
+/*
+ * Attribute set "event": An event, and the request that injects a
+ * synthetic one.
+ */
+enum {
+	/*
+	 * u32: The listener the event was delivered to; absent from the copies
+	 * sent to the multicast groups.
+	 */
+	USIP_A_EVENT_LISTENER_ID = 1,
+	/*
+	 * u64: Sequence number of the event, counted by the module over all
+	 * events it accepted; dropped events use up numbers too.
+	 */
+	USIP_A_EVENT_SEQ,
+	/*
+	 * u32: How many events for this listener were dropped since the previous
+	 * event delivered to it (in multicast copies: events of this group
+	 * dropped since the previous copy). Non-zero means the receiver's view
+	 * has a gap and should be resynchronised.
+	 */
+	USIP_A_EVENT_MISSED,
+	/* u32: The type of the event. */
+	USIP_A_EVENT_TYPE,
+	/* u32: What happened. */
+	USIP_A_EVENT_ACTION,
+	/* u32: The cmd of the notifier that matched (unicast copies only). */
+	USIP_A_EVENT_CMD,
+	/*
+	 * u64: When the event happened, in nanoseconds since the Unix epoch
+	 * (CLOCK_REALTIME).
+	 */
+	USIP_A_EVENT_TIMESTAMP,
+	/* u64: Inode number of the mount namespace the event happened in. */
+	USIP_A_EVENT_MNT_NS,
+	/*
+	 * u32: Process id of the task that caused the event, in the pid namespace
+	 * of the listener (multicast copies: of the initial namespace); 0 if not
+	 * visible there.
+	 */
+	USIP_A_EVENT_PID,
+	/* u32: Effective uid of the task that caused the event. */
+	USIP_A_EVENT_UID,
+	/* u64: Id of the mount the event is about. */
+	USIP_A_EVENT_MOUNT_ID,
+	/* u64: Id of the mount's parent mount. */
+	USIP_A_EVENT_PARENT_ID,
+	/* string: The mount point the event is about. */
+	USIP_A_EVENT_PATH,
+	/* string: File system type of the mount, e.g. ext4. */
+	USIP_A_EVENT_FS_TYPE,
+	/* string: Source of the mount, e.g. /dev/sda1. */
+	USIP_A_EVENT_SOURCE,
+	/* u32: Device number of the file system (new_encode_dev(st_dev) format). */
+	USIP_A_EVENT_DEV,
+	/* u32: How many occurrences this event stands for (bursts are coalesced). */
+	USIP_A_EVENT_COUNT,
+	/*
+	 * u32: Inject only: post the event this many times in a row, without
+	 * waiting, to exercise the event queue's bound.
+	 */
+	USIP_A_EVENT_REPEAT,
+	/*
+	 * u32: Inject reply: how many of the posted events were queued for
+	 * delivery.
+	 */
+	USIP_A_EVENT_QUEUED,
+	/*
+	 * u32: Inject reply: how many were dropped because the event queue was
+	 * full.
+	 */
+	USIP_A_EVENT_DROPPED,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_EVENT_PAD,
+
+	/* private: */
+	__USIP_A_EVENT_MAX,
+	USIP_A_EVENT_MAX = (__USIP_A_EVENT_MAX - 1)
+};
+
+/*
+ * Attribute set "stats": Counters of the module's state, for monitoring
+ * and for leak checks.
+ */
+enum {
+	/* u32: Listeners registered, in all namespaces. */
+	USIP_A_STATS_LISTENERS = 1,
+	/* u32: Notifiers of those listeners. */
+	USIP_A_STATS_NOTIFIERS,
+	/* u32: Events waiting in the event queue. */
+	USIP_A_STATS_QUEUED,
+	/* u32: The event queue's bound (module parameter event_queue_len). */
+	USIP_A_STATS_QUEUE_LIMIT,
+	/* u64: Events accepted since the module was loaded (the last seq). */
+	USIP_A_STATS_POSTED,
+	/*
+	 * u64: Events dropped because the queue was full, since the module was
+	 * loaded.
+	 */
+	USIP_A_STATS_DROPPED,
+	/* u64: Event messages sent to listeners' sockets. */
+	USIP_A_STATS_DELIVERED,
+	/*
+	 * u64: Event messages a listener's socket could not take (receive buffer
+	 * full).
+	 */
+	USIP_A_STATS_UNDELIVERABLE,
+	/*
+	 * u32: Memory objects the module has allocated and not freed (listeners,
+	 * notifiers, strings, queued events). 0 when nothing is registered and
+	 * nothing is queued.
+	 */
+	USIP_A_STATS_OBJECTS,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_STATS_PAD,
+
+	/* private: */
+	__USIP_A_STATS_MAX,
+	USIP_A_STATS_MAX = (__USIP_A_STATS_MAX - 1)
+};
+
 /* Commands */
 enum {
 	/*
@@ -76,6 +359,40 @@ enum {
 	 * flags. Any user may ping, from any network namespace.
 	 */
 	USIP_CMD_PING = 1,
+	/*
+	 * Registers a listener with one or more notifiers; it lives as long as
+	 * the socket that sent the request. Without the global flag it receives
+	 * the events of the caller's mount namespace; with it, of every mount
+	 * namespace, which needs CAP_SYS_ADMIN in the initial user namespace.
+	 * Per-user and per-listener limits are module parameters
+	 * (max_listeners_per_user, max_notifiers_per_listener).
+	 */
+	USIP_CMD_LISTENER_REGISTER,
+	/*
+	 * Removes a listener. Allowed to the socket that registered it, to a
+	 * process with the same effective uid, and to a holder of CAP_SYS_ADMIN
+	 * in the user namespace the listener was registered in.
+	 */
+	USIP_CMD_LISTENER_UNREGISTER,
+	/*
+	 * Lists the listeners of the caller's network namespace that the caller
+	 * could unregister (all of them for CAP_SYS_ADMIN in the initial user
+	 * namespace).
+	 */
+	USIP_CMD_LISTENER_GET,
+	/*
+	 * Posts a synthetic event, as if it had happened in the caller's mount
+	 * namespace, for tests. Only when the module was loaded with
+	 * allow_inject=1, and only for CAP_SYS_ADMIN in the initial user
+	 * namespace; otherwise EOPNOTSUPP or EPERM, with a message.
+	 */
+	USIP_CMD_INJECT,
+	/* Reports the module's counters. Any user may ask. */
+	USIP_CMD_STATS,
+	/* A mount table event, sent to listeners and to the mtab group. */
+	USIP_CMD_MTAB_EVENT,
+	/* A storage event, sent to listeners and to the storage group. */
+	USIP_CMD_STORAGE_EVENT,
 
 	/* private: */
 	__USIP_CMD_MAX,
@@ -84,14 +401,16 @@ enum {
 
 /* Multicast groups, by name */
 /*
- * Mount table events: a mount was attached, detached, moved or had its
- * flags changed, each with the mount's identity and a per-namespace
- * sequence number that lets a listener detect lost events.
+ * Mount table events (mtab-event): a copy of each event delivered to a
+ * listener, sent in the listener's network namespace. Joining needs
+ * CAP_SYS_ADMIN in the user namespace that owns the socket's network
+ * namespace, since the events name mounts of any mount namespace.
  */
 #define USIP_MCGRP_MTAB			"mtab"
 /*
- * Storage events: writes that failed with ENOSPC or EDQUOT, and low-space
- * watermark crossings, as requested by registered listeners.
+ * Storage events (storage-event): a copy of each event delivered to a
+ * listener, sent in the listener's network namespace. Joining needs
+ * CAP_SYS_ADMIN, as for mtab.
  */
 #define USIP_MCGRP_STORAGE		"storage"
 
