@@ -7,7 +7,7 @@
 #include "usip-nl-gen.h"
 
 /* Attribute set "notifier", when nested in a request */
-static const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1] = {
+const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1] = {
 	[USIP_A_NOTIFIER_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
 	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
 	[USIP_A_NOTIFIER_CMD] = { .type = NLA_U32, },

@@ -15,6 +15,9 @@ enum {
 	USIP_NLGRP_STORAGE,
 };
 
+/* Policies of attribute sets nested in requests */
+extern const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1];
+
 extern const struct genl_ops usip_nl_ops[6];
 extern const struct genl_multicast_group usip_nl_mcgrps[2];
 

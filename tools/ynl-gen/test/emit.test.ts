@@ -75,7 +75,7 @@ test('kernel source: a policy per op with each check mapped to its NLA_POLICY fo
   hasLines(c, [
     '#include "full-nl-gen.h"',
     // Nested sets get a set-wide policy, defined before its users.
-    'static const struct nla_policy full_endpoint_nl_policy[FULL_A_ENDPOINT_HOST + 1] = {\n\t[FULL_A_ENDPOINT_PORT] = NLA_POLICY_MIN(NLA_BE16, 1U),\n\t[FULL_A_ENDPOINT_HOST] = { .type = NLA_NUL_STRING, .len = FULL_NAME_LEN, },\n};',
+    'const struct nla_policy full_endpoint_nl_policy[FULL_A_ENDPOINT_HOST + 1] = {\n\t[FULL_A_ENDPOINT_PORT] = NLA_POLICY_MIN(NLA_BE16, 1U),\n\t[FULL_A_ENDPOINT_HOST] = { .type = NLA_NUL_STRING, .len = FULL_NAME_LEN, },\n};',
     // get: do and dump requests share one policy; maxattr is its largest id.
     'static const struct nla_policy full_get_nl_policy[FULL_ITEM_ATTR_ENDPOINT + 1] = {\n\t[FULL_ITEM_ATTR_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &full_get_id_range),\n\t[FULL_ITEM_ATTR_COLOUR] = NLA_POLICY_MAX(NLA_U32, 7U),\n\t[FULL_ITEM_ATTR_ENDPOINT] = NLA_POLICY_NESTED(full_endpoint_nl_policy),\n};',
     'static struct netlink_range_validation full_get_id_range = {\n\t.min\t= 1ULL,\n\t.max\t= U32_MAX,\n};',
@@ -119,6 +119,7 @@ test('kernel header: group indexes, table declarations with sizes, handler proto
     '#ifndef _FULL_NL_GEN_H',
     '#include <linux/full.h>',
     'enum {\n\tFULL_NLGRP_EVENTS,\n\tFULL_NLGRP_OTHER,\n};',
+    'extern const struct nla_policy full_endpoint_nl_policy[FULL_A_ENDPOINT_HOST + 1];',
     'extern const struct genl_ops full_nl_ops[3];',
     'extern const struct genl_multicast_group full_nl_mcgrps[2];',
     'int full_nl_get_doit(struct sk_buff *skb, struct genl_info *info);',

@@ -153,7 +153,8 @@ export function emitKernelSource(family: Family, headerName: string): string {
   ];
   for (const set of nestedPolicySets(family)) {
     out.push('', `/* Attribute set "${set.name}", when nested in a request */`);
-    out.push(...policyBlock(family, set.name, policyName(family, set.name), [...set.attributes].sort((a, b) => a.value - b.value), true));
+    // Not static: a handler that walks repeated nests parses each one with this policy.
+    out.push(...policyBlock(family, set.name, policyName(family, set.name), [...set.attributes].sort((a, b) => a.value - b.value), false));
   }
   const ops = kernelOps(family);
   for (const op of ops) {
@@ -211,6 +212,12 @@ export function emitKernelHeader(family: Family, headerName: string): string {
     out.push('', `/* Indexes into ${p}_nl_mcgrps, as genlmsg_multicast() takes them */`, 'enum {');
     for (const group of family.mcastGroups) out.push(`\t${group.cIndexName},`);
     out.push('};');
+  }
+  const nested = nestedPolicySets(family);
+  if (nested.length > 0) out.push('', '/* Policies of attribute sets nested in requests */');
+  for (const set of nested) {
+    const last = [...set.attributes].sort((a, b) => a.value - b.value).at(-1) as Attribute;
+    out.push(`extern const struct nla_policy ${policyName(family, set.name)}[${last.cName} + 1];`);
   }
   out.push('', `extern const struct genl_ops ${p}_nl_ops[${ops.length}];`);
   if (family.mcastGroups.length > 0) {
