@@ -28,3 +28,16 @@ export class UsipProtocolError extends UsipError {
     super('USIP_PROTOCOL', message, options);
   }
 }
+
+/**
+ * An option passed to the client is wrong (unknown, of the wrong type, out of range, or not
+ * allowed together with another one). Raised before anything is sent; `field` names the option
+ * as the caller spelled it, e.g. `notifiers[0].action`.
+ */
+export class UsipArgumentError extends UsipError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('USIP_INVALID_ARGUMENT', message);
+    this.field = field;
+  }
+}

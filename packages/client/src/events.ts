@@ -1,0 +1,137 @@
+// Events as the client hands them out: the notifications of a socket (unicast events for a
+// listener, or multicast copies for a watcher) decoded into the generated UsipEvent union, and
+// the socket's overruns as items of their own.
+import type { GenlNotification, GenlSocket } from '@usip/netlink-native';
+import {
+  Action,
+  EVENT_ATTRIBUTE_SET,
+  EVENT_OPERATIONS,
+  EventType,
+  type ActionName,
+  type EventTypeName,
+  type UsipEvent,
+  type UsipEventKind,
+} from './generated/usip.js';
+import { UsipProtocolError } from './errors.js';
+import { AttributeError, decodeAttributes } from './netlink/attributes.js';
+
+/** The names of an event's type and action, next to their numbers. */
+export interface EventNames {
+  /** `type` by name; undefined if the module sent a type this client does not know. */
+  readonly typeName: EventTypeName | undefined;
+  /** `action` by name; undefined if the module sent an action this client does not know. */
+  readonly actionName: ActionName | undefined;
+}
+
+/** An event: the generated union (told apart by `kind`), with its type and action named. */
+export type ListenerEvent = UsipEvent & EventNames;
+
+/**
+ * The socket's receive buffer overflowed (the kernel dropped messages for it), or the binding's
+ * own queue did. `lost` is the number of messages lost when it is known. The events lost this
+ * way are also counted in the `missed` attribute of the next event the listener receives.
+ */
+export interface Overrun {
+  readonly kind: 'overrun';
+  readonly lost?: number;
+}
+
+/** What iterating a listener or a watch yields. */
+export type ListenerItem = ListenerEvent | Overrun;
+
+const TYPE_NAMES = new Map<number, EventTypeName>(
+  (Object.entries(EventType) as [EventTypeName, number][]).map(([name, value]) => [value, name]),
+);
+const ACTION_NAMES = new Map<number, ActionName>(
+  (Object.entries(Action) as [ActionName, number][]).map(([name, value]) => [value, name]),
+);
+
+/**
+ * Turns one notification into an item, or undefined when it is not for this stream: another
+ * family, another group (`group` 0 is unicast to the socket), or an event command this client
+ * does not know (a newer module). Throws UsipProtocolError when an event's attributes are
+ * malformed.
+ */
+export function notificationItem(notification: GenlNotification, familyId: number, group: number): ListenerItem | undefined {
+  if (notification.kind === 'overrun') {
+    return notification.lost === undefined ? { kind: 'overrun' } : { kind: 'overrun', lost: notification.lost };
+  }
+  if (notification.kind !== 'message') return undefined;
+  if (notification.familyId !== familyId || notification.group !== group) return undefined;
+  const operation = EVENT_OPERATIONS[notification.command];
+  if (operation === undefined || operation.event === undefined) return undefined;
+  let attributes: Record<string, unknown>;
+  try {
+    attributes = decodeAttributes(EVENT_ATTRIBUTE_SET, notification.attributes) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof AttributeError) {
+      throw new UsipProtocolError(`usip ${operation.name}: malformed event from the module: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+  const event: Record<string, unknown> = { kind: operation.name as UsipEventKind };
+  for (const key of operation.event) {
+    if (attributes[key] !== undefined) event[key] = attributes[key];
+  }
+  event.typeName = typeof attributes.type === 'number' ? TYPE_NAMES.get(attributes.type) : undefined;
+  event.actionName = typeof attributes.action === 'number' ? ACTION_NAMES.get(attributes.action) : undefined;
+  return event as unknown as ListenerEvent;
+}
+
+/**
+ * The items arriving on one socket of its own. Iterate it with `for await`; leaving the loop
+ * early (break, return, throw) stops that iteration only: the stream keeps receiving until
+ * close(), and a later loop continues where the previous one stopped. One consumer at a time.
+ */
+export abstract class EventStream implements AsyncIterable<ListenerItem> {
+  readonly #socket: GenlSocket;
+  readonly #familyId: number;
+  readonly #group: number;
+  readonly #source: AsyncIterator<GenlNotification>;
+  #closing: Promise<void> | undefined;
+
+  protected constructor(socket: GenlSocket, familyId: number, group: number) {
+    this.#socket = socket;
+    this.#familyId = familyId;
+    this.#group = group;
+    this.#source = socket.notifications();
+  }
+
+  /** The port id of the stream's netlink socket. */
+  get portId(): number {
+    return this.#socket.portId;
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  protected get socket(): GenlSocket {
+    return this.#socket;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ListenerItem> {
+    return this.#items();
+  }
+
+  async *#items(): AsyncGenerator<ListenerItem, void, undefined> {
+    // The source is pulled by hand rather than with for-await, so that leaving this loop
+    // does not end the socket's notifications.
+    for (;;) {
+      const next = await this.#source.next();
+      if (next.done === true) return;
+      const item = notificationItem(next.value, this.#familyId, this.#group);
+      if (item !== undefined) yield item;
+    }
+  }
+
+  /** Stops the stream: iteration ends, the socket is closed. Idempotent; resolves when done. */
+  close(): Promise<void> {
+    this.#closing ??= this.release().finally(() => this.#socket.close());
+    return this.#closing;
+  }
+
+  /** What to do before the socket is closed. */
+  protected abstract release(): Promise<void>;
+}

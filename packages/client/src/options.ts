@@ -1,0 +1,293 @@
+// What callers pass to register() and inject(), checked field by field before anything is sent,
+// and turned into the attribute objects of the generated tables. The kernel checks all of this
+// again (policy + handler); checking here too gives errors that name the caller's own field
+// (`notifiers[1].action`) instead of an attribute offset in a netlink message.
+import {
+  Action,
+  EVENT_ATTRIBUTE_SET,
+  EventType,
+  ListenerFlags,
+  NOTIFIER_ATTRIBUTE_SET,
+  NotifierFlags,
+  type ActionName,
+  type AttributeSetSpec,
+  type AttributeSpec,
+  type EventAttributes,
+  type EventTypeName,
+  type InjectRequest,
+  type ListenerRegisterRequest,
+  type NotifierAttributes,
+} from './generated/usip.js';
+import { UsipArgumentError } from './errors.js';
+
+/**
+ * The actions of each event type. The spec says it in prose ("mount, umount, move and remount
+ * are mtab actions; ..."); the module refuses a notifier or an injection that mixes them.
+ */
+export const ACTIONS_OF_TYPE = {
+  mtab: ['mount', 'umount', 'move', 'remount'],
+  storage: ['enospc', 'edquot', 'lowSpace'],
+} as const satisfies Record<EventTypeName, readonly ActionName[]>;
+
+export type MtabActionName = (typeof ACTIONS_OF_TYPE.mtab)[number];
+export type StorageActionName = (typeof ACTIONS_OF_TYPE.storage)[number];
+
+/** A type and one of its actions. */
+export type TypedAction = { type: 'mtab'; action: MtabActionName } | { type: 'storage'; action: StorageActionName };
+
+/** What a notifier matches and what it does with a match. */
+export type NotifierOptions = TypedAction & {
+  /** A number of the caller's choosing, echoed in every event this notifier matches. */
+  cmd?: number;
+  /** Send matching events to the listener (default true). */
+  notify?: boolean;
+  /** Write a line about each matching event to the kernel log (default false). */
+  kernLog?: boolean;
+  /** Match only events of this mount. */
+  mountId?: bigint;
+  /** Match only events at or below this absolute path (whole path components). */
+  pathPrefix?: string;
+  /** Free-space percentage (0..100) for low-space notifiers. */
+  threshold?: number;
+};
+
+export interface RegisterOptions {
+  /** Receive the events of every mount namespace (needs CAP_SYS_ADMIN); default: the caller's. */
+  global?: boolean;
+  /** One or more notifiers. */
+  notifiers: NotifierOptions[];
+  /** SO_RCVBUF of the listener's socket in bytes (the kernel doubles it); default: the system's. */
+  receiveBufferSize?: number;
+}
+
+export type InjectOptions = TypedAction & {
+  mountId?: bigint;
+  parentId?: bigint;
+  path?: string;
+  fsType?: string;
+  source?: string;
+  /** Device number, new_encode_dev() format. */
+  dev?: number;
+  /** How many occurrences the event stands for (>= 1). */
+  count?: number;
+  /** Post the event this many times in a burst (1..65536). */
+  repeat?: number;
+};
+
+export interface WatchOptions {
+  /** SO_RCVBUF of the subscription's socket in bytes (the kernel doubles it). */
+  receiveBufferSize?: number;
+}
+
+/** The action names as the spec spells them ('low-space') and as the TypeScript keys do ('lowSpace'). */
+const ACTION_BY_NAME = new Map<string, ActionName>();
+for (const key of Object.keys(Action) as ActionName[]) {
+  ACTION_BY_NAME.set(key, key);
+  ACTION_BY_NAME.set(key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), key);
+}
+
+/** The action a name means, in spec spelling ('low-space') or key spelling ('lowSpace'). */
+export function actionFromName(name: string): ActionName | undefined {
+  return ACTION_BY_NAME.get(name);
+}
+
+/** The spec spelling of an action ('lowSpace' -> 'low-space'), for display. */
+export function actionSpecName(action: ActionName): string {
+  return action.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function fail(operation: string, field: string, message: string): never {
+  throw new UsipArgumentError(field, `${operation}: ${field}: ${message}`);
+}
+
+function checkObject(operation: string, field: string, value: unknown, known: readonly string[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail(operation, field, `expected an object, got ${describe(value)}`);
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (record[key] !== undefined && !known.includes(key)) {
+      fail(operation, field === '' ? key : `${field}.${key}`, `unknown option; the options are ${known.join(', ')}`);
+    }
+  }
+  return record;
+}
+
+function join(field: string, key: string): string {
+  return field === '' ? key : `${field}.${key}`;
+}
+
+function checkBoolean(operation: string, field: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') fail(operation, field, `expected true or false, got ${describe(value)}`);
+  return value;
+}
+
+function attribute(set: AttributeSetSpec<object>, key: string): AttributeSpec {
+  const spec = set.attributes.find((a) => a.key === key);
+  if (spec === undefined) throw new Error(`options: the ${set.name} attribute set has no ${key}`);
+  return spec;
+}
+
+/**
+ * Checks a value against the attribute it will be sent as: its integer width and the spec's
+ * checks (min, max, max-len), so the limits come from the spec rather than from copies here.
+ */
+function checkAttributeValue(
+  operation: string,
+  field: string,
+  value: unknown,
+  set: AttributeSetSpec<object>,
+  key: string,
+): void {
+  if (value === undefined) return;
+  const spec = attribute(set, key);
+  const checks = spec.checks ?? {};
+  switch (spec.type) {
+    case 'u32': {
+      const min = Number(checks.min ?? 0);
+      const max = Number(checks.max ?? 0xffffffff);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+        fail(operation, field, `expected an integer from ${min} to ${max}, got ${describe(value)}`);
+      }
+      return;
+    }
+    case 'u64': {
+      const min = BigInt(checks.min ?? 0);
+      const max = BigInt(checks.max ?? 0xffffffffffffffffn);
+      if (typeof value !== 'bigint') {
+        fail(operation, field, `expected a bigint (e.g. ${typeof value === 'number' ? value : 42}n), got ${describe(value)}`);
+      }
+      if (value < min || value > max) fail(operation, field, `expected a value from ${min} to ${max}, got ${value}`);
+      return;
+    }
+    case 'string': {
+      if (typeof value !== 'string') fail(operation, field, `expected a string, got ${describe(value)}`);
+      if (value.includes('\0')) fail(operation, field, 'contains a NUL character');
+      const length = Buffer.byteLength(value);
+      if (checks.maxLen !== undefined && length > checks.maxLen) {
+        fail(operation, field, `is ${length} bytes long, longer than the maximum of ${checks.maxLen}`);
+      }
+      return;
+    }
+    default:
+      throw new Error(`options: cannot check ${set.name}.${spec.name} of type ${spec.type}`);
+  }
+}
+
+function checkTypedAction(operation: string, field: string, record: Record<string, unknown>): TypedAction {
+  const { type, action } = record;
+  const typeField = join(field, 'type');
+  const actionField = join(field, 'action');
+  const types = Object.keys(EventType) as EventTypeName[];
+  if (type === undefined) fail(operation, typeField, `is required: one of ${types.join(', ')}`);
+  if (typeof type !== 'string' || !(types as string[]).includes(type)) {
+    fail(operation, typeField, `expected one of ${types.join(', ')}, got ${describe(type)}`);
+  }
+  const allowed: readonly string[] = ACTIONS_OF_TYPE[type as EventTypeName];
+  if (action === undefined) fail(operation, actionField, `is required: one of ${allowed.join(', ')}`);
+  if (typeof action !== 'string' || !(action in Action)) {
+    fail(operation, actionField, `expected an action name (${Object.keys(Action).join(', ')}), got ${describe(action)}`);
+  }
+  if (!allowed.includes(action)) {
+    fail(operation, actionField, `${describe(action)} is not a${type === 'mtab' ? 'n' : ''} ${type} action; ${type} actions are ${allowed.join(', ')}`);
+  }
+  return { type, action } as TypedAction;
+}
+
+function checkReceiveBufferSize(operation: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
+    fail(operation, 'receiveBufferSize', `expected a number of bytes from 1 to ${0x7fffffff}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+const NOTIFIER_KEYS = ['type', 'action', 'cmd', 'notify', 'kernLog', 'mountId', 'pathPrefix', 'threshold'] as const;
+const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize'] as const;
+
+/** Checks one notifier and returns its attributes. */
+export function notifierAttributes(options: NotifierOptions, field = 'notifier', operation = 'usip listener-register'): NotifierAttributes {
+  const record = checkObject(operation, field, options, NOTIFIER_KEYS);
+  const { type, action } = checkTypedAction(operation, field, record);
+  const notify = checkBoolean(operation, join(field, 'notify'), record.notify) ?? true;
+  const kernLog = checkBoolean(operation, join(field, 'kernLog'), record.kernLog) ?? false;
+  if (!notify && !kernLog) {
+    fail(operation, field, 'notify and kernLog are both false: a notifier must do one of them');
+  }
+  checkAttributeValue(operation, join(field, 'cmd'), record.cmd, NOTIFIER_ATTRIBUTE_SET, 'cmd');
+  checkAttributeValue(operation, join(field, 'mountId'), record.mountId, NOTIFIER_ATTRIBUTE_SET, 'mountId');
+  checkAttributeValue(operation, join(field, 'pathPrefix'), record.pathPrefix, NOTIFIER_ATTRIBUTE_SET, 'pathPrefix');
+  if (typeof record.pathPrefix === 'string' && !record.pathPrefix.startsWith('/')) {
+    fail(operation, join(field, 'pathPrefix'), `must be an absolute path, got ${describe(record.pathPrefix)}`);
+  }
+  checkAttributeValue(operation, join(field, 'threshold'), record.threshold, NOTIFIER_ATTRIBUTE_SET, 'threshold');
+  return {
+    type: EventType[type],
+    action: Action[action],
+    cmd: record.cmd as number | undefined,
+    flags: (notify ? NotifierFlags.notify : 0) | (kernLog ? NotifierFlags.kernLog : 0),
+    mountId: record.mountId as bigint | undefined,
+    pathPrefix: record.pathPrefix as string | undefined,
+    threshold: record.threshold as number | undefined,
+  };
+}
+
+/** Checks register()'s options; returns the request's attributes and the socket's buffer size. */
+export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined } {
+  const operation = 'usip listener-register';
+  const record = checkObject(operation, '', options, REGISTER_KEYS);
+  const global = checkBoolean(operation, 'global', record.global) ?? false;
+  const notifiers = record.notifiers;
+  if (!Array.isArray(notifiers)) fail(operation, 'notifiers', `expected an array of notifiers, got ${describe(notifiers)}`);
+  if (notifiers.length === 0) fail(operation, 'notifiers', 'a listener needs at least one notifier');
+  const notifier = notifiers.map((n: NotifierOptions, index) => notifierAttributes(n, `notifiers[${index}]`, operation));
+  return {
+    request: { flags: global ? ListenerFlags.global : 0, notifier },
+    receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize),
+  };
+}
+
+const INJECT_KEYS = ['type', 'action', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'count', 'repeat'] as const;
+
+/** Checks inject()'s options and returns the request's attributes. */
+export function injectRequest(options: InjectOptions): InjectRequest {
+  const operation = 'usip inject';
+  const record = checkObject(operation, '', options, INJECT_KEYS);
+  const { type, action } = checkTypedAction(operation, '', record);
+  const request: InjectRequest = { type: EventType[type], action: Action[action] };
+  for (const key of INJECT_KEYS) {
+    if (key === 'type' || key === 'action') continue;
+    checkAttributeValue(operation, key, record[key], EVENT_ATTRIBUTE_SET, key);
+    if (record[key] !== undefined) (request as Record<string, unknown>)[key] = record[key] as EventAttributes[typeof key];
+  }
+  return request;
+}
+
+/** Checks watch()'s options. */
+export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined } {
+  const operation = 'usip watch';
+  const groups = Object.keys(EventType);
+  if (typeof group !== 'string' || !groups.includes(group)) {
+    fail(operation, 'group', `expected one of ${groups.join(', ')}, got ${describe(group)}`);
+  }
+  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize']);
+  return { group: group as EventTypeName, receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize) };
+}
+
+/** Checks a listener id. */
+export function listenerId(operation: string, id: unknown): number {
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
+    fail(operation, 'id', `expected a listener id (an integer from 1 to ${0xffffffff}), got ${describe(id)}`);
+  }
+  return id;
+}

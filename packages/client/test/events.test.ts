@@ -1,0 +1,268 @@
+// Events and replies as the module sends them, built with the real codec and generated tables:
+// decoding into the typed union, overruns as items, what a stream skips, malformed input, and
+// the iteration/close semantics of Listener (over a scripted socket; the real socket is tested
+// in the VM by packages/cli/test/vm-events.test.ts).
+import { NetlinkError, type GenlNotification, type GenlSocket } from '@usip/netlink-native';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  Command,
+  EVENT_ATTRIBUTE_SET,
+  LISTENER_ATTRIBUTE_SET,
+  type EventAttributes,
+  type ListenerAttributes,
+} from '../src/generated/usip.js';
+import { UsipProtocolError } from '../src/errors.js';
+import { notificationItem, type ListenerItem } from '../src/events.js';
+import { Listener } from '../src/listener.js';
+import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
+import { injectResult, listenerInfo, registrationFromReply, statsResult } from '../src/replies.js';
+
+const FAMILY = 0x22;
+const MTAB_GROUP = 5;
+
+function message(command: number, attributes: EventAttributes, group = 0, familyId = FAMILY): GenlNotification {
+  return { kind: 'message', familyId, command, version: 1, attributes: encodeAttributes(EVENT_ATTRIBUTE_SET, attributes), group };
+}
+
+const mount: EventAttributes = {
+  listenerId: 3,
+  seq: 17n,
+  missed: 0,
+  type: 1,
+  action: 1,
+  cmd: 9,
+  timestamp: 1_700_000_000_123_456_789n,
+  mntNs: 4026531841n,
+  pid: 1234,
+  uid: 0,
+  mountId: 0x80000001n,
+  parentId: 1n,
+  path: '/mnt/a',
+  fsType: 'tmpfs',
+  source: 'none',
+  dev: 0x2a,
+};
+
+test('a unicast mtab event decodes into the mtab-event member with names for type and action', () => {
+  const item = notificationItem(message(Command.mtabEvent, mount), FAMILY, 0);
+  assert.equal(item, { kind: 'mtab-event', ...mount, typeName: 'mtab', actionName: 'mount' });
+  if (item?.kind !== 'mtab-event') throw new Error('not an mtab event');
+  // Typed: the compiler knows the fields of this member.
+  const path: string | undefined = item.path;
+  assert.is(path, '/mnt/a');
+});
+
+test('a storage event keeps its count; an mtab event drops attributes its operation does not carry', () => {
+  const storage = notificationItem(
+    message(Command.storageEvent, { seq: 2n, missed: 4, type: 2, action: 7, path: '/', count: 3, parentId: 5n }),
+    FAMILY,
+    0,
+  );
+  assert.equal(storage, { kind: 'storage-event', seq: 2n, missed: 4, type: 2, action: 7, path: '/', count: 3, typeName: 'storage', actionName: 'lowSpace' });
+  const mtab = notificationItem(message(Command.mtabEvent, { seq: 3n, type: 1, action: 2, count: 2, queued: 1 }), FAMILY, 0);
+  assert.equal(mtab, { kind: 'mtab-event', seq: 3n, type: 1, action: 2, typeName: 'mtab', actionName: 'umount' });
+});
+
+test('missed > 0 is there to see on the event', () => {
+  const item = notificationItem(message(Command.mtabEvent, { ...mount, missed: 250 }), FAMILY, 0);
+  assert.is(item?.kind === 'mtab-event' ? item.missed : undefined, 250);
+});
+
+test('overruns are items of their own, with the loss count when known', () => {
+  assert.equal(notificationItem({ kind: 'overrun' }, FAMILY, 0), { kind: 'overrun' });
+  assert.equal(notificationItem({ kind: 'overrun', lost: 12 }, FAMILY, MTAB_GROUP), { kind: 'overrun', lost: 12 });
+  assert.not.ok('lost' in (notificationItem({ kind: 'overrun' }, FAMILY, 0) as object));
+});
+
+test('a stream takes only its family, its group (0 = unicast) and event commands', () => {
+  assert.is(notificationItem(message(Command.mtabEvent, mount, 0, 0x10), FAMILY, 0), undefined, 'another family');
+  assert.is(notificationItem(message(Command.mtabEvent, mount, MTAB_GROUP), FAMILY, 0), undefined, 'multicast on a listener');
+  assert.is(notificationItem(message(Command.mtabEvent, mount, 0), FAMILY, MTAB_GROUP), undefined, 'unicast on a watch');
+  assert.ok(notificationItem(message(Command.mtabEvent, mount, MTAB_GROUP), FAMILY, MTAB_GROUP), 'the watched group');
+  assert.is(notificationItem(message(Command.ping, {}), FAMILY, 0), undefined, 'not an event command');
+  assert.is(notificationItem(message(42, mount), FAMILY, 0), undefined, 'an event this client does not know');
+});
+
+test('unknown type or action values leave the names undefined but keep the numbers', () => {
+  const attributes = Buffer.from([8, 0, 5, 0, 99, 0, 0, 0]); // action = 99
+  const item = notificationItem({ kind: 'message', familyId: FAMILY, command: Command.mtabEvent, version: 1, attributes, group: 0 }, FAMILY, 0);
+  assert.equal(item, { kind: 'mtab-event', action: 99, typeName: undefined, actionName: undefined });
+});
+
+test('a malformed event is a UsipProtocolError naming the event and the attribute', () => {
+  const attributes = Buffer.from([6, 0, 2, 0, 1, 0, 0, 0]); // seq (u64) with a 2-byte payload
+  try {
+    notificationItem({ kind: 'message', familyId: FAMILY, command: Command.mtabEvent, version: 1, attributes, group: 0 }, FAMILY, 0);
+    assert.unreachable('should throw');
+  } catch (error) {
+    assert.instance(error, UsipProtocolError);
+    assert.match((error as Error).message, 'usip mtab-event: malformed event from the module: event.seq');
+  }
+});
+
+function listenerBytes(attributes: ListenerAttributes): ListenerAttributes {
+  return decodeAttributes(LISTENER_ATTRIBUTE_SET, encodeAttributes(LISTENER_ATTRIBUTE_SET, attributes));
+}
+
+test('the register reply gives id, groups, scope and mount namespace; a short one is a protocol error', () => {
+  assert.equal(registrationFromReply(listenerBytes({ id: 4, group: ['mtab', 'storage'], scope: 2, mntNs: 4026531840n })), {
+    id: 4,
+    groups: ['mtab', 'storage'],
+    scope: 'global',
+    mntNs: 4026531840n,
+  });
+  assert.throws(() => registrationFromReply(listenerBytes({ id: 4, group: ['mtab'] })), /listener-register: the reply lacks scope, mntNs/);
+});
+
+test('a dumped listener decodes with its notifiers as registered', () => {
+  const info = listenerInfo(
+    listenerBytes({
+      id: 7,
+      flags: 1,
+      scope: 2,
+      mntNs: 4026531840n,
+      ownerPid: 321,
+      ownerUid: 65534,
+      portId: 99,
+      notifier: [
+        { type: 1, action: 3, cmd: 5, flags: 3, pathPrefix: '/srv', mountId: 8n },
+        { type: 2, action: 7, flags: 2, threshold: 15 },
+      ],
+      group: ['mtab', 'storage'],
+      delivered: 10n,
+      missed: 2n,
+    }),
+  );
+  assert.equal(info, {
+    id: 7,
+    global: true,
+    flags: 1,
+    scope: 'global',
+    mntNs: 4026531840n,
+    ownerPid: 321,
+    ownerUid: 65534,
+    portId: 99,
+    notifiers: [
+      { type: 'mtab', action: 'move', cmd: 5, notify: true, kernLog: true, flags: 3, mountId: 8n, pathPrefix: '/srv' },
+      { type: 'storage', action: 'lowSpace', notify: false, kernLog: true, flags: 2, threshold: 15 },
+    ],
+    groups: ['mtab', 'storage'],
+    delivered: 10n,
+    missed: 2n,
+  });
+  // A value beyond the spec's range (the encoder would refuse to make it): a newer module.
+  const newer = { id: 7, flags: 0, scope: 1, mntNs: 1n, ownerPid: 1, ownerUid: 0, portId: 1, delivered: 0n, missed: 0n };
+  assert.throws(() => listenerInfo({ ...newer, notifier: [{ type: 1, action: 9, flags: 1 }] }), /listener-get: unknown notifier action 9 in the reply/);
+  assert.throws(() => listenerInfo(listenerBytes({ id: 7, scope: 1 })), /listener-get: the reply lacks flags, mntNs, ownerPid, ownerUid, portId, delivered, missed/);
+});
+
+test('inject and stats replies', () => {
+  assert.equal(injectResult({ seq: 9n, queued: 3, dropped: 1 }), { seq: 9n, queued: 3, dropped: 1 });
+  assert.throws(() => injectResult({ seq: 9n }), /usip inject: the reply lacks queued, dropped/);
+  const stats = { listeners: 1, notifiers: 2, queued: 0, queueLimit: 1024, posted: 5n, dropped: 0n, delivered: 4n, undeliverable: 1n, objects: 3 };
+  assert.equal(statsResult(stats), stats);
+  assert.throws(() => statsResult({ ...stats, objects: undefined }), /usip stats: the reply lacks objects/);
+});
+
+/** A socket whose notifications are pushed by the test, recording requests and close(). */
+class ScriptedSocket {
+  readonly requests: { command: number; attributes: Buffer }[] = [];
+  closed = false;
+  readonly portId = 1234;
+  readonly #queue: GenlNotification[] = [];
+  #wake: (() => void) | undefined;
+  unregisterError: Error | undefined;
+
+  push(notification: GenlNotification): void {
+    this.#queue.push(notification);
+    this.#wake?.();
+  }
+
+  notifications(): AsyncIterableIterator<GenlNotification> {
+    const self = this;
+    return (async function* () {
+      for (;;) {
+        while (self.#queue.length > 0) yield self.#queue.shift()!;
+        if (self.closed) return;
+        await new Promise<void>((resolve) => (self.#wake = resolve));
+      }
+    })();
+  }
+
+  async request(_family: number, command: number, _version: number, attributes: Buffer): Promise<[]> {
+    this.requests.push({ command, attributes });
+    if (this.unregisterError) throw this.unregisterError;
+    return [];
+  }
+
+  close(): void {
+    this.closed = true;
+    this.#wake?.();
+  }
+}
+
+function scriptedListener(): { socket: ScriptedSocket; listener: Listener } {
+  const socket = new ScriptedSocket();
+  const listener = new Listener(socket as unknown as GenlSocket, FAMILY, { id: 3, groups: ['mtab'], scope: 'mntNs', mntNs: 1n });
+  return { socket, listener };
+}
+
+test('a listener yields events and overruns in order; leaving a loop does not end it; close() does', async () => {
+  const { socket, listener } = scriptedListener();
+  socket.push(message(Command.mtabEvent, { ...mount, seq: 1n }));
+  socket.push({ kind: 'overrun' });
+  socket.push(message(Command.mtabEvent, { ...mount, seq: 2n, missed: 5 }));
+  socket.push(message(Command.mtabEvent, { ...mount, seq: 3n }));
+  const seen: ListenerItem[] = [];
+  for await (const item of listener) {
+    seen.push(item);
+    if (seen.length === 3) break;
+  }
+  assert.equal(seen.map((i) => (i.kind === 'overrun' ? 'overrun' : `${i.seq}/${i.missed}`)), ['1/0', 'overrun', '2/5']);
+  assert.is(socket.closed, false, 'break leaves the listener registered');
+  const rest: ListenerItem[] = [];
+  const loop = (async () => {
+    for await (const item of listener) rest.push(item);
+  })();
+  await listener.close();
+  await loop;
+  assert.equal(rest.map((i) => (i.kind === 'overrun' ? 'overrun' : i.seq)), [3n], 'the next loop continues, then ends on close');
+  assert.is(socket.closed, true);
+  assert.is(listener.closed, true);
+  assert.is(socket.requests.length, 1);
+  assert.is(socket.requests[0]!.command, Command.listenerUnregister);
+  assert.equal(decodeAttributes(LISTENER_ATTRIBUTE_SET, socket.requests[0]!.attributes), { id: 3 });
+});
+
+test('close() tolerates a listener that is already gone (ENOENT), and is idempotent', async () => {
+  const { socket, listener } = scriptedListener();
+  socket.unregisterError = new NetlinkError('usip listener-unregister: No such file or directory (ENOENT)', {
+    errno: 2,
+    code: 'ENOENT',
+    operation: 'usip listener-unregister',
+  });
+  await listener.close();
+  await listener.close();
+  assert.is(socket.closed, true);
+  assert.is(socket.requests.length, 1, 'unregistered once');
+  const items: ListenerItem[] = [];
+  for await (const item of listener) items.push(item);
+  assert.equal(items, [], 'iterating a closed listener ends at once');
+});
+
+test('close() passes other unregister errors on, and closes the socket all the same', async () => {
+  const { socket, listener } = scriptedListener();
+  socket.unregisterError = new NetlinkError('usip listener-unregister: Operation not permitted (EPERM): not yours', {
+    errno: 1,
+    code: 'EPERM',
+    operation: 'usip listener-unregister',
+    extack: 'not yours',
+  });
+  const error = await listener.close().then(() => undefined, (e: unknown) => e);
+  assert.instance(error, NetlinkError);
+  assert.match((error as Error).message, 'not yours');
+  assert.is(socket.closed, true);
+});
+
+test.run();

@@ -1,0 +1,170 @@
+// register()/inject()/watch() options: checked before anything is sent, with errors naming the
+// caller's field, and encoded with the real codec and generated tables into the bytes the
+// module parses.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  Action,
+  EVENT_ATTRIBUTE_SET,
+  EventType,
+  LISTENER_ATTRIBUTE_SET,
+  NotifierFlags,
+} from '../src/generated/usip.js';
+import { UsipArgumentError } from '../src/errors.js';
+import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
+import {
+  ACTIONS_OF_TYPE,
+  actionFromName,
+  actionSpecName,
+  injectRequest,
+  listenerId,
+  registerRequest,
+  watchOptions,
+  type InjectOptions,
+  type RegisterOptions,
+} from '../src/options.js';
+
+function rejects(fn: () => unknown, field: string, pattern: RegExp | string): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, UsipArgumentError);
+    const e = error as UsipArgumentError;
+    assert.is(e.field, field);
+    assert.is(e.code, 'USIP_INVALID_ARGUMENT');
+    assert.match(e.message, pattern);
+    assert.ok(e.message.includes(field), `the message names ${field}: ${e.message}`);
+    return;
+  }
+  assert.unreachable(`expected a UsipArgumentError on ${field}`);
+}
+
+// Options whose type the compiler would refuse, as a JavaScript caller could pass them.
+const loose = <T>(value: unknown): T => value as T;
+
+test('a notifier is encoded with notify by default, its selectors and cmd', () => {
+  const { request, receiveBufferSize } = registerRequest({
+    notifiers: [
+      { type: 'mtab', action: 'mount', cmd: 7, pathPrefix: '/mnt', mountId: 42n },
+      { type: 'storage', action: 'lowSpace', kernLog: true, notify: false, threshold: 10 },
+    ],
+  });
+  assert.is(receiveBufferSize, undefined);
+  assert.is(request.flags, 0);
+  // Through the wire format and back: what the module will see.
+  const decoded = decodeAttributes(LISTENER_ATTRIBUTE_SET, encodeAttributes(LISTENER_ATTRIBUTE_SET, request));
+  assert.equal(decoded, {
+    flags: 0,
+    notifier: [
+      { type: EventType.mtab, action: Action.mount, cmd: 7, flags: NotifierFlags.notify, mountId: 42n, pathPrefix: '/mnt' },
+      { type: EventType.storage, action: Action.lowSpace, flags: NotifierFlags.kernLog, threshold: 10 },
+    ],
+  });
+});
+
+test('global sets the listener flag; kernLog with notify sets both bits; receiveBufferSize is passed on', () => {
+  const { request, receiveBufferSize } = registerRequest({
+    global: true,
+    notifiers: [{ type: 'mtab', action: 'umount', kernLog: true }],
+    receiveBufferSize: 4096,
+  });
+  assert.is(request.flags, 1);
+  assert.is(request.notifier?.[0]?.flags, NotifierFlags.notify | NotifierFlags.kernLog);
+  assert.is(receiveBufferSize, 4096);
+});
+
+test('an action of the other type is refused, naming the notifier and both lists', () => {
+  rejects(
+    () => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount' }, loose({ type: 'mtab', action: 'enospc' })] }),
+    'notifiers[1].action',
+    '"enospc" is not an mtab action; mtab actions are mount, umount, move, remount',
+  );
+  rejects(
+    () => registerRequest({ notifiers: [loose({ type: 'storage', action: 'mount' })] }),
+    'notifiers[0].action',
+    'is not a storage action; storage actions are enospc, edquot, lowSpace',
+  );
+});
+
+test('missing or unknown types and actions are named', () => {
+  rejects(() => registerRequest({ notifiers: [loose({ action: 'mount' })] }), 'notifiers[0].type', 'is required: one of mtab, storage');
+  rejects(() => registerRequest({ notifiers: [loose({ type: 'disk', action: 'mount' })] }), 'notifiers[0].type', 'got "disk"');
+  rejects(() => registerRequest({ notifiers: [loose({ type: 'mtab' })] }), 'notifiers[0].action', 'is required');
+  rejects(() => registerRequest({ notifiers: [loose({ type: 'mtab', action: 'mounted' })] }), 'notifiers[0].action', 'got "mounted"');
+  // The spec spelling is not a key of the TypeScript API.
+  rejects(() => registerRequest({ notifiers: [loose({ type: 'storage', action: 'low-space' })] }), 'notifiers[0].action', 'got "low-space"');
+});
+
+test('a listener needs notifiers, and each notifier must do something', () => {
+  rejects(() => registerRequest({ notifiers: [] }), 'notifiers', 'at least one notifier');
+  rejects(() => registerRequest(loose({})), 'notifiers', 'expected an array');
+  rejects(() => registerRequest(loose({ notifiers: {} })), 'notifiers', 'expected an array of notifiers, got an object');
+  rejects(
+    () => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount', notify: false }] }),
+    'notifiers[0]',
+    'notify and kernLog are both false',
+  );
+  rejects(() => registerRequest(loose({ notifiers: [null] })), 'notifiers[0]', 'expected an object, got null');
+});
+
+test('selectors and cmd are checked against the spec limits', () => {
+  const one = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'lowSpace', ...extra }] });
+  rejects(() => registerRequest(one({ threshold: 101 })), 'notifiers[0].threshold', 'from 0 to 100, got number 101');
+  rejects(() => registerRequest(one({ threshold: 1.5 })), 'notifiers[0].threshold', 'integer');
+  rejects(() => registerRequest(one({ cmd: -1 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
+  rejects(() => registerRequest(one({ cmd: 2 ** 32 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
+  rejects(() => registerRequest(one({ mountId: 42 })), 'notifiers[0].mountId', 'expected a bigint (e.g. 42n), got number 42');
+  rejects(() => registerRequest(one({ mountId: -1n })), 'notifiers[0].mountId', 'from 0 to 18446744073709551615');
+  rejects(() => registerRequest(one({ pathPrefix: 'mnt' })), 'notifiers[0].pathPrefix', 'must be an absolute path');
+  rejects(() => registerRequest(one({ pathPrefix: '/a\0b' })), 'notifiers[0].pathPrefix', 'NUL');
+  rejects(() => registerRequest(one({ pathPrefix: `/${'a'.repeat(4095)}` })), 'notifiers[0].pathPrefix', '4096 bytes long, longer than the maximum of 4095');
+  rejects(() => registerRequest(one({ notify: 'yes' })), 'notifiers[0].notify', 'expected true or false, got "yes"');
+  // The limits that pass are the spec's own.
+  const { request } = registerRequest(one({ threshold: 100, cmd: 0xffffffff, mountId: 0xffffffffffffffffn, pathPrefix: `/${'a'.repeat(4094)}` }));
+  assert.is(request.notifier?.[0]?.threshold, 100);
+});
+
+test('unknown options are refused by name (typos do not pass silently)', () => {
+  rejects(() => registerRequest(loose({ notifiers: [{ type: 'mtab', action: 'mount', pathprefix: '/x' }] })), 'notifiers[0].pathprefix', 'unknown option');
+  rejects(() => registerRequest(loose({ global: true, notifier: [] })), 'notifier', 'unknown option; the options are global, notifiers, receiveBufferSize');
+  rejects(() => registerRequest(loose({ global: 1, notifiers: [{ type: 'mtab', action: 'mount' }] })), 'global', 'expected true or false');
+  rejects(() => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount' }], receiveBufferSize: 0 }), 'receiveBufferSize', 'from 1 to');
+});
+
+test('inject: type and action, optional event fields, repeat bounds from the spec', () => {
+  const request = injectRequest({ type: 'mtab', action: 'mount', path: '/mnt/a', mountId: 42n, parentId: 1n, fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
+  const decoded = decodeAttributes(EVENT_ATTRIBUTE_SET, encodeAttributes(EVENT_ATTRIBUTE_SET, request));
+  assert.equal(decoded, { type: 1, action: 1, mountId: 42n, parentId: 1n, path: '/mnt/a', fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
+  assert.equal(injectRequest({ type: 'storage', action: 'enospc', count: 5 }), { type: 2, action: 5, count: 5 } as object);
+  const inject = (o: object) => injectRequest(loose<InjectOptions>(o));
+  rejects(() => inject({ type: 'mtab', action: 'enospc' }), 'action', '"enospc" is not an mtab action');
+  rejects(() => inject({ type: 'mtab', action: 'mount', repeat: 0 }), 'repeat', 'from 1 to 65536, got number 0');
+  rejects(() => inject({ type: 'mtab', action: 'mount', repeat: 65537 }), 'repeat', 'from 1 to 65536');
+  rejects(() => inject({ type: 'storage', action: 'enospc', count: 0 }), 'count', 'from 1 to');
+  rejects(() => inject({ type: 'mtab', action: 'mount', fsType: 'x'.repeat(64) }), 'fsType', 'longer than the maximum of 63');
+  rejects(() => inject({ type: 'mtab', action: 'mount', listenerId: 3 }), 'listenerId', 'unknown option');
+  assert.is(injectRequest({ type: 'mtab', action: 'mount', repeat: 65536 }).repeat, 65536);
+});
+
+test('watch options and listener ids', () => {
+  assert.equal(watchOptions('mtab', undefined), { group: 'mtab', receiveBufferSize: undefined });
+  assert.equal(watchOptions('storage', { receiveBufferSize: 1024 }), { group: 'storage', receiveBufferSize: 1024 });
+  rejects(() => watchOptions('events', {}), 'group', 'expected one of mtab, storage, got "events"');
+  rejects(() => watchOptions('mtab', { bufferSize: 1 }), 'bufferSize', 'unknown option');
+  assert.is(listenerId('op', 1), 1);
+  rejects(() => listenerId('usip listener-unregister', 0), 'id', 'usip listener-unregister: id: expected a listener id');
+  rejects(() => listenerId('op', '3'), 'id', 'got "3"');
+});
+
+test('action names: each type has its own actions, and spec spellings map to keys', () => {
+  const all = [...ACTIONS_OF_TYPE.mtab, ...ACTIONS_OF_TYPE.storage].sort();
+  assert.equal(all, Object.keys(Action).sort(), 'every action belongs to exactly one type');
+  assert.is(actionFromName('low-space'), 'lowSpace');
+  assert.is(actionFromName('lowSpace'), 'lowSpace');
+  assert.is(actionFromName('mount'), 'mount');
+  assert.is(actionFromName('Mount'), undefined);
+  assert.is(actionSpecName('lowSpace'), 'low-space');
+  assert.is(actionSpecName('enospc'), 'enospc');
+});
+
+test.run();
