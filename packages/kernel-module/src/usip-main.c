@@ -9,6 +9,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/slab.h>
 #include <net/genetlink.h>
 
 #include "usip.h"
@@ -17,6 +19,36 @@
 #ifndef USIP_MODULE_VERSION
 #error "USIP_MODULE_VERSION comes from the VERSION file through Kbuild"
 #endif
+
+bool usip_allow_inject;
+module_param_named(allow_inject, usip_allow_inject, bool, 0444);
+MODULE_PARM_DESC(allow_inject,
+		 "Allow CAP_SYS_ADMIN to inject synthetic events, for tests (load time only; default off)");
+
+unsigned int usip_max_listeners_per_user = 64;
+module_param_named(max_listeners_per_user, usip_max_listeners_per_user, uint, 0644);
+MODULE_PARM_DESC(max_listeners_per_user,
+		 "Listeners one user (effective uid) may have registered at once (default 64)");
+
+unsigned int usip_max_notifiers_per_listener = 32;
+module_param_named(max_notifiers_per_listener, usip_max_notifiers_per_listener, uint, 0644);
+MODULE_PARM_DESC(max_notifiers_per_listener,
+		 "Notifiers one listener may carry (default 32)");
+
+unsigned int usip_event_queue_len = 1024;
+module_param_named(event_queue_len, usip_event_queue_len, uint, 0644);
+MODULE_PARM_DESC(event_queue_len,
+		 "Events that may wait for delivery; more are dropped and counted (default 1024)");
+
+atomic_t usip_objects = ATOMIC_INIT(0);
+
+void usip_kfree(const void *p)
+{
+	if (!p)
+		return;
+	kfree(p);
+	atomic_dec(&usip_objects);
+}
 
 struct genl_family usip_family __ro_after_init = {
 	.name		= USIP_FAMILY_NAME,
@@ -41,16 +73,40 @@ static int __init usip_init(void)
 {
 	int err;
 
-	err = genl_register_family(&usip_family);
+	err = usip_ns_init();
 	if (err)
+		return err;
+	err = usip_listeners_init();
+	if (err)
+		return err;
+	err = usip_events_init();
+	if (err)
+		goto listeners;
+	err = genl_register_family(&usip_family);
+	if (err) {
 		pr_err("cannot register the generic netlink family %s: %d\n",
 		       USIP_FAMILY_NAME, err);
+		goto events;
+	}
+	return 0;
+
+events:
+	usip_events_stop();
+	usip_events_exit();
+listeners:
+	usip_listeners_exit();
 	return err;
 }
 
 static void __exit usip_exit(void)
 {
+	/* Deliveries use the family: finish them before it goes. */
+	usip_events_stop();
+	/* Waits for requests in progress; no new ones come after it. */
 	genl_unregister_family(&usip_family);
+	usip_events_exit();
+	usip_listeners_exit();
+	WARN_ON(atomic_read(&usip_objects));
 }
 
 module_init(usip_init);

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Events: producers post them, a bounded queue holds them, and an ordered
+ * workqueue delivers them to the listeners that want them (usip-listener.c)
+ * and to the multicast groups.
+ *
+ * Posting may happen in atomic context (later sources hook hot paths), so it
+ * only reads the listener list under RCU, allocates without sleeping when
+ * asked to, and takes references that the worker, in process context,
+ * drops. An event nobody wants is not queued at all. An event that finds
+ * the queue full is dropped, and every listener it would have reached has
+ * its miss count raised, to be reported in its next event.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cred.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/user_namespace.h>
+#include <linux/workqueue.h>
+#include <net/genetlink.h>
+#include <net/net_namespace.h>
+
+#include "usip.h"
+#include "usip-nl-gen.h"
+
+#define USIP_N_TYPES	USIP_EVENT_TYPE_STORAGE
+
+static struct kmem_cache *usip_event_cache;
+static struct workqueue_struct *usip_event_wq;
+
+static DEFINE_SPINLOCK(usip_queue_lock);
+static LIST_HEAD(usip_queue);
+/* Under usip_queue_lock: events queued, being allocated or being delivered. */
+static unsigned int usip_queued;
+static bool usip_stopping;
+static u64 usip_seq;
+
+static void usip_event_work(struct work_struct *work);
+static DECLARE_WORK(usip_event_work_item, usip_event_work);
+static atomic64_t usip_dropped = ATOMIC64_INIT(0);
+static atomic64_t usip_delivered = ATOMIC64_INIT(0);
+static atomic64_t usip_undeliverable = ATOMIC64_INIT(0);
+/* Drops per type, and (worker only) how many multicast copies reported. */
+static atomic64_t usip_group_dropped[USIP_N_TYPES + 1];
+static u64 usip_group_reported[USIP_N_TYPES + 1];
+
+static const char *const usip_type_names[] = {
+	[USIP_EVENT_TYPE_MTAB] = "mtab",
+	[USIP_EVENT_TYPE_STORAGE] = "storage",
+};
+
+static const char *const usip_action_names[] = {
+	[USIP_ACTION_MOUNT] = "mount",
+	[USIP_ACTION_UMOUNT] = "umount",
+	[USIP_ACTION_MOVE] = "move",
+	[USIP_ACTION_REMOUNT] = "remount",
+	[USIP_ACTION_ENOSPC] = "enospc",
+	[USIP_ACTION_EDQUOT] = "edquot",
+	[USIP_ACTION_LOW_SPACE] = "low-space",
+};
+
+const char *usip_type_name(u32 type)
+{
+	return type < ARRAY_SIZE(usip_type_names) && usip_type_names[type] ?
+	       usip_type_names[type] : "?";
+}
+
+const char *usip_action_name(u32 action)
+{
+	return action < ARRAY_SIZE(usip_action_names) &&
+	       usip_action_names[action] ? usip_action_names[action] : "?";
+}
+
+bool usip_action_of_type(u32 type, u32 action)
+{
+	switch (type) {
+	case USIP_EVENT_TYPE_MTAB:
+		return action >= USIP_ACTION_MOUNT && action <= USIP_ACTION_REMOUNT;
+	case USIP_EVENT_TYPE_STORAGE:
+		return action >= USIP_ACTION_ENOSPC &&
+		       action <= USIP_ACTION_LOW_SPACE;
+	default:
+		return false;
+	}
+}
+
+static char *usip_strdup(const char *s, gfp_t gfp, bool *failed)
+{
+	char *copy;
+
+	if (!s)
+		return NULL;
+	copy = kstrdup(s, gfp);
+	if (copy)
+		atomic_inc(&usip_objects);
+	else
+		*failed = true;
+	return copy;
+}
+
+/* Frees @ev and drops its references; process context. */
+static void usip_event_free(struct usip_event *ev)
+{
+	usip_kfree(ev->info.path);
+	usip_kfree(ev->info.fs_type);
+	usip_kfree(ev->info.source);
+	usip_mnt_ns_put(ev->mnt_ns);
+	put_pid(ev->pid);
+	kmem_cache_free(usip_event_cache, ev);
+	atomic_dec(&usip_objects);
+}
+
+/* A copy of @info with its strings; takes no reference yet. */
+static struct usip_event *usip_event_alloc(const struct usip_event_info *info,
+					   gfp_t gfp)
+{
+	struct usip_event *ev;
+	bool failed = false;
+
+	ev = kmem_cache_zalloc(usip_event_cache, gfp);
+	if (!ev)
+		return NULL;
+	atomic_inc(&usip_objects);
+	ev->info = *info;
+	ev->info.path = usip_strdup(info->path, gfp, &failed);
+	ev->info.fs_type = usip_strdup(info->fs_type, gfp, &failed);
+	ev->info.source = usip_strdup(info->source, gfp, &failed);
+	if (failed) {
+		usip_event_free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static void usip_event_drop(const struct usip_event *probe)
+{
+	usip_listeners_want(probe, true);
+	atomic64_inc(&usip_dropped);
+	atomic64_inc(&usip_group_dropped[probe->info.type]);
+}
+
+/*
+ * Posts an event that the current task caused, in its mount namespace.
+ * Returns 0 when queued, -ENOENT when no listener wants it (not counted),
+ * -ENOBUFS when it was dropped (counted). *@seq gets its sequence number.
+ */
+int usip_event_post(const struct usip_event_info *info, gfp_t gfp, u64 *seq)
+{
+	/* What matching needs; the mount namespace is compared, not held. */
+	struct usip_event probe = {
+		.info = *info,
+		.mnt_ns = usip_mnt_ns_current(),
+	};
+	struct usip_event *ev;
+	unsigned long flags;
+	bool full;
+
+	*seq = 0;
+	if (!usip_listeners_want(&probe, false))
+		return -ENOENT;
+
+	/* Reserve a place first, so that a full queue costs no allocation. */
+	spin_lock_irqsave(&usip_queue_lock, flags);
+	*seq = ++usip_seq;
+	full = usip_stopping || usip_queued >= READ_ONCE(usip_event_queue_len);
+	if (!full)
+		usip_queued++;
+	spin_unlock_irqrestore(&usip_queue_lock, flags);
+	if (full) {
+		usip_event_drop(&probe);
+		return -ENOBUFS;
+	}
+
+	ev = usip_event_alloc(info, gfp);
+	spin_lock_irqsave(&usip_queue_lock, flags);
+	if (!ev) {
+		usip_queued--;
+	} else {
+		ev->seq = *seq;
+		ev->timestamp = ktime_get_real_ns();
+		ev->mnt_ns = usip_mnt_ns_get_current();
+		ev->pid = get_pid(task_tgid(current));
+		ev->uid = current_euid();
+		list_add_tail(&ev->node, &usip_queue);
+	}
+	spin_unlock_irqrestore(&usip_queue_lock, flags);
+	if (!ev) {
+		usip_event_drop(&probe);
+		return -ENOBUFS;
+	}
+	queue_work(usip_event_wq, &usip_event_work_item);
+	return 0;
+}
+
+static void usip_event_work(struct work_struct *work)
+{
+	struct usip_event *ev;
+	unsigned long flags;
+	bool stopping;
+
+	for (;;) {
+		spin_lock_irqsave(&usip_queue_lock, flags);
+		ev = list_first_entry_or_null(&usip_queue, struct usip_event, node);
+		if (ev)
+			list_del(&ev->node);
+		stopping = usip_stopping;
+		spin_unlock_irqrestore(&usip_queue_lock, flags);
+		if (!ev)
+			break;
+		/* While the module unloads, queued events are discarded. */
+		if (!stopping)
+			usip_listeners_deliver(ev);
+		usip_event_free(ev);
+		spin_lock_irqsave(&usip_queue_lock, flags);
+		usip_queued--;
+		spin_unlock_irqrestore(&usip_queue_lock, flags);
+		cond_resched();
+	}
+}
+
+static size_t usip_event_msg_size(const struct usip_event *ev)
+{
+	const struct usip_event_info *info = &ev->info;
+	size_t size;
+
+	/* listener-id, missed, type, action, cmd, pid, uid, dev, count */
+	size = 9 * nla_total_size(sizeof(u32));
+	/* seq, timestamp, mnt-ns, mount-id, parent-id */
+	size += 5 * nla_total_size_64bit(sizeof(u64));
+	if (info->path)
+		size += nla_total_size(strlen(info->path) + 1);
+	if (info->fs_type)
+		size += nla_total_size(strlen(info->fs_type) + 1);
+	if (info->source)
+		size += nla_total_size(strlen(info->source) + 1);
+	return size;
+}
+
+static int usip_put_string(struct sk_buff *skb, int type, const char *s)
+{
+	return s ? nla_put_string(skb, type, s) : 0;
+}
+
+struct sk_buff *usip_event_build(const struct usip_event *ev,
+				 const struct usip_event_dest *dest)
+{
+	const struct usip_event_info *info = &ev->info;
+	bool mtab = info->type == USIP_EVENT_TYPE_MTAB;
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = genlmsg_new(usip_event_msg_size(ev), GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	hdr = genlmsg_put(skb, 0, 0, &usip_family, 0,
+			  mtab ? USIP_CMD_MTAB_EVENT : USIP_CMD_STORAGE_EVENT);
+	if (!hdr)
+		goto too_small;
+	if ((dest->listener_id &&
+	     nla_put_u32(skb, USIP_A_EVENT_LISTENER_ID, dest->listener_id)) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_SEQ, ev->seq, USIP_A_EVENT_PAD) ||
+	    nla_put_u32(skb, USIP_A_EVENT_MISSED, dest->missed) ||
+	    nla_put_u32(skb, USIP_A_EVENT_TYPE, info->type) ||
+	    nla_put_u32(skb, USIP_A_EVENT_ACTION, info->action) ||
+	    (dest->has_cmd && nla_put_u32(skb, USIP_A_EVENT_CMD, dest->cmd)) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_TIMESTAMP, ev->timestamp,
+			      USIP_A_EVENT_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_MNT_NS,
+			      usip_mnt_ns_inum(ev->mnt_ns), USIP_A_EVENT_PAD) ||
+	    nla_put_u32(skb, USIP_A_EVENT_PID, pid_nr_ns(ev->pid, dest->pid_ns)) ||
+	    nla_put_u32(skb, USIP_A_EVENT_UID,
+			from_kuid_munged(dest->user_ns, ev->uid)))
+		goto too_small;
+	if (((info->present & USIP_EVENT_HAS_MOUNT_ID) &&
+	     nla_put_u64_64bit(skb, USIP_A_EVENT_MOUNT_ID, info->mount_id,
+			       USIP_A_EVENT_PAD)) ||
+	    (mtab && (info->present & USIP_EVENT_HAS_PARENT_ID) &&
+	     nla_put_u64_64bit(skb, USIP_A_EVENT_PARENT_ID, info->parent_id,
+			       USIP_A_EVENT_PAD)) ||
+	    usip_put_string(skb, USIP_A_EVENT_PATH, info->path) ||
+	    usip_put_string(skb, USIP_A_EVENT_FS_TYPE, info->fs_type) ||
+	    usip_put_string(skb, USIP_A_EVENT_SOURCE, info->source) ||
+	    ((info->present & USIP_EVENT_HAS_DEV) &&
+	     nla_put_u32(skb, USIP_A_EVENT_DEV, info->dev)) ||
+	    (!mtab && (info->present & USIP_EVENT_HAS_COUNT) &&
+	     nla_put_u32(skb, USIP_A_EVENT_COUNT, info->count)))
+		goto too_small;
+	genlmsg_end(skb, hdr);
+	return skb;
+
+too_small:
+	/* usip_event_msg_size() counts every attribute: cannot happen. */
+	nlmsg_free(skb);
+	return NULL;
+}
+
+/* One copy of @ev to its type's group in @net; called by the worker only. */
+void usip_event_multicast(const struct usip_event *ev, struct net *net)
+{
+	u32 type = ev->info.type;
+	u64 dropped = atomic64_read(&usip_group_dropped[type]);
+	struct usip_event_dest dest = {
+		.missed = min_t(u64, dropped - usip_group_reported[type], U32_MAX),
+		.pid_ns = &init_pid_ns,
+		.user_ns = net->user_ns,
+	};
+	struct sk_buff *skb;
+
+	usip_group_reported[type] = dropped;
+	skb = usip_event_build(ev, &dest);
+	if (!skb)
+		return;
+	/* -ESRCH: nobody has joined the group; that is fine. */
+	genlmsg_multicast_netns(&usip_family, net, skb, 0,
+				type == USIP_EVENT_TYPE_MTAB ? USIP_NLGRP_MTAB :
+							       USIP_NLGRP_STORAGE,
+				GFP_KERNEL);
+}
+
+void usip_event_count_delivery(bool delivered)
+{
+	atomic64_inc(delivered ? &usip_delivered : &usip_undeliverable);
+}
+
+int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	struct nlattr **attrs = info->attrs;
+	struct usip_event_info event = {};
+	u32 repeat = 1, queued = 0, dropped = 0, i;
+	struct sk_buff *reply;
+	u64 seq = 0, last = 0;
+	void *hdr;
+	int err;
+
+	if (!usip_allow_inject) {
+		NL_SET_ERR_MSG(extack,
+			       "event injection is disabled: load usip with allow_inject=1");
+		return -EOPNOTSUPP;
+	}
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG(extack,
+			       "injecting events needs CAP_SYS_ADMIN in the initial user namespace");
+		return -EPERM;
+	}
+	if (GENL_REQ_ATTR_CHECK(info, USIP_A_EVENT_TYPE) ||
+	    GENL_REQ_ATTR_CHECK(info, USIP_A_EVENT_ACTION))
+		return -EINVAL;
+	event.type = nla_get_u32(attrs[USIP_A_EVENT_TYPE]);
+	event.action = nla_get_u32(attrs[USIP_A_EVENT_ACTION]);
+	if (!usip_action_of_type(event.type, event.action)) {
+		NL_SET_ERR_MSG_ATTR(extack, attrs[USIP_A_EVENT_ACTION],
+				    "the action is not one of the event's type");
+		return -EINVAL;
+	}
+	if (attrs[USIP_A_EVENT_MOUNT_ID]) {
+		event.mount_id = nla_get_u64(attrs[USIP_A_EVENT_MOUNT_ID]);
+		event.present |= USIP_EVENT_HAS_MOUNT_ID;
+	}
+	if (attrs[USIP_A_EVENT_PARENT_ID]) {
+		event.parent_id = nla_get_u64(attrs[USIP_A_EVENT_PARENT_ID]);
+		event.present |= USIP_EVENT_HAS_PARENT_ID;
+	}
+	if (attrs[USIP_A_EVENT_DEV]) {
+		event.dev = nla_get_u32(attrs[USIP_A_EVENT_DEV]);
+		event.present |= USIP_EVENT_HAS_DEV;
+	}
+	if (attrs[USIP_A_EVENT_COUNT]) {
+		event.count = nla_get_u32(attrs[USIP_A_EVENT_COUNT]);
+		event.present |= USIP_EVENT_HAS_COUNT;
+	}
+	if (attrs[USIP_A_EVENT_PATH])
+		event.path = nla_data(attrs[USIP_A_EVENT_PATH]);
+	if (attrs[USIP_A_EVENT_FS_TYPE])
+		event.fs_type = nla_data(attrs[USIP_A_EVENT_FS_TYPE]);
+	if (attrs[USIP_A_EVENT_SOURCE])
+		event.source = nla_data(attrs[USIP_A_EVENT_SOURCE]);
+	if (attrs[USIP_A_EVENT_REPEAT])
+		repeat = nla_get_u32(attrs[USIP_A_EVENT_REPEAT]);
+
+	for (i = 0; i < repeat; i++) {
+		err = usip_event_post(&event, GFP_KERNEL, &seq);
+		if (err == -ENOENT)
+			break;	/* nobody wants it */
+		last = seq;
+		if (err)
+			dropped++;
+		else
+			queued++;
+		if (!(i % 256))
+			cond_resched();
+	}
+
+	reply = genlmsg_new(2 * nla_total_size(sizeof(u32)) +
+			    nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_INJECT);
+	if (!hdr ||
+	    nla_put_u64_64bit(reply, USIP_A_EVENT_SEQ, last, USIP_A_EVENT_PAD) ||
+	    nla_put_u32(reply, USIP_A_EVENT_QUEUED, queued) ||
+	    nla_put_u32(reply, USIP_A_EVENT_DROPPED, dropped)) {
+		nlmsg_free(reply);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
+}
+
+int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	u32 listeners, notifiers, queued;
+	struct sk_buff *reply;
+	unsigned long flags;
+	u64 posted;
+	void *hdr;
+
+	usip_listener_stats(&listeners, &notifiers);
+	spin_lock_irqsave(&usip_queue_lock, flags);
+	queued = usip_queued;
+	posted = usip_seq;
+	spin_unlock_irqrestore(&usip_queue_lock, flags);
+
+	reply = genlmsg_new(5 * nla_total_size(sizeof(u32)) +
+			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_STATS);
+	if (!hdr ||
+	    nla_put_u32(reply, USIP_A_STATS_LISTENERS, listeners) ||
+	    nla_put_u32(reply, USIP_A_STATS_NOTIFIERS, notifiers) ||
+	    nla_put_u32(reply, USIP_A_STATS_QUEUED, queued) ||
+	    nla_put_u32(reply, USIP_A_STATS_QUEUE_LIMIT,
+			READ_ONCE(usip_event_queue_len)) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_POSTED, posted,
+			      USIP_A_STATS_PAD) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_DROPPED,
+			      atomic64_read(&usip_dropped), USIP_A_STATS_PAD) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_DELIVERED,
+			      atomic64_read(&usip_delivered), USIP_A_STATS_PAD) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_UNDELIVERABLE,
+			      atomic64_read(&usip_undeliverable),
+			      USIP_A_STATS_PAD) ||
+	    nla_put_u32(reply, USIP_A_STATS_OBJECTS,
+			atomic_read(&usip_objects))) {
+		nlmsg_free(reply);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
+}
+
+int usip_events_init(void)
+{
+	usip_event_cache = KMEM_CACHE(usip_event, 0);
+	if (!usip_event_cache)
+		return -ENOMEM;
+	/* Ordered: listeners get events in the order they were posted. */
+	usip_event_wq = alloc_ordered_workqueue("usip_events", 0);
+	if (!usip_event_wq) {
+		kmem_cache_destroy(usip_event_cache);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Stops delivery: later posts are dropped, queued events discarded. */
+void usip_events_stop(void)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&usip_queue_lock, flags);
+	usip_stopping = true;
+	spin_unlock_irqrestore(&usip_queue_lock, flags);
+	/* Let a delivery in progress finish while the family is registered. */
+	flush_workqueue(usip_event_wq);
+}
+
+void usip_events_exit(void)
+{
+	/* Runs the work once more for events posted while stopping. */
+	destroy_workqueue(usip_event_wq);
+	WARN_ON(!list_empty(&usip_queue));
+	kmem_cache_destroy(usip_event_cache);
+}
