@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import type { NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
+import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, toJson, typedAction, u64, withClient } from './common.js';
+import { inject, type InjectCommandOptions } from './inject.js';
+import { listen, parseNotifier } from './listen.js';
+import { formatListeners, listenerJson } from './listeners.js';
+import { formatStats } from './stats.js';
 import { collectStatus, formatStatus } from './status.js';
-
-/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage. */
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 const program = new Command('usip')
   .description('USIP: storage information and events from the Linux kernel (usip module)')
@@ -25,6 +27,77 @@ program
       process.stderr.write(`usip: ${report.error.message}\n`);
       process.exitCode = EXIT_FAILURE;
     }
+  });
+
+program
+  .command('listeners')
+  .description('list the listeners of this network namespace that you may unregister (root: all of them)')
+  .option('--json', 'print them as JSON (64-bit values as strings)')
+  .action(async (options: { json?: boolean }) => {
+    await withClient(async (client) => {
+      const listeners = (await client.listeners()).map(listenerJson);
+      process.stdout.write(options.json ? `${toJson(listeners, 2)}\n` : formatListeners(listeners));
+    });
+  });
+
+program
+  .command('listen')
+  .description('register a listener and print its events, one per line, until interrupted')
+  .option(
+    '--notifier <spec>',
+    'what to listen to, repeatable: TYPE:ACTION[:OPTION]..., e.g. mtab:mount, mtab:umount:kern-log, ' +
+      'storage:low-space:threshold=10; options: kern-log, cmd=N, mount-id=N, threshold=N, path-prefix=PATH (last)',
+    (value: string, previous: NotifierOptions[] | undefined) => [...(previous ?? []), parseNotifier(value)],
+  )
+  .option('--global', 'events of every mount namespace, not only this one (needs CAP_SYS_ADMIN)')
+  .option('--json', 'print each event as one JSON line (64-bit values as strings)')
+  .option('--count <n>', 'stop after n events', integer(1, Number.MAX_SAFE_INTEGER))
+  .option('--receive-buffer-size <bytes>', 'SO_RCVBUF of the listener socket', integer(1, 0x7fffffff))
+  .action(
+    async (
+      options: { notifier?: NotifierOptions[]; global?: boolean; json?: boolean; count?: number; receiveBufferSize?: number },
+      command: Command,
+    ) => {
+      const { notifier } = options;
+      if (notifier === undefined) {
+        command.error("error: required option '--notifier <spec>' not specified", { exitCode: EXIT_USAGE });
+      }
+      await withClient((client) => listen(client, { ...options, notifier }));
+    },
+  );
+
+program
+  .command('inject')
+  .description('post a synthetic event, for tests (module loaded with allow_inject=1; needs CAP_SYS_ADMIN)')
+  .addOption(new Option('--type <type>', 'event type').choices(TYPE_NAMES).makeOptionMandatory())
+  .requiredOption('--action <action>', 'mtab: mount, umount, move, remount; storage: enospc, edquot, low-space')
+  .option('--path <path>', 'mount point')
+  .option('--mount-id <id>', 'mount id', u64)
+  .option('--parent-id <id>', 'parent mount id', u64)
+  .option('--fs-type <type>', 'file system type, e.g. ext4')
+  .option('--source <source>', 'mount source, e.g. /dev/sda1')
+  .option('--dev <dev>', 'device number, MAJOR:MINOR (or encoded)', deviceNumber)
+  .option('--count <n>', 'occurrences the event stands for', integer(1, 0xffffffff))
+  .option('--repeat <n>', 'post it n times in a burst', integer(1, 65536))
+  .option('--json', 'print the result as JSON')
+  .action(async (options: InjectCommandOptions & { type: string; action: string }, command: Command) => {
+    const { type, action, ...rest } = options;
+    const event = typedAction(type, action);
+    if (typeof event === 'string') {
+      command.error(`error: option '--action <action>' argument '${action}' is invalid. ${event}`, { exitCode: EXIT_USAGE });
+    }
+    await withClient((client) => inject(client, event, rest));
+  });
+
+program
+  .command('stats')
+  .description("show the module's counters")
+  .option('--json', 'print them as JSON (64-bit values as strings)')
+  .action(async (options: { json?: boolean }) => {
+    await withClient(async (client) => {
+      const stats = await client.stats();
+      process.stdout.write(options.json ? `${toJson(stats, 2)}\n` : formatStats(stats));
+    });
   });
 
 try {

@@ -46,6 +46,49 @@ test('an unknown option or command is a usage error (exit 2) that names it', asy
   assert.match(command.stderr, "unknown command 'statsu'");
 });
 
+test('listeners, stats, inject and listen without the module exit 1 with the same message', async () => {
+  for (const args of [
+    ['listeners'],
+    ['listeners', '--json'],
+    ['stats', '--json'],
+    ['inject', '--type', 'mtab', '--action', 'mount'],
+    ['listen', '--notifier', 'mtab:mount'],
+  ]) {
+    const { code, stdout, stderr } = await usip(...args);
+    assert.is(code, 1, args.join(' '));
+    assert.is(stdout, '', args.join(' '));
+    assert.match(stderr, /^usip: The usip kernel module is not loaded/, args.join(' '));
+  }
+});
+
+async function usage(args: string[], ...patterns: (string | RegExp)[]): Promise<void> {
+  const { code, stdout, stderr } = await usip(...args);
+  assert.is(code, 2, `${args.join(' ')}: ${stderr}`);
+  assert.is(stdout, '', args.join(' '));
+  for (const pattern of patterns) assert.match(stderr, pattern, args.join(' '));
+}
+
+test('inject: a bad type, action or value is a usage error (exit 2) naming it, before any module call', async () => {
+  await usage(['inject', '--type', 'mtab', '--action', 'enospc'], "argument 'enospc' is invalid", '"enospc" is not an mtab action; mtab actions are mount, umount, move, remount');
+  await usage(['inject', '--type', 'storage', '--action', 'lowspace'], 'unknown action "lowspace"; storage actions are enospc, edquot, low-space');
+  await usage(['inject', '--type', 'disk', '--action', 'mount'], "argument 'disk' is invalid. Allowed choices are mtab, storage");
+  await usage(['inject', '--type', 'mtab'], "required option '--action <action>' not specified");
+  await usage(['inject', '--action', 'mount'], "required option '--type <type>' not specified");
+  await usage(['inject', '--type', 'mtab', '--action', 'mount', '--repeat', '0'], "'--repeat <n>' argument '0' is invalid. expected an integer from 1 to 65536");
+  await usage(['inject', '--type', 'mtab', '--action', 'mount', '--repeat', '65537'], "argument '65537' is invalid");
+  await usage(['inject', '--type', 'mtab', '--action', 'mount', '--mount-id', '-1'], "'--mount-id <id>' argument '-1' is invalid");
+  await usage(['inject', '--type', 'mtab', '--action', 'mount', '--dev', '8:x'], "'--dev <dev>' argument '8:x' is invalid");
+});
+
+test('listen: notifiers are required and checked, and so is --count', async () => {
+  await usage(['listen'], "required option '--notifier <spec>' not specified");
+  await usage(['listen', '--notifier', 'mtab:enospc'], "'--notifier <spec>' argument 'mtab:enospc' is invalid", 'is not an mtab action');
+  await usage(['listen', '--notifier', 'mtab'], "argument 'mtab' is invalid. expected TYPE:ACTION");
+  await usage(['listen', '--notifier', 'mtab:mount:frob'], 'unknown notifier option "frob"');
+  await usage(['listen', '--notifier', 'storage:low-space:threshold=101'], 'threshold: expected an integer from 0 to 100');
+  await usage(['listen', '--notifier', 'mtab:mount', '--count', '0'], "'--count <n>' argument '0' is invalid");
+});
+
 test('--version prints the package version and exits 0', async () => {
   const { code, stdout } = await usip('--version');
   assert.is(code, 0);

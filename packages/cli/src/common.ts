@@ -1,0 +1,131 @@
+// What every command shares: exit codes, error reporting, JSON with 64-bit values, option
+// value parsers that turn a bad value into a usage error naming it.
+import { InvalidArgumentError } from 'commander';
+import {
+  ACTIONS_OF_TYPE,
+  UsipArgumentError,
+  UsipClient,
+  UsipError,
+  actionFromName,
+  actionSpecName,
+  isNetlinkError,
+  protocol,
+  type TypedAction,
+} from '@usip/client';
+
+/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/**
+ * Prints an error the user can act on (`usip: <message>`) and sets the exit code: 2 for a bad
+ * argument, 1 for everything the module or the system refused. Anything else is a bug and is
+ * thrown on, with its stack.
+ */
+export function reportError(error: unknown): void {
+  if (error instanceof UsipArgumentError) {
+    process.stderr.write(`usip: ${error.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else if (error instanceof UsipError || isNetlinkError(error)) {
+    process.stderr.write(`usip: ${error.message}\n`);
+    process.exitCode = EXIT_FAILURE;
+  } else {
+    throw error;
+  }
+}
+
+/** Connects, runs `action`, closes; errors are reported with reportError. */
+export async function withClient(action: (client: UsipClient) => Promise<void>): Promise<void> {
+  let client: UsipClient;
+  try {
+    client = await UsipClient.connect();
+  } catch (error) {
+    reportError(error);
+    return;
+  }
+  try {
+    await action(client);
+  } catch (error) {
+    reportError(error);
+  } finally {
+    client.close();
+  }
+}
+
+/** JSON text in which 64-bit values (bigint) are decimal strings, exact at any size. */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent);
+}
+
+/** An option parser for an integer from min to max (decimal, or hexadecimal with 0x). */
+export function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = /^(?:\d+|0x[\da-f]+)$/i.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+const U64_MAX = 0xffffffffffffffffn;
+
+/** An option parser for a 64-bit unsigned value (decimal, or hexadecimal with 0x). */
+export function u64(value: string): bigint {
+  if (!/^(?:\d+|0x[\da-f]+)$/i.test(value) || BigInt(value) > U64_MAX) {
+    throw new InvalidArgumentError(`expected an integer from 0 to ${U64_MAX}`);
+  }
+  return BigInt(value);
+}
+
+/** An option parser for a device number: MAJOR:MINOR, or the encoded number itself. */
+export function deviceNumber(value: string): number {
+  const pair = /^(\d+):(\d+)$/.exec(value);
+  if (pair === null) return integer(0, 0xffffffff)(value);
+  const major = Number(pair[1]);
+  const minor = Number(pair[2]);
+  if (major > 0xfff || minor > 0xfffff) {
+    throw new InvalidArgumentError('expected MAJOR:MINOR with a major up to 4095 and a minor up to 1048575');
+  }
+  return encodeDev(major, minor);
+}
+
+/** The kernel's new_encode_dev(): the format of the dev attribute. */
+export function encodeDev(major: number, minor: number): number {
+  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}
+
+/** new_decode_dev(), for display. */
+export function decodeDev(dev: number): string {
+  const major = (dev & 0xfff00) >>> 8;
+  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
+  return `${major}:${minor}`;
+}
+
+export const TYPE_NAMES = Object.keys(protocol.EventType) as protocol.EventTypeName[];
+
+/** Names of the actions of a type, spelled as in the spec (low-space). */
+export function actionsOf(type: protocol.EventTypeName): string[] {
+  return ACTIONS_OF_TYPE[type].map((a) => actionSpecName(a));
+}
+
+/**
+ * Checks a type and an action given on the command line. Returns the pair, or the reason it is
+ * not one, naming the bad value.
+ */
+export function typedAction(type: string, action: string): TypedAction | string {
+  if (!(TYPE_NAMES as string[]).includes(type)) return `unknown event type "${type}"; the types are ${TYPE_NAMES.join(', ')}`;
+  const key = actionFromName(action);
+  const allowed = actionsOf(type as protocol.EventTypeName);
+  if (key === undefined) return `unknown action "${action}"; ${type} actions are ${allowed.join(', ')}`;
+  if (!(ACTIONS_OF_TYPE[type as protocol.EventTypeName] as readonly string[]).includes(key)) {
+    return `"${action}" is not a${type === 'mtab' ? 'n' : ''} ${type} action; ${type} actions are ${allowed.join(', ')}`;
+  }
+  return { type, action: key } as TypedAction;
+}
+
+/** Spec spelling of an enum value by number, or the number if this client does not know it. */
+export function enumName(names: Readonly<Record<number, string>>, value: number | undefined): string | number | undefined {
+  if (value === undefined) return undefined;
+  return names[value] ?? value;
+}

@@ -1,0 +1,90 @@
+import { actionSpecName, protocol, type ListenerInfo, type NotifierInfo } from '@usip/client';
+
+/** A listener in `usip listeners --json`: spec spellings for names, 64-bit values as strings. */
+export interface ListenerJson {
+  id: number;
+  scope: string;
+  global: boolean;
+  mntNs: bigint;
+  ownerPid: number;
+  ownerUid: number;
+  portId: number;
+  groups: string[];
+  delivered: bigint;
+  missed: bigint;
+  notifiers: NotifierJson[];
+}
+
+export interface NotifierJson {
+  type: string;
+  action: string;
+  flags: string[];
+  cmd?: number;
+  mountId?: bigint;
+  pathPrefix?: string;
+  threshold?: number;
+}
+
+function notifierJson(n: NotifierInfo): NotifierJson {
+  const out: NotifierJson = {
+    type: n.type,
+    action: actionSpecName(n.action),
+    flags: [...(n.notify ? ['notify'] : []), ...(n.kernLog ? ['kern-log'] : [])],
+  };
+  if (n.cmd !== undefined) out.cmd = n.cmd;
+  if (n.mountId !== undefined) out.mountId = n.mountId;
+  if (n.pathPrefix !== undefined) out.pathPrefix = n.pathPrefix;
+  if (n.threshold !== undefined) out.threshold = n.threshold;
+  return out;
+}
+
+export function listenerJson(info: ListenerInfo): ListenerJson {
+  return {
+    id: info.id,
+    scope: protocol.SCOPE_NAMES[protocol.Scope[info.scope]] ?? info.scope,
+    global: info.global,
+    mntNs: info.mntNs,
+    ownerPid: info.ownerPid,
+    ownerUid: info.ownerUid,
+    portId: info.portId,
+    groups: info.groups,
+    delivered: info.delivered,
+    missed: info.missed,
+    notifiers: info.notifiers.map(notifierJson),
+  };
+}
+
+/** One notifier in a table cell: `mtab/mount:notify,kern-log[cmd=3,path-prefix=/mnt]`. */
+export function formatNotifier(n: NotifierJson): string {
+  const selectors = [
+    n.cmd !== undefined ? `cmd=${n.cmd}` : '',
+    n.mountId !== undefined ? `mount-id=${n.mountId}` : '',
+    n.pathPrefix !== undefined ? `path-prefix=${n.pathPrefix}` : '',
+    n.threshold !== undefined ? `threshold=${n.threshold}` : '',
+  ].filter((s) => s !== '');
+  return `${n.type}/${n.action}:${n.flags.join(',')}${selectors.length > 0 ? `[${selectors.join(',')}]` : ''}`;
+}
+
+const COLUMNS = ['ID', 'SCOPE', 'MNT-NS', 'PID', 'UID', 'DELIVERED', 'MISSED', 'NOTIFIERS'] as const;
+
+/** The table of `usip listeners`: one row per listener, notifiers last (the wide column). */
+export function formatListeners(listeners: ListenerJson[]): string {
+  if (listeners.length === 0) return 'no listeners (among those this user may see in this network namespace)\n';
+  const rows = listeners.map((l) => [
+    String(l.id),
+    l.scope,
+    String(l.mntNs),
+    String(l.ownerPid),
+    String(l.ownerUid),
+    String(l.delivered),
+    String(l.missed),
+    l.notifiers.map(formatNotifier).join(' '),
+  ]);
+  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(COLUMNS), ...rows.map(line)].join('\n') + '\n';
+}

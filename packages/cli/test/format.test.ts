@@ -1,0 +1,178 @@
+// The pure parts of the commands: notifier specs, event lines and JSON, the listeners table,
+// device numbers. The commands themselves run as child processes in cli.test.ts (host) and
+// vm-events.test.ts (guest, against the module).
+import { InvalidArgumentError } from 'commander';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ListenerInfo, ListenerItem } from '@usip/client';
+import { decodeDev, deviceNumber, encodeDev, toJson, typedAction, u64 } from '../src/common.js';
+import { formatItem, isoTime, itemJson, parseNotifier } from '../src/listen.js';
+import { formatListeners, formatNotifier, listenerJson } from '../src/listeners.js';
+
+function invalid(fn: () => unknown, pattern: string | RegExp): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, InvalidArgumentError);
+    assert.match((error as Error).message, pattern);
+    return;
+  }
+  assert.unreachable('expected an InvalidArgumentError');
+}
+
+test('notifier specs: type, action (spec spelling), flags and selectors', () => {
+  assert.equal(parseNotifier('mtab:mount'), { type: 'mtab', action: 'mount' });
+  assert.equal(parseNotifier('mtab:umount:kern-log:cmd=7'), { type: 'mtab', action: 'umount', kernLog: true, cmd: 7 });
+  assert.equal(parseNotifier('storage:low-space:threshold=10:mount-id=0x10'), {
+    type: 'storage',
+    action: 'lowSpace',
+    threshold: 10,
+    mountId: 16n,
+  });
+  assert.equal(parseNotifier('mtab:move:path-prefix=/srv/a:b:kern-log'), { type: 'mtab', action: 'move', pathPrefix: '/srv/a:b:kern-log' });
+});
+
+test('bad notifier specs name what is wrong', () => {
+  invalid(() => parseNotifier('mtab'), 'expected TYPE:ACTION');
+  invalid(() => parseNotifier(':mount'), 'expected TYPE:ACTION');
+  invalid(() => parseNotifier('disk:mount'), 'unknown event type "disk"; the types are mtab, storage');
+  invalid(() => parseNotifier('storage:mount'), '"mount" is not a storage action; storage actions are enospc, edquot, low-space');
+  invalid(() => parseNotifier('mtab:mount:kern-log=1'), 'kern-log takes no value');
+  invalid(() => parseNotifier('mtab:mount:cmd'), 'cmd needs a value');
+  invalid(() => parseNotifier('mtab:mount:cmd=x'), 'cmd: expected an integer from 0 to 4294967295');
+  invalid(() => parseNotifier('mtab:mount:path-prefix=srv'), 'path-prefix must be an absolute path');
+  invalid(() => parseNotifier('mtab:mount:notify'), 'unknown notifier option "notify"');
+});
+
+test('typedAction accepts both spellings of low-space and refuses mixed pairs', () => {
+  assert.equal(typedAction('storage', 'low-space'), { type: 'storage', action: 'lowSpace' });
+  assert.equal(typedAction('storage', 'lowSpace'), { type: 'storage', action: 'lowSpace' });
+  assert.is(typedAction('mtab', 'edquot'), '"edquot" is not an mtab action; mtab actions are mount, umount, move, remount');
+});
+
+test('64-bit and device numbers', () => {
+  assert.is(u64('18446744073709551615'), 0xffffffffffffffffn);
+  invalid(() => u64('18446744073709551616'), 'from 0 to 18446744073709551615');
+  invalid(() => u64('1e3'), 'expected an integer');
+  // new_encode_dev: minor's low byte, major, then minor's high bits.
+  assert.is(encodeDev(8, 1), 0x801);
+  assert.is(encodeDev(259, 0x12345), 0x12310345);
+  assert.is(decodeDev(0x12310345), '259:74565');
+  assert.is(deviceNumber('8:1'), 0x801);
+  assert.is(deviceNumber('2049'), 2049);
+  invalid(() => deviceNumber('4096:0'), 'major up to 4095');
+  assert.is(toJson({ a: 1n << 63n, b: [2n] }), '{"a":"9223372036854775808","b":["2"]}');
+});
+
+const event: ListenerItem = {
+  kind: 'mtab-event',
+  listenerId: 3,
+  seq: 17n,
+  missed: 0,
+  type: 1,
+  action: 4,
+  cmd: 9,
+  timestamp: 1_700_000_000_012_345_678n,
+  mntNs: 4026531841n,
+  pid: 1234,
+  uid: 0,
+  mountId: 42n,
+  parentId: 1n,
+  path: '/mnt/my disk',
+  fsType: 'ext4',
+  source: '/dev/sda1',
+  dev: 0x801,
+  typeName: 'mtab',
+  actionName: 'remount',
+};
+
+test('an event as a line for people and as a JSON line', () => {
+  assert.is(isoTime(1_700_000_000_012_345_678n), '2023-11-14T22:13:20.012345678Z');
+  assert.is(
+    formatItem(event),
+    '2023-11-14T22:13:20.012345678Z mtab/remount seq=17 listener=3 cmd=9 path="/mnt/my disk" mount-id=42 parent-id=1 ' +
+      'fs-type=ext4 source=/dev/sda1 dev=8:1 pid=1234 uid=0 mnt-ns=4026531841\n',
+  );
+  assert.match(formatItem({ ...event, missed: 12 }), ' seq=17 missed=12 ');
+  const json = JSON.parse(toJson(itemJson({ ...event, missed: 12 })));
+  assert.equal(json, {
+    kind: 'mtab-event',
+    listenerId: 3,
+    seq: '17',
+    missed: 12,
+    type: 'mtab',
+    action: 'remount',
+    cmd: 9,
+    timestamp: '1700000000012345678',
+    mntNs: '4026531841',
+    pid: 1234,
+    uid: 0,
+    mountId: '42',
+    parentId: '1',
+    path: '/mnt/my disk',
+    fsType: 'ext4',
+    source: '/dev/sda1',
+    dev: 0x801,
+  });
+  const storage: ListenerItem = { kind: 'storage-event', seq: 2n, type: 2, action: 7, count: 4, typeName: 'storage', actionName: 'lowSpace' };
+  assert.is(formatItem(storage), '- storage/low-space seq=2 count=4\n');
+  assert.equal(JSON.parse(toJson(itemJson(storage))), { kind: 'storage-event', seq: '2', type: 'storage', action: 'low-space', count: 4 });
+});
+
+test('overruns are lines of their own', () => {
+  assert.equal(itemJson({ kind: 'overrun' }), { kind: 'overrun' });
+  assert.equal(itemJson({ kind: 'overrun', lost: 3 }), { kind: 'overrun', lost: 3 });
+  assert.match(formatItem({ kind: 'overrun', lost: 3 }), /^overrun: messages to this listener were lost \(3\)/);
+});
+
+const info: ListenerInfo = {
+  id: 12,
+  global: false,
+  flags: 0,
+  scope: 'mntNs',
+  mntNs: 4026531841n,
+  ownerPid: 456,
+  ownerUid: 0,
+  portId: 3000,
+  notifiers: [
+    { type: 'mtab', action: 'mount', notify: true, kernLog: true, flags: 3 },
+    { type: 'storage', action: 'lowSpace', notify: true, kernLog: false, flags: 1, cmd: 2, pathPrefix: '/srv', threshold: 5 },
+  ],
+  groups: ['mtab', 'storage'],
+  delivered: 1000n,
+  missed: 3n,
+};
+
+test('listeners as JSON and as a table', () => {
+  const json = listenerJson(info);
+  assert.equal(JSON.parse(toJson(json)), {
+    id: 12,
+    scope: 'mnt-ns',
+    global: false,
+    mntNs: '4026531841',
+    ownerPid: 456,
+    ownerUid: 0,
+    portId: 3000,
+    groups: ['mtab', 'storage'],
+    delivered: '1000',
+    missed: '3',
+    notifiers: [
+      { type: 'mtab', action: 'mount', flags: ['notify', 'kern-log'] },
+      { type: 'storage', action: 'low-space', flags: ['notify'], cmd: 2, pathPrefix: '/srv', threshold: 5 },
+    ],
+  });
+  assert.is(formatNotifier(json.notifiers[1]!), 'storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5]');
+  const global = listenerJson({ ...info, id: 7, global: true, flags: 1, scope: 'global', ownerPid: 0, notifiers: [info.notifiers[0]!] });
+  assert.is(
+    formatListeners([json, global]),
+    [
+      'ID  SCOPE   MNT-NS      PID  UID  DELIVERED  MISSED  NOTIFIERS',
+      '12  mnt-ns  4026531841  456  0    1000       3       mtab/mount:notify,kern-log storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5]',
+      '7   global  4026531841  0    0    1000       3       mtab/mount:notify,kern-log',
+      '',
+    ].join('\n'),
+  );
+  assert.match(formatListeners([]), /^no listeners/);
+});
+
+test.run();
