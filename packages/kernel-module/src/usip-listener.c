@@ -420,6 +420,28 @@ static int usip_put_groups(struct sk_buff *skb, const struct usip_listener *l)
 	return 0;
 }
 
+/* The size of @l's listener-get message, attributes and headers included. */
+static size_t usip_listener_msg_size(const struct usip_listener *l)
+{
+	size_t size = nlmsg_total_size(GENL_HDRLEN);
+	unsigned int i;
+
+	/* id, flags, scope, owner-pid, owner-uid, port-id; two groups */
+	size += 6 * nla_total_size(sizeof(u32)) +
+		2 * nla_total_size(sizeof(USIP_MCGRP_STORAGE));
+	/* mnt-ns, delivered, missed */
+	size += 3 * nla_total_size_64bit(sizeof(u64));
+	for (i = 0; i < l->n_notifiers; i++) {
+		const struct usip_notifier *n = &l->notifiers[i];
+
+		size += nla_total_size(0) + 5 * nla_total_size(sizeof(u32)) +
+			nla_total_size_64bit(sizeof(u64));
+		if (n->path_prefix)
+			size += nla_total_size(n->path_prefix_len + 1);
+	}
+	return size;
+}
+
 static u32 usip_listener_scope(const struct usip_listener *l)
 {
 	return l->flags & USIP_LISTENER_FLAGS_GLOBAL ? USIP_SCOPE_GLOBAL :
@@ -491,6 +513,13 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 		err = usip_notifier_parse(&l->notifiers[i++], nla, extack);
 		if (err)
 			goto free;
+	}
+	/* Every listener must fit in one message of a default-sized dump. */
+	if (usip_listener_msg_size(l) > NLMSG_GOODSIZE) {
+		NL_SET_ERR_MSG(extack,
+			       "the notifiers are too large to be listed in one netlink message");
+		err = -E2BIG;
+		goto free;
 	}
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) &&
 	    !netlink_capable(skb, CAP_SYS_ADMIN)) {
