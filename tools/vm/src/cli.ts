@@ -75,6 +75,7 @@ interface RunCliOptions {
   timeout: number;
   memory: number;
   cpus: number;
+  kernelArg: string[];
   unload: boolean;
   results?: string;
 }
@@ -89,6 +90,7 @@ program
   .option('-t, --timeout <seconds>', 'wall-clock limit per VM, boot included', positiveInteger('--timeout'), 300)
   .option('--memory <mb>', 'guest memory', positiveInteger('--memory'), 2048)
   .option('--cpus <n>', 'guest CPUs', positiveInteger('--cpus'), 2)
+  .option('--kernel-arg <arg>', 'append an argument to the kernel command line (repeatable), e.g. slab_nomerge', collect, [])
   .option('--no-unload', 'leave the modules loaded (and do not check unloading)')
   .option('--results <dir>', 'host directory the guest writes to ($USIP_VM_RESULTS), as DIR/<release>/')
   .argument('<command...>', 'the command to run in the guest (put it after --)')
@@ -106,6 +108,7 @@ program
         timeoutMs: opts.timeout * 1000,
         memoryMb: opts.memory,
         cpus: opts.cpus,
+        kernelArgs: opts.kernelArg,
         unload: opts.unload,
         ...(opts.results !== undefined ? { resultsDir: `${opts.results}/${kernel.release}` } : {}),
         stream: process.stdout,

@@ -43,6 +43,11 @@ export interface VmRunOptions {
   memoryMb?: number;
   /** Guest CPUs (default 2: multi-threaded TCG boots faster than 1). */
   cpus?: number;
+  /**
+   * Kernel command-line arguments appended to the harness's own (console, loglevel, panic,
+   * log_buf_len), one per element, e.g. ["slab_nomerge", "slub_debug=FZPU"].
+   */
+  kernelArgs?: string[];
   /** Unload the modules after the command and fail the run if that fails (default true). */
   unload?: boolean;
   /** Copy the command's output here as it arrives (true: process.stdout). */
@@ -167,7 +172,26 @@ async function resolveOneKernel(kernel: string | Kernel, log: Logger): Promise<K
   return kernels[0];
 }
 
-function qemuArgs(kernel: Kernel, initramfs: string, runDir: string, guestDir: string, resultsDir: string, memoryMb: number, cpus: number): string[] {
+/** The harness's own kernel command line; VmRunOptions.kernelArgs come after it. */
+const BASE_KERNEL_ARGS: readonly string[] = ['console=ttyS0', 'loglevel=5', 'panic=-1', 'log_buf_len=8M'];
+
+/**
+ * Checks kernel command-line arguments: each must be one word of printable ASCII without
+ * quotes (the kernel would split or unquote it), and not "--" (what follows goes to init).
+ */
+function checkKernelArgs(args: unknown): string[] {
+  if (!Array.isArray(args)) throw new Error('runInVm: kernelArgs must be an array of strings');
+  for (const arg of args) {
+    if (typeof arg !== 'string' || !/^[!#-~]+$/.test(arg) || arg === '--') {
+      throw new Error(
+        `runInVm: kernel argument ${JSON.stringify(arg)} is not one word of printable ASCII without quotes (or it is "--")`,
+      );
+    }
+  }
+  return [...(args as string[])];
+}
+
+function qemuArgs(kernel: Kernel, initramfs: string, runDir: string, guestDir: string, resultsDir: string, memoryMb: number, cpus: number, kernelArgs: readonly string[]): string[] {
   const share = (path: string, tag: string, readonly: boolean) =>
     `local,path=${path},mount_tag=${tag},security_model=none,multidevs=remap${readonly ? ',readonly=on' : ''}`;
   for (const p of [runDir, guestDir, resultsDir]) {
@@ -186,7 +210,7 @@ function qemuArgs(kernel: Kernel, initramfs: string, runDir: string, guestDir: s
     '-no-reboot',
     '-kernel', kernel.vmlinux ?? kernel.vmlinuz,
     '-initrd', initramfs,
-    '-append', 'console=ttyS0 loglevel=5 panic=-1 log_buf_len=8M',
+    '-append', [...BASE_KERNEL_ARGS, ...kernelArgs].join(' '),
     '-serial', `file:${join(runDir, 'console.log')}`,
     '-device', 'virtio-serial-pci,id=vser',
     '-chardev', 'stdio,id=usipout,signal=off',
@@ -210,6 +234,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   if (!Number.isInteger(memoryMb) || memoryMb < 256) throw new Error(`runInVm: memoryMb must be an integer of at least 256 (got ${memoryMb})`);
   const cpus = options.cpus ?? DEFAULT_CPUS;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 16) throw new Error(`runInVm: cpus must be an integer from 1 to 16 (got ${cpus})`);
+  const kernelArgs = checkKernelArgs(options.kernelArgs ?? []);
   const unload = options.unload ?? true;
   const cwd = resolve(options.cwd ?? process.cwd());
   if (!existsSync(cwd)) throw new Error(`runInVm: the working directory ${cwd} does not exist`);
@@ -311,7 +336,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   );
 
   const streamTo = options.stream === true ? process.stdout : options.stream || null;
-  const args = qemuArgs(kernel, initramfs, runDir, guestDir, resultsDir, memoryMb, cpus);
+  const args = qemuArgs(kernel, initramfs, runDir, guestDir, resultsDir, memoryMb, cpus, kernelArgs);
   writeFileSync(join(runDir, 'qemu-command.txt'), `${['qemu-system-x86_64', ...args].join(' ')}\n`);
   log(`booting ${kernel.release} (run directory ${runDir})`);
 

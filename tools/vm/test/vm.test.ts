@@ -69,6 +69,7 @@ for (const series of ['6.1', '6.12']) {
       command: ['sh', 'tools/vm/test/fixtures/guest-check.sh'],
       cwd: workspaceRoot,
       env: { USIP_TEST_GREETING: "hello 'guest' $HOME" },
+      kernelArgs: ['slab_nomerge', 'kfence.sample_interval=0'],
       timeoutMs: 120_000,
     });
     assert.equal(r.failures, []);
@@ -98,6 +99,8 @@ for (const series of ['6.1', '6.12']) {
     assert.match(r.kernelLog, /usip_vm_fixture: loaded \(tag 42\)/);
     assert.match(r.kernelLog, /usip_vm_fixture: unloaded \(tag 42\)/);
     assert.is(readFileSync(r.kernelLogPath, 'utf8'), r.kernelLog);
+    // kernelArgs come after the harness's own arguments.
+    assert.match(r.kernelLog, /Kernel command line: console=ttyS0 \S.* slab_nomerge kfence\.sample_interval=0\s*$/m);
     assert.equal(r.kernel, { selector: series, series, release: kernel.release });
   });
 
@@ -187,6 +190,9 @@ test('runInVm refuses bad options before booting, naming what is wrong', async (
     { kernel, command: ['true'], modules: [{ path: fixtureKo(kernel), params: ['a b=1'] }] },
     /parameter "a b=1" of \S+usip_vm_fixture\.ko is not of the form key=value/,
   );
+  for (const bad of ['a b', '', 'quoted="x"', '--', 'tab\there']) {
+    await rejects({ kernel, command: ['true'], kernelArgs: [bad] }, /kernel argument .* is not one word of printable ASCII without quotes/);
+  }
   await rejects({ kernel, command: ['true'], moduleSrc: '/no/such/src' }, /module source directory \/no\/such\/src does not exist/);
   await rejects(
     { kernel, command: ['true'], modules: [fixtureKo(kernel)], params: ['usip.tag=1'] },
