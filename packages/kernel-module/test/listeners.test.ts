@@ -340,7 +340,7 @@ for (const report of reports) {
   });
 
   test('another uid (65534) cannot unregister root\'s listener: EPERM with a message', () => {
-    rejected(report.get<Answer>('unregister.other-uid'), 'EPERM', /./, 'unregister as nobody');
+    rejected(report.get<Answer>('unregister.other-uid'), 'EPERM', /owner|CAP_SYS_ADMIN/, 'unregister as nobody');
   });
 
   test('a socket of the same uid may unregister a listener of another socket', () => {
@@ -465,7 +465,7 @@ for (const report of reports) {
   });
 
   test('global as an unprivileged user is EPERM with a message; a scoped listener is allowed', () => {
-    rejected(report.get<Answer>('scope.global.unprivileged'), 'EPERM', /global|CAP_SYS_ADMIN|permi/i, 'global as nobody');
+    rejected(report.get<Answer>('scope.global.unprivileged'), 'EPERM', /CAP_SYS_ADMIN/, 'global as nobody');
     accepted(report.get<Answer>('scope.local.unprivileged'), 'scoped listener as nobody');
   });
 
@@ -515,7 +515,7 @@ for (const report of reports) {
   test('listener-get and listener-unregister see only the caller\'s network namespace', () => {
     const r = report.get<{ ids: number[]; child_id: number; init_id: number }>('netns.dump-isolated');
     assert.equal(r.ids, [r.child_id], `the other netns lists ${r.ids}`);
-    rejected(report.get<Answer>('netns.unregister-foreign'), 'ENOENT', /./, 'unregister from another netns');
+    rejected(report.get<Answer>('netns.unregister-foreign'), 'ENOENT', /listener/i, 'unregister from another netns');
   });
 
   test('an event of a mount namespace shared by two netns reaches both listeners and one copy per netns group', () => {
@@ -685,7 +685,7 @@ for (const report of reports) {
   // 5. Inject
 
   test('inject as an unprivileged user is EPERM with a message', () => {
-    rejected(report.get<Answer>('inject.unprivileged'), 'EPERM', /./, 'inject as nobody');
+    rejected(report.get<Answer>('inject.unprivileged'), 'EPERM', /CAP_SYS_ADMIN/, 'inject as nobody');
   });
 
   test('inject refuses an action of another type, a missing action and a repeat above 65536', () => {
@@ -712,7 +712,7 @@ for (const report of reports) {
     const reload = report.get<{ exit: number; stderr: string; allow_inject: string }>('reload.insmod');
     assert.is(reload.exit, 0, reload.stderr);
     assert.is(reload.allow_inject, 'N');
-    rejected(report.get<Answer>('inject.not-allowed'), 'EOPNOTSUPP', /allow_inject|inject/i, 'inject without allow_inject');
+    rejected(report.get<Answer>('inject.not-allowed'), 'EOPNOTSUPP', /allow_inject/, 'inject without allow_inject');
   });
 
   // 6. Bounds
@@ -722,17 +722,17 @@ for (const report of reports) {
     assert.is(r.param, '2');
     accepted(r.replies[0] as Answer, 'first');
     accepted(r.replies[1] as Answer, 'second');
-    rejected(r.replies[2] as Answer, 'EMFILE', /listener|limit|max/i, 'third');
+    rejected(r.replies[2] as Answer, 'EMFILE', /listeners/, 'third');
   });
 
   test('more notifiers than max_notifiers_per_listener is E2BIG with a message (default 32, and after writing 3)', () => {
     const r = report.get<{ limit: string; at_limit: Answer; over_limit: Answer }>('bounds.max-notifiers');
     assert.is(r.limit, '32');
     accepted(r.at_limit, '32 notifiers');
-    rejected(r.over_limit, 'E2BIG', /notifier|limit|max/i, '33 notifiers');
+    rejected(r.over_limit, 'E2BIG', /notifiers/, '33 notifiers');
     const p = report.get<{ at_limit: Answer; over_limit: Answer }>('bounds.max-notifiers-param');
     accepted(p.at_limit, '3 notifiers with the limit at 3');
-    rejected(p.over_limit, 'E2BIG', /notifier|limit|max/i, '4 notifiers with the limit at 3');
+    rejected(p.over_limit, 'E2BIG', /notifiers/, '4 notifiers with the limit at 3');
   });
 
   /** The burst's accounting: every event the listener lost shows up in missed, no later than in
