@@ -350,8 +350,10 @@ int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EPERM;
 	}
 	if (GENL_REQ_ATTR_CHECK(info, USIP_A_EVENT_TYPE) ||
-	    GENL_REQ_ATTR_CHECK(info, USIP_A_EVENT_ACTION))
+	    GENL_REQ_ATTR_CHECK(info, USIP_A_EVENT_ACTION)) {
+		NL_SET_ERR_MSG(extack, "an event needs a type and an action");
 		return -EINVAL;
+	}
 	event.type = nla_get_u32(attrs[USIP_A_EVENT_TYPE]);
 	event.action = nla_get_u32(attrs[USIP_A_EVENT_ACTION]);
 	if (!usip_action_of_type(event.type, event.action)) {

@@ -65,6 +65,8 @@ struct usip_listener {
 	atomic64_t delivered;
 	atomic64_t missed_total;
 	atomic_t missed_pending;	/* not yet reported in an event */
+	/* The newest seq dropped from the queue for this listener. */
+	atomic64_t last_drop_seq;
 	unsigned int n_notifiers;
 	struct usip_notifier *notifiers;
 };
@@ -141,6 +143,27 @@ static u32 usip_listener_match(const struct usip_listener *l,
 	return what;
 }
 
+/*
+ * An event with sequence number @seq was dropped before reaching @l. The
+ * miss is reported with the first event after it in sequence order: events
+ * queued before the drop are delivered later but do not carry it.
+ */
+static void usip_listener_count_drop(struct usip_listener *l, u64 seq)
+{
+	s64 last = atomic64_read(&l->last_drop_seq);
+
+	/* Raise the mark first (fully ordered) so that no delivery takes the miss early. */
+	while (last < (s64)seq) {
+		s64 seen = atomic64_cmpxchg(&l->last_drop_seq, last, seq);
+
+		if (seen == last)
+			break;
+		last = seen;
+	}
+	atomic_inc(&l->missed_pending);
+	atomic64_inc(&l->missed_total);
+}
+
 bool usip_listeners_want(const struct usip_event *ev, bool drop)
 {
 	const struct usip_notifier *first;
@@ -156,10 +179,8 @@ bool usip_listeners_want(const struct usip_event *ev, bool drop)
 		wanted = true;
 		if (!drop)
 			break;
-		if (what & USIP_NOTIFIER_FLAGS_NOTIFY) {
-			atomic_inc(&l->missed_pending);
-			atomic64_inc(&l->missed_total);
-		}
+		if (what & USIP_NOTIFIER_FLAGS_NOTIFY)
+			usip_listener_count_drop(l, ev->seq);
 	}
 	rcu_read_unlock();
 	return wanted;
@@ -203,7 +224,9 @@ static void usip_listener_unicast(struct usip_listener *l,
 	/* Released, and about to lose its listeners; its port id may be reused. */
 	if (sock_flag(l->sk, SOCK_DEAD))
 		return;
-	missed = atomic_xchg(&l->missed_pending, 0);
+	/* Misses of events after this one wait for a later event. */
+	missed = ev->seq > (u64)atomic64_read(&l->last_drop_seq) ?
+		 atomic_xchg(&l->missed_pending, 0) : 0;
 	dest.missed = missed;
 	skb = usip_event_build(ev, &dest);
 	/* A full receive buffer gives -EAGAIN, and the socket ENOBUFS. */
@@ -211,8 +234,8 @@ static void usip_listener_unicast(struct usip_listener *l,
 		  : -ENOMEM;
 	if (err) {
 		/* The lost message also carried the earlier misses. */
-		atomic_add(missed + 1, &l->missed_pending);
-		atomic64_inc(&l->missed_total);
+		atomic_add(missed, &l->missed_pending);
+		usip_listener_count_drop(l, ev->seq);
 		usip_event_count_delivery(false);
 		return;
 	}
@@ -574,8 +597,10 @@ int usip_nl_listener_unregister_doit(struct sk_buff *skb, struct genl_info *info
 	struct usip_listener *l;
 	u32 id;
 
-	if (GENL_REQ_ATTR_CHECK(info, USIP_A_LISTENER_ID))
+	if (GENL_REQ_ATTR_CHECK(info, USIP_A_LISTENER_ID)) {
+		NL_SET_ERR_MSG(info->extack, "unregistering needs the listener's id");
 		return -EINVAL;
+	}
 	id = nla_get_u32(info->attrs[USIP_A_LISTENER_ID]);
 
 	mutex_lock(&usip_listeners_lock);

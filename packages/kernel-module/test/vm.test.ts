@@ -100,14 +100,26 @@ for (const kernel of kernels) {
     assert.ok(report, `no JSON report in the guest output:\n${result.output}`);
   });
 
-  test(`${name}: the family usip is registered with the ping op and the mtab and storage groups (genl-ctrl-list)`, () => {
+  test(`${name}: the family usip is registered with its six ops and the mtab and storage groups (genl-ctrl-list)`, () => {
     const { report } = booted();
     const block = familyBlock(report.ctrl_list, 'usip');
     assert.ok(block.length > 0, `usip is not in genl-ctrl-list -d:\n${report.ctrl_list}`);
     assert.match(block[0] ?? '', /usip version 1$/);
-    const ops = block.filter((l) => l.startsWith('op '));
-    assert.is(ops.length, 1, block.join('\n'));
-    assert.match(ops[0] ?? '', /\(0x01\) <has_doit,has_policy>$/);
+    // ping, listener-register, listener-unregister, listener-get (dump, no request attributes),
+    // inject, stats (no request attributes). Events (7, 8) are not requests, so not ops.
+    const ops = block.filter((l) => l.startsWith('op ')).map((l) => /\(0x[0-9a-f]+\) <[^>]*>$/.exec(l)?.[0] ?? l);
+    assert.equal(
+      ops,
+      [
+        '(0x01) <has_doit,has_policy>',
+        '(0x02) <has_doit,has_policy>',
+        '(0x03) <has_doit,has_policy>',
+        '(0x04) <has_dump>',
+        '(0x05) <has_doit,has_policy>',
+        '(0x06) <has_doit>',
+      ],
+      block.join('\n'),
+    );
     const groups = block.filter((l) => l.startsWith('grp ')).map((l) => l.split(' ')[1]);
     assert.equal(groups, ['mtab', 'storage']);
   });

@@ -297,7 +297,7 @@ export interface EventAttributes {
   listenerId?: number;
   /** Sequence number of the event, counted by the module over all events it accepted; dropped events use up numbers too. */
   seq?: bigint;
-  /** How many events for this listener were dropped since the previous event delivered to it (in multicast copies: events of this group dropped since the previous copy). Non-zero means the receiver's view has a gap and should be resynchronised. */
+  /** How many events for this listener were lost (dropped from the full queue, or not taken by its full socket) between the previous event delivered to it and this one, in sequence order (in multicast copies: events of this group dropped since the previous copy). Non-zero means the receiver's view has a gap and should be resynchronised. */
   missed?: number;
   /** The type of the event. */
   type?: number;
@@ -405,7 +405,7 @@ export interface StatsAttributes {
   delivered?: bigint;
   /** Event messages a listener's socket could not take (receive buffer full). */
   undeliverable?: bigint;
-  /** Memory objects the module has allocated and not freed (listeners, notifiers, strings, queued events). 0 when nothing is registered and nothing is queued. */
+  /** Memory objects the module has allocated and not freed (listeners, notifiers, strings, queued events). 0 when nothing is registered and nothing is queued; a listener's memory is freed after an RCU grace period, so the count reaches 0 a moment after it goes. */
   objects?: number;
 }
 
@@ -457,7 +457,7 @@ export const Command = {
   listenerUnregister: 3,
   /** Lists the listeners of the caller's network namespace that the caller could unregister (all of them for CAP_SYS_ADMIN in the initial user namespace). */
   listenerGet: 4,
-  /** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. */
+  /** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. An event no listener wants is not posted: the reply's seq, queued and dropped are then 0. */
   inject: 5,
   /** Reports the module's counters. Any user may ask. */
   stats: 6,
@@ -544,7 +544,7 @@ export const LISTENER_GET_OPERATION = {
 export type ListenerGetDumpRequest = Pick<ListenerAttributes, never>;
 export type ListenerGetDumpReply = Pick<ListenerAttributes, 'id' | 'flags' | 'scope' | 'mntNs' | 'ownerPid' | 'ownerUid' | 'portId' | 'notifier' | 'group' | 'delivered' | 'missed'>;
 
-/** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. */
+/** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. An event no listener wants is not posted: the reply's seq, queued and dropped are then 0. */
 export const INJECT_OPERATION = {
   name: 'inject',
   command: 5,

@@ -246,10 +246,11 @@ enum {
 	 */
 	USIP_A_EVENT_SEQ,
 	/*
-	 * u32: How many events for this listener were dropped since the previous
-	 * event delivered to it (in multicast copies: events of this group
-	 * dropped since the previous copy). Non-zero means the receiver's view
-	 * has a gap and should be resynchronised.
+	 * u32: How many events for this listener were lost (dropped from the full
+	 * queue, or not taken by its full socket) between the previous event
+	 * delivered to it and this one, in sequence order (in multicast copies:
+	 * events of this group dropped since the previous copy). Non-zero means
+	 * the receiver's view has a gap and should be resynchronised.
 	 */
 	USIP_A_EVENT_MISSED,
 	/* u32: The type of the event. */
@@ -340,7 +341,8 @@ enum {
 	/*
 	 * u32: Memory objects the module has allocated and not freed (listeners,
 	 * notifiers, strings, queued events). 0 when nothing is registered and
-	 * nothing is queued.
+	 * nothing is queued; a listener's memory is freed after an RCU grace
+	 * period, so the count reaches 0 a moment after it goes.
 	 */
 	USIP_A_STATS_OBJECTS,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
@@ -384,7 +386,9 @@ enum {
 	 * Posts a synthetic event, as if it had happened in the caller's mount
 	 * namespace, for tests. Only when the module was loaded with
 	 * allow_inject=1, and only for CAP_SYS_ADMIN in the initial user
-	 * namespace; otherwise EOPNOTSUPP or EPERM, with a message.
+	 * namespace; otherwise EOPNOTSUPP or EPERM, with a message. An event no
+	 * listener wants is not posted: the reply's seq, queued and dropped are
+	 * then 0.
 	 */
 	USIP_CMD_INJECT,
 	/* Reports the module's counters. Any user may ask. */
