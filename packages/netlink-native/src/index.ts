@@ -1,12 +1,19 @@
 // @usip/netlink-native: generic netlink sockets for Node.js, backed by a Rust addon. Every call
 // runs its socket I/O on the addon's tokio runtime and settles one promise, so the JS thread
-// never blocks and a dump of thousands of messages crosses into JavaScript once.
+// never blocks and a dump of thousands of messages crosses into JavaScript once. Notifications
+// (multicast and unsolicited messages) arrive through an async iterator, in batches.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { NetlinkError, fromNativeError, isNetlinkError } from './errors.js';
 import type { NetlinkErrorDetails } from './errors.js';
-import type { NativeBinding, NativeFamilyInfo, NativeGenlSocket, NativeMessageBatch } from './native.js';
+import type {
+  NativeBinding,
+  NativeFamilyInfo,
+  NativeGenlSocket,
+  NativeMessageBatch,
+  NativeNotificationBatch,
+} from './native.js';
 
 export { NetlinkError, isNetlinkError };
 export type { NetlinkErrorDetails };
@@ -41,6 +48,43 @@ export interface GenlMessage {
    *  TLVs. The messages of one reply are views into one shared buffer. */
   attributes: Buffer;
 }
+
+/** A message that is not a reply to this socket's own requests. */
+export interface GenlNotificationMessage {
+  kind: 'message';
+  /** The generic netlink family id (the nlmsghdr type). */
+  familyId: number;
+  command: number;
+  version: number;
+  /** Everything after the genlmsghdr, as for request() and dump(). The messages of one batch
+   *  are views into one shared buffer. */
+  attributes: Buffer;
+  /** The multicast group id it arrived on; 0 for a unicast to this socket. */
+  group: number;
+}
+
+/** Messages were lost at this point of the stream. */
+export interface GenlOverrun {
+  kind: 'overrun';
+  /** How many, when known: this process dropped them because its notification queue was
+   *  full. Absent when the kernel dropped them because the socket's receive buffer was full
+   *  (recv failed with ENOBUFS): the count is then unknown. */
+  lost?: number;
+}
+
+export type GenlNotification = GenlNotificationMessage | GenlOverrun;
+
+export interface GenlSocketOptions {
+  /** How many notifications the socket keeps in process until they are consumed (default
+   *  DEFAULT_NOTIFICATION_QUEUE_LIMIT, 4096; 1 to 1,048,576). Further ones are dropped and
+   *  reported as an overrun with their count. */
+  notificationQueueLimit?: number;
+}
+
+/** The default of GenlSocketOptions.notificationQueueLimit. */
+export const DEFAULT_NOTIFICATION_QUEUE_LIMIT = 4096;
+const MAX_NOTIFICATION_QUEUE_LIMIT = 1 << 20;
+const MAX_RECEIVE_BUFFER = 0x7fffffff;
 
 export interface RequestOptions {
   /** Names the operation in errors, e.g. 'usip ping' gives "usip ping: Operation not
@@ -125,6 +169,33 @@ function checkOptions(value: unknown): string | undefined {
   return label;
 }
 
+function checkRange(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function checkName(name: string, value: unknown): string {
+  if (typeof value !== 'string') {
+    throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function checkSocketOptions(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`options must be an object, got ${describe(value)}`);
+  }
+  const { notificationQueueLimit } = value as GenlSocketOptions;
+  if (notificationQueueLimit === undefined) return undefined;
+  return checkRange('options.notificationQueueLimit', notificationQueueLimit, 1, MAX_NOTIFICATION_QUEUE_LIMIT);
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
@@ -160,6 +231,39 @@ function toMessages({ payload, layout }: NativeMessageBatch): GenlMessage[] {
   return messages;
 }
 
+const MESSAGE = 0;
+const OVERRUN = 1;
+const KERNEL_OVERRUN = 2;
+const FIELDS = 7;
+
+function toNotifications({ payload, layout }: NativeNotificationBatch): GenlNotification[] {
+  const count = layout.length / FIELDS;
+  const notifications = new Array<GenlNotification>(count);
+  for (let index = 0; index < count; index++) {
+    const base = index * FIELDS;
+    const kind = layout[base]!;
+    if (kind === MESSAGE) {
+      notifications[index] = {
+        kind: 'message',
+        familyId: layout[base + 1]!,
+        command: layout[base + 2]!,
+        version: layout[base + 3]!,
+        attributes: payload.subarray(layout[base + 5]!, layout[base + 6]!),
+        group: layout[base + 4]!,
+      };
+    } else if (kind === OVERRUN) {
+      notifications[index] = { kind: 'overrun', lost: layout[base + 5]! + layout[base + 6]! * 2 ** 32 };
+    } else if (kind === KERNEL_OVERRUN) {
+      notifications[index] = { kind: 'overrun' };
+    } else {
+      throw new Error(`@usip/netlink-native: the addon sent a notification of unknown kind ${kind}`);
+    }
+  }
+  return notifications;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
 async function settle<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -171,15 +275,26 @@ async function settle<T>(call: () => Promise<T>): Promise<T> {
 /**
  * A generic netlink socket (AF_NETLINK, NETLINK_GENERIC) with extended and capped acks.
  * Calls may be issued concurrently; the socket runs them one at a time, in call order.
+ * Messages that are not replies (multicast messages of joined groups, unsolicited unicasts
+ * from the kernel) are read from the same socket and delivered by notifications().
  */
 export class GenlSocket {
   readonly #native: NativeGenlSocket;
+  /** Notifications fetched from the addon and not consumed yet, from #head on. */
+  #fetched: GenlNotification[] = [];
+  #head = 0;
+  /** The iterator currently consuming notifications, if any. */
+  #consumer: object | undefined;
+  /** Serializes next() calls, so concurrent ones get the notifications in order. */
+  #turn: Promise<unknown> = Promise.resolve();
 
-  /** Opens the socket; throws a NetlinkError (with `syscall`) if the kernel refuses. */
-  constructor() {
+  /** Opens the socket; throws a NetlinkError (with `syscall`) if the kernel refuses, a
+   *  TypeError or RangeError for bad options. */
+  constructor(options?: GenlSocketOptions) {
+    const notificationQueueLimit = checkSocketOptions(options);
     const { NativeGenlSocket } = loadBinding();
     try {
-      this.#native = new NativeGenlSocket();
+      this.#native = new NativeGenlSocket(notificationQueueLimit);
     } catch (error) {
       throw fromNativeError(error);
     }
@@ -238,10 +353,113 @@ export class GenlSocket {
     return toMessages(await settle(() => this.#native.dump(...args)));
   }
 
+  /**
+   * Subscribes this socket to a multicast group of a family, by names: resolves the family's
+   * groups with nlctrl, then setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP). Rejects with a
+   * NetlinkError: ENOENT naming the family or group when it does not exist, EPERM when the group
+   * needs a capability the caller lacks. Idempotent.
+   */
+  async joinGroup(family: string, group: string): Promise<void> {
+    const args = [checkName('family', family), checkName('group', group)] as const;
+    await settle(() => this.#native.joinGroup(...args));
+  }
+
+  /** Leaves a multicast group (NETLINK_DROP_MEMBERSHIP), found by names as for joinGroup().
+   *  Leaving a group that was not joined is harmless. */
+  async leaveGroup(family: string, group: string): Promise<void> {
+    const args = [checkName('family', family), checkName('group', group)] as const;
+    await settle(() => this.#native.leaveGroup(...args));
+  }
+
+  /**
+   * Sets SO_RCVBUF in bytes. The kernel doubles the value (for its bookkeeping) and caps it at
+   * net.core.rmem_max. When the buffer is full the kernel drops messages for this socket, and
+   * notifications() yields an overrun. Throws a NetlinkError (EBADF once closed).
+   */
+  setReceiveBufferSize(bytes: number): void {
+    const checked = checkRange('bytes', bytes, 1, MAX_RECEIVE_BUFFER);
+    try {
+      this.#native.setReceiveBufferSize(checked);
+    } catch (error) {
+      throw fromNativeError(error);
+    }
+  }
+
+  /** SO_RCVBUF as the kernel applies it: twice what was set, within its limits. */
+  get receiveBufferSize(): number {
+    try {
+      return this.#native.receiveBufferSize;
+    } catch (error) {
+      throw fromNativeError(error);
+    }
+  }
+
+  /**
+   * The messages that are not replies to this socket's own requests: multicast messages of
+   * joined groups and unsolicited unicast messages the kernel sends to this socket (nlmsg_seq
+   * 0, e.g. usip events for a listener registered through this socket), with an `overrun` item
+   * where messages were lost. One consumer at a time: a second call while an iterator is active
+   * throws; ending the iterator (break, return()) lets another start, and what the first had
+   * not taken is kept for it. The iterator ends (done) when the socket is closed.
+   */
+  notifications(): AsyncIterableIterator<GenlNotification> {
+    if (this.closed) return endedIterator();
+    if (this.#consumer !== undefined) {
+      throw new Error(
+        'notifications(): this socket already has a consumer; end it (break out of its loop or ' +
+          'call return()) before starting another',
+      );
+    }
+    const consumer = {};
+    this.#consumer = consumer;
+    let finished = false;
+    const finish = (): void => {
+      finished = true;
+      if (this.#consumer === consumer) this.#consumer = undefined;
+    };
+    const iterator: AsyncIterableIterator<GenlNotification> = {
+      next: () => {
+        const result = this.#turn.then(async () => {
+          if (finished) return DONE;
+          const next = await this.#nextNotification();
+          if (next.done) finish();
+          return next;
+        });
+        this.#turn = result.catch(() => undefined);
+        return result;
+      },
+      return: async () => {
+        finish();
+        return DONE;
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  async #nextNotification(): Promise<IteratorResult<GenlNotification, undefined>> {
+    for (;;) {
+      if (this.closed) return DONE;
+      if (this.#head < this.#fetched.length) {
+        const value = this.#fetched[this.#head]!;
+        this.#head += 1;
+        return { done: false, value };
+      }
+      const batch = await settle(() => this.#native.nextNotifications());
+      if (batch === null) return DONE;
+      this.#fetched = toNotifications(batch);
+      this.#head = 0;
+    }
+  }
+
   /** Closes the socket. Idempotent. Pending calls reject with ECANCELED, later ones with
-   *  EBADF. */
+   *  EBADF; the notifications iterator ends, and notifications not yet taken are dropped. */
   close(): void {
     this.#native.close();
+    this.#fetched = [];
+    this.#head = 0;
   }
 
   #check(
@@ -259,4 +477,15 @@ export class GenlSocket {
       checkOptions(options),
     ];
   }
+}
+
+function endedIterator(): AsyncIterableIterator<GenlNotification> {
+  const iterator: AsyncIterableIterator<GenlNotification> = {
+    next: async () => DONE,
+    return: async () => DONE,
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
 }

@@ -28,9 +28,19 @@ export interface NativeMessageBatch {
   layout: Uint32Array;
 }
 
+/** Notifications taken together: seven numbers per notification in `layout`: kind (0 message,
+ *  1 overrun with a known count, 2 overrun reported by the kernel), then for a message: family
+ *  id, command, version, group, start and end of its attributes in `payload`; for a kind-1
+ *  overrun: 0, 0, 0, 0, and the count's low and high 32 bits; for kind 2: zeros. */
+export interface NativeNotificationBatch {
+  payload: Buffer;
+  layout: Uint32Array;
+}
+
 export interface NativeGenlSocket {
   readonly portId: number;
   readonly closed: boolean;
+  readonly receiveBufferSize: number;
   close(): void;
   resolveFamily(name: string): Promise<NativeFamilyInfo>;
   listFamilies(): Promise<NativeFamilyInfo[]>;
@@ -48,8 +58,14 @@ export interface NativeGenlSocket {
     attributes: Uint8Array,
     label?: string,
   ): Promise<NativeMessageBatch>;
+  /** Resolves with the group's id. */
+  joinGroup(family: string, group: string): Promise<number>;
+  leaveGroup(family: string, group: string): Promise<number>;
+  setReceiveBufferSize(bytes: number): void;
+  /** The notifications queued by then (at least one), or null once the socket is closed. */
+  nextNotifications(): Promise<NativeNotificationBatch | null>;
 }
 
 export interface NativeBinding {
-  NativeGenlSocket: new () => NativeGenlSocket;
+  NativeGenlSocket: new (notificationQueueLimit?: number) => NativeGenlSocket;
 }

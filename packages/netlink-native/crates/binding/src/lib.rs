@@ -5,7 +5,10 @@
 
 #![deny(unsafe_code)]
 
-use genl::{FamilyInfo, GenlSocket, MessageBatch, NetlinkError, Request};
+use genl::{
+    FamilyInfo, GenlSocket, MessageBatch, NetlinkError, NotificationBatch, NotificationEntry,
+    Request, SocketOptions,
+};
 use napi::bindgen_prelude::{
     Buffer, Env, JsObjectValue, JsValue, Object, PromiseRaw, Result, Status, Uint32Array,
     within_runtime_if_available,
@@ -91,6 +94,65 @@ impl From<MessageBatch> for NativeMessageBatch {
     }
 }
 
+/// Notifications taken together, in one buffer; `layout` holds seven numbers per notification:
+/// kind, then for a message (kind 0) family id, command, version, group, start and end of its
+/// attributes in `payload`; for an overrun with a known count (kind 1) 0, 0, 0, 0 and the count
+/// as low and high 32 bits; for an overrun the kernel reported (kind 2, count unknown) zeros.
+#[napi(object)]
+pub struct NativeNotificationBatch {
+    pub payload: Buffer,
+    pub layout: Uint32Array,
+}
+
+const NOTIFICATION_MESSAGE: u32 = 0;
+const NOTIFICATION_OVERRUN: u32 = 1;
+const NOTIFICATION_KERNEL_OVERRUN: u32 = 2;
+
+impl From<NotificationBatch> for NativeNotificationBatch {
+    fn from(batch: NotificationBatch) -> Self {
+        let (payload, entries) = batch.into_parts();
+        let mut layout = Vec::with_capacity(entries.len() * 7);
+        for entry in entries {
+            let fields = match entry {
+                NotificationEntry::Message {
+                    family_id,
+                    command,
+                    version,
+                    group,
+                    start,
+                    end,
+                } => [
+                    NOTIFICATION_MESSAGE,
+                    u32::from(family_id),
+                    u32::from(command),
+                    u32::from(version),
+                    group,
+                    start,
+                    end,
+                ],
+                NotificationEntry::Overrun { lost: Some(lost) } => [
+                    NOTIFICATION_OVERRUN,
+                    0,
+                    0,
+                    0,
+                    0,
+                    // Split into 32-bit halves; the truncations are the point.
+                    (lost & 0xffff_ffff) as u32,
+                    (lost >> 32) as u32,
+                ],
+                NotificationEntry::Overrun { lost: None } => {
+                    [NOTIFICATION_KERNEL_OVERRUN, 0, 0, 0, 0, 0, 0]
+                }
+            };
+            layout.extend_from_slice(&fields);
+        }
+        Self {
+            payload: payload.into(),
+            layout: layout.into(),
+        }
+    }
+}
+
 /// Builds the JS Error for a failure: the message is the error's text, and the fields a caller
 /// branches on are properties. It becomes the thrown or rejected value as is.
 fn js_error(env: &Env, error: &NetlinkError) -> napi::Error {
@@ -164,10 +226,16 @@ pub struct NativeGenlSocket {
 
 #[napi]
 impl NativeGenlSocket {
+    /// `notification_queue_limit`: see `SocketOptions` (default 4096); the TypeScript wrapper
+    /// checks its range.
     #[napi(constructor)]
-    pub fn new(env: Env) -> Result<Self> {
+    pub fn new(env: Env, notification_queue_limit: Option<u32>) -> Result<Self> {
+        let mut options = SocketOptions::default();
+        if let Some(limit) = notification_queue_limit {
+            options.notification_queue_limit = limit as usize;
+        }
         // The socket registers with the reactor of napi-rs's tokio runtime, which will drive it.
-        let socket = within_runtime_if_available(GenlSocket::open);
+        let socket = within_runtime_if_available(|| GenlSocket::open_with(options));
         socket
             .map(|socket| Self { socket })
             .map_err(|error| js_error(&env, &error))
@@ -242,6 +310,53 @@ impl NativeGenlSocket {
         let call = build_request(family_id, command, version, attributes, label)
             .map(|request| self.socket.dump(request));
         settle(env, async move { call?.await }, NativeMessageBatch::from)
+    }
+
+    /// Resolves with the group's id.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn join_group<'env>(
+        &self,
+        env: &'env Env,
+        family: String,
+        group: String,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        settle(env, self.socket.join_group(&family, &group), |id| id)
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn leave_group<'env>(
+        &self,
+        env: &'env Env,
+        family: String,
+        group: String,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        settle(env, self.socket.leave_group(&family, &group), |id| id)
+    }
+
+    #[napi]
+    pub fn set_receive_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+        self.socket
+            .set_receive_buffer_size(bytes)
+            .map_err(|error| js_error(&env, &error))
+    }
+
+    #[napi(getter)]
+    pub fn receive_buffer_size(&self, env: Env) -> Result<u32> {
+        self.socket
+            .receive_buffer_size()
+            .map_err(|error| js_error(&env, &error))
+    }
+
+    /// Resolves with the notifications queued by then (at least one), or null once the socket
+    /// is closed.
+    #[napi(ts_return_type = "Promise<NativeNotificationBatch | null>")]
+    pub fn next_notifications<'env>(
+        &self,
+        env: &'env Env,
+    ) -> Result<PromiseRaw<'env, Option<NativeNotificationBatch>>> {
+        settle(env, self.socket.next_notifications(), |batch| {
+            batch.map(NativeNotificationBatch::from)
+        })
     }
 }
 

@@ -25,6 +25,11 @@ pub enum ErrorKind {
     Closed,
     /// The socket was closed while the call was waiting for its turn or for its reply.
     Cancelled,
+    /// Something named by the caller does not exist (`ENOENT`), e.g. a multicast group.
+    NotFound,
+    /// The socket's receive buffer overflowed while the call waited for its reply (`ENOBUFS`):
+    /// the kernel dropped messages, possibly the reply. Retrying the call is the remedy.
+    Overrun,
 }
 
 /// A failed netlink call. Boxed so a `Result` carrying it stays one pointer wide.
@@ -90,6 +95,19 @@ impl NetlinkError {
         Self::new(ErrorKind::Cancelled, libc::ECANCELED, operation, None)
     }
 
+    pub fn not_found(operation: &str, detail: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            libc::ENOENT,
+            operation,
+            Some(detail.into()),
+        )
+    }
+
+    pub fn overrun(operation: &str) -> Self {
+        Self::new(ErrorKind::Overrun, libc::ENOBUFS, operation, None)
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.0.kind
     }
@@ -152,14 +170,22 @@ impl fmt::Display for NetlinkError {
                 "{operation}: dump interrupted because the kernel's data changed while it was \
                  being dumped; retry the dump ({code})"
             ),
-            ErrorKind::Os { syscall } => match &self.0.detail {
-                Some(detail) => write!(f, "{operation}: {syscall}() failed: {detail} ({code})"),
-                None => write!(
-                    f,
-                    "{operation}: {syscall}() failed: {} ({code})",
-                    errno_description(self.0.errno)
-                ),
-            },
+            ErrorKind::Os { syscall } => {
+                // "socket() failed", but "setsockopt(NETLINK_PKTINFO) failed".
+                let call = if syscall.ends_with(')') {
+                    syscall.to_owned()
+                } else {
+                    format!("{syscall}()")
+                };
+                match &self.0.detail {
+                    Some(detail) => write!(f, "{operation}: {call} failed: {detail} ({code})"),
+                    None => write!(
+                        f,
+                        "{operation}: {call} failed: {} ({code})",
+                        errno_description(self.0.errno)
+                    ),
+                }
+            }
             ErrorKind::Protocol => write!(
                 f,
                 "{operation}: malformed reply from the kernel: {} ({code})",
@@ -174,6 +200,16 @@ impl fmt::Display for NetlinkError {
             ErrorKind::Cancelled => write!(
                 f,
                 "{operation}: the socket was closed before the reply arrived ({code})"
+            ),
+            ErrorKind::NotFound => write!(
+                f,
+                "{operation}: {} ({code})",
+                self.0.detail.as_deref().unwrap_or("not found")
+            ),
+            ErrorKind::Overrun => write!(
+                f,
+                "{operation}: the socket's receive buffer overflowed and the kernel dropped \
+                 messages, possibly this call's reply; retry the call ({code})"
             ),
         }
     }
@@ -257,6 +293,31 @@ mod tests {
         assert_eq!(
             NetlinkError::closed("x").with_operation("y").to_string(),
             "y: the socket is closed (EBADF)"
+        );
+        let missing = NetlinkError::not_found("join", "family \"f\" has no group \"g\"");
+        assert_eq!(missing.code(), "ENOENT");
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            missing.to_string(),
+            "join: family \"f\" has no group \"g\" (ENOENT)"
+        );
+        let overrun = NetlinkError::overrun("usip stats");
+        assert_eq!(overrun.code(), "ENOBUFS");
+        assert!(overrun.to_string().contains("retry the call"), "{overrun}");
+    }
+
+    #[test]
+    fn a_syscall_named_with_its_option_is_not_given_a_second_pair_of_parentheses() {
+        let error = NetlinkError::os(
+            "join",
+            "setsockopt(NETLINK_ADD_MEMBERSHIP)",
+            &io::Error::from_raw_os_error(libc::EPERM),
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("join: setsockopt(NETLINK_ADD_MEMBERSHIP) failed: "),
+            "{error}"
         );
     }
 }

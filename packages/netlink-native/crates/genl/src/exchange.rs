@@ -5,7 +5,7 @@
 use crate::error::NetlinkError;
 use crate::message::{
     NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_MIN_TYPE, NLMSG_NOOP, NLMSG_OVERRUN,
-    NetlinkMessage, WireError, messages, parse_done_payload, parse_error_payload,
+    NetlinkMessage, NlmsgHeader, WireError, messages, parse_done_payload, parse_error_payload,
     split_genl_payload,
 };
 
@@ -129,14 +129,32 @@ impl ReplyCollector {
     pub fn feed(&mut self, datagram: &[u8]) -> Result<Progress, NetlinkError> {
         for message in messages(datagram) {
             let message = message.map_err(|e| NetlinkError::protocol(&self.operation, e))?;
-            if message.header.sequence != self.sequence || message.header.port_id != self.port_id {
+            if !self.belongs(&message.header) {
                 continue;
             }
-            if let Some(end) = self.take(message) {
-                return end.map(Progress::Complete);
+            if let Progress::Complete(batch) = self.accept(message)? {
+                return Ok(Progress::Complete(batch));
             }
         }
         Ok(Progress::Incomplete)
+    }
+
+    /// Whether a message is part of this exchange: our sequence number and port id.
+    pub fn belongs(&self, header: &NlmsgHeader) -> bool {
+        header.sequence == self.sequence && header.port_id == self.port_id
+    }
+
+    /// Consumes one message of this exchange (see [`ReplyCollector::belongs`]).
+    pub fn accept(&mut self, message: NetlinkMessage<'_>) -> Result<Progress, NetlinkError> {
+        match self.take(message) {
+            Some(end) => end.map(Progress::Complete),
+            None => Ok(Progress::Incomplete),
+        }
+    }
+
+    /// What is being done, for error messages.
+    pub fn operation(&self) -> &str {
+        &self.operation
     }
 
     /// Handles one message of this exchange; `Some` when it ended the exchange, successfully or

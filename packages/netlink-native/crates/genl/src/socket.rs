@@ -49,8 +49,8 @@ const SOCKADDR_NL_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_nl>() as 
 
 impl NetlinkSocket {
     /// Opens a non-blocking `NETLINK_GENERIC` socket with extended acks (the kernel's error
-    /// messages) and capped acks (errors do not echo the whole request), bound to a port id the
-    /// kernel picks.
+    /// messages), capped acks (errors do not echo the whole request) and packet info (the
+    /// multicast group of each datagram), bound to a port id the kernel picks.
     pub(crate) fn open_generic() -> Result<Self, OpenError> {
         let fail = |syscall| move |error| OpenError { syscall, error };
         // SAFETY: socket() takes no pointers; a negative result is turned into an error.
@@ -68,6 +68,10 @@ impl NetlinkSocket {
             .map_err(fail("setsockopt(NETLINK_EXT_ACK)"))?;
         set_int_option(&fd, libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1)
             .map_err(fail("setsockopt(NETLINK_CAP_ACK)"))?;
+        // Each received datagram then carries the multicast group it was sent to (0 for a
+        // unicast), which tells notifications from replies even for group ids above 32.
+        set_int_option(&fd, libc::SOL_NETLINK, libc::NETLINK_PKTINFO, 1)
+            .map_err(fail("setsockopt(NETLINK_PKTINFO)"))?;
 
         let address = kernel_address();
         // SAFETY: `address` is a valid sockaddr_nl and the length passed is its size.
@@ -140,6 +144,29 @@ impl NetlinkSocket {
         Ok(())
     }
 
+    /// Sends a datagram to another socket's port, or to multicast groups (`groups` is the
+    /// sockaddr_nl bit mask: group n is bit n-1). Tests only: they play a process that forges
+    /// messages; the kernel allows it to CAP_NET_ADMIN only.
+    #[cfg(test)]
+    pub(crate) fn send_to(&self, port_id: u32, groups: u32, message: &[u8]) -> io::Result<()> {
+        let mut address = kernel_address();
+        address.nl_pid = port_id;
+        address.nl_groups = groups;
+        // SAFETY: `message` is valid for reads of its length; `address` is a valid sockaddr_nl
+        // of the given size.
+        check_size(unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                libc::MSG_DONTWAIT,
+                (&raw const address).cast::<libc::sockaddr>(),
+                SOCKADDR_NL_LEN,
+            )
+        })
+        .map(drop)
+    }
+
     /// The full size of the next datagram, without consuming or copying it (MSG_PEEK with a
     /// zero-length buffer and MSG_TRUNC makes netlink report the real length).
     pub(crate) fn next_datagram_size(&self) -> io::Result<usize> {
@@ -155,22 +182,30 @@ impl NetlinkSocket {
         })
     }
 
-    /// Receives one datagram into `buffer`; returns its length and the sender's port id (0 for
-    /// the kernel). A datagram longer than `buffer` is an error rather than silently cut short.
-    pub(crate) fn receive(&self, buffer: &mut [u8]) -> io::Result<(usize, u32)> {
+    /// Receives one datagram into `buffer`: its length, the sender's port id (0 for the kernel)
+    /// and the multicast group it was sent to (0 for a unicast to this socket). A datagram
+    /// longer than `buffer` is an error rather than silently cut short.
+    pub(crate) fn receive(&self, buffer: &mut [u8]) -> io::Result<Datagram> {
         let mut sender = MaybeUninit::<libc::sockaddr_nl>::zeroed();
-        let mut sender_length = SOCKADDR_NL_LEN;
-        // SAFETY: `buffer` is valid for writes of its length; `sender` is valid for writes of
-        // `sender_length` bytes.
+        let mut io_vector = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        };
+        // Room for one cmsghdr + nl_pktinfo (CMSG_SPACE(4) is 24 bytes on 64-bit, 16 on
+        // 32-bit), aligned like cmsghdr, with spare space.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+        let mut header: libc::msghdr = unsafe { mem::zeroed() };
+        header.msg_name = sender.as_mut_ptr().cast();
+        header.msg_namelen = SOCKADDR_NL_LEN;
+        header.msg_iov = &raw mut io_vector;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = mem::size_of_val(&control) as _;
+        // SAFETY: every pointer in `header` points at a live local (`sender`, `io_vector`,
+        // `control`) or at `buffer`, each valid for writes of the length given next to it.
         let length = check_size(unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                libc::MSG_TRUNC,
-                sender.as_mut_ptr().cast::<libc::sockaddr>(),
-                &mut sender_length,
-            )
+            libc::recvmsg(self.fd.as_raw_fd(), &raw mut header, libc::MSG_TRUNC)
         })?;
         if length > buffer.len() {
             return Err(io::Error::new(
@@ -181,10 +216,80 @@ impl NetlinkSocket {
                 ),
             ));
         }
-        // SAFETY: zero-initialised above, and recvfrom only ever fills it with a sockaddr_nl.
+        let mut group = 0;
+        // SAFETY: `header` was filled in by recvmsg, so CMSG_FIRSTHDR/CMSG_NXTHDR walk the
+        // control messages the kernel wrote within `control` (they return null at its end);
+        // a NETLINK_PKTINFO message carries a struct nl_pktinfo, read unaligned to be safe.
+        unsafe {
+            let mut message = libc::CMSG_FIRSTHDR(&raw const header);
+            while !message.is_null() {
+                if (*message).cmsg_level == libc::SOL_NETLINK
+                    && (*message).cmsg_type == libc::NETLINK_PKTINFO
+                {
+                    let info = libc::CMSG_DATA(message).cast::<libc::nl_pktinfo>();
+                    group = info.read_unaligned().group;
+                }
+                message = libc::CMSG_NXTHDR(&raw const header, message);
+            }
+        }
+        // SAFETY: zero-initialised above, and recvmsg only ever fills it with a sockaddr_nl.
         let sender = unsafe { sender.assume_init() };
-        Ok((length, sender.nl_pid))
+        Ok(Datagram {
+            length,
+            sender: sender.nl_pid,
+            group,
+        })
     }
+
+    /// Joins (`NETLINK_ADD_MEMBERSHIP`) or leaves (`NETLINK_DROP_MEMBERSHIP`) a multicast
+    /// group by id. The kernel checks the group's capability requirement here (EPERM).
+    pub(crate) fn set_membership(&self, group: u32, member: bool) -> io::Result<()> {
+        let option = if member {
+            libc::NETLINK_ADD_MEMBERSHIP
+        } else {
+            libc::NETLINK_DROP_MEMBERSHIP
+        };
+        // The kernel reads the group id as a u32 (an int-sized option).
+        set_int_option(
+            &self.fd,
+            libc::SOL_NETLINK,
+            option,
+            libc::c_int::from_ne_bytes(group.to_ne_bytes()),
+        )
+    }
+
+    /// Sets SO_RCVBUF; the kernel doubles the value (for its bookkeeping) and caps it at
+    /// net.core.rmem_max.
+    pub(crate) fn set_receive_buffer_size(&self, bytes: libc::c_int) -> io::Result<()> {
+        set_int_option(&self.fd, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+    }
+
+    /// SO_RCVBUF as the kernel applies it (twice the value set, within its limits).
+    pub(crate) fn receive_buffer_size(&self) -> io::Result<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut length = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `length` are valid for writes and `length` holds value's size.
+        check(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw mut value).cast(),
+                &mut length,
+            )
+        })?;
+        Ok(value)
+    }
+}
+
+/// What [`NetlinkSocket::receive`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Datagram {
+    pub length: usize,
+    /// The sender's port id: 0 for the kernel.
+    pub sender: u32,
+    /// The multicast group it was sent to; 0 for a unicast to this socket.
+    pub group: u32,
 }
 
 fn set_int_option(
@@ -271,8 +376,12 @@ mod tests {
         // The truncated datagram is gone; the ack that follows fits a small buffer.
         wait_readable(&socket);
         let mut buffer = vec![0u8; socket.next_datagram_size().unwrap()];
-        let (length, sender) = socket.receive(&mut buffer).unwrap();
-        assert_eq!(length, buffer.len());
-        assert_eq!(sender, 0, "replies come from the kernel");
+        let datagram = socket.receive(&mut buffer).unwrap();
+        assert_eq!(datagram.length, buffer.len());
+        assert_eq!(datagram.sender, 0, "replies come from the kernel");
+        assert_eq!(
+            datagram.group, 0,
+            "a reply is a unicast, not a group message"
+        );
     }
 }

@@ -201,3 +201,67 @@ async fn the_default_error_label_names_the_family_once_resolved() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn joining_and_leaving_nlctrls_notify_group_by_name() {
+    let socket = GenlSocket::open().unwrap();
+    let family = socket.resolve_family("nlctrl").await.unwrap();
+    let notify = family.multicast_group("notify").unwrap().id;
+    assert_eq!(socket.join_group("nlctrl", "notify").await.unwrap(), notify);
+    // Idempotent, both ways.
+    assert_eq!(socket.join_group("nlctrl", "notify").await.unwrap(), notify);
+    assert_eq!(
+        socket.leave_group("nlctrl", "notify").await.unwrap(),
+        notify
+    );
+    assert_eq!(
+        socket.leave_group("nlctrl", "notify").await.unwrap(),
+        notify
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_group_or_family_is_enoent_naming_it() {
+    let socket = GenlSocket::open().unwrap();
+    let error = socket
+        .join_group("nlctrl", "no-such-group")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(error.code(), "ENOENT");
+    assert_eq!(
+        error.to_string(),
+        "join multicast group \"no-such-group\" of generic netlink family \"nlctrl\": \
+         family \"nlctrl\" has no multicast group \"no-such-group\" (it has \"notify\") (ENOENT)"
+    );
+    let error = socket.leave_group("no-such-family", "x").await.unwrap_err();
+    assert_eq!(error.code(), "ENOENT");
+    assert_eq!(
+        error.to_string(),
+        "leave multicast group \"x\" of generic netlink family \"no-such-family\": \
+         no generic netlink family \"no-such-family\" is registered (ENOENT)"
+    );
+    let error = socket.join_group("", "x").await.unwrap_err();
+    assert_eq!(error.code(), "EINVAL");
+    assert!(
+        error.to_string().starts_with("join multicast group"),
+        "{error}"
+    );
+    socket.close();
+    let error = socket.join_group("nlctrl", "notify").await.unwrap_err();
+    assert_eq!(error.code(), "EBADF");
+}
+
+#[tokio::test]
+async fn the_receive_buffer_size_is_set_and_read_back_doubled() {
+    let socket = GenlSocket::open().unwrap();
+    socket.set_receive_buffer_size(8192).unwrap();
+    assert_eq!(socket.receive_buffer_size().unwrap(), 16384);
+    let error = socket.set_receive_buffer_size(u32::MAX).unwrap_err();
+    assert_eq!(error.code(), "EINVAL");
+    socket.close();
+    assert_eq!(
+        socket.set_receive_buffer_size(8192).unwrap_err().code(),
+        "EBADF"
+    );
+}
