@@ -1,0 +1,2451 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+#
+# A structure-aware fuzz test of the usip generic netlink family. Runs in the
+# test VM, as root, with usip.ko loaded (allow_inject=1 to exercise inject).
+#
+# It learns the protocol from the generated TypeScript tables
+# (packages/client/src/generated/usip.ts: operations, attribute sets, checks,
+# enums), builds valid requests for every operation and mutates them: wrong
+# attribute types and lengths, truncated attributes and headers, nlmsg_len
+# lies, oversized strings, missing NULs, garbage and deep nests, NLA_F_NESTED
+# missing, unknown attributes and commands, wrong genl versions, dump flags on
+# do operations and the reverse, random flags, duplicated attributes, many
+# notifiers. Valid registrations, unregistrations, dumps, inject bursts and
+# socket closes are mixed in, so listener state is exercised too.
+#
+# Three processes send: this one (root, initial network namespace), one as
+# uid/gid 65534 (killed with SIGKILL now and then and started again) and one
+# as root in a new network namespace. Half of the messages are sent as root,
+# half as 65534. Every answer must be well-formed netlink; an oracle that
+# tracks every listener knows the exact answer to valid and semantically
+# invalid requests and the plausible answers to malformed ones. Anything else
+# is recorded as a failure, with the seed, the message index and the message.
+#
+# Afterwards, with every fuzz socket closed: ping must answer, stats must
+# report no listener, notifier, queued event or object, and the module's slab
+# caches (usip_listener, usip_event; exact with slab_nomerge on the kernel
+# command line) must be empty. The harness then unloads the module and checks
+# the kernel log.
+#
+# Environment:
+#   USIP_FUZZ_SEED      the seed: an integer, or "random" (default 20261125)
+#   USIP_FUZZ_MESSAGES  how many fuzz messages to send (default 12000)
+#   USIP_FUZZ_DEADLINE  seconds after which the run is killed (default 900)
+#   USIP_VM_RESULTS     where fuzz-report.json and fuzz-journal.txt are written
+#                       (default /tmp). The journal has one line per datagram,
+#                       written before it is sent: index, sender, socket,
+#                       operation, case, hex. If the kernel kills the run, its
+#                       last line is the message that did it.
+#
+# Prints a summary; exits 0 when there were no failures, 1 when there were,
+# 2 when it could not run (not root, module not loaded, spec unreadable).
+#
+# Usage: fuzz.py
+#        fuzz.py --executor   (internal: serves netlink sockets over stdin/stdout)
+import ctypes
+import errno
+import json
+import os
+import pickle
+import random
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+DEFAULT_SEED = 20261125
+DEFAULT_MESSAGES = 12000
+DEFAULT_DEADLINE_S = 900
+# Events validated in full per answer; the rest of a burst only gets a quick look.
+EVENTS_CHECKED = 48
+NOBODY = 65534
+
+NETLINK_GENERIC = 16
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+
+NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO = 0x1, 0x2, 0x4, 0x8
+NLM_F_DUMP_INTR, NLM_F_DUMP_FILTERED = 0x10, 0x20
+NLM_F_ROOT, NLM_F_MATCH = 0x100, 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
+NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS, NLMSGERR_ATTR_COOKIE = 1, 2, 3
+NLMSGERR_ATTR_POLICY, NLMSGERR_ATTR_MISS_TYPE, NLMSGERR_ATTR_MISS_NEST = 4, 5, 6
+NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_TYPE_MASK = 0x8000, 0x4000, 0x3fff
+
+GENL_ID_CTRL = 0x10
+CTRL_CMD_GETFAMILY = 3
+CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_MCAST_GROUPS = 1, 2, 7
+CTRL_ATTR_MCAST_GRP_NAME, CTRL_ATTR_MCAST_GRP_ID = 1, 2
+
+NLMSGHDR = struct.Struct('=IHHII')
+GENLMSGHDR = struct.Struct('=BBH')
+NLAHDR = struct.Struct('=HH')
+
+RECV_BUFFER = 1 << 20
+RECV_TIMEOUT_S = 20
+FENCE_SEQ_BASE = 0x80000000
+# Receive buffers: "active" sockets read their events before each request, sinks never do.
+ACTIVE_RCVBUF = 128 << 10
+SINK_RCVBUF = 4096
+
+# Error numbers a malformed request may plausibly get: from the netlink and generic
+# netlink core (policy checks, unknown commands, do/dump mismatch, unknown family) and
+# from the module's own checks (permission, limits, unknown listener).
+PLAUSIBLE_ERRORS = frozenset({
+    errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EPERM, errno.ENOENT,
+    errno.E2BIG, errno.EMFILE, errno.EMSGSIZE,
+})
+# NLMSG_GOODSIZE on x86-64 (4 KiB pages): the most a listener may take in a dump message.
+GOODSIZE = 4096 - 320
+SIZE_SLACK = 256
+
+# Characters of generated strings. The module writes paths and names to the kernel log
+# (kern-log notifiers), and the harness fails a run on log lines with BUG, WARNING:, Oops,
+# "hung task" and the like: without upper case letters, spaces and '_' none can appear.
+SAFE_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789/.-+=:@'
+SAFE_BYTES = bytes(b for b in range(1, 256) if not (0x41 <= b <= 0x5a or b in (0x20, 0x5f)))
+# Tables that map random bytes onto those characters (bytes.translate is fast).
+SAFE_CHAR_TABLE = bytes(SAFE_CHARS.encode()[i % len(SAFE_CHARS)] for i in range(256))
+SAFE_BYTE_TABLE = bytes(SAFE_BYTES[i % len(SAFE_BYTES)] for i in range(256))
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERATED_TS = os.path.normpath(os.path.join(HERE, '../../../client/src/generated/usip.ts'))
+
+# Which actions belong to which event type: the contract (semantics), by spec names.
+ACTIONS_OF_TYPE = {
+    'mtab': ('mount', 'umount', 'move', 'remount'),
+    'storage': ('enospc', 'edquot', 'low-space'),
+}
+
+
+# --------------------------------------------------------------------------------------
+# The protocol, read from the generated TypeScript tables.
+# --------------------------------------------------------------------------------------
+
+class SpecError(Exception):
+    pass
+
+
+class AttrSpec:
+    def __init__(self, attr_id, name, key, type_, multi, nested, checks):
+        self.id, self.name, self.key, self.type = attr_id, name, key, type_
+        self.multi, self.nested, self.checks = multi, nested, checks
+
+
+class AttrSet:
+    def __init__(self, name, attrs):
+        self.name = name
+        self.attrs = attrs
+        self.by_name = {a.name: a for a in attrs}
+        self.by_id = {a.id: a for a in attrs}
+        self.by_key = {a.key: a for a in attrs}
+        self.max_id = max(a.id for a in attrs)
+
+
+class OpSpec:
+    def __init__(self, name, command, attr_set, do, dump, event):
+        self.name, self.command, self.attr_set = name, command, attr_set
+        self.do, self.dump, self.event = do, dump, event
+
+
+class Spec:
+    """Operations, attribute sets and enums of the family, parsed from usip.ts."""
+
+    def __init__(self, path):
+        try:
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
+        except OSError as e:
+            raise SpecError(f'cannot read the generated protocol tables {path}: {e}') from e
+        self.path = path
+        self.family_name = self._const(text, 'FAMILY_NAME', r"'([^']+)'")
+        self.family_version = int(self._const(text, 'FAMILY_VERSION', r'(\d+)'))
+        self.protocol_version = int(self._const(text, 'PROTOCOL_VERSION', r'(\d+)'))
+        self.path_max = int(self._const(text, 'PATH_MAX', r'(\d+)'))
+        self.enums = {}
+        for m in re.finditer(r"export const (\w+)_NAMES: Readonly<Record<number, string>> = \{\n(.*?)\n\};", text, re.S):
+            entries = re.findall(r"^\s+(0x[0-9a-fA-F]+|\d+): '([^']+)',$", m.group(2), re.M)
+            self.enums[m.group(1).lower().replace('_', '-')] = {name: int(value, 0) for value, name in entries}
+        self.masks = {m.group(1).lower().replace('_', '-'): int(m.group(2), 0)
+                      for m in re.finditer(r'^export const (\w+)_MASK = (0x[0-9a-fA-F]+|\d+);$', text, re.M)}
+        self.sets = {}
+        raw_sets = re.findall(
+            r"export const \w+_ATTRIBUTE_SET: AttributeSetSpec<\w+> = \{\n  name: '([\w-]+)',\n  attributes: \[\n(.*?)\n  \],\n\};",
+            text, re.S)
+        const_to_set = {}
+        for name, body in raw_sets:
+            attrs = []
+            for line in body.split('\n'):
+                m = re.fullmatch(
+                    r"\s+\{ id: (\d+), name: '([\w-]+)', key: '(\w+)', type: '(\w+)', bigEndian: (?:true|false), "
+                    r"multi: (true|false)(?:, nested: (\w+)_ATTRIBUTE_SET)?(?:, checks: \{ (.*?) \})? \},", line)
+                if not m:
+                    raise SpecError(f'{path}: cannot parse an attribute of set {name}: {line.strip()}')
+                checks = {}
+                for ck, cv in re.findall(r'(\w+): (-?(?:0x[0-9a-fA-F]+|\d+))n?', m.group(7) or ''):
+                    checks[ck] = int(cv, 0)
+                attrs.append(AttrSpec(int(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5) == 'true',
+                                      m.group(6), checks))
+            self.sets[name] = AttrSet(name, attrs)
+            const_to_set[name.upper().replace('-', '_')] = name
+        for s in self.sets.values():
+            for a in s.attrs:
+                if a.nested is not None:
+                    if a.nested not in const_to_set:
+                        raise SpecError(f'{path}: attribute {s.name}.{a.name} nests an unknown set {a.nested}')
+                    a.nested = self.sets[const_to_set[a.nested]]
+        self.ops = {}
+        for m in re.finditer(r"export const (\w+)_OPERATION = \{\n(.*?)\n\} as const satisfies OperationSpec;", text, re.S):
+            body = m.group(2)
+            name = re.search(r"^  name: '([\w-]+)',$", body, re.M)
+            command = re.search(r'^  command: (\d+),$', body, re.M)
+            set_m = re.search(r'^  attributeSet: (\w+)_ATTRIBUTE_SET,$', body, re.M)
+            if not name or not command:
+                raise SpecError(f'{path}: cannot parse the operation {m.group(1)}')
+            msgs = {}
+            for kind in ('do', 'dump'):
+                km = re.search(rf"^  {kind}: \{{ request: \[(.*?)\], reply: \[(.*?)\] \}},$", body, re.M)
+                if km:
+                    msgs[kind] = (re.findall(r"'(\w+)'", km.group(1)), re.findall(r"'(\w+)'", km.group(2)))
+            event = re.search(r'^  event: \[(.*?)\],$', body, re.M)
+            attr_set = self.sets[const_to_set[set_m.group(1)]] if set_m else None
+
+            def names(keys, attr_set=attr_set, op=name.group(1)):
+                if attr_set is None:
+                    raise SpecError(f'{path}: operation {op} names attributes but has no attribute set')
+                try:
+                    return [attr_set.by_key[k].name for k in keys]
+                except KeyError as e:
+                    raise SpecError(f'{path}: operation {op} names an unknown attribute {e}') from e
+
+            do = (names(msgs['do'][0]), names(msgs['do'][1])) if 'do' in msgs else None
+            dump = (names(msgs['dump'][0]), names(msgs['dump'][1])) if 'dump' in msgs else None
+            ev = names(re.findall(r"'(\w+)'", event.group(1))) if event else None
+            op = OpSpec(name.group(1), int(command.group(1)), attr_set, do, dump, ev)
+            self.ops[op.name] = op
+        self._check()
+
+    @staticmethod
+    def _const(text, name, value_re):
+        m = re.search(rf'^export const {name} = {value_re};$', text, re.M)
+        if not m:
+            raise SpecError(f'the generated tables have no constant {name}')
+        return m.group(1)
+
+    def _check(self):
+        needed_ops = {'ping': 'do', 'listener-register': 'do', 'listener-unregister': 'do',
+                      'listener-get': 'dump', 'inject': 'do', 'stats': 'do'}
+        for op, kind in needed_ops.items():
+            if op not in self.ops or getattr(self.ops[op], kind.replace('-', '_')) is None:
+                raise SpecError(f'{self.path}: no {kind} operation {op}')
+        for op in ('mtab-event', 'storage-event'):
+            if op not in self.ops or self.ops[op].event is None:
+                raise SpecError(f'{self.path}: no event {op}')
+        for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope'):
+            if enum not in self.enums:
+                raise SpecError(f'{self.path}: no enum {enum}')
+        for t, actions in ACTIONS_OF_TYPE.items():
+            if t not in self.enums['event-type']:
+                raise SpecError(f'{self.path}: event-type has no {t}')
+            for a in actions:
+                if a not in self.enums['action']:
+                    raise SpecError(f'{self.path}: action has no {a}')
+        for s in ('ping', 'notifier', 'listener', 'event', 'stats'):
+            if s not in self.sets:
+                raise SpecError(f'{self.path}: no attribute set {s}')
+
+    # Convenience lookups.
+    def cmd(self, op):
+        return self.ops[op].command
+
+    def attr(self, set_name, attr_name):
+        return self.sets[set_name].by_name[attr_name].id
+
+    def enum(self, enum, name):
+        return self.enums[enum][name]
+
+
+# --------------------------------------------------------------------------------------
+# Netlink encoding and decoding.
+# --------------------------------------------------------------------------------------
+
+def errname(e):
+    """EINVAL for 22; EOPNOTSUPP rather than Python's ENOTSUP for 95."""
+    if e == errno.EOPNOTSUPP:
+        return 'EOPNOTSUPP'
+    return errno.errorcode.get(e, str(e))
+
+
+def align4(n):
+    return (n + 3) & ~3
+
+
+class A:
+    """One attribute of a message being built; mutations change its fields."""
+    __slots__ = ('t', 'v', 'kids', 'fl', 'len_lie', 'no_pad')
+
+    def __init__(self, t, v=b'', kids=None, fl=0):
+        self.t, self.v, self.kids, self.fl = t, v, kids, fl
+        self.len_lie, self.no_pad = None, False
+
+    def body(self):
+        return self.v if self.kids is None else b''.join(k.encode() for k in self.kids)
+
+    def encode(self):
+        body = self.body()
+        length = 4 + len(body) if self.len_lie is None else self.len_lie
+        pad = b'' if self.no_pad else b'\0' * (align4(len(body)) - len(body))
+        return NLAHDR.pack(length & 0xffff, (self.t | self.fl) & 0xffff) + body + pad
+
+    def copy(self):
+        c = A(self.t, self.v, None if self.kids is None else [k.copy() for k in self.kids], self.fl)
+        c.len_lie, c.no_pad = self.len_lie, self.no_pad
+        return c
+
+
+def u32(v):
+    return struct.pack('=I', v & 0xffffffff)
+
+
+def u64(v):
+    return struct.pack('=Q', v & 0xffffffffffffffff)
+
+
+def nlmsg(msg_type, flags, seq, payload, pid=0, len_lie=None):
+    length = 16 + len(payload) if len_lie is None else len_lie
+    return NLMSGHDR.pack(length & 0xffffffff, msg_type & 0xffff, flags & 0xffff, seq, pid) + payload
+
+
+def genl(cmd, attrs=b'', version=1, reserved=0):
+    return GENLMSGHDR.pack(cmd & 0xff, version & 0xff, reserved & 0xffff) + attrs
+
+
+def split_nlmsgs(data):
+    """The netlink messages of a datagram the kernel sent; (messages, problem)."""
+    out, off = [], 0
+    while off < len(data):
+        if len(data) - off < 16:
+            return out, f'{len(data) - off} stray bytes after the last message'
+        length, msg_type, flags, seq, pid = NLMSGHDR.unpack_from(data, off)
+        if length < 16 or off + length > len(data):
+            return out, f'nlmsg_len {length} at offset {off} does not fit the {len(data)}-byte datagram'
+        out.append((msg_type, flags, seq, pid, bytes(data[off + 16:off + length])))
+        off += align4(length)
+    return out, None
+
+
+def parse_attrs(buf):
+    """Strictly parses a run of attributes: [(type, flags, payload)], or raises ValueError."""
+    out, off = [], 0
+    while off < len(buf):
+        if len(buf) - off < 4:
+            raise ValueError(f'{len(buf) - off} stray bytes after the attributes')
+        length, t = NLAHDR.unpack_from(buf, off)
+        if length < 4 or off + length > len(buf):
+            raise ValueError(f'attribute {t & NLA_TYPE_MASK} has nla_len {length}, {len(buf) - off} bytes left')
+        out.append((t & NLA_TYPE_MASK, t & ~NLA_TYPE_MASK & 0xffff, buf[off + 4:off + length]))
+        off += align4(length)
+    return out
+
+
+def lenient_attrs(buf):
+    """The attributes the kernel's nla_parse would see (last occurrence wins); never raises."""
+    out, off = {}, 0
+    while len(buf) - off >= 4:
+        length, t = NLAHDR.unpack_from(buf, off)
+        if length < 4 or off + length > len(buf):
+            break
+        out[t & NLA_TYPE_MASK] = buf[off + 4:off + length]
+        off += align4(length)
+    return out
+
+
+def decode(attr_set, buf, where):
+    """Decodes a kernel message's attributes against the set: (values by name, problems)."""
+    values, problems = {}, []
+    try:
+        attrs = parse_attrs(buf)
+    except ValueError as e:
+        return values, [f'{where}: {e}']
+    for t, fl, payload in attrs:
+        spec = attr_set.by_id.get(t)
+        if spec is None:
+            problems.append(f'{where}: unknown attribute {t} in set {attr_set.name}')
+            continue
+        if spec.type == 'pad':
+            continue
+        name = f'{where}.{spec.name}'
+        value = None
+        if spec.type in ('u32', 'u64', 'u16', 'u8', 's32', 's64'):
+            size = {'u8': 1, 'u16': 2, 'u32': 4, 's32': 4, 'u64': 8, 's64': 8}[spec.type]
+            if len(payload) != size:
+                problems.append(f'{name}: {spec.type} of {len(payload)} bytes')
+                continue
+            value = int.from_bytes(payload, sys.byteorder, signed=spec.type.startswith('s'))
+            if 'min' in spec.checks and value < spec.checks['min']:
+                problems.append(f'{name}: {value} is below min {spec.checks["min"]}')
+            if 'max' in spec.checks and value > spec.checks['max']:
+                problems.append(f'{name}: {value} is above max {spec.checks["max"]}')
+            if 'flagsMask' in spec.checks and value & ~spec.checks['flagsMask']:
+                problems.append(f'{name}: {value:#x} has bits outside {spec.checks["flagsMask"]:#x}')
+        elif spec.type == 'string':
+            if not payload.endswith(b'\0') or b'\0' in payload[:-1]:
+                problems.append(f'{name}: string not NUL-terminated or with an inner NUL: {payload[:40]!r}')
+                continue
+            value = payload[:-1].decode('utf-8', 'surrogateescape')
+            if 'maxLen' in spec.checks and len(payload) - 1 > spec.checks['maxLen']:
+                problems.append(f'{name}: {len(payload) - 1} bytes, max-len {spec.checks["maxLen"]}')
+        elif spec.type == 'nest':
+            if not fl & NLA_F_NESTED:
+                problems.append(f'{name}: nest without NLA_F_NESTED')
+            value, sub = decode(spec.nested, payload, name)
+            problems.extend(sub)
+        elif spec.type == 'flag':
+            value = True
+        else:
+            value = payload
+        if spec.multi:
+            values.setdefault(spec.name, []).append(value)
+        elif spec.name in values:
+            problems.append(f'{name}: appears twice')
+        else:
+            values[spec.name] = value
+    return values, problems
+
+
+def parse_error(payload, request):
+    """An NLMSG_ERROR payload: (errno, extack dict, problems); errno 0 is an ack."""
+    problems = []
+    if len(payload) < 20:
+        return None, {}, [f'NLMSG_ERROR of {len(payload)} bytes']
+    (err,) = struct.unpack_from('=i', payload, 0)
+    echoed = payload[4:20]
+    if request is not None and echoed != request[:16]:
+        problems.append('the error does not echo the request header')
+    return err, {}, problems
+
+
+def parse_ack_tlvs(flags, payload, request_len):
+    """The extack TLVs of an NLMSG_ERROR: (dict, problems)."""
+    problems, ext = [], {}
+    (echo_len,) = struct.unpack_from('=I', payload, 4)
+    start = 4 + (16 if flags & NLM_F_CAPPED else echo_len)
+    if not flags & NLM_F_ACK_TLVS:
+        return ext, problems
+    if start > len(payload):
+        return ext, [f'error echo of {echo_len} bytes exceeds the {len(payload)}-byte message']
+    try:
+        tlvs = parse_attrs(payload[align4(start) if not flags & NLM_F_CAPPED else start:])
+    except ValueError as e:
+        return ext, [f'extack TLVs: {e}']
+    for t, _, v in tlvs:
+        if t == NLMSGERR_ATTR_MSG:
+            if not v.endswith(b'\0'):
+                problems.append('extack message not NUL-terminated')
+            ext['msg'] = v.rstrip(b'\0').decode('utf-8', 'replace')
+        elif t == NLMSGERR_ATTR_OFFS:
+            if len(v) != 4:
+                problems.append(f'extack offset of {len(v)} bytes')
+            else:
+                (ext['offs'],) = struct.unpack('=I', v)
+                if request_len is not None and not 16 <= ext['offs'] < request_len:
+                    problems.append(f'extack offset {ext["offs"]} lies outside the {request_len}-byte request')
+        elif t == NLMSGERR_ATTR_MISS_TYPE:
+            ext['miss_type'] = int.from_bytes(v[:4], sys.byteorder) if len(v) >= 4 else None
+        elif t == NLMSGERR_ATTR_MISS_NEST:
+            ext['miss_nest'] = int.from_bytes(v[:4], sys.byteorder) if len(v) >= 4 else None
+        elif t in (NLMSGERR_ATTR_COOKIE, NLMSGERR_ATTR_POLICY):
+            pass
+        else:
+            problems.append(f'unknown extack TLV {t}')
+    return ext, problems
+
+
+# --------------------------------------------------------------------------------------
+# Executors: the processes that own netlink sockets and send on them.
+# --------------------------------------------------------------------------------------
+
+class Executor:
+    """Owns netlink sockets; sends datagrams and collects every answer until it is done."""
+
+    def __init__(self):
+        self.socks = {}
+        self.next_handle = 1
+        self.family = None
+        self.ping_cmd = None
+        self.fence_seq = FENCE_SEQ_BASE
+        self.buf = bytearray(RECV_BUFFER)
+
+    def hello(self, family, ping_cmd):
+        self.family, self.ping_cmd = family, ping_cmd
+        return {'pid': os.getpid(), 'uid': os.geteuid(), 'netns': os.stat('/proc/self/ns/net').st_ino}
+
+    def open(self, rcvbuf, ext_ack, cap_ack):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        s.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1 if ext_ack else 0)
+        s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1 if cap_ack else 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.bind((0, 0))
+        # Blocking with a receive timeout (not settimeout(), which would make MSG_DONTWAIT wait).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('=qq', RECV_TIMEOUT_S, 0))
+        handle = self.next_handle
+        self.next_handle += 1
+        self.socks[handle] = s
+        return handle, s.getsockname()[0]
+
+    def close(self, handle):
+        self.socks.pop(handle).close()
+
+    def join(self, handle, group):
+        try:
+            self.socks[handle].setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+            return 0
+        except OSError as e:
+            return e.errno
+
+    def _recv_into(self, s, flags, out):
+        n, _, msg_flags, _ = s.recvmsg_into([self.buf], 0, flags)
+        if msg_flags & socket.MSG_TRUNC:
+            out['truncated'] += 1
+        out['datagrams'].append(bytes(self.buf[:n]))
+
+    def _drain(self, s, out):
+        while True:
+            try:
+                self._recv_into(s, socket.MSG_DONTWAIT, out)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                out['enobufs'] += 1
+
+    def _fence(self, s, out):
+        self.fence_seq += 1
+        s.send(nlmsg(self.family, NLM_F_REQUEST | NLM_F_ACK, self.fence_seq, genl(self.ping_cmd)))
+        out['fences'].append(self.fence_seq)
+        return self.fence_seq
+
+    def transact(self, handle, datagram, ack_seqs, dump_seqs, fence, drain_first):
+        """Sends one datagram and reads until every awaited answer is in.
+
+        ack_seqs: requests whose answer ends with an NLMSG_ERROR (unless lost to ENOBUFS);
+        dump_seqs: dumps, which end with NLMSG_DONE or NLMSG_ERROR and are never lost;
+        fence: also send a ping after the datagram and wait for its ack, which tells that
+        everything before it was answered (replies are queued in order).
+        """
+        s = self.socks[handle]
+        out = {'datagrams': [], 'enobufs': 0, 'truncated': 0, 'fences': [], 'send_error': 0,
+               'timeout': False, 'pre': 0}
+        if drain_first:
+            self._drain(s, out)
+            out['pre'] = len(out['datagrams'])
+        try:
+            s.send(datagram)
+        except OSError as e:
+            out['send_error'] = e.errno
+            return out
+        pending_ack, pending_dump = set(ack_seqs), set(dump_seqs)
+        fence_seq = self._fence(s, out) if fence else None
+        while pending_ack or pending_dump or fence_seq is not None:
+            try:
+                self._recv_into(s, 0, out)
+            except BlockingIOError:  # SO_RCVTIMEO expired
+                out['timeout'] = (f'still waiting for acks {sorted(pending_ack)}, dumps {sorted(pending_dump)}, '
+                                  f'fence {fence_seq}; {out["enobufs"]} ENOBUFS, {len(out["datagrams"])} datagrams read')
+                break
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                # Answers may have been dropped: read what is queued (that ends the
+                # congestion), then a new fence tells when the rest has come.
+                out['enobufs'] += 1
+                self._drain(s, out)
+                pending_ack = set()
+                fence_seq = self._fence(s, out)
+            else:
+                msgs, _ = split_nlmsgs(out['datagrams'][-1])
+                for msg_type, _, seq, _, payload in msgs:
+                    if msg_type == NLMSG_ERROR:
+                        pending_ack.discard(seq)
+                        # A dump that could not put its first message in a full receive
+                        # buffer answers ENOBUFS, but runs on: its NLMSG_DONE still comes.
+                        if payload[:4] != struct.pack('=i', -errno.ENOBUFS):
+                            pending_dump.discard(seq)
+                        if seq == fence_seq:
+                            fence_seq = None
+                    elif msg_type == NLMSG_DONE:
+                        pending_dump.discard(seq)
+        return out
+
+    def drain(self, handle):
+        out = {'datagrams': [], 'enobufs': 0, 'truncated': 0, 'fences': [], 'send_error': 0,
+               'timeout': False, 'pre': 0}
+        self._drain(self.socks[handle], out)
+        out['pre'] = len(out['datagrams'])
+        return out
+
+
+def write_frame(f, obj):
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    f.write(struct.pack('=I', len(data)) + data)
+    f.flush()
+
+
+def read_frame(f):
+    head = f.read(4)
+    if len(head) < 4:
+        raise EOFError('the pipe closed')
+    (n,) = struct.unpack('=I', head)
+    data = f.read(n)
+    if len(data) < n:
+        raise EOFError('the pipe closed mid-frame')
+    return pickle.loads(data)
+
+
+def executor_main():
+    """--executor: serve an Executor's methods over stdin/stdout until EOF."""
+    ex = Executor()
+    rin, wout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            method, args = read_frame(rin)
+        except EOFError:
+            return 0
+        try:
+            result = ('ok', getattr(ex, method)(*args))
+        except Exception as e:  # reported to the parent, which records it
+            result = ('error', f'{type(e).__name__}: {e}')
+        write_frame(wout, result)
+
+
+class ExecutorDied(Exception):
+    pass
+
+
+class Remote:
+    """An Executor in a child process (another uid, or another network namespace)."""
+
+    def __init__(self, setup):
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), '--executor'],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=setup,
+                                     close_fds=True)
+
+    def call(self, method, *args):
+        try:
+            write_frame(self.proc.stdin, (method, args))
+            status, value = read_frame(self.proc.stdout)
+        except (EOFError, BrokenPipeError) as e:
+            code = self.proc.poll()
+            raise ExecutorDied(f'the executor process died ({e}; exit status {code})') from e
+        if status != 'ok':
+            raise ExecutorDied(f'the executor failed: {value}')
+        return value
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Local:
+    """An Executor in this process (root, initial network namespace)."""
+
+    def __init__(self):
+        self.ex = Executor()
+
+    def call(self, method, *args):
+        try:
+            return getattr(self.ex, method)(*args)
+        except Exception as e:
+            raise ExecutorDied(f'the executor failed: {type(e).__name__}: {e}') from e
+
+    def kill(self):
+        self.stop()
+
+    def stop(self):
+        for h in list(self.ex.socks):
+            self.ex.close(h)
+
+
+def drop_to_nobody():
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
+def new_netns():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNET)')
+
+
+# --------------------------------------------------------------------------------------
+# The model: every listener the fuzzer may have registered, and what it should look like.
+# --------------------------------------------------------------------------------------
+
+class Listener:
+    def __init__(self, lid, worker, handle, port, uid, pid, flags, scope, notifiers):
+        self.id, self.worker, self.handle, self.port = lid, worker, handle, port
+        self.netns, self.uid, self.pid = worker.netns, uid, pid
+        self.flags, self.scope, self.notifiers = flags, scope, notifiers
+        self.gone = False          # its socket was closed: it may linger until seen absent
+        self.delivered = 0
+
+
+class Sock:
+    def __init__(self, handle, port, role):
+        self.handle, self.port, self.role = handle, port, role
+        self.ids = set()           # listener ids ever registered on it
+        self.events = set()        # (listener id, seq) received, to catch duplicates
+
+
+class Worker:
+    """One sending process, as the parent sees it: uid, network namespace and sockets."""
+
+    def __init__(self, name, uid, make):
+        self.name, self.uid, self.make = name, uid, make
+        self.exe = None
+        self.socks = {}
+        self.netns = None
+        self.pid = None
+        self.mcast = None
+
+    def start(self, family, ping_cmd):
+        self.exe = self.make()
+        info = self.exe.call('hello', family, ping_cmd)
+        self.pid, self.netns = info['pid'], info['netns']
+        if info['uid'] != self.uid:
+            raise ExecutorDied(f'executor {self.name} runs as uid {info["uid"]}, not {self.uid}')
+        self.socks = {}
+        self.mcast = None
+
+
+class Model:
+    def __init__(self):
+        self.listeners = {}
+        self.ever = set()
+        # Per network namespace: how many registrations may have succeeded unseen (lost replies).
+        self.unknown = {}
+        self.last_seq = 0
+        self.counters = {}
+        self.max_queue_limit = 0
+
+    def live(self, uid=None, netns=None):
+        return [li for li in self.listeners.values()
+                if (uid is None or li.uid == uid) and (netns is None or li.netns == netns)]
+
+    def count_range(self, uid):
+        ls = self.live(uid=uid)
+        sure = sum(1 for li in ls if not li.gone)
+        return sure, len(ls) + sum(self.unknown.values())
+
+    def uncertain(self, netns):
+        return self.unknown.get(netns, 0) > 0
+
+
+# --------------------------------------------------------------------------------------
+# Cases: one message to send, and what may come back.
+# --------------------------------------------------------------------------------------
+
+class Expect:
+    def __init__(self, exact, errors=frozenset(), ok=False, silent=False, extack=frozenset(), on_ok=None,
+                 on_err=None, reply=None):
+        self.exact = exact          # the oracle knows the answer (valid or semantically invalid request)
+        self.errors = frozenset(errors)
+        self.ok = ok                # success allowed
+        self.silent = silent        # the kernel ignores the message: no answer at all
+        self.extack = frozenset(extack)   # errors that must carry an extack message
+        self.on_ok = on_ok          # callback(reply values list, sub) on success
+        self.on_err = on_err        # callback(errno) on an error
+        self.reply = reply          # 'do' (one reply message), 'dump', or None (ack only)
+
+
+class Sub:
+    """One netlink message of a datagram."""
+
+    def __init__(self, seq, op, label, expect, header, ack, dump):
+        self.seq, self.op, self.label, self.expect = seq, op, label, expect
+        self.header = header        # the 16 header bytes as sent (echoed in errors)
+        self.ack = ack              # NLM_F_ACK set: an answer always comes (unless lost)
+        self.dump = dump            # the kernel will start a dump: NLMSG_DONE comes
+        self.hint = None            # listener-unregister: the id the kernel will see
+        self.multi = False          # one of several messages in a datagram
+        self.flags = 0
+        self.dump_flags = False
+
+
+class Fuzzer:
+    def __init__(self, spec, seed, total, journal):
+        self.spec, self.seed, self.total = spec, seed, total
+        self.rng = random.Random(seed)
+        self.model = Model()
+        self.failures = []
+        self.failure_count = 0
+        self.counts = {}
+        self.labels = {}
+        self.index = 0
+        self.seq = 1000
+        self.ports = {}             # (netns, port id): which socket it was, for reports
+        self.stats = {'enobufs': 0, 'lost': 0, 'events': 0, 'mcast_events': 0, 'fences': 0,
+                      'executor_kills': 0, 'sockets_opened': 0, 'sockets_closed': 0, 'queue_len_changes': 0,
+                      'registered': 0, 'unregistered': 0, 'dumps_checked': 0}
+        self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self.mnt_ns = os.stat('/proc/self/ns/mnt').st_ino
+        self.release = os.uname().release
+        with open('/sys/module/usip/version', encoding='ascii') as f:
+            self.module_version = f.read().strip()
+        self.params = read_params()
+        self.family, self.groups = resolve_family(spec.family_name)
+        s = spec
+        self.T = {n: s.enum('event-type', n) for n in ACTIONS_OF_TYPE}
+        self.ACT = dict(s.enums['action'])
+        self.actions_of = {self.T[t]: [self.ACT[a] for a in acts] for t, acts in ACTIONS_OF_TYPE.items()}
+        self.type_of_action = {a: t for t, acts in self.actions_of.items() for a in acts}
+        self.NOTIFY = s.enum('notifier-flags', 'notify')
+        self.KERN_LOG = s.enum('notifier-flags', 'kern-log')
+        self.GLOBAL = s.enum('listener-flags', 'global')
+        self.SCOPE_MNT_NS, self.SCOPE_GLOBAL = s.enum('scope', 'mnt-ns'), s.enum('scope', 'global')
+        self.type_names = {v: k for k, v in s.enums['event-type'].items()}
+        self.event_cmds = {s.cmd('mtab-event'): self.T['mtab'], s.cmd('storage-event'): self.T['storage']}
+        self.request_cmds = {s.cmd(op): op for op in ('ping', 'listener-register', 'listener-unregister',
+                                                      'listener-get', 'inject', 'stats')}
+        self.all_cmds = {op.command: op.name for op in s.ops.values()}
+        self.workers = [
+            Worker('root', 0, Local),
+            Worker('nobody', NOBODY, lambda: Remote(drop_to_nobody)),
+            Worker('root-netns', 0, lambda: Remote(new_netns)),
+        ]
+
+    # ---- bookkeeping -------------------------------------------------------------------
+
+    def fail(self, what, worker=None, sub=None, datagram=None):
+        self.failure_count += 1
+        if len(self.failures) >= 200:
+            return
+        entry = {'seed': self.seed, 'index': self.index, 'what': what}
+        if worker is not None:
+            entry['sender'] = f'{worker.name} (uid {worker.uid})'
+        if sub is not None:
+            entry['op'], entry['case'] = sub.op, sub.label
+        if datagram is not None:
+            entry['message_hex'] = datagram[:32768].hex()
+            entry['message_len'] = len(datagram)
+        self.failures.append(entry)
+        print(f'FAILURE #{self.failure_count} (seed {self.seed}, message {self.index}'
+              f'{", " + sub.op + "/" + sub.label if sub else ""}): {what}', flush=True)
+
+    def next_seq(self):
+        self.seq += 1
+        return self.seq
+
+    def count(self, worker, op, label):
+        side = 'root' if worker.uid == 0 else 'nobody'
+        self.counts.setdefault(op, {'root': 0, 'nobody': 0})[side] += 1
+        self.labels[label] = self.labels.get(label, 0) + 1
+
+    # ---- helpers to build requests -----------------------------------------------------
+
+    def rand_string(self, n):
+        return self.rng.randbytes(n).translate(SAFE_CHAR_TABLE).decode()
+
+    def rand_path(self):
+        r = self.rng.random()
+        if r < 0.05:
+            return '/'
+        if r < 0.1:
+            return '/' + self.rand_string(self.rng.randint(1, 200)) + '/'
+        if r < 0.13:
+            return self.rand_string(self.rng.randint(1, 20))  # relative
+        parts = [self.rng.choice(['mnt', 'a', 'b', 'srv', 'x' * self.rng.randint(1, 5), self.rand_string(3)])
+                 for _ in range(self.rng.randint(1, 4))]
+        return '/' + '/'.join(parts)
+
+    def rand_u32(self):
+        return self.rng.choice([0, 1, 2, 0x7fffffff, 0x80000000, 0xffffffff, self.rng.getrandbits(32),
+                                self.rng.randint(0, 100)])
+
+    def rand_u64(self):
+        return self.rng.choice([0, 1, 0xffffffffffffffff, self.rng.getrandbits(64), self.rng.randint(0, 10000)])
+
+    def string_attr(self, t, s):
+        return A(t, s.encode() + b'\0')
+
+    def notifier(self, ntype=None, action=None, flags=None, selectors=True, long_prefix=False):
+        """A valid notifier: (attribute, its model dict)."""
+        r = self.rng
+        if ntype is None:
+            ntype = r.choice(list(self.actions_of))
+        if action is None:
+            action = r.choice(self.actions_of[ntype])
+        if flags is None:
+            flags = r.choices([self.NOTIFY, self.KERN_LOG, self.NOTIFY | self.KERN_LOG], [80, 5, 15])[0]
+        na = lambda n: self.spec.attr('notifier', n)  # noqa: E731
+        kids = [A(na('type'), u32(ntype)), A(na('action'), u32(action)), A(na('flags'), u32(flags))]
+        model = {'type': ntype, 'action': action, 'flags': flags}
+        if selectors:
+            if r.random() < 0.5:
+                model['cmd'] = self.rand_u32()
+                kids.append(A(na('cmd'), u32(model['cmd'])))
+            if r.random() < 0.2:
+                model['mount-id'] = self.rand_u64()
+                kids.append(A(na('mount-id'), u64(model['mount-id'])))
+            if r.random() < 0.3 or long_prefix:
+                p = ('/' + self.rand_string(self.spec.path_max - 1)) if long_prefix else self.rand_path()
+                model['path-prefix'] = p
+                kids.append(self.string_attr(na('path-prefix'), p))
+            if r.random() < 0.2:
+                model['threshold'] = r.randint(0, 100)
+                kids.append(A(na('threshold'), u32(model['threshold'])))
+        r.shuffle(kids)
+        return A(self.spec.attr('listener', 'notifier'), kids=kids, fl=NLA_F_NESTED), model
+
+    def listener_size(self, notifiers):
+        """The size of a listener's listener-get message, as docs/events.md bounds it."""
+        size = 20 + 6 * 8 + 2 * 12 + 3 * 16
+        for n in notifiers:
+            size += 4 + 5 * 8 + 16
+            if 'path-prefix' in n:
+                size += align4(4 + len(n['path-prefix'].encode()) + 1)
+        return size
+
+    # ---- the oracle for each operation ---------------------------------------------------
+
+    def expect_ping(self, cookie):
+        def on_ok(replies, sub, worker):
+            v = self.one_reply(replies, 'ping', sub, worker)
+            if v is None:
+                return
+            self.require(v, ['protocol-version', 'module-version', 'features', 'kernel-release'], 'ping reply', sub, worker)
+            if v.get('protocol-version') != self.spec.protocol_version:
+                self.fail(f'ping: protocol-version {v.get("protocol-version")}, expected {self.spec.protocol_version}', worker, sub)
+            if v.get('module-version') != self.module_version:
+                self.fail(f'ping: module-version {v.get("module-version")!r}, /sys/module/usip/version says {self.module_version!r}', worker, sub)
+            if v.get('kernel-release') != self.release:
+                self.fail(f'ping: kernel-release {v.get("kernel-release")!r}, running {self.release!r}', worker, sub)
+            if v.get('cookie') != cookie:
+                self.fail(f'ping: cookie {v.get("cookie")}, sent {cookie}', worker, sub)
+        return Expect(True, ok=True, on_ok=on_ok, reply='do')
+
+    def expect_register(self, worker, sock, flags, notifiers, violation=None):
+        """notifiers: model dicts; violation: (errno, why) of a semantically invalid request."""
+        sure, most = self.model.count_range(worker.uid)
+        limit = self.params['max_listeners_per_user']
+        errors = set()
+        ok = False
+        # docs/events.md: a listener must fit in one listener-get message, or E2BIG.
+        size = self.listener_size(notifiers)
+        if size > GOODSIZE - SIZE_SLACK:
+            errors.add(errno.E2BIG)
+        if violation is not None:
+            errors.add(violation)
+        elif size <= GOODSIZE + SIZE_SLACK:
+            ok = True
+        if any(not n.get('path-prefix', '/').startswith('/') for n in notifiers):
+            # The contract does not say whether a relative prefix is valid; the module refuses it.
+            errors.add(errno.EINVAL)
+        if most >= limit:
+            errors.add(errno.EMFILE)
+            if sure >= limit:
+                ok = False
+
+        def on_ok(replies, sub, w):
+            self.registered(replies, sub, w, sock, flags, notifiers)
+        return Expect(True, errors=errors, ok=ok, extack=errors, on_ok=on_ok, reply='do')
+
+    def registered(self, replies, sub, worker, sock, flags, notifiers):
+        """A successful registration: check the reply and add the listener to the model."""
+        v = self.one_reply(replies, 'listener-register', sub, worker)
+        if v is None:
+            return
+        self.require(v, ['id', 'group', 'scope', 'mnt-ns'], 'listener-register reply', sub, worker)
+        lid = v.get('id')
+        if lid is None:
+            return
+        if lid in self.model.ever:
+            self.fail(f'listener-register returned id {lid} a second time (ids are unique while loaded)', worker, sub)
+        self.model.ever.add(lid)
+        scope = v.get('scope')
+        if worker.uid != 0 and scope == self.SCOPE_GLOBAL:
+            self.fail(f'an unprivileged user (uid {worker.uid}) registered the global listener {lid}', worker, sub)
+        if flags is not None:
+            want_scope = self.SCOPE_GLOBAL if flags & self.GLOBAL else self.SCOPE_MNT_NS
+            if scope != want_scope:
+                self.fail(f'listener {lid}: scope {scope}, expected {want_scope}', worker, sub)
+        if v.get('mnt-ns') != self.mnt_ns:
+            self.fail(f'listener {lid}: mnt-ns {v.get("mnt-ns")}, the caller\'s is {self.mnt_ns}', worker, sub)
+        if notifiers is not None:
+            want = sorted({self.type_names[n['type']] for n in notifiers})
+            if sorted(v.get('group', [])) != want:
+                self.fail(f'listener {lid}: groups {v.get("group")}, expected {want}', worker, sub)
+        listener_flags = (self.GLOBAL if scope == self.SCOPE_GLOBAL else 0)
+        self.model.listeners[lid] = Listener(lid, worker, sock.handle, sock.port, worker.uid, worker.pid,
+                                             listener_flags, scope, notifiers)
+        sock.ids.add(lid)
+        self.stats['registered'] += 1
+
+    def expect_unregister(self, worker, lid):
+        li = self.model.listeners.get(lid)
+        if li is None or li.netns != worker.netns:
+            unknown = self.model.uncertain(worker.netns) and lid not in self.model.ever
+            errors = {errno.ENOENT} | ({errno.EPERM} if unknown else set())
+            return Expect(True, errors=errors, ok=unknown, extack=errors,
+                          on_ok=lambda r, s, w: None, reply=None)
+        allowed = worker.uid == 0 or worker.uid == li.uid
+        errors = set() if allowed else {errno.EPERM}
+        if li.gone:
+            errors.add(errno.ENOENT)
+
+        def on_ok(replies, sub, w):
+            if replies:
+                self.fail(f'listener-unregister answered with {len(replies)} message(s) besides the ack', w, sub)
+            self.model.listeners.pop(lid, None)
+            self.stats['unregistered'] += 1
+
+        def on_err(e):
+            if e == errno.ENOENT and li.gone:
+                self.model.listeners.pop(lid, None)
+        return Expect(True, errors=errors, ok=allowed, extack=errors, on_ok=on_ok, on_err=on_err, reply=None)
+
+    def expect_inject(self, worker, repeat, violation=None):
+        allowed = self.params['allow_inject']
+        if not allowed:
+            errors = {errno.EOPNOTSUPP} | ({violation} if violation else set())
+        elif worker.uid != 0:
+            errors = {errno.EPERM} | ({violation} if violation else set())
+        elif violation:
+            errors = {violation}
+        else:
+            errors = set()
+
+        def on_ok(replies, sub, w):
+            self.injected(replies, sub, w, repeat)
+        return Expect(True, errors=errors, ok=not errors, extack=errors, on_ok=on_ok, reply='do')
+
+    def injected(self, replies, sub, worker, repeat):
+        if worker.uid != 0:
+            self.fail(f'an unprivileged user (uid {worker.uid}) injected an event', worker, sub)
+        if not self.params['allow_inject']:
+            self.fail('inject succeeded although the module was loaded without allow_inject', worker, sub)
+        v = self.one_reply(replies, 'inject', sub, worker)
+        if v is None:
+            return
+        self.require(v, ['seq', 'queued', 'dropped'], 'inject reply', sub, worker)
+        seq, queued, dropped = v.get('seq', 0), v.get('queued', 0), v.get('dropped', 0)
+        if seq < self.model.last_seq:
+            self.fail(f'inject: seq {seq} is below an earlier one, {self.model.last_seq}', worker, sub)
+        self.model.last_seq = max(self.model.last_seq, seq)
+        if repeat is not None and queued + dropped > repeat:
+            self.fail(f'inject: queued {queued} + dropped {dropped} exceeds repeat {repeat}', worker, sub)
+
+    def expect_stats(self):
+        def on_ok(replies, sub, worker):
+            v = self.one_reply(replies, 'stats', sub, worker)
+            if v is None:
+                return
+            names = self.spec.ops['stats'].do[1]
+            self.require(v, names, 'stats reply', sub, worker)
+            self.check_stats(v, sub, worker)
+        return Expect(True, ok=True, on_ok=on_ok, reply='do')
+
+    def check_stats(self, v, sub, worker):
+        m = self.model
+        ls = list(m.listeners.values())
+        sure = sum(1 for li in ls if not li.gone)
+        most = len(ls) + sum(m.unknown.values())
+        n = v.get('listeners')
+        if n is not None and not sure <= n <= most:
+            self.fail(f'stats: listeners {n}, the fuzzer knows of {sure} to {most}', worker, sub)
+        if all(li.notifiers is not None for li in ls) and not any(m.unknown.values()):
+            lo = sum(len(li.notifiers) for li in ls if not li.gone)
+            hi = sum(len(li.notifiers) for li in ls)
+            nn = v.get('notifiers')
+            if nn is not None and not lo <= nn <= hi:
+                self.fail(f'stats: notifiers {nn}, the fuzzer registered {lo} to {hi}', worker, sub)
+        if v.get('queue-limit') not in (None, self.params['event_queue_len']):
+            self.fail(f'stats: queue-limit {v.get("queue-limit")}, event_queue_len is {self.params["event_queue_len"]}', worker, sub)
+        if v.get('queued', 0) > m.max_queue_limit:
+            self.fail(f'stats: queued {v.get("queued")} exceeds every queue limit used ({m.max_queue_limit})', worker, sub)
+        if v.get('posted', 0) < m.last_seq:
+            self.fail(f'stats: posted {v.get("posted")} is below the last inject seq {m.last_seq}', worker, sub)
+        for key in ('posted', 'dropped', 'delivered', 'undeliverable'):
+            if key in v:
+                if v[key] < m.counters.get(key, 0):
+                    self.fail(f'stats: {key} went down from {m.counters[key]} to {v[key]}', worker, sub)
+                m.counters[key] = v[key]
+        if 'objects' in v and n is not None and v['objects'] < n + v.get('queued', 0):
+            self.fail(f'stats: objects {v["objects"]} is less than listeners {n} + queued {v.get("queued", 0)}', worker, sub)
+
+    def expect_dump(self, worker):
+        def on_ok(entries, sub, w):
+            self.check_dump(entries, sub, w, exact=not sub.multi)
+        return Expect(True, ok=True, on_ok=on_ok, reply='dump')
+
+    def check_dump(self, entries, sub, worker, exact=True):
+        """Compares a listener-get dump with the model. Not exact: other requests of the same
+        datagram may have changed the listeners while it ran; then only what it shows is checked."""
+        m = self.model
+        seen = {}
+        names = self.spec.ops['listener-get'].dump[1]
+        for v in entries:
+            self.require(v, names, 'listener-get message', sub, worker)
+            lid = v.get('id')
+            if lid is None:
+                continue
+            if lid in seen:
+                self.fail(f'listener-get lists listener {lid} twice', worker, sub)
+            seen[lid] = v
+        visible = {li.id: li for li in m.listeners.values()
+                   if li.netns == worker.netns and (worker.uid == 0 or li.uid == worker.uid)}
+        for lid, v in seen.items():
+            li = visible.get(lid)
+            if li is None:
+                owner = [s for w in self.workers if w.netns == worker.netns for s in w.socks.values()
+                         if s.port == v.get('port-id')]
+                if lid not in m.ever and m.uncertain(worker.netns) and owner:
+                    w = next(w for w in self.workers if owner[0] in w.socks.values())
+                    li = Listener(lid, w, owner[0].handle, owner[0].port, v.get('owner-uid'), w.pid,
+                                  v.get('flags', 0), v.get('scope'), None)
+                    m.listeners[lid] = li
+                    m.ever.add(lid)
+                    owner[0].ids.add(lid)
+                elif not exact and lid in m.ever and lid not in m.listeners:
+                    continue  # unregistered by a later message of the datagram
+                elif lid in m.listeners:
+                    self.fail(f'listener-get by uid {worker.uid} shows listener {lid} of uid '
+                              f'{m.listeners[lid].uid} in another network namespace or of another user', worker, sub)
+                    continue
+                else:
+                    where = self.ports.get((worker.netns, v.get('port-id')), 'a port the fuzzer never had')
+                    self.fail(f'listener-get shows listener {lid} (owner uid {v.get("owner-uid")}, pid {v.get("owner-pid")}, '
+                              f'port {v.get("port-id")}: {where}), which the fuzzer does not know '
+                              f'(lost registration replies: {m.unknown.get(worker.netns, 0)})', worker, sub)
+                    continue
+            self.compare_listener(li, v, sub, worker)
+        for lid, li in visible.items():
+            if lid not in seen and exact:
+                if li.gone or li.notifiers is None and m.uncertain(worker.netns):
+                    m.listeners.pop(lid, None)
+                else:
+                    self.fail(f'listener {lid} (uid {li.uid}, registered by {li.worker.name} on port {li.port}) '
+                              f'is missing from listener-get', worker, sub)
+                    m.listeners.pop(lid, None)
+        if worker.uid == 0 and exact:
+            m.unknown[worker.netns] = 0
+        self.stats['dumps_checked'] += 1
+
+    def compare_listener(self, li, v, sub, worker):
+        where = f'listener-get, listener {li.id}'
+        checks = [('owner-uid', li.uid), ('port-id', li.port), ('scope', li.scope), ('mnt-ns', self.mnt_ns),
+                  ('owner-pid', li.pid), ('flags', li.flags)]
+        if li.gone:
+            checks = [c for c in checks if c[0] != 'owner-pid']  # a killed owner may have no pid
+        for key, want in checks:
+            if want is not None and key in v and v[key] != want:
+                self.fail(f'{where}: {key} {v[key]}, expected {want}', worker, sub)
+        if 'delivered' in v:
+            if v['delivered'] < li.delivered:
+                self.fail(f'{where}: delivered went down from {li.delivered} to {v["delivered"]}', worker, sub)
+            li.delivered = v['delivered']
+        if li.notifiers is not None and 'notifier' in v:
+            got = [self.norm_notifier(n) for n in v['notifier']]
+            want = [self.norm_notifier(n) for n in li.notifiers]
+            if got != want:
+                self.fail(f'{where}: notifiers {got}, registered {want}', worker, sub)
+            groups = sorted({self.type_names[n['type']] for n in li.notifiers})
+            if sorted(v.get('group', [])) != groups:
+                self.fail(f'{where}: groups {v.get("group")}, expected {groups}', worker, sub)
+
+    @staticmethod
+    def norm_notifier(n):
+        out = dict(n)
+        p = out.get('path-prefix')
+        if p is not None:
+            # The module keeps prefixes without trailing slashes (except "/").
+            out['path-prefix'] = p.rstrip('/') or ('/' if p.startswith('/') else p)
+        return out
+
+    def one_reply(self, replies, op, sub, worker):
+        if len(replies) != 1:
+            self.fail(f'{op}: {len(replies)} reply messages, expected 1', worker, sub)
+            return None
+        return replies[0]
+
+    def require(self, v, names, where, sub, worker):
+        missing = [n for n in names if n not in v and n != 'cookie']
+        if missing:
+            self.fail(f'{where} lacks {", ".join(missing)}', worker, sub)
+
+    # ---- building cases ----------------------------------------------------------------
+
+    def build(self, worker, sock):
+        """Chooses what to send: (list of (op, label, attrs tree, expect, header tweaks))."""
+        r = self.rng
+        op = r.choices(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats',
+                        'event-cmd', 'unknown-cmd', 'header', 'garbage'],
+                       [11, 24, 14, 9, 14, 8, 4, 5, 8, 3])[0]
+        if op == 'event-cmd':
+            cmd = r.choice(list(self.event_cmds))
+            attrs = [self.fuzz_attr(self.spec.sets['event']) for _ in range(r.randint(0, 3))]
+            return self.plain(self.all_cmds[cmd], 'event-command', cmd, attrs,
+                              Expect(True, errors={errno.EOPNOTSUPP}))
+        if op == 'unknown-cmd':
+            cmd = r.choice([0] + list(range(max(self.all_cmds) + 1, 256)))
+            attrs = [self.fuzz_attr(self.spec.sets[r.choice(list(self.spec.sets))]) for _ in range(r.randint(0, 3))]
+            return self.plain('unknown-cmd', f'cmd-{"0" if cmd == 0 else "high"}', cmd, attrs,
+                              Expect(True, errors={errno.EOPNOTSUPP}))
+        if op == 'header':
+            return self.header_case(worker, sock)
+        if op == 'garbage':
+            return self.garbage_case(worker, sock)
+        mode = r.choices(['valid', 'semantic', 'mutate'], [40, 15, 45])[0]
+        if op == 'listener-get' and mode == 'semantic':
+            mode = 'valid'
+        if op in ('ping', 'stats') and mode == 'semantic':
+            mode = 'mutate'
+        label, attrs, expect = getattr(self, 'gen_' + op.replace('-', '_'))(worker, sock, mode)
+        if mode == 'mutate':
+            label, attrs = self.mutate(op, attrs)
+            expect = self.plausible(op, worker, sock)
+        return self.plain(op, f'{mode}:{label}', self.spec.cmd(op), attrs, expect)
+
+    def plain(self, op, label, cmd, attrs, expect):
+        return {'op': op, 'label': label, 'cmd': cmd, 'attrs': attrs, 'expect': expect}
+
+    def plausible(self, op, worker, sock):
+        """What a mutated request of op may get: a plausible error, or success (checked)."""
+        def on_ok(replies, sub, w):
+            if op == 'ping':
+                v = self.one_reply(replies, op, sub, w)
+                if v is not None and v.get('protocol-version') != self.spec.protocol_version:
+                    self.fail(f'ping: protocol-version {v.get("protocol-version")}', w, sub)
+            elif op == 'listener-register':
+                self.registered(replies, sub, w, sock, None, None)
+            elif op == 'listener-unregister':
+                lid = sub.hint
+                li = self.model.listeners.get(lid) if lid is not None else None
+                if li is None:
+                    if lid is not None and lid not in self.model.ever and self.model.uncertain(w.netns):
+                        return  # a registration whose reply was lost
+                    self.fail(f'listener-unregister of id {lid} succeeded, but no such listener was registered', w, sub)
+                    return
+                if w.uid != 0 and li.uid != w.uid:
+                    self.fail(f'uid {w.uid} unregistered listener {lid} of uid {li.uid}', w, sub)
+                if li.netns != w.netns:
+                    self.fail(f'listener {lid} of another network namespace was unregistered', w, sub)
+                self.model.listeners.pop(lid, None)
+            elif op == 'listener-get':
+                self.check_dump(replies, sub, w, exact=not sub.multi)
+            elif op == 'inject':
+                self.injected(replies, sub, w, None)
+            elif op == 'stats':
+                v = self.one_reply(replies, op, sub, w)
+                if v is not None:
+                    self.check_stats(v, sub, w)
+        return Expect(False, errors=PLAUSIBLE_ERRORS, ok=True, on_ok=on_ok,
+                      reply={'listener-unregister': None, 'listener-get': 'dump'}.get(op, 'do'))
+
+    def gen_ping(self, worker, sock, mode):
+        if self.rng.random() < 0.3:
+            return 'no-cookie', [], self.expect_ping(None)
+        cookie = self.rand_u64()
+        return 'cookie', [A(self.spec.attr('ping', 'cookie'), u64(cookie))], self.expect_ping(cookie)
+
+    def gen_stats(self, worker, sock, mode):
+        return 'stats', [], self.expect_stats()
+
+    def gen_listener_get(self, worker, sock, mode):
+        return 'dump', [], self.expect_dump(worker)
+
+    def gen_listener_register(self, worker, sock, mode):
+        r = self.rng
+        la = lambda n: self.spec.attr('listener', n)  # noqa: E731
+        max_n = self.params['max_notifiers_per_listener']
+        big = r.random() < 0.02
+        if big:
+            count = r.randint(1, 3)
+        elif r.random() < 0.1:
+            count = r.randint(1, max_n)
+        else:
+            count = r.randint(1, 4)
+        pairs = [self.notifier(long_prefix=big) for _ in range(count)]
+        global_flag = worker.uid == 0 and r.random() < 0.15
+        flags = self.GLOBAL if global_flag else 0
+        attrs = []
+        if flags or r.random() < 0.5:
+            attrs.append(A(la('flags'), u32(flags)))
+        label = 'big' if big else 'register'
+        violation = None
+        if mode == 'semantic':
+            kind = r.choice(['no-notifier', 'wrong-action', 'missing', 'zero-flags', 'global-unprivileged',
+                             'too-many'])
+            if kind == 'no-notifier':
+                pairs = []
+                violation = errno.EINVAL
+            elif kind == 'wrong-action':
+                attr, model = pairs[r.randrange(len(pairs))]
+                other = [a for a in self.ACT.values() if a not in self.actions_of[model['type']]]
+                for k in attr.kids:
+                    if k.t == self.spec.attr('notifier', 'action'):
+                        k.v = u32(r.choice(other))
+                violation = errno.EINVAL
+            elif kind == 'missing':
+                attr, _ = pairs[r.randrange(len(pairs))]
+                drop = self.spec.attr('notifier', r.choice(['type', 'action', 'flags']))
+                attr.kids = [k for k in attr.kids if k.t != drop]
+                violation = errno.EINVAL
+            elif kind == 'zero-flags':
+                attr, _ = pairs[r.randrange(len(pairs))]
+                for k in attr.kids:
+                    if k.t == self.spec.attr('notifier', 'flags'):
+                        k.v = u32(0)
+                violation = errno.EINVAL
+            elif kind == 'global-unprivileged':
+                if worker.uid == 0:
+                    kind, violation = 'too-many', None
+                else:
+                    attrs = [A(la('flags'), u32(self.GLOBAL))]
+                    violation = errno.EPERM
+            if kind == 'too-many':
+                extra = r.choice([1, 2, r.randint(1, 100), r.randint(100, 2000)])
+                pairs = [self.notifier(selectors=False) for _ in range(max_n + extra)]
+                violation = errno.E2BIG
+            label = kind
+        attrs.extend(a for a, _ in pairs)
+        if r.random() < 0.5:
+            r.shuffle(attrs)
+        # The listener keeps its notifiers in the order they were sent.
+        model_of = {id(a): m for a, m in pairs}
+        notifiers = [model_of[id(a)] for a in attrs if id(a) in model_of]
+        expect = self.expect_register(worker, sock, flags if violation is None else None, notifiers, violation)
+        return label, attrs, expect
+
+    def pick_id(self, worker):
+        r = self.rng
+        m = self.model
+        own = [li.id for li in m.listeners.values() if li.worker is worker]
+        others = [li.id for li in m.listeners.values() if li.worker is not worker]
+        x = r.random()
+        if own and x < 0.45:
+            return r.choice(own)
+        if others and x < 0.7:
+            return r.choice(others)
+        if m.ever and x < 0.8:
+            return r.choice(sorted(m.ever))
+        return r.choice([1, 2, 0x7fffffff, 0xffffffff, r.getrandbits(32) | 1, max(m.ever, default=0) + r.randint(1, 50)])
+
+    def gen_listener_unregister(self, worker, sock, mode):
+        lid = self.pick_id(worker)
+        return 'unregister', [A(self.spec.attr('listener', 'id'), u32(lid))], self.expect_unregister(worker, lid)
+
+    def gen_inject(self, worker, sock, mode):
+        r = self.rng
+        ea = lambda n: self.spec.attr('event', n)  # noqa: E731
+        t = r.choice(list(self.actions_of))
+        action = r.choice(self.actions_of[t])
+        violation = None
+        label = 'inject'
+        if mode == 'semantic':
+            kind = r.choice(['wrong-action', 'no-type', 'no-action'])
+            label = kind
+            violation = errno.EINVAL
+            if kind == 'wrong-action':
+                action = r.choice([a for a in self.ACT.values() if a not in self.actions_of[t]])
+        attrs = []
+        if label != 'no-type':
+            attrs.append(A(ea('type'), u32(t)))
+        if label != 'no-action':
+            attrs.append(A(ea('action'), u32(action)))
+        if r.random() < 0.5:
+            attrs.append(A(ea('mount-id'), u64(self.rand_u64())))
+        if r.random() < 0.3:
+            attrs.append(A(ea('parent-id'), u64(self.rand_u64())))
+        if r.random() < 0.6:
+            attrs.append(self.string_attr(ea('path'), self.rand_path()))
+        if r.random() < 0.3:
+            attrs.append(self.string_attr(ea('fs-type'), self.rand_string(r.randint(0, 63))))
+        if r.random() < 0.3:
+            attrs.append(self.string_attr(ea('source'), self.rand_string(r.randint(0, 300))))
+        if r.random() < 0.3:
+            attrs.append(A(ea('dev'), u32(self.rand_u32())))
+        if r.random() < 0.3:
+            attrs.append(A(ea('count'), u32(r.randint(1, 0xffffffff))))
+        repeat = None
+        x = r.random()
+        if x < 0.25:
+            repeat = r.randint(1, 32)
+        elif x < 0.31:
+            repeat = r.randint(33, 1100)
+        elif x < 0.32:
+            repeat = r.randint(1100, 65536)
+        if repeat is not None:
+            attrs.append(A(ea('repeat'), u32(repeat)))
+        r.shuffle(attrs)
+        return label, attrs, self.expect_inject(worker, repeat or 1, violation)
+
+    # ---- mutations ---------------------------------------------------------------------
+
+    def fuzz_attr(self, attr_set):
+        """A random attribute of a set, with a random (maybe wrong) payload."""
+        r = self.rng
+        spec = r.choice(attr_set.attrs)
+        return A(spec.id, self.garbage_value(spec), fl=r.choice([0, 0, 0, NLA_F_NESTED, NLA_F_NET_BYTEORDER]))
+
+    def garbage_value(self, spec):
+        r = self.rng
+        x = r.random()
+        if x < 0.3:
+            return r.randbytes(r.choice([0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 64]))
+        if x < 0.5:
+            return u32(self.rand_u32())
+        if x < 0.7:
+            return u64(self.rand_u64())
+        return self.rand_string(r.randint(0, 64)).encode() + (b'\0' if r.random() < 0.7 else b'')
+
+    def targets(self, attrs):
+        """Every (list, index) position of the tree, for mutations that pick a target."""
+        out = []
+        for i, a in enumerate(attrs):
+            out.append((attrs, i))
+            if a.kids is not None:
+                out.extend(self.targets(a.kids))
+        return out
+
+    def set_of(self, op):
+        return self.spec.ops[op].attr_set or self.spec.sets['ping']
+
+    def mutate(self, op, attrs):
+        r = self.rng
+        kinds = ['drop', 'dup', 'unknown-id', 'reply-attr', 'len-short', 'len-long', 'str-no-nul', 'str-long',
+                 'str-empty', 'str-inner-nul', 'nest-flag-missing', 'nested-flag-on-scalar', 'byteorder-flag',
+                 'nest-garbage', 'nest-deep', 'out-of-range', 'nla-len-lie', 'trailing-bytes', 'random-bytes',
+                 'bitflip', 'many-notifiers', 'pad-attr', 'wrong-set', 'zero-type']
+        kind = r.choice(kinds)
+        attrs = [a.copy() for a in attrs]
+        set_ = self.set_of(op)
+        spots = self.targets(attrs)
+        if kind == 'drop':
+            if spots:
+                lst, i = r.choice(spots)
+                del lst[i]
+        elif kind == 'dup':
+            if spots:
+                lst, i = r.choice(spots)
+                c = lst[i].copy()
+                if c.kids is None and c.v and r.random() < 0.5:
+                    c.v = r.randbytes(len(c.v))
+                lst.insert(r.randint(0, len(lst)), c)
+        elif kind == 'unknown-id':
+            t = r.choice([0, set_.max_id + 1, set_.max_id + r.randint(2, 50), NLA_TYPE_MASK, r.getrandbits(14)])
+            lst = r.choice([attrs] + [a.kids for a in attrs if a.kids is not None])
+            lst.insert(r.randint(0, len(lst)), A(t, self.garbage_value(r.choice(set_.attrs))))
+        elif kind == 'reply-attr':
+            request = set(self.spec.ops[op].do[0] if self.spec.ops[op].do else [])
+            cands = [a for a in set_.attrs if a.name not in request]
+            if cands:
+                a = r.choice(cands)
+                attrs.insert(r.randint(0, len(attrs)), A(a.id, self.garbage_value(a),
+                                                         fl=NLA_F_NESTED if a.type == 'nest' else 0))
+        elif kind in ('len-short', 'len-long'):
+            scalars = [(lst, i) for lst, i in spots if lst[i].kids is None]
+            if scalars:
+                lst, i = r.choice(scalars)
+                a = lst[i]
+                if kind == 'len-short':
+                    a.v = a.v[:r.randint(0, max(0, len(a.v) - 1))]
+                else:
+                    a.v = a.v + r.randbytes(r.choice([1, 2, 3, 4, 8, 60]))
+        elif kind.startswith('str-'):
+            ids = self.string_ids(op)
+            strs = [(lst, i) for lst, i in spots if lst[i].kids is None and lst[i].t in ids]
+            if strs:
+                lst, i = r.choice(strs)
+                a = lst[i]
+            else:
+                a = A(r.choice(sorted(ids)) if ids else 1, b'')
+                r.choice([attrs] + [x.kids for x in attrs if x.kids is not None]).append(a)
+            if kind == 'str-no-nul':
+                a.v = a.v.rstrip(b'\0') or self.rand_string(r.randint(1, 20)).encode()
+            elif kind == 'str-long':
+                n = r.choice([64, 4096, 4097, r.randint(4096, 20000), 65000])
+                a.v = r.randbytes(n).translate(SAFE_BYTE_TABLE) + (b'\0' if r.random() < 0.8 else b'')
+            elif kind == 'str-empty':
+                a.v = r.choice([b'', b'\0'])
+            else:
+                a.v = b'/a\0/b\0' + r.randbytes(r.randint(0, 8)).translate(SAFE_BYTE_TABLE) + b'\0'
+        elif kind == 'nest-flag-missing':
+            nests = [(lst, i) for lst, i in spots if lst[i].kids is not None]
+            if nests:
+                lst, i = r.choice(nests)
+                lst[i].fl &= ~NLA_F_NESTED
+        elif kind == 'nested-flag-on-scalar':
+            scalars = [(lst, i) for lst, i in spots if lst[i].kids is None]
+            if scalars:
+                lst, i = r.choice(scalars)
+                lst[i].fl |= NLA_F_NESTED
+        elif kind == 'byteorder-flag':
+            if spots:
+                lst, i = r.choice(spots)
+                lst[i].fl |= NLA_F_NET_BYTEORDER
+        elif kind == 'nest-garbage':
+            nid = self.spec.attr('listener', 'notifier')
+            g = A(nid, r.randbytes(r.randint(0, 80)), fl=NLA_F_NESTED)
+            attrs.insert(r.randint(0, len(attrs)), g)
+        elif kind == 'nest-deep':
+            depth = r.randint(2, 64)
+            t = r.choice([self.spec.attr('listener', 'notifier'), r.randint(1, 8)])
+            inner = A(r.randint(1, 8), u32(1))
+            for _ in range(depth):
+                inner = A(t, kids=[inner], fl=NLA_F_NESTED if r.random() < 0.9 else 0)
+            attrs.insert(r.randint(0, len(attrs)), inner)
+        elif kind == 'out-of-range':
+            cands = []
+            for lst, i in spots:
+                a = lst[i]
+                owner = set_ if lst is attrs else self.spec.sets['notifier']
+                s = owner.by_id.get(a.t)
+                if s is not None and s.checks and s.type in ('u32', 'u64'):
+                    cands.append((a, s))
+            if cands:
+                a, s = r.choice(cands)
+                bad = []
+                if 'min' in s.checks:
+                    bad += [s.checks['min'] - 1, 0]
+                if 'max' in s.checks:
+                    bad += [s.checks['max'] + 1, 0xffffffff]
+                if 'flagsMask' in s.checks:
+                    bad += [s.checks['flagsMask'] + 1, 0xffffffff, 1 << r.randint(0, 31)]
+                if 'maxLen' in s.checks or not bad:
+                    bad += [0xffffffff]
+                value = r.choice(bad) & 0xffffffff
+                a.v = u32(value) if s.type == 'u32' else u64(value)
+        elif kind == 'nla-len-lie':
+            if spots:
+                lst, i = r.choice(spots)
+                a = lst[i]
+                real = 4 + len(a.body())
+                a.len_lie = r.choice([0, 1, 2, 3, real + 1, real + 4, real + r.randint(5, 100), 0xffff, real - 1])
+        elif kind == 'trailing-bytes':
+            attrs.append(_Raw(r.randbytes(r.randint(1, 3))))
+        elif kind == 'random-bytes':
+            attrs = [_Raw(r.randbytes(r.randint(1, 200)))]
+        elif kind == 'bitflip':
+            data = bytearray(b''.join(a.encode() for a in attrs) or b'\0\0\0\0')
+            for _ in range(r.randint(1, 8)):
+                data[r.randrange(len(data))] ^= 1 << r.randint(0, 7)
+            attrs = [_Raw(bytes(data))]
+        elif kind == 'many-notifiers':
+            n = r.choice([33, 100, 1000, r.randint(1000, 4000)])
+            one, _ = self.notifier(selectors=False)
+            attrs = attrs + [one.copy() for _ in range(n)]
+        elif kind == 'pad-attr':
+            pads = [a for a in set_.attrs if a.type == 'pad']
+            if pads:
+                attrs.insert(r.randint(0, len(attrs)), A(pads[0].id, r.choice([b'', b'\0\0\0\0'])))
+        elif kind == 'wrong-set':
+            other = self.spec.sets[r.choice([s for s in self.spec.sets if s != set_.name])]
+            for _ in range(r.randint(1, 4)):
+                attrs.insert(r.randint(0, len(attrs)), self.fuzz_attr(other))
+        elif kind == 'zero-type':
+            attrs.insert(r.randint(0, len(attrs)), A(0, self.garbage_value(r.choice(set_.attrs))))
+        return kind, attrs
+
+    def string_ids(self, op):
+        """Ids of the string attributes a request of op may carry (notifier's, for register)."""
+        out = {a.id for a in self.set_of(op).attrs if a.type == 'string'}
+        if op == 'listener-register':
+            out.add(self.spec.attr('notifier', 'path-prefix'))
+        return out
+
+    def header_case(self, worker, sock):
+        """Valid attributes, broken netlink or genetlink header."""
+        r = self.rng
+        op = r.choice(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'])
+        _, attrs, _ = getattr(self, 'gen_' + op.replace('-', '_'))(worker, sock, 'valid')
+        kind = r.choice(['version', 'reserved', 'dump-on-do', 'do-on-dump', 'random-flags', 'no-request',
+                         'len-short-lie', 'len-long-lie', 'len-tiny', 'short-datagram', 'genl-truncated',
+                         'control-type', 'wrong-family', 'trailing-garbage', 'pid'])
+        case = self.plain(op, f'header:{kind}', self.spec.cmd(op), attrs, self.plausible(op, worker, sock))
+        if kind == 'version':
+            case['version'] = r.choice([0, 2, 3, 0x7f, 0xff])
+        elif kind == 'reserved':
+            case['reserved'] = r.randint(1, 0xffff)
+            case['expect'] = Expect(True, errors={errno.EINVAL})
+        elif kind == 'dump-on-do':
+            if op == 'listener-get':
+                kind = 'do-on-dump'
+            else:
+                case['flags'] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP
+                case['expect'] = Expect(True, errors={errno.EOPNOTSUPP})
+        if kind == 'do-on-dump':
+            case['op'], case['cmd'] = 'listener-get', self.spec.cmd('listener-get')
+            case['attrs'] = []
+            case['flags'] = NLM_F_REQUEST | NLM_F_ACK | r.choice([0, NLM_F_ROOT, NLM_F_MATCH])
+            # Half of NLM_F_DUMP is "ambiguous" to the genetlink core of newer kernels (EINVAL).
+            case['expect'] = Expect(True, errors={errno.EOPNOTSUPP} | ({errno.EINVAL} if case['flags'] & NLM_F_DUMP else set()))
+        elif kind == 'random-flags':
+            case['flags'] = r.getrandbits(16) | (NLM_F_REQUEST if r.random() < 0.8 else 0)
+        elif kind == 'no-request':
+            case['flags'] = r.choice([0, NLM_F_ACK, NLM_F_ACK | NLM_F_DUMP, NLM_F_ECHO | NLM_F_ACK])
+            case['expect'] = Expect(True, ok=True, silent=not case['flags'] & NLM_F_ACK, reply=None)
+            case['no_request'] = True
+        elif kind == 'len-short-lie':
+            case['len_lie'] = 'short'
+        elif kind == 'len-long-lie':
+            case['len_lie'] = 'long'
+            case['expect'] = Expect(True, silent=True)
+        elif kind == 'len-tiny':
+            case['len_lie'] = 'tiny'
+            case['expect'] = Expect(True, silent=True)
+        elif kind == 'short-datagram':
+            case['raw'] = r.randbytes(r.randint(0, 15))
+            case['op'] = 'malformed-header'
+            case['expect'] = Expect(True, silent=True)
+        elif kind == 'genl-truncated':
+            case['genl_len'] = r.randint(0, 3)
+            case['expect'] = Expect(True, errors={errno.EINVAL})
+        elif kind == 'control-type':
+            case['type'] = r.choice([NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN, r.randint(5, 15)])
+            case['op'] = 'malformed-header'
+            case['expect'] = Expect(True, ok=True, reply=None)
+        elif kind == 'wrong-family':
+            case['type'] = r.choice([0xfff0, 0xfffe, 0xffff, r.randint(0x1000, 0xffff)])
+            case['op'] = 'other-family'
+            case['expect'] = Expect(True, errors={errno.ENOENT})
+        elif kind == 'trailing-garbage':
+            case['trailing'] = r.randbytes(r.randint(1, 15))
+        elif kind == 'pid':
+            case['pid'] = r.getrandbits(32)
+        return case
+
+    def garbage_case(self, worker, sock):
+        """A genetlink header for a real command followed by random bytes, or several messages."""
+        r = self.rng
+        op = r.choice(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'])
+        if r.random() < 0.5:
+            raw = r.randbytes(r.choice([1, 4, 8, 31, 200, 1500]))
+            case = self.plain(op, 'garbage:random-attributes', self.spec.cmd(op), [_Raw(raw)],
+                              self.plausible(op, worker, sock))
+            if op == 'listener-get':
+                case['expect'] = self.plausible(op, worker, sock)
+            return case
+        # Several messages in one datagram, each with its own expectation.
+        subs = []
+        for _ in range(r.randint(2, 5)):
+            c = self.build(worker, sock)
+            if 'multi' in c or 'raw' in c or c.get('len_lie') or 'trailing' in c:
+                c = self.plain('ping', 'valid:cookie', self.spec.cmd('ping'), [], self.expect_ping(None))
+            subs.append(c)
+        return {'multi': subs, 'op': 'multi', 'label': 'multi'}
+
+    # ---- sending and judging -------------------------------------------------------------
+
+    def encode_case(self, case, seq):
+        """The bytes of one case's message, and the Sub that describes what may come back."""
+        if 'raw' in case:
+            sub = Sub(seq, case['op'], case['label'], case['expect'], None, False, False)
+            return case['raw'], sub
+        op = case['op']
+        dump_op = op == 'listener-get'
+        flags = case.get('flags')
+        if flags is None:
+            flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_DUMP if dump_op else 0)
+            if self.rng.random() < 0.05:
+                flags &= ~NLM_F_ACK
+        body = b''.join(a.encode() for a in case['attrs'])
+        payload = genl(case['cmd'], body, case.get('version', self.spec.family_version), case.get('reserved', 0))
+        if 'genl_len' in case:
+            payload = payload[:case['genl_len']]
+        msg_type = case.get('type', self.family)
+        lie = case.get('len_lie')
+        length = 16 + len(payload)
+        if lie == 'short':
+            length = self.rng.randint(16, max(16, length - 1))
+        elif lie == 'long':
+            length += self.rng.choice([1, 4, 100, 0x10000])
+        elif lie == 'tiny':
+            length = self.rng.randint(0, 15)
+        data = nlmsg(msg_type, flags, seq, payload, case.get('pid', 0), len_lie=length)
+        if 'trailing' in case:
+            data += case['trailing']
+        ack = bool(flags & NLM_F_ACK) and lie not in ('long', 'tiny')
+        processed = lie not in ('long', 'tiny')
+        is_request = bool(flags & NLM_F_REQUEST)
+        dump = (processed and is_request and msg_type == self.family and (flags & NLM_F_DUMP) == NLM_F_DUMP
+                and case['cmd'] == self.spec.cmd('listener-get') and 'genl_len' not in case
+                and case.get('reserved', 0) == 0 and length == 16 + len(payload))
+        if dump and lie == 'short':
+            dump = False
+        expect = case['expect']
+        if lie == 'short':
+            # The kernel takes the first nlmsg_len bytes (maybe a valid request: the
+            # expectation is the plausible one, which learns what it did) and parses the
+            # rest of the datagram as more messages, whose answers carry garbage seqs.
+            case['strays'] = True
+        if not is_request and not case.get('no_request'):
+            # Not a request: the kernel only acks it (if asked).
+            expect = Expect(True, ok=True, silent=not ack, reply=None)
+        sub = Sub(seq, op, case['label'], expect, data[:16], ack, dump)
+        if op == 'listener-unregister':
+            v = lenient_attrs(body).get(self.spec.attr('listener', 'id'))
+            sub.hint = int.from_bytes(v, sys.byteorder) if v is not None and len(v) == 4 else None
+        sub.flags = flags
+        sub.dump_flags = (flags & NLM_F_DUMP) == NLM_F_DUMP
+        return data, sub
+
+    def run_case(self, worker, sock, case):
+        cases = case['multi'] if 'multi' in case else [case]
+        parts, subs = [], []
+        for c in cases:
+            data, sub = self.encode_case(c, self.next_seq())
+            sub.multi = len(cases) > 1
+            if parts:
+                parts.append(b'\0' * (align4(sum(len(p) for p in parts)) - sum(len(p) for p in parts)))
+            parts.append(data)
+            subs.append(sub)
+            self.count(worker, c['op'], c['label'])
+        datagram = b''.join(parts)
+        strays = any(c.get('strays') for c in cases)
+        self.index += 1
+        os.write(self.journal, f'{self.index} {worker.name} sock={sock.handle} {case["op"]} '
+                               f'{"+".join(c["label"] for c in cases)} {datagram.hex()}\n'.encode())
+        ack_seqs = [s.seq for s in subs if s.ack and not s.dump]
+        dump_seqs = [s.seq for s in subs if s.dump]
+        # Without an ack to wait for (or when a lying length makes the kernel parse our
+        # attributes as more messages), a fence ping tells when every answer is in.
+        fence = strays or not all(s.ack or s.dump for s in subs)
+        try:
+            out = worker.exe.call('transact', sock.handle, datagram, ack_seqs, dump_seqs, fence,
+                                  sock.role == 'active')
+        except ExecutorDied as e:
+            self.fail(f'{e} while sending this message', worker, subs[0], datagram)
+            self.restart(worker)
+            return
+        self.judge(worker, sock, subs, datagram, out, strays, multi=len(subs) > 1)
+
+    def judge(self, worker, sock, subs, datagram, out, strays, multi):
+        first = subs[0] if subs else None
+        self.stats['enobufs'] += out['enobufs']
+        self.stats['fences'] += len(out['fences'])
+        if out['send_error']:
+            # Too big for the send buffer, or (6.12) shorter than a netlink header.
+            if not (out['send_error'] == errno.EMSGSIZE and len(datagram) >= 100000 or
+                    out['send_error'] == errno.ENODATA and len(datagram) < 16):
+                self.fail(f'send failed: {errname(out["send_error"])}', worker,
+                          first, datagram)
+            return
+        if out['truncated']:
+            self.fail(f'{out["truncated"]} answer(s) larger than {RECV_BUFFER} bytes', worker, first, datagram)
+        if out['timeout']:
+            self.fail(f'no complete answer within {RECV_TIMEOUT_S} s (a hang, or a request the kernel ignored): '
+                      f'{out["timeout"]} (socket {sock.handle}, {sock.role})', worker, first, datagram)
+        by_seq = {s.seq: s for s in subs}
+        answers = {s.seq: {'replies': [], 'error': None, 'ext': {}, 'done': None, 'intr': False, 'acks': 0}
+                   for s in subs}
+        fences = set(out['fences'])
+        lost = out['enobufs'] > 0
+        events = []
+        for i, d in enumerate(out['datagrams']):
+            msgs, problem = split_nlmsgs(d)
+            if problem:
+                self.fail(f'malformed datagram from the kernel: {problem}: {d[:64].hex()}', worker, first, datagram)
+            for msg_type, flags, seq, pid, payload in msgs:
+                if msg_type == self.family and seq == 0 and pid == 0:
+                    events.append((flags, payload))
+                    continue
+                if pid != sock.port:
+                    self.fail(f'a message of type {msg_type} seq {seq} carries port {pid}, not ours ({sock.port})',
+                              worker, first, datagram)
+                if seq in fences:
+                    self.judge_fence(msg_type, payload, worker, first, datagram)
+                    continue
+                sub = by_seq.get(seq)
+                if sub is None:
+                    if not strays:
+                        self.fail(f'an answer with an unknown seq {seq} (type {msg_type}, {len(payload)} bytes)',
+                                  worker, first, datagram)
+                    continue
+                a = answers[seq]
+                if msg_type == NLMSG_ERROR:
+                    err, _, problems = parse_error(payload, sub.header)
+                    for p in problems:
+                        self.fail(p, worker, sub, datagram)
+                    if err is None:
+                        continue
+                    ext, problems = parse_ack_tlvs(flags, payload, len(datagram))
+                    for p in problems:
+                        self.fail(p, worker, sub, datagram)
+                    if a['error'] is not None or a['acks']:
+                        self.fail('two NLMSG_ERROR answers to one request', worker, sub, datagram)
+                    if err > 0:
+                        self.fail(f'NLMSG_ERROR with a positive error {err}', worker, sub, datagram)
+                    if err == 0:
+                        a['acks'] += 1
+                    else:
+                        a['error'], a['ext'] = -err, ext
+                elif msg_type == NLMSG_DONE:
+                    if len(payload) < 4:
+                        self.fail(f'NLMSG_DONE of {len(payload)} bytes', worker, sub, datagram)
+                        continue
+                    (a['done'],) = struct.unpack_from('=i', payload, 0)
+                    if flags & NLM_F_DUMP_INTR:
+                        a['intr'] = True
+                elif msg_type == self.family:
+                    if flags & NLM_F_DUMP_INTR:
+                        a['intr'] = True
+                    a['replies'].append(payload)
+                else:
+                    self.fail(f'an answer of unexpected type {msg_type}', worker, sub, datagram)
+        # Dumps last: one that shares a datagram with other requests may show what they did
+        # (the dump goes on while its messages are read, after the others were handled).
+        for sub in sorted(subs, key=lambda x: x.dump):
+            self.judge_sub(worker, sock, sub, answers[sub.seq], lost, datagram, multi)
+        for i, (flags, payload) in enumerate(events):
+            if i < EVENTS_CHECKED:
+                self.judge_event(worker, sock, payload, datagram, first)
+            else:
+                self.stats['events'] += 1
+                if len(payload) < 4 or payload[0] not in self.event_cmds:
+                    self.fail(f'a message with seq 0 and port 0 that is not an event: {payload[:32].hex()}',
+                              worker, first, datagram)
+
+    def judge_fence(self, msg_type, payload, worker, sub, datagram):
+        if msg_type == NLMSG_ERROR:
+            (err,) = struct.unpack_from('=i', payload, 0)
+            if err != 0:
+                self.fail(f'a plain ping (the fence) failed with {errname(-err)}', worker, sub, datagram)
+        elif msg_type != self.family:
+            self.fail(f'the fence ping got a message of type {msg_type}', worker, sub, datagram)
+
+    def decode_reply(self, sub, payload, worker, datagram):
+        if len(payload) < 4:
+            self.fail(f'a reply of {len(payload)} bytes, without a genetlink header', worker, sub, datagram)
+            return None
+        cmd, version, reserved = GENLMSGHDR.unpack_from(payload, 0)
+        op = self.all_cmds.get(cmd)
+        if op is None or self.spec.ops[op].attr_set is None:
+            self.fail(f'a reply with command {cmd}', worker, sub, datagram)
+            return None
+        if sub.op in self.request_cmds.values() and cmd != self.spec.cmd(sub.op):
+            self.fail(f'{sub.op} answered with command {cmd} ({op})', worker, sub, datagram)
+        values, problems = decode(self.spec.ops[op].attr_set, payload[4:], op)
+        for p in problems:
+            self.fail(f'reply: {p}', worker, sub, datagram)
+        allowed = set(self.spec.ops[op].do[1] if self.spec.ops[op].do else []) | \
+            set(self.spec.ops[op].dump[1] if self.spec.ops[op].dump else [])
+        extra = [k for k in values if k not in allowed]
+        if extra:
+            self.fail(f'{op} reply carries attributes its spec does not list: {extra}', worker, sub, datagram)
+        return values
+
+    def judge_sub(self, worker, sock, sub, a, lost, datagram, multi):
+        e = sub.expect
+        got_error = a['error']
+        if sub.dump and got_error is None and a['done'] is None:
+            self.fail('the dump did not end with NLMSG_DONE', worker, sub, datagram)
+            return
+        if a['done'] is not None and a['done'] < 0:
+            got_error = -a['done']
+        if sub.dump and got_error == errno.ENOBUFS:
+            # The receive buffer was full of events when the dump started (netlink core).
+            self.stats['lost'] += 1
+            return
+        answered = got_error is not None or a['acks'] or a['replies'] or a['done'] is not None
+        if not answered:
+            if lost:
+                self.stats['lost'] += 1
+                self.note_lost(worker, sub)
+                return
+            if e.silent:
+                return
+            if not sub.ack and e.ok and e.reply is None and not sub.dump:
+                # A do without a reply and without NLM_F_ACK: success is silent.
+                if e.on_ok:
+                    e.on_ok([], sub, worker)
+                return
+            if not sub.ack and not e.exact:
+                return
+            self.fail('no answer', worker, sub, datagram)
+            return
+        if e.silent and e.exact:
+            self.fail('the kernel answered a message it must ignore', worker, sub, datagram)
+            return
+        if got_error is not None:
+            allowed = set(e.errors)
+            if multi and sub.dump_flags:
+                allowed.add(errno.EBUSY)
+            if got_error not in allowed:
+                name = errname(got_error)
+                want = ', '.join(sorted(errname(x) for x in allowed)) or 'success'
+                self.fail(f'error {name} ({got_error}){" extack: " + repr(a["ext"].get("msg")) if a["ext"].get("msg") else ""}, '
+                          f'expected {want}', worker, sub, datagram)
+            elif got_error in e.extack and sock_ext_ack(sock) and not a['ext'].get('msg'):
+                self.fail(f'error {errname(got_error)} without an extack message', worker, sub, datagram)
+            if a['replies'] and not sub.dump:
+                self.fail(f'an error after {len(a["replies"])} reply message(s)', worker, sub, datagram)
+            if e.on_err:
+                e.on_err(got_error)
+            return
+        if not e.ok:
+            want = ', '.join(sorted(errname(x) for x in e.errors))
+            self.fail(f'succeeded, expected {want}', worker, sub, datagram)
+            # The model follows what the kernel did.
+        if sub.ack and not sub.dump and a['acks'] != 1:
+            self.fail('a successful request with NLM_F_ACK got no ack', worker, sub, datagram)
+        if a['intr']:
+            return
+        values = []
+        for p in a['replies']:
+            v = self.decode_reply(sub, p, worker, datagram)
+            if v is not None:
+                values.append(v)
+        if e.reply == 'do' and len(a['replies']) != 1:
+            self.fail(f'{len(a["replies"])} reply messages, expected 1', worker, sub, datagram)
+            return
+        if e.reply is None and a['replies'] and not sub.dump:
+            self.fail(f'{len(a["replies"])} unexpected reply message(s)', worker, sub, datagram)
+        if e.on_ok is not None:
+            if lost and sub.dump:
+                return
+            e.on_ok(values, sub, worker)
+
+    def note_lost(self, worker, sub):
+        """An answer lost to ENOBUFS: whatever it did, the model no longer knows."""
+        if sub.op == 'listener-register':
+            self.model.unknown[worker.netns] = self.model.unknown.get(worker.netns, 0) + 1
+        elif sub.op == 'listener-unregister' and sub.hint in self.model.listeners:
+            self.model.listeners[sub.hint].gone = True
+
+    def judge_event(self, worker, sock, payload, datagram, sub0):
+        self.stats['events'] += 1
+        if len(payload) < 4:
+            self.fail(f'an event of {len(payload)} bytes', worker, sub0, datagram)
+            return
+        cmd = payload[0]
+        if cmd not in self.event_cmds:
+            self.fail(f'a message with seq 0 and port 0 that is not an event: command {cmd}', worker, sub0, datagram)
+            return
+        op = self.all_cmds[cmd]
+        v, problems = decode(self.spec.sets['event'], payload[4:], op)
+        for p in problems:
+            self.fail(f'event: {p}', worker, sub0, datagram)
+        allowed = set(self.spec.ops[op].event)
+        extra = [k for k in v if k not in allowed]
+        if extra:
+            self.fail(f'{op} carries attributes its spec does not list: {extra}', worker, sub0, datagram)
+        if v.get('type') != self.event_cmds[cmd]:
+            self.fail(f'{op} with type {v.get("type")}', worker, sub0, datagram)
+        if v.get('action') not in self.actions_of.get(v.get('type'), []):
+            self.fail(f'{op} with action {v.get("action")} of another type', worker, sub0, datagram)
+        for need in ('seq', 'type', 'action', 'timestamp', 'mnt-ns'):
+            if need not in v:
+                self.fail(f'{op} lacks {need}', worker, sub0, datagram)
+        lid = v.get('listener-id')
+        if sock is worker.mcast:
+            self.stats['mcast_events'] += 1
+            if lid is not None or 'cmd' in v:
+                self.fail(f'a multicast {op} carries listener-id or cmd', worker, sub0, datagram)
+            return
+        if lid is None:
+            self.fail(f'a unicast {op} without listener-id', worker, sub0, datagram)
+            return
+        if lid not in sock.ids and lid not in self.model.ever and self.model.uncertain(worker.netns):
+            sock.ids.add(lid)  # registered by a request whose reply was lost
+        if lid not in sock.ids:
+            self.fail(f'{op} for listener {lid} arrived on a socket that did not register it '
+                      f'(it registered {sorted(sock.ids)})', worker, sub0, datagram)
+            return
+        key = (lid, v.get('seq'))
+        if key in sock.events:
+            self.fail(f'listener {lid} got event seq {v.get("seq")} twice', worker, sub0, datagram)
+        sock.events.add(key)
+        li = self.model.listeners.get(lid)
+        if li is None or li.notifiers is None:
+            return
+        matching = [n for n in li.notifiers if n['flags'] & self.NOTIFY and self.matches(n, v)]
+        if not matching:
+            self.fail(f'{op} {v.get("type")}/{v.get("action")} (mount-id {v.get("mount-id")}, path {v.get("path")!r}) '
+                      f'delivered to listener {lid}, none of whose notify notifiers matches: {li.notifiers}',
+                      worker, sub0, datagram)
+        elif 'cmd' in v and v['cmd'] not in [n.get('cmd', 0) for n in matching]:
+            self.fail(f'{op} to listener {lid} carries cmd {v["cmd"]}, not that of a matching notifier', worker, sub0,
+                      datagram)
+
+    @staticmethod
+    def matches(n, v):
+        if n['type'] != v.get('type') or n['action'] != v.get('action'):
+            return False
+        if 'mount-id' in n and 'mount-id' in v and n['mount-id'] != v['mount-id']:
+            return False
+        p, path = n.get('path-prefix'), v.get('path')
+        if p is not None and path is not None:
+            q = p.rstrip('/')
+            if not (path == p or path == q or path.startswith(q + '/') or q == ''):
+                return False
+        return True
+
+    # ---- sockets, executors, parameters ----------------------------------------------------
+
+    def open_sock(self, worker, role=None):
+        r = self.rng
+        role = role or r.choices(['active', 'sink'], [80, 20])[0]
+        ext_ack = r.random() < 0.9
+        handle, port = worker.exe.call('open', ACTIVE_RCVBUF if role != 'sink' else SINK_RCVBUF, ext_ack,
+                                       r.random() < 0.3)
+        s = Sock(handle, port, role)
+        s.ext_ack = ext_ack
+        self.ports[(worker.netns, port)] = f'{role} socket {handle} of {worker.name} (pid {worker.pid})'
+        worker.socks[handle] = s
+        self.stats['sockets_opened'] += 1
+        return s
+
+    def close_sock(self, worker, sock):
+        worker.exe.call('close', sock.handle)
+        self.ports[(worker.netns, sock.port)] += f', closed before message {self.index + 1}'
+        del worker.socks[sock.handle]
+        self.forget_sock(worker, sock)
+        self.stats['sockets_closed'] += 1
+
+    def forget_sock(self, worker, sock):
+        for li in self.model.listeners.values():
+            if li.worker is worker and li.handle == sock.handle:
+                li.gone = True
+
+    def restart(self, worker):
+        """Kills a worker's process (its sockets die with it) and starts a new one."""
+        worker.exe.kill()
+        for s in worker.socks.values():
+            self.forget_sock(worker, s)
+            self.ports[(worker.netns, s.port)] += f', killed before message {self.index + 1}'
+        worker.start(self.family, self.spec.cmd('ping'))
+        self.setup_worker(worker)
+
+    def setup_worker(self, worker):
+        """Opens the first sockets; checks joining the multicast groups."""
+        self.open_sock(worker, 'active')
+        mc = self.open_sock(worker, 'active')
+        worker.mcast = mc
+        for name, gid in sorted(self.groups.items()):
+            err = worker.exe.call('join', mc.handle, gid)
+            if worker.uid == 0 and err != 0:
+                self.fail(f'{worker.name}: joining the multicast group {name} failed: {errname(err)}')
+            if worker.uid != 0 and err != errno.EPERM:
+                self.fail(f'uid {worker.uid} joining the multicast group {name}: '
+                          f'{errname(err) if err else "allowed"}, expected EPERM')
+
+    def set_queue_len(self, value):
+        with open('/sys/module/usip/parameters/event_queue_len', 'w', encoding='ascii') as f:
+            f.write(f'{value}\n')
+        self.params['event_queue_len'] = value
+        self.model.max_queue_limit = max(self.model.max_queue_limit, value)
+        self.stats['queue_len_changes'] += 1
+
+    def maybe_housekeep(self, worker):
+        r = self.rng
+        x = r.random()
+        mine = [s for s in worker.socks.values() if s is not worker.mcast]
+        if len(mine) < 2 or (x < 0.04 and len(mine) < 10):
+            self.open_sock(worker)
+        elif x < 0.07 and len(mine) > 1:
+            self.close_sock(worker, r.choice(mine[1:]))
+        elif x < 0.075 and worker.mcast is not None:
+            out = worker.exe.call('drain', worker.mcast.handle)
+            self.judge(worker, worker.mcast, [], b'', out, False, False)
+        if worker.uid == 0 and worker.name == 'root' and r.random() < 0.003:
+            self.set_queue_len(r.choice([1, 8, 64, 1024, 4096]))
+
+    def pick_worker(self):
+        root_sent = sum(c['root'] for c in self.counts.values())
+        nobody_sent = sum(c['nobody'] for c in self.counts.values())
+        if nobody_sent < root_sent:
+            return self.workers[1]
+        return self.workers[2] if self.rng.random() < 0.2 else self.workers[0]
+
+    def pick_sock(self, worker):
+        socks = [s for s in worker.socks.values() if s is not worker.mcast]
+        actives = [s for s in socks if s.role == 'active']
+        if self.rng.random() < 0.85 and actives:
+            return self.rng.choice(actives)
+        return self.rng.choice(socks)
+
+    def sent(self):
+        return sum(c['root'] + c['nobody'] for c in self.counts.values())
+
+    def run(self):
+        self.model.max_queue_limit = self.params['event_queue_len']
+        for w in self.workers:
+            w.start(self.family, self.spec.cmd('ping'))
+            self.setup_worker(w)
+        next_kill = self.rng.randint(500, 1500)
+        while self.sent() < self.total:
+            w = self.pick_worker()
+            self.maybe_housekeep(w)
+            if w.name == 'nobody' and self.sent() >= next_kill:
+                next_kill += self.rng.randint(1000, 2500)
+                self.stats['executor_kills'] += 1
+                self.restart(w)
+            sock = self.pick_sock(w)
+            if w.uid == 0 and self.rng.random() < 0.01:
+                case = self.plain('listener-get', 'valid:reconcile', self.spec.cmd('listener-get'), [],
+                                  self.expect_dump(w))
+            else:
+                case = self.build(w, sock)
+            self.run_case(w, sock, case)
+
+    def close_all(self):
+        for w in self.workers:
+            for s in list(w.socks.values()):
+                if s.role == 'active':
+                    out = w.exe.call('drain', s.handle)
+                    self.judge(w, s, [], b'', out, False, False)
+            w.exe.stop()
+            for s in w.socks.values():
+                self.forget_sock(w, s)
+            w.socks = {}
+
+
+class _Raw:
+    """Bytes that stand in for attributes (garbage, bit flips)."""
+
+    def __init__(self, data):
+        self.data, self.kids, self.t, self.fl = data, None, -1, 0
+
+    def encode(self):
+        return self.data
+
+    def body(self):
+        return self.data
+
+    def copy(self):
+        return _Raw(self.data)
+
+
+def sock_ext_ack(sock):
+    return getattr(sock, 'ext_ack', True)
+
+
+# --------------------------------------------------------------------------------------
+# Set-up and accounting.
+# --------------------------------------------------------------------------------------
+
+def read_params():
+    base = '/sys/module/usip/parameters'
+    out = {}
+    for name in ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'allow_inject'):
+        with open(os.path.join(base, name), encoding='ascii') as f:
+            value = f.read().strip()
+        out[name] = value in ('Y', '1') if name == 'allow_inject' else int(value)
+    return out
+
+
+def resolve_family(name):
+    """The family id and multicast groups, from nlctrl."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    try:
+        s.bind((0, 0))
+        attrs = A(CTRL_ATTR_FAMILY_NAME, name.encode() + b'\0').encode()
+        s.send(nlmsg(GENL_ID_CTRL, NLM_F_REQUEST, 1, genl(CTRL_CMD_GETFAMILY, attrs)))
+        msgs, _ = split_nlmsgs(s.recv(65536))
+        msg_type, _, _, _, payload = msgs[0]
+        if msg_type == NLMSG_ERROR:
+            (err,) = struct.unpack_from('=i', payload)
+            raise SpecError(f'the family {name} is not registered ({errname(-err)}): is usip.ko loaded?')
+        top = {t: v for t, _, v in parse_attrs(payload[4:])}
+        family = struct.unpack('=H', top[CTRL_ATTR_FAMILY_ID])[0]
+        groups = {}
+        for _, _, g in parse_attrs(top.get(CTRL_ATTR_MCAST_GROUPS, b'')):
+            ga = {t: v for t, _, v in parse_attrs(g)}
+            groups[ga[CTRL_ATTR_MCAST_GRP_NAME].rstrip(b'\0').decode()] = struct.unpack('=I', ga[CTRL_ATTR_MCAST_GRP_ID])[0]
+        return family, groups
+    finally:
+        s.close()
+
+
+def simple_request(family, cmd, attrs=b''):
+    """One do request on a fresh socket: (error, [reply payloads])."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    try:
+        s.bind((0, 0))
+        s.settimeout(RECV_TIMEOUT_S)
+        s.send(nlmsg(family, NLM_F_REQUEST | NLM_F_ACK, 7, genl(cmd, attrs)))
+        replies = []
+        while True:
+            msgs, _ = split_nlmsgs(s.recv(RECV_BUFFER))
+            for msg_type, _, _, _, payload in msgs:
+                if msg_type == NLMSG_ERROR:
+                    (err,) = struct.unpack_from('=i', payload)
+                    return -err, replies
+                replies.append(payload)
+    finally:
+        s.close()
+
+
+def slab_objects(name):
+    """(objects in use after a shrink, problem): exact when the cache is not merged."""
+    d = f'/sys/kernel/slab/{name}'
+    if not os.path.exists(d):
+        return None, f'the module has no slab cache {name} (/sys/kernel/slab/{name} does not exist)'
+    if os.path.islink(d):
+        return None, (f'/sys/kernel/slab/{name} is merged with {os.readlink(d)}: boot with slab_nomerge to '
+                      f'count its objects')
+    with open(f'{d}/shrink', 'w', encoding='ascii') as f:
+        f.write('1\n')
+    with open(f'{d}/objects', encoding='ascii') as f:
+        return int(f.read().split()[0]), None
+
+
+def alloc_traces(name):
+    path = f'/sys/kernel/debug/slab/{name}/alloc_traces'
+    try:
+        if not os.path.exists('/sys/kernel/debug/slab'):
+            subprocess.run(['mount', '-t', 'debugfs', 'debugfs', '/sys/kernel/debug'], check=False,
+                           capture_output=True)
+        with open(path, encoding='ascii', errors='replace') as f:
+            return f.read(4000)
+    except OSError as e:
+        return f'({path}: {e})'
+
+
+def accounting(fz, family, spec):
+    """After the fuzz run: ping, stats at zero, slab caches empty."""
+    out = {}
+    stats_set = spec.sets['stats']
+    deadline = time.monotonic() + 30
+    last = None
+    while True:
+        err, replies = simple_request(family, spec.cmd('stats'))
+        if err == 0 and len(replies) == 1:
+            last, problems = decode(stats_set, replies[0][4:], 'stats')
+            for p in problems:
+                fz.fail(f'final stats: {p}')
+        else:
+            fz.fail(f'final stats failed: {errname(err)}')
+            break
+        if all(last.get(k) == 0 for k in ('listeners', 'notifiers', 'queued', 'objects')):
+            break
+        if time.monotonic() > deadline:
+            fz.fail(f'30 s after every fuzz socket was closed, stats still reports {last}')
+            err, entries = dump_listeners(family, spec)
+            if entries:
+                fz.fail(f'listeners left behind: {entries[:20]}')
+            break
+        time.sleep(0.2)
+    out['stats'] = last
+    err, replies = simple_request(family, spec.cmd('ping'))
+    ping = None
+    if err == 0 and len(replies) == 1:
+        ping, problems = decode(spec.sets['ping'], replies[0][4:], 'ping')
+        for p in problems:
+            fz.fail(f'final ping: {p}')
+    else:
+        fz.fail(f'ping does not answer after the fuzz run: {errname(err)}')
+    out['ping'] = ping
+    out['slabs'] = {}
+    nomerge = 'slab_nomerge' in open('/proc/cmdline', encoding='ascii').read().split()
+    out['slab_nomerge'] = nomerge
+    for name in ('usip_listener', 'usip_event'):
+        deadline = time.monotonic() + 10
+        while True:
+            n, problem = slab_objects(name)
+            if problem or n == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # objects freed after an RCU grace period
+        out['slabs'][name] = n
+        if problem:
+            fz.fail(problem)
+        elif n != 0:
+            fz.fail(f'slab cache {name} still holds {n} object(s) after every fuzz socket was closed and stats '
+                    f'reported {last}; allocation sites:\n{alloc_traces(name)}')
+    return out
+
+
+def dump_listeners(family, spec):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    entries = []
+    try:
+        s.bind((0, 0))
+        s.settimeout(RECV_TIMEOUT_S)
+        s.send(nlmsg(family, NLM_F_REQUEST | NLM_F_DUMP, 9, genl(spec.cmd('listener-get'))))
+        while True:
+            msgs, _ = split_nlmsgs(s.recv(RECV_BUFFER))
+            for msg_type, _, _, _, payload in msgs:
+                if msg_type in (NLMSG_DONE, NLMSG_ERROR):
+                    return 0, entries
+                v, _ = decode(spec.sets['listener'], payload[4:], 'listener')
+                entries.append(v)
+    except OSError as e:
+        return e.errno, entries
+    finally:
+        s.close()
+
+
+def fuzz_main(seed, total, results, journal):
+    """The fuzz run and the accounting (in the child of the supervisor)."""
+    try:
+        spec = Spec(GENERATED_TS)
+        fz = Fuzzer(spec, seed, total, journal)
+    except SpecError as e:
+        print(f'fuzz.py: {e}', file=sys.stderr)
+        return 2
+    print(f'fuzz.py: seed {seed} (USIP_FUZZ_SEED={seed} reproduces this run), {total} messages, '
+          f'family {fz.family}, params {fz.params}', flush=True)
+    # Unprivileged sockets may ask for big receive buffers too.
+    with open('/proc/sys/net/core/rmem_max', encoding='ascii') as f:
+        rmem_max = f.read().strip()
+    with open('/proc/sys/net/core/rmem_max', 'w', encoding='ascii') as f:
+        f.write(f'{ACTIVE_RCVBUF}\n')
+    slabs_before = {name: slab_objects(name) for name in ('usip_listener', 'usip_event')}
+    started = time.monotonic()
+    original_queue_len = fz.params['event_queue_len']
+    crashed = None
+    try:
+        fz.run()
+    except ExecutorDied as e:
+        crashed = str(e)
+        fz.fail(f'the fuzz run stopped: {e}')
+    fuzz_seconds = time.monotonic() - started
+    fz.close_all()
+    if fz.params['event_queue_len'] != original_queue_len:
+        fz.set_queue_len(original_queue_len)
+    with open('/proc/sys/net/core/rmem_max', 'w', encoding='ascii') as f:
+        f.write(f'{rmem_max}\n')
+    final = accounting(fz, fz.family, spec)
+    report = {
+        'seed': seed,
+        'messages': fz.sent(),
+        'requested': total,
+        'per_operation': fz.counts,
+        'cases': dict(sorted(fz.labels.items())),
+        'failures': fz.failures,
+        'failure_count': fz.failure_count,
+        'crashed': crashed,
+        'fuzz_seconds': round(fuzz_seconds, 1),
+        'run_stats': fz.stats,
+        'slabs_before': {k: v[0] for k, v in slabs_before.items()},
+        'final': final,
+        'params': fz.params,
+    }
+    with open(os.path.join(results, 'fuzz-report.json'), 'w', encoding='utf-8') as f:
+        json.dump(report, f, indent=1)
+    print(f'fuzz.py: {fz.sent()} messages in {fuzz_seconds:.1f} s (seed {seed})')
+    width = max(len(op) for op in fz.counts)
+    for op in sorted(fz.counts):
+        c = fz.counts[op]
+        print(f'  {op:<{width}}  root {c["root"]:>6}  nobody {c["nobody"]:>6}')
+    print(f'fuzz.py: run {json.dumps(fz.stats)}')
+    print(f'fuzz.py: final {json.dumps(final)}')
+    print(f'fuzz.py: {fz.failure_count} failure(s)', flush=True)
+    return 1 if fz.failure_count else 0
+
+
+def env_int(name, default):
+    text = os.environ.get(name, str(default))
+    if not re.fullmatch(r'\d+', text) or int(text) < 1:
+        raise ValueError(f'{name} must be a positive integer (got {text!r})')
+    return int(text)
+
+
+def main():
+    """Checks the set-up, then supervises the fuzz run in a child process: if the kernel kills
+    it (an oops in a system call) or it overruns USIP_FUZZ_DEADLINE, the journal still tells
+    which message was last sent."""
+    if sys.argv[1:] == ['--executor']:
+        return executor_main()
+    if os.geteuid() != 0:
+        print('fuzz.py: run it as root (in the test VM)', file=sys.stderr)
+        return 2
+    if not os.path.isdir('/sys/module/usip'):
+        print('fuzz.py: usip.ko is not loaded', file=sys.stderr)
+        return 2
+    seed_text = os.environ.get('USIP_FUZZ_SEED', str(DEFAULT_SEED))
+    try:
+        if seed_text == 'random':
+            seed = random.SystemRandom().getrandbits(32)
+        elif re.fullmatch(r'\d+', seed_text):
+            seed = int(seed_text)
+        else:
+            raise ValueError(f'USIP_FUZZ_SEED must be an integer or "random" (got {seed_text!r})')
+        total = env_int('USIP_FUZZ_MESSAGES', DEFAULT_MESSAGES)
+        deadline = env_int('USIP_FUZZ_DEADLINE', DEFAULT_DEADLINE_S)
+    except ValueError as e:
+        print(f'fuzz.py: {e}', file=sys.stderr)
+        return 2
+    results = os.environ.get('USIP_VM_RESULTS', '/tmp')
+    # The journal gets a line per message: on tmpfs, as writes to the 9p results share cost
+    # milliseconds each; copied to the results when the run ends, however it ends.
+    journal = os.path.join('/dev/shm' if os.path.isdir('/dev/shm') else '/tmp', f'usip-fuzz-journal-{os.getpid()}.txt')
+    report_path = os.path.join(results, 'fuzz-report.json')
+    if os.path.exists(report_path):
+        os.unlink(report_path)
+    sys.stdout.flush()
+    child = os.fork()
+    if child == 0:
+        code = 3
+        try:
+            code = fuzz_main(seed, total, results, journal)
+        except BaseException:  # noqa: B036 - the child must never return into the supervisor
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    end = time.monotonic() + deadline
+    status = None
+    while status is None:
+        pid, st = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            status = st
+        elif time.monotonic() > end:
+            os.kill(child, signal.SIGKILL)
+            _, status = os.waitpid(child, 0)
+            print(f'fuzz.py: the run did not finish within USIP_FUZZ_DEADLINE={deadline} s and was killed',
+                  flush=True)
+        else:
+            time.sleep(0.2)
+    lines = []
+    if os.path.exists(journal):
+        with open(journal, 'rb') as f:
+            data = f.read()
+        with open(os.path.join(results, 'fuzz-journal.txt'), 'wb') as f:
+            f.write(data)
+        os.unlink(journal)
+        lines = data.decode('ascii', 'replace').splitlines()
+    if os.WIFEXITED(status) and (os.path.exists(report_path) or os.WEXITSTATUS(status) == 2):
+        return os.WEXITSTATUS(status)
+    how = (f'was killed by signal {os.WTERMSIG(status)}' if os.WIFSIGNALED(status)
+           else f'exited with status {os.WEXITSTATUS(status)} without a report')
+    last = lines[-1] if lines else '(nothing was sent)'
+    print(f'fuzz.py: the fuzz run {how} (seed {seed}); the last message it sent (journal: index sender socket op '
+          f'case hex): {last[:2000]}', flush=True)
+    with open(report_path, 'w', encoding='utf-8') as f:
+        json.dump({'seed': seed, 'crashed': f'the fuzz run {how}', 'last_messages': lines[-5:],
+                   'failures': [{'seed': seed, 'what': f'the fuzz run {how}', 'last_message': last[:65536]}],
+                   'failure_count': 1}, f, indent=1)
+    return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
