@@ -1,0 +1,144 @@
+// A structure-aware fuzz test of usip.ko, on each supported kernel: one QEMU boot per kernel
+// (slab_nomerge so the module's slab caches count only its own objects, slub_debug=FZPU so an
+// overflow or a use after free in any slab object is reported, KFENCE off so no object escapes the
+// count) loads the module with allow_inject=1 and runs test/guest/fuzz.py, which sends at least
+// 10,000 valid, semantically invalid and malformed messages to every operation, half as root and
+// half as uid 65534, checks every answer against an oracle, then closes every socket and checks
+// that ping answers, stats is back to zero and the slab caches are empty. The harness then unloads
+// the module and judges the kernel log. The seed is printed; USIP_FUZZ_SEED=N (or "random")
+// and USIP_FUZZ_MESSAGES=N in the environment of the test change the run.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { formatVerdict, runInVm, type VmRunResult } from '@usip/vm';
+import { builtModule, supportedKernels, workspaceRoot } from './helpers.js';
+
+const MIN_MESSAGES = 10_000;
+/** The operations of the family that take requests; each must get its share of the messages. */
+const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'];
+/** What else the fuzzer sends: event commands, unknown commands and broken headers. */
+const OTHER_TARGETS = ['mtab-event', 'storage-event', 'unknown-cmd', 'malformed-header'];
+const TIMEOUT_MS = 300_000;
+
+interface Failure {
+  seed: number;
+  index?: number;
+  what: string;
+  sender?: string;
+  op?: string;
+  case?: string;
+  message_hex?: string;
+  message_len?: number;
+  last_message?: string;
+}
+
+interface FuzzReport {
+  seed: number;
+  messages?: number;
+  requested?: number;
+  per_operation?: Record<string, { root: number; nobody: number }>;
+  failures: Failure[];
+  failure_count: number;
+  crashed: string | null;
+  fuzz_seconds?: number;
+  run_stats?: Record<string, number>;
+  final?: {
+    stats: Record<string, number> | null;
+    ping: Record<string, unknown> | null;
+    slabs: Record<string, number | null>;
+    slab_nomerge: boolean;
+  };
+  last_messages?: string[];
+}
+
+interface Run {
+  name: string;
+  result: VmRunResult;
+  report: FuzzReport | null;
+}
+
+function describe(f: Failure): string {
+  const where = [f.sender, f.op && `${f.op}/${f.case}`].filter(Boolean).join(', ');
+  const message = f.message_hex ? `\n      message (${f.message_len} bytes): ${f.message_hex.slice(0, 512)}` : '';
+  const last = f.last_message ? `\n      last message sent: ${f.last_message.slice(0, 512)}` : '';
+  return `  - seed ${f.seed}, message ${f.index ?? '?'}${where ? ` (${where})` : ''}: ${f.what}${message}${last}`;
+}
+
+const runs: Run[] = [];
+for (const kernel of await supportedKernels()) {
+  const ko = builtModule(kernel.release);
+  if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
+  const result = await runInVm({
+    kernel,
+    modules: [{ path: ko, params: ['allow_inject=1'] }],
+    kernelArgs: ['slab_nomerge', 'slub_debug=FZPU', 'kfence.sample_interval=0'],
+    command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/fuzz.py'],
+    cwd: workspaceRoot,
+    // The guest's own deadline leaves time to copy the journal and do the accounting.
+    env: { USIP_FUZZ_DEADLINE: String(TIMEOUT_MS / 1000 - 60) },
+    timeoutMs: TIMEOUT_MS,
+  });
+  const file = join(result.resultsDir, 'fuzz-report.json');
+  const report = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FuzzReport) : null;
+  runs.push({ name: kernel.release, result, report });
+  // The summary (seed, messages per operation) belongs in the test log.
+  const summary = result.output.split('\n').filter((l) => l.startsWith('fuzz.py:') || l.startsWith('  '));
+  process.stdout.write(`${kernel.release}:\n${summary.join('\n')}\n`);
+}
+
+for (const { name, result, report } of runs) {
+  const got = (): FuzzReport => {
+    if (report === null) assert.unreachable(`${name}: fuzz.py wrote no report\n${formatVerdict(result)}\n${result.output.slice(-4000)}`);
+    return report as FuzzReport;
+  };
+
+  test(`${name}: the fuzz run finished and wrote its report`, () => {
+    const r = got();
+    assert.equal(result.loadErrors, []);
+    assert.is(r.crashed, null, `the run stopped early: ${r.crashed}\n${(r.last_messages ?? []).join('\n')}`);
+    assert.ok(r.final, 'the report has no final accounting');
+  });
+
+  test(`${name}: at least ${MIN_MESSAGES} messages, to every operation, half as root and half as uid 65534`, () => {
+    const r = got();
+    const ops = r.per_operation ?? {};
+    assert.ok((r.messages ?? 0) >= MIN_MESSAGES, `only ${r.messages} messages were sent`);
+    for (const op of [...REQUEST_OPERATIONS, ...OTHER_TARGETS]) {
+      const c = ops[op];
+      assert.ok(c, `no message went to ${op}: ${JSON.stringify(ops)}`);
+      const floor = REQUEST_OPERATIONS.includes(op) ? 100 : 5;
+      assert.ok(c.root >= floor && c.nobody >= floor, `${op}: root ${c.root}, nobody ${c.nobody} (at least ${floor} each)`);
+    }
+    const root = Object.values(ops).reduce((n, c) => n + c.root, 0);
+    const nobody = Object.values(ops).reduce((n, c) => n + c.nobody, 0);
+    // Several messages share a datagram now and then, so the halves differ by a few.
+    assert.ok(Math.abs(root - nobody) <= (root + nobody) / 100, `root sent ${root}, nobody ${nobody}`);
+  });
+
+  test(`${name}: every answer was well-formed and what the oracle allows (seed and message of each failure below)`, () => {
+    const r = got();
+    const listing = r.failures.map(describe).join('\n');
+    assert.is(r.failure_count, 0, `${r.failure_count} unexpected outcome(s) with seed ${r.seed}${r.failure_count > r.failures.length ? ` (the first ${r.failures.length})` : ''}:\n${listing}`);
+    assert.is(result.exitCode, 0, formatVerdict(result));
+  });
+
+  test(`${name}: afterwards ping answers, stats is back to zero and the slab caches are empty`, () => {
+    const final = got().final;
+    assert.ok(final);
+    assert.is(final.ping?.['protocol-version'], 1, JSON.stringify(final.ping));
+    assert.ok(final.stats, 'stats did not answer');
+    for (const key of ['listeners', 'notifiers', 'queued', 'objects']) {
+      assert.is(final.stats[key], 0, `stats ${key}: ${JSON.stringify(final.stats)}`);
+    }
+    assert.ok(final.slab_nomerge, 'the guest was booted without slab_nomerge');
+    assert.equal(final.slabs, { usip_listener: 0, usip_event: 0 });
+  });
+
+  test(`${name}: the module unloads cleanly and the kernel log has no oops, BUG, WARN or slab report`, () => {
+    assert.ok(result.unloaded, formatVerdict(result));
+    assert.equal(result.problems, [], formatVerdict(result));
+  });
+}
+
+test.run();
