@@ -1,6 +1,7 @@
 // The binding against the real usip family: on each supported kernel, one QEMU guest loads the
-// freshly built usip.ko and runs guest/usip-probe.mjs with this addon; the host judges the
-// report the guest wrote. Needs `nx build kernel-module` (the test target depends on it).
+// freshly built usip.ko (with allow_inject=1) and runs guest/usip-probe.mjs (requests) and
+// guest/usip-events.mjs (groups and notifications) with this addon; the host judges the
+// reports the guest wrote. Needs `nx build kernel-module` (the test target depends on it).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,10 +66,84 @@ function failure(outcome: Outcome<unknown>, what: string): ErrorFields {
   return outcome.error;
 }
 
+interface EventItem {
+  kind: 'message' | 'overrun';
+  lost?: number;
+  familyId?: number;
+  command?: number;
+  version?: number;
+  group?: number;
+  listenerId?: number;
+  seq?: string;
+  missed?: number;
+  type?: number;
+  action?: number;
+  cmd?: number;
+  mntNs?: string;
+  uid?: number;
+  mountId?: string;
+  path?: string;
+  fsType?: string;
+  source?: string;
+}
+interface Injected {
+  seq: string;
+  queued: number;
+  dropped: number;
+}
+interface EventsReport {
+  guestRelease: string;
+  familyId: number;
+  mtabGroup: number;
+  registered: { id: number; groups: string[]; scope: number; mntNs: string };
+  ownMntNs: string;
+  watcherJoin: Outcome<unknown>;
+  firstInjected: Injected;
+  first: EventItem;
+  firstCopy: EventItem;
+  secondInjected: Injected;
+  pingWhileEventWaits: Outcome<{ command: number; cookie: string }[]>;
+  second: EventItem;
+  secondCopy: EventItem;
+  watcherAfterClose: IteratorResult<unknown>;
+  listenerAfterClose: IteratorResult<unknown>;
+  closedIteratesNothing: IteratorResult<unknown>;
+  unprivileged: {
+    uid: number;
+    usipMtab: Outcome<unknown>;
+    usipStorage: Outcome<unknown>;
+    nlctrlNotify: Outcome<unknown>;
+  };
+  smallQueueInjected: Injected;
+  smallQueueAccounted: number;
+  smallQueueDelivered: number;
+  smallQueueStats: Outcome<number>;
+  smallQueueItems: EventItem[];
+  smallQueueAfter: EventItem;
+  burstReceiveBuffer: number;
+  burstInjected: Injected;
+  burstAccounted: number;
+  markerInjected: Outcome<Injected>;
+  burstEnded: boolean;
+  burstItems: {
+    count: number;
+    overruns: EventItem[];
+    firstOverrunAt: number;
+    burstMessages: number;
+    marker: EventItem;
+  };
+  afterBurst: EventItem;
+  burstAfterClose: IteratorResult<unknown>;
+}
+
 interface Probe {
   run: VmRunResult;
   report?: ProbeReport;
+  events?: EventsReport;
 }
+
+/** Runs each guest script, whatever the other's status; fails if either failed. */
+const GUEST_SCRIPT = 'node "$1"; probe=$?; node "$2"; events=$?; [ "$probe" -eq 0 ] && [ "$events" -eq 0 ]';
 
 /** Boots the guest once per kernel; every test of that kernel reads the same run. A failure to
  *  boot fails each test with the reason (uvu would swallow an error thrown in a `before` hook). */
@@ -79,14 +154,23 @@ function probe(series: string): Promise<Probe> {
     pending = (async () => {
       const run = await runInVm({
         kernel: series,
-        modules: [modulePath],
-        command: ['node', join(packageDir, 'test/guest/usip-probe.mjs')],
+        modules: [{ path: modulePath, params: ['allow_inject=1'] }],
+        command: [
+          'sh',
+          '-c',
+          GUEST_SCRIPT,
+          'sh',
+          join(packageDir, 'test/guest/usip-probe.mjs'),
+          join(packageDir, 'test/guest/usip-events.mjs'),
+        ],
         cwd: workspaceRoot,
-        timeoutMs: 240_000,
+        timeoutMs: 300_000,
       });
-      const reportPath = join(run.resultsDir, 'usip-probe.json');
-      if (!existsSync(reportPath)) return { run };
-      return { run, report: JSON.parse(readFileSync(reportPath, 'utf8')) as ProbeReport };
+      const read = <T>(name: string): T | undefined => {
+        const path = join(run.resultsDir, name);
+        return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : undefined;
+      };
+      return { run, report: read<ProbeReport>('usip-probe.json'), events: read<EventsReport>('usip-events.json') };
     })();
     probes.set(series, pending);
   }
@@ -102,6 +186,27 @@ async function report(series: string): Promise<ProbeReport> {
   }
   return report;
 }
+
+async function events(series: string): Promise<EventsReport> {
+  const { run, events } = await probe(series);
+  if (!events) {
+    throw new Error(
+      `the guest wrote no events report (${run.failures.join('; ')}); guest output:\n${run.output}`,
+    );
+  }
+  return events;
+}
+
+function message(item: EventItem | undefined, what: string): EventItem {
+  assert.ok(item, `${what}: no item`);
+  assert.is(item.kind, 'message', `${what}: ${JSON.stringify(item)}`);
+  return item;
+}
+
+const DONE = { done: true };
+const USIP_CMD_MTAB_EVENT = 7;
+const TYPE_MTAB = 1;
+const ACTION = { mount: 1, umount: 2, move: 3 };
 
 for (const series of ['6.1', '6.12']) {
   const vm = suite(`usip in a ${series} guest`);
@@ -175,6 +280,119 @@ for (const series of ['6.1', '6.12']) {
   vm('calls after close() are EBADF', async () => {
     const { afterClose } = await report(series);
     assert.is(failure(afterClose, 'resolveFamily after close').code, 'EBADF');
+  });
+
+  vm('a listener registered through the socket gets its events there as unicast notifications', async () => {
+    const report = await events(series);
+    const { registered, firstInjected, familyId } = report;
+    assert.ok(registered.id >= 1, JSON.stringify(registered));
+    assert.equal(registered.groups, ['mtab']);
+    assert.is(registered.mntNs, report.ownMntNs, 'the listener is in the caller\'s mount namespace');
+    const first = message(report.first, 'the first event');
+    assert.is(first.familyId, familyId);
+    assert.is(first.command, USIP_CMD_MTAB_EVENT);
+    assert.is(first.version, 1);
+    assert.is(first.group, 0, 'a unicast to the socket');
+    assert.is(first.listenerId, registered.id);
+    assert.is(first.seq, firstInjected.seq);
+    assert.is(first.type, TYPE_MTAB);
+    assert.is(first.action, ACTION.mount);
+    assert.is(first.cmd, 42);
+    assert.is(first.missed, 0);
+    assert.is(first.path, '/mnt/first');
+    assert.is(first.fsType, 'tmpfs');
+    assert.is(first.source, 'none');
+    assert.is(first.mountId, '77');
+    assert.is(first.mntNs, report.ownMntNs);
+    assert.is(first.uid, 0);
+  });
+
+  vm('a request on the listener socket reads through a waiting event to its own reply', async () => {
+    const report = await events(series);
+    const ping = report.pingWhileEventWaits;
+    assert.ok(ping.ok, JSON.stringify(ping));
+    assert.equal(ping.value, [{ command: 1, cookie: String(0xfeed) }]);
+    const second = message(report.second, 'the event that waited');
+    assert.is(second.path, '/mnt/second');
+    assert.is(second.seq, report.secondInjected.seq);
+    assert.is(second.listenerId, report.registered.id);
+  });
+
+  vm('a root socket that joined "mtab" gets the multicast copies, on the resolved group id', async () => {
+    const report = await events(series);
+    assert.ok(report.watcherJoin.ok, JSON.stringify(report.watcherJoin));
+    assert.ok(report.mtabGroup > 0);
+    for (const [copy, injected, path] of [
+      [report.firstCopy, report.firstInjected, '/mnt/first'],
+      [report.secondCopy, report.secondInjected, '/mnt/second'],
+    ] as const) {
+      const item = message(copy, `the copy of ${path}`);
+      assert.is(item.group, report.mtabGroup);
+      assert.is(item.familyId, report.familyId);
+      assert.is(item.command, USIP_CMD_MTAB_EVENT);
+      assert.is(item.seq, injected.seq);
+      assert.is(item.path, path);
+      assert.is(item.listenerId, undefined, 'the group copy names no listener');
+      assert.is(item.cmd, undefined, 'nor a notifier cmd');
+    }
+  });
+
+  vm('close() ends a pending next(), and a closed socket iterates nothing', async () => {
+    const report = await events(series);
+    assert.equal(report.watcherAfterClose, DONE);
+    assert.equal(report.listenerAfterClose, DONE);
+    assert.equal(report.closedIteratesNothing, DONE);
+    assert.equal(report.burstAfterClose, DONE);
+  });
+
+  vm('nobody cannot join usip\'s groups (EPERM) but can join nlctrl\'s', async () => {
+    const { unprivileged } = await events(series);
+    assert.is(unprivileged.uid, 65534);
+    for (const [outcome, group] of [
+      [unprivileged.usipMtab, 'mtab'],
+      [unprivileged.usipStorage, 'storage'],
+    ] as const) {
+      const error = failure(outcome, `joining ${group} as nobody`);
+      assert.is(error.code, 'EPERM');
+      assert.is(error.errno, 1);
+      assert.match(error.message, new RegExp(`^join multicast group "${group}" of generic netlink family "usip": `));
+    }
+    assert.ok(unprivileged.nlctrlNotify.ok, JSON.stringify(unprivileged.nlctrlNotify));
+  });
+
+  vm('a full in-process queue drops and reports the count as an overrun, then goes on', async () => {
+    const report = await events(series);
+    assert.equal(report.smallQueueInjected.queued, 30);
+    assert.is(report.smallQueueAccounted, 30);
+    assert.is(report.smallQueueDelivered, 30, 'every event reached the socket');
+    assert.ok(report.smallQueueStats.ok, JSON.stringify(report.smallQueueStats));
+    const items = report.smallQueueItems;
+    assert.is(items.length, 11, JSON.stringify(items));
+    for (const item of items.slice(0, 10)) assert.is(message(item, 'a queued event').path, '/queue');
+    assert.equal(items[10], { kind: 'overrun', lost: 20 });
+    assert.is(message(report.smallQueueAfter, 'the event after').path, '/queue-after');
+  });
+
+  vm('a kernel overrun (ENOBUFS) of a small receive buffer is an overrun item, then events go on', async () => {
+    const report = await events(series);
+    assert.ok(report.burstReceiveBuffer >= 4096 && report.burstReceiveBuffer <= 8192, String(report.burstReceiveBuffer));
+    assert.is(report.burstInjected.queued + report.burstInjected.dropped, 5000);
+    assert.is(report.burstAccounted, 5000);
+    assert.ok(report.markerInjected.ok, `a request on the overrun socket: ${JSON.stringify(report.markerInjected)}`);
+    assert.not.ok(report.burstEnded);
+    const { burstItems } = report;
+    assert.ok(burstItems.overruns.length >= 1, `items: ${JSON.stringify(burstItems)}`);
+    for (const overrun of burstItems.overruns) assert.equal(overrun, { kind: 'overrun' }, 'the count is unknown');
+    assert.ok(burstItems.burstMessages < 5000, 'the small buffer could not hold the burst');
+    assert.is(burstItems.count, burstItems.burstMessages + burstItems.overruns.length + 1);
+    const marker = message(burstItems.marker, 'the event after the burst');
+    assert.is(marker.path, '/after-burst');
+    assert.ok(burstItems.firstOverrunAt < burstItems.count - 1, 'the overrun comes before it');
+    assert.ok((marker.missed ?? 0) > 0, `the module counted the lost events: ${JSON.stringify(marker)}`);
+    assert.is(marker.seq, report.markerInjected.ok ? report.markerInjected.value.seq : undefined);
+    const after = message(report.afterBurst, 'the next event');
+    assert.is(after.path, '/later');
+    assert.is(after.missed, 0);
   });
 
   vm.run();
