@@ -171,7 +171,7 @@ for (const kernel of ['6.1', '6.12']) {
 
   test('client API: register, inject, typed events and the multicast copy', () => {
     assert.is(step(run, 'client-root').status, 0, step(run, 'client-root').err);
-    const r = JSON.parse(read(run, 'client-root.json'));
+    const r = JSON.parse(read(run, 'client-root.out'));
     assert.is(r.registration.scope, 'mntNs');
     assert.is(r.registration.mntNs, `${mntNs()}n`, 'mntNs is a bigint, the namespace inode');
     assert.equal(r.registration.groups.slice().sort(), ['mtab', 'storage']);
@@ -219,7 +219,7 @@ for (const kernel of ['6.1', '6.12']) {
   });
 
   test('client API: a burst into a tiny receive buffer shows as overrun and missed, and every event is accounted for', () => {
-    const { overrun } = JSON.parse(read(run, 'client-root.json'));
+    const { overrun } = JSON.parse(read(run, 'client-root.out'));
     assert.is(overrun.burst.queued + overrun.burst.dropped, 5000, JSON.stringify(overrun.burst));
     assert.ok(overrun.overruns > 0 || overrun.missedSum > 0, `an overrun item or missed > 0: ${JSON.stringify(overrun)}`);
     assert.ok(overrun.received < overrun.posted, `some events were lost: ${JSON.stringify(overrun)}`);
@@ -229,7 +229,7 @@ for (const kernel of ['6.1', '6.12']) {
   });
 
   test('client API: kernel refusals carry the module message; close() unregisters and ends the iteration', () => {
-    const r = JSON.parse(read(run, 'client-root.json'));
+    const r = JSON.parse(read(run, 'client-root.out'));
     assert.is(r.tooManyNotifiers.ok, false);
     assert.is(r.tooManyNotifiers.error.code, 'E2BIG');
     assert.ok(r.tooManyNotifiers.error.extack, 'extack');
@@ -243,7 +243,7 @@ for (const kernel of ['6.1', '6.12']) {
 
   test('client API as uid 65534: watch, global and inject are refused; the per-user limit is EMFILE', () => {
     assert.is(step(run, 'client-nobody').status, 0, step(run, 'client-nobody').err);
-    const r = JSON.parse(read(run, 'client-nobody.json'));
+    const r = JSON.parse(read(run, 'client-nobody.out'));
     assert.is(r.watch.ok, false);
     assert.is(r.watch.error.code, 'EPERM');
     for (const name of ['global', 'inject', 'second']) {

@@ -2,10 +2,7 @@
 // the @usip/client API against the real module. `root` mode: register, inject, typed events,
 // the multicast copy through watch(), listeners(), a burst into a tiny receive buffer (overrun
 // and missed), kernel refusals, close(). `nobody` mode (run as uid 65534): the refusals an
-// unprivileged user meets. Writes what it saw to $USIP_VM_RESULTS/client-<mode>.json; the host
-// judges it.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// unprivileged user meets. Prints what it saw as JSON on stdout; the host judges it.
 import {
   UsipClient,
   isNetlinkError,
@@ -14,8 +11,7 @@ import {
   type NotifierOptions,
 } from '@usip/client';
 
-const results = process.env.USIP_VM_RESULTS;
-if (results === undefined) throw new Error('not in a usip-vm guest: USIP_VM_RESULTS is not set');
+if (process.env.USIP_VM === undefined) throw new Error('not in a usip-vm guest: USIP_VM is not set');
 const mode = process.argv[2];
 if (mode !== 'root' && mode !== 'nobody') throw new Error(`usage: client-events.ts root|nobody, got ${mode}`);
 
@@ -174,7 +170,5 @@ if (mode === 'root') {
 }
 
 client.close();
-writeFileSync(
-  join(results, `client-${mode}.json`),
-  JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2),
-);
+// On stdout, which the guest script keeps in $USIP_VM_RESULTS (not writable for uid 65534).
+process.stdout.write(`${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);
