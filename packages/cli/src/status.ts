@@ -24,7 +24,8 @@ export interface StatusReport {
   error?: { code: string; message: string };
 }
 
-const commandNames = new Map<number, string>(Object.entries(protocol.Command).map(([name, id]) => [id, name]));
+// Spec spellings (listener-register), as in docs/reference/protocol.md.
+const commandNames = new Map<number, string>(Object.values(protocol.OPERATIONS).map(({ name, command }) => [command, name]));
 
 function describeFamily(family: FamilyInfo): NonNullable<StatusReport['family']> {
   return {
