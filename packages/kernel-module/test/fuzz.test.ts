@@ -19,7 +19,7 @@ const MIN_MESSAGES = 10_000;
 const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'];
 /** What else the fuzzer sends: event commands, unknown commands and broken headers. */
 const OTHER_TARGETS = ['mtab-event', 'storage-event', 'unknown-cmd', 'malformed-header'];
-const TIMEOUT_MS = 300_000;
+const TIMEOUT_MS = 420_000;
 
 interface Failure {
   seed: number;
