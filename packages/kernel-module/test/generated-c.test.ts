@@ -13,7 +13,7 @@ import { moduleRoot, supportedKernels, workspaceRoot } from './helpers.js';
 const kernels = await supportedKernels();
 const family = loadSpecFile(join(workspaceRoot, 'tools/ynl-gen/test/fixtures/full.yaml'), { specLabel: 'tools/ynl-gen/test/fixtures/full.yaml' });
 
-// Handlers for the fixture's ops, and a family made of the generated tables.
+// Handlers and dump hooks for the fixture's ops, and a family made of the generated tables.
 const MAIN = `// SPDX-License-Identifier: GPL-2.0
 #include <linux/module.h>
 
@@ -35,6 +35,17 @@ int full_nl_set_doit(struct sk_buff *skb, struct genl_info *info)
 }
 
 int full_nl_list_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return 0;
+}
+
+/* The dump hooks (pre/post in the spec, .start/.done in struct genl_ops). */
+int full_nl_list_start(struct netlink_callback *cb)
+{
+	return 0;
+}
+
+int full_nl_dump_done(struct netlink_callback *cb)
 {
 	return 0;
 }

@@ -2,7 +2,7 @@
 // → semantic resolution into the model. Every step reports all the problems it finds at once.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { SpecError, joinPointer, splitPointer, type SpecProblem } from './errors.js';
 import type { Family } from './model.js';
 import { resolveSpec, type RawSpec } from './resolve.js';
@@ -22,6 +22,8 @@ function makeLocator(doc: Document, lineCounter: LineCounter): Locator {
     let node: unknown = doc.contents;
     let offset: number | undefined = doc.contents?.range?.[0];
     for (const segment of splitPointer(pointer)) {
+      // Through an alias (*name) to the anchored node (&name): that is where the text is.
+      if (isAlias(node)) node = node.resolve(doc);
       if (isMap(node)) {
         const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === segment);
         if (pair === undefined) break;

@@ -134,6 +134,12 @@ export interface Operation {
   /** C names of the kernel handlers, present when the op has do/dump. */
   readonly cDoit: string | undefined;
   readonly cDumpit: string | undefined;
+  /**
+   * C names of the dump's `pre` and `post` hooks (the op's .start and .done callbacks, which
+   * take the struct netlink_callback), e.g. usip_nl_mount_get_dump_start; present when given.
+   */
+  readonly cDumpStart: string | undefined;
+  readonly cDumpDone: string | undefined;
 }
 
 export type McastPermission = 'cap-sys-admin' | 'cap-net-admin';

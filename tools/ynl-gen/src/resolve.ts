@@ -76,6 +76,8 @@ interface RawAttributeList {
 interface RawSubOperation {
   request?: RawAttributeList;
   reply?: RawAttributeList;
+  pre?: string;
+  post?: string;
 }
 interface RawOperation {
   name: string;
@@ -468,6 +470,17 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
     if (permissions.length > 0 && o.do === undefined && o.dump === undefined) {
       r.fail(joinPointer(at, 'flags'), 'flags', `permission flags apply to requests; "${o.name}" has no "do" or "dump"`);
     }
+    // A do's pre/post would be the op's pre_doit/post_doit, which only struct genl_split_ops
+    // has (Linux 6.2+); the struct genl_ops we emit so that one table builds on 6.1 has none.
+    for (const key of ['pre', 'post'] as const) {
+      if (o.do?.[key] !== undefined) {
+        r.fail(
+          joinPointer(at, 'do', key),
+          'do-pre-post',
+          `"${key}" is supported on "dump" only (where it becomes the op's .${key === 'pre' ? 'start' : 'done'}): struct genl_ops has no per-op pre_doit/post_doit on Linux 6.1 (they came with struct genl_split_ops in 6.2), and this generator emits genl_ops so that one table builds on 6.1 and later; call the code from the doit handler instead`,
+        );
+      }
+    }
     const opSymbol = `${symbolPrefix}_nl_${cIdentifier(o.name)}`;
     return {
       name: o.name,
@@ -483,7 +496,29 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
       mcastGroup,
       cDoit: o.do === undefined ? undefined : `${opSymbol}_doit`,
       cDumpit: o.dump === undefined ? undefined : `${opSymbol}_dumpit`,
+      cDumpStart: o.dump?.pre === undefined ? undefined : cIdentifier(o.dump.pre),
+      cDumpDone: o.dump?.post === undefined ? undefined : cIdentifier(o.dump.post),
     };
+  });
+
+  // A hook is a C function beside the generated handlers: it must not be one of them (their
+  // prototypes differ). Ops may share a hook, and a dump may use one function for both.
+  const handlers = new Map<string, string>();
+  for (const op of operations) {
+    if (op.cDoit !== undefined) handlers.set(op.cDoit, op.name);
+    if (op.cDumpit !== undefined) handlers.set(op.cDumpit, op.name);
+  }
+  operations.forEach((op, index) => {
+    for (const [key, hook] of [['pre', op.cDumpStart], ['post', op.cDumpDone]] as const) {
+      const owner = hook === undefined ? undefined : handlers.get(hook);
+      if (owner !== undefined) {
+        r.fail(
+          joinPointer('/operations/list', index, 'dump', key),
+          'hook-name',
+          `hook "${hook as string}" is the generated handler of operation "${owner}"; a ${key} hook takes only the struct netlink_callback and needs a name of its own`,
+        );
+      }
+    }
   });
 
   if (r.problems.length > 0) return { ok: false, problems: r.problems };

@@ -1,8 +1,10 @@
 // JSON Schema (draft-07) of the subset of the kernel's genetlink YNL format that this generator
 // understands. It follows Documentation/netlink/genetlink.yaml, minus what we do not generate
-// (legacy structs, sub-messages, uint/sint, pre/post hooks), so that a key we would silently
-// ignore is an error instead. Extensions: multicast groups may carry a `doc`, and `flags` that
-// require a capability to join them (the kernel's GENL_MCAST_CAP_SYS_ADMIN/NET_ADMIN).
+// (legacy structs, sub-messages, uint/sint), so that a key we would silently ignore is an error
+// instead. `pre`/`post` hooks are accepted on a dump (they become the op's .start/.done); on a do
+// the resolver rejects them, since struct genl_ops has no per-op pre_doit/post_doit. Extensions:
+// multicast groups may carry a `doc`, and `flags` that require a capability to join them (the
+// kernel's GENL_MCAST_CAP_SYS_ADMIN/NET_ADMIN).
 
 const docString = { type: 'string', minLength: 1 } as const;
 
@@ -51,12 +53,22 @@ const attributeList = {
   },
 } as const;
 
+/**
+ * The name of a hook (a C function the module defines), in YNL's dash style:
+ * usip-nl-mount-get-dump-start → usip_nl_mount_get_dump_start.
+ */
+const hookName = specName;
+
 const subOperation = {
   type: 'object',
   additionalProperties: false,
   properties: {
     request: attributeList,
     reply: attributeList,
+    // Hooks run before and after the main callback. Only a dump's are supported (the
+    // resolver rejects them on a do, with the reason).
+    pre: hookName,
+    post: hookName,
   },
 } as const;
 

@@ -102,14 +102,27 @@ test('kernel source: struct genl_ops with per-op policy, handlers and permission
   const c = emitKernelSource(family, 'full-nl-gen.h');
   hasLines(c, [
     'const struct genl_ops full_nl_ops[3] = {',
-    '\t{\n\t\t.cmd\t\t= FULL_OP_GET,\n\t\t.doit\t\t= full_nl_get_doit,\n\t\t.dumpit\t\t= full_nl_get_dumpit,\n\t\t.policy\t\t= full_get_nl_policy,\n\t\t.maxattr\t= FULL_ITEM_ATTR_ENDPOINT,\n\t\t.flags\t\t= GENL_ADMIN_PERM,\n\t},',
+    // A dump's post hook is its .done, after .dumpit as in struct genl_ops.
+    '\t{\n\t\t.cmd\t\t= FULL_OP_GET,\n\t\t.doit\t\t= full_nl_get_doit,\n\t\t.dumpit\t\t= full_nl_get_dumpit,\n\t\t.done\t\t= full_nl_dump_done,\n\t\t.policy\t\t= full_get_nl_policy,\n\t\t.maxattr\t= FULL_ITEM_ATTR_ENDPOINT,\n\t\t.flags\t\t= GENL_ADMIN_PERM,\n\t},',
     '\t\t.flags\t\t= GENL_ADMIN_PERM | GENL_UNS_ADMIN_PERM,',
     // An op without request attributes has no policy: the kernel then rejects every attribute.
-    '\t{\n\t\t.cmd\t\t= FULL_OP_LIST,\n\t\t.dumpit\t\t= full_nl_list_dumpit,\n\t},',
+    // A dump's pre hook is its .start (here with a .done too).
+    '\t{\n\t\t.cmd\t\t= FULL_OP_LIST,\n\t\t.start\t\t= full_nl_list_start,\n\t\t.dumpit\t\t= full_nl_list_dumpit,\n\t\t.done\t\t= full_nl_dump_done,\n\t},',
     'const struct genl_multicast_group full_nl_mcgrps[2] = {\n\t[FULL_NLGRP_EVENTS] = { .name = FULL_MCGRP_EVENTS, },\n\t[FULL_NLGRP_OTHER] = { .name = FULL_MCGRP_OTHER, .flags = GENL_MCAST_CAP_NET_ADMIN, },\n};',
   ]);
   assert.not.ok(c.includes('genl_split_ops'), 'split ops do not exist on Linux 6.1');
   assert.not.ok(c.includes('FULL_OP_CHANGED'), 'events have no kernel handler');
+  assert.is(c.match(/\.start\t/g)?.length, 1, 'only the dump with a pre hook has a .start');
+  assert.is(c.match(/\.done\t/g)?.length, 2, 'each dump with a post hook has a .done');
+});
+
+test('model: a dump\'s pre/post hooks carry their C names', () => {
+  const byName = new Map(family.operations.map((op) => [op.name, op]));
+  assert.is(byName.get('list')?.cDumpStart, 'full_nl_list_start');
+  assert.is(byName.get('list')?.cDumpDone, 'full_nl_dump_done');
+  assert.is(byName.get('get')?.cDumpStart, undefined);
+  assert.is(byName.get('get')?.cDumpDone, 'full_nl_dump_done');
+  assert.is(byName.get('set')?.cDumpDone, undefined);
 });
 
 test('kernel header: group indexes, table declarations with sizes, handler prototypes', () => {
@@ -123,11 +136,12 @@ test('kernel header: group indexes, table declarations with sizes, handler proto
     'extern const struct genl_ops full_nl_ops[3];',
     'extern const struct genl_multicast_group full_nl_mcgrps[2];',
     'int full_nl_get_doit(struct sk_buff *skb, struct genl_info *info);',
-    'int full_nl_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb);',
-    'int full_nl_set_doit(struct sk_buff *skb, struct genl_info *info);',
-    'int full_nl_list_dumpit(struct sk_buff *skb, struct netlink_callback *cb);',
+    // Dump hooks sit beside the handlers of the first op that uses them, each declared once.
+    'int full_nl_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb);\nint full_nl_dump_done(struct netlink_callback *cb);\nint full_nl_set_doit(struct sk_buff *skb, struct genl_info *info);',
+    'int full_nl_list_start(struct netlink_callback *cb);\nint full_nl_list_dumpit(struct sk_buff *skb, struct netlink_callback *cb);\n',
   ]);
   assert.not.ok(h.includes('full_nl_list_doit'));
+  assert.is(h.split('full_nl_dump_done').length - 1, 1, 'a shared hook is declared once');
 });
 
 test('TypeScript: type-checks under the workspace strict settings', () => {
@@ -249,6 +263,8 @@ test('Markdown: family, operations with their attributes, checks, perms, groups,
     '| 0x80000000 | `high` | `FULL_OPT_HIGH` |  |',
     '| 7 | `blue` | `FULL_COLOUR_BLUE` | The blue one. |',
   ]);
+  // A dump's pre/post hooks are kernel-internal: not part of the protocol.
+  assert.not.ok(/full[-_]nl[-_](list[-_]start|dump[-_]done)/.test(md));
 });
 
 test('the workspace layout: five files, each starting with the notice', () => {

@@ -153,4 +153,36 @@ test('operations: kinds, permissions and multicast groups must make sense', () =
   expectProblem(edit('big-endian', 'little-endian', edit('        name: modes\n        type: u8\n', '        name: modes\n        type: u8\n        byte-order: big-endian\n', FULL)), '/attribute-sets/1/attributes/4/byte-order', 'byte-order', /big-endian is supported for u16 and u32 only/);
 });
 
+test('dump hooks: pre/post take YNL names, are not generated handlers, and are refused on do', () => {
+  // A name in YNL's dash style: lower-case letters, digits and dashes, starting with a letter.
+  const badName = expectProblem(edit('pre: full-nl-list-start', 'pre: Full_nl_list_start', FULL), '/operations/list/2/dump/pre', 'pattern', /"Full_nl_list_start" does not match/);
+  assert.is(badName.line, 187);
+  expectProblem(edit('pre: full-nl-list-start', 'pre: 1st-start', FULL), '/operations/list/2/dump/pre', 'pattern', /"1st-start" does not match/);
+  expectProblem(edit('pre: full-nl-list-start', 'pre: full-nl-list-start-', FULL), '/operations/list/2/dump/pre', 'pattern', /does not match/);
+  expectProblem(edit('post: full-nl-dump-done\n        reply', 'post: [ done ]\n        reply', FULL), '/operations/list/2/dump/post', 'type', /must be of type string/);
+  // Its C name would be a handler with another prototype.
+  expectProblem(edit('pre: full-nl-list-start', 'pre: full-nl-get-dumpit', FULL), '/operations/list/2/dump/pre', 'hook-name', /"full_nl_get_dumpit" is the generated handler of operation "get"/);
+  // On a do, pre/post would be per-op pre_doit/post_doit, which struct genl_ops lacks on 6.1.
+  const onDo = edit('      do:\n        reply:\n', '      do:\n        pre: mini-pre-doit\n        post: mini-post-doit\n        reply:\n');
+  const pre = expectProblem(onDo, '/operations/list/0/do/pre', 'do-pre-post', /^"pre" is supported on "dump" only \(where it becomes the op's \.start\): struct genl_ops has no per-op pre_doit\/post_doit on Linux 6\.1/);
+  assert.is(pre.line, 20);
+  expectProblem(onDo, '/operations/list/0/do/post', 'do-pre-post', /"post" is supported on "dump" only/);
+  // Notifications have no hooks at all.
+  expectProblem(edit('      notify: get\n', '      notify: get\n      pre: x\n', FULL), '/operations/list/4/pre', 'additionalProperties', /unknown key "pre"/);
+});
+
+test('YAML anchors and aliases: an aliased message is read, and errors in it point at the anchor', () => {
+  const anchored = edit('        reply:\n          attributes: [ id, colour ]\n', '        reply: &dump-reply\n          attributes: [ id, colour ]\n', FULL);
+  const aliased = edit('        reply:\n          attributes: [ id ]\n', '        reply: *dump-reply\n', anchored);
+  const family = loadSpecText(aliased, { file: 'aliased.yaml' });
+  assert.equal(family.operations.find((op) => op.name === 'list')?.dump?.reply?.map((a) => a.name), ['id', 'colour']);
+  const bad = edit('attributes: [ id, colour ]\n', 'attributes: [ id, colour, nope ]\n', aliased);
+  const problems = problemsOf(bad);
+  const direct = problems.find((p) => p.pointer === '/operations/list/0/dump/reply/attributes/2');
+  const viaAlias = problems.find((p) => p.pointer === '/operations/list/2/dump/reply/attributes/2');
+  assert.ok(direct !== undefined && viaAlias !== undefined, problems.map((p) => `${p.pointer}: ${p.message}`).join('\n'));
+  assert.is(viaAlias?.line, direct?.line);
+  assert.is(viaAlias?.column, direct?.column);
+});
+
 test.run();

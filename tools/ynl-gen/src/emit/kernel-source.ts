@@ -168,7 +168,10 @@ export function emitKernelSource(family: Family, headerName: string): string {
     const last = attrs[attrs.length - 1];
     const fields: [string, string][] = [['.cmd', op.cName]];
     if (op.cDoit !== undefined) fields.push(['.doit', op.cDoit]);
+    // A dump's pre/post hooks, in the order of struct genl_ops: start, dumpit, done.
+    if (op.cDumpStart !== undefined) fields.push(['.start', op.cDumpStart]);
     if (op.cDumpit !== undefined) fields.push(['.dumpit', op.cDumpit]);
+    if (op.cDumpDone !== undefined) fields.push(['.done', op.cDumpDone]);
     if (last !== undefined) {
       fields.push(['.policy', policyName(family, op.name)]);
       fields.push(['.maxattr', last.cName]);
@@ -224,9 +227,18 @@ export function emitKernelHeader(family: Family, headerName: string): string {
     out.push(`extern const struct genl_multicast_group ${p}_nl_mcgrps[${family.mcastGroups.length}];`);
   }
   out.push('');
+  // Ops may share a dump hook: each is declared once, with the first op that uses it.
+  const declared = new Set<string>();
+  const hook = (name: string | undefined): void => {
+    if (name === undefined || declared.has(name)) return;
+    declared.add(name);
+    out.push(`int ${name}(struct netlink_callback *cb);`);
+  };
   for (const op of ops) {
     if (op.cDoit !== undefined) out.push(`int ${op.cDoit}(struct sk_buff *skb, struct genl_info *info);`);
+    hook(op.cDumpStart);
     if (op.cDumpit !== undefined) out.push(`int ${op.cDumpit}(struct sk_buff *skb, struct netlink_callback *cb);`);
+    hook(op.cDumpDone);
   }
   out.push('', `#endif /* ${guard} */`, '');
   return out.join('\n');
