@@ -52,8 +52,14 @@ static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_REPEAT + 1] = 
 	[USIP_A_EVENT_REPEAT] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_inject_repeat_range),
 };
 
+/* USIP_CMD_MOUNT_GET - do, dump */
+static const struct nla_policy usip_mount_get_nl_policy[USIP_A_MOUNT_UNIQUE_ID + 1] = {
+	[USIP_A_MOUNT_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_MOUNT_UNIQUE_ID] = { .type = NLA_U64, },
+};
+
 /* Ops table for usip */
-const struct genl_ops usip_nl_ops[6] = {
+const struct genl_ops usip_nl_ops[7] = {
 	{
 		.cmd		= USIP_CMD_PING,
 		.doit		= usip_nl_ping_doit,
@@ -85,6 +91,15 @@ const struct genl_ops usip_nl_ops[6] = {
 	{
 		.cmd		= USIP_CMD_STATS,
 		.doit		= usip_nl_stats_doit,
+	},
+	{
+		.cmd		= USIP_CMD_MOUNT_GET,
+		.doit		= usip_nl_mount_get_doit,
+		.start		= usip_nl_mount_get_dump_start,
+		.dumpit		= usip_nl_mount_get_dumpit,
+		.done		= usip_nl_mount_get_dump_done,
+		.policy		= usip_mount_get_nl_policy,
+		.maxattr	= USIP_A_MOUNT_UNIQUE_ID,
 	},
 };
 

@@ -17,15 +17,21 @@ export const Feature = {
   netns: 0x1,
   /** The kernel the module was built for has fanotify mount notifications (FAN_MNT_ATTACH, Linux 6.15 and later), which the module can use as its source of mount events. */
   nativeMountNotify: 0x2,
+  /** The mount table can be read (mount-get): the module found the kernel internals it needs (struct mount through the kernel's BTF, namespace_sem through kallsyms) when it was loaded. */
+  mountTable: 0x4,
+  /** Real mount table changes (mount, umount, move, remount) are reported as mtab events: every kernel function the module hooks was found. Without it, mtab listeners only get injected events. */
+  mountEvents: 0x8,
 } as const;
 export type FeatureName = keyof typeof Feature;
 /** Spec names of the bits of Feature, for display. */
 export const FEATURE_NAMES: Readonly<Record<number, string>> = {
   0x1: 'netns',
   0x2: 'native-mount-notify',
+  0x4: 'mount-table',
+  0x8: 'mount-events',
 };
 /** Every bit of Feature. */
-export const FEATURE_MASK = 0x3;
+export const FEATURE_MASK = 0xf;
 
 /** What an event is about, and so the multicast group that carries it. */
 export const EventType = {
@@ -113,6 +119,43 @@ export const SCOPE_NAMES: Readonly<Record<number, string>> = {
   2: 'global',
 };
 
+/** Per-mount options, the sixth field of /proc/self/mountinfo (rw is the absence of ro; strictatime the absence of noatime and relatime). */
+export const MountAttr = {
+  /** Read-only mount. */
+  ro: 0x1,
+  /** Set-user-id and set-group-id bits and file capabilities are ignored. */
+  nosuid: 0x2,
+  /** Device files cannot be opened. */
+  nodev: 0x4,
+  /** Programs cannot be executed. */
+  noexec: 0x8,
+  /** Access times are not updated. */
+  noatime: 0x10,
+  /** Access times of directories are not updated. */
+  nodiratime: 0x20,
+  /** Access times are updated only relative to modification times. */
+  relatime: 0x40,
+  /** Symbolic links are not followed in path resolution. */
+  nosymfollow: 0x80,
+  /** The mount is idmapped (it maps ids through a user namespace). */
+  idmapped: 0x100,
+} as const;
+export type MountAttrName = keyof typeof MountAttr;
+/** Spec names of the bits of MountAttr, for display. */
+export const MOUNT_ATTR_NAMES: Readonly<Record<number, string>> = {
+  0x1: 'ro',
+  0x2: 'nosuid',
+  0x4: 'nodev',
+  0x8: 'noexec',
+  0x10: 'noatime',
+  0x20: 'nodiratime',
+  0x40: 'relatime',
+  0x80: 'nosymfollow',
+  0x100: 'idmapped',
+};
+/** Every bit of MountAttr. */
+export const MOUNT_ATTR_MASK = 0x1ff;
+
 /** How an attribute's payload is encoded on the wire. */
 export type AttributeType = 'pad' | 'flag' | 'binary' | 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | 's64' | 'string' | 'nest';
 
@@ -181,7 +224,7 @@ export const PING_ATTRIBUTE_SET: AttributeSetSpec<PingAttributes> = {
     { id: 1, name: 'cookie', key: 'cookie', type: 'u64', bigEndian: false, multi: false },
     { id: 2, name: 'protocol-version', key: 'protocolVersion', type: 'u32', bigEndian: false, multi: false },
     { id: 3, name: 'module-version', key: 'moduleVersion', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 31 } },
-    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x3 } },
+    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0xf } },
     { id: 5, name: 'kernel-release', key: 'kernelRelease', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 64 } },
     { id: 6, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
   ],
@@ -333,6 +376,10 @@ export interface EventAttributes {
   queued?: number;
   /** Inject reply: how many were dropped because the event queue was full. */
   dropped?: number;
+  /** Real mount table events only: the event's number in its mount namespace, counted from 1 over every mount table change of that namespace while at least one listener is registered in it (the mnt-ns scope). Consecutive: a listener that takes every mtab action without selectors sees a hole only where events were lost. The mount-get dump reports the number it started at, so that a reader can join a dump with the events that follow it. */
+  nsSeq?: bigint;
+  /** The mount's 64-bit id that is never reused until reboot (Linux 6.8 and later: statmount/listmount's mnt_id); absent on older kernels. */
+  uniqueId?: bigint;
 }
 
 /** Attribute ids of the set "event". */
@@ -358,6 +405,8 @@ export const EventAttribute = {
   queued: 19,
   dropped: 20,
   pad: 21,
+  nsSeq: 22,
+  uniqueId: 23,
 } as const;
 
 export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
@@ -384,6 +433,92 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
     { id: 19, name: 'queued', key: 'queued', type: 'u32', bigEndian: false, multi: false },
     { id: 20, name: 'dropped', key: 'dropped', type: 'u32', bigEndian: false, multi: false },
     { id: 21, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+    { id: 22, name: 'ns-seq', key: 'nsSeq', type: 'u64', bigEndian: false, multi: false },
+    { id: 23, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
+  ],
+};
+
+/** Attribute set "mount": One mount, as a line of /proc/self/mountinfo describes it, seen from the requesting process: its mount namespace and its root directory. */
+export interface MountAttributes {
+  /** The mount's id, as in mountinfo's first field (reused after umount). */
+  mountId?: bigint;
+  /** Id of the parent mount (mountinfo's second field); a mount whose parent is outside the caller's root, or that is the namespace's root, names itself or that parent exactly as mountinfo does. */
+  parentId?: bigint;
+  /** The id that is never reused until reboot (Linux 6.8 and later), as statmount and listmount use it; absent on older kernels. mount-get by unique-id is a tree lookup, by mount-id a walk of the namespace. */
+  uniqueId?: bigint;
+  /** Major number of the file system's device (st_dev). */
+  devMajor?: number;
+  /** Minor number of the file system's device. */
+  devMinor?: number;
+  /** The directory of the file system that the mount shows at its mount point. */
+  root?: string;
+  /** Where the mount is, relative to the caller's root directory. */
+  mountPoint?: string;
+  /** The per-mount options. */
+  attr?: number;
+  /** File system type, with its subtype if it has one (fuse.sshfs). */
+  fsType?: string;
+  /** The mounted source, e.g. /dev/sda1, or "none". */
+  source?: string;
+  /** The file system's (superblock's) options, mountinfo's last field, in mountinfo's own syntax: comma-separated, values escaped as the file system writes them (\ooo octal for space, tab, newline, backslash). */
+  superOptions?: string;
+  /** Peer group of a shared mount (mountinfo's shared:N). */
+  shared?: number;
+  /** Peer group a slave mount receives from (master:N). */
+  master?: number;
+  /** Nearest dominant peer group under the caller's root that the mount receives from, when that is not its master (propagate_from:N). */
+  propagateFrom?: number;
+  /** The mount is unbindable. */
+  unbindable?: boolean;
+  /** Inode number of the mount namespace the mount belongs to. */
+  mntNs?: bigint;
+  /** Dump messages only: the namespace's event number (see the event's ns-seq) when the dump began; the table reflects every event up to it. 0 when no listener is registered in the namespace. */
+  nsSeq?: bigint;
+}
+
+/** Attribute ids of the set "mount". */
+export const MountAttribute = {
+  mountId: 1,
+  parentId: 2,
+  uniqueId: 3,
+  devMajor: 4,
+  devMinor: 5,
+  root: 6,
+  mountPoint: 7,
+  attr: 8,
+  fsType: 9,
+  source: 10,
+  superOptions: 11,
+  shared: 12,
+  master: 13,
+  propagateFrom: 14,
+  unbindable: 15,
+  mntNs: 16,
+  nsSeq: 17,
+  pad: 18,
+} as const;
+
+export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
+  name: 'mount',
+  attributes: [
+    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 2, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false },
+    { id: 3, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
+    { id: 4, name: 'dev-major', key: 'devMajor', type: 'u32', bigEndian: false, multi: false },
+    { id: 5, name: 'dev-minor', key: 'devMinor', type: 'u32', bigEndian: false, multi: false },
+    { id: 6, name: 'root', key: 'root', type: 'string', bigEndian: false, multi: false },
+    { id: 7, name: 'mount-point', key: 'mountPoint', type: 'string', bigEndian: false, multi: false },
+    { id: 8, name: 'attr', key: 'attr', type: 'u32', bigEndian: false, multi: false },
+    { id: 9, name: 'fs-type', key: 'fsType', type: 'string', bigEndian: false, multi: false },
+    { id: 10, name: 'source', key: 'source', type: 'string', bigEndian: false, multi: false },
+    { id: 11, name: 'super-options', key: 'superOptions', type: 'string', bigEndian: false, multi: false },
+    { id: 12, name: 'shared', key: 'shared', type: 'u32', bigEndian: false, multi: false },
+    { id: 13, name: 'master', key: 'master', type: 'u32', bigEndian: false, multi: false },
+    { id: 14, name: 'propagate-from', key: 'propagateFrom', type: 'u32', bigEndian: false, multi: false },
+    { id: 15, name: 'unbindable', key: 'unbindable', type: 'flag', bigEndian: false, multi: false },
+    { id: 16, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 17, name: 'ns-seq', key: 'nsSeq', type: 'u64', bigEndian: false, multi: false },
+    { id: 18, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
   ],
 };
 
@@ -407,6 +542,8 @@ export interface StatsAttributes {
   undeliverable?: bigint;
   /** Memory objects the module has allocated and not freed (listeners, notifiers, strings, queued events). 0 when nothing is registered and nothing is queued; a listener's memory is freed after an RCU grace period, so the count reaches 0 a moment after it goes. */
   objects?: number;
+  /** Kernel functions the module hooks right now to see mount table changes: 0 while no listener has an mtab notifier. */
+  mountHooks?: number;
 }
 
 /** Attribute ids of the set "stats". */
@@ -421,6 +558,7 @@ export const StatsAttribute = {
   undeliverable: 8,
   objects: 9,
   pad: 10,
+  mountHooks: 11,
 } as const;
 
 export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
@@ -436,6 +574,7 @@ export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
     { id: 8, name: 'undeliverable', key: 'undeliverable', type: 'u64', bigEndian: false, multi: false },
     { id: 9, name: 'objects', key: 'objects', type: 'u32', bigEndian: false, multi: false },
     { id: 10, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+    { id: 11, name: 'mount-hooks', key: 'mountHooks', type: 'u32', bigEndian: false, multi: false },
   ],
 };
 
@@ -444,6 +583,7 @@ export const ATTRIBUTE_SETS = {
   notifier: NOTIFIER_ATTRIBUTE_SET,
   listener: LISTENER_ATTRIBUTE_SET,
   event: EVENT_ATTRIBUTE_SET,
+  mount: MOUNT_ATTRIBUTE_SET,
   stats: STATS_ATTRIBUTE_SET,
 } as const;
 
@@ -465,6 +605,8 @@ export const Command = {
   mtabEvent: 7,
   /** A storage event, sent to listeners and to the storage group. */
   storageEvent: 8,
+  /** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
+  mountGet: 9,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -561,10 +703,10 @@ export const STATS_OPERATION = {
   command: 6,
   attributeSet: STATS_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects'] },
+  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks'] },
 } as const satisfies OperationSpec;
 export type StatsRequest = Pick<StatsAttributes, never>;
-export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects'>;
+export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks'>;
 
 /** A mount table event, sent to listeners and to the mtab group. */
 export const MTAB_EVENT_OPERATION = {
@@ -572,10 +714,10 @@ export const MTAB_EVENT_OPERATION = {
   command: 7,
   attributeSet: EVENT_ATTRIBUTE_SET,
   permissions: [],
-  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev'],
+  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'nsSeq', 'uniqueId'],
   mcastGroup: 'mtab',
 } as const satisfies OperationSpec;
-export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev'>;
+export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'nsSeq' | 'uniqueId'>;
 
 /** A storage event, sent to listeners and to the storage group. */
 export const STORAGE_EVENT_OPERATION = {
@@ -588,6 +730,20 @@ export const STORAGE_EVENT_OPERATION = {
 } as const satisfies OperationSpec;
 export type StorageEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'path' | 'fsType' | 'source' | 'dev' | 'count'>;
 
+/** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
+export const MOUNT_GET_OPERATION = {
+  name: 'mount-get',
+  command: 9,
+  attributeSet: MOUNT_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: ['mountId', 'uniqueId'], reply: ['mountId', 'parentId', 'uniqueId', 'devMajor', 'devMinor', 'root', 'mountPoint', 'attr', 'fsType', 'source', 'superOptions', 'shared', 'master', 'propagateFrom', 'unbindable', 'mntNs'] },
+  dump: { request: [], reply: ['mountId', 'parentId', 'uniqueId', 'devMajor', 'devMinor', 'root', 'mountPoint', 'attr', 'fsType', 'source', 'superOptions', 'shared', 'master', 'propagateFrom', 'unbindable', 'mntNs', 'nsSeq'] },
+} as const satisfies OperationSpec;
+export type MountGetRequest = Pick<MountAttributes, 'mountId' | 'uniqueId'>;
+export type MountGetReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs'>;
+export type MountGetDumpRequest = Pick<MountAttributes, never>;
+export type MountGetDumpReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs' | 'nsSeq'>;
+
 export const OPERATIONS = {
   ping: PING_OPERATION,
   listenerRegister: LISTENER_REGISTER_OPERATION,
@@ -597,6 +753,7 @@ export const OPERATIONS = {
   stats: STATS_OPERATION,
   mtabEvent: MTAB_EVENT_OPERATION,
   storageEvent: STORAGE_EVENT_OPERATION,
+  mountGet: MOUNT_GET_OPERATION,
 } as const;
 
 /** Every event the family sends, told apart by `kind` (the name of its operation). */

@@ -39,9 +39,21 @@ enum usip_feature {
 	 * source of mount events.
 	 */
 	USIP_FEATURE_NATIVE_MOUNT_NOTIFY = 0x2,
+	/*
+	 * The mount table can be read (mount-get): the module found the kernel
+	 * internals it needs (struct mount through the kernel's BTF,
+	 * namespace_sem through kallsyms) when it was loaded.
+	 */
+	USIP_FEATURE_MOUNT_TABLE = 0x4,
+	/*
+	 * Real mount table changes (mount, umount, move, remount) are reported as
+	 * mtab events: every kernel function the module hooks was found. Without
+	 * it, mtab listeners only get injected events.
+	 */
+	USIP_FEATURE_MOUNT_EVENTS = 0x8,
 
 	/* every flag above */
-	USIP_FEATURE_MASK = 0x3,
+	USIP_FEATURE_MASK = 0xf,
 };
 
 /* What an event is about, and so the multicast group that carries it. */
@@ -106,6 +118,31 @@ enum usip_scope {
 	USIP_SCOPE_MNT_NS = 1,
 	/* Events of every mount namespace. */
 	USIP_SCOPE_GLOBAL = 2,
+};
+
+/*
+ * Per-mount options, the sixth field of /proc/self/mountinfo (rw is the
+ * absence of ro; strictatime the absence of noatime and relatime).
+ */
+enum usip_mount_attr {
+	/* Read-only mount. */
+	USIP_MOUNT_ATTR_RO = 0x1,
+	/* Set-user-id and set-group-id bits and file capabilities are ignored. */
+	USIP_MOUNT_ATTR_NOSUID = 0x2,
+	/* Device files cannot be opened. */
+	USIP_MOUNT_ATTR_NODEV = 0x4,
+	/* Programs cannot be executed. */
+	USIP_MOUNT_ATTR_NOEXEC = 0x8,
+	/* Access times are not updated. */
+	USIP_MOUNT_ATTR_NOATIME = 0x10,
+	/* Access times of directories are not updated. */
+	USIP_MOUNT_ATTR_NODIRATIME = 0x20,
+	/* Access times are updated only relative to modification times. */
+	USIP_MOUNT_ATTR_RELATIME = 0x40,
+	/* Symbolic links are not followed in path resolution. */
+	USIP_MOUNT_ATTR_NOSYMFOLLOW = 0x80,
+	/* The mount is idmapped (it maps ids through a user namespace). */
+	USIP_MOUNT_ATTR_IDMAPPED = 0x100,
 };
 
 /* Attribute set "ping": Attributes of the ping request and its reply. */
@@ -305,10 +342,99 @@ enum {
 	USIP_A_EVENT_DROPPED,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_EVENT_PAD,
+	/*
+	 * u64: Real mount table events only: the event's number in its mount
+	 * namespace, counted from 1 over every mount table change of that
+	 * namespace while at least one listener is registered in it (the mnt-ns
+	 * scope). Consecutive: a listener that takes every mtab action without
+	 * selectors sees a hole only where events were lost. The mount-get dump
+	 * reports the number it started at, so that a reader can join a dump with
+	 * the events that follow it.
+	 */
+	USIP_A_EVENT_NS_SEQ,
+	/*
+	 * u64: The mount's 64-bit id that is never reused until reboot (Linux 6.8
+	 * and later: statmount/listmount's mnt_id); absent on older kernels.
+	 */
+	USIP_A_EVENT_UNIQUE_ID,
 
 	/* private: */
 	__USIP_A_EVENT_MAX,
 	USIP_A_EVENT_MAX = (__USIP_A_EVENT_MAX - 1)
+};
+
+/*
+ * Attribute set "mount": One mount, as a line of /proc/self/mountinfo
+ * describes it, seen from the requesting process: its mount namespace and
+ * its root directory.
+ */
+enum {
+	/*
+	 * u64: The mount's id, as in mountinfo's first field (reused after
+	 * umount).
+	 */
+	USIP_A_MOUNT_MOUNT_ID = 1,
+	/*
+	 * u64: Id of the parent mount (mountinfo's second field); a mount whose
+	 * parent is outside the caller's root, or that is the namespace's root,
+	 * names itself or that parent exactly as mountinfo does.
+	 */
+	USIP_A_MOUNT_PARENT_ID,
+	/*
+	 * u64: The id that is never reused until reboot (Linux 6.8 and later), as
+	 * statmount and listmount use it; absent on older kernels. mount-get by
+	 * unique-id is a tree lookup, by mount-id a walk of the namespace.
+	 */
+	USIP_A_MOUNT_UNIQUE_ID,
+	/* u32: Major number of the file system's device (st_dev). */
+	USIP_A_MOUNT_DEV_MAJOR,
+	/* u32: Minor number of the file system's device. */
+	USIP_A_MOUNT_DEV_MINOR,
+	/*
+	 * string: The directory of the file system that the mount shows at its
+	 * mount point.
+	 */
+	USIP_A_MOUNT_ROOT,
+	/* string: Where the mount is, relative to the caller's root directory. */
+	USIP_A_MOUNT_MOUNT_POINT,
+	/* u32: The per-mount options. */
+	USIP_A_MOUNT_ATTR,
+	/* string: File system type, with its subtype if it has one (fuse.sshfs). */
+	USIP_A_MOUNT_FS_TYPE,
+	/* string: The mounted source, e.g. /dev/sda1, or "none". */
+	USIP_A_MOUNT_SOURCE,
+	/*
+	 * string: The file system's (superblock's) options, mountinfo's last
+	 * field, in mountinfo's own syntax: comma-separated, values escaped as
+	 * the file system writes them (\ooo octal for space, tab, newline,
+	 * backslash).
+	 */
+	USIP_A_MOUNT_SUPER_OPTIONS,
+	/* u32: Peer group of a shared mount (mountinfo's shared:N). */
+	USIP_A_MOUNT_SHARED,
+	/* u32: Peer group a slave mount receives from (master:N). */
+	USIP_A_MOUNT_MASTER,
+	/*
+	 * u32: Nearest dominant peer group under the caller's root that the mount
+	 * receives from, when that is not its master (propagate_from:N).
+	 */
+	USIP_A_MOUNT_PROPAGATE_FROM,
+	/* flag: The mount is unbindable. */
+	USIP_A_MOUNT_UNBINDABLE,
+	/* u64: Inode number of the mount namespace the mount belongs to. */
+	USIP_A_MOUNT_MNT_NS,
+	/*
+	 * u64: Dump messages only: the namespace's event number (see the event's
+	 * ns-seq) when the dump began; the table reflects every event up to it. 0
+	 * when no listener is registered in the namespace.
+	 */
+	USIP_A_MOUNT_NS_SEQ,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_MOUNT_PAD,
+
+	/* private: */
+	__USIP_A_MOUNT_MAX,
+	USIP_A_MOUNT_MAX = (__USIP_A_MOUNT_MAX - 1)
 };
 
 /*
@@ -347,6 +473,11 @@ enum {
 	USIP_A_STATS_OBJECTS,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_STATS_PAD,
+	/*
+	 * u32: Kernel functions the module hooks right now to see mount table
+	 * changes: 0 while no listener has an mtab notifier.
+	 */
+	USIP_A_STATS_MOUNT_HOOKS,
 
 	/* private: */
 	__USIP_A_STATS_MAX,
@@ -397,6 +528,17 @@ enum {
 	USIP_CMD_MTAB_EVENT,
 	/* A storage event, sent to listeners and to the storage group. */
 	USIP_CMD_STORAGE_EVENT,
+	/*
+	 * Reads the mount table of the caller's mount namespace, as the caller
+	 * sees it from its root directory: what /proc/self/mountinfo shows, in
+	 * structured form. A do request names one mount by mount-id or unique-id
+	 * (ENOENT if no such mount is visible to the caller); a dump returns
+	 * every mount, one message each, in the namespace's order. The dump is
+	 * interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran.
+	 * Any user may ask, about their own namespace. EOPNOTSUPP when the
+	 * feature mount-table is missing.
+	 */
+	USIP_CMD_MOUNT_GET,
 
 	/* private: */
 	__USIP_CMD_MAX,
