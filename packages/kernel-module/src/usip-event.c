@@ -104,16 +104,22 @@ static char *usip_strdup(const char *s, gfp_t gfp, bool *failed)
 	return copy;
 }
 
-/* Frees @ev and drops its references; process context. */
-static void usip_event_free(struct usip_event *ev)
+/* Frees @ev's memory; any context. */
+static void usip_event_discard(struct usip_event *ev)
 {
 	usip_kfree(ev->info.path);
 	usip_kfree(ev->info.fs_type);
 	usip_kfree(ev->info.source);
-	usip_mnt_ns_put(ev->mnt_ns);
-	put_pid(ev->pid);
 	kmem_cache_free(usip_event_cache, ev);
 	atomic_dec(&usip_objects);
+}
+
+/* Frees @ev and drops its references; process context. */
+static void usip_event_free(struct usip_event *ev)
+{
+	usip_mnt_ns_put(ev->mnt_ns);
+	put_pid(ev->pid);
+	usip_event_discard(ev);
 }
 
 /* A copy of @info with its strings; takes no reference yet. */
@@ -132,7 +138,7 @@ static struct usip_event *usip_event_alloc(const struct usip_event_info *info,
 	ev->info.fs_type = usip_strdup(info->fs_type, gfp, &failed);
 	ev->info.source = usip_strdup(info->source, gfp, &failed);
 	if (failed) {
-		usip_event_free(ev);
+		usip_event_discard(ev);
 		return NULL;
 	}
 	return ev;
@@ -146,32 +152,69 @@ static void usip_event_drop(const struct usip_event *probe)
 }
 
 /*
- * Posts an event that the current task caused, in its mount namespace.
- * Returns 0 when queued, -ENOENT when no listener wants it (not counted),
- * -ENOBUFS when it was dropped (counted). *@seq gets its sequence number.
+ * The next ns-seq of @state; under usip_queue_lock. Hook hits that were
+ * lost since the namespace last looked leave a hole first.
  */
-int usip_event_post(const struct usip_event_info *info, gfp_t gfp, u64 *seq)
+static u64 usip_mntns_next_seq(struct usip_mntns *state)
+{
+	s64 gaps = atomic64_read(&usip_mount_gaps);
+
+	if (state->gaps_seen != gaps) {
+		state->gaps_seen = gaps;
+		state->seq++;
+	}
+	WRITE_ONCE(state->seq, state->seq + 1);
+	return state->seq;
+}
+
+/*
+ * Posts an event that the current task caused in mount namespace @ns; any
+ * context (the mount hooks run in atomic context with GFP_ATOMIC). Returns
+ * 0 when queued, -ENOENT when no listener wants it (not counted), -ENOBUFS
+ * when it was dropped (counted). *@seq gets its sequence number. A mount
+ * table change (USIP_EVENT_MOUNT_CHANGE) in a namespace with listeners uses
+ * up that namespace's next ns-seq even when it is not queued.
+ */
+int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
+		    gfp_t gfp, u64 *seq)
 {
 	/* What matching needs; the mount namespace is compared, not held. */
 	struct usip_event probe = {
 		.info = *info,
-		.mnt_ns = usip_mnt_ns_current(),
+		.mnt_ns = ns,
 	};
+	struct usip_mntns *state = NULL;
 	struct usip_event *ev;
 	unsigned long flags;
-	bool full;
+	bool wanted, full, ref;
+	u64 ns_seq = 0;
 
 	*seq = 0;
-	if (!usip_listeners_want(&probe, false))
+	rcu_read_lock();
+	if (info->present & USIP_EVENT_MOUNT_CHANGE)
+		state = usip_mntns_find(ns);
+	wanted = usip_listeners_want(&probe, false);
+	if (!wanted) {
+		if (state) {
+			spin_lock_irqsave(&usip_queue_lock, flags);
+			usip_mntns_next_seq(state);
+			spin_unlock_irqrestore(&usip_queue_lock, flags);
+		}
+		rcu_read_unlock();
 		return -ENOENT;
+	}
 
 	/* Reserve a place first, so that a full queue costs no allocation. */
 	spin_lock_irqsave(&usip_queue_lock, flags);
 	*seq = ++usip_seq;
+	if (state)
+		ns_seq = usip_mntns_next_seq(state);
 	full = usip_stopping || usip_queued >= READ_ONCE(usip_event_queue_len);
 	if (!full)
 		usip_queued++;
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
+	rcu_read_unlock();
+	probe.seq = *seq;
 	if (full) {
 		usip_event_drop(&probe);
 		return -ENOBUFS;
@@ -179,18 +222,23 @@ int usip_event_post(const struct usip_event_info *info, gfp_t gfp, u64 *seq)
 
 	ev = usip_event_alloc(info, gfp);
 	spin_lock_irqsave(&usip_queue_lock, flags);
-	if (!ev) {
+	/* A namespace on its way out (no references left) gets no events. */
+	ref = ev && refcount_inc_not_zero(&ns->count);
+	if (!ref) {
 		usip_queued--;
 	} else {
 		ev->seq = *seq;
+		ev->ns_seq = ns_seq;
 		ev->timestamp = ktime_get_real_ns();
-		ev->mnt_ns = usip_mnt_ns_get_current();
+		ev->mnt_ns = ns;
 		ev->pid = get_pid(task_tgid(current));
 		ev->uid = current_euid();
 		list_add_tail(&ev->node, &usip_queue);
 	}
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
-	if (!ev) {
+	if (!ref) {
+		if (ev)
+			usip_event_discard(ev);
 		usip_event_drop(&probe);
 		return -ENOBUFS;
 	}
@@ -231,8 +279,8 @@ static size_t usip_event_msg_size(const struct usip_event *ev)
 
 	/* listener-id, missed, type, action, cmd, pid, uid, dev, count */
 	size = 9 * nla_total_size(sizeof(u32));
-	/* seq, timestamp, mnt-ns, mount-id, parent-id */
-	size += 5 * nla_total_size_64bit(sizeof(u64));
+	/* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id */
+	size += 7 * nla_total_size_64bit(sizeof(u64));
 	if (info->path)
 		size += nla_total_size(strlen(info->path) + 1);
 	if (info->fs_type)
@@ -283,13 +331,19 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	    (mtab && (info->present & USIP_EVENT_HAS_PARENT_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_PARENT_ID, info->parent_id,
 			       USIP_A_EVENT_PAD)) ||
-	    usip_put_string(skb, USIP_A_EVENT_PATH, info->path) ||
+	    usip_put_string(skb, USIP_A_EVENT_PATH,
+			    dest->own_path ? dest->path : info->path) ||
 	    usip_put_string(skb, USIP_A_EVENT_FS_TYPE, info->fs_type) ||
 	    usip_put_string(skb, USIP_A_EVENT_SOURCE, info->source) ||
 	    ((info->present & USIP_EVENT_HAS_DEV) &&
 	     nla_put_u32(skb, USIP_A_EVENT_DEV, info->dev)) ||
 	    (!mtab && (info->present & USIP_EVENT_HAS_COUNT) &&
-	     nla_put_u32(skb, USIP_A_EVENT_COUNT, info->count)))
+	     nla_put_u32(skb, USIP_A_EVENT_COUNT, info->count)) ||
+	    (ev->ns_seq &&
+	     nla_put_u64_64bit(skb, USIP_A_EVENT_NS_SEQ, ev->ns_seq, USIP_A_EVENT_PAD)) ||
+	    (mtab && (info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
+	     nla_put_u64_64bit(skb, USIP_A_EVENT_UNIQUE_ID, info->unique_id,
+			       USIP_A_EVENT_PAD)))
 		goto too_small;
 	genlmsg_end(skb, hdr);
 	return skb;
@@ -387,7 +441,7 @@ int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
 		repeat = nla_get_u32(attrs[USIP_A_EVENT_REPEAT]);
 
 	for (i = 0; i < repeat; i++) {
-		err = usip_event_post(&event, GFP_KERNEL, &seq);
+		err = usip_event_post(&event, usip_mnt_ns_current(), GFP_KERNEL, &seq);
 		if (err == -ENOENT)
 			break;	/* nobody wants it */
 		last = seq;
@@ -429,7 +483,7 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	posted = usip_seq;
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
 
-	reply = genlmsg_new(5 * nla_total_size(sizeof(u32)) +
+	reply = genlmsg_new(6 * nla_total_size(sizeof(u32)) +
 			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
@@ -450,7 +504,8 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 			      atomic64_read(&usip_undeliverable),
 			      USIP_A_STATS_PAD) ||
 	    nla_put_u32(reply, USIP_A_STATS_OBJECTS,
-			atomic_read(&usip_objects))) {
+			atomic_read(&usip_objects)) ||
+	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed())) {
 		nlmsg_free(reply);
 		return -EMSGSIZE;
 	}

@@ -30,6 +30,7 @@
 #include <net/sock.h>
 
 #include "usip.h"
+#include "usip-internals.h"
 #include "usip-nl-gen.h"
 
 #define USIP_NOTIFIER_HAS_CMD		BIT(0)
@@ -69,6 +70,17 @@ struct usip_listener {
 	atomic64_t last_drop_seq;
 	unsigned int n_notifiers;
 	struct usip_notifier *notifiers;
+	/* Holds its namespace's ns-seq state (mnt-ns scope). */
+	bool holds_mntns;
+	/* Holds the mount hooks armed (it has an mtab notifier). */
+	bool holds_hooks;
+	/*
+	 * Its root directory, relative to its namespace's root, when that is
+	 * not "/" (a chrooted listener): mount events' paths are given to it,
+	 * and matched against its path-prefix selectors, relative to it.
+	 */
+	char *root_prefix;
+	size_t root_prefix_len;
 };
 
 static DEFINE_MUTEX(usip_listeners_lock);
@@ -93,8 +105,27 @@ static bool usip_path_below(const char *path, const char *prefix, size_t len)
 	       (len > 0 && prefix[len - 1] == '/');
 }
 
+/*
+ * @ev's path as @l sees it: a mount event's path (relative to the namespace's
+ * root) from @l's root; NULL when it lies outside. Injected events' paths
+ * are taken as they were given.
+ */
+static const char *usip_listener_path(const struct usip_listener *l,
+				      const struct usip_event *ev)
+{
+	const char *path = ev->info.path;
+	size_t len = l->root_prefix_len;
+
+	if (!path || !l->root_prefix || !(ev->info.present & USIP_EVENT_MOUNT_CHANGE))
+		return path;
+	if (strncmp(path, l->root_prefix, len) ||
+	    (path[len] != '/' && path[len] != '\0'))
+		return NULL;
+	return path[len] ? path + len : "/";
+}
+
 static bool usip_notifier_matches(const struct usip_notifier *n,
-				  const struct usip_event *ev)
+				  const struct usip_event *ev, const char *path)
 {
 	const struct usip_event_info *info = &ev->info;
 
@@ -105,8 +136,7 @@ static bool usip_notifier_matches(const struct usip_notifier *n,
 	     info->mount_id != n->mount_id))
 		return false;
 	if (n->path_prefix &&
-	    (!info->path ||
-	     !usip_path_below(info->path, n->path_prefix, n->path_prefix_len)))
+	    (!path || !usip_path_below(path, n->path_prefix, n->path_prefix_len)))
 		return false;
 	return true;
 }
@@ -125,6 +155,7 @@ static u32 usip_listener_match(const struct usip_listener *l,
 			       const struct usip_event *ev,
 			       const struct usip_notifier **first)
 {
+	const char *path = usip_listener_path(l, ev);
 	u32 what = 0;
 	unsigned int i;
 
@@ -134,7 +165,7 @@ static u32 usip_listener_match(const struct usip_listener *l,
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		if (!usip_notifier_matches(n, ev))
+		if (!usip_notifier_matches(n, ev, path))
 			continue;
 		if ((n->flags & USIP_NOTIFIER_FLAGS_NOTIFY) && !*first)
 			*first = n;
@@ -212,6 +243,8 @@ static void usip_listener_unicast(struct usip_listener *l,
 {
 	struct usip_event_dest dest = {
 		.listener_id = l->id,
+		.path = usip_listener_path(l, ev),
+		.own_path = true,
 		.cmd = notifier->cmd,
 		.has_cmd = notifier->present & USIP_NOTIFIER_HAS_CMD,
 		.pid_ns = l->pid_ns,
@@ -285,6 +318,7 @@ static void usip_listener_free_rcu(struct rcu_head *head)
 
 	for (i = 0; l->notifiers && i < l->n_notifiers; i++)
 		usip_kfree(l->notifiers[i].path_prefix);
+	usip_kfree(l->root_prefix);
 	usip_kfree(l->notifiers);
 	kmem_cache_free(usip_listener_cache, l);
 	atomic_dec(&usip_objects);
@@ -297,6 +331,10 @@ static void usip_listener_free_rcu(struct rcu_head *head)
  */
 static void usip_listener_release(struct usip_listener *l)
 {
+	if (l->holds_hooks)
+		usip_mount_hooks_put(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
+	if (l->holds_mntns)
+		usip_mntns_put(l->mnt_ns);
 	usip_mnt_ns_put(l->mnt_ns);
 	if (l->user_ns)
 		put_user_ns(l->user_ns);
@@ -560,6 +598,27 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	l->portid = info->snd_portid;
 	l->sk = NETLINK_CB(skb).sk;
 	sock_hold(l->sk);
+	if (usip_k.mount_table) {
+		l->root_prefix = usip_root_prefix();
+		if (IS_ERR(l->root_prefix)) {
+			err = PTR_ERR(l->root_prefix);
+			l->root_prefix = NULL;
+			goto free;
+		}
+		if (l->root_prefix)
+			l->root_prefix_len = strlen(l->root_prefix);
+	}
+	/* Before it is listed, so that no change after the reply goes unseen. */
+	if (!(l->flags & USIP_LISTENER_FLAGS_GLOBAL)) {
+		err = usip_mntns_get(l->mnt_ns);
+		if (err)
+			goto free;
+		l->holds_mntns = true;
+	}
+	if (usip_listener_types(l) & BIT(USIP_EVENT_TYPE_MTAB)) {
+		usip_mount_hooks_get(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
+		l->holds_hooks = true;
+	}
 
 	mutex_lock(&usip_listeners_lock);
 	if (usip_listeners_of(l->uid) >=

@@ -76,9 +76,16 @@ static int __init usip_init(void)
 	err = usip_ns_init();
 	if (err)
 		return err;
-	err = usip_listeners_init();
+	/* Finds what the mount table needs; without it the rest still works. */
+	err = usip_internals_init();
 	if (err)
 		return err;
+	err = usip_mount_events_init();
+	if (err)
+		return err;
+	err = usip_listeners_init();
+	if (err)
+		goto mount_events;
 	err = usip_events_init();
 	if (err)
 		goto listeners;
@@ -95,17 +102,23 @@ events:
 	usip_events_exit();
 listeners:
 	usip_listeners_exit();
+mount_events:
+	usip_mount_events_exit();
 	return err;
 }
 
 static void __exit usip_exit(void)
 {
+	/* No more mount events: the hooks go first. */
+	usip_mount_events_exit();
 	/* Deliveries use the family: finish them before it goes. */
 	usip_events_stop();
 	/* Waits for requests in progress; no new ones come after it. */
 	genl_unregister_family(&usip_family);
 	usip_events_exit();
 	usip_listeners_exit();
+	/* The mount namespace states go after an RCU grace period. */
+	rcu_barrier();
 	WARN_ON(atomic_read(&usip_objects));
 }
 

@@ -9,6 +9,7 @@
 #include <net/genetlink.h>
 
 #include "usip.h"
+#include "usip-internals.h"
 #include "usip-nl-gen.h"
 
 /* fanotify's mount events exist from Linux 6.15; test for them, not a version. */
@@ -18,8 +19,16 @@
 #define USIP_FEATURE_NATIVE_MOUNT_NOTIFY_IF_ANY 0
 #endif
 
-static const u32 usip_features = USIP_FEATURE_NETNS |
-				 USIP_FEATURE_NATIVE_MOUNT_NOTIFY_IF_ANY;
+static u32 usip_features(void)
+{
+	u32 features = USIP_FEATURE_NETNS | USIP_FEATURE_NATIVE_MOUNT_NOTIFY_IF_ANY;
+
+	if (usip_k.mount_table)
+		features |= USIP_FEATURE_MOUNT_TABLE;
+	if (usip_mount_events_available())
+		features |= USIP_FEATURE_MOUNT_EVENTS;
+	return features;
+}
 
 int usip_nl_ping_doit(struct sk_buff *skb, struct genl_info *info)
 {
@@ -43,7 +52,7 @@ int usip_nl_ping_doit(struct sk_buff *skb, struct genl_info *info)
 			USIP_PROTOCOL_VERSION) ||
 	    nla_put_string(reply, USIP_A_PING_MODULE_VERSION,
 			   USIP_MODULE_VERSION) ||
-	    nla_put_u32(reply, USIP_A_PING_FEATURES, usip_features) ||
+	    nla_put_u32(reply, USIP_A_PING_FEATURES, usip_features()) ||
 	    nla_put_string(reply, USIP_A_PING_KERNEL_RELEASE, UTS_RELEASE))
 		goto too_small;
 	if (cookie && nla_put_u64_64bit(reply, USIP_A_PING_COOKIE,

@@ -49,6 +49,7 @@ struct usip_event_info {
 	u32 present;
 	u64 mount_id;
 	u64 parent_id;
+	u64 unique_id;
 	u32 dev;
 	u32 count;
 	const char *path;
@@ -60,12 +61,16 @@ struct usip_event_info {
 #define USIP_EVENT_HAS_PARENT_ID	BIT(1)
 #define USIP_EVENT_HAS_DEV		BIT(2)
 #define USIP_EVENT_HAS_COUNT		BIT(3)
+#define USIP_EVENT_HAS_UNIQUE_ID	BIT(4)
+/* A real mount table change: it gets its namespace's next ns-seq. */
+#define USIP_EVENT_MOUNT_CHANGE		BIT(5)
 
 /* A posted event, owned by the queue until it is delivered. */
 struct usip_event {
 	struct list_head node;
 	struct usip_event_info info;
 	u64 seq;
+	u64 ns_seq;			/* 0: none */
 	u64 timestamp;
 	struct ns_common *mnt_ns;
 	struct pid *pid;
@@ -78,6 +83,9 @@ struct usip_event_dest {
 	u32 cmd;
 	bool has_cmd;
 	u32 missed;
+	/* With own_path: the path to give instead of the event's (NULL: none). */
+	const char *path;
+	bool own_path;
 	struct pid_namespace *pid_ns;	/* pids are given in this namespace */
 	struct user_namespace *user_ns;	/* uids likewise */
 };
@@ -86,7 +94,8 @@ struct usip_event_dest {
 int usip_events_init(void);
 void usip_events_stop(void);
 void usip_events_exit(void);
-int usip_event_post(const struct usip_event_info *info, gfp_t gfp, u64 *seq);
+int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
+		    gfp_t gfp, u64 *seq);
 bool usip_action_of_type(u32 type, u32 action);
 const char *usip_type_name(u32 type);
 const char *usip_action_name(u32 action);
@@ -104,5 +113,34 @@ void usip_listeners_exit(void);
 bool usip_listeners_want(const struct usip_event *ev, bool drop);
 void usip_listeners_deliver(const struct usip_event *ev);
 void usip_listener_stats(u32 *listeners, u32 *notifiers);
+
+/* usip-internals.c */
+int usip_internals_init(void);
+
+/* usip-mount-events.c: namespaces with listeners, and their event numbers. */
+struct usip_mntns {
+	struct hlist_node node;		/* in the table, RCU */
+	struct rcu_head rcu;
+	const struct ns_common *ns;	/* its listeners hold it */
+	unsigned int users;		/* listeners registered in it */
+	/* Under the event queue's lock (usip-event.c): */
+	u64 seq;			/* the last ns-seq given */
+	s64 gaps_seen;			/* usip_mount_gaps when last looked at */
+};
+
+extern atomic64_t usip_mount_gaps;
+
+int usip_mount_events_init(void);
+void usip_mount_events_exit(void);
+bool usip_mount_events_available(void);
+int usip_mntns_get(const struct ns_common *ns);
+void usip_mntns_put(const struct ns_common *ns);
+/* Under RCU. */
+struct usip_mntns *usip_mntns_find(const struct ns_common *ns);
+u64 usip_mntns_seq(const struct ns_common *ns);
+void usip_mount_hooks_get(bool global);
+void usip_mount_hooks_put(bool global);
+u32 usip_mount_hooks_armed(void);
+char *usip_root_prefix(void);
 
 #endif /* _USIP_H */

@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mount-get: the mount table of the caller's mount namespace as the caller
+ * sees it from its root directory; the fields of /proc/self/mountinfo
+ * (show_mountinfo() in fs/proc_namespace.c) in structured form, one message
+ * per mount.
+ *
+ * Mounts are read under namespace_sem held for read, as mountinfo reads
+ * them. A dump takes it once per batch of messages and never across
+ * recvmsg() calls, so a reader never holds mount(2) off for longer than one
+ * buffer's worth of mounts. Where a namespace keeps its mounts in an rbtree
+ * by unique id (6.8+), a dump resumes after the last id it sent; where it
+ * keeps a list (6.1), the list is walked under the namespace's ns_lock (the
+ * cursors of mountinfo readers move in it) and the dump resumes after a
+ * mount it holds a reference on.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cred.h>
+#include <linux/dcache.h>
+#include <linux/fs.h>
+#include <linux/fs_struct.h>
+#include <linux/kdev_t.h>
+#include <linux/mount.h>
+#include <linux/namei.h>
+#include <linux/path.h>
+#include <linux/rbtree.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <net/genetlink.h>
+
+#include "usip.h"
+#include "usip-internals.h"
+#include "usip-nl-gen.h"
+
+/*
+ * Dump messages are built in buffers of this size, the size netlink expects
+ * user space to receive with (see netlink_dump()); one mount always fits:
+ * three paths of PATH_MAX and the options below.
+ */
+#define USIP_MOUNT_DUMP_ALLOC	32768
+#define USIP_MOUNT_OPTIONS_MAX	(USIP_MOUNT_DUMP_ALLOC - 3 * PATH_MAX - 1024)
+
+/* A seq_file for the file systems' show_*() callbacks to write into. */
+struct usip_seq {
+	struct seq_file seq;
+	/* seq_user_ns() reads the file's credentials: the caller's. */
+	struct file file;
+	char *buf;
+	size_t cap;
+};
+
+/* One mount's text fields, and where they are built. */
+struct usip_mount_text {
+	struct usip_seq seq;
+	char mount_point_buf[PATH_MAX];
+	char root_buf[PATH_MAX];
+	char source_buf[PATH_MAX];
+	char fs_type[128];
+	const char *mount_point;
+	const char *root;
+	const char *source;
+	const char *options;
+};
+
+static struct usip_mount_text *usip_mount_text_new(void)
+{
+	struct usip_mount_text *t = kvzalloc(sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return NULL;
+	t->seq.cap = PAGE_SIZE;
+	t->seq.buf = kvmalloc(t->seq.cap, GFP_KERNEL);
+	if (!t->seq.buf) {
+		kvfree(t);
+		return NULL;
+	}
+	t->seq.file.f_cred = get_current_cred();
+	t->seq.seq.file = &t->seq.file;
+	return t;
+}
+
+static void usip_mount_text_free(struct usip_mount_text *t)
+{
+	if (!t)
+		return;
+	put_cred(t->seq.file.f_cred);
+	kvfree(t->seq.buf);
+	kvfree(t);
+}
+
+static void usip_seq_begin(struct usip_seq *s)
+{
+	s->seq.buf = s->buf;
+	s->seq.size = s->cap;
+	s->seq.count = 0;
+}
+
+/* After an overflow: a buffer twice as large, up to @max. */
+static int usip_seq_grow(struct usip_seq *s, size_t max)
+{
+	char *bigger;
+
+	if (s->cap * 2 > max)
+		return -E2BIG;
+	bigger = kvmalloc(s->cap * 2, GFP_KERNEL);
+	if (!bigger)
+		return -ENOMEM;
+	kvfree(s->buf);
+	s->buf = bigger;
+	s->cap *= 2;
+	return 0;
+}
+
+/* What the seq_file holds, as a string; NULL if it overflowed. */
+static const char *usip_seq_string(struct usip_seq *s)
+{
+	if (seq_has_overflowed(&s->seq) || s->seq.count >= s->seq.size)
+		return NULL;
+	s->seq.buf[s->seq.count] = '\0';
+	return s->seq.buf;
+}
+
+/* Undoes the \ooo escapes of seq_escape() into @out (@len bytes). */
+static const char *usip_unescape(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	while (*in && n + 1 < len) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' &&
+		    in[2] >= '0' && in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
+			out[n++] = (in[1] - '0') << 6 | (in[2] - '0') << 3 | (in[3] - '0');
+			in += 4;
+		} else {
+			out[n++] = *in++;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Copies @s into @out (@len bytes); NULL if it does not fit. */
+static const char *usip_copy(const char *s, char *out, size_t len)
+{
+	return strscpy(out, s, len) < 0 ? NULL : out;
+}
+
+/* show_path() of mountinfo: the file system's own, or the dentry's path. */
+static const char *usip_mount_root(struct usip_mount_text *t, struct vfsmount *vfs)
+{
+	struct super_block *sb = vfs->mnt_sb;
+	const char *s;
+	char *p;
+
+	if (sb->s_op->show_path) {
+		usip_seq_begin(&t->seq);
+		if (sb->s_op->show_path(&t->seq.seq, vfs->mnt_root))
+			return NULL;
+		s = usip_seq_string(&t->seq);
+		return s ? usip_unescape(s, t->root_buf, sizeof(t->root_buf)) : NULL;
+	}
+	/* The room for "//deleted", which dentry_path() appends to unlinked ones. */
+	p = dentry_path_raw(vfs->mnt_root, t->root_buf, sizeof(t->root_buf) - 10);
+	if (IS_ERR(p))
+		return NULL;
+	if (d_unlinked(vfs->mnt_root)) {
+		memmove(t->root_buf, p, strlen(p) + 1);
+		strcat(t->root_buf, "//deleted");
+		return t->root_buf;
+	}
+	return p;
+}
+
+/* Where the mount is seen, from @root; NULL if outside it (mountinfo skips those). */
+static const char *usip_mount_point(struct usip_mount_text *t, struct vfsmount *vfs,
+				    const struct path *root)
+{
+	struct path at = { .mnt = vfs, .dentry = vfs->mnt_root };
+	static const char deleted[] = " (deleted)";
+	size_t len;
+	char *p;
+
+	if (!path_is_under(&at, root))
+		return NULL;
+	/* d_path() works from current's root, which @root is. */
+	p = d_path(&at, t->mount_point_buf, sizeof(t->mount_point_buf));
+	if (IS_ERR(p))
+		return NULL;
+	/* mountinfo shows the path without d_path()'s mark of an unlinked root. */
+	len = strlen(p);
+	if (d_unlinked(vfs->mnt_root) && len >= sizeof(deleted) - 1 &&
+	    !strcmp(p + len - (sizeof(deleted) - 1), deleted))
+		p[len - (sizeof(deleted) - 1)] = '\0';
+	return p;
+}
+
+static const char *usip_mount_source(struct usip_mount_text *t, struct mount *m,
+				     struct vfsmount *vfs)
+{
+	struct super_block *sb = vfs->mnt_sb;
+	const char *s;
+
+	if (sb->s_op->show_devname) {
+		usip_seq_begin(&t->seq);
+		if (sb->s_op->show_devname(&t->seq.seq, vfs->mnt_root))
+			return NULL;
+		s = usip_seq_string(&t->seq);
+		return s ? usip_unescape(s, t->source_buf, sizeof(t->source_buf)) : NULL;
+	}
+	return usip_copy(usip_mnt_devname(m) ?: "none", t->source_buf,
+			 sizeof(t->source_buf));
+}
+
+static void usip_mount_fs_type(struct usip_mount_text *t, struct super_block *sb)
+{
+	const char *subtype = sb->s_subtype;
+
+	if (subtype && subtype[0])
+		snprintf(t->fs_type, sizeof(t->fs_type), "%s.%s", sb->s_type->name, subtype);
+	else
+		strscpy(t->fs_type, sb->s_type->name, sizeof(t->fs_type));
+}
+
+/* mountinfo's last field: rw/ro, the generic superblock flags, the file system's. */
+static int usip_mount_options(struct usip_mount_text *t, struct vfsmount *vfs)
+{
+	static const struct {
+		unsigned long flag;
+		const char *name;
+	} sb_opts[] = {
+		{ SB_SYNCHRONOUS, ",sync" },
+		{ SB_DIRSYNC, ",dirsync" },
+		{ SB_MANDLOCK, ",mand" },
+		{ SB_LAZYTIME, ",lazytime" },
+	};
+	struct super_block *sb = vfs->mnt_sb;
+	int i, err;
+
+	for (;;) {
+		usip_seq_begin(&t->seq);
+		seq_puts(&t->seq.seq, sb_rdonly(sb) ? "ro" : "rw");
+		for (i = 0; i < ARRAY_SIZE(sb_opts); i++)
+			if (sb->s_flags & sb_opts[i].flag)
+				seq_puts(&t->seq.seq, sb_opts[i].name);
+		err = sb->s_op->show_options ?
+		      sb->s_op->show_options(&t->seq.seq, vfs->mnt_root) : 0;
+		if (err)
+			return err;
+		t->options = usip_seq_string(&t->seq);
+		if (t->options)
+			return 0;
+		err = usip_seq_grow(&t->seq, USIP_MOUNT_OPTIONS_MAX);
+		if (err)
+			return err;
+	}
+}
+
+static u32 usip_mount_attr(struct vfsmount *vfs)
+{
+	static const struct {
+		int mnt_flag;
+		u32 attr;
+	} map[] = {
+		{ MNT_READONLY, USIP_MOUNT_ATTR_RO },
+		{ MNT_NOSUID, USIP_MOUNT_ATTR_NOSUID },
+		{ MNT_NODEV, USIP_MOUNT_ATTR_NODEV },
+		{ MNT_NOEXEC, USIP_MOUNT_ATTR_NOEXEC },
+		{ MNT_NOATIME, USIP_MOUNT_ATTR_NOATIME },
+		{ MNT_NODIRATIME, USIP_MOUNT_ATTR_NODIRATIME },
+		{ MNT_RELATIME, USIP_MOUNT_ATTR_RELATIME },
+		{ MNT_NOSYMFOLLOW, USIP_MOUNT_ATTR_NOSYMFOLLOW },
+	};
+	int flags = READ_ONCE(vfs->mnt_flags);
+	u32 attr = 0;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(map); i++)
+		if (flags & map[i].mnt_flag)
+			attr |= map[i].attr;
+	if (is_idmapped_mnt(vfs))
+		attr |= USIP_MOUNT_ATTR_IDMAPPED;
+	return attr;
+}
+
+static struct mount *usip_next_peer(struct mount *m)
+{
+	struct list_head *next = USIP_AT(m, usip_k.mnt_share, struct list_head)->next;
+
+	return (struct mount *)((char *)next - usip_k.mnt_share);
+}
+
+/*
+ * get_dominating_id() of fs/pnode.c: the peer group of the nearest master
+ * that has a member in @m's namespace under @root, or 0.
+ */
+static int usip_dominating_id(struct mount *m, const struct path *root)
+{
+	struct mnt_namespace *ns = usip_mnt_ns(m);
+	struct mount *master, *peer;
+
+	for (master = usip_mnt_master(m); master; master = usip_mnt_master(master)) {
+		peer = master;
+		do {
+			struct vfsmount *vfs = usip_mnt_vfs(peer);
+			struct path at = { .mnt = vfs, .dentry = vfs->mnt_root };
+
+			if (usip_mnt_ns(peer) == ns && path_is_under(&at, root))
+				return usip_mnt_group_id(peer);
+			peer = usip_next_peer(peer);
+		} while (peer != master);
+	}
+	return 0;
+}
+
+/*
+ * Builds @m's text fields. Returns 0, 1 if @m is not visible from @root
+ * (skip it), or an error.
+ */
+static int usip_mount_build(struct usip_mount_text *t, struct mount *m,
+			    const struct path *root)
+{
+	struct vfsmount *vfs = usip_mnt_vfs(m);
+	int err;
+
+	t->mount_point = usip_mount_point(t, vfs, root);
+	if (!t->mount_point)
+		return 1;
+	t->root = usip_mount_root(t, vfs);
+	t->source = usip_mount_source(t, m, vfs);
+	if (!t->root || !t->source)
+		return -ENAMETOOLONG;
+	usip_mount_fs_type(t, vfs->mnt_sb);
+	err = usip_mount_options(t, vfs);
+	return err;
+}
+
+static size_t usip_mount_msg_size(const struct usip_mount_text *t)
+{
+	/* mount-id, parent-id, unique-id, mnt-ns, ns-seq */
+	return 5 * nla_total_size_64bit(sizeof(u64)) +
+	       /* dev-major, dev-minor, attr, shared, master, propagate-from */
+	       6 * nla_total_size(sizeof(u32)) + nla_total_size(0) +
+	       nla_total_size(strlen(t->mount_point) + 1) +
+	       nla_total_size(strlen(t->root) + 1) +
+	       nla_total_size(strlen(t->source) + 1) +
+	       nla_total_size(strlen(t->fs_type) + 1) +
+	       nla_total_size(strlen(t->options) + 1);
+}
+
+static int usip_mount_put(struct sk_buff *skb, struct mount *m,
+			  const struct usip_mount_text *t, const struct path *root,
+			  const u64 *ns_seq)
+{
+	struct vfsmount *vfs = usip_mnt_vfs(m);
+	struct super_block *sb = vfs->mnt_sb;
+	int flags = READ_ONCE(vfs->mnt_flags);
+	struct mount *master = usip_mnt_master(m);
+	int dominating;
+
+	if (nla_put_u64_64bit(skb, USIP_A_MOUNT_MOUNT_ID, usip_mnt_id(m), USIP_A_MOUNT_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_MOUNT_PARENT_ID,
+			      usip_mnt_id(usip_mnt_parent(m)), USIP_A_MOUNT_PAD) ||
+	    (usip_k.has_unique_id &&
+	     nla_put_u64_64bit(skb, USIP_A_MOUNT_UNIQUE_ID, usip_mnt_unique_id(m),
+			       USIP_A_MOUNT_PAD)) ||
+	    nla_put_u32(skb, USIP_A_MOUNT_DEV_MAJOR, MAJOR(sb->s_dev)) ||
+	    nla_put_u32(skb, USIP_A_MOUNT_DEV_MINOR, MINOR(sb->s_dev)) ||
+	    nla_put_string(skb, USIP_A_MOUNT_ROOT, t->root) ||
+	    nla_put_string(skb, USIP_A_MOUNT_MOUNT_POINT, t->mount_point) ||
+	    nla_put_u32(skb, USIP_A_MOUNT_ATTR, usip_mount_attr(vfs)) ||
+	    nla_put_string(skb, USIP_A_MOUNT_FS_TYPE, t->fs_type) ||
+	    nla_put_string(skb, USIP_A_MOUNT_SOURCE, t->source) ||
+	    nla_put_string(skb, USIP_A_MOUNT_SUPER_OPTIONS, t->options))
+		return -EMSGSIZE;
+	if ((flags & MNT_SHARED) &&
+	    nla_put_u32(skb, USIP_A_MOUNT_SHARED, usip_mnt_group_id(m)))
+		return -EMSGSIZE;
+	if (master) {
+		if (nla_put_u32(skb, USIP_A_MOUNT_MASTER, usip_mnt_group_id(master)))
+			return -EMSGSIZE;
+		dominating = usip_dominating_id(m, root);
+		if (dominating && dominating != usip_mnt_group_id(master) &&
+		    nla_put_u32(skb, USIP_A_MOUNT_PROPAGATE_FROM, dominating))
+			return -EMSGSIZE;
+	}
+	if ((flags & MNT_UNBINDABLE) && nla_put_flag(skb, USIP_A_MOUNT_UNBINDABLE))
+		return -EMSGSIZE;
+	if (nla_put_u64_64bit(skb, USIP_A_MOUNT_MNT_NS,
+			      usip_mnt_ns_inum(usip_ns_common(usip_mnt_ns(m))),
+			      USIP_A_MOUNT_PAD))
+		return -EMSGSIZE;
+	if (ns_seq && nla_put_u64_64bit(skb, USIP_A_MOUNT_NS_SEQ, *ns_seq,
+					USIP_A_MOUNT_PAD))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* --- Walking a namespace's mounts ---------------------------------------- */
+
+static struct mount *usip_mount_of_node(struct rb_node *node)
+{
+	return node ? (struct mount *)((char *)node - usip_k.mnt_node) : NULL;
+}
+
+static struct mount *usip_mount_of_list(struct list_head *entry)
+{
+	return (struct mount *)((char *)entry - usip_k.mnt_list);
+}
+
+static struct rb_root *usip_ns_tree(struct mnt_namespace *ns)
+{
+	return USIP_AT(ns, usip_k.ns_mounts, struct rb_root);
+}
+
+/* The first mount of @ns's tree with a unique id above @after. */
+static struct mount *usip_tree_first_after(struct mnt_namespace *ns, u64 after)
+{
+	struct rb_node *node = usip_ns_tree(ns)->rb_node;
+	struct mount *best = NULL;
+
+	while (node) {
+		struct mount *m = usip_mount_of_node(node);
+
+		if (usip_mnt_unique_id(m) > after) {
+			best = m;
+			node = node->rb_left;
+		} else {
+			node = node->rb_right;
+		}
+	}
+	return best;
+}
+
+static bool usip_is_cursor(const struct mount *m)
+{
+#ifdef MNT_CURSOR
+	/* 6.1's mountinfo readers keep their place with cursor entries. */
+	return READ_ONCE(usip_mnt_vfs(m)->mnt_flags) & MNT_CURSOR;
+#else
+	return false;
+#endif
+}
+
+/* The mount after @prev (a list entry of @ns, or its head) in @ns's list. */
+static struct mount *usip_list_next(struct mnt_namespace *ns, struct list_head *prev)
+{
+	struct list_head *head = USIP_AT(ns, usip_k.ns_list, struct list_head);
+	spinlock_t *lock = USIP_AT(ns, usip_k.ns_lock, spinlock_t);
+	struct mount *found = NULL;
+
+	spin_lock(lock);
+	list_for_each_continue(prev, head) {
+		struct mount *m = usip_mount_of_list(prev);
+
+		if (!usip_is_cursor(m)) {
+			found = m;
+			break;
+		}
+	}
+	spin_unlock(lock);
+	return found;
+}
+
+/* The mount after @m in @ns (@m NULL: the first); namespace_sem held. */
+static struct mount *usip_ns_next(struct mnt_namespace *ns, struct mount *m)
+{
+	if (usip_k.ns_rbtree) {
+		if (!m)
+			return usip_mount_of_node(rb_first(usip_ns_tree(ns)));
+		return usip_mount_of_node(rb_next(USIP_AT(m, usip_k.mnt_node, struct rb_node)));
+	}
+	return usip_list_next(ns, m ? USIP_AT(m, usip_k.mnt_list, struct list_head) :
+				      USIP_AT(ns, usip_k.ns_list, struct list_head));
+}
+
+static struct mnt_namespace *usip_current_mnt_ns(void)
+{
+	return (struct mnt_namespace *)usip_mnt_ns_current();
+}
+
+static int usip_mount_unavailable(struct netlink_ext_ack *extack)
+{
+#ifdef NL_SET_ERR_MSG_FMT_MOD
+	NL_SET_ERR_MSG_FMT_MOD(extack, "the mount table is not available: %s",
+			       usip_k.reason);
+#else
+	NL_SET_ERR_MSG_MOD(extack,
+			   "the mount table is not available on this kernel (the kernel log says why)");
+#endif
+	return -EOPNOTSUPP;
+}
+
+/* --- mount-get do -------------------------------------------------------- */
+
+static struct mount *usip_mount_find(struct mnt_namespace *ns, const struct nlattr *id,
+				     const struct nlattr *unique)
+{
+	struct mount *m;
+
+	if (unique) {
+		u64 want = nla_get_u64(unique);
+
+		if (!usip_k.has_unique_id || !want)
+			return NULL;
+		m = usip_tree_first_after(ns, want - 1);
+		return m && usip_mnt_unique_id(m) == want ? m : NULL;
+	}
+	for (m = usip_ns_next(ns, NULL); m; m = usip_ns_next(ns, m)) {
+		if (usip_mnt_id(m) == nla_get_u64(id))
+			return m;
+		cond_resched();
+	}
+	return NULL;
+}
+
+int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	const struct nlattr *id = info->attrs[USIP_A_MOUNT_MOUNT_ID];
+	const struct nlattr *unique = info->attrs[USIP_A_MOUNT_UNIQUE_ID];
+	struct mnt_namespace *ns = usip_current_mnt_ns();
+	struct usip_mount_text *t;
+	struct sk_buff *reply = NULL;
+	struct path root;
+	struct mount *m;
+	void *hdr;
+	int err;
+
+	if (!usip_k.mount_table)
+		return usip_mount_unavailable(info->extack);
+	if (!id == !unique) {
+		NL_SET_ERR_MSG(info->extack,
+			       "name the mount by mount-id or by unique-id (one of them)");
+		return -EINVAL;
+	}
+	if (unique && !usip_k.has_unique_id) {
+		NL_SET_ERR_MSG_ATTR(info->extack, unique,
+				    "this kernel has no unique mount ids (Linux 6.8+); use mount-id");
+		return -EOPNOTSUPP;
+	}
+	t = usip_mount_text_new();
+	if (!t)
+		return -ENOMEM;
+	get_fs_root(current->fs, &root);
+
+	down_read(usip_k.namespace_sem);
+	m = usip_mount_find(ns, id, unique);
+	err = m ? usip_mount_build(t, m, &root) : 1;
+	if (err == 1) {
+		NL_SET_ERR_MSG_ATTR(info->extack, unique ?: id,
+				    "no such mount in the caller's mount namespace, under its root");
+		err = -ENOENT;
+	}
+	if (!err) {
+		reply = genlmsg_new(usip_mount_msg_size(t), GFP_KERNEL);
+		err = reply ? 0 : -ENOMEM;
+	}
+	if (!err) {
+		hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_MOUNT_GET);
+		err = hdr ? usip_mount_put(reply, m, t, &root, NULL) : -EMSGSIZE;
+		if (!err)
+			genlmsg_end(reply, hdr);
+	}
+	up_read(usip_k.namespace_sem);
+
+	path_put(&root);
+	usip_mount_text_free(t);
+	if (err) {
+		nlmsg_free(reply);
+		return err;
+	}
+	return genlmsg_reply(reply, info);
+}
+
+/* --- mount-get dump ------------------------------------------------------ */
+
+struct usip_mount_dump {
+	struct mnt_namespace *ns;	/* referenced */
+	struct usip_mount_text *text;
+	u64 ns_seq;
+	/* Where to resume: after this unique id (rbtree) or mount (list). */
+	u64 last_unique_id;
+	struct vfsmount *last;		/* referenced */
+	unsigned long sent;
+	bool done;
+};
+
+static struct usip_mount_dump *usip_dump_ctx(struct netlink_callback *cb)
+{
+	return (struct usip_mount_dump *)cb->args[0];
+}
+
+int usip_nl_mount_get_dump_start(struct netlink_callback *cb)
+{
+	struct usip_mount_dump *d;
+
+	if (!usip_k.mount_table)
+		return usip_mount_unavailable(cb->extack);
+	if (nlmsg_len(cb->nlh) > GENL_HDRLEN) {
+		NL_SET_ERR_MSG(cb->extack,
+			       "a mount-get dump takes no attributes; name one mount in a do request");
+		return -EINVAL;
+	}
+	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	if (!d)
+		return -ENOMEM;
+	d->text = usip_mount_text_new();
+	if (!d->text) {
+		kfree(d);
+		return -ENOMEM;
+	}
+	d->ns = (struct mnt_namespace *)usip_mnt_ns_get_current();
+	/* Under namespace_sem, so no mount table change is half counted. */
+	down_read(usip_k.namespace_sem);
+	d->ns_seq = usip_mntns_seq(usip_ns_common(d->ns));
+	up_read(usip_k.namespace_sem);
+	cb->args[0] = (long)d;
+	cb->min_dump_alloc = USIP_MOUNT_DUMP_ALLOC;
+	return 0;
+}
+
+int usip_nl_mount_get_dump_done(struct netlink_callback *cb)
+{
+	struct usip_mount_dump *d = usip_dump_ctx(cb);
+
+	if (!d)
+		return 0;
+	if (d->last)
+		mntput(d->last);
+	usip_mnt_ns_put(usip_ns_common(d->ns));
+	usip_mount_text_free(d->text);
+	kfree(d);
+	return 0;
+}
+
+/* Where the dump goes on from; namespace_sem held. */
+static struct mount *usip_dump_resume(struct usip_mount_dump *d)
+{
+	struct mount *m, *last;
+	unsigned long skip;
+
+	if (usip_k.ns_rbtree)
+		return d->sent ? usip_tree_first_after(d->ns, d->last_unique_id) :
+				 usip_ns_next(d->ns, NULL);
+	if (!d->last)
+		return usip_ns_next(d->ns, NULL);
+	last = usip_real_mount(d->last);
+	if (usip_mnt_ns(last) == d->ns)
+		return usip_ns_next(d->ns, last);
+	/*
+	 * The last mount sent has left the namespace; the namespace changed,
+	 * so the dump is flagged interrupted anyway. Go on from its position.
+	 */
+	m = usip_ns_next(d->ns, NULL);
+	for (skip = d->sent; m && skip; skip--)
+		m = usip_ns_next(d->ns, m);
+	return m;
+}
+
+static void usip_dump_remember(struct usip_mount_dump *d, struct mount *m)
+{
+	d->sent++;
+	if (usip_k.ns_rbtree) {
+		d->last_unique_id = usip_mnt_unique_id(m);
+		return;
+	}
+	if (d->last)
+		mntput(d->last);
+	d->last = mntget(usip_mnt_vfs(m));
+}
+
+int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct usip_mount_dump *d = usip_dump_ctx(cb);
+	struct mount *m;
+	struct path root;
+	int err = 0;
+	void *hdr;
+
+	if (d->done)
+		return 0;
+	get_fs_root(current->fs, &root);
+	down_read(usip_k.namespace_sem);
+	/* Any change of the namespace between batches flags the dump. */
+	cb->seq = (u32)usip_ns_event(d->ns) | 1;
+	for (m = usip_dump_resume(d); m; m = usip_ns_next(d->ns, m)) {
+		err = usip_mount_build(d->text, m, &root);
+		if (err == 1) {
+			usip_dump_remember(d, m);
+			err = 0;
+			continue;
+		}
+		if (err)
+			break;
+		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+				  &usip_family, NLM_F_MULTI, USIP_CMD_MOUNT_GET);
+		if (!hdr) {
+			err = -EMSGSIZE;
+			break;
+		}
+		genl_dump_check_consistent(cb, hdr);
+		err = usip_mount_put(skb, m, d->text, &root, &d->ns_seq);
+		if (err) {
+			genlmsg_cancel(skb, hdr);
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		usip_dump_remember(d, m);
+	}
+	if (!m)
+		d->done = true;
+	up_read(usip_k.namespace_sem);
+	path_put(&root);
+
+	if (err == -EMSGSIZE && skb->len)
+		return skb->len;	/* the rest comes with the next batch */
+	if (err) {
+		if (err == -E2BIG)
+			NL_SET_ERR_MSG(cb->extack,
+				       "a mount's options are too long for one netlink message");
+		return err;
+	}
+	return skb->len;
+}
