@@ -214,7 +214,11 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		usip_queued++;
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
 	rcu_read_unlock();
-	probe.seq = *seq;
+	/*
+	 * probe.seq stays 0: a miss from the queue is reported with the very
+	 * next event delivered to the listener, whatever its seq, so that no
+	 * report comes late (a later drop must not hold an earlier one back).
+	 */
 	if (full) {
 		usip_event_drop(&probe);
 		return -ENOBUFS;

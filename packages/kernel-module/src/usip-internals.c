@@ -59,6 +59,9 @@ enum {
 	USIP_SYM_PIVOT_ROOT,
 	USIP_SYM_FSCONFIG,
 	USIP_SYM_PATH_UMOUNT,
+	USIP_SYM_MOUNT_SETATTR,
+	USIP_SYM_USER_PATH_AT,
+	USIP_SYM_USER_PATH_AT_EMPTY,
 	/* The functions usip-mount-events.c hooks. */
 	USIP_SYM_HOOKS,
 	USIP_N_SYMS = USIP_SYM_HOOKS + 9,
@@ -75,6 +78,10 @@ static struct usip_symbol usip_syms[USIP_N_SYMS] = {
 				.end = &usip_k.fsconfig.end },
 	[USIP_SYM_PATH_UMOUNT] = { "path_umount", "tT",
 				   .end = &usip_k.path_umount.end },
+	[USIP_SYM_MOUNT_SETATTR] = { "__do_sys_mount_setattr", "tT",
+				     .end = &usip_k.mount_setattr.end },
+	[USIP_SYM_USER_PATH_AT] = { "user_path_at", "tT" },
+	[USIP_SYM_USER_PATH_AT_EMPTY] = { "user_path_at_empty", "tT" },
 	[USIP_SYM_HOOKS + 0] = { "commit_tree", "tT" },
 	[USIP_SYM_HOOKS + 1] = { "umount_tree", "tT" },
 	[USIP_SYM_HOOKS + 2] = { "change_mnt_propagation", "tT" },
@@ -536,6 +543,12 @@ int usip_internals_init(void)
 	usip_k.pivot_root.start = usip_syms[USIP_SYM_PIVOT_ROOT].addr;
 	usip_k.fsconfig.start = usip_syms[USIP_SYM_FSCONFIG].addr;
 	usip_k.path_umount.start = usip_syms[USIP_SYM_PATH_UMOUNT].addr;
+	usip_k.mount_setattr.start = usip_syms[USIP_SYM_MOUNT_SETATTR].addr;
+	/* Renamed in 6.8; one of them is there. */
+	if (usip_syms[USIP_SYM_USER_PATH_AT].addr)
+		usip_k.user_path_at = usip_syms[USIP_SYM_USER_PATH_AT].name;
+	else if (usip_syms[USIP_SYM_USER_PATH_AT_EMPTY].addr)
+		usip_k.user_path_at = usip_syms[USIP_SYM_USER_PATH_AT_EMPTY].name;
 	usip_k.mount_table = true;
 	usip_k.mount_hooks = true;
 	for (i = USIP_SYM_HOOKS; i < USIP_N_SYMS; i++) {
@@ -545,9 +558,13 @@ int usip_internals_init(void)
 			  usip_syms[i].name);
 		usip_k.mount_hooks = false;
 	}
-	for (i = USIP_SYM_PIVOT_ROOT; i <= USIP_SYM_PATH_UMOUNT; i++)
+	for (i = USIP_SYM_PIVOT_ROOT; i <= USIP_SYM_MOUNT_SETATTR; i++)
 		if (!*usip_syms[i].end)
 			usip_k.mount_hooks = false;
+	if (!usip_k.user_path_at) {
+		pr_notice("the kernel has no user_path_at() to hook: no mount events\n");
+		usip_k.mount_hooks = false;
+	}
 	return 0;
 }
 

@@ -59,7 +59,9 @@ struct usip_kernel {
 	size_t ns_list, ns_lock;	/* list_head and its spinlock, otherwise */
 
 	/* Callers of hooked functions that the hooks tell apart. */
-	struct usip_text_range pivot_root, fsconfig, path_umount;
+	struct usip_text_range pivot_root, fsconfig, path_umount, mount_setattr;
+	/* user_path_at() (6.8+) or user_path_at_empty() (before), whichever exists. */
+	const char *user_path_at;
 };
 
 extern struct usip_kernel usip_k;

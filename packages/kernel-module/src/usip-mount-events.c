@@ -32,7 +32,11 @@
  *    (MS_BIND) or its superblock's options changed: remount events for the
  *    mount, or for every mount of the superblock;
  *  - reconfigure_super() called by fsconfig(FSCONFIG_CMD_RECONFIGURE) or by
- *    umount(2) of a busy root: remount events for the superblock's mounts.
+ *    umount(2) of a busy root: remount events for the superblock's mounts;
+ *  - mount_setattr(2) that succeeded: remount events for its mount (and the
+ *    mounts below it with AT_RECURSIVE). The mount is learnt from the
+ *    user_path_at() call inside the syscall (the rest of it is inlined),
+ *    and held until the syscall returns.
  *
  * An event carries the mount point relative to its namespace's root. Every
  * event of a namespace with a listener registered in it gets the next
@@ -54,9 +58,11 @@
 #include <linux/percpu.h>
 #include <linux/ptrace.h>
 #include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/workqueue.h>
+#include <uapi/linux/fcntl.h>
 #include <uapi/linux/mount.h>
 
 #include "usip.h"
@@ -149,8 +155,12 @@ static bool usip_ns_wanted(struct mnt_namespace *ns)
 {
 	bool wanted;
 
-	/* Not in a namespace, or in an anonymous one (open_tree(), fsmount()). */
-	if (!ns || IS_ERR(ns) || !usip_ns_seq_number(ns))
+	/*
+	 * Not in a namespace, in an anonymous one (open_tree(), fsmount()), or
+	 * in one being torn down (its last reference is gone): nobody to tell.
+	 */
+	if (!ns || IS_ERR(ns) || !usip_ns_seq_number(ns) ||
+	    !refcount_read(&usip_ns_common(ns)->count))
 		return false;
 	if (atomic_read(&usip_global_mtab_listeners))
 		return true;
@@ -535,6 +545,115 @@ static int usip_reconfigure_return(struct kretprobe_instance *ri, struct pt_regs
 	return 0;
 }
 
+/*
+ * mount_setattr(2) calls in progress, by task: the mount their path lookup
+ * found, held (mntget) until the syscall returns.
+ */
+struct usip_setattr {
+	struct task_struct *task;
+	struct vfsmount *mnt;
+	bool recursive;
+};
+
+static struct usip_setattr usip_setattrs[16];
+static DEFINE_SPINLOCK(usip_setattrs_lock);
+static atomic_t usip_setattrs_busy = ATOMIC_INIT(0);
+
+static struct usip_setattr *usip_setattr_of_current(void)
+{
+	int i;
+
+	lockdep_assert_held(&usip_setattrs_lock);
+	for (i = 0; i < ARRAY_SIZE(usip_setattrs); i++)
+		if (usip_setattrs[i].task == current)
+			return &usip_setattrs[i];
+	return NULL;
+}
+
+/* __do_sys_mount_setattr(dfd, path, flags, uattr, usize) */
+static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct usip_setattr *slot = NULL;
+	unsigned long flags;
+	int i;
+
+	spin_lock_irqsave(&usip_setattrs_lock, flags);
+	for (i = 0; i < ARRAY_SIZE(usip_setattrs) && !slot; i++)
+		if (!usip_setattrs[i].task)
+			slot = &usip_setattrs[i];
+	if (slot) {
+		slot->task = current;
+		slot->mnt = NULL;
+		slot->recursive = regs_get_kernel_argument(regs, 2) & AT_RECURSIVE;
+		atomic_inc(&usip_setattrs_busy);
+	}
+	spin_unlock_irqrestore(&usip_setattrs_lock, flags);
+	if (!slot) {
+		/* Too many at once to follow: the watchers will resynchronise. */
+		atomic64_inc(&usip_mount_gaps);
+		return 1;
+	}
+	return 0;
+}
+
+static int usip_setattr_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct vfsmount *mnt = NULL;
+	struct usip_setattr *slot;
+	bool recursive = false;
+	unsigned long flags;
+
+	spin_lock_irqsave(&usip_setattrs_lock, flags);
+	slot = usip_setattr_of_current();
+	if (slot) {
+		mnt = slot->mnt;
+		recursive = slot->recursive;
+		slot->task = NULL;
+		slot->mnt = NULL;
+		atomic_dec(&usip_setattrs_busy);
+	}
+	spin_unlock_irqrestore(&usip_setattrs_lock, flags);
+	if (!mnt)
+		return 0;
+	if (!regs_return_value(regs)) {
+		struct mount *m = usip_real_mount(mnt);
+
+		read_seqlock_excl(usip_k.mount_lock);
+		if (recursive)
+			usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL);
+		else
+			usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m));
+		read_sequnlock_excl(usip_k.mount_lock);
+	}
+	mntput(mnt);
+	return 0;
+}
+
+/* user_path_at(dfd, name, flags, struct path *path), inside mount_setattr(2). */
+static int usip_user_path_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	if (!atomic_read(&usip_setattrs_busy) || !usip_called_from(regs, &usip_k.mount_setattr))
+		return 1;
+	usip_entry(ri)->arg = usip_arg_ptr(regs, 3);
+	return 0;
+}
+
+static int usip_user_path_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	const struct path *path = usip_entry(ri)->arg;
+	struct usip_setattr *slot;
+	unsigned long flags;
+
+	if (regs_return_value(regs))
+		return 0;
+	spin_lock_irqsave(&usip_setattrs_lock, flags);
+	slot = usip_setattr_of_current();
+	if (slot && !slot->mnt)
+		slot->mnt = mntget(path->mnt);
+	spin_unlock_irqrestore(&usip_setattrs_lock, flags);
+	return 0;
+}
+
 static struct kprobe usip_kprobes[] = {
 	{ .symbol_name = "commit_tree", .pre_handler = usip_commit_tree },
 	{ .symbol_name = "umount_tree", .pre_handler = usip_umount_tree },
@@ -566,7 +685,12 @@ static struct kretprobe usip_kretprobes[] = {
 	USIP_RETPROBE("path_mount", usip_path_mount_entry, usip_path_mount_return, 256),
 	USIP_RETPROBE("reconfigure_super", usip_reconfigure_entry,
 		      usip_reconfigure_return, 64),
+	USIP_RETPROBE("__do_sys_mount_setattr", usip_setattr_entry, usip_setattr_return, 16),
+	/* Its name is set when armed: usip_k.user_path_at. */
+	USIP_RETPROBE(NULL, usip_user_path_entry, usip_user_path_return, 64),
 };
+
+#define USIP_USER_PATH_PROBE	(ARRAY_SIZE(usip_kretprobes) - 1)
 
 static unsigned long usip_missed_seen;
 
@@ -612,6 +736,7 @@ static int usip_hooks_arm(void)
 		usip_kprobes[i].flags = 0;
 		usip_kprobes[i].nmissed = 0;
 	}
+	usip_kretprobes[USIP_USER_PATH_PROBE].kp.symbol_name = usip_k.user_path_at;
 	for (i = 0; i < ARRAY_SIZE(usip_kretprobes); i++) {
 		usip_kretprobes[i].kp.addr = NULL;
 		usip_kretprobes[i].kp.flags = 0;
@@ -664,6 +789,14 @@ static void usip_hooks_disarm_now(void)
 	unregister_kprobes(kps, ARRAY_SIZE(kps));
 	unregister_kretprobes(rps, ARRAY_SIZE(rps));
 	usip_hooks_armed = false;
+	/* A mount_setattr(2) in progress returns without the hook: let its mount go. */
+	for (i = 0; i < ARRAY_SIZE(usip_setattrs); i++) {
+		if (usip_setattrs[i].mnt)
+			mntput(usip_setattrs[i].mnt);
+		usip_setattrs[i].task = NULL;
+		usip_setattrs[i].mnt = NULL;
+	}
+	atomic_set(&usip_setattrs_busy, 0);
 }
 
 static void usip_hooks_disarm_work(struct work_struct *work)

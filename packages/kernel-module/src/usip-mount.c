@@ -591,16 +591,24 @@ static struct usip_mount_dump *usip_dump_ctx(struct netlink_callback *cb)
 	return (struct usip_mount_dump *)cb->args[0];
 }
 
+/*
+ * Refusals of a dump are reported by its first dumpit call, whose error and
+ * extack reach user space in NLMSG_DONE: on 6.1 a .start callback has no
+ * extack to explain itself with.
+ */
+enum { USIP_DUMP_OK, USIP_DUMP_UNAVAILABLE, USIP_DUMP_ATTRIBUTES };
+
 int usip_nl_mount_get_dump_start(struct netlink_callback *cb)
 {
 	struct usip_mount_dump *d;
 
-	if (!usip_k.mount_table)
-		return usip_mount_unavailable(cb->extack);
+	if (!usip_k.mount_table) {
+		cb->args[1] = USIP_DUMP_UNAVAILABLE;
+		return 0;
+	}
 	if (nlmsg_len(cb->nlh) > GENL_HDRLEN) {
-		NL_SET_ERR_MSG(cb->extack,
-			       "a mount-get dump takes no attributes; name one mount in a do request");
-		return -EINVAL;
+		cb->args[1] = USIP_DUMP_ATTRIBUTES;
+		return 0;
 	}
 	d = kzalloc(sizeof(*d), GFP_KERNEL);
 	if (!d)
@@ -678,6 +686,14 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	int err = 0;
 	void *hdr;
 
+	switch (cb->args[1]) {
+	case USIP_DUMP_UNAVAILABLE:
+		return usip_mount_unavailable(cb->extack);
+	case USIP_DUMP_ATTRIBUTES:
+		NL_SET_ERR_MSG(cb->extack,
+			       "a mount-get dump takes no attributes; name one mount in a do request");
+		return -EINVAL;
+	}
 	if (d->done)
 		return 0;
 	get_fs_root(current->fs, &root);

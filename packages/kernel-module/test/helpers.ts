@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveKernels, type Kernel } from '@usip/vm';
+import { resolveKernels, type Kernel, type VmRunResult } from '@usip/vm';
 
 export const moduleRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const workspaceRoot = resolve(moduleRoot, '../..');
@@ -18,4 +18,42 @@ export function supportedKernels(): Promise<Kernel[]> {
 /** The usip.ko that `nx run kernel-module:build` made for a kernel. */
 export function builtModule(release: string): string {
   return join(moduleRoot, 'build', release, 'usip.ko');
+}
+
+interface GuestLine {
+  check: string;
+  value?: unknown;
+  error?: string;
+}
+
+/**
+ * What a guest check script (listener_checks.py, mount_checks.py) recorded: one JSON line per
+ * check, {"check", "value"}, or {"check", "error"} for a group of checks that could not run.
+ */
+export class GuestReport {
+  readonly values = new Map<string, unknown>();
+  readonly errors: { check: string; error: string }[] = [];
+
+  constructor(
+    readonly run: VmRunResult,
+    text: string | null,
+  ) {
+    for (const line of (text ?? '').split('\n')) {
+      if (!line.trim()) continue;
+      const parsed = JSON.parse(line) as GuestLine;
+      if (parsed.error !== undefined) this.errors.push({ check: parsed.check, error: parsed.error });
+      else this.values.set(parsed.check, parsed.value);
+    }
+  }
+
+  /** One check's value; a missing one fails with the groups of checks that broke. */
+  get<T>(check: string): T {
+    if (!this.values.has(check)) {
+      const why = this.errors.length
+        ? this.errors.map((e) => `group "${e.check}" failed:\n${e.error}`).join('\n')
+        : `guest output:\n${this.run.output}`;
+      throw new Error(`the guest did not record the check "${check}".\n${why}`);
+    }
+    return this.values.get(check) as T;
+  }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatVerdict, runInVm, type VmRunResult } from '@usip/vm';
-import { builtModule, supportedKernels, workspaceRoot } from './helpers.js';
+import { builtModule, GuestReport, supportedKernels, workspaceRoot } from './helpers.js';
 
 const MTAB = 1;
 const STORAGE = 2;
@@ -111,41 +111,6 @@ interface Burst {
   stats_after: Stats;
 }
 
-interface Line {
-  check: string;
-  value?: unknown;
-  error?: string;
-}
-
-/** The lines one guest run wrote, by check name. */
-class Report {
-  readonly values = new Map<string, unknown>();
-  readonly errors: { check: string; error: string }[] = [];
-
-  constructor(
-    readonly run: VmRunResult,
-    text: string | null,
-  ) {
-    for (const line of (text ?? '').split('\n')) {
-      if (!line.trim()) continue;
-      const parsed = JSON.parse(line) as Line;
-      if (parsed.error !== undefined) this.errors.push({ check: parsed.check, error: parsed.error });
-      else this.values.set(parsed.check, parsed.value);
-    }
-  }
-
-  /** One check's value; a missing one fails with the groups of checks that broke. */
-  get<T>(check: string): T {
-    if (!this.values.has(check)) {
-      const why = this.errors.length
-        ? this.errors.map((e) => `group "${e.check}" failed:\n${e.error}`).join('\n')
-        : `guest output:\n${this.run.output}`;
-      throw new Error(`the guest did not record the check "${check}".\n${why}`);
-    }
-    return this.values.get(check) as T;
-  }
-}
-
 /** An error answer: the errno name, and an extack message that says what was wrong. */
 function rejected(answer: Answer, error: string, message: RegExp, what: string): void {
   const shown = `${what}: ${JSON.stringify(answer)}`;
@@ -162,7 +127,7 @@ function accepted(answer: Answer, what: string): void {
 const pathsOf = (events: { path?: string }[]) => events.map((e) => e.path);
 
 const kernels = await supportedKernels();
-const reports: Report[] = [];
+const reports: GuestReport[] = [];
 for (const kernel of kernels) {
   const ko = builtModule(kernel.release);
   if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
@@ -174,7 +139,7 @@ for (const kernel of kernels) {
     timeoutMs: 300_000,
   });
   const file = join(run.resultsDir, 'listener-checks.jsonl');
-  reports.push(new Report(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
+  reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
 }
 
 for (const report of reports) {
