@@ -200,7 +200,10 @@ function qemuArgs(kernel: Kernel, initramfs: string, runDir: string, guestDir: s
   }
   return [
     // KVM does not work nested here (it aborts on MSR 0x10a or hangs); TCG works everywhere.
-    '-accel', 'tcg',
+    // One host thread for all vCPUs: with multi-threaded TCG a vCPU can run code another vCPU
+    // has just patched (kprobes, ftrace, static keys) from a stale translation, which crashed
+    // guests with "Oops: int3" at a function entry being unpatched.
+    '-accel', 'tcg,thread=single',
     '-cpu', 'max',
     '-m', String(memoryMb),
     '-smp', String(cpus),
