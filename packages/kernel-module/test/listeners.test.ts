@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerdict, runInVm, type VmRunResult } from '@usip/vm';
+import { formatVerdict, runInVm } from '@usip/vm';
 import { builtModule, GuestReport, supportedKernels, workspaceRoot } from './helpers.js';
 
 const MTAB = 1;
