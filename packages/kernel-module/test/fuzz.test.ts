@@ -3,10 +3,11 @@
 // overflow or a use after free in any slab object is reported, KFENCE off so no object escapes the
 // count) loads the module with allow_inject=1 and runs test/guest/fuzz.py, which sends at least
 // 10,000 valid, semantically invalid and malformed messages to every operation, half as root and
-// half as uid 65534, checks every answer against an oracle, then closes every socket and checks
-// that ping answers, stats is back to zero and the slab caches are empty. The harness then unloads
-// the module and judges the kernel log. The seed is printed; USIP_FUZZ_SEED=N (or "random")
-// and USIP_FUZZ_MESSAGES=N in the environment of the test change the run.
+// half as uid 65534, checks every answer against an oracle (for mount-get: the guest's
+// /proc/self/mountinfo), then closes every socket and checks that ping answers, stats is back to
+// zero and the slab caches are empty. The harness then unloads the module and judges the kernel
+// log. The seed is printed; USIP_FUZZ_SEED=N (or "random") and USIP_FUZZ_MESSAGES=N in the
+// environment of the test change the run.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -16,10 +17,16 @@ import { builtModule, supportedKernels, workspaceRoot } from './helpers.js';
 
 const MIN_MESSAGES = 10_000;
 /** The operations of the family that take requests; each must get its share of the messages. */
-const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'];
+const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats', 'mount-get'];
+/** Successful mount-get answers compared with mountinfo, per user: do replies and whole dumps. */
+const MIN_MOUNT_GETS = 20;
+const MIN_MOUNT_DUMPS = 5;
 /** What else the fuzzer sends: event commands, unknown commands and broken headers. */
 const OTHER_TARGETS = ['mtab-event', 'storage-event', 'unknown-cmd', 'malformed-header'];
-const TIMEOUT_MS = 420_000;
+/** A guard, not the expected time: a run takes 5 to 8 minutes under TCG on a loaded machine. */
+const TIMEOUT_MS = 1_080_000;
+/** Above MIN_MESSAGES with a margin, and no more: each message costs 25 to 40 ms in the guest. */
+const MESSAGES = 10_500;
 
 interface Failure {
   seed: number;
@@ -43,6 +50,16 @@ interface FuzzReport {
   crashed: string | null;
   fuzz_seconds?: number;
   run_stats?: Record<string, number>;
+  /** Per operation: how many answers of each kind (ok, EINVAL, ...). */
+  outcomes?: Record<string, Record<string, number>>;
+  mount_get?: {
+    checked: Record<'root' | 'nobody', { do: number; dump: number }>;
+    mounts: number;
+    unique_ids: number;
+    kernel_has_unique_ids: boolean;
+    mount_table: boolean | null;
+    table_changed_during_run: boolean;
+  };
   final?: {
     stats: Record<string, number> | null;
     ping: Record<string, unknown> | null;
@@ -54,6 +71,7 @@ interface FuzzReport {
 
 interface Run {
   name: string;
+  series: string;
   result: VmRunResult;
   report: FuzzReport | null;
 }
@@ -76,18 +94,18 @@ for (const kernel of await supportedKernels()) {
     command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/fuzz.py'],
     cwd: workspaceRoot,
     // The guest's own deadline leaves time to copy the journal and do the accounting.
-    env: { USIP_FUZZ_DEADLINE: String(TIMEOUT_MS / 1000 - 60) },
+    env: { USIP_FUZZ_DEADLINE: String(TIMEOUT_MS / 1000 - 60), USIP_FUZZ_MESSAGES: String(MESSAGES) },
     timeoutMs: TIMEOUT_MS,
   });
   const file = join(result.resultsDir, 'fuzz-report.json');
   const report = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FuzzReport) : null;
-  runs.push({ name: kernel.release, result, report });
+  runs.push({ name: kernel.release, series: kernel.series, result, report });
   // The summary (seed, messages per operation) belongs in the test log.
   const summary = result.output.split('\n').filter((l) => l.startsWith('fuzz.py:') || l.startsWith('  '));
   process.stdout.write(`${kernel.release}:\n${summary.join('\n')}\n`);
 }
 
-for (const { name, result, report } of runs) {
+for (const { name, series, result, report } of runs) {
   const got = (): FuzzReport => {
     if (report === null) assert.unreachable(`${name}: fuzz.py wrote no report\n${formatVerdict(result)}\n${result.output.slice(-4000)}`);
     return report as FuzzReport;
@@ -114,6 +132,28 @@ for (const { name, result, report } of runs) {
     const nobody = Object.values(ops).reduce((n, c) => n + c.nobody, 0);
     // Several messages share a datagram now and then, so the halves differ by a few.
     assert.ok(Math.abs(root - nobody) <= (root + nobody) / 100, `root sent ${root}, nobody ${nobody}`);
+  });
+
+  test(`${name}: mount-get answered root and nobody alike: do replies and dumps equal to mountinfo, and every refusal`, () => {
+    const r = got();
+    const m = r.mount_get;
+    assert.ok(m, 'the report has no mount-get section');
+    assert.is(m.mount_table, true, 'the module does not report the feature mount-table');
+    assert.ok(m.mounts > 0, 'mountinfo was empty');
+    assert.not.ok(m.table_changed_during_run, 'the guest\'s mount table changed during the run: the oracle was wrong');
+    for (const side of ['root', 'nobody'] as const) {
+      const c = m.checked[side];
+      assert.ok(c.do >= MIN_MOUNT_GETS, `${side}: only ${c.do} mount-get replies were checked against mountinfo`);
+      assert.ok(c.dump >= MIN_MOUNT_DUMPS, `${side}: only ${c.dump} mount-get dumps were checked against mountinfo`);
+    }
+    // 6.8+ kernels have unique mount ids (mount-get by unique-id works); 6.1 refuses them.
+    const hasUnique = series !== '6.1';
+    assert.is(m.kernel_has_unique_ids, hasUnique);
+    assert.is(m.unique_ids > 0, hasUnique, `unique ids learnt from the first dump: ${m.unique_ids}`);
+    const outcomes = r.outcomes?.['mount-get'] ?? {};
+    for (const kind of ['ok', 'EINVAL', 'ENOENT', ...(hasUnique ? [] : ['EOPNOTSUPP'])]) {
+      assert.ok((outcomes[kind] ?? 0) > 0, `no mount-get was answered ${kind}: ${JSON.stringify(outcomes)}`);
+    }
   });
 
   test(`${name}: every answer was well-formed and what the oracle allows (seed and message of each failure below)`, () => {

@@ -14,6 +14,18 @@
 # notifiers. Valid registrations, unregistrations, dumps, inject bursts and
 # socket closes are mixed in, so listener state is exercised too.
 #
+# mount-get is fuzzed against the kernel's own view, /proc/self/mountinfo of
+# the fuzzer (read at the start; every sender shares its mount namespace and
+# root): a do by a mount id from mountinfo must answer with that mount (id,
+# parent, device, root, mount point, options, fs type, source, super options
+# and optional fields as mountinfo has them); an id that is not there (never
+# used, hidden outside the chroot, or a known one with high bits set) gets
+# ENOENT; by unique-id, 6.8+ kernels answer for the unique ids a dump
+# reported at the start and ENOENT otherwise, older ones EOPNOTSUPP. No id or
+# both ids get EINVAL; a dump must list exactly mountinfo's mounts unless it
+# is flagged NLM_F_DUMP_INTR, and a dump with attributes gets EINVAL in its
+# NLMSG_DONE. The extack texts of these refusals are checked too.
+#
 # Three processes send: this one (root, initial network namespace), one as
 # uid/gid 65534 (killed with SIGKILL now and then and started again) and one
 # as root in a new network namespace. Half of the messages are sent as root,
@@ -57,6 +69,11 @@ import subprocess
 import sys
 import time
 import traceback
+
+# The operations that take requests, each fuzzed with valid, semantically invalid and
+# malformed messages.
+REQUEST_OPS = ('ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats',
+               'mount-get')
 
 DEFAULT_SEED = 20261125
 DEFAULT_MESSAGES = 12000
@@ -104,6 +121,15 @@ PLAUSIBLE_ERRORS = frozenset({
     errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EPERM, errno.ENOENT,
     errno.E2BIG, errno.EMFILE, errno.EMSGSIZE,
 })
+# What a malformed mount-get may get: policy errors, an unknown mount, and (without unique
+# ids, 6.1) EOPNOTSUPP. Never EPERM: any user may read their own mount table.
+PLAUSIBLE_MOUNT_GET_ERRORS = frozenset({errno.EINVAL, errno.ERANGE, errno.ENOENT})
+# The extack texts of mount-get's refusals (substrings).
+MOUNT_GET_ONE_ID = 'name the mount by mount-id or by unique-id (one of them)'
+MOUNT_GET_NO_SUCH = "no such mount in the caller's mount namespace, under its root"
+MOUNT_GET_DUMP_ATTRS = 'a mount-get dump takes no attributes; name one mount in a do request'
+# Unique mount ids (statmount/listmount's) exist from Linux 6.8 on.
+UNIQUE_ID_KERNEL = (6, 8)
 # NLMSG_GOODSIZE on x86-64 (4 KiB pages): the most a listener may take in a dump message.
 GOODSIZE = 4096 - 320
 SIZE_SLACK = 256
@@ -242,15 +268,16 @@ class Spec:
         return m.group(1)
 
     def _check(self):
-        needed_ops = {'ping': 'do', 'listener-register': 'do', 'listener-unregister': 'do',
-                      'listener-get': 'dump', 'inject': 'do', 'stats': 'do'}
-        for op, kind in needed_ops.items():
-            if op not in self.ops or getattr(self.ops[op], kind.replace('-', '_')) is None:
+        needed_ops = [('ping', 'do'), ('listener-register', 'do'), ('listener-unregister', 'do'),
+                      ('listener-get', 'dump'), ('inject', 'do'), ('stats', 'do'), ('mount-get', 'do'),
+                      ('mount-get', 'dump')]
+        for op, kind in needed_ops:
+            if op not in self.ops or getattr(self.ops[op], kind) is None:
                 raise SpecError(f'{self.path}: no {kind} operation {op}')
         for op in ('mtab-event', 'storage-event'):
             if op not in self.ops or self.ops[op].event is None:
                 raise SpecError(f'{self.path}: no event {op}')
-        for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope'):
+        for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope', 'feature', 'mount-attr'):
             if enum not in self.enums:
                 raise SpecError(f'{self.path}: no enum {enum}')
         for t, actions in ACTIONS_OF_TYPE.items():
@@ -259,9 +286,11 @@ class Spec:
             for a in actions:
                 if a not in self.enums['action']:
                     raise SpecError(f'{self.path}: action has no {a}')
-        for s in ('ping', 'notifier', 'listener', 'event', 'stats'):
+        for s in ('ping', 'notifier', 'listener', 'event', 'stats', 'mount'):
             if s not in self.sets:
                 raise SpecError(f'{self.path}: no attribute set {s}')
+        if 'mount-table' not in self.enums['feature'] or 'ro' not in self.enums['mount-attr']:
+            raise SpecError(f'{self.path}: no feature mount-table or mount-attr ro')
 
     # Convenience lookups.
     def cmd(self, op):
@@ -791,7 +820,7 @@ class Model:
 
 class Expect:
     def __init__(self, exact, errors=frozenset(), ok=False, silent=False, extack=frozenset(), on_ok=None,
-                 on_err=None, reply=None):
+                 on_err=None, reply=None, extack_text=None):
         self.exact = exact          # the oracle knows the answer (valid or semantically invalid request)
         self.errors = frozenset(errors)
         self.ok = ok                # success allowed
@@ -799,7 +828,9 @@ class Expect:
         self.extack = frozenset(extack)   # errors that must carry an extack message
         self.on_ok = on_ok          # callback(reply values list, sub) on success
         self.on_err = on_err        # callback(errno) on an error
-        self.reply = reply          # 'do' (one reply message), 'dump', or None (ack only)
+        self.reply = reply          # 'do' (one reply message), 'dump', None (ack only), or 'auto'
+                                    # (mount-get: 'dump' if the kernel took it as a dump, else 'do')
+        self.extack_text = extack_text or {}   # errno: text its extack message must contain
 
 
 class Sub:
@@ -810,7 +841,9 @@ class Sub:
         self.header = header        # the 16 header bytes as sent (echoed in errors)
         self.ack = ack              # NLM_F_ACK set: an answer always comes (unless lost)
         self.dump = dump            # the kernel will start a dump: NLMSG_DONE comes
-        self.hint = None            # listener-unregister: the id the kernel will see
+        self.hint = None            # listener-unregister: the id the kernel will see; mount-get:
+                                    # (mount-id, unique-id), None where absent
+        self.attrs_len = 0          # bytes after the genetlink header
         self.multi = False          # one of several messages in a datagram
         self.flags = 0
         self.dump_flags = False
@@ -826,12 +859,15 @@ class Fuzzer:
         self.counts = {}
         self.labels = {}
         self.outcomes = {}          # per operation: how many answers of each kind (ok, EINVAL, ...)
+        self.seconds = {}           # per operation (or multi): time spent sending and judging
         self.index = 0
+        self.datagram = None        # the datagram being judged
         self.seq = 1000
         self.ports = {}             # (netns, port id): which socket it was, for reports
         self.stats = {'enobufs': 0, 'lost': 0, 'events': 0, 'mcast_events': 0, 'fences': 0,
                       'executor_kills': 0, 'sockets_opened': 0, 'sockets_closed': 0, 'queue_len_changes': 0,
-                      'registered': 0, 'unregistered': 0, 'dumps_checked': 0}
+                      'registered': 0, 'unregistered': 0, 'dumps_checked': 0, 'mount_gets_checked': 0,
+                      'mount_dumps_checked': 0, 'mount_dumps_interrupted': 0, 'mountinfo_reads': 0}
         self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self.mnt_ns = os.stat('/proc/self/ns/mnt').st_ino
         self.release = os.uname().release
@@ -849,9 +885,19 @@ class Fuzzer:
         self.SCOPE_MNT_NS, self.SCOPE_GLOBAL = s.enum('scope', 'mnt-ns'), s.enum('scope', 'global')
         self.type_names = {v: k for k, v in s.enums['event-type'].items()}
         self.event_cmds = {s.cmd('mtab-event'): self.T['mtab'], s.cmd('storage-event'): self.T['storage']}
-        self.request_cmds = {s.cmd(op): op for op in ('ping', 'listener-register', 'listener-unregister',
-                                                      'listener-get', 'inject', 'stats')}
+        self.request_cmds = {s.cmd(op): op for op in REQUEST_OPS}
         self.all_cmds = {op.command: op.name for op in s.ops.values()}
+        # Commands that have a dump: a request with NLM_F_DUMP starts one.
+        self.dump_cmds = {s.cmd(op) for op in REQUEST_OPS if s.ops[op].dump is not None}
+        # The mount table: mountinfo is the truth; unique ids come from a dump at the start.
+        self.has_unique_ids = kernel_version(self.release) >= UNIQUE_ID_KERNEL
+        self.mount_table = None     # the feature mount-table, from ping (learn_mounts)
+        self.mounts = read_mountinfo()
+        self.mounts_at_start = dict(self.mounts)
+        self.unique_of = {}         # mount id: unique id
+        self.by_unique = {}         # unique id: mount id
+        self.ns_seqs = set()        # the ns-seq values dumps reported
+        self.mount_checked = {side: {'do': 0, 'dump': 0} for side in ('root', 'nobody')}
         self.workers = [
             Worker('root', 0, Local),
             Worker('nobody', NOBODY, lambda: Remote(drop_to_nobody)),
@@ -861,6 +907,8 @@ class Fuzzer:
     # ---- bookkeeping -------------------------------------------------------------------
 
     def fail(self, what, worker=None, sub=None, datagram=None):
+        if datagram is None and sub is not None:
+            datagram = self.datagram  # a failure found by an oracle callback: the message judged
         self.failure_count += 1
         if len(self.failures) >= 200:
             return
@@ -1210,6 +1258,217 @@ class Fuzzer:
             out['path-prefix'] = p.rstrip('/') or ('/' if p.startswith('/') else p)
         return out
 
+    # ---- the oracle for mount-get ------------------------------------------------------
+
+    def learn_mounts(self):
+        """At the start: the feature mount-table (ping), and the unique ids of the mounts (a
+        dump, which must list mountinfo's mounts and carry unique ids exactly on 6.8+)."""
+        s = self.spec
+        err, replies = simple_request(self.family, s.cmd('ping'))
+        features = None
+        if err == 0 and len(replies) == 1:
+            features = decode(s.sets['ping'], replies[0][4:], 'ping')[0].get('features')
+        if features is None:
+            self.fail(f'the first ping failed ({errname(err)}, {len(replies)} replies)')
+            features = 0
+        self.mount_table = bool(features & s.enum('feature', 'mount-table'))
+        if not self.mount_table:
+            self.fail(f'ping: the feature mount-table is missing (features {features:#x}); every mount-get '
+                      f'must then get EOPNOTSUPP')
+            return
+        err, entries, intr = dump_request(self.family, s.cmd('mount-get'), s.sets['mount'])
+        if err:
+            self.fail(f'the first mount-get dump failed: {errname(err)}')
+            return
+        ids = [v.get('mount-id') for v in entries]
+        if not intr and sorted(ids) != sorted(self.mounts):
+            self.fail(f'the first mount-get dump lists mounts {sorted(ids)}, mountinfo {sorted(self.mounts)}')
+        for v in entries:
+            if ('unique-id' in v) != self.has_unique_ids:
+                self.fail(f'the first mount-get dump: mount {v.get("mount-id")} {"has" if "unique-id" in v else "lacks"} '
+                          f'a unique-id on {self.release}')
+            if v.get('unique-id') is not None and v.get('mount-id') is not None:
+                self.unique_of[v['mount-id']] = v['unique-id']
+                self.by_unique[v['unique-id']] = v['mount-id']
+        if len(self.by_unique) != len(self.unique_of):
+            self.fail(f'the first mount-get dump gives two mounts the same unique id: {self.unique_of}')
+
+    def pick_mount_id(self):
+        """A mount id: one of mountinfo's, or one that is not there (never used, hidden outside
+        the caller's root, or a known one with high bits set)."""
+        r = self.rng
+        known = sorted(self.mounts)
+        if known and r.random() < 0.65:
+            return r.choice(known)
+        top = max(known, default=0)
+        hidden = [i for i in range(1, top) if i not in self.mounts]
+        for _ in range(10):
+            x = r.choice([0, top + 1, top + r.randint(2, 1000), 0x7fffffff, 0xffffffff, 0xffffffffffffffff,
+                          r.getrandbits(31), r.getrandbits(64),
+                          (r.choice(known) if known else 1) | (1 << r.choice([31, 32, 63]))]
+                         + ([r.choice(hidden)] * 3 if hidden else []))
+            if x not in self.mounts:
+                return x
+        return 0
+
+    def pick_unique_id(self):
+        """A unique id: one the first dump reported, or one it did not."""
+        r = self.rng
+        known = sorted(self.by_unique)
+        if known and r.random() < 0.65:
+            return r.choice(known)
+        k = r.choice(known) if known else 1 << 31
+        for _ in range(10):
+            x = r.choice([0, 1, k + 1, k - 1, max(known, default=k) + r.randint(1, 1000), k ^ (1 << 40),
+                          (1 << 31) + r.randint(0, 100), r.getrandbits(64), 0xffffffffffffffff,
+                          self.pick_mount_id()])
+            if x not in self.by_unique:
+                return x
+        return 0
+
+    def expect_mount_get(self, mount_id, unique_id):
+        """A do naming the mount by mount_id and/or unique_id (None: attribute absent)."""
+        if not self.mount_table:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        if (mount_id is None) == (unique_id is None):
+            return Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL},
+                          extack_text={errno.EINVAL: MOUNT_GET_ONE_ID})
+        if unique_id is not None and not self.has_unique_ids:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        known = mount_id in self.mounts if unique_id is None else unique_id in self.by_unique
+        if not known:
+            return Expect(True, errors={errno.ENOENT}, extack={errno.ENOENT},
+                          extack_text={errno.ENOENT: MOUNT_GET_NO_SUCH})
+
+        def on_ok(replies, sub, w):
+            self.check_mount_reply(replies, sub, w, mount_id, unique_id)
+        return Expect(True, ok=True, on_ok=on_ok, reply='do')
+
+    def expect_mount_dump(self, with_attrs):
+        if not self.mount_table:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        if with_attrs:
+            return Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL},
+                          extack_text={errno.EINVAL: MOUNT_GET_DUMP_ATTRS})
+
+        def on_ok(entries, sub, w):
+            self.check_mount_dump(entries, sub, w)
+        return Expect(True, ok=True, on_ok=on_ok, reply='dump')
+
+    def render_mount(self, v):
+        """A mount-get message in mountinfo's terms (see read_mountinfo)."""
+        attr = v.get('attr', 0)
+        ro = self.spec.enum('mount-attr', 'ro')
+        names = sorted((value, name) for name, value in self.spec.enums['mount-attr'].items() if value != ro)
+        options = ('ro' if attr & ro else 'rw') + ''.join(f',{name}' for value, name in names if attr & value)
+        optional = [f'{k.replace("-", "_")}:{v[k]}' for k in ('shared', 'master', 'propagate-from') if k in v]
+        if v.get('unbindable'):
+            optional.append('unbindable')
+        return {'mount_id': v.get('mount-id'), 'parent_id': v.get('parent-id'), 'major': v.get('dev-major'),
+                'minor': v.get('dev-minor'), 'root': v.get('root'), 'mount_point': v.get('mount-point'),
+                'options': options, 'optional': ' '.join(optional), 'fs_type': v.get('fs-type'),
+                'source': v.get('source'), 'super_options': v.get('super-options')}
+
+    def mount_differences(self, v):
+        """How a mount-get message differs from its mountinfo line (re-read once if it does)."""
+        for attempt in (0, 1):
+            if attempt:
+                self.reload_mounts()
+            line = self.mounts.get(v.get('mount-id'))
+            got = self.render_mount(v)
+            if line is None:
+                diff = [f'mount {v.get("mount-id")} is not in mountinfo']
+            else:
+                diff = [f'{k} {got[k]!r}, mountinfo {want!r}' for k, want in line.items() if got.get(k) != want]
+            if not diff:
+                return []
+        return diff
+
+    def reload_mounts(self):
+        self.mounts = read_mountinfo()
+        self.stats['mountinfo_reads'] += 1
+
+    def check_mount_fields(self, v, where, sub, worker, dump):
+        names = [n for n in self.spec.ops['mount-get'].dump[1]
+                 if n not in ('shared', 'master', 'propagate-from', 'unbindable', 'unique-id', 'ns-seq')]
+        if self.has_unique_ids:
+            names.append('unique-id')
+        if dump:
+            names.append('ns-seq')
+        elif 'ns-seq' in v:
+            self.fail(f'{where}: a do reply carries ns-seq (dump messages only)', worker, sub)
+        self.require(v, names, where, sub, worker)
+        if 'unique-id' in v and not self.has_unique_ids:
+            self.fail(f'{where}: unique-id {v["unique-id"]} on {self.release}, which has no unique mount ids',
+                      worker, sub)
+        mid, uid = v.get('mount-id'), v.get('unique-id')
+        if uid is not None and mid in self.unique_of and self.unique_of[mid] != uid:
+            self.fail(f'{where}: mount {mid} has unique-id {uid}, the first dump said {self.unique_of[mid]}',
+                      worker, sub)
+        if 'mnt-ns' in v and v['mnt-ns'] != self.mnt_ns:
+            self.fail(f'{where}: mnt-ns {v["mnt-ns"]}, the caller\'s is {self.mnt_ns}', worker, sub)
+        diff = self.mount_differences(v)
+        if diff:
+            self.fail(f'{where}: {"; ".join(diff)}', worker, sub)
+
+    def check_mount_reply(self, replies, sub, worker, mount_id, unique_id):
+        """A successful do: one message, for the mount asked for, equal to its mountinfo line."""
+        v = self.one_reply(replies, 'mount-get', sub, worker)
+        if v is None:
+            return
+        where = f'mount-get of {"mount-id " + str(mount_id) if unique_id is None else "unique-id " + str(unique_id)}'
+        if (mount_id is None) == (unique_id is None):
+            self.fail(f'mount-get with {"both ids" if mount_id is not None else "neither id"} succeeded '
+                      f'(mount {v.get("mount-id")})', worker, sub)
+            return
+        if unique_id is not None:
+            if not self.has_unique_ids:
+                self.fail(f'{where} succeeded on {self.release}, which has no unique mount ids', worker, sub)
+            elif v.get('unique-id') != unique_id:
+                self.fail(f'{where} answered with unique-id {v.get("unique-id")} (mount {v.get("mount-id")})',
+                          worker, sub)
+            elif unique_id not in self.by_unique:
+                self.fail(f'{where} answered with mount {v.get("mount-id")}, but the first dump had no such '
+                          f'unique id', worker, sub)
+            elif v.get('mount-id') != self.by_unique[unique_id]:
+                self.fail(f'{where} answered with mount {v.get("mount-id")}, the first dump says '
+                          f'{self.by_unique[unique_id]}', worker, sub)
+        elif v.get('mount-id') != mount_id:
+            self.fail(f'{where} answered with mount-id {v.get("mount-id")}', worker, sub)
+            return
+        self.check_mount_fields(v, where, sub, worker, dump=False)
+        self.stats['mount_gets_checked'] += 1
+        self.mount_checked['root' if worker.uid == 0 else 'nobody']['do'] += 1
+
+    def check_mount_dump(self, entries, sub, worker):
+        """A complete, uninterrupted mount-get dump: every mount of mountinfo, once each."""
+        seen = {}
+        for v in entries:
+            mid = v.get('mount-id')
+            if mid in seen:
+                self.fail(f'the mount-get dump lists mount {mid} twice', worker, sub)
+            seen[mid] = v
+        for attempt in (0, 1):
+            if attempt:
+                self.reload_mounts()
+            only_dump = sorted(set(seen) - set(self.mounts), key=str)
+            only_mountinfo = sorted(set(self.mounts) - set(seen))
+            if not only_dump and not only_mountinfo:
+                break
+        else:
+            self.fail(f'the mount-get dump ({len(seen)} mounts) differs from mountinfo ({len(self.mounts)}): '
+                      f'only in the dump {only_dump[:20]}, only in mountinfo {only_mountinfo[:20]}', worker, sub)
+        ns_seqs = {v.get('ns-seq') for v in entries}
+        if len(ns_seqs) > 1:
+            self.fail(f'the messages of one mount-get dump carry different ns-seq values {sorted(ns_seqs, key=str)}',
+                      worker, sub)
+        self.ns_seqs |= ns_seqs - {None}
+        for v in entries:
+            if v.get('mount-id') in self.mounts:
+                self.check_mount_fields(v, f'mount-get dump, mount {v.get("mount-id")}', sub, worker, dump=True)
+        self.stats['mount_dumps_checked'] += 1
+        self.mount_checked['root' if worker.uid == 0 else 'nobody']['dump'] += 1
+
     def one_reply(self, replies, op, sub, worker):
         if len(replies) != 1:
             self.fail(f'{op}: {len(replies)} reply messages, expected 1', worker, sub)
@@ -1227,8 +1486,8 @@ class Fuzzer:
         """Chooses what to send: (list of (op, label, attrs tree, expect, header tweaks))."""
         r = self.rng
         op = r.choices(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats',
-                        'event-cmd', 'unknown-cmd', 'header', 'garbage'],
-                       [11, 24, 14, 9, 14, 8, 4, 5, 8, 3])[0]
+                        'mount-get', 'event-cmd', 'unknown-cmd', 'header', 'garbage'],
+                       [10, 22, 13, 8, 13, 7, 9, 4, 5, 8, 3])[0]
         if op == 'event-cmd':
             cmd = r.choice(list(self.event_cmds))
             attrs = [self.fuzz_attr(self.spec.sets['event']) for _ in range(r.randint(0, 3))]
@@ -1251,13 +1510,23 @@ class Fuzzer:
         if op in ('ping', 'stats') and mode == 'semantic':
             mode = 'mutate'
         label, attrs, expect = getattr(self, 'gen_' + op.replace('-', '_'))(worker, sock, mode)
+        dump = self.is_dump(op, label)
         if mode == 'mutate':
             label, attrs = self.mutate(op, attrs)
+            label = f'{"dump-" if dump and op == "mount-get" else ""}{label}'
             expect = self.plausible(op, worker, sock)
-        return self.plain(op, f'{mode}:{label}', self.spec.cmd(op), attrs, expect)
+        return self.plain(op, f'{mode}:{label}', self.spec.cmd(op), attrs, expect, dump)
 
-    def plain(self, op, label, cmd, attrs, expect):
-        return {'op': op, 'label': label, 'cmd': cmd, 'attrs': attrs, 'expect': expect}
+    @staticmethod
+    def is_dump(op, label):
+        """Whether a generated request goes out as a dump: listener-get always; mount-get has a do
+        and a dump, and gen_mount_get names its dumps' labels dump..."""
+        return op == 'listener-get' or op == 'mount-get' and label.startswith('dump')
+
+    def plain(self, op, label, cmd, attrs, expect, dump=None):
+        """One message: dump (None: whether op is dump-only) sets NLM_F_DUMP."""
+        return {'op': op, 'label': label, 'cmd': cmd, 'attrs': attrs, 'expect': expect,
+                'dump': op == 'listener-get' if dump is None else dump}
 
     def plausible(self, op, worker, sock):
         """What a mutated request of op may get: a plausible error, or success (checked)."""
@@ -1289,8 +1558,45 @@ class Fuzzer:
                 v = self.one_reply(replies, op, sub, w)
                 if v is not None:
                     self.check_stats(v, sub, w)
+            elif op == 'mount-get':
+                if sub.dump:
+                    if sub.attrs_len:
+                        self.fail(f'a mount-get dump with {sub.attrs_len} bytes of attributes succeeded', w, sub)
+                    else:
+                        self.check_mount_dump(replies, sub, w)
+                else:
+                    self.check_mount_reply(replies, sub, w, *sub.hint)
+        if op == 'mount-get':
+            errors = PLAUSIBLE_MOUNT_GET_ERRORS | ({errno.EOPNOTSUPP} if not self.has_unique_ids or
+                                                   not self.mount_table else set())
+            return Expect(False, errors=errors, ok=True, on_ok=on_ok, reply='auto')
         return Expect(False, errors=PLAUSIBLE_ERRORS, ok=True, on_ok=on_ok,
                       reply={'listener-unregister': None, 'listener-get': 'dump'}.get(op, 'do'))
+
+    def gen_mount_get(self, worker, sock, mode):
+        """A do by mount-id or unique-id, or a dump (labels starting with dump, see is_dump)."""
+        r = self.rng
+        ma = lambda n: self.spec.attr('mount', n)  # noqa: E731
+        if mode == 'semantic':
+            kind = r.choice(['no-id', 'both-ids', 'dump-with-attributes'])
+            if kind == 'no-id':
+                return kind, [], self.expect_mount_get(None, None)
+            mount_id, unique_id = self.pick_mount_id(), self.pick_unique_id()
+            attrs = [A(ma('mount-id'), u64(mount_id)), A(ma('unique-id'), u64(unique_id))]
+            r.shuffle(attrs)
+            if kind == 'dump-with-attributes':
+                return kind, attrs[:r.randint(1, 2)], self.expect_mount_dump(True)
+            return kind, attrs, self.expect_mount_get(mount_id, unique_id)
+        x = r.random()
+        if x < 0.2:
+            return 'dump', [], self.expect_mount_dump(False)
+        if x < 0.7:
+            mount_id = self.pick_mount_id()
+            label = 'mount-id' if mount_id in self.mounts else 'unknown-mount-id'
+            return label, [A(ma('mount-id'), u64(mount_id))], self.expect_mount_get(mount_id, None)
+        unique_id = self.pick_unique_id()
+        label = 'unique-id' if unique_id in self.by_unique else 'unknown-unique-id'
+        return label, [A(ma('unique-id'), u64(unique_id))], self.expect_mount_get(None, unique_id)
 
     def gen_ping(self, worker, sock, mode):
         if self.rng.random() < 0.3:
@@ -1608,13 +1914,30 @@ class Fuzzer:
     def header_case(self, worker, sock):
         """Valid attributes, broken netlink or genetlink header."""
         r = self.rng
-        op = r.choice(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'])
-        _, attrs, _ = getattr(self, 'gen_' + op.replace('-', '_'))(worker, sock, 'valid')
+        op = r.choice(REQUEST_OPS)
+        label, attrs, _ = getattr(self, 'gen_' + op.replace('-', '_'))(worker, sock, 'valid')
         kind = r.choice(['version', 'reserved', 'dump-on-do', 'do-on-dump', 'random-flags', 'no-request',
                          'len-short-lie', 'len-long-lie', 'len-tiny', 'short-datagram', 'genl-truncated',
                          'control-type', 'wrong-family', 'trailing-garbage', 'pid'])
-        case = self.plain(op, f'header:{kind}', self.spec.cmd(op), attrs, self.plausible(op, worker, sock))
-        if kind == 'version':
+        case = self.plain(op, f'header:{kind}', self.spec.cmd(op), attrs, self.plausible(op, worker, sock),
+                          self.is_dump(op, label))
+        if op == 'mount-get' and kind in ('dump-on-do', 'do-on-dump'):
+            # mount-get has both: a do sent as a dump, or a dump sent as a do (or with half of
+            # NLM_F_DUMP, which the genetlink core refuses as ambiguous).
+            if case['dump']:
+                kind = 'do-on-dump'
+                case['dump'] = False
+                case['flags'] = NLM_F_REQUEST | NLM_F_ACK | r.choice([0, NLM_F_ROOT, NLM_F_MATCH])
+                case['expect'] = self.expect_mount_get(None, None)
+                if case['flags'] & NLM_F_DUMP:
+                    case['expect'] = Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL})
+            else:
+                kind = 'dump-on-do'
+                case['dump'] = True
+                case['flags'] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP
+                case['expect'] = self.expect_mount_dump(bool(attrs))
+            case['label'] = f'header:{kind}'
+        elif kind == 'version':
             case['version'] = r.choice([0, 2, 3, 0x7f, 0xff])
         elif kind == 'reserved':
             case['reserved'] = r.randint(1, 0xffff)
@@ -1625,8 +1948,9 @@ class Fuzzer:
             else:
                 case['flags'] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP
                 case['expect'] = Expect(True, errors={errno.EOPNOTSUPP})
-        if kind == 'do-on-dump':
+        if kind == 'do-on-dump' and op != 'mount-get':
             case['op'], case['cmd'] = 'listener-get', self.spec.cmd('listener-get')
+            case['dump'] = False
             case['attrs'] = []
             case['flags'] = NLM_F_REQUEST | NLM_F_ACK | r.choice([0, NLM_F_ROOT, NLM_F_MATCH])
             # Half of NLM_F_DUMP is "ambiguous" to the genetlink core of newer kernels (EINVAL).
@@ -1682,11 +2006,12 @@ class Fuzzer:
     def garbage_case(self, worker, sock):
         """A genetlink header for a real command followed by random bytes, or several messages."""
         r = self.rng
-        op = r.choice(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats'])
+        op = r.choice(REQUEST_OPS)
         if r.random() < 0.5:
             raw = r.randbytes(r.choice([1, 4, 8, 31, 200, 1500]))
-            case = self.plain(op, 'garbage:random-attributes', self.spec.cmd(op), [_Raw(raw)],
-                              self.plausible(op, worker, sock))
+            dump = op == 'listener-get' or op == 'mount-get' and r.random() < 0.3
+            case = self.plain(op, f'garbage:{"dump-" if dump and op == "mount-get" else ""}random-attributes',
+                              self.spec.cmd(op), [_Raw(raw)], self.plausible(op, worker, sock), dump)
             if op == 'listener-get':
                 case['expect'] = self.plausible(op, worker, sock)
             return case
@@ -1707,10 +2032,9 @@ class Fuzzer:
             sub = Sub(seq, case['op'], case['label'], case['expect'], None, False, False)
             return case['raw'], sub
         op = case['op']
-        dump_op = op == 'listener-get'
         flags = case.get('flags')
         if flags is None:
-            flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_DUMP if dump_op else 0)
+            flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_DUMP if case.get('dump') else 0)
             if self.rng.random() < 0.05:
                 flags &= ~NLM_F_ACK
         body = b''.join(a.encode() for a in case['attrs'])
@@ -1733,7 +2057,7 @@ class Fuzzer:
         processed = lie not in ('long', 'tiny')
         is_request = bool(flags & NLM_F_REQUEST)
         dump = (processed and is_request and msg_type == self.family and (flags & NLM_F_DUMP) == NLM_F_DUMP
-                and case['cmd'] == self.spec.cmd('listener-get') and 'genl_len' not in case
+                and case['cmd'] in self.dump_cmds and 'genl_len' not in case
                 and case.get('reserved', 0) == 0 and length == 16 + len(payload))
         if dump and lie == 'short':
             dump = False
@@ -1750,6 +2074,11 @@ class Fuzzer:
         if op == 'listener-unregister':
             v = lenient_attrs(body).get(self.spec.attr('listener', 'id'))
             sub.hint = int.from_bytes(v, sys.byteorder) if v is not None and len(v) == 4 else None
+        elif op == 'mount-get':
+            seen = lenient_attrs(body)
+            sub.hint = tuple(int.from_bytes(v, sys.byteorder) if v is not None and len(v) == 8 else None
+                             for v in (seen.get(self.spec.attr('mount', n)) for n in ('mount-id', 'unique-id')))
+        sub.attrs_len = len(body)
         sub.flags = flags
         sub.dump_flags = (flags & NLM_F_DUMP) == NLM_F_DUMP
         return data, sub
@@ -1768,6 +2097,7 @@ class Fuzzer:
         datagram = b''.join(parts)
         strays = any(c.get('strays') for c in cases)
         self.index += 1
+        self.datagram = datagram
         os.write(self.journal, f'{self.index} {worker.name} sock={sock.handle} {case["op"]} '
                                f'{"+".join(c["label"] for c in cases)} {datagram.hex()}\n'.encode())
         ack_seqs = [s.seq for s in subs if s.ack and not s.dump]
@@ -1775,6 +2105,7 @@ class Fuzzer:
         # Without an ack to wait for (or when a lying length makes the kernel parse our
         # attributes as more messages), a fence ping tells when every answer is in.
         fence = strays or not all(s.ack or s.dump for s in subs)
+        started = time.monotonic()
         try:
             out = worker.exe.call('transact', sock.handle, datagram, ack_seqs, dump_seqs, fence,
                                   sock.role == 'active')
@@ -1783,6 +2114,7 @@ class Fuzzer:
             self.restart(worker)
             return
         self.judge(worker, sock, subs, datagram, out, strays, multi=len(subs) > 1)
+        self.seconds[case['op']] = self.seconds.get(case['op'], 0) + time.monotonic() - started
 
     def judge(self, worker, sock, subs, datagram, out, strays, multi):
         first = subs[0] if subs else None
@@ -1851,6 +2183,18 @@ class Fuzzer:
                     (a['done'],) = struct.unpack_from('=i', payload, 0)
                     if flags & NLM_F_DUMP_INTR:
                         a['intr'] = True
+                    if flags & NLM_F_ACK_TLVS:
+                        # A dump's error may come with an extack message (netlink_dump_done).
+                        try:
+                            tlvs = parse_attrs(payload[4:])
+                        except ValueError as e:
+                            self.fail(f'the TLVs of NLMSG_DONE: {e}', worker, sub, datagram)
+                            tlvs = []
+                        for t, _, v in tlvs:
+                            if t == NLMSGERR_ATTR_MSG:
+                                if not v.endswith(b'\0'):
+                                    self.fail('extack message of NLMSG_DONE not NUL-terminated', worker, sub, datagram)
+                                a['ext']['msg'] = v.rstrip(b'\0').decode('utf-8', 'replace')
                 elif msg_type == self.family:
                     if flags & NLM_F_DUMP_INTR:
                         a['intr'] = True
@@ -1951,6 +2295,10 @@ class Fuzzer:
                           f'expected {want}', worker, sub, datagram)
             elif got_error in e.extack and sock_ext_ack(sock) and not a['ext'].get('msg'):
                 self.fail(f'error {errname(got_error)} without an extack message', worker, sub, datagram)
+            elif (got_error in e.extack_text and sock_ext_ack(sock)
+                  and e.extack_text[got_error] not in a['ext'].get('msg', '')):
+                self.fail(f'error {errname(got_error)} with the extack message {a["ext"].get("msg")!r}, expected '
+                          f'{e.extack_text[got_error]!r}', worker, sub, datagram)
             if a['replies'] and not sub.dump:
                 self.fail(f'an error after {len(a["replies"])} reply message(s)', worker, sub, datagram)
             if e.on_err:
@@ -1963,16 +2311,21 @@ class Fuzzer:
         if sub.ack and not sub.dump and a['acks'] != 1 and not (lost and a['acks'] == 0):
             self.fail(f'a successful request with NLM_F_ACK got {a["acks"]} acks', worker, sub, datagram)
         if a['intr']:
+            if sub.op == 'mount-get':
+                self.stats['mount_dumps_interrupted'] += 1
             return
         values = []
         for p in a['replies']:
             v = self.decode_reply(sub, p, worker, datagram)
             if v is not None:
                 values.append(v)
-        if e.reply == 'do' and len(a['replies']) != 1:
+        reply = e.reply
+        if reply == 'auto':
+            reply = 'dump' if sub.dump else 'do'
+        if reply == 'do' and len(a['replies']) != 1:
             self.fail(f'{len(a["replies"])} reply messages, expected 1', worker, sub, datagram)
             return
-        if e.reply is None and a['replies'] and not sub.dump:
+        if reply is None and a['replies'] and not sub.dump:
             self.fail(f'{len(a["replies"])} unexpected reply message(s)', worker, sub, datagram)
         if e.on_ok is not None:
             if lost and sub.dump:
@@ -2143,6 +2496,7 @@ class Fuzzer:
 
     def run(self):
         self.model.max_queue_limit = self.params['event_queue_len']
+        self.learn_mounts()
         for w in self.workers:
             w.start(self.family, self.spec.cmd('ping'))
             self.setup_worker(w)
@@ -2329,6 +2683,69 @@ def accounting(fz, family, spec):
     return out
 
 
+def kernel_version(release):
+    """(major, minor) of a kernel release such as 6.12.117+deb12-amd64."""
+    m = re.match(r'(\d+)\.(\d+)', release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def unescape_mountinfo(field):
+    """mountinfo's \\ooo escapes (space, tab, newline, backslash) undone, decoded as decode() does."""
+    raw = field.encode('utf-8', 'surrogateescape')
+    out, i = bytearray(), 0
+    while i < len(raw):
+        if raw[i] == 0x5c and raw[i + 1:i + 4].isdigit() and len(raw[i + 1:i + 4]) == 3:
+            out.append(int(raw[i + 1:i + 4], 8) & 0xff)
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out).decode('utf-8', 'surrogateescape')
+
+
+def read_mountinfo(path='/proc/self/mountinfo'):
+    """This process's mount table, the truth mount-get is judged by: {mount id: fields}. The
+    fuzzer's senders share its mount namespace and root, so they see the same table."""
+    table = {}
+    with open(path, 'rb') as f:
+        text = f.read().decode('utf-8', 'surrogateescape')
+    for line in text.splitlines():
+        fields = line.split(' ')
+        sep = fields.index('-')
+        major, minor = fields[2].split(':')
+        table[int(fields[0])] = {
+            'mount_id': int(fields[0]), 'parent_id': int(fields[1]), 'major': int(major), 'minor': int(minor),
+            'root': unescape_mountinfo(fields[3]), 'mount_point': unescape_mountinfo(fields[4]),
+            'options': fields[5], 'optional': ' '.join(fields[6:sep]),
+            'fs_type': unescape_mountinfo(fields[sep + 1]), 'source': unescape_mountinfo(fields[sep + 2]),
+            'super_options': fields[sep + 3],
+        }
+    return table
+
+
+def dump_request(family, cmd, attr_set):
+    """A dump on a fresh socket: (error, [decoded messages], interrupted)."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    entries, intr = [], False
+    try:
+        s.bind((0, 0))
+        s.settimeout(RECV_TIMEOUT_S)
+        s.send(nlmsg(family, NLM_F_REQUEST | NLM_F_DUMP, 9, genl(cmd)))
+        while True:
+            msgs, _ = split_nlmsgs(s.recv(RECV_BUFFER))
+            for msg_type, flags, _, _, payload in msgs:
+                intr = intr or bool(flags & NLM_F_DUMP_INTR)
+                if msg_type in (NLMSG_DONE, NLMSG_ERROR):
+                    (err,) = struct.unpack_from('=i', payload)
+                    return -err, entries, intr
+                v, _ = decode(attr_set, payload[4:], attr_set.name)
+                entries.append(v)
+    except OSError as e:
+        return e.errno, entries, intr
+    finally:
+        s.close()
+
+
 def dump_listeners(family, spec):
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
     entries = []
@@ -2375,6 +2792,8 @@ def fuzz_main(seed, total, results, journal):
         fz.fail(f'the fuzz run stopped: {e}')
     fuzz_seconds = time.monotonic() - started
     fz.close_all()
+    table = read_mountinfo()
+    mount_table_changed = table != fz.mounts_at_start
     if fz.params['event_queue_len'] != original_queue_len:
         fz.set_queue_len(original_queue_len)
     with open('/proc/sys/net/core/rmem_max', 'w', encoding='ascii') as f:
@@ -2387,11 +2806,16 @@ def fuzz_main(seed, total, results, journal):
         'per_operation': fz.counts,
         'cases': dict(sorted(fz.labels.items())),
         'outcomes': fz.outcomes,
+        'seconds': {op: round(t, 1) for op, t in sorted(fz.seconds.items())},
         'failures': fz.failures,
         'failure_count': fz.failure_count,
         'crashed': crashed,
         'fuzz_seconds': round(fuzz_seconds, 1),
         'run_stats': fz.stats,
+        'mount_get': {'checked': fz.mount_checked, 'mounts': len(fz.mounts_at_start),
+                      'unique_ids': len(fz.by_unique), 'kernel_has_unique_ids': fz.has_unique_ids,
+                      'mount_table': fz.mount_table, 'ns_seqs': sorted(fz.ns_seqs),
+                      'table_changed_during_run': mount_table_changed},
         'slabs_before': {k: v[0] for k, v in slabs_before.items()},
         'final': final,
         'params': fz.params,
@@ -2404,6 +2828,7 @@ def fuzz_main(seed, total, results, journal):
         c = fz.counts[op]
         print(f'  {op:<{width}}  root {c["root"]:>6}  nobody {c["nobody"]:>6}')
     print(f'fuzz.py: run {json.dumps(fz.stats)}')
+    print(f'fuzz.py: mount-get {json.dumps(report["mount_get"])}')
     print(f'fuzz.py: final {json.dumps(final)}')
     print(f'fuzz.py: {fz.failure_count} failure(s)', flush=True)
     return 1 if fz.failure_count else 0
