@@ -6,6 +6,7 @@ import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, toJson, ty
 import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
 import { formatListeners, listenerJson } from './listeners.js';
+import { formatMount, formatMountTable, formatMountTree, mountJson, watch, type WatchCommandOptions } from './mounts.js';
 import { formatStats } from './stats.js';
 import { collectStatus, formatStatus } from './status.js';
 
@@ -98,6 +99,48 @@ program
       const stats = await client.stats();
       process.stdout.write(options.json ? `${toJson(stats, 2)}\n` : formatStats(stats));
     });
+  });
+
+program
+  .command('mounts')
+  .description("list the mounts of this mount namespace, as seen from this process's root (like findmnt -l)")
+  .addOption(new Option('--json', 'print {"mounts": [...], "nsSeq": ...} (ids as numbers, 64-bit values as strings)').conflicts('tree'))
+  .option('--tree', 'show each mount below its parent (like findmnt)')
+  .action(async (options: { json?: boolean; tree?: boolean }) => {
+    await withClient(async (client) => {
+      const { mounts, nsSeq } = await client.mounts();
+      if (options.json) process.stdout.write(`${toJson({ mounts: mounts.map(mountJson), nsSeq }, 2)}\n`);
+      else process.stdout.write(options.tree ? formatMountTree(mounts) : formatMountTable(mounts));
+    });
+  });
+
+program
+  .command('mount')
+  .description('show one mount of this mount namespace, by mount id (or --unique-id), with every field')
+  .argument('[id]', 'the mount id (mountinfo\'s first field)', integer(0, Number.MAX_SAFE_INTEGER))
+  .option('--unique-id <id>', "the mount's 64-bit unique id instead (Linux 6.8 and later)", u64)
+  .option('--json', 'print it as JSON (ids as numbers, 64-bit values as strings)')
+  .action(async (id: number | undefined, options: { uniqueId?: bigint; json?: boolean }, command: Command) => {
+    if ((id === undefined) === (options.uniqueId === undefined)) {
+      command.error(
+        id === undefined ? 'error: give a mount id or --unique-id <id>' : `error: give a mount id (${id}) or --unique-id, not both`,
+        { exitCode: EXIT_USAGE },
+      );
+    }
+    await withClient(async (client) => {
+      const mount = await client.mount(id ?? { uniqueId: options.uniqueId! });
+      process.stdout.write(options.json ? `${toJson(mountJson(mount), 2)}\n` : formatMount(mount));
+    });
+  });
+
+program
+  .command('watch')
+  .description('print the changes of this mount namespace\'s mount table as they happen, until interrupted (like findmnt --poll)')
+  .option('--json', 'print each change as one JSON line')
+  .option('--count <n>', 'stop after n changes', integer(1, Number.MAX_SAFE_INTEGER))
+  .option('--receive-buffer-size <bytes>', 'SO_RCVBUF of the listener socket (default 4 MiB)', integer(1, 0x7fffffff))
+  .action(async (options: WatchCommandOptions) => {
+    await withClient((client) => watch(client, options));
   });
 
 try {

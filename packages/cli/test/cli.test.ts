@@ -46,13 +46,19 @@ test('an unknown option or command is a usage error (exit 2) that names it', asy
   assert.match(command.stderr, "unknown command 'statsu'");
 });
 
-test('listeners, stats, inject and listen without the module exit 1 with the same message', async () => {
+test('listeners, stats, inject, listen, mounts, mount and watch without the module exit 1 with the same message', async () => {
   for (const args of [
     ['listeners'],
     ['listeners', '--json'],
     ['stats', '--json'],
     ['inject', '--type', 'mtab', '--action', 'mount'],
     ['listen', '--notifier', 'mtab:mount'],
+    ['mounts'],
+    ['mounts', '--json'],
+    ['mounts', '--tree'],
+    ['mount', '27'],
+    ['mount', '--unique-id', '2147483677', '--json'],
+    ['watch', '--json', '--count', '1'],
   ]) {
     const { code, stdout, stderr } = await usip(...args);
     assert.is(code, 1, args.join(' '));
@@ -87,6 +93,19 @@ test('listen: notifiers are required and checked, and so is --count', async () =
   await usage(['listen', '--notifier', 'mtab:mount:frob'], 'unknown notifier option "frob"');
   await usage(['listen', '--notifier', 'storage:low-space:threshold=101'], 'threshold: expected an integer from 0 to 100');
   await usage(['listen', '--notifier', 'mtab:mount', '--count', '0'], "'--count <n>' argument '0' is invalid");
+});
+
+test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming them, before any module call', async () => {
+  await usage(['mount'], 'error: give a mount id or --unique-id <id>');
+  await usage(['mount', '27', '--unique-id', '5'], 'error: give a mount id (27) or --unique-id, not both');
+  await usage(['mount', 'x'], "value 'x' is invalid for argument 'id'. expected an integer from 0 to 9007199254740991");
+  await usage(['mount', '-3'], "value '-3' is invalid for argument 'id'");
+  await usage(['mount', '--unique-id', 'abc'], "'--unique-id <id>' argument 'abc' is invalid. expected an integer from 0 to 18446744073709551615");
+  await usage(['mount', '1', '2'], 'too many arguments');
+  await usage(['mounts', '--json', '--tree'], "option '--json' cannot be used with option '--tree'");
+  await usage(['mounts', 'x'], 'too many arguments');
+  await usage(['watch', '--count', '0'], "'--count <n>' argument '0' is invalid. expected an integer from 1");
+  await usage(['watch', '--receive-buffer-size', '2147483648'], "'--receive-buffer-size <bytes>' argument '2147483648' is invalid");
 });
 
 test('--version prints the package version and exits 0', async () => {

@@ -1,25 +1,33 @@
-import { GenlSocket, isNetlinkError, type FamilyInfo } from '@usip/netlink-native';
+import { GenlSocket, isNetlinkError, type FamilyInfo, type GenlMessage } from '@usip/netlink-native';
 import {
   Command,
   EVENT_ATTRIBUTE_SET,
   FAMILY_NAME,
   FAMILY_VERSION,
   FEATURE_NAMES,
+  Feature,
   LISTENER_ATTRIBUTE_SET,
   PING_ATTRIBUTE_SET,
   STATS_ATTRIBUTE_SET,
   type AttributeSetSpec,
   type PingReply,
 } from './generated/usip.js';
-import { UsipModuleNotLoadedError, UsipProtocolError } from './errors.js';
+import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
+import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
+import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
+import type { MountInfo, MountTable } from './mounts.js';
 import { decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
 import {
+  ACTIONS_OF_TYPE,
   injectRequest,
   listenerId,
+  mountKey,
+  mountWatcherOptions,
   registerRequest,
   watchOptions,
   type InjectOptions,
+  type MountWatcherOptions,
   type RegisterOptions,
   type WatchOptions,
 } from './options.js';
@@ -182,6 +190,74 @@ export class UsipClient {
     return injectResult(reply);
   }
 
+  /**
+   * The mount table of the caller's mount namespace as seen from its root directory (what
+   * /proc/self/mountinfo shows), from one consistent dump; a dump that a concurrent change
+   * interrupted is retried a few times, then UsipDumpInterruptedError. EOPNOTSUPP (NetlinkError)
+   * when the module cannot read the mount table on this kernel (feature mount-table).
+   */
+  async mounts(): Promise<MountTable> {
+    return readMountTable(this.#socket, this.family.id, MOUNTS_ATTEMPTS);
+  }
+
+  /**
+   * One mount of the caller's namespace, by mount id or by `{ uniqueId }` (Linux 6.8+). ENOENT
+   * (NetlinkError, with the module's message) when no such mount is visible to the caller.
+   */
+  async mount(id: number | { uniqueId: bigint }): Promise<MountInfo> {
+    const label = 'usip mount-get';
+    const replies = await this.#socket.request(this.family.id, Command.mountGet, FAMILY_VERSION, mountGetRequest(mountKey(label, id)), { label });
+    return decodeMount(label, this.#single(label, replies));
+  }
+
+  /**
+   * Watches the mount table of the caller's namespace: registers a listener for every mtab
+   * action (on a socket of its own), then dumps the table; the watcher holds the table and
+   * yields its changes. It lives until its close() or the end of the process, independently of
+   * this client. UsipUnsupportedError when the module cannot read the table or report its
+   * changes on this kernel (features mount-table, mount-events).
+   */
+  async watchMounts(options: MountWatcherOptions = {}): Promise<MountWatcher> {
+    const { receiveBufferSize } = mountWatcherOptions(options);
+    const { featureMask } = await this.ping();
+    for (const [feature, bit, what] of [
+      ['mount-table', Feature.mountTable, 'read the mount table (it did not find the kernel internals it needs'],
+      ['mount-events', Feature.mountEvents, 'report mount table changes (it did not find every kernel function it hooks'],
+    ] as const) {
+      if ((featureMask & bit) === 0) {
+        throw new UsipUnsupportedError(feature, `usip watch-mounts: the loaded usip module cannot ${what}; see the kernel log): feature ${feature} is missing`);
+      }
+    }
+    const familyId = this.family.id;
+    const { request } = registerRequest({ notifiers: ACTIONS_OF_TYPE.mtab.map((action) => ({ type: 'mtab', action })) });
+    const listenerSocket = new GenlSocket();
+    const requestSockets: GenlSocket[] = [];
+    const closeAll = () => {
+      listenerSocket.close();
+      for (const socket of requestSockets) socket.close();
+    };
+    try {
+      listenerSocket.setReceiveBufferSize(receiveBufferSize);
+      const label = 'usip listener-register';
+      const replies = await listenerSocket.request(familyId, Command.listenerRegister, FAMILY_VERSION, encodeAttributes(LISTENER_ATTRIBUTE_SET, request), {
+        label,
+      });
+      const registration = registrationFromReply(decodeAttributes(LISTENER_ATTRIBUTE_SET, this.#single(label, replies)));
+      for (let i = 0; i < WATCH_REQUEST_SOCKETS; i++) requestSockets.push(new GenlSocket());
+      const io = watcherIo(familyId, registration.id, listenerSocket, requestSockets, closeAll);
+      const table = await io.dump();
+      return new MountWatcher(io, table, {
+        listenerId: registration.id,
+        mntNs: registration.mntNs,
+        receiveBufferSize: listenerSocket.receiveBufferSize,
+      });
+    } catch (error) {
+      // Closing the listener's socket unregisters it too.
+      closeAll();
+      throw error;
+    }
+  }
+
   /** The module's counters. */
   async stats(): Promise<StatsResult> {
     return statsResult(await this.#do('usip stats', Command.stats, STATS_ATTRIBUTE_SET));
@@ -193,8 +269,7 @@ export class UsipClient {
   }
 
   #single(label: string, replies: { attributes: Buffer }[]): Buffer {
-    if (replies.length !== 1) throw new UsipProtocolError(`${label}: expected one reply message, got ${replies.length}`);
-    return replies[0]!.attributes;
+    return single(label, replies);
   }
 
   /** Closes the socket; later calls reject. Closing twice is harmless. Listeners and watches
@@ -202,4 +277,84 @@ export class UsipClient {
   close(): void {
     this.#socket.close();
   }
+}
+
+function single(label: string, replies: { attributes: Buffer }[]): Buffer {
+  if (replies.length !== 1) throw new UsipProtocolError(`${label}: expected one reply message, got ${replies.length}`);
+  return replies[0]!.attributes;
+}
+
+/** Dump attempts of mounts() before it gives up on a busy namespace. */
+const MOUNTS_ATTEMPTS = 8;
+/** A watcher's: it must resynchronise eventually, so it waits out longer bursts of changes. */
+const WATCH_DUMP_ATTEMPTS = 100;
+/** Sockets a watcher sends its mount-get requests on: each runs its requests one at a time. */
+const WATCH_REQUEST_SOCKETS = 2;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Dumps the mount table; a dump interrupted by a concurrent change is retried, after a pause
+ * that doubles each time (1 ms, 2 ms, ... up to 250 ms), `attempts` times in all.
+ */
+export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number): Promise<MountTable> {
+  const label = 'usip mount-get';
+  for (let attempt = 1; ; attempt++) {
+    let messages: GenlMessage[];
+    try {
+      messages = await socket.dump(familyId, Command.mountGet, FAMILY_VERSION, undefined, { label });
+    } catch (error) {
+      if (!(isNetlinkError(error) && error.dumpInterrupted === true)) throw error;
+      if (attempt >= attempts) throw new UsipDumpInterruptedError(label, attempts, { cause: error });
+      await sleep(Math.min(2 ** (attempt - 1), 250));
+      continue;
+    }
+    const mounts = new Array<MountInfo>(messages.length);
+    for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes);
+    const nsSeq = messages.length === 0 ? 0n : dumpNsSeq(label, messages[0]!.attributes);
+    if (nsSeq === undefined) throw new UsipProtocolError(`${label}: the dump lacks ns-seq`);
+    return { mounts, nsSeq };
+  }
+}
+
+/** The real world of a MountWatcher: its listener socket and its request sockets. */
+function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSocket, requestSockets: GenlSocket[], closeAll: () => void): MountWatcherIo {
+  let turn = 0;
+  const label = 'usip mount-get';
+  return {
+    notifications: listenerSocket.notifications(),
+    familyId,
+    async fetch(mountId, uniqueId) {
+      const socket = requestSockets[turn++ % requestSockets.length]!;
+      const request = mountGetRequest(uniqueId === undefined ? { mountId: BigInt(mountId) } : { uniqueId });
+      try {
+        return decodeMount(label, single(label, await socket.request(familyId, Command.mountGet, FAMILY_VERSION, request, { label })));
+      } catch (error) {
+        if (isNetlinkError(error) && error.code === 'ENOENT') return undefined;
+        throw error;
+      }
+    },
+    dump: (attempts = WATCH_DUMP_ATTEMPTS) => readMountTable(requestSockets[0]!, familyId, attempts),
+    async listenerMissed() {
+      const messages = await requestSockets[0]!.dump(familyId, Command.listenerGet, FAMILY_VERSION, undefined, { label: 'usip listener-get' });
+      for (const message of messages) {
+        const listener = decodeAttributes(LISTENER_ATTRIBUTE_SET, message.attributes);
+        if (listener.id === listenerId) return listener.missed;
+      }
+      return undefined;
+    },
+    async close() {
+      try {
+        const request = encodeAttributes(LISTENER_ATTRIBUTE_SET, { id: listenerId });
+        await listenerSocket.request(familyId, Command.listenerUnregister, FAMILY_VERSION, request, { label: 'usip listener-unregister' });
+      } catch (error) {
+        // ENOENT: unregistered by someone else meanwhile, or the module was unloaded.
+        if (!(isNetlinkError(error) && error.code === 'ENOENT')) {
+          closeAll();
+          throw error;
+        }
+      }
+      closeAll();
+    },
+  };
 }

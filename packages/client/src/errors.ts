@@ -41,3 +41,30 @@ export class UsipArgumentError extends UsipError {
     this.field = field;
   }
 }
+
+/**
+ * Every attempt to dump the mount table was interrupted: the namespace changed while each ran
+ * (the kernel flagged the dump NLM_F_DUMP_INTR). `cause` is the last attempt's NetlinkError.
+ */
+export class UsipDumpInterruptedError extends UsipError {
+  readonly attempts: number;
+  constructor(operation: string, attempts: number, options?: { cause?: unknown }) {
+    super(
+      'USIP_DUMP_INTERRUPTED',
+      `${operation}: the mount table changed while it was read, ${attempts} times in a row ` +
+        '(dump interrupted); it is changing too fast to read consistently now, try again',
+      options,
+    );
+    this.attempts = attempts;
+  }
+}
+
+/** The loaded module lacks a feature the call needs (see ping's features). */
+export class UsipUnsupportedError extends UsipError {
+  /** The missing feature's spec name, e.g. 'mount-events'. */
+  readonly feature: string;
+  constructor(feature: string, message: string) {
+    super('USIP_UNSUPPORTED', message);
+    this.feature = feature;
+  }
+}

@@ -1,12 +1,40 @@
 export { UsipClient, type PingOptions, type PingResult } from './client.js';
-export { MODULE_NOT_LOADED_HELP, UsipArgumentError, UsipError, UsipModuleNotLoadedError, UsipProtocolError } from './errors.js';
+export {
+  MODULE_NOT_LOADED_HELP,
+  UsipArgumentError,
+  UsipDumpInterruptedError,
+  UsipError,
+  UsipModuleNotLoadedError,
+  UsipProtocolError,
+  UsipUnsupportedError,
+} from './errors.js';
 export { EventStream, notificationItem, type EventNames, type ListenerEvent, type ListenerItem, type Overrun } from './events.js';
 export { Listener, Watch, type ListenerRegistration } from './listener.js';
+export {
+  escapeMountinfo,
+  formatMountinfoLine,
+  mountAttributeNames,
+  mountAttrFromOptions,
+  mountOptions,
+  optionalFields,
+  parseMountinfo,
+  readMountinfo,
+  sameMount,
+  unescapeMountinfo,
+  UsipMountinfoError,
+  type MountInfo,
+  type MountTable,
+  type ParseMountinfoOptions,
+  type ReadMountinfoOptions,
+} from './mounts.js';
+export { MountWatcher, type MountChange, type MountResync, type MountResyncReason, type MountTableChange } from './mount-watcher.js';
 export {
   ACTIONS_OF_TYPE,
   actionFromName,
   actionSpecName,
+  DEFAULT_WATCH_RECEIVE_BUFFER,
   type InjectOptions,
+  type MountWatcherOptions,
   type MtabActionName,
   type NotifierOptions,
   type RegisterOptions,

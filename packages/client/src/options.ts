@@ -7,6 +7,7 @@ import {
   EVENT_ATTRIBUTE_SET,
   EventType,
   ListenerFlags,
+  MOUNT_ATTRIBUTE_SET,
   NOTIFIER_ATTRIBUTE_SET,
   NotifierFlags,
   type ActionName,
@@ -290,4 +291,36 @@ export function listenerId(operation: string, id: unknown): number {
     fail(operation, 'id', `expected a listener id (an integer from 1 to ${0xffffffff}), got ${describe(id)}`);
   }
   return id;
+}
+
+/** The default SO_RCVBUF of a mount watcher's listener socket: room for tens of thousands of
+ *  events, so that bursts rarely overflow it (the kernel caps it at net.core.rmem_max). */
+export const DEFAULT_WATCH_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
+export interface MountWatcherOptions {
+  /** SO_RCVBUF of the listener socket in bytes (default 4 MiB; the kernel doubles it and caps it
+   *  at net.core.rmem_max). */
+  receiveBufferSize?: number;
+}
+
+/** Checks watchMounts()'s options. */
+export function mountWatcherOptions(options: unknown): { receiveBufferSize: number } {
+  const operation = 'usip watch-mounts';
+  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize']);
+  return { receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize) ?? DEFAULT_WATCH_RECEIVE_BUFFER };
+}
+
+/** Checks mount()'s argument: a mount id, or { uniqueId }. Returns the request's key. */
+export function mountKey(operation: string, id: unknown): { mountId: bigint } | { uniqueId: bigint } {
+  if (typeof id === 'number') {
+    if (!Number.isSafeInteger(id) || id < 0) fail(operation, 'id', `expected a mount id (an integer from 0 to ${Number.MAX_SAFE_INTEGER}), got ${describe(id)}`);
+    return { mountId: BigInt(id) };
+  }
+  if (id !== null && typeof id === 'object' && !Array.isArray(id)) {
+    const record = checkObject(operation, 'id', id, ['uniqueId']);
+    if (record.uniqueId === undefined) fail(operation, 'id.uniqueId', 'is required: a bigint');
+    checkAttributeValue(operation, 'id.uniqueId', record.uniqueId, MOUNT_ATTRIBUTE_SET, 'uniqueId');
+    return { uniqueId: record.uniqueId as bigint };
+  }
+  return fail(operation, 'id', `expected a mount id (a number) or { uniqueId: bigint }, got ${describe(id)}`);
 }

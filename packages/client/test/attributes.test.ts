@@ -272,7 +272,7 @@ test('encode: the spec checks apply before anything is sent', () => {
   throwsAttributeError(() => encodeAttributes(OUTER, { name: 'abcde' }), /outer\.name: 5 bytes is longer than the maximum 4/);
   throwsAttributeError(() => encodeAttributes(OUTER, { blob: new Uint8Array(0) }), /outer\.blob: 0 bytes is shorter than the minimum 1/);
   throwsAttributeError(() => encodeAttributes(OUTER, { mode: 0x7 }), /outer\.mode: bits 0x2 are not among the allowed flags 0x5/);
-  throwsAttributeError(() => encodeAttributes(PING_ATTRIBUTE_SET, { features: 0x8 }), /ping\.features: bits 0x8 are not among the allowed flags 0x3/);
+  throwsAttributeError(() => encodeAttributes(PING_ATTRIBUTE_SET, { features: 0x10 }), /ping\.features: bits 0x10 are not among the allowed flags 0xf/);
   throwsAttributeError(() => encodeAttributes(OUTER, { blob: new Uint8Array(70000) }), /outer\.blob: payload of 70000 bytes exceeds the 65531-byte limit/);
 });
 

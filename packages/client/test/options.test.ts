@@ -18,6 +18,8 @@ import {
   actionSpecName,
   injectRequest,
   listenerId,
+  mountKey,
+  mountWatcherOptions,
   registerRequest,
   watchOptions,
   type InjectOptions,
@@ -154,6 +156,28 @@ test('watch options and listener ids', () => {
   assert.is(listenerId('op', 1), 1);
   rejects(() => listenerId('usip listener-unregister', 0), 'id', 'usip listener-unregister: id: expected a listener id');
   rejects(() => listenerId('op', '3'), 'id', 'got "3"');
+});
+
+test('mount(): a mount id or { uniqueId }, checked before anything is sent', () => {
+  const op = 'usip mount-get';
+  assert.equal(mountKey(op, 27), { mountId: 27n });
+  assert.equal(mountKey(op, 0), { mountId: 0n });
+  assert.equal(mountKey(op, { uniqueId: 0x80000001n }), { uniqueId: 0x80000001n });
+  rejects(() => mountKey(op, -1), 'id', 'usip mount-get: id: expected a mount id (an integer from 0 to 9007199254740991), got number -1');
+  rejects(() => mountKey(op, 1.5), 'id', 'got number 1.5');
+  rejects(() => mountKey(op, loose('27')), 'id', 'expected a mount id (a number) or { uniqueId: bigint }, got "27"');
+  rejects(() => mountKey(op, loose(27n)), 'id', 'got 27n');
+  rejects(() => mountKey(op, loose({})), 'id.uniqueId', 'is required: a bigint');
+  rejects(() => mountKey(op, loose({ uniqueId: 5 })), 'id.uniqueId', 'expected a bigint (e.g. 5n), got number 5');
+  rejects(() => mountKey(op, loose({ uniqueId: 1n << 64n })), 'id.uniqueId', 'expected a value from 0 to 18446744073709551615');
+  rejects(() => mountKey(op, loose({ uniqueId: 1n, mountId: 2 })), 'id.mountId', 'unknown option; the options are uniqueId');
+});
+
+test('watchMounts(): a 4 MiB receive buffer unless told otherwise, and nothing else', () => {
+  assert.equal(mountWatcherOptions(undefined), { receiveBufferSize: 4 * 1024 * 1024 });
+  assert.equal(mountWatcherOptions({ receiveBufferSize: 65536 }), { receiveBufferSize: 65536 });
+  rejects(() => mountWatcherOptions({ receiveBufferSize: 0 }), 'receiveBufferSize', 'usip watch-mounts: receiveBufferSize: expected a number of bytes from 1');
+  rejects(() => mountWatcherOptions({ global: true }), 'global', 'unknown option; the options are receiveBufferSize');
 });
 
 test('action names: each type has its own actions, and spec spellings map to keys', () => {

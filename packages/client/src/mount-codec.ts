@@ -1,0 +1,350 @@
+// The mount table's hot paths, decoded without the generic codec's intermediate objects: a
+// mount-get reply (one per mount of a dump, one per change a watcher applies) straight into a
+// MountInfo, an mtab event into the few fields a watcher needs, a mount-get request into its
+// 12 bytes. The attribute ids and payload sizes come from the generated tables; the checks are
+// the generic decoder's (header, bounds, fixed sizes), and test/mount-codec.test.ts holds both
+// decoders to the same results.
+import { endianness } from 'node:os';
+import {
+  EVENT_ATTRIBUTE_SET,
+  EventAttribute,
+  MOUNT_ATTRIBUTE_SET,
+  MountAttribute,
+  type AttributeSetSpec,
+} from './generated/usip.js';
+import { UsipProtocolError } from './errors.js';
+import { AttributeError, NLA_HDRLEN, NLA_TYPE_MASK, nlaAlign } from './netlink/attributes.js';
+import { mountAttributeNames, mountOptions, optionalFields, type MountInfo } from './mounts.js';
+
+const LITTLE = endianness() === 'LE';
+
+const FIXED: Partial<Record<string, number>> = { flag: 0, u8: 1, s8: 1, u16: 2, s16: 2, u32: 4, s32: 4, u64: 8, s64: 8 };
+
+interface SetLayout {
+  /** By attribute id: the payload size it must have, -1 for any (strings), undefined if unknown. */
+  readonly sizes: (number | undefined)[];
+  readonly names: (string | undefined)[];
+  readonly bigEndian: boolean[];
+}
+
+function layout(set: AttributeSetSpec<object>): SetLayout {
+  const sizes: (number | undefined)[] = [];
+  const names: (string | undefined)[] = [];
+  const bigEndian: boolean[] = [];
+  for (const attr of set.attributes) {
+    sizes[attr.id] = FIXED[attr.type] ?? -1;
+    names[attr.id] = attr.name;
+    bigEndian[attr.id] = attr.bigEndian;
+    if (attr.bigEndian) throw new Error(`mount-codec: ${set.name}.${attr.name} is big-endian, which this decoder does not read`);
+  }
+  return { sizes, names, bigEndian };
+}
+
+const MOUNT = layout(MOUNT_ATTRIBUTE_SET);
+const EVENT = layout(EVENT_ATTRIBUTE_SET);
+
+function u16(buf: Buffer, at: number): number {
+  return LITTLE ? buf.readUInt16LE(at) : buf.readUInt16BE(at);
+}
+
+function u32(buf: Buffer, at: number): number {
+  return LITTLE ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+}
+
+function u64(buf: Buffer, at: number): bigint {
+  return LITTLE ? buf.readBigUInt64LE(at) : buf.readBigUInt64BE(at);
+}
+
+/** A u64 as a number, or -1 when it does not fit in one exactly. */
+function u64Number(buf: Buffer, at: number): number {
+  const lo = u32(buf, LITTLE ? at : at + 4);
+  const hi = u32(buf, LITTLE ? at + 4 : at);
+  return hi >= 0x200000 ? -1 : hi * 0x100000000 + lo;
+}
+
+function string(buf: Buffer, start: number, end: number): string {
+  const nul = buf.indexOf(0, start);
+  return buf.toString('utf8', start, nul === -1 || nul > end ? end : nul);
+}
+
+/**
+ * Checks the attribute header at `offset` of buf[.., end) against `set` and returns its type
+ * id; throws AttributeError (as the generic decoder does) when it is malformed.
+ */
+function header(set: AttributeSetSpec<object>, l: SetLayout, buf: Buffer, offset: number, end: number): number {
+  if (end - offset < NLA_HDRLEN) {
+    throw new AttributeError(
+      `${set.name}: truncated attribute header at offset ${offset}: ${end - offset} bytes left, a header needs ${NLA_HDRLEN}`,
+      set.name,
+      undefined,
+      offset,
+    );
+  }
+  const length = u16(buf, offset);
+  const id = u16(buf, offset + 2) & NLA_TYPE_MASK;
+  const name = l.names[id];
+  if (length < NLA_HDRLEN || offset + length > end) {
+    throw new AttributeError(
+      `${set.name}.${name ?? `#${id}`}: attribute at offset ${offset} has length ${length}, ` +
+        (length < NLA_HDRLEN ? `less than its ${NLA_HDRLEN}-byte header` : `beyond the end of the buffer (${end - offset} bytes left)`),
+      set.name,
+      name,
+      offset,
+    );
+  }
+  const size = l.sizes[id];
+  if (size !== undefined && size >= 0 && length - NLA_HDRLEN !== size) {
+    throw new AttributeError(
+      `${set.name}.${name}: attribute at offset ${offset} has a ${length - NLA_HDRLEN}-byte payload, expected ${size}`,
+      set.name,
+      name,
+      offset,
+    );
+  }
+  return id;
+}
+
+function malformed(operation: string, error: unknown): never {
+  if (error instanceof AttributeError) {
+    throw new UsipProtocolError(`${operation}: malformed reply from the module: ${error.message}`, { cause: error });
+  }
+  throw error;
+}
+
+const A = MountAttribute;
+
+/**
+ * A mount-get reply (do or dump message) as a MountInfo. Throws UsipProtocolError when it is
+ * malformed or lacks an attribute every mount has.
+ */
+export function decodeMount(operation: string, buf: Buffer): MountInfo {
+  let id = -1;
+  let parentId = -1;
+  let uniqueId: bigint | undefined;
+  let major = -1;
+  let minor = -1;
+  let root: string | undefined;
+  let mountPoint: string | undefined;
+  let attr = -1;
+  let fsType: string | undefined;
+  let source: string | undefined;
+  let superOptions: string | undefined;
+  let shared: number | undefined;
+  let master: number | undefined;
+  let propagateFrom: number | undefined;
+  let unbindable = false;
+  let mntNs: bigint | undefined;
+  const end = buf.length;
+  let offset = 0;
+  try {
+    while (offset < end) {
+      const type = header(MOUNT_ATTRIBUTE_SET, MOUNT, buf, offset, end);
+      const start = offset + NLA_HDRLEN;
+      const stop = offset + u16(buf, offset);
+      switch (type) {
+        case A.mountId:
+          id = u64Number(buf, start);
+          if (id === -1) throw new UsipProtocolError(`${operation}: mount-id ${u64(buf, start)} is too large for this client`);
+          break;
+        case A.parentId:
+          parentId = u64Number(buf, start);
+          if (parentId === -1) throw new UsipProtocolError(`${operation}: parent-id ${u64(buf, start)} is too large for this client`);
+          break;
+        case A.uniqueId:
+          uniqueId = u64(buf, start);
+          break;
+        case A.devMajor:
+          major = u32(buf, start);
+          break;
+        case A.devMinor:
+          minor = u32(buf, start);
+          break;
+        case A.root:
+          root = string(buf, start, stop);
+          break;
+        case A.mountPoint:
+          mountPoint = string(buf, start, stop);
+          break;
+        case A.attr:
+          attr = u32(buf, start);
+          break;
+        case A.fsType:
+          fsType = string(buf, start, stop);
+          break;
+        case A.source:
+          source = string(buf, start, stop);
+          break;
+        case A.superOptions:
+          superOptions = string(buf, start, stop);
+          break;
+        case A.shared:
+          shared = u32(buf, start);
+          break;
+        case A.master:
+          master = u32(buf, start);
+          break;
+        case A.propagateFrom:
+          propagateFrom = u32(buf, start);
+          break;
+        case A.unbindable:
+          unbindable = true;
+          break;
+        case A.mntNs:
+          mntNs = u64(buf, start);
+          break;
+        default:
+          // ns-seq (read by dumpNsSeq), pad, and attributes of a newer module.
+          break;
+      }
+      offset += nlaAlign(stop - offset);
+    }
+  } catch (error) {
+    malformed(operation, error);
+  }
+  if (
+    id === -1 ||
+    parentId === -1 ||
+    major === -1 ||
+    minor === -1 ||
+    root === undefined ||
+    mountPoint === undefined ||
+    attr === -1 ||
+    fsType === undefined ||
+    source === undefined ||
+    superOptions === undefined ||
+    mntNs === undefined
+  ) {
+    const missing = Object.entries({ mountId: id, parentId, devMajor: major, devMinor: minor, root, mountPoint, attr, fsType, source, superOptions, mntNs })
+      .filter(([, value]) => value === undefined || value === -1)
+      .map(([key]) => key);
+    throw new UsipProtocolError(`${operation}: the reply lacks ${missing.join(', ')}`);
+  }
+  // The same property order everywhere (here and in parseMountinfo), for one object shape.
+  const mount: MountInfo = {
+    id,
+    parentId,
+    major,
+    minor,
+    root,
+    mountPoint,
+    attributes: mountAttributeNames(attr),
+    options: mountOptions(attr),
+    unbindable,
+    optionalFields: shared === undefined && master === undefined && !unbindable ? '' : optionalFields({ shared, master, propagateFrom, unbindable }),
+    fsType,
+    source,
+    superOptions,
+  };
+  if (uniqueId !== undefined) mount.uniqueId = uniqueId;
+  if (shared !== undefined) mount.shared = shared;
+  if (master !== undefined) {
+    mount.master = master;
+    if (propagateFrom !== undefined) mount.propagateFrom = propagateFrom;
+  }
+  mount.mntNs = mntNs;
+  return mount;
+}
+
+/** The ns-seq attribute of a mount-get dump message; undefined when it has none. */
+export function dumpNsSeq(operation: string, buf: Buffer): bigint | undefined {
+  const end = buf.length;
+  let offset = 0;
+  try {
+    while (offset < end) {
+      const type = header(MOUNT_ATTRIBUTE_SET, MOUNT, buf, offset, end);
+      if (type === A.nsSeq) return u64(buf, offset + NLA_HDRLEN);
+      offset += nlaAlign(u16(buf, offset));
+    }
+  } catch (error) {
+    malformed(operation, error);
+  }
+  return undefined;
+}
+
+/** A mount-get do request: mount-id or unique-id, 12 bytes. */
+export function mountGetRequest(key: { mountId: bigint } | { uniqueId: bigint }): Buffer {
+  const buf = Buffer.allocUnsafe(NLA_HDRLEN + 8);
+  const [type, value] = 'uniqueId' in key ? [A.uniqueId, key.uniqueId] : [A.mountId, key.mountId];
+  if (LITTLE) {
+    buf.writeUInt16LE(NLA_HDRLEN + 8, 0);
+    buf.writeUInt16LE(type, 2);
+    buf.writeBigUInt64LE(value, 4);
+  } else {
+    buf.writeUInt16BE(NLA_HDRLEN + 8, 0);
+    buf.writeUInt16BE(type, 2);
+    buf.writeBigUInt64BE(value, 4);
+  }
+  return buf;
+}
+
+/** What a mount watcher reads of an mtab event. Absent numbers are -1 (nsSeq: 0). */
+export interface MountEvent {
+  action: number;
+  /** 0 for an event without ns-seq (injected). */
+  nsSeq: number;
+  missed: number;
+  mountId: number;
+  parentId: number;
+  uniqueId: bigint | undefined;
+  /** The mount point relative to the listener's root; undefined when it lies outside. */
+  path: string | undefined;
+  /** new_encode_dev() of the file system's device. */
+  dev: number;
+}
+
+const E = EventAttribute;
+
+/** An mtab event's attributes as a MountEvent; throws UsipProtocolError when malformed. */
+export function decodeMountEvent(buf: Buffer): MountEvent {
+  const event: MountEvent = { action: 0, nsSeq: 0, missed: 0, mountId: -1, parentId: -1, uniqueId: undefined, path: undefined, dev: -1 };
+  const end = buf.length;
+  let offset = 0;
+  try {
+    while (offset < end) {
+      const type = header(EVENT_ATTRIBUTE_SET, EVENT, buf, offset, end);
+      const start = offset + NLA_HDRLEN;
+      const stop = offset + u16(buf, offset);
+      switch (type) {
+        case E.action:
+          event.action = u32(buf, start);
+          break;
+        case E.nsSeq:
+          event.nsSeq = u64Number(buf, start);
+          if (event.nsSeq === -1) throw new UsipProtocolError(`usip mtab-event: ns-seq ${u64(buf, start)} is too large for this client`);
+          break;
+        case E.missed:
+          event.missed = u32(buf, start);
+          break;
+        case E.mountId:
+          event.mountId = u64Number(buf, start);
+          break;
+        case E.parentId:
+          event.parentId = u64Number(buf, start);
+          break;
+        case E.uniqueId:
+          event.uniqueId = u64(buf, start);
+          break;
+        case E.path:
+          event.path = string(buf, start, stop);
+          break;
+        case E.dev:
+          event.dev = u32(buf, start);
+          break;
+        default:
+          break;
+      }
+      offset += nlaAlign(stop - offset);
+    }
+  } catch (error) {
+    if (error instanceof AttributeError) {
+      throw new UsipProtocolError(`usip mtab-event: malformed event from the module: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+  return event;
+}
+
+/** The kernel's new_encode_dev(), the format of an event's dev. */
+export function encodeDev(major: number, minor: number): number {
+  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}

@@ -1,0 +1,167 @@
+// The mount table's lean decoders against the generic codec and the generated tables: a
+// mount-get reply becomes the MountInfo that parseMountinfo makes of the same mountinfo line,
+// events decode to what the generic decoder reads, and malformed or incomplete messages are
+// refused with the module's attribute named.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  EVENT_ATTRIBUTE_SET,
+  MOUNT_ATTRIBUTE_SET,
+  MountAttr,
+  type EventAttributes,
+  type MountAttributes,
+} from '../src/generated/usip.js';
+import { UsipProtocolError } from '../src/errors.js';
+import { decodeMount, decodeMountEvent, dumpNsSeq, encodeDev, mountGetRequest } from '../src/mount-codec.js';
+import { parseMountinfo } from '../src/mounts.js';
+import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
+
+const reply: MountAttributes = {
+  mountId: 65n,
+  parentId: 64n,
+  uniqueId: 0x80000041n,
+  devMajor: 0,
+  devMinor: 43,
+  root: '/',
+  mountPoint: '/mnt/my disk/tab\tand\nnewline\\back',
+  attr: MountAttr.relatime,
+  fsType: 'tmpfs',
+  source: 'my tmpfs',
+  superOptions: 'rw,size=1024k,inode64',
+  shared: 20,
+  master: 7,
+  unbindable: true,
+  mntNs: 4026531841n,
+  nsSeq: 12n,
+};
+const line = '65 64 0:43 / /mnt/my\\040disk/tab\\011and\\012newline\\134back rw,relatime shared:20 master:7 unbindable - tmpfs my\\040tmpfs rw,size=1024k,inode64';
+
+test('a mount-get reply decodes into the MountInfo that parseMountinfo makes of its mountinfo line', () => {
+  const mount = decodeMount('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, reply));
+  const [parsed] = parseMountinfo(line, { mntNs: 4026531841n });
+  assert.equal(mount, { ...parsed, uniqueId: 0x80000041n });
+});
+
+test('propagate_from only with master; unique id only when sent; numbers for ids', () => {
+  const { uniqueId: _u, unbindable: _b, shared: _s, ...rest } = reply;
+  const mount = decodeMount('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...rest, propagateFrom: 3 }));
+  assert.is(mount.optionalFields, 'master:7 propagate_from:3');
+  assert.equal([mount.master, mount.propagateFrom, mount.unbindable], [7, 3, false]);
+  assert.not.ok('uniqueId' in mount);
+  assert.is(typeof mount.id, 'number');
+  const alone = decodeMount('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...rest, master: undefined, propagateFrom: 3 }));
+  assert.is(alone.optionalFields, '');
+  assert.not.ok('propagateFrom' in alone);
+});
+
+test('the lean decoder agrees with the generic one on every attribute it reads', () => {
+  const bytes = encodeAttributes(MOUNT_ATTRIBUTE_SET, reply);
+  const generic = decodeAttributes(MOUNT_ATTRIBUTE_SET, bytes);
+  const mount = decodeMount('usip mount-get', bytes);
+  assert.equal(
+    [mount.id, mount.parentId, mount.uniqueId, mount.major, mount.minor, mount.root, mount.mountPoint, mount.fsType, mount.source, mount.superOptions, mount.mntNs],
+    [
+      Number(generic.mountId),
+      Number(generic.parentId),
+      generic.uniqueId,
+      generic.devMajor,
+      generic.devMinor,
+      generic.root,
+      generic.mountPoint,
+      generic.fsType,
+      generic.source,
+      generic.superOptions,
+      generic.mntNs,
+    ],
+  );
+  assert.is(dumpNsSeq('usip mount-get', bytes), 12n);
+  assert.is(dumpNsSeq('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, nsSeq: undefined })), undefined);
+});
+
+test('attributes a newer module adds, and pads, are skipped', () => {
+  const extra = Buffer.from([8, 0, 99, 0, 1, 2, 3, 4]);
+  const pad = Buffer.from([4, 0, 18, 0]);
+  const bytes = Buffer.concat([pad, encodeAttributes(MOUNT_ATTRIBUTE_SET, reply), extra]);
+  assert.is(decodeMount('usip mount-get', bytes).mountPoint, reply.mountPoint);
+});
+
+function protocolError(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, UsipProtocolError);
+    assert.match((error as Error).message, pattern);
+    return;
+  }
+  assert.unreachable('expected a UsipProtocolError');
+}
+
+test('a reply without what every mount has, or malformed, is a protocol error naming it', () => {
+  const { root: _r, mntNs: _n, ...partial } = reply;
+  protocolError(() => decodeMount('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, partial)), /^usip mount-get: the reply lacks root, mntNs$/);
+  const bytes = encodeAttributes(MOUNT_ATTRIBUTE_SET, reply);
+  protocolError(() => decodeMount('usip mount-get', bytes.subarray(0, bytes.length - 2)), /malformed reply from the module: mount\.\w[\w-]*: attribute at offset \d+ has length \d+, beyond the end/);
+  const wrongSize = Buffer.from(bytes);
+  wrongSize.writeUInt16LE(6, 0); // mount-id, first, with a 2-byte payload
+  protocolError(() => decodeMount('usip mount-get', wrongSize), /mount\.mount-id: attribute at offset 0 has a 2-byte payload, expected 8/);
+  protocolError(() => decodeMount('x', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, mountId: 1n << 60n })), /^x: mount-id 1152921504606846976 is too large/);
+});
+
+test('mount-get requests are the attribute the generic encoder makes', () => {
+  assert.equal(mountGetRequest({ mountId: 42n }), encodeAttributes(MOUNT_ATTRIBUTE_SET, { mountId: 42n }));
+  assert.equal(mountGetRequest({ uniqueId: 0x80000001n }), encodeAttributes(MOUNT_ATTRIBUTE_SET, { uniqueId: 0x80000001n }));
+});
+
+const event: EventAttributes = {
+  listenerId: 3,
+  seq: 17n,
+  missed: 2,
+  type: 1,
+  action: 3,
+  timestamp: 1_700_000_000_123_456_789n,
+  mntNs: 4026531841n,
+  pid: 1234,
+  uid: 0,
+  mountId: 59n,
+  parentId: 37n,
+  path: '/tmp/c',
+  fsType: 'tmpfs',
+  source: 't2',
+  dev: encodeDev(0, 33),
+  nsSeq: 4n,
+  uniqueId: 2147483692n,
+};
+
+test('an mtab event decodes into what a watcher reads of it', () => {
+  assert.equal(decodeMountEvent(encodeAttributes(EVENT_ATTRIBUTE_SET, event)), {
+    action: 3,
+    nsSeq: 4,
+    missed: 2,
+    mountId: 59,
+    parentId: 37,
+    uniqueId: 2147483692n,
+    path: '/tmp/c',
+    dev: 33,
+  });
+  // An injected event: no ns-seq, no unique id, no path.
+  assert.equal(decodeMountEvent(encodeAttributes(EVENT_ATTRIBUTE_SET, { type: 1, action: 1, mountId: 5n })), {
+    action: 1,
+    nsSeq: 0,
+    missed: 0,
+    mountId: 5,
+    parentId: -1,
+    uniqueId: undefined,
+    path: undefined,
+    dev: -1,
+  });
+  const bytes = encodeAttributes(EVENT_ATTRIBUTE_SET, event);
+  protocolError(() => decodeMountEvent(bytes.subarray(0, 10)), /^usip mtab-event: malformed event from the module: event: truncated attribute header/);
+});
+
+test('encodeDev is the kernel\'s new_encode_dev', () => {
+  assert.is(encodeDev(8, 1), 0x801);
+  assert.is(encodeDev(259, 0x12345), 0x12310345);
+  assert.is(encodeDev(0, 300), 0x10002c);
+});
+
+test.run();
