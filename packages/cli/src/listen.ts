@@ -70,6 +70,7 @@ export function isoTime(ns: bigint): string {
 /** An item of `usip listen --json`: spec names for type and action, 64-bit values as strings. */
 export function itemJson(item: ListenerItem): Record<string, unknown> {
   if (item.kind === 'overrun') return { ...item };
+  if (item.kind === 'missed') return { ...item };
   const { typeName: _typeName, actionName: _actionName, ...event } = item;
   return {
     ...event,
@@ -86,6 +87,9 @@ function quote(value: string): string {
 export function formatItem(item: ListenerItem): string {
   if (item.kind === 'overrun') {
     return `overrun: messages to this listener were lost${item.lost === undefined ? '' : ` (${item.lost})`}; the next event's missed count tells how many events\n`;
+  }
+  if (item.kind === 'missed') {
+    return `missed: ${item.missed} events for this listener were lost (the module's event queue was full)\n`;
   }
   const type = enumName(protocol.EVENT_TYPE_NAMES, item.type) ?? '?';
   const action = enumName(protocol.ACTION_NAMES, item.action) ?? '?';
@@ -147,7 +151,7 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     let events = 0;
     for await (const item of listener) {
       process.stdout.write(options.json ? `${toJson(itemJson(item))}\n` : formatItem(item));
-      if (item.kind !== 'overrun' && options.count !== undefined && ++events >= options.count) break;
+      if (item.kind !== 'overrun' && item.kind !== 'missed' && options.count !== undefined && ++events >= options.count) break;
     }
   } finally {
     process.off('SIGINT', stop);

@@ -237,7 +237,14 @@ export class UsipClient {
       for (const socket of requestSockets) socket.close();
     };
     try {
-      listenerSocket.setReceiveBufferSize(receiveBufferSize);
+      // Past net.core.rmem_max (208 KiB on Debian) where the caller may (CAP_NET_ADMIN): a storm
+      // of mount changes then fits instead of overrunning into a resync.
+      try {
+        listenerSocket.setReceiveBufferSize(receiveBufferSize, { force: true });
+      } catch (error) {
+        if (!(isNetlinkError(error) && error.code === 'EPERM')) throw error;
+        listenerSocket.setReceiveBufferSize(receiveBufferSize);
+      }
       const label = 'usip listener-register';
       const replies = await listenerSocket.request(familyId, Command.listenerRegister, FAMILY_VERSION, encodeAttributes(LISTENER_ATTRIBUTE_SET, request), {
         label,
@@ -335,14 +342,6 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
       }
     },
     dump: (attempts = WATCH_DUMP_ATTEMPTS) => readMountTable(requestSockets[0]!, familyId, attempts),
-    async listenerMissed() {
-      const messages = await requestSockets[0]!.dump(familyId, Command.listenerGet, FAMILY_VERSION, undefined, { label: 'usip listener-get' });
-      for (const message of messages) {
-        const listener = decodeAttributes(LISTENER_ATTRIBUTE_SET, message.attributes);
-        if (listener.id === listenerId) return listener.missed;
-      }
-      return undefined;
-    },
     async close() {
       try {
         const request = encodeAttributes(LISTENER_ATTRIBUTE_SET, { id: listenerId });

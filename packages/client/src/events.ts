@@ -24,7 +24,7 @@ export interface EventNames {
 }
 
 /** An event: the generated union (told apart by `kind`), with its type and action named. */
-export type ListenerEvent = UsipEvent & EventNames;
+export type ListenerEvent = Exclude<UsipEvent, { kind: 'missed' }> & EventNames;
 
 /**
  * The socket's receive buffer overflowed (the kernel dropped messages for it), or the binding's
@@ -36,8 +36,18 @@ export interface Overrun {
   readonly lost?: number;
 }
 
+/**
+ * The module lost `missed` events meant for this listener (its event queue was full) and, its
+ * queue having drained, tells so without waiting for a next event to carry the count. The next
+ * event's `missed` does not count them again.
+ */
+export interface Missed {
+  readonly kind: 'missed';
+  readonly missed: number;
+}
+
 /** What iterating a listener or a watch yields. */
-export type ListenerItem = ListenerEvent | Overrun;
+export type ListenerItem = ListenerEvent | Overrun | Missed;
 
 const TYPE_NAMES = new Map<number, EventTypeName>(
   (Object.entries(EventType) as [EventTypeName, number][]).map(([name, value]) => [value, name]),
@@ -60,6 +70,19 @@ export function notificationItem(notification: GenlNotification, familyId: numbe
   if (notification.familyId !== familyId || notification.group !== group) return undefined;
   const operation = EVENT_OPERATIONS[notification.command];
   if (operation === undefined || operation.event === undefined) return undefined;
+  if (operation.name === 'missed') {
+    let missed: unknown;
+    try {
+      missed = decodeAttributes(EVENT_ATTRIBUTE_SET, notification.attributes).missed;
+    } catch (error) {
+      if (error instanceof AttributeError) {
+        throw new UsipProtocolError(`usip missed: malformed message from the module: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+    if (typeof missed !== 'number') throw new UsipProtocolError('usip missed: the message lacks its missed count');
+    return { kind: 'missed', missed };
+  }
   let attributes: Record<string, unknown>;
   try {
     attributes = decodeAttributes(EVENT_ATTRIBUTE_SET, notification.attributes) as Record<string, unknown>;

@@ -8,7 +8,7 @@ export {
   UsipProtocolError,
   UsipUnsupportedError,
 } from './errors.js';
-export { EventStream, notificationItem, type EventNames, type ListenerEvent, type ListenerItem, type Overrun } from './events.js';
+export { EventStream, notificationItem, type EventNames, type ListenerEvent, type ListenerItem, type Missed, type Overrun } from './events.js';
 export { Listener, Watch, type ListenerRegistration } from './listener.js';
 export {
   escapeMountinfo,

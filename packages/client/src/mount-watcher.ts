@@ -6,9 +6,9 @@
 //    event numbered up to S is in it; events numbered after S are applied in order;
 //  - the ns-seq of a namespace's events is consecutive, so a hole means events were lost; so
 //    does an overrun item (the socket's buffer overflowed: what was lost is unknown), and so
-//    does a listener whose missed count (listener-get) grows beyond what its events reported
-//    (events dropped at the end of a burst, with no later event to carry the count). Each
-//    resynchronises: a new dump, diffed against the table;
+//    does a missed message (the module lost events for the listener and its queue has drained,
+//    with no later event to report them). Each resynchronises: a new dump, diffed against the
+//    table;
 //  - an event says which mount changed and where it is; the rest of a mount's line is read with
 //    mount-get (by unique-id when the kernel has them), for a whole batch of events at once,
 //    concurrently, then the batch is applied in ns-seq order. A mount-get may see a later state
@@ -71,8 +71,6 @@ export interface MountWatcherIo {
   /** A consistent dump of the table: interrupted ones retried, `attempts` in all (default:
    *  patiently), then UsipDumpInterruptedError. */
   dump(attempts?: number): Promise<MountTable>;
-  /** The listener's missed count as listener-get reports it; undefined if it is not listed. */
-  listenerMissed(): Promise<bigint | undefined>;
   /** Unregisters the listener and closes the sockets. */
   close(): Promise<void>;
 }
@@ -87,15 +85,12 @@ export interface MountWatcherTuning {
   /** After a bulk dump was interrupted (the namespace is busy), none for this long, doubling
    *  with each further interruption up to 8 times as long; a bulk dump that completes resets it. */
   bulkBackoffMs: number;
-  /** After events, how long the stream must be quiet before the listener's missed count is checked. */
-  idleCheckMs: number;
 }
 
-const DEFAULT_TUNING: MountWatcherTuning = { batchSize: 1024, bulkMin: 64, bulkBackoffMs: 1000, idleCheckMs: 200 };
+const DEFAULT_TUNING: MountWatcherTuning = { batchSize: 1024, bulkMin: 64, bulkBackoffMs: 1000 };
 
 const ENDED = Symbol('ended');
 const TICK = Symbol('tick');
-const IDLE = Symbol('idle');
 
 type Pull = IteratorResult<GenlNotification>;
 
@@ -133,11 +128,6 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   #ended = false;
   #closing: Promise<void> | undefined;
   #turn: Promise<unknown> = Promise.resolve();
-  // Events received since the last look at the listener's missed count, the missed counts the
-  // events reported, and the count a resync already covered.
-  #dirty = false;
-  #reportedMissed = 0;
-  #coveredMissed = 0;
   #resyncs = 0;
   /** The listener's id. */
   readonly listenerId: number;
@@ -254,10 +244,6 @@ export class MountWatcher implements AsyncIterable<MountChange> {
       this.#ended = true;
       return;
     }
-    if (first === IDLE) {
-      await this.#checkMissed();
-      return;
-    }
     const items = [first];
     const tick = new Promise<typeof TICK>((resolve) => setImmediate(resolve, TICK));
     // Whatever is already at hand joins the batch; the first wait ends it.
@@ -279,10 +265,14 @@ export class MountWatcher implements AsyncIterable<MountChange> {
         reason ??= 'overrun';
         continue;
       }
-      if (item.familyId !== this.#io.familyId || item.group !== 0 || item.command !== Command.mtabEvent) continue;
+      if (item.familyId !== this.#io.familyId || item.group !== 0) continue;
+      // Events for this listener were lost and no later one will say so.
+      if (item.command === Command.missed) {
+        reason ??= 'missed';
+        continue;
+      }
+      if (item.command !== Command.mtabEvent) continue;
       const event = decodeMountEvent(item.attributes);
-      this.#dirty = true;
-      this.#reportedMissed += event.missed;
       // Injected events have no ns-seq; older ones are in the table already.
       if (reason !== undefined || event.nsSeq === 0 || event.nsSeq < this.#expected) continue;
       if (event.nsSeq > this.#expected) {
@@ -362,38 +352,11 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     return requests.size === 0 ? (pending as (MountInfo | undefined)[]) : Promise.all(pending);
   }
 
-  /** The next notification; IDLE when the stream stayed quiet after events (see #checkMissed). */
-  async #first(): Promise<GenlNotification | typeof ENDED | typeof IDLE> {
-    const pull = (this.#pull ??= this.#io.notifications.next());
-    let next: Pull | typeof IDLE;
-    if (this.#dirty) {
-      let timer: NodeJS.Timeout | undefined;
-      const idle = new Promise<typeof IDLE>((resolve) => {
-        timer = setTimeout(resolve, this.#tuning.idleCheckMs, IDLE);
-      });
-      next = await Promise.race([pull, idle]);
-      clearTimeout(timer);
-    } else {
-      next = await pull;
-    }
-    if (next === IDLE) return IDLE;
+  /** The next notification. */
+  async #first(): Promise<GenlNotification | typeof ENDED> {
+    const next = await (this.#pull ??= this.#io.notifications.next());
     this.#pull = undefined;
     return next.done === true ? ENDED : next.value;
-  }
-
-  /**
-   * The stream went quiet after events: were events dropped at the end (queue full), with no
-   * later event to report it? The listener's missed count says.
-   */
-  async #checkMissed(): Promise<void> {
-    this.#dirty = false;
-    const listed = await this.#io.listenerMissed();
-    if (listed === undefined) return;
-    const missed = Number(listed);
-    if (missed > Math.max(this.#reportedMissed, this.#coveredMissed)) {
-      this.#coveredMissed = missed;
-      await this.#resync('missed');
-    }
   }
 
   /** Reads the table again and queues the changes from the table to it, after a resync item. */
@@ -403,9 +366,6 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     this.#fetched = [];
     this.#batchHead = 0;
     this.#snapshot = undefined;
-    // The dump covers every loss so far, reported or not.
-    const missed = await this.#io.listenerMissed();
-    if (missed !== undefined && Number(missed) > this.#coveredMissed) this.#coveredMissed = Number(missed);
     const dump = await this.#io.dump();
     this.#resyncs++;
     const seq = Number(dump.nsSeq);

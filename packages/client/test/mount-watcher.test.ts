@@ -161,9 +161,8 @@ class Channel implements AsyncIterator<GenlNotification> {
   readonly #items: GenlNotification[] = [];
   #waiting: ((result: IteratorResult<GenlNotification>) => void) | undefined;
   #ended = false;
-  /** Events the module lost for this listener and has not reported in an event yet. */
+  /** Events the module lost for this listener and has not reported yet. */
   #unreported = 0;
-  listenerMissed = 0n;
 
   push(item: GenlNotification): void {
     if (this.#waiting !== undefined) {
@@ -175,17 +174,24 @@ class Channel implements AsyncIterator<GenlNotification> {
     }
   }
 
-  /** Delivers the namespace's waiting events; `drop` picks the ones the module loses. */
+  /**
+   * Delivers the namespace's waiting events; `drop` picks the ones the module loses. Losses are
+   * reported by the next event delivered, or, as the module does once its queue has drained, by
+   * a missed message.
+   */
   deliver(ns: FakeNamespace, drop: (event: EventAttributes, index: number) => boolean = () => false): void {
     ns.outbox.splice(0).forEach((event, index) => {
       if (drop(event, index)) {
         this.#unreported++;
-        this.listenerMissed++;
         return;
       }
       this.push(message({ ...event, missed: this.#unreported }));
       this.#unreported = 0;
     });
+    if (this.#unreported > 0) {
+      this.push(missedMessage(this.#unreported));
+      this.#unreported = 0;
+    }
   }
 
   end(): void {
@@ -202,6 +208,10 @@ class Channel implements AsyncIterator<GenlNotification> {
       this.#waiting = resolve;
     });
   }
+}
+
+function missedMessage(missed: number): GenlNotification {
+  return { kind: 'message', familyId: FAMILY, command: Command.missed, version: 1, attributes: encodeAttributes(EVENT_ATTRIBUTE_SET, { listenerId: 1, missed }), group: 0 };
 }
 
 function message(attributes: EventAttributes): GenlNotification {
@@ -245,13 +255,12 @@ async function harness(
       }
       return ns.dump();
     },
-    listenerMissed: async () => channel.listenerMissed,
     async close() {
       h.closed = true;
       channel.end();
     },
   };
-  h.watcher = new MountWatcher(io, ns.dump(), { listenerId: 1, mntNs: MNT_NS, receiveBufferSize: 1 << 20 }, { idleCheckMs: 5, ...options.tuning });
+  h.watcher = new MountWatcher(io, ns.dump(), { listenerId: 1, mntNs: MNT_NS, receiveBufferSize: 1 << 20 }, { ...options.tuning });
   return h;
 }
 
@@ -494,13 +503,10 @@ test('missed > 0 on an event that is next in sequence is no gap: nothing of this
   h.channel.deliver(h.ns);
   assert.equal(summary(await catchUp(h)), [`mount ${a} /a`]);
   // An injected event was dropped for the listener: the next event says missed 1.
-  h.channel.listenerMissed++;
   h.ns.remount(a, MountAttr.nosuid);
   for (const event of h.ns.outbox.splice(0)) h.channel.push(message({ ...event, missed: 1 }));
   assert.equal(summary(await catchUp(h)), [`remount ${a} /a`]);
   assert.is(h.watcher.resyncs, 0);
-  // The listener's missed count agrees with what the events reported: no resync when it goes quiet.
-  await new Promise((resolve) => setTimeout(resolve, 30));
   h.ns.mount(1, 'b');
   h.channel.deliver(h.ns);
   await catchUp(h);
@@ -521,16 +527,16 @@ test('an overrun item resynchronises; what was read before it is not applied', a
   assertTable(h);
 });
 
-test('events lost at the end of a burst: the listener\'s missed count finds them once it goes quiet', async () => {
+test('events lost at the end of a burst: the module\'s missed message, once its queue has drained, resynchronises', async () => {
   const h = await harness();
   const a = h.ns.mount(1, 'a');
   const b = h.ns.mount(1, 'b');
   h.channel.deliver(h.ns, (_e, index) => index === 1);
   const changes = await catchUp(h);
-  assert.equal(summary(changes), [`mount ${a} /a`, 'resync:missed', `mount ${b} /b`]);
+  // a's event and the missed message after it came together: the resync's diff brings both.
+  assert.equal(summary(changes), ['resync:missed', `mount ${a} /a`, `mount ${b} /b`]);
   assertTable(h);
-  // Covered: quiet again, no new resync.
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  // Covered: no new resync.
   const c = h.ns.mount(1, 'c');
   h.channel.deliver(h.ns);
   assert.equal(summary(await catchUp(h)), [`mount ${c} /c`]);
@@ -664,7 +670,7 @@ for (const uniqueIds of [true, false]) {
         // Sometimes the watcher reads now, sometimes the namespace moves on first.
         if (rand() < 0.6) await catchUp(h, mirror);
       }
-      // Events lost at the very end are found by the missed count once the stream is quiet.
+      // Events lost at the very end are told by a missed message.
       await catchUp(h, mirror);
       try {
         assertTable(h);

@@ -36,7 +36,7 @@ static struct workqueue_struct *usip_event_wq;
 
 static DEFINE_SPINLOCK(usip_queue_lock);
 static LIST_HEAD(usip_queue);
-/* Under usip_queue_lock: events queued, being allocated or being delivered. */
+/* Under usip_queue_lock: events queued or being delivered. */
 static unsigned int usip_queued;
 static bool usip_stopping;
 static u64 usip_seq;
@@ -186,7 +186,7 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 	struct usip_mntns *state = NULL;
 	struct usip_event *ev;
 	unsigned long flags;
-	bool wanted, full, ref;
+	bool wanted, full, queued;
 	u64 ns_seq = 0;
 
 	*seq = 0;
@@ -194,43 +194,26 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 	if (info->present & USIP_EVENT_MOUNT_CHANGE)
 		state = usip_mntns_find(ns);
 	wanted = usip_listeners_want(&probe, false);
+	/*
+	 * Allocated before its numbers are taken, so that numbering and
+	 * queueing are one step under the lock: the queue is always in seq and
+	 * ns-seq order, whoever posts concurrently.
+	 */
+	ev = wanted ? usip_event_alloc(info, gfp) : NULL;
+	spin_lock_irqsave(&usip_queue_lock, flags);
+	if (state)
+		ns_seq = usip_mntns_next_seq(state);
 	if (!wanted) {
-		if (state) {
-			spin_lock_irqsave(&usip_queue_lock, flags);
-			usip_mntns_next_seq(state);
-			spin_unlock_irqrestore(&usip_queue_lock, flags);
-		}
+		spin_unlock_irqrestore(&usip_queue_lock, flags);
 		rcu_read_unlock();
 		return -ENOENT;
 	}
-
-	/* Reserve a place first, so that a full queue costs no allocation. */
-	spin_lock_irqsave(&usip_queue_lock, flags);
 	*seq = ++usip_seq;
-	if (state)
-		ns_seq = usip_mntns_next_seq(state);
 	full = usip_stopping || usip_queued >= READ_ONCE(usip_event_queue_len);
-	if (!full)
-		usip_queued++;
-	spin_unlock_irqrestore(&usip_queue_lock, flags);
-	rcu_read_unlock();
-	/*
-	 * probe.seq stays 0: a miss from the queue is reported with the very
-	 * next event delivered to the listener, whatever its seq, so that no
-	 * report comes late (a later drop must not hold an earlier one back).
-	 */
-	if (full) {
-		usip_event_drop(&probe);
-		return -ENOBUFS;
-	}
-
-	ev = usip_event_alloc(info, gfp);
-	spin_lock_irqsave(&usip_queue_lock, flags);
 	/* A namespace on its way out (no references left) gets no events. */
-	ref = ev && refcount_inc_not_zero(&ns->count);
-	if (!ref) {
-		usip_queued--;
-	} else {
+	queued = ev && !full && refcount_inc_not_zero(&ns->count);
+	if (queued) {
+		usip_queued++;
 		ev->seq = *seq;
 		ev->ns_seq = ns_seq;
 		ev->timestamp = ktime_get_real_ns();
@@ -240,9 +223,17 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		list_add_tail(&ev->node, &usip_queue);
 	}
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
-	if (!ref) {
+	rcu_read_unlock();
+	if (!queued) {
 		if (ev)
 			usip_event_discard(ev);
+		/*
+		 * probe.seq stays 0: a miss from the queue is reported with the
+		 * very next event delivered to the listener, whatever its seq,
+		 * so that no report comes late (a later drop must not hold an
+		 * earlier one back), or by a missed message once the queue has
+		 * drained.
+		 */
 		usip_event_drop(&probe);
 		return -ENOBUFS;
 	}
@@ -274,6 +265,9 @@ static void usip_event_work(struct work_struct *work)
 		spin_unlock_irqrestore(&usip_queue_lock, flags);
 		cond_resched();
 	}
+	/* Drained: misses that no queued event will carry are reported now. */
+	if (!stopping)
+		usip_listeners_report_missed();
 }
 
 static size_t usip_event_msg_size(const struct usip_event *ev)

@@ -305,6 +305,42 @@ void usip_listeners_deliver(const struct usip_event *ev)
 	mutex_unlock(&usip_listeners_lock);
 }
 
+/*
+ * Tells each listener with misses not yet reported how many, in a missed
+ * message: the queue has drained, so no queued event will carry them. A
+ * socket that cannot take it keeps them for the next event or report.
+ */
+void usip_listeners_report_missed(void)
+{
+	struct usip_listener *l;
+
+	mutex_lock(&usip_listeners_lock);
+	list_for_each_entry(l, &usip_listeners, node) {
+		struct sk_buff *skb;
+		u32 missed;
+		void *hdr;
+
+		if (!atomic_read(&l->missed_pending) || sock_flag(l->sk, SOCK_DEAD))
+			continue;
+		skb = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
+		if (!skb)
+			break;
+		missed = atomic_xchg(&l->missed_pending, 0);
+		hdr = genlmsg_put(skb, 0, 0, &usip_family, 0, USIP_CMD_MISSED);
+		if (!hdr || nla_put_u32(skb, USIP_A_EVENT_LISTENER_ID, l->id) ||
+		    nla_put_u32(skb, USIP_A_EVENT_MISSED, missed)) {
+			/* Two attributes in a fresh message: cannot happen. */
+			nlmsg_free(skb);
+			atomic_add(missed, &l->missed_pending);
+			continue;
+		}
+		genlmsg_end(skb, hdr);
+		if (genlmsg_unicast(usip_listener_net(l), skb, l->portid))
+			atomic_add(missed, &l->missed_pending);
+	}
+	mutex_unlock(&usip_listeners_lock);
+}
+
 void usip_listener_stats(u32 *listeners, u32 *notifiers)
 {
 	*listeners = READ_ONCE(usip_n_listeners);

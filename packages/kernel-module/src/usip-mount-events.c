@@ -17,7 +17,8 @@
  *    for every mount of the tree (copies propagated to peers and slaves
  *    each have their own commit_tree());
  *  - attach_recursive_mnt() with MNT_TREE_MOVE (bool moving on 6.1) that
- *    succeeded: a mount moved: one move event;
+ *    succeeded: a mount moved: one move event, and remount events for the
+ *    mounts below it if it landed under a shared mount (they became shared);
  *  - mnt_change_mountpoint(): a mount got a new parent (tucked under a
  *    propagated copy, restored after a propagated umount): move;
  *  - attach_mnt() called by pivot_root(): the two mounts pivot_root moves
@@ -446,10 +447,20 @@ static int usip_attach_recursive_entry(struct kretprobe_instance *ri, struct pt_
 
 static int usip_moved_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	struct mount *m = usip_entry(ri)->arg;
+	struct mount *m = usip_entry(ri)->arg, *below;
 
-	if (!regs_return_value(regs))
-		usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m));
+	if (regs_return_value(regs))
+		return 0;
+	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m));
+	/*
+	 * Moved under a shared mount, every mount of the tree was made shared
+	 * (set_mnt_shared(), not change_mnt_propagation()): their shared:N
+	 * changed. The moved mount's own change comes with its move event.
+	 */
+	if (!(READ_ONCE(usip_mnt_vfs(m)->mnt_flags) & MNT_SHARED))
+		return 0;
+	for (below = usip_next_mnt(m, m); below; below = usip_next_mnt(below, m))
+		usip_mount_event(below, USIP_ACTION_REMOUNT, usip_mnt_ns(below));
 	return 0;
 }
 

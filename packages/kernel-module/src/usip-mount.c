@@ -524,6 +524,7 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 	struct sk_buff *reply = NULL;
 	struct path root;
 	struct mount *m;
+	u64 ns_seq;
 	void *hdr;
 	int err;
 
@@ -557,8 +558,10 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 		err = reply ? 0 : -ENOMEM;
 	}
 	if (!err) {
+		/* Under namespace_sem: the answer reflects every event up to it. */
+		ns_seq = usip_mntns_seq(usip_ns_common(ns));
 		hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_MOUNT_GET);
-		err = hdr ? usip_mount_put(reply, m, t, &root, NULL) : -EMSGSIZE;
+		err = hdr ? usip_mount_put(reply, m, t, &root, &ns_seq) : -EMSGSIZE;
 		if (!err)
 			genlmsg_end(reply, hdr);
 	}
@@ -723,6 +726,14 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 		}
 		genlmsg_end(skb, hdr);
 		usip_dump_remember(d, m);
+		/*
+		 * The table changed under the dump and this message says so: the
+		 * reader will dump again, so the rest is not worth sending.
+		 */
+		if (genlmsg_nlhdr(hdr)->nlmsg_flags & NLM_F_DUMP_INTR) {
+			m = NULL;
+			break;
+		}
 	}
 	if (!m)
 		d->done = true;

@@ -112,6 +112,7 @@ void usip_listeners_exit(void);
 /* Under RCU: does any listener want @ev? Counts a miss for each if @drop. */
 bool usip_listeners_want(const struct usip_event *ev, bool drop);
 void usip_listeners_deliver(const struct usip_event *ev);
+void usip_listeners_report_missed(void);
 void usip_listener_stats(u32 *listeners, u32 *notifiers);
 
 /* usip-internals.c */

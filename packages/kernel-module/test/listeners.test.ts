@@ -100,6 +100,7 @@ interface Burst {
   received: number;
   sum_missed: number;
   max_missed: number;
+  notices: { missed: number; listener_id: number; unknown_attributes?: number[] }[];
   sentinel_missed: number;
   last_seq: number;
   mismatches: { seq: number; missed: number; gap: number }[];
@@ -700,9 +701,14 @@ for (const report of reports) {
     rejected(p.over_limit, 'E2BIG', /notifiers/, '4 notifiers with the limit at 3');
   });
 
-  /** The burst's accounting: every event the listener lost shows up in missed, no later than in
-   *  the first event it got after the loss, and the missed values add up to what it lost. */
+  /** The burst's accounting: every event the listener lost shows up in missed (of an event, or of
+   *  a missed message sent once the queue drained), no later than in the first event it got after
+   *  the loss, and the missed values add up to what it lost. */
   function checkBurst(b: Burst, label: string): void {
+    for (const n of b.notices) {
+      assert.ok(n.missed > 0, `${label}: a missed message reports losses: ${JSON.stringify(n)}`);
+      assert.is(n.unknown_attributes, undefined, `${label}: a missed message has listener-id and missed only`);
+    }
     const posted = b.repeat + 1; // the burst and the sentinel after it
     assert.is(b.last_seq, b.sentinel_seq, `${label}: the last event received is the sentinel`);
     assert.equal(b.foreign_listener_ids, [], `${label}: events of other listeners`);
@@ -717,13 +723,16 @@ for (const report of reports) {
     assert.is(grew('delivered'), b.received, `${label}: stats delivered`);
   }
 
-  test('event_queue_len=4 and a burst of 2000: drops are counted in the reply, stats, and the missed of the next event', () => {
+  test('event_queue_len=4 and a burst of 2000: drops are counted in the reply, stats, and a missed message or the missed of the next event', () => {
     const b = report.get<Burst & { queue_limit: number }>('bounds.queue');
     assert.is(b.queue_limit, 4, 'stats queue-limit follows the parameter');
     assert.ok(b.reply.dropped > 0, `nothing dropped: ${JSON.stringify(b.reply)}`);
     assert.is(b.reply.queued + b.reply.dropped, 2000);
     assert.ok(b.max_missed > 0);
     checkBurst(b, 'queue of 4');
+    // The queue drained before the sentinel was posted: every loss was told by then, by the events
+    // after it or by a missed message, without waiting for the sentinel.
+    assert.is(b.sentinel_missed, 0, `the sentinel reported losses told late: ${JSON.stringify(b.notices)}`);
     // Queue drops are not tied to seq order: an event dropped while an earlier one waited in the
     // queue is counted in that earlier one's missed, so b.mismatches may be non-empty here.
     assert.is(report.get<{ queue_limit: number }>('bounds.queue-limit-restored').queue_limit, 1024);
@@ -735,7 +744,8 @@ for (const report of reports) {
     assert.ok(b.enobufs > 0, `recv never failed with ENOBUFS (SO_RCVBUF ${b.rcvbuf}, ${b.received} of ${b.repeat + 1} received)`);
     assert.ok(b.sum_missed > 0 && b.max_missed > 0, `no event reported missed ones: ${JSON.stringify(b)}`);
     checkBurst(b, 'small receive buffer');
-    // Unicast failures happen in delivery order: each missed is exactly the seq gap before the event.
+    // Unicast failures happen in delivery order: each missed (with the missed messages since the
+    // event before) is exactly the seq gap before the event.
     assert.equal(b.mismatches, [], 'each event\'s missed is the gap in seq before it');
   });
 

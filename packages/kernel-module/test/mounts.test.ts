@@ -304,6 +304,17 @@ for (const report of reports) {
     describes(step.events[0]!, line, 'remount', 'fsconfig reconfigure');
   });
 
+  test('a tree moved under a shared mount: a move event for its top, a remount event for each mount below it (now shared too)', () => {
+    const step = steps().get('move-into-shared')!;
+    const top = Object.values(step.mountinfo).find((l) => l.mount_point.endsWith('/ev/s/in'))!;
+    const below = Object.values(step.mountinfo).find((l) => l.mount_point.endsWith('/ev/s/in/c'))!;
+    assert.match(top.optional, /shared:\d+/);
+    assert.match(below.optional, /shared:\d+/);
+    assert.is(step.events.length, 2, JSON.stringify(step.events));
+    describes(step.events[0]!, top, 'move', 'the moved top');
+    describes(step.events[1]!, below, 'remount', 'the mount below it');
+  });
+
   test('ns-seq numbers every change of the namespace from 1, with no hole, in order; unique ids on 6.12 only', () => {
     const all = [...steps().values()].flatMap((s) => s.events);
     assert.ok(all.length >= 20, `${all.length} events`);

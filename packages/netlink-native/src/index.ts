@@ -374,12 +374,18 @@ export class GenlSocket {
   /**
    * Sets SO_RCVBUF in bytes. The kernel doubles the value (for its bookkeeping) and caps it at
    * net.core.rmem_max. When the buffer is full the kernel drops messages for this socket, and
-   * notifications() yields an overrun. Throws a NetlinkError (EBADF once closed).
+   * notifications() yields an overrun. With `force`, SO_RCVBUFFORCE: no rmem_max cap, but EPERM
+   * without CAP_NET_ADMIN. Throws a NetlinkError (EBADF once closed).
    */
-  setReceiveBufferSize(bytes: number): void {
+  setReceiveBufferSize(bytes: number, options: { force?: boolean } = {}): void {
     const checked = checkRange('bytes', bytes, 1, MAX_RECEIVE_BUFFER);
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`options must be an object, got ${describe(options)}`);
+    }
+    const force = options.force ?? false;
+    if (typeof force !== 'boolean') throw new TypeError(`options.force must be a boolean, got ${describe(force)}`);
     try {
-      this.#native.setReceiveBufferSize(checked);
+      this.#native.setReceiveBufferSize(checked, force);
     } catch (error) {
       throw fromNativeError(error);
     }

@@ -61,7 +61,7 @@ export interface NativeGenlSocket {
   /** Resolves with the group's id. */
   joinGroup(family: string, group: string): Promise<number>;
   leaveGroup(family: string, group: string): Promise<number>;
-  setReceiveBufferSize(bytes: number): void;
+  setReceiveBufferSize(bytes: number, force: boolean): void;
   /** The notifications queued by then (at least one), or null once the socket is closed. */
   nextNotifications(): Promise<NativeNotificationBatch | null>;
 }

@@ -1,5 +1,6 @@
 // Multicast groups, the receive buffer and the notifications iterator against the host kernel
 // (nlctrl's "notify" group): no module needed. Real events are tested in the VM (vm.test.ts).
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -90,6 +91,26 @@ test('an unknown family is ENOENT naming it, for join and leave', async () => {
   const invalid = await netlinkRejection(socket.joinGroup('', 'mtab'));
   assert.is(invalid.code, 'EINVAL');
   assert.match(invalid.message, /the family name is empty/);
+});
+
+test('setReceiveBufferSize with force goes past net.core.rmem_max for CAP_NET_ADMIN (root here), EPERM otherwise', () => {
+  const socket = new GenlSocket();
+  try {
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const wanted = rmemMax * 4;
+    socket.setReceiveBufferSize(wanted);
+    assert.is(socket.receiveBufferSize, rmemMax * 2, 'SO_RCVBUF is capped by rmem_max');
+    if (process.geteuid?.() === 0) {
+      socket.setReceiveBufferSize(wanted, { force: true });
+      assert.is(socket.receiveBufferSize, wanted * 2, 'SO_RCVBUFFORCE is not');
+    } else {
+      const error = thrown(() => socket.setReceiveBufferSize(wanted, { force: true }));
+      assert.ok(isNetlinkError(error) && error.code === 'EPERM', String(error));
+    }
+    assert.throws(() => socket.setReceiveBufferSize(wanted, { force: 'yes' as unknown as boolean }), /options\.force must be a boolean, got "yes"/);
+  } finally {
+    socket.close();
+  }
 });
 
 test('setReceiveBufferSize sets SO_RCVBUF, which the kernel doubles', () => {

@@ -119,6 +119,10 @@ if (mode === 'root') {
       lostKnown += item.lost ?? 0;
       continue;
     }
+    if (item.kind === 'missed') {
+      missedSum += item.missed;
+      continue;
+    }
     received++;
     missedSum += item.missed ?? 0;
     if ((item.missed ?? 0) > 0) eventsWithMissed++;

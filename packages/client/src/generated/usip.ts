@@ -472,7 +472,7 @@ export interface MountAttributes {
   unbindable?: boolean;
   /** Inode number of the mount namespace the mount belongs to. */
   mntNs?: bigint;
-  /** Dump messages only: the namespace's event number (see the event's ns-seq) when the dump began; the table reflects every event up to it. 0 when no listener is registered in the namespace. */
+  /** The namespace's event number (see the event's ns-seq) when the dump began, or when a do request's answer was read: what it shows reflects every event up to that number. 0 when no listener is registered in the namespace. */
   nsSeq?: bigint;
 }
 
@@ -607,6 +607,8 @@ export const Command = {
   storageEvent: 8,
   /** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
   mountGet: 9,
+  /** Sent to a listener, once the event queue has drained, when events meant for it were lost (the queue was full, or its socket's receive buffer) and no later event has told it yet: a reader learns of a gap without waiting for the next event. missed is how many were lost since the last report; a later event's missed does not count them again. */
+  missed: 10,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -736,13 +738,23 @@ export const MOUNT_GET_OPERATION = {
   command: 9,
   attributeSet: MOUNT_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: ['mountId', 'uniqueId'], reply: ['mountId', 'parentId', 'uniqueId', 'devMajor', 'devMinor', 'root', 'mountPoint', 'attr', 'fsType', 'source', 'superOptions', 'shared', 'master', 'propagateFrom', 'unbindable', 'mntNs'] },
+  do: { request: ['mountId', 'uniqueId'], reply: ['mountId', 'parentId', 'uniqueId', 'devMajor', 'devMinor', 'root', 'mountPoint', 'attr', 'fsType', 'source', 'superOptions', 'shared', 'master', 'propagateFrom', 'unbindable', 'mntNs', 'nsSeq'] },
   dump: { request: [], reply: ['mountId', 'parentId', 'uniqueId', 'devMajor', 'devMinor', 'root', 'mountPoint', 'attr', 'fsType', 'source', 'superOptions', 'shared', 'master', 'propagateFrom', 'unbindable', 'mntNs', 'nsSeq'] },
 } as const satisfies OperationSpec;
 export type MountGetRequest = Pick<MountAttributes, 'mountId' | 'uniqueId'>;
-export type MountGetReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs'>;
+export type MountGetReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs' | 'nsSeq'>;
 export type MountGetDumpRequest = Pick<MountAttributes, never>;
 export type MountGetDumpReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs' | 'nsSeq'>;
+
+/** Sent to a listener, once the event queue has drained, when events meant for it were lost (the queue was full, or its socket's receive buffer) and no later event has told it yet: a reader learns of a gap without waiting for the next event. missed is how many were lost since the last report; a later event's missed does not count them again. */
+export const MISSED_OPERATION = {
+  name: 'missed',
+  command: 10,
+  attributeSet: EVENT_ATTRIBUTE_SET,
+  permissions: [],
+  event: ['listenerId', 'missed'],
+} as const satisfies OperationSpec;
+export type MissedEvent = Pick<EventAttributes, 'listenerId' | 'missed'>;
 
 export const OPERATIONS = {
   ping: PING_OPERATION,
@@ -754,16 +766,19 @@ export const OPERATIONS = {
   mtabEvent: MTAB_EVENT_OPERATION,
   storageEvent: STORAGE_EVENT_OPERATION,
   mountGet: MOUNT_GET_OPERATION,
+  missed: MISSED_OPERATION,
 } as const;
 
 /** Every event the family sends, told apart by `kind` (the name of its operation). */
 export type UsipEvent =
   | ({ readonly kind: 'mtab-event' } & MtabEvent)
-  | ({ readonly kind: 'storage-event' } & StorageEvent);
+  | ({ readonly kind: 'storage-event' } & StorageEvent)
+  | ({ readonly kind: 'missed' } & MissedEvent);
 export type UsipEventKind = UsipEvent['kind'];
 
 /** The event operations by command number, to decode an incoming notification. */
 export const EVENT_OPERATIONS: Readonly<Record<number, OperationSpec>> = {
   7: MTAB_EVENT_OPERATION,
   8: STORAGE_EVENT_OPERATION,
+  10: MISSED_OPERATION,
 };

@@ -274,7 +274,7 @@ class Spec:
         for op, kind in needed_ops:
             if op not in self.ops or getattr(self.ops[op], kind) is None:
                 raise SpecError(f'{self.path}: no {kind} operation {op}')
-        for op in ('mtab-event', 'storage-event'):
+        for op in ('mtab-event', 'storage-event', 'missed'):
             if op not in self.ops or self.ops[op].event is None:
                 raise SpecError(f'{self.path}: no event {op}')
         for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope', 'feature', 'mount-attr'):
@@ -885,6 +885,8 @@ class Fuzzer:
         self.SCOPE_MNT_NS, self.SCOPE_GLOBAL = s.enum('scope', 'mnt-ns'), s.enum('scope', 'global')
         self.type_names = {v: k for k, v in s.enums['event-type'].items()}
         self.event_cmds = {s.cmd('mtab-event'): self.T['mtab'], s.cmd('storage-event'): self.T['storage']}
+        # Sent to a listener when events were lost and the queue has drained.
+        self.missed_cmd = s.cmd('missed')
         self.request_cmds = {s.cmd(op): op for op in REQUEST_OPS}
         self.all_cmds = {op.command: op.name for op in s.ops.values()}
         # Commands that have a dump: a request with NLM_F_DUMP starts one.
@@ -2210,7 +2212,7 @@ class Fuzzer:
                 self.judge_event(worker, sock, payload, datagram, first)
             else:
                 self.stats['events'] += 1
-                if len(payload) < 4 or payload[0] not in self.event_cmds:
+                if len(payload) < 4 or (payload[0] not in self.event_cmds and payload[0] != self.missed_cmd):
                     self.fail(f'a message with seq 0 and port 0 that is not an event: {payload[:32].hex()}',
                               worker, first, datagram)
 
@@ -2345,6 +2347,9 @@ class Fuzzer:
             self.fail(f'an event of {len(payload)} bytes', worker, sub0, datagram)
             return
         cmd = payload[0]
+        if cmd == self.missed_cmd:
+            self.judge_missed(worker, sock, payload, datagram, sub0)
+            return
         if cmd not in self.event_cmds:
             self.fail(f'a message with seq 0 and port 0 that is not an event: command {cmd}', worker, sub0, datagram)
             return
@@ -2393,6 +2398,27 @@ class Fuzzer:
         elif 'cmd' in v and v['cmd'] not in [n.get('cmd', 0) for n in matching]:
             self.fail(f'{op} to listener {lid} carries cmd {v["cmd"]}, not that of a matching notifier', worker, sub0,
                       datagram)
+
+    def judge_missed(self, worker, sock, payload, datagram, sub0):
+        """A missed message: listener-id (one of this socket's) and a count, nothing else, never multicast."""
+        self.stats['missed_notices'] = self.stats.get('missed_notices', 0) + 1
+        v, problems = decode(self.spec.sets['event'], payload[4:], 'missed')
+        for p in problems:
+            self.fail(f'missed: {p}', worker, sub0, datagram)
+        extra = [k for k in v if k not in set(self.spec.ops['missed'].event)]
+        if extra:
+            self.fail(f'a missed message carries attributes its spec does not list: {extra}', worker, sub0, datagram)
+        if sock is worker.mcast:
+            self.fail('a missed message arrived on the multicast socket', worker, sub0, datagram)
+            return
+        if not v.get('missed'):
+            self.fail(f'a missed message reports {v.get("missed")} lost events', worker, sub0, datagram)
+        lid = v.get('listener-id')
+        if lid not in sock.ids and lid not in self.model.ever and self.model.uncertain(worker.netns):
+            sock.ids.add(lid)  # registered by a request whose reply was lost
+        if lid not in sock.ids:
+            self.fail(f'a missed message for listener {lid} arrived on a socket that did not register it '
+                      f'(it registered {sorted(sock.ids)})', worker, sub0, datagram)
 
     @staticmethod
     def matches(n, v):

@@ -73,6 +73,7 @@ CMD_INJECT = 5
 CMD_STATS = 6
 CMD_MTAB_EVENT = 7
 CMD_STORAGE_EVENT = 8
+CMD_MISSED = 10
 
 TYPE_MTAB = 1
 TYPE_STORAGE = 2
@@ -1177,33 +1178,44 @@ class Checks:
             raise RuntimeError(f'{name}: inject with repeat={repeat} failed: {reply}')
         posted = reply['attrs']
         self.wait_queue_empty()
+        # The worker sends missed messages right after it finds the queue empty: let it.
+        time.sleep(0.5)
         early = listener_sock.drain()
         sentinel_reply = u.inject_ok(self.ctl, type_=TYPE_MTAB, action=MOUNT, path='/sentinel')
-        events = early + listener_sock.events_until(sentinel_reply['seq'], what=f'{name}: the sentinel event')
+        messages = early + listener_sock.events_until(sentinel_reply['seq'], what=f'{name}: the sentinel event')
         self.wait_queue_empty()
         after = u.stats(self.ctl)
         first_seq = posted['seq'] - repeat + 1
         previous = first_seq - 1
-        # missed of an event against the seq numbers skipped before it; and, summed, against every
-        # seq skipped so far (missed may also count drops of later events that happened while this
-        # one waited in the queue, but never fewer than the ones before it).
+        # What each message reports lost (an event's missed, or a missed message sent once the
+        # queue drained), against the seq numbers skipped before it; and, summed, against every
+        # seq skipped so far (a report may also count drops of later events that happened while
+        # an earlier one waited in the queue, but never fewer than the ones before it).
+        events = [m for m in messages if m['genl_cmd'] != CMD_MISSED]
+        notices = [m for m in messages if m['genl_cmd'] == CMD_MISSED]
         mismatches, underreports = [], []
-        lost_so_far = reported_so_far = 0
-        for e in events:
-            gap = e.get('seq', 0) - previous - 1
+        lost_so_far = reported_so_far = noticed = 0
+        for m in messages:
+            reported_so_far += m.get('missed', 0)
+            if m['genl_cmd'] == CMD_MISSED:
+                noticed += m.get('missed', 0)
+                continue
+            gap = m.get('seq', 0) - previous - 1
             lost_so_far += gap
-            reported_so_far += e.get('missed', 0)
-            if e.get('missed') != gap and len(mismatches) < 10:
-                mismatches.append({'seq': e.get('seq'), 'missed': e.get('missed'), 'gap': gap})
+            if m.get('missed', 0) + noticed != gap and len(mismatches) < 10:
+                mismatches.append({'seq': m.get('seq'), 'missed': m.get('missed'), 'noticed': noticed, 'gap': gap})
             if reported_so_far < lost_so_far and len(underreports) < 10:
-                underreports.append({'seq': e.get('seq'), 'missed_so_far': reported_so_far, 'lost_so_far': lost_so_far})
-            previous = e.get('seq', previous)
-        foreign = [e.get('listener_id') for e in events if e.get('listener_id') != lid][:5]
+                underreports.append({'seq': m.get('seq'), 'missed_so_far': reported_so_far, 'lost_so_far': lost_so_far})
+            previous = m.get('seq', previous)
+            noticed = 0
+        foreign = [m.get('listener_id') for m in messages if m.get('listener_id') != lid][:5]
         entry = listed(u.dump(self.ctl), lid) or {}
         return {
             'repeat': repeat, 'reply': posted, 'sentinel_seq': sentinel_reply['seq'],
-            'received': len(events), 'sum_missed': sum(e.get('missed', 0) for e in events),
-            'max_missed': max((e.get('missed', 0) for e in events), default=0),
+            'received': len(events), 'sum_missed': sum(m.get('missed', 0) for m in messages),
+            'max_missed': max((m.get('missed', 0) for m in messages), default=0),
+            'notices': [{'missed': n.get('missed'), 'listener_id': n.get('listener_id'),
+                         'unknown_attributes': n.get('unknown_attributes')} for n in notices],
             'sentinel_missed': events[-1].get('missed'),
             'last_seq': events[-1].get('seq'), 'mismatches': mismatches, 'underreports': underreports, 'foreign_listener_ids': foreign,
             'enobufs': listener_sock.enobufs,

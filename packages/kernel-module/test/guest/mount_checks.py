@@ -589,6 +589,13 @@ class Checks:
             step('make-shared', lambda: (tmpfs(f'{base}/s', 'ev-s', 'size=64k'),
                                          mount(None, f'{base}/s', None, MS_SHARED)))
 
+            def tree_to_move():
+                tmpfs(f'{base}/mv', 'ev-mv', 'size=64k')
+                tmpfs(f'{base}/mv/c', 'ev-mvc', 'size=64k')
+                os.makedirs(f'{base}/s/in', exist_ok=True)
+            step('mount-tree-to-move', tree_to_move)
+            step('move-into-shared', lambda: mount(f'{base}/mv', f'{base}/s/in', None, MS_MOVE))
+
             # Propagation into a slave namespace: its own listener gets the copies.
             def slave_ns(c):
                 mount(None, '/', None, MS_REC | MS_SLAVE)

@@ -424,9 +424,10 @@ enum {
 	/* u64: Inode number of the mount namespace the mount belongs to. */
 	USIP_A_MOUNT_MNT_NS,
 	/*
-	 * u64: Dump messages only: the namespace's event number (see the event's
-	 * ns-seq) when the dump began; the table reflects every event up to it. 0
-	 * when no listener is registered in the namespace.
+	 * u64: The namespace's event number (see the event's ns-seq) when the
+	 * dump began, or when a do request's answer was read: what it shows
+	 * reflects every event up to that number. 0 when no listener is
+	 * registered in the namespace.
 	 */
 	USIP_A_MOUNT_NS_SEQ,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
@@ -539,6 +540,14 @@ enum {
 	 * feature mount-table is missing.
 	 */
 	USIP_CMD_MOUNT_GET,
+	/*
+	 * Sent to a listener, once the event queue has drained, when events meant
+	 * for it were lost (the queue was full, or its socket's receive buffer)
+	 * and no later event has told it yet: a reader learns of a gap without
+	 * waiting for the next event. missed is how many were lost since the last
+	 * report; a later event's missed does not count them again.
+	 */
+	USIP_CMD_MISSED,
 
 	/* private: */
 	__USIP_CMD_MAX,

@@ -334,9 +334,9 @@ impl NativeGenlSocket {
     }
 
     #[napi]
-    pub fn set_receive_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+    pub fn set_receive_buffer_size(&self, env: Env, bytes: u32, force: bool) -> Result<()> {
         self.socket
-            .set_receive_buffer_size(bytes)
+            .set_receive_buffer_size(bytes, force)
             .map_err(|error| js_error(&env, &error))
     }
 

@@ -372,7 +372,10 @@ impl GenlSocket {
     /// Sets the socket's receive buffer (SO_RCVBUF) in bytes; the kernel doubles the value and
     /// caps it at net.core.rmem_max. When it overflows, the kernel drops messages for this
     /// socket and the notifications report an overrun.
-    pub fn set_receive_buffer_size(&self, bytes: u32) -> Result<(), NetlinkError> {
+    ///
+    /// With `force`, SO_RCVBUFFORCE instead: not capped by net.core.rmem_max, and refused with
+    /// EPERM without CAP_NET_ADMIN.
+    pub fn set_receive_buffer_size(&self, bytes: u32, force: bool) -> Result<(), NetlinkError> {
         const OPERATION: &str = "set the receive buffer size";
         let bytes = libc::c_int::try_from(bytes).map_err(|_| {
             NetlinkError::invalid_input(
@@ -384,10 +387,17 @@ impl GenlSocket {
             .shared
             .socket()
             .ok_or_else(|| NetlinkError::closed(OPERATION))?;
-        socket
-            .get_ref()
-            .set_receive_buffer_size(bytes)
-            .map_err(|e| NetlinkError::os(OPERATION, "setsockopt(SO_RCVBUF)", &e))
+        if force {
+            socket
+                .get_ref()
+                .force_receive_buffer_size(bytes)
+                .map_err(|e| NetlinkError::os(OPERATION, "setsockopt(SO_RCVBUFFORCE)", &e))
+        } else {
+            socket
+                .get_ref()
+                .set_receive_buffer_size(bytes)
+                .map_err(|e| NetlinkError::os(OPERATION, "setsockopt(SO_RCVBUF)", &e))
+        }
     }
 
     /// The receive buffer size the kernel applies (SO_RCVBUF: twice what was set).
@@ -688,7 +698,7 @@ mod tests {
             (1..=32).contains(&notify),
             "nlctrl's notify group is {notify}"
         );
-        receiver.set_receive_buffer_size(1).unwrap();
+        receiver.set_receive_buffer_size(1, false).unwrap();
         let forger = NetlinkSocket::open_generic().unwrap();
         // The kernel drops a multicast for a socket whose receive buffer is full and reports
         // ENOBUFS on it, whoever sent it. Multicasting from user space needs CAP_NET_ADMIN.

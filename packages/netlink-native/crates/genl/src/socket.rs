@@ -264,6 +264,11 @@ impl NetlinkSocket {
         set_int_option(&self.fd, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
     }
 
+    /// Sets SO_RCVBUFFORCE: as SO_RCVBUF, without net.core.rmem_max's cap; needs CAP_NET_ADMIN.
+    pub(crate) fn force_receive_buffer_size(&self, bytes: libc::c_int) -> io::Result<()> {
+        set_int_option(&self.fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+    }
+
     /// SO_RCVBUF as the kernel applies it (twice the value set, within its limits).
     pub(crate) fn receive_buffer_size(&self) -> io::Result<libc::c_int> {
         let mut value: libc::c_int = 0;

@@ -255,13 +255,49 @@ async fn an_unknown_group_or_family_is_enoent_naming_it() {
 #[tokio::test]
 async fn the_receive_buffer_size_is_set_and_read_back_doubled() {
     let socket = GenlSocket::open().unwrap();
-    socket.set_receive_buffer_size(8192).unwrap();
+    socket.set_receive_buffer_size(8192, false).unwrap();
     assert_eq!(socket.receive_buffer_size().unwrap(), 16384);
-    let error = socket.set_receive_buffer_size(u32::MAX).unwrap_err();
+    let error = socket.set_receive_buffer_size(u32::MAX, false).unwrap_err();
     assert_eq!(error.code(), "EINVAL");
     socket.close();
     assert_eq!(
-        socket.set_receive_buffer_size(8192).unwrap_err().code(),
+        socket
+            .set_receive_buffer_size(8192, false)
+            .unwrap_err()
+            .code(),
         "EBADF"
     );
+}
+
+/// net.core.rmem_max, the cap of SO_RCVBUF.
+fn rmem_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_forced_receive_buffer_goes_past_rmem_max_for_cap_net_admin_and_is_refused_otherwise() {
+    let socket = GenlSocket::open().unwrap();
+    let wanted = rmem_max() * 4;
+    socket.set_receive_buffer_size(wanted, false).unwrap();
+    assert_eq!(
+        socket.receive_buffer_size().unwrap(),
+        rmem_max() * 2,
+        "SO_RCVBUF is capped"
+    );
+    // /proc/self belongs to the process's effective uid.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    match socket.set_receive_buffer_size(wanted, true) {
+        Ok(()) => {
+            assert!(root, "SO_RCVBUFFORCE worked without privilege");
+            assert_eq!(socket.receive_buffer_size().unwrap(), wanted * 2);
+        }
+        Err(error) => {
+            assert!(!root, "SO_RCVBUFFORCE failed for root: {error}");
+            assert_eq!(error.code(), "EPERM");
+        }
+    }
 }
