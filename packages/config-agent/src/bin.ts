@@ -1,12 +1,17 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Agent, AgentStartError } from './agent.js';
+import { DEFAULT_ACTION_LIMITS } from './actions.js';
+import { connectUsip } from './kernel.js';
 import { NotifierConfig, formatProblem } from './load.js';
+import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
 
 const DEFAULT_CONFIG_DIR = '/etc/usip.d';
+const VERSION = '0.1.0';
 
 const program = new Command('usip-agent')
-  .description('USIP notifier agent: declares notifiers from /etc/usip.d/*.json to the usip kernel module')
-  .version('0.1.0');
+  .description('USIP notifier agent: declares notifiers from /etc/usip.d/*.json to the usip kernel module and runs their actions')
+  .version(VERSION);
 
 program
   .command('check')
@@ -29,6 +34,127 @@ program
         `${problems.length} problem(s)\n`,
     );
     if (problems.length > 0) process.exitCode = 1;
+  });
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) throw new InvalidArgumentError('expected a number of seconds greater than 0');
+  return n;
+}
+
+interface RunOptions {
+  configDir: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  maxRunning: number;
+  maxQueued: number;
+  actionTimeout: number;
+  debounce: number;
+  retryInterval: number;
+  checkInterval: number;
+  retry: boolean;
+}
+
+program
+  .command('run')
+  .description(
+    'register a listener with the usip module for each valid notifier file of the configuration directory, ' +
+      'follow the files as they change, and run the actions they declare for each event, until SIGTERM or SIGINT ' +
+      '(SIGHUP reads the directory again)',
+  )
+  .option('-c, --config-dir <dir>', 'directory of notifier files', DEFAULT_CONFIG_DIR)
+  .addOption(new Option('--log-format <format>', 'log as JSON lines or as lines for people').choices(LOG_FORMATS).default('json'))
+  .addOption(new Option('--log-level <level>', 'least important log level written').choices(LOG_LEVELS).default('info'))
+  .option('--max-running <n>', 'commands running at once, over all files', positiveInteger, DEFAULT_ACTION_LIMITS.maxRunning)
+  .option(
+    '--max-queued <n>',
+    'events waiting per file for its commands; more are counted, logged and not acted on',
+    positiveInteger,
+    DEFAULT_ACTION_LIMITS.maxQueuedPerFile,
+  )
+  .option(
+    '--action-timeout <seconds>',
+    'time limit of a command whose notifier sets no timeoutSeconds (then SIGTERM, SIGKILL 5 s later)',
+    positiveSeconds,
+    DEFAULT_ACTION_LIMITS.timeoutMs / 1000,
+  )
+  .option('--debounce <ms>', 'quiet time after a file changes before it is read', wholeNumber, 200)
+  .option('--retry-interval <seconds>', 'pause between attempts to reach a usip module that is not loaded', positiveSeconds, 5)
+  .option('--check-interval <seconds>', 'period of the check that the module still holds the listeners (it may be reloaded)', positiveSeconds, 10)
+  .option('--no-retry', 'exit with status 1 when the usip module is not loaded, or goes away, instead of waiting for it')
+  .action(async (options: RunOptions) => {
+    const log = createLogger({ format: options.logFormat, level: options.logLevel });
+    let exitCode = 0;
+    let stopping: Promise<void> | undefined;
+    const stop = (code: number) => {
+      exitCode = Math.max(exitCode, code);
+      stopping ??= agent.stop().then(
+        () => process.exit(exitCode),
+        (error: unknown) => {
+          log.fatal({ error: (error as Error).message, stack: (error as Error).stack }, 'stopping failed');
+          process.exit(1);
+        },
+      );
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping !== undefined) {
+        log.warn({ signal }, 'second signal while stopping: exiting at once');
+        process.exit(1);
+      }
+      log.info({ signal }, 'signal received');
+      stop(0);
+    };
+    const agent = new Agent({
+      configDir: options.configDir,
+      connect: connectUsip,
+      log,
+      limits: { maxRunning: options.maxRunning, maxQueuedPerFile: options.maxQueued, timeoutMs: options.actionTimeout * 1000 },
+      debounceMs: options.debounce,
+      retryIntervalMs: options.retryInterval * 1000,
+      checkIntervalMs: options.checkInterval * 1000,
+      retry: options.retry,
+      onFatal: (error) => {
+        log.fatal({ error: error.message }, 'cannot go on without the usip module (--no-retry)');
+        stop(1);
+      },
+    });
+    let stdoutBroken = false;
+    process.stdout.on('error', (error) => {
+      if (!stdoutBroken) log.error({ error: error.message }, 'standard output failed: events of notifiers without "run" are lost');
+      stdoutBroken = true;
+    });
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => void agent.rescan());
+    log.info(
+      {
+        version: VERSION,
+        configDir: agent.configDir,
+        maxRunning: options.maxRunning,
+        maxQueuedPerFile: options.maxQueued,
+        actionTimeoutSeconds: options.actionTimeout,
+      },
+      'starting',
+    );
+    try {
+      await agent.start();
+    } catch (error) {
+      if (!(error instanceof AgentStartError)) throw error;
+      log.fatal({ error: error.message }, 'cannot start');
+      stop(1);
+    }
   });
 
 await program.parseAsync();

@@ -2,6 +2,7 @@ export {
   NotifierConfig,
   NotifierFileError,
   formatProblem,
+  isNotifierFileName,
   listNotifierFiles,
   parseNotifierFile,
   readNotifierFile,
@@ -9,9 +10,34 @@ export {
   type NotifierFile,
 } from './load.js';
 export {
+  AJV_OPTIONS,
+  MAX_TIMEOUT_SECONDS,
   MTAB_ACTIONS,
   STORAGE_ACTIONS,
   notifierFileSchema,
   type NotifierDeclaration,
   type NotifierFileContent,
 } from './schema.js';
+export { Agent, AgentStartError, type AgentOptions, type FileStatus } from './agent.js';
+export {
+  ActionRunner,
+  DEFAULT_ACTION_LIMITS,
+  type ActionCounters,
+  type ActionJob,
+  type ActionLimits,
+  type ActionOutcome,
+} from './actions.js';
+export {
+  decodeDev,
+  environmentName,
+  eventEnvironment,
+  eventJson,
+  notifierMatches,
+  pathWithin,
+  registerOptions,
+  toJsonText,
+  type EventJson,
+} from './event.js';
+export { connectUsip, familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
+export { createLogger, humanLine, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger, type LoggerOptions } from './log.js';
+export { Tally } from './tally.js';

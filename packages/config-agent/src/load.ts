@@ -1,14 +1,20 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import { notifierFileSchema, type NotifierFileContent } from './schema.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import validateNotifierFile from './generated/validate-notifier-file.cjs';
+import { PATTERN_MEANINGS, type NotifierFileContent } from './schema.js';
 
 /** One thing wrong with a notifier file: where (file + JSON pointer), which rule, and why. */
 export interface ConfigProblem {
   file: string;
   /** JSON pointer of the offending value ('' for the whole document). */
   pointer: string;
-  /** The schema keyword that failed (e.g. 'enum', 'required'), or 'json' for a syntax error. */
+  /**
+   * The schema keyword that failed (e.g. 'enum', 'required'), 'json' for a syntax error, 'read'
+   * when the file could not be read, or one of the agent's own rules beyond the schema:
+   * 'notify' (a notifier that would do nothing, or a `run` that could never be run) and 'run'
+   * (a `timeoutSeconds` without a `run`).
+   */
   rule: string;
   message: string;
 }
@@ -30,8 +36,10 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.file}: ${p.pointer || '/'}: ${p.message} [${p.rule}]`;
 }
 
-const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true });
-const validate = ajv.compile<NotifierFileContent>(notifierFileSchema);
+// The schema's validator is compiled when the package is built (scripts/generate-validator.ts),
+// not at start-up: compiling it took most of the agent's start-up time (seconds in the emulated
+// test guests, where each start counts).
+const validate = validateNotifierFile as ValidateFunction<NotifierFileContent>;
 
 function describe(error: ErrorObject): string {
   switch (error.keyword) {
@@ -41,6 +49,8 @@ function describe(error: ErrorObject): string {
       return `unknown property ${JSON.stringify(error.params.additionalProperty)}`;
     case 'required':
       return `missing required property ${JSON.stringify(error.params.missingProperty)}`;
+    case 'pattern':
+      return PATTERN_MEANINGS[String(error.params.pattern)] ?? error.message ?? 'must match a pattern';
     case 'discriminator':
       return error.params.error === 'mapping'
         ? `unknown notifier type ${JSON.stringify(error.params.tagValue)} (expected "mtab" or "storage")`
@@ -63,6 +73,41 @@ function jsonSyntaxProblem(file: string, text: string, error: Error): ConfigProb
   return { file, pointer: '', rule: 'json', message: `not valid JSON${where}: ${error.message}` };
 }
 
+/**
+ * What the schema cannot say: a notifier must do something with its events, and a command is
+ * only run for events the agent receives (`notify`).
+ */
+function semanticProblems(file: string, content: NotifierFileContent): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  content.notifiers.forEach((notifier, index) => {
+    const at = `/notifiers/${index}`;
+    if (notifier.notify === false && notifier.run !== undefined) {
+      problems.push({
+        file,
+        pointer: `${at}/run`,
+        rule: 'notify',
+        message: '"notify" is false, so the agent receives no event to run this command for; remove "run" or "notify"',
+      });
+    } else if (notifier.notify === false && notifier.kernelLog !== true) {
+      problems.push({
+        file,
+        pointer: `${at}/notify`,
+        rule: 'notify',
+        message: '"notify" is false and "kernelLog" is not true: this notifier would do nothing',
+      });
+    }
+    if (notifier.timeoutSeconds !== undefined && notifier.run === undefined) {
+      problems.push({
+        file,
+        pointer: `${at}/timeoutSeconds`,
+        rule: 'run',
+        message: '"timeoutSeconds" is the time limit of "run", which this notifier lacks',
+      });
+    }
+  });
+  return problems;
+}
+
 /** Parses and validates one notifier file's text; throws NotifierFileError naming every problem. */
 export function parseNotifierFile(file: string, text: string): NotifierFile {
   let document: unknown;
@@ -81,6 +126,8 @@ export function parseNotifierFile(file: string, text: string): NotifierFile {
     }));
     throw new NotifierFileError(problems);
   }
+  const problems = semanticProblems(file, document);
+  if (problems.length > 0) throw new NotifierFileError(problems);
   return { ...document, path: file };
 }
 
@@ -88,11 +135,16 @@ export async function readNotifierFile(file: string): Promise<NotifierFile> {
   return parseNotifierFile(file, await readFile(file, 'utf8'));
 }
 
+/** Whether a directory entry is a notifier file: `*.json`, not hidden (editors' temporary files are). */
+export function isNotifierFileName(name: string): boolean {
+  return name.endsWith('.json') && !name.startsWith('.');
+}
+
 /** The notifier files of a directory: only `*.json` count, read in name order. */
 export async function listNotifierFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir);
   return names
-    .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+    .filter(isNotifierFileName)
     .sort()
     .map((name) => join(dir, name));
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NotifierConfig, NotifierFileError, parseNotifierFile } from '../src/index.js';
+import { Ajv } from 'ajv';
+import { AJV_OPTIONS, NotifierConfig, NotifierFileError, notifierFileSchema, parseNotifierFile } from '../src/index.js';
+import { GENERATED, generateValidator } from '../scripts/generate-validator.js';
 
 const execFileAsync = promisify(execFile);
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -37,6 +39,18 @@ function problemsOf(text: string) {
   }
   throw new Error('expected the file to be rejected');
 }
+
+test('the generated validator is the schema\'s, compiled by the current ajv (else run scripts/generate-validator.ts)', async () => {
+  const { js, dts } = generateValidator();
+  assert.ok(js === (await readFile(GENERATED.js, 'utf8')), `${GENERATED.js} is stale: run node --import tsx packages/config-agent/scripts/generate-validator.ts`);
+  assert.ok(dts === (await readFile(GENERATED.dts, 'utf8')), `${GENERATED.dts} is stale`);
+});
+
+test('the schema is valid JSON Schema, and the generator would say if it were not', () => {
+  const ajv = new Ajv({ ...AJV_OPTIONS });
+  assert.ok(ajv.validateSchema(notifierFileSchema), JSON.stringify(ajv.errors));
+  assert.not.ok(ajv.validateSchema({ ...notifierFileSchema, required: 'notifiers' }));
+});
 
 test('a valid file is accepted as written', () => {
   const file = parseNotifierFile('/etc/usip.d/ok.json', JSON.stringify(enospcToLog));
@@ -73,6 +87,67 @@ test('a JSON syntax error gives line and column', () => {
   assert.is(problems.length, 1);
   assert.is(problems[0]!.rule, 'json');
   assert.match(problems[0]!.message, /line 3, column \d+/);
+});
+
+test('run: argv[0] is an absolute path or a command name, later arguments any string (empty too)', () => {
+  const ok = parseNotifierFile(
+    '/etc/usip.d/ok.json',
+    JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', run: ['logger', '', '--'] }, { type: 'mtab', action: 'umount', run: ['/bin/true'] }] }),
+  );
+  assert.equal(ok.notifiers[0]!.run, ['logger', '', '--']);
+  const problems = problemsOf(JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', run: ['./script.sh'] }, { type: 'mtab', action: 'umount', run: [''] }] }));
+  assert.equal(
+    problems.map((p) => [p.pointer, p.rule, p.message]),
+    [
+      ['/notifiers/0/run/0', 'pattern', 'must be an absolute path or a command name looked up in PATH (the agent runs in /, so a relative path would be ambiguous)'],
+      ['/notifiers/1/run/0', 'minLength', 'must NOT have fewer than 1 characters'],
+    ],
+  );
+});
+
+test('pathPrefix must be absolute; timeoutSeconds is a positive number of at most a day', () => {
+  const problems = problemsOf(
+    JSON.stringify({
+      notifiers: [
+        { type: 'mtab', action: 'mount', pathPrefix: 'srv' },
+        { type: 'mtab', action: 'mount', run: ['/bin/true'], timeoutSeconds: 0 },
+        { type: 'storage', action: 'enospc', run: ['/bin/true'], timeoutSeconds: 86401 },
+      ],
+    }),
+  );
+  assert.equal(
+    problems.map((p) => [p.pointer, p.rule, p.message]),
+    [
+      ['/notifiers/0/pathPrefix', 'pattern', 'must be an absolute path'],
+      ['/notifiers/1/timeoutSeconds', 'exclusiveMinimum', 'must be > 0'],
+      ['/notifiers/2/timeoutSeconds', 'maximum', 'must be <= 86400'],
+    ],
+  );
+  const file = parseNotifierFile('/x.json', JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', pathPrefix: '/srv', run: ['/bin/true'], timeoutSeconds: 0.5 }] }));
+  assert.equal([file.notifiers[0]!.pathPrefix, file.notifiers[0]!.timeoutSeconds], ['/srv', 0.5]);
+});
+
+test('the agent\'s own rules: a notifier must do something, run needs notify, timeoutSeconds needs run', () => {
+  const problems = problemsOf(
+    JSON.stringify({
+      notifiers: [
+        { type: 'mtab', action: 'mount', notify: false },
+        { type: 'mtab', action: 'umount', notify: false, kernelLog: true, run: ['/bin/true'] },
+        { type: 'mtab', action: 'move', timeoutSeconds: 3 },
+      ],
+    }),
+  );
+  assert.equal(
+    problems.map((p) => [p.pointer, p.rule]),
+    [
+      ['/notifiers/0/notify', 'notify'],
+      ['/notifiers/1/run', 'notify'],
+      ['/notifiers/2/timeoutSeconds', 'run'],
+    ],
+  );
+  assert.match(problems[0]!.message, 'this notifier would do nothing');
+  // kern-log only is a notifier that does something.
+  parseNotifierFile('/k.json', JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', notify: false, kernelLog: true }] }));
 });
 
 test('a bad update keeps the last good content of that file', () => {

@@ -1,0 +1,618 @@
+// usip-agent run: keeps one listener registered in the usip module per valid notifier file of a
+// directory, follows the files as they change (chokidar), and acts on the events.
+//
+// Per file:
+//   valid and new            -> register a listener
+//   changed, still valid     -> register the new listener first, then close the old one (no
+//                               window without a listener; an event both receive is acted on once,
+//                               told apart by its module-wide seq); a change of `run` or
+//                               `timeoutSeconds` only keeps the listener and swaps the actions
+//   changed, now invalid     -> log every problem (file, JSON pointer, rule); the last good
+//                               version stays registered
+//   deleted                  -> close its listener
+//   refused by the module    -> log it for that file (EPERM for scope "global" without
+//                               CAP_SYS_ADMIN); a previous registration of the file stays
+// The module: not loaded at start -> log how to load it and retry every retryIntervalMs (or fail,
+// with retry: false); unloaded later (found by a check every checkIntervalMs, or by a refused
+// registration) -> drop the dead listeners and register every file again once it is back.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { UsipModuleNotLoadedError, isNetlinkError, type ListenerItem } from '@usip/client';
+import type { Logger } from 'pino';
+import { ActionRunner, type ActionLimits, type ActionOutcome } from './actions.js';
+import { eventJson, notifierMatches, registerOptions, toJsonText } from './event.js';
+import { familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
+import { NotifierFileError, isNotifierFileName, parseNotifierFile, type NotifierFile } from './load.js';
+import { Tally } from './tally.js';
+
+export interface AgentOptions {
+  /** The directory of notifier files (*.json). */
+  configDir: string;
+  /** How to reach the module (connectUsip for the real one). */
+  connect: KernelConnector;
+  log: Logger;
+  /** Where the events of notifiers without `run` go, one JSON line each (default: stdout). */
+  output?: (line: string) => void;
+  /** Bounds of the commands notifiers run. */
+  limits?: Partial<ActionLimits>;
+  /** Quiet time after the last change of a file before it is read (default 200 ms). */
+  debounceMs?: number;
+  /** Pause between attempts to reach a module that is not loaded (default 5 s). */
+  retryIntervalMs?: number;
+  /** Period of the check that the module still has the agent's listeners (default 10 s). */
+  checkIntervalMs?: number;
+  /**
+   * Wait for the module when it is not loaded (default true). When false, start() rejects if it
+   * is not loaded, and `onFatal` is called if it goes away later.
+   */
+  retry?: boolean;
+  /** Time running commands get to finish when the agent stops, before SIGTERM (default 5 s). */
+  shutdownGraceMs?: number;
+  /** Called when the agent cannot go on (retry: false and the module went away). */
+  onFatal?: (error: Error) => void;
+  /** Called with the outcome of every command (tests, metrics). */
+  onOutcome?: (outcome: ActionOutcome) => void;
+}
+
+/** The agent could not start: the directory cannot be read, or (retry: false) no module. */
+export class AgentStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AgentStartError';
+  }
+}
+
+/** What the agent holds for one notifier file. */
+export interface FileStatus {
+  file: string;
+  /** The last good version's notifier count (undefined: no valid version). */
+  notifiers: number | undefined;
+  /** The listener registered for it now, if any. */
+  listenerId: number | undefined;
+  scope: string | undefined;
+}
+
+interface Active {
+  listener: AgentListener;
+  content: NotifierFile;
+  /** What the module was asked for: a change elsewhere in the file needs no new listener. */
+  key: string;
+  closing: boolean;
+  pump: Promise<void>;
+}
+
+/** The last `size` seqs seen, to act once on an event that two listeners of a file received. */
+class SeqWindow {
+  readonly #set = new Set<bigint>();
+  readonly #order: bigint[] = [];
+  constructor(readonly size: number) {}
+  /** Adds a seq; false when it was there already. */
+  add(seq: bigint): boolean {
+    if (this.#set.has(seq)) return false;
+    this.#set.add(seq);
+    this.#order.push(seq);
+    if (this.#order.length > this.size) this.#set.delete(this.#order.shift()!);
+    return true;
+  }
+}
+
+class FileState {
+  good: NotifierFile | undefined;
+  active: Active | undefined;
+  chain: Promise<void> = Promise.resolve();
+  /** Seqs acted on, within one lifetime of the module (a module loaded again counts from 1). */
+  seen = new SeqWindow(4096);
+  readonly missed: Tally;
+  readonly overruns: Tally;
+
+  constructor(readonly file: string, log: Logger) {
+    this.missed = new Tally(1000, (count, occurrences, total) => {
+      log.warn(
+        { file, listenerId: this.active?.listener.id, missed: count, reports: occurrences, missedTotal: total },
+        `${count} event(s) for this file were lost in the module (its queue or this listener's socket buffer was full)`,
+      );
+    });
+    this.overruns = new Tally(1000, (count, occurrences, total) => {
+      log.warn(
+        { file, listenerId: this.active?.listener.id, overruns: occurrences, lost: count, overrunsTotal: total },
+        `the listener's socket overflowed ${occurrences} time(s); events were lost (the next event's missed count says how many)`,
+      );
+    });
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function errorFields(error: unknown): Record<string, unknown> {
+  const e = error as { message?: string; code?: unknown };
+  return { error: e?.message ?? String(error), ...(typeof e?.code === 'string' ? { code: e.code } : {}) };
+}
+
+export class Agent {
+  readonly configDir: string;
+  readonly #connect: KernelConnector;
+  readonly #log: Logger;
+  readonly #output: (line: string) => void;
+  readonly #runner: ActionRunner;
+  readonly #debounceMs: number;
+  readonly #retryIntervalMs: number;
+  readonly #checkIntervalMs: number;
+  readonly #retry: boolean;
+  readonly #shutdownGraceMs: number;
+  readonly #onFatal: ((error: Error) => void) | undefined;
+  readonly #files = new Map<string, FileState>();
+  readonly #debounce = new Map<string, NodeJS.Timeout>();
+  #watcher: FSWatcher | undefined;
+  #kernel: AgentKernel | undefined;
+  /** Set when chokidar's initial scan is done; the paths it found before are in #initial. */
+  #watching = false;
+  readonly #initial = new Set<string>();
+  #stopping = false;
+  #missingReported = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #checkTimer: NodeJS.Timeout | undefined;
+  #checking = false;
+  #lastConnectError: unknown;
+  #outputFailed = false;
+
+  constructor(options: AgentOptions) {
+    this.configDir = resolve(options.configDir);
+    this.#connect = options.connect;
+    this.#log = options.log;
+    this.#output = options.output ?? ((line) => void process.stdout.write(line));
+    this.#runner = new ActionRunner(options.log, options.limits, options.onOutcome);
+    this.#debounceMs = options.debounceMs ?? 200;
+    this.#retryIntervalMs = options.retryIntervalMs ?? 5000;
+    this.#checkIntervalMs = options.checkIntervalMs ?? 10_000;
+    this.#retry = options.retry ?? true;
+    this.#shutdownGraceMs = options.shutdownGraceMs ?? 5000;
+    this.#onFatal = options.onFatal;
+  }
+
+  /** The command runner (its counters and bounds). */
+  get actions(): ActionRunner {
+    return this.#runner;
+  }
+
+  /** True while a connection to the module is up. */
+  get connected(): boolean {
+    return this.#kernel !== undefined;
+  }
+
+  /** The files with a valid version or a listener, by name. */
+  status(): FileStatus[] {
+    return [...this.#files.values()]
+      .filter((s) => s.good !== undefined || s.active !== undefined)
+      .sort((a, b) => a.file.localeCompare(b.file))
+      .map((s) => ({
+        file: s.file,
+        notifiers: s.good?.notifiers.length,
+        listenerId: s.active?.listener.id,
+        scope: s.active?.listener.scope,
+      }));
+  }
+
+  /**
+   * Connects to the module, reads every notifier file, registers the valid ones and starts
+   * following the directory. Resolves once the files present at start are handled. Rejects with
+   * AgentStartError when the directory cannot be read, or (retry: false) the module is not loaded.
+   */
+  async start(): Promise<void> {
+    try {
+      if (!(await stat(this.configDir)).isDirectory()) throw new Error('not a directory');
+      await readdir(this.configDir);
+    } catch (error) {
+      throw new AgentStartError(`cannot read the configuration directory ${this.configDir}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!(await this.#tryConnect())) {
+      if (!this.#retry) {
+        const cause = this.#lastConnectError;
+        throw new AgentStartError(cause instanceof Error ? cause.message : String(cause), { cause });
+      }
+      this.#scheduleConnect();
+    }
+    if (this.#stopping) return;
+    const watcher = watch(this.configDir, {
+      depth: 0,
+      ignoreInitial: false,
+      // Only the directory itself and *.json files in it (no dotfiles: editors' temporary files).
+      ignored: (path, stats) => {
+        if (path === this.configDir) return false;
+        if (stats?.isDirectory() === true) return true;
+        return !isNotifierFileName(basename(path));
+      },
+    });
+    this.#watcher = watcher;
+    watcher.on('all', (event, path) => {
+      if (event === 'add' || event === 'change' || event === 'unlink') this.#changed(resolve(path));
+    });
+    watcher.on('error', (error) => this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'watching the configuration directory failed'));
+    await new Promise<void>((r) => watcher.once('ready', () => r()));
+    // The files present at start are read at once, without waiting out the debounce.
+    this.#watching = true;
+    for (const path of this.#initial) this.#schedule(path);
+    this.#initial.clear();
+    await this.settled();
+    const status = this.status();
+    this.#log.info(
+      {
+        configDir: this.configDir,
+        valid: status.filter((s) => s.notifiers !== undefined).length,
+        registered: status.filter((s) => s.listenerId !== undefined).length,
+        connected: this.connected,
+      },
+      'ready',
+    );
+    this.#checkTimer = setInterval(() => void this.#check(), this.#checkIntervalMs);
+  }
+
+  /** Resolves when every file change seen so far is handled (debounced ones included). */
+  async settled(): Promise<void> {
+    for (;;) {
+      if (this.#debounce.size > 0) {
+        await sleep(this.#debounceMs);
+        continue;
+      }
+      const chains = [...this.#files.values()].map((s) => s.chain);
+      await Promise.all(chains);
+      if (this.#debounce.size === 0 && [...this.#files.values()].every((s, i) => s.chain === chains[i])) return;
+    }
+  }
+
+  /** Reads the whole directory again (SIGHUP): every file present, and forgets the ones gone. */
+  async rescan(): Promise<void> {
+    this.#log.info({ configDir: this.configDir }, 'reading the configuration directory again');
+    let names: string[];
+    try {
+      names = await readdir(this.configDir);
+    } catch (error) {
+      this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'cannot read the configuration directory; keeping what is registered');
+      return;
+    }
+    const paths = new Set(names.filter(isNotifierFileName).map((n) => resolve(this.configDir, n)));
+    for (const path of this.#files.keys()) paths.add(path);
+    for (const path of paths) this.#schedule(path);
+    await this.settled();
+  }
+
+  #changed(path: string): void {
+    if (this.#stopping) return;
+    if (!this.#watching) {
+      this.#initial.add(path);
+      return;
+    }
+    clearTimeout(this.#debounce.get(path));
+    // Editors save with a write to a temporary file and a rename, or in several writes: the file
+    // is read once it has been quiet for debounceMs, and what is on disk then is what counts.
+    this.#debounce.set(
+      path,
+      setTimeout(() => {
+        this.#debounce.delete(path);
+        this.#schedule(path);
+      }, this.#debounceMs),
+    );
+  }
+
+  #state(path: string): FileState {
+    let state = this.#files.get(path);
+    if (state === undefined) {
+      state = new FileState(path, this.#log);
+      this.#files.set(path, state);
+    }
+    return state;
+  }
+
+  /** Runs `work` after everything already queued for that file: a file is handled one step at a time. */
+  #enqueue(state: FileState, work: () => Promise<void>): Promise<void> {
+    const next = state.chain.then(work).catch((error: unknown) => {
+      this.#log.error({ file: state.file, ...errorFields(error), stack: (error as Error)?.stack }, 'internal error while handling this file');
+    });
+    state.chain = next;
+    return next;
+  }
+
+  #schedule(path: string): void {
+    const state = this.#state(path);
+    void this.#enqueue(state, () => this.#read(state));
+  }
+
+  async #read(state: FileState): Promise<void> {
+    if (this.#stopping) return;
+    const { file } = state;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        if (state.good !== undefined || state.active !== undefined) {
+          this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
+        }
+        state.good = undefined;
+        await this.#reconcile(state);
+        return;
+      }
+      this.#log.error({ file, ...errorFields(error) }, 'cannot read the notifier file; keeping its last good version');
+      return;
+    }
+    let content: NotifierFile;
+    try {
+      content = parseNotifierFile(file, text);
+    } catch (error) {
+      if (!(error instanceof NotifierFileError)) throw error;
+      for (const p of error.problems) {
+        this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
+      }
+      if (state.good !== undefined) {
+        this.#log.warn(
+          { file, listenerId: state.active?.listener.id, problems: error.problems.length },
+          'keeping the last good version of this file',
+        );
+      } else {
+        this.#log.warn({ file, problems: error.problems.length }, 'nothing registered for this file: it has no valid version yet');
+      }
+      return;
+    }
+    // Unchanged, and registered as it is (or waiting for the module): nothing to do. A version the
+    // module refused is tried again.
+    const json = JSON.stringify(content);
+    const unchanged = state.good !== undefined && JSON.stringify(state.good) === json;
+    if (unchanged && (!this.connected || (state.active !== undefined && JSON.stringify(state.active.content) === json))) {
+      this.#log.debug({ file }, 'notifier file unchanged');
+      return;
+    }
+    state.good = content;
+    await this.#reconcile(state);
+  }
+
+  /** Makes the module hold what the file's last good version asks for. */
+  async #reconcile(state: FileState): Promise<void> {
+    const { file } = state;
+    const kernel = this.#kernel;
+    const desired = this.#stopping ? undefined : state.good;
+    const active = state.active;
+    if (desired === undefined) {
+      if (active !== undefined) {
+        state.active = undefined;
+        await this.#close(state, active, this.#stopping ? 'the agent is stopping' : 'the file was removed');
+      }
+      return;
+    }
+    if (kernel === undefined) {
+      this.#log.info({ file, notifiers: desired.notifiers.length }, 'valid; to be registered when the usip module is loaded');
+      return;
+    }
+    const options = registerOptions(desired);
+    const key = JSON.stringify(options);
+    if (active !== undefined && active.key === key) {
+      if (JSON.stringify(active.content) !== JSON.stringify(desired)) {
+        active.content = desired;
+        this.#log.info({ file, listenerId: active.listener.id }, 'actions updated; the listener is unchanged');
+      }
+      return;
+    }
+    let listener: AgentListener;
+    try {
+      listener = await kernel.register(options);
+    } catch (error) {
+      if (familyGone(error)) {
+        // Unloaded before the periodic check noticed: the file is registered again when it is back.
+        void this.#lost(kernel);
+        return;
+      }
+      const fields: Record<string, unknown> = { file, scope: desired.scope ?? 'namespace', ...errorFields(error) };
+      if (isNetlinkError(error) && error.code === 'EPERM' && options.global) {
+        fields.hint = 'scope "global" sees the mounts of every mount namespace: it needs CAP_SYS_ADMIN in the initial user namespace (run the agent as root, or use scope "namespace")';
+      }
+      this.#log.error(fields, "cannot register this file's listener");
+      if (active !== undefined) {
+        this.#log.warn({ file, listenerId: active.listener.id }, 'keeping the listener of the last version the module accepted');
+      }
+      return;
+    }
+    const next: Active = { listener, content: desired, key, closing: false, pump: Promise.resolve() };
+    state.active = next;
+    next.pump = this.#pump(state, next);
+    this.#log.info(
+      {
+        file,
+        listenerId: listener.id,
+        scope: listener.scope,
+        notifiers: desired.notifiers.length,
+        ...(active !== undefined ? { replaces: active.listener.id } : {}),
+      },
+      'registered',
+    );
+    if (active !== undefined) await this.#close(state, active, 'replaced by the new version of the file');
+  }
+
+  async #close(state: FileState, active: Active, reason: string): Promise<void> {
+    active.closing = true;
+    try {
+      await active.listener.close();
+    } catch (error) {
+      this.#log.warn({ file: state.file, listenerId: active.listener.id, ...errorFields(error) }, 'unregistering the listener failed; its socket is closed');
+    }
+    await active.pump;
+    this.#log.info({ file: state.file, listenerId: active.listener.id, reason }, 'listener closed');
+  }
+
+  /** Reads a listener's items until it is closed; acts on each. */
+  async #pump(state: FileState, active: Active): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const item of active.listener) {
+          failures = 0;
+          this.#item(state, active, item);
+        }
+        break;
+      } catch (error) {
+        if (active.closing) break;
+        this.#log.error({ file: state.file, listenerId: active.listener.id, ...errorFields(error) }, 'a malformed event from the module was skipped');
+        // Reading goes on where it stopped; errors in a row slow it down rather than flood the log.
+        await sleep(Math.min(10 * 2 ** failures++, this.#retryIntervalMs));
+      }
+    }
+    if (!active.closing) {
+      // Its socket ended under it: register the file again (after a pause, so that a socket
+      // that keeps failing does not make a tight loop).
+      this.#log.error(
+        { file: state.file, listenerId: active.listener.id, retryIntervalSeconds: this.#retryIntervalMs / 1000 },
+        'the listener stopped delivering events; registering the file again',
+      );
+      await sleep(this.#retryIntervalMs);
+      void this.#enqueue(state, async () => {
+        if (state.active !== active || this.#stopping) return;
+        state.active = undefined;
+        await this.#close(state, active, 'it stopped delivering events');
+        await this.#reconcile(state);
+      });
+    }
+  }
+
+  #item(state: FileState, active: Active, item: ListenerItem): void {
+    // A count of lost events on its own, sent once the module's queue drained.
+    if (item.kind === 'missed') {
+      if (item.missed > 0) state.missed.add(item.missed);
+      return;
+    }
+    if (item.kind === 'overrun') {
+      state.overruns.add(item.lost ?? 0);
+      return;
+    }
+    if (item.missed !== undefined && item.missed > 0) state.missed.add(item.missed);
+    if (item.seq !== undefined && !state.seen.add(item.seq)) return;
+    const event = eventJson(item);
+    const { content } = active;
+    let matched = 0;
+    content.notifiers.forEach((notifier, index) => {
+      if (!notifierMatches(notifier, item)) return;
+      matched++;
+      if (notifier.run === undefined) {
+        this.#writeOutput(`${toJsonText({ file: state.file, notifier: index, event })}\n`);
+      } else {
+        this.#runner.submit({
+          file: state.file,
+          notifier: index,
+          argv: notifier.run,
+          ...(notifier.timeoutSeconds !== undefined ? { timeoutMs: notifier.timeoutSeconds * 1000 } : {}),
+          event,
+        });
+      }
+    });
+    if (matched === 0) this.#log.debug({ file: state.file, listenerId: active.listener.id, seq: event.seq }, 'an event matched no notifier of the file');
+  }
+
+  #writeOutput(line: string): void {
+    try {
+      this.#output(line);
+    } catch (error) {
+      if (!this.#outputFailed) this.#log.error(errorFields(error), 'cannot write events to the output');
+      this.#outputFailed = true;
+    }
+  }
+
+  async #tryConnect(): Promise<boolean> {
+    try {
+      this.#kernel = await this.#connect();
+    } catch (error) {
+      this.#lastConnectError = error;
+      // Without retry, start() fails with this error, and says so itself.
+      if (!this.#retry) return false;
+      if (error instanceof UsipModuleNotLoadedError) {
+        if (!this.#missingReported) {
+          this.#log.error({ ...errorFields(error), retryIntervalSeconds: this.#retryIntervalMs / 1000 }, 'the usip module is not loaded; waiting for it');
+        }
+        this.#missingReported = true;
+      } else {
+        this.#log.error(errorFields(error), 'cannot connect to the usip module');
+      }
+      return false;
+    }
+    this.#log.info({}, this.#missingReported ? 'the usip module is loaded now: connected' : 'connected to the usip module');
+    this.#missingReported = false;
+    return true;
+  }
+
+  #scheduleConnect(): void {
+    if (this.#stopping) return;
+    this.#retryTimer = setTimeout(async () => {
+      this.#retryTimer = undefined;
+      if (this.#stopping) return;
+      if (await this.#tryConnect()) {
+        for (const state of this.#files.values()) void this.#enqueue(state, () => this.#reconcile(state));
+      } else {
+        this.#scheduleConnect();
+      }
+    }, this.#retryIntervalMs);
+  }
+
+  /** Checks that the module still holds the agent's listeners. */
+  async #check(): Promise<void> {
+    const kernel = this.#kernel;
+    if (kernel === undefined || this.#checking || this.#stopping) return;
+    this.#checking = true;
+    try {
+      const listeners = [...this.#files.values()].flatMap((s) => (s.active !== undefined ? [s.active.listener] : []));
+      if (!(await kernel.alive(listeners))) await this.#lost(kernel);
+    } catch (error) {
+      this.#log.warn(errorFields(error), 'cannot check the usip module');
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  /** The module went away (unloaded): drop its dead listeners, wait for it to come back. */
+  async #lost(kernel: AgentKernel): Promise<void> {
+    if (this.#kernel !== kernel || this.#stopping) return;
+    this.#kernel = undefined;
+    this.#log.error({}, 'the usip module went away (unloaded?): its listeners are gone');
+    const closing = [...this.#files.values()].map((state) =>
+      this.#enqueue(state, async () => {
+        state.seen = new SeqWindow(4096);
+        const active = state.active;
+        if (active === undefined) return;
+        state.active = undefined;
+        await this.#close(state, active, 'the usip module went away');
+      }),
+    );
+    await Promise.all(closing);
+    kernel.close();
+    if (!this.#retry) {
+      this.#onFatal?.(new Error('the usip module went away'));
+      return;
+    }
+    this.#missingReported = false;
+    if (!(await this.#tryConnect())) {
+      this.#scheduleConnect();
+      return;
+    }
+    for (const state of this.#files.values()) void this.#enqueue(state, () => this.#reconcile(state));
+  }
+
+  /**
+   * Stops: no more file changes are followed, every listener is closed, then the commands still
+   * running get shutdownGraceMs to finish (events still waiting are not acted on: counted and logged).
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.info({}, 'stopping');
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#checkTimer);
+    for (const timer of this.#debounce.values()) clearTimeout(timer);
+    this.#debounce.clear();
+    await this.#watcher?.close();
+    await Promise.all([...this.#files.values()].map((state) => this.#enqueue(state, () => this.#reconcile(state))));
+    this.#kernel?.close();
+    this.#kernel = undefined;
+    for (const state of this.#files.values()) {
+      state.missed.flush();
+      state.overruns.flush();
+    }
+    await this.#runner.shutdown(this.#shutdownGraceMs);
+    this.#log.info({ actions: { ...this.#runner.counters } }, 'stopped');
+  }
+}

@@ -1,0 +1,181 @@
+#!/bin/sh
+# Runs inside the VM guest with usip.ko loaded (see ../vm-agent.test.ts): usip-agent run against
+# the real module. Real tmpfs mounts and umounts run a notifier file's command; the file is
+# edited (a valid change, an invalid one, then removed) while the agent runs; the module is
+# unloaded and loaded again; an unprivileged agent is refused its global file. Each step leaves
+# its output in $USIP_VM_RESULTS for the host to check; a wait that times out is noted in
+# $USIP_VM_RESULTS/timeouts.
+set -u
+cd "$(dirname "$0")/../../../.."
+results=${USIP_VM_RESULTS:?not in a usip-vm guest}
+
+agent=packages/config-agent/dist/bin.js
+usip=packages/cli/dist/bin.js
+record="$PWD/packages/config-agent/test/guest/record.sh"
+actions=$results/actions.log
+conf=/tmp/usip.d
+mnt=/tmp/agent/a
+: >"$actions"
+mkdir -p $conf $mnt
+
+mark() { # mark WHAT: when the script got there (seconds since boot), for the host to report
+	read -r up _ </proc/uptime
+	echo "$up $1" >>"$results/marks"
+}
+
+step() { # step NAME COMMAND...: run COMMAND, keep its output and exit status
+	name=$1
+	shift
+	"$@" >"$results/$name.out" 2>"$results/$name.err"
+	echo $? >"$results/$name.status"
+}
+
+# Waits poll 5 times a second, and look with shell builtins only: the guest's CPUs are emulated
+# by one host thread, where every fork costs, and would slow down the agent being waited for.
+wait_for() { # wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds; a timeout is noted
+	what=$1
+	tries=$(($2 * 5))
+	shift 2
+	until "$@"; do
+		tries=$((tries - 1))
+		if [ $tries -le 0 ]; then
+			echo "$what" >>"$results/timeouts"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+at_least() { # at_least N PATTERN FILE: FILE has N lines with PATTERN (a fixed string)
+	[ -f "$3" ] || return 1
+	n=0
+	while IFS= read -r line; do
+		case $line in
+		*"$2"*) n=$((n + 1)) ;;
+		esac
+	done <"$3"
+	[ $n -ge "$1" ]
+}
+
+count() { # count PATTERN FILE: lines of FILE with PATTERN (a fixed string)
+	grep -cF -- "$1" "$2" 2>/dev/null || true
+}
+
+write_conf() { # write_conf NAME TEXT: as editors save, a temporary file renamed over the file
+	printf '%s\n' "$2" >"$conf/.$1.tmp" && mv "$conf/.$1.tmp" "$conf/$1"
+}
+
+mount_round() { # mount_round SOURCE: a tmpfs mounted at $mnt and unmounted
+	mount -t tmpfs -o size=1m "$1" $mnt && umount $mnt
+}
+
+run_action() { # the run array of a notifier that records with TAG
+	printf '["/bin/sh", "%s", "%s", "%s"]' "$record" "$actions" "$1"
+}
+
+log=$results/agent.log
+out=$results/agent.out
+
+write_conf 10-mounts.json "{
+  \"description\": \"VM test, version 1\",
+  \"notifiers\": [
+    { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action v1) },
+    { \"type\": \"mtab\", \"action\": \"umount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action v1), \"timeoutSeconds\": 20 }
+  ]
+}"
+write_conf 20-global.json '{ "scope": "global", "notifiers": [ { "type": "mtab", "action": "remount", "pathPrefix": "/tmp/agent" } ] }'
+
+mark start
+node "$agent" run --config-dir $conf --debounce 100 --check-interval 1 --retry-interval 0.5 >"$out" 2>"$log" &
+agent_pid=$!
+echo $agent_pid >"$results/agent.pid"
+wait_for ready 60 at_least 1 '"msg":"ready"' "$log"
+mark ready
+step listeners-1 node "$usip" listeners --json
+
+# Version 1: a real mount and umount run the file's command; a remount reaches the global file's
+# notifier, which has no run: a JSON line on stdout.
+mark listeners-1
+mount_round agent-v1
+wait_for v1-actions 30 at_least 2 'agent-v1' "$actions"
+mount -t tmpfs -o size=1m agent-r1 $mnt && mount -o remount,size=2m $mnt && umount $mnt
+wait_for r1-remount 30 at_least 1 'agent-r1' "$out"
+
+mark v1
+# Version 2, valid, asking the module for something else (kern-log on umount): a new listener
+# replaces the old one; umount has no run any more.
+write_conf 10-mounts.json "{
+  \"description\": \"VM test, version 2\",
+  \"notifiers\": [
+    { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action v2) },
+    { \"type\": \"mtab\", \"action\": \"umount\", \"pathPrefix\": \"/tmp/agent\", \"kernelLog\": true }
+  ]
+}"
+wait_for v2-registered 30 at_least 1 '"replaces":' "$log"
+wait_for v1-closed 30 at_least 1 '"reason":"replaced by the new version of the file"' "$log"
+mark v2-registered
+step listeners-2 node "$usip" listeners --json
+mark listeners-2
+mount_round agent-v2
+wait_for v2-actions 30 at_least 1 'agent-v2' "$actions"
+wait_for v2-umount 30 at_least 1 'agent-v2' "$out"
+
+mark v2
+# Version 3, invalid: logged, and version 2 stays registered and acting.
+write_conf 10-mounts.json '{ "notifiers": [ { "type": "mtab", "action": "mount", "run": [] } ] }'
+wait_for v3-kept 30 at_least 1 '"msg":"keeping the last good version of this file"' "$log"
+step listeners-3 node "$usip" listeners --json
+mount_round agent-v3
+wait_for v3-actions 30 at_least 1 'agent-v3' "$actions"
+wait_for v3-umount 30 at_least 1 'agent-v3' "$out"
+
+mark v3
+# Removed: its listener is closed; the global file's stays. A remount after a mount shows the
+# agent saw the events that followed, and that the mount ran nothing.
+rm $conf/10-mounts.json
+wait_for v4-closed 30 at_least 1 '"reason":"the file was removed"' "$log"
+step listeners-4 node "$usip" listeners --json
+mount -t tmpfs -o size=1m agent-v4 $mnt && mount -o remount,size=2m $mnt && umount $mnt
+wait_for v4-remount 30 at_least 1 'agent-v4' "$out"
+
+mark v4
+# The module is unloaded and loaded again: the agent notices, and registers its files again.
+registered_before=$(count '"msg":"registered"' "$log")
+rmmod usip
+echo $? >"$results/rmmod.status"
+wait_for module-gone 30 at_least 1 '"msg":"the usip module went away (unloaded?): its listeners are gone"' "$log"
+insmod "packages/kernel-module/build/$(uname -r)/usip.ko"
+echo $? >"$results/insmod.status"
+wait_for re-registered 30 at_least $((registered_before + 1)) '"msg":"registered"' "$log"
+mount -t tmpfs -o size=1m agent-v5 $mnt && mount -o remount,size=2m $mnt && umount $mnt
+wait_for v5-remount 30 at_least 1 'agent-v5' "$out"
+step listeners-5 node "$usip" listeners --json
+
+mark v5
+# SIGTERM: every listener closed, exit 0.
+kill -TERM $agent_pid
+wait $agent_pid
+echo $? >"$results/agent.status"
+mark agent-exited
+step listeners-after node "$usip" listeners --json
+
+mark listeners-after
+# An unprivileged agent: its global file is refused (EPERM) and named; its other file works.
+nconf=/tmp/usip-nobody.d
+mkdir -p $nconf
+printf '%s\n' '{ "notifiers": [ { "type": "mtab", "action": "mount", "pathPrefix": "/tmp/agent" } ] }' >$nconf/10-ns.json
+printf '%s\n' '{ "scope": "global", "notifiers": [ { "type": "mtab", "action": "mount" } ] }' >$nconf/20-global.json
+chmod -R a+rX $nconf
+setpriv --reuid=65534 --regid=65534 --clear-groups node "$agent" run --config-dir $nconf \
+	>"$results/nobody.out" 2>"$results/nobody.log" &
+nobody_pid=$!
+echo $nobody_pid >"$results/nobody.pid"
+wait_for nobody-ready 60 at_least 1 '"msg":"ready"' "$results/nobody.log"
+step listeners-nobody node "$usip" listeners --json
+mount_round agent-n1
+wait_for nobody-event 30 at_least 1 'agent-n1' "$results/nobody.out"
+kill -TERM $nobody_pid
+wait $nobody_pid
+echo $? >"$results/nobody.status"
+mark nobody-exited
+uname -r >"$results/uname"
