@@ -129,3 +129,28 @@ export function enumName(names: Readonly<Record<number, string>>, value: number 
   if (value === undefined) return undefined;
   return names[value] ?? value;
 }
+
+/**
+ * Runs `stream` (a loop over a listener or a watcher) until it ends, stopping it with `close` on
+ * SIGINT, SIGTERM or a closed stdout (EPIPE), and closing it in any case.
+ */
+export async function untilStopped(close: () => Promise<void>, stream: () => Promise<void>): Promise<void> {
+  const stop = () => {
+    close().catch(() => undefined);
+  };
+  const onStdoutError = (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stop();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdout.on('error', onStdoutError);
+  try {
+    await stream();
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await close();
+    process.stdout.off('error', onStdoutError);
+  }
+}

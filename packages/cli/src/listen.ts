@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { protocol, type ListenerItem, type NotifierOptions, type UsipClient } from '@usip/client';
-import { decodeDev, enumName, integer, toJson, typedAction, u64 } from './common.js';
+import { decodeDev, enumName, integer, toJson, typedAction, u64, untilStopped } from './common.js';
 
 /**
  * Parses `--notifier TYPE:ACTION[:OPTION]...`, OPTION being kern-log, cmd=N, mount-id=N,
@@ -133,30 +133,18 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     ...(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize }),
   });
   client.close();
-  const stop = () => {
-    listener.close().catch(() => undefined);
-  };
-  const onStdoutError = (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    stop();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  process.stdout.on('error', onStdoutError);
   const scope = protocol.SCOPE_NAMES[protocol.Scope[listener.scope]];
   process.stderr.write(
     `usip: listening: listener ${listener.id}, scope ${scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
   );
-  try {
-    let events = 0;
-    for await (const item of listener) {
-      process.stdout.write(options.json ? `${toJson(itemJson(item))}\n` : formatItem(item));
-      if (item.kind !== 'overrun' && item.kind !== 'missed' && options.count !== undefined && ++events >= options.count) break;
-    }
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    await listener.close();
-    process.stdout.off('error', onStdoutError);
-  }
+  await untilStopped(
+    () => listener.close(),
+    async () => {
+      let events = 0;
+      for await (const item of listener) {
+        process.stdout.write(options.json ? `${toJson(itemJson(item))}\n` : formatItem(item));
+        if (item.kind !== 'overrun' && item.kind !== 'missed' && options.count !== undefined && ++events >= options.count) break;
+      }
+    },
+  );
 }

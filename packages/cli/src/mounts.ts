@@ -1,7 +1,7 @@
 // usip mounts, usip mount and usip watch: the mount table as a table (findmnt's list view) or a
 // tree, one mount with every field, and its changes as a live stream (findmnt --poll).
 import { escapeMountinfo, type MountChange, type MountInfo, type UsipClient } from '@usip/client';
-import { toJson } from './common.js';
+import { toJson, untilStopped } from './common.js';
 
 /** A mount in --json output: ids as numbers, 64-bit values as decimal strings, fixed key order. */
 export function mountJson(mount: MountInfo): Record<string, unknown> {
@@ -149,30 +149,18 @@ export interface WatchCommandOptions {
 export async function watch(client: UsipClient, options: WatchCommandOptions): Promise<void> {
   const watcher = await client.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
   client.close();
-  const stop = () => {
-    watcher.close().catch(() => undefined);
-  };
-  const onStdoutError = (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    stop();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  process.stdout.on('error', onStdoutError);
   process.stderr.write(
     `usip: watching: ${watcher.table.size} mounts, ns-seq ${watcher.nsSeq}, mnt-ns ${watcher.mntNs}, listener ${watcher.listenerId}\n`,
   );
-  try {
-    if (!options.json) process.stdout.write(WATCH_HEADER);
-    let changes = 0;
-    for await (const change of watcher) {
-      process.stdout.write(options.json ? `${toJson(changeJson(change))}\n` : formatChange(change));
-      if (change.kind !== 'resync' && options.count !== undefined && ++changes >= options.count) break;
-    }
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    await watcher.close();
-    process.stdout.off('error', onStdoutError);
-  }
+  await untilStopped(
+    () => watcher.close(),
+    async () => {
+      if (!options.json) process.stdout.write(WATCH_HEADER);
+      let changes = 0;
+      for await (const change of watcher) {
+        process.stdout.write(options.json ? `${toJson(changeJson(change))}\n` : formatChange(change));
+        if (change.kind !== 'resync' && options.count !== undefined && ++changes >= options.count) break;
+      }
+    },
+  );
 }

@@ -147,20 +147,32 @@ static const char *usip_copy(const char *s, char *out, size_t len)
 	return strscpy(out, s, len) < 0 ? NULL : out;
 }
 
+/*
+ * What a file system's show_path() or show_devname() writes for @vfs (escaped
+ * as mountinfo has it), unescaped into @out (@len bytes); NULL on failure.
+ */
+static const char *usip_mount_shown(struct usip_mount_text *t, struct vfsmount *vfs,
+				    int (*show)(struct seq_file *, struct dentry *),
+				    char *out, size_t len)
+{
+	const char *s;
+
+	usip_seq_begin(&t->seq);
+	if (show(&t->seq.seq, vfs->mnt_root))
+		return NULL;
+	s = usip_seq_string(&t->seq);
+	return s ? usip_unescape(s, out, len) : NULL;
+}
+
 /* show_path() of mountinfo: the file system's own, or the dentry's path. */
 static const char *usip_mount_root(struct usip_mount_text *t, struct vfsmount *vfs)
 {
 	struct super_block *sb = vfs->mnt_sb;
-	const char *s;
 	char *p;
 
-	if (sb->s_op->show_path) {
-		usip_seq_begin(&t->seq);
-		if (sb->s_op->show_path(&t->seq.seq, vfs->mnt_root))
-			return NULL;
-		s = usip_seq_string(&t->seq);
-		return s ? usip_unescape(s, t->root_buf, sizeof(t->root_buf)) : NULL;
-	}
+	if (sb->s_op->show_path)
+		return usip_mount_shown(t, vfs, sb->s_op->show_path, t->root_buf,
+					sizeof(t->root_buf));
 	/* The room for "//deleted", which dentry_path() appends to unlinked ones. */
 	p = dentry_path_raw(vfs->mnt_root, t->root_buf, sizeof(t->root_buf) - 10);
 	if (IS_ERR(p))
@@ -200,15 +212,10 @@ static const char *usip_mount_source(struct usip_mount_text *t, struct mount *m,
 				     struct vfsmount *vfs)
 {
 	struct super_block *sb = vfs->mnt_sb;
-	const char *s;
 
-	if (sb->s_op->show_devname) {
-		usip_seq_begin(&t->seq);
-		if (sb->s_op->show_devname(&t->seq.seq, vfs->mnt_root))
-			return NULL;
-		s = usip_seq_string(&t->seq);
-		return s ? usip_unescape(s, t->source_buf, sizeof(t->source_buf)) : NULL;
-	}
+	if (sb->s_op->show_devname)
+		return usip_mount_shown(t, vfs, sb->s_op->show_devname, t->source_buf,
+					sizeof(t->source_buf));
 	return usip_copy(usip_mnt_devname(m) ?: "none", t->source_buf,
 			 sizeof(t->source_buf));
 }
