@@ -18,7 +18,9 @@ const moduleVersion = readFileSync(join(workspaceRoot, 'packages/kernel-module/V
 const modulePath =
   process.env.USIP_VM_MODULE ?? join(workspaceRoot, 'packages/kernel-module/build/{kver}/usip.ko');
 const USIP_CMD_PING = 1;
-const FEATURE_MASK = 0x3;
+// Every feature bit the spec defines, read from the uapi header generated from it.
+const uapiHeader = readFileSync(join(workspaceRoot, 'packages/kernel-module/include/uapi/linux/usip.h'), 'utf8');
+const FEATURE_MASK = Number(/USIP_FEATURE_MASK = (0x[0-9a-f]+)/.exec(uapiHeader)?.[1] ?? NaN);
 
 interface ErrorFields {
   errno: number;
@@ -245,6 +247,7 @@ for (const series of ['6.1', '6.12']) {
     assert.is(reply!.moduleVersion, moduleVersion);
     assert.is(reply!.kernelRelease, guestRelease);
     assert.type(reply!.features, 'number');
+    assert.ok(Number.isInteger(FEATURE_MASK), 'USIP_FEATURE_MASK found in the uapi header');
     assert.is(reply!.features! & ~FEATURE_MASK, 0, `features ${reply!.features}`);
   });
 
