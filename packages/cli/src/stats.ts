@@ -10,6 +10,8 @@ const LABELS: [keyof StatsResult, string][] = [
   ['delivered', 'messages delivered'],
   ['undeliverable', 'undeliverable'],
   ['objects', 'live objects'],
+  // kprobes on the mount paths, registered only while an mtab listener exists.
+  ['mountHooks', 'mount hooks armed'],
 ];
 
 /** `usip stats` for people: one counter per line. */

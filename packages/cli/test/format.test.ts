@@ -4,10 +4,11 @@
 import { InvalidArgumentError } from 'commander';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ListenerInfo, ListenerItem } from '@usip/client';
+import type { ListenerInfo, ListenerItem, StatsResult } from '@usip/client';
 import { decodeDev, deviceNumber, encodeDev, toJson, typedAction, u64 } from '../src/common.js';
 import { formatItem, isoTime, itemJson, parseNotifier } from '../src/listen.js';
 import { formatListeners, formatNotifier, listenerJson } from '../src/listeners.js';
+import { formatStats } from '../src/stats.js';
 
 function invalid(fn: () => unknown, pattern: string | RegExp): void {
   try {
@@ -173,6 +174,18 @@ test('listeners as JSON and as a table', () => {
     ].join('\n'),
   );
   assert.match(formatListeners([]), /^no listeners/);
+});
+
+
+test('usip stats for people: one line per counter the module reports, each value once', () => {
+  const stats: StatsResult = {
+    listeners: 1, notifiers: 2, queued: 3, queueLimit: 1024, posted: 5n, dropped: 6n,
+    delivered: 7n, undeliverable: 8n, objects: 9, mountHooks: 11,
+  };
+  const lines = formatStats(stats).trimEnd().split('\n');
+  assert.is(lines.length, Object.keys(stats).length);
+  assert.match(lines.at(-1)!, /^mount hooks armed\s+11$/);
+  assert.match(lines[3]!, /^queue limit\s+1024$/);
 });
 
 test.run();
