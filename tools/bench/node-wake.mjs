@@ -69,3 +69,12 @@ console.log(`node-wake: ${kernel.release}, 1 vCPU, QEMU TCG; ${rounds} rounds of
 console.log('| woken by | CPU ms per wake-up | vs pipe |');
 console.log('|---|---|---|');
 for (const mode of modes) console.log(`| ${mode} | ${cpuOf(mode).toFixed(2)} | ${(cpuOf(mode) / pipe).toFixed(2)}x |`);
+// Where the time goes: each thread kind's CPU per wake-up (schedstat), medians over the rounds.
+const threadNames = [...new Set(results.flatMap((x) => Object.keys(x.threads ?? {})))].sort();
+console.log('\nCPU ms per wake-up by thread (schedstat; medians over the rounds)');
+console.log(`| woken by | ${threadNames.join(' | ')} |`);
+console.log(`|---|${threadNames.map(() => '---|').join('')}`);
+for (const mode of modes) {
+  const cells = threadNames.map((name) => (median(results.filter((x) => x.mode === mode).map((x) => x.threads?.[name] ?? 0)) / 1000).toFixed(2));
+  console.log(`| ${mode} | ${cells.join(' | ')} |`);
+}

@@ -5,7 +5,7 @@
 //   watcher  UsipClient.watchMounts() and a mount or umount (adds a mount-get for each mount)
 // usage: node guest.mjs MODE WAKES WARMUP  ->  one JSON line {mode, wakes, cpuUs, userUs}
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { UsipClient } from '@usip/client';
 
 const [mode, wakesText, warmupText] = process.argv.slice(2);
@@ -16,17 +16,45 @@ if (!['pipe', 'listener', 'watcher'].includes(mode) || !(wakes > 0) || !(warmup 
   process.exit(2);
 }
 const total = wakes + warmup;
+
+/** CPU time so far of each of this process's threads (schedstat: ns on a CPU), by thread name. */
+function threadCpuNs() {
+  const byName = new Map();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      // The JavaScript thread apart from the others that are named "node" too (V8's, libuv's).
+      const name = Number(tid) === process.pid ? 'js' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      byName.set(`${name}#${tid}`, ns);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return byName;
+}
+
 let seen = 0;
 let start;
+let startThreads;
+const begin = () => {
+  start = process.cpuUsage();
+  startThreads = threadCpuNs();
+};
 const woke = () => {
   seen++;
-  if (seen === warmup) start = process.cpuUsage();
+  if (seen === warmup) begin();
   if (seen < total) return;
   const used = process.cpuUsage(start);
-  console.log(JSON.stringify({ mode, wakes, cpuUs: (used.user + used.system) / wakes, userUs: used.user / wakes }));
+  // Per thread kind (name without its id), µs per wake-up: which thread the time goes to.
+  const threads = {};
+  for (const [key, ns] of threadCpuNs()) {
+    const name = key.slice(0, key.lastIndexOf('#'));
+    threads[name] = (threads[name] ?? 0) + (ns - (startThreads.get(key) ?? 0)) / 1000 / wakes;
+  }
+  console.log(JSON.stringify({ mode, wakes, cpuUs: (used.user + used.system) / wakes, userUs: used.user / wakes, threads }));
   process.exit(0);
 };
-if (warmup === 0) start = process.cpuUsage();
+if (warmup === 0) begin();
 
 if (mode === 'pipe') {
   const writer = spawn('sh', ['-c', `i=0; while [ $i -lt ${total + 10} ]; do printf x; sleep 0.02; i=$((i + 1)); done`], {
