@@ -1,28 +1,15 @@
 // End to end: usip listen / listeners / inject / stats and the @usip/client listener API against
 // usip.ko in a real kernel. Boots each supported kernel once with the module loaded with
 // allow_inject=1 and runs test/guest/events.sh there (which also runs guest/client-events.ts).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runInVm, type VmRunResult } from '@usip/vm';
+import { read, step } from './vm-results.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-interface Step {
-  status: number;
-  out: string;
-  err: string;
-}
-
-function read(run: VmRunResult, file: string): string {
-  return readFileSync(join(run.resultsDir, file), 'utf8');
-}
-
-function step(run: VmRunResult, name: string): Step {
-  return { status: Number(read(run, `${name}.status`)), out: read(run, `${name}.out`), err: read(run, `${name}.err`) };
-}
 
 /** A step that must have succeeded, its stdout parsed as JSON. */
 function json<T = any>(run: VmRunResult, name: string): T {

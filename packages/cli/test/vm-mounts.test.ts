@@ -7,13 +7,14 @@
 // (far more events than the module's queue holds), and a small storm whose socket buffer
 // overflows.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseMountinfo, type MountInfo } from '@usip/client';
 import { runInVm, type VmRunResult } from '@usip/vm';
+import { read, step } from './vm-results.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const STORM_SIZE = 15_000;
@@ -24,19 +25,6 @@ const storm = join(stormDir, 'mount-storm');
 mkdirSync(stormDir, { recursive: true });
 execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', storm, join(root, 'packages/cli/test/guest/mount-storm.c')], { stdio: 'inherit' });
 
-interface Step {
-  status: number;
-  out: string;
-  err: string;
-}
-
-function read(run: VmRunResult, file: string): string {
-  return readFileSync(join(run.resultsDir, file), 'utf8');
-}
-
-function step(run: VmRunResult, name: string): Step {
-  return { status: Number(read(run, `${name}.status`)), out: read(run, `${name}.out`), err: read(run, `${name}.err`) };
-}
 
 /** A step that must have succeeded, its stdout parsed as JSON ("<digits>n" strings as bigints). */
 function json<T = any>(run: VmRunResult, name: string, bigints = false): T {
