@@ -13,7 +13,7 @@ import {
   type AttributeSetSpec,
 } from './generated/usip.js';
 import { UsipProtocolError } from './errors.js';
-import { AttributeError, NLA_HDRLEN, NLA_TYPE_MASK, nlaAlign } from './netlink/attributes.js';
+import { AttributeError, badLengthError, NLA_HDRLEN, NLA_TYPE_MASK, nlaAlign, truncatedHeaderError } from './netlink/attributes.js';
 import { mountAttributeNames, mountOptions, optionalFields, type MountInfo } from './mounts.js';
 
 const LITTLE = endianness() === 'LE';
@@ -72,26 +72,11 @@ function string(buf: Buffer, start: number, end: number): string {
  * id; throws AttributeError (as the generic decoder does) when it is malformed.
  */
 function header(set: AttributeSetSpec<object>, l: SetLayout, buf: Buffer, offset: number, end: number): number {
-  if (end - offset < NLA_HDRLEN) {
-    throw new AttributeError(
-      `${set.name}: truncated attribute header at offset ${offset}: ${end - offset} bytes left, a header needs ${NLA_HDRLEN}`,
-      set.name,
-      undefined,
-      offset,
-    );
-  }
+  if (end - offset < NLA_HDRLEN) throw truncatedHeaderError(set.name, offset, end);
   const length = u16(buf, offset);
   const id = u16(buf, offset + 2) & NLA_TYPE_MASK;
   const name = l.names[id];
-  if (length < NLA_HDRLEN || offset + length > end) {
-    throw new AttributeError(
-      `${set.name}.${name ?? `#${id}`}: attribute at offset ${offset} has length ${length}, ` +
-        (length < NLA_HDRLEN ? `less than its ${NLA_HDRLEN}-byte header` : `beyond the end of the buffer (${end - offset} bytes left)`),
-      set.name,
-      name,
-      offset,
-    );
-  }
+  if (length < NLA_HDRLEN || offset + length > end) throw badLengthError(set.name, name, id, offset, length, end);
   const size = l.sizes[id];
   if (size !== undefined && size >= 0 && length - NLA_HDRLEN !== size) {
     throw new AttributeError(

@@ -121,38 +121,37 @@ export function decodeAttributes<T extends object>(
   return decodeInto(set, asBuffer(bytes), start, end) as T;
 }
 
+/** Fewer bytes left at `offset` of buf[.., end) than an attribute header takes. */
+export function truncatedHeaderError(setName: string, offset: number, end: number): AttributeError {
+  return new AttributeError(
+    `${setName}: truncated attribute header at offset ${offset}: ${end - offset} bytes left, a header needs ${NLA_HDRLEN}`,
+    setName,
+    undefined,
+    offset,
+  );
+}
+
+/** An attribute header whose length is shorter than the header or runs past `end`. */
+export function badLengthError(setName: string, name: string | undefined, id: number, offset: number, length: number, end: number): AttributeError {
+  return new AttributeError(
+    `${setName}.${name ?? `#${id}`}: attribute at offset ${offset} has length ${length}, ` +
+      (length < NLA_HDRLEN ? `less than its ${NLA_HDRLEN}-byte header` : `beyond the end of the buffer (${end - offset} bytes left)`),
+    setName,
+    name,
+    offset,
+  );
+}
+
 function decodeInto(set: AttributeSetSpec<object>, buf: Buffer, start: number, end: number): Record<string, unknown> {
   const table = byId(set);
   const out: Record<string, unknown> = {};
   let offset = start;
   while (offset < end) {
-    if (end - offset < NLA_HDRLEN) {
-      throw new AttributeError(
-        `${set.name}: truncated attribute header at offset ${offset}: ${end - offset} bytes left, a header needs ${NLA_HDRLEN}`,
-        set.name,
-        undefined,
-        offset,
-      );
-    }
+    if (end - offset < NLA_HDRLEN) throw truncatedHeaderError(set.name, offset, end);
     const length = readHostU16(buf, offset);
     const id = readHostU16(buf, offset + 2) & NLA_TYPE_MASK;
     const attr = table[id];
-    if (length < NLA_HDRLEN) {
-      throw new AttributeError(
-        `${set.name}.${attr?.name ?? `#${id}`}: attribute at offset ${offset} has length ${length}, less than its ${NLA_HDRLEN}-byte header`,
-        set.name,
-        attr?.name,
-        offset,
-      );
-    }
-    if (offset + length > end) {
-      throw new AttributeError(
-        `${set.name}.${attr?.name ?? `#${id}`}: attribute at offset ${offset} has length ${length}, beyond the end of the buffer (${end - offset} bytes left)`,
-        set.name,
-        attr?.name,
-        offset,
-      );
-    }
+    if (length < NLA_HDRLEN || offset + length > end) throw badLengthError(set.name, attr?.name, id, offset, length, end);
     if (attr !== undefined && attr.type !== 'pad') {
       const value = decodeValue(set, attr, buf, offset, offset + NLA_HDRLEN, offset + length);
       if (attr.multi) {
