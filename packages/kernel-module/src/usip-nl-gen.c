@@ -39,7 +39,7 @@ static struct netlink_range_validation usip_inject_repeat_range = {
 	.max	= 65536U,
 };
 
-static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_REPEAT + 1] = {
+static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_SUBTREE + 1] = {
 	[USIP_A_EVENT_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
 	[USIP_A_EVENT_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
 	[USIP_A_EVENT_MOUNT_ID] = { .type = NLA_U64, },
@@ -50,6 +50,7 @@ static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_REPEAT + 1] = 
 	[USIP_A_EVENT_DEV] = { .type = NLA_U32, },
 	[USIP_A_EVENT_COUNT] = NLA_POLICY_MIN(NLA_U32, 1U),
 	[USIP_A_EVENT_REPEAT] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_inject_repeat_range),
+	[USIP_A_EVENT_SUBTREE] = { .type = NLA_FLAG, },
 };
 
 /* USIP_CMD_MOUNT_GET - do, dump */
@@ -86,7 +87,7 @@ const struct genl_ops usip_nl_ops[7] = {
 		.cmd		= USIP_CMD_INJECT,
 		.doit		= usip_nl_inject_doit,
 		.policy		= usip_inject_nl_policy,
-		.maxattr	= USIP_A_EVENT_REPEAT,
+		.maxattr	= USIP_A_EVENT_SUBTREE,
 	},
 	{
 		.cmd		= USIP_CMD_STATS,

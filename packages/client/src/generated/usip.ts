@@ -21,6 +21,12 @@ export const Feature = {
   mountTable: 0x4,
   /** Real mount table changes (mount, umount, move, remount) are reported as mtab events: every kernel function the module hooks was found. Without it, mtab listeners only get injected events. */
   mountEvents: 0x8,
+  /** Changes of a mount's flags or of its file system's options (mount -o remount, fsconfig reconfigure, umount of a busy root) are reported as remount events. */
+  remountEvents: 0x10,
+  /** Changes of a mount's propagation (make-shared, -slave, -private, -unbindable, and slaves handed to a new master) are reported as remount events. */
+  propagationEvents: 0x20,
+  /** Changes made with mount_setattr(2) are reported as remount events. */
+  setattrEvents: 0x40,
 } as const;
 export type FeatureName = keyof typeof Feature;
 /** Spec names of the bits of Feature, for display. */
@@ -29,9 +35,58 @@ export const FEATURE_NAMES: Readonly<Record<number, string>> = {
   0x2: 'native-mount-notify',
   0x4: 'mount-table',
   0x8: 'mount-events',
+  0x10: 'remount-events',
+  0x20: 'propagation-events',
+  0x40: 'setattr-events',
 };
 /** Every bit of Feature. */
-export const FEATURE_MASK = 0xf;
+export const FEATURE_MASK = 0x7f;
+
+/** Why a feature is not available, in a word (the kernel log says more when the module loads, or when arming a hook fails). */
+export const UnavailableReason = {
+  /** The kernel headers the module was built against do not have it. */
+  notBuilt: 1,
+  /** /proc/kallsyms hid the addresses when the module was loaded (kernel.kptr_restrict=2, or a loader without CAP_SYSLOG). */
+  kallsymsHidden: 2,
+  /** A kernel function or variable the feature needs does not exist on this kernel. */
+  missingSymbol: 3,
+  /** The kernel has no BTF (CONFIG_DEBUG_INFO_BTF), so its layout cannot be checked. */
+  noBtf: 4,
+  /** A structure member the feature reads is missing from the kernel's BTF, or is not of the type the module reads. */
+  layoutMismatch: 5,
+  /** A function the feature hooks has, in the kernel's BTF, another number of arguments or other argument types than the hook reads. */
+  prototypeMismatch: 6,
+  /** The feature reads the mount table, which is not available. */
+  needsMountTable: 7,
+  /** Registering one of its hooks failed when a listener needed it; it is tried again when the next listener needs it. */
+  armFailed: 8,
+} as const;
+export type UnavailableReasonName = keyof typeof UnavailableReason;
+/** Spec names of the values of UnavailableReason, for display. */
+export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, string>> = {
+  1: 'not-built',
+  2: 'kallsyms-hidden',
+  3: 'missing-symbol',
+  4: 'no-btf',
+  5: 'layout-mismatch',
+  6: 'prototype-mismatch',
+  7: 'needs-mount-table',
+  8: 'arm-failed',
+};
+
+/** Whose counters a stats reply holds. */
+export const StatsScope = {
+  /** The whole module's, for CAP_SYS_ADMIN in the initial user namespace. */
+  host: 1,
+  /** The caller's own (its effective uid's listeners), for everybody else: host-wide counters would tell an unprivileged user what other users and containers do. */
+  user: 2,
+} as const;
+export type StatsScopeName = keyof typeof StatsScope;
+/** Spec names of the values of StatsScope, for display. */
+export const STATS_SCOPE_NAMES: Readonly<Record<number, string>> = {
+  1: 'host',
+  2: 'user',
+};
 
 /** What an event is about, and so the multicast group that carries it. */
 export const EventType = {
@@ -194,6 +249,32 @@ export interface AttributeSetSpec<T extends object = object> {
   readonly valueType?: T;
 }
 
+/** Attribute set "feature-status": One feature of the running module, whether it is available and if not, why. */
+export interface FeatureStatusAttributes {
+  /** The feature (one bit of the feature flags). */
+  feature?: number;
+  /** 1 if the feature works on this kernel now, 0 if not. */
+  available?: number;
+  /** Why it is not available; absent when it is. */
+  reason?: number;
+}
+
+/** Attribute ids of the set "feature-status". */
+export const FeatureStatusAttribute = {
+  feature: 1,
+  available: 2,
+  reason: 3,
+} as const;
+
+export const FEATURE_STATUS_ATTRIBUTE_SET: AttributeSetSpec<FeatureStatusAttributes> = {
+  name: 'feature-status',
+  attributes: [
+    { id: 1, name: 'feature', key: 'feature', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7f } },
+    { id: 2, name: 'available', key: 'available', type: 'u8', bigEndian: false, multi: false, checks: { max: 1 } },
+    { id: 3, name: 'reason', key: 'reason', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
+  ],
+};
+
 /** Attribute set "ping": Attributes of the ping request and its reply. */
 export interface PingAttributes {
   /** Opaque value chosen by the caller and echoed back unchanged in the reply, so that a caller with several requests in flight can match each reply to its request. */
@@ -206,6 +287,8 @@ export interface PingAttributes {
   features?: number;
   /** The kernel release the module was built for (UTS_RELEASE). */
   kernelRelease?: string;
+  /** One per feature the module knows, available or not: features only lists what works; this also says why the rest does not. */
+  featureStatus?: FeatureStatusAttributes[];
 }
 
 /** Attribute ids of the set "ping". */
@@ -216,6 +299,7 @@ export const PingAttribute = {
   features: 4,
   kernelRelease: 5,
   pad: 6,
+  featureStatus: 7,
 } as const;
 
 export const PING_ATTRIBUTE_SET: AttributeSetSpec<PingAttributes> = {
@@ -224,9 +308,10 @@ export const PING_ATTRIBUTE_SET: AttributeSetSpec<PingAttributes> = {
     { id: 1, name: 'cookie', key: 'cookie', type: 'u64', bigEndian: false, multi: false },
     { id: 2, name: 'protocol-version', key: 'protocolVersion', type: 'u32', bigEndian: false, multi: false },
     { id: 3, name: 'module-version', key: 'moduleVersion', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 31 } },
-    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0xf } },
+    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7f } },
     { id: 5, name: 'kernel-release', key: 'kernelRelease', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 64 } },
     { id: 6, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+    { id: 7, name: 'feature-status', key: 'featureStatus', type: 'nest', bigEndian: false, multi: true, nested: FEATURE_STATUS_ATTRIBUTE_SET },
   ],
 };
 
@@ -352,15 +437,15 @@ export interface EventAttributes {
   timestamp?: bigint;
   /** Inode number of the mount namespace the event happened in. */
   mntNs?: bigint;
-  /** Process id of the task that caused the event, in the pid namespace of the listener (multicast copies: of the initial namespace); 0 if not visible there. */
+  /** Process id of the task that caused the event, in the pid namespace of the listener (multicast copies, which only the initial network namespace gets: of the initial pid namespace); 0 if not visible there. */
   pid?: number;
-  /** Effective uid of the task that caused the event. */
+  /** Effective uid of the task that caused the event, in the user namespace of the listener (multicast copies: the initial one); the overflow uid (65534) if it is not mapped there. */
   uid?: number;
   /** Id of the mount the event is about. */
   mountId?: bigint;
   /** Id of the mount's parent mount. */
   parentId?: bigint;
-  /** The mount point the event is about. */
+  /** The mount point the event is about: relative to the listener's root directory for a listener of mnt-ns scope (it never gets an event about a mount outside that root); relative to the root of the event's mount namespace for a global listener, in multicast copies and in the kernel log. Absent if it does not fit in path-max bytes. */
   path?: string;
   /** File system type of the mount, e.g. ext4. */
   fsType?: string;
@@ -380,6 +465,8 @@ export interface EventAttributes {
   nsSeq?: bigint;
   /** The mount's 64-bit id that is never reused until reboot (Linux 6.8 and later: statmount/listmount's mnt_id); absent on older kernels. */
   uniqueId?: bigint;
+  /** Real mount table events only: the event stands for the mount and every mount below it, which changed together in one step (a tree attached, detached or changed recursively) but were too many to report one by one from the kernel's mount code. A watcher re-reads what lies below the mount (after a umount: forgets it). */
+  subtree?: boolean;
 }
 
 /** Attribute ids of the set "event". */
@@ -407,6 +494,7 @@ export const EventAttribute = {
   pad: 21,
   nsSeq: 22,
   uniqueId: 23,
+  subtree: 24,
 } as const;
 
 export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
@@ -435,6 +523,7 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
     { id: 21, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
     { id: 22, name: 'ns-seq', key: 'nsSeq', type: 'u64', bigEndian: false, multi: false },
     { id: 23, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
+    { id: 24, name: 'subtree', key: 'subtree', type: 'flag', bigEndian: false, multi: false },
   ],
 };
 
@@ -524,19 +613,19 @@ export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
 
 /** Attribute set "stats": Counters of the module's state, for monitoring and for leak checks. */
 export interface StatsAttributes {
-  /** Listeners registered, in all namespaces. */
+  /** Listeners registered, in all namespaces (user scope, the caller's). */
   listeners?: number;
   /** Notifiers of those listeners. */
   notifiers?: number;
-  /** Events waiting in the event queue. */
+  /** Events waiting in the event queue (user scope, for the caller's listeners). */
   queued?: number;
-  /** The event queue's bound (module parameter event_queue_len). */
+  /** The event queue's bound (module parameter event_queue_len); in the user scope, the share of it one user's listeners may hold (user_queue_len). */
   queueLimit?: number;
   /** Events accepted since the module was loaded (the last seq). */
   posted?: bigint;
-  /** Events dropped because the queue was full, since the module was loaded. */
+  /** Events dropped because the queue was full, since the module was loaded (user scope: events the caller's listeners missed). */
   dropped?: bigint;
-  /** Event messages sent to listeners' sockets. */
+  /** Event messages sent to listeners' sockets (user scope, the caller's). */
   delivered?: bigint;
   /** Event messages a listener's socket could not take (receive buffer full). */
   undeliverable?: bigint;
@@ -544,6 +633,8 @@ export interface StatsAttributes {
   objects?: number;
   /** Kernel functions the module hooks right now to see mount table changes: 0 while no listener has an mtab notifier. */
   mountHooks?: number;
+  /** Whose counters these are. In the user scope, listeners, notifiers, queued, delivered and dropped count the caller's own listeners (dropped: the events they missed), queue-limit is the per-user bound, and the host-wide counters (posted, undeliverable, objects, mount-hooks) are absent. */
+  scope?: number;
 }
 
 /** Attribute ids of the set "stats". */
@@ -559,6 +650,7 @@ export const StatsAttribute = {
   objects: 9,
   pad: 10,
   mountHooks: 11,
+  scope: 12,
 } as const;
 
 export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
@@ -575,10 +667,12 @@ export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
     { id: 9, name: 'objects', key: 'objects', type: 'u32', bigEndian: false, multi: false },
     { id: 10, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
     { id: 11, name: 'mount-hooks', key: 'mountHooks', type: 'u32', bigEndian: false, multi: false },
+    { id: 12, name: 'scope', key: 'scope', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
   ],
 };
 
 export const ATTRIBUTE_SETS = {
+  featureStatus: FEATURE_STATUS_ATTRIBUTE_SET,
   ping: PING_ATTRIBUTE_SET,
   notifier: NOTIFIER_ATTRIBUTE_SET,
   listener: LISTENER_ATTRIBUTE_SET,
@@ -599,7 +693,7 @@ export const Command = {
   listenerGet: 4,
   /** Posts a synthetic event, as if it had happened in the caller's mount namespace, for tests. Only when the module was loaded with allow_inject=1, and only for CAP_SYS_ADMIN in the initial user namespace; otherwise EOPNOTSUPP or EPERM, with a message. An event no listener wants is not posted: the reply's seq, queued and dropped are then 0. */
   inject: 5,
-  /** Reports the module's counters. Any user may ask. */
+  /** Reports the module's counters: the whole module's to CAP_SYS_ADMIN in the initial user namespace, the caller's own to everybody else (see scope). */
   stats: 6,
   /** A mount table event, sent to listeners and to the mtab group. */
   mtabEvent: 7,
@@ -650,10 +744,10 @@ export const PING_OPERATION = {
   command: 1,
   attributeSet: PING_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: ['cookie'], reply: ['protocolVersion', 'moduleVersion', 'features', 'kernelRelease', 'cookie'] },
+  do: { request: ['cookie'], reply: ['protocolVersion', 'moduleVersion', 'features', 'kernelRelease', 'cookie', 'featureStatus'] },
 } as const satisfies OperationSpec;
 export type PingRequest = Pick<PingAttributes, 'cookie'>;
-export type PingReply = Pick<PingAttributes, 'protocolVersion' | 'moduleVersion' | 'features' | 'kernelRelease' | 'cookie'>;
+export type PingReply = Pick<PingAttributes, 'protocolVersion' | 'moduleVersion' | 'features' | 'kernelRelease' | 'cookie' | 'featureStatus'>;
 
 /** Registers a listener with one or more notifiers; it lives as long as the socket that sent the request. Without the global flag it receives the events of the caller's mount namespace; with it, of every mount namespace, which needs CAP_SYS_ADMIN in the initial user namespace. Per-user and per-listener limits are module parameters (max_listeners_per_user, max_notifiers_per_listener). */
 export const LISTENER_REGISTER_OPERATION = {
@@ -694,21 +788,21 @@ export const INJECT_OPERATION = {
   command: 5,
   attributeSet: EVENT_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: ['type', 'action', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'count', 'repeat'], reply: ['seq', 'queued', 'dropped'] },
+  do: { request: ['type', 'action', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'count', 'repeat', 'subtree'], reply: ['seq', 'queued', 'dropped'] },
 } as const satisfies OperationSpec;
-export type InjectRequest = Pick<EventAttributes, 'type' | 'action' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'count' | 'repeat'>;
+export type InjectRequest = Pick<EventAttributes, 'type' | 'action' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'count' | 'repeat' | 'subtree'>;
 export type InjectReply = Pick<EventAttributes, 'seq' | 'queued' | 'dropped'>;
 
-/** Reports the module's counters. Any user may ask. */
+/** Reports the module's counters: the whole module's to CAP_SYS_ADMIN in the initial user namespace, the caller's own to everybody else (see scope). */
 export const STATS_OPERATION = {
   name: 'stats',
   command: 6,
   attributeSet: STATS_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks'] },
+  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks', 'scope'] },
 } as const satisfies OperationSpec;
 export type StatsRequest = Pick<StatsAttributes, never>;
-export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks'>;
+export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope'>;
 
 /** A mount table event, sent to listeners and to the mtab group. */
 export const MTAB_EVENT_OPERATION = {
@@ -716,10 +810,10 @@ export const MTAB_EVENT_OPERATION = {
   command: 7,
   attributeSet: EVENT_ATTRIBUTE_SET,
   permissions: [],
-  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'nsSeq', 'uniqueId'],
+  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'parentId', 'path', 'fsType', 'source', 'dev', 'nsSeq', 'uniqueId', 'subtree'],
   mcastGroup: 'mtab',
 } as const satisfies OperationSpec;
-export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'nsSeq' | 'uniqueId'>;
+export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'nsSeq' | 'uniqueId' | 'subtree'>;
 
 /** A storage event, sent to listeners and to the storage group. */
 export const STORAGE_EVENT_OPERATION = {

@@ -51,9 +51,76 @@ enum usip_feature {
 	 * it, mtab listeners only get injected events.
 	 */
 	USIP_FEATURE_MOUNT_EVENTS = 0x8,
+	/*
+	 * Changes of a mount's flags or of its file system's options (mount -o
+	 * remount, fsconfig reconfigure, umount of a busy root) are reported as
+	 * remount events.
+	 */
+	USIP_FEATURE_REMOUNT_EVENTS = 0x10,
+	/*
+	 * Changes of a mount's propagation (make-shared, -slave, -private,
+	 * -unbindable, and slaves handed to a new master) are reported as remount
+	 * events.
+	 */
+	USIP_FEATURE_PROPAGATION_EVENTS = 0x20,
+	/* Changes made with mount_setattr(2) are reported as remount events. */
+	USIP_FEATURE_SETATTR_EVENTS = 0x40,
 
 	/* every flag above */
-	USIP_FEATURE_MASK = 0xf,
+	USIP_FEATURE_MASK = 0x7f,
+};
+
+/*
+ * Why a feature is not available, in a word (the kernel log says more when
+ * the module loads, or when arming a hook fails).
+ */
+enum usip_unavailable_reason {
+	/* The kernel headers the module was built against do not have it. */
+	USIP_UNAVAILABLE_REASON_NOT_BUILT = 1,
+	/*
+	 * /proc/kallsyms hid the addresses when the module was loaded
+	 * (kernel.kptr_restrict=2, or a loader without CAP_SYSLOG).
+	 */
+	USIP_UNAVAILABLE_REASON_KALLSYMS_HIDDEN = 2,
+	/*
+	 * A kernel function or variable the feature needs does not exist on this
+	 * kernel.
+	 */
+	USIP_UNAVAILABLE_REASON_MISSING_SYMBOL = 3,
+	/*
+	 * The kernel has no BTF (CONFIG_DEBUG_INFO_BTF), so its layout cannot be
+	 * checked.
+	 */
+	USIP_UNAVAILABLE_REASON_NO_BTF = 4,
+	/*
+	 * A structure member the feature reads is missing from the kernel's BTF,
+	 * or is not of the type the module reads.
+	 */
+	USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH = 5,
+	/*
+	 * A function the feature hooks has, in the kernel's BTF, another number
+	 * of arguments or other argument types than the hook reads.
+	 */
+	USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH = 6,
+	/* The feature reads the mount table, which is not available. */
+	USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE = 7,
+	/*
+	 * Registering one of its hooks failed when a listener needed it; it is
+	 * tried again when the next listener needs it.
+	 */
+	USIP_UNAVAILABLE_REASON_ARM_FAILED = 8,
+};
+
+/* Whose counters a stats reply holds. */
+enum usip_stats_scope {
+	/* The whole module's, for CAP_SYS_ADMIN in the initial user namespace. */
+	USIP_STATS_SCOPE_HOST = 1,
+	/*
+	 * The caller's own (its effective uid's listeners), for everybody else:
+	 * host-wide counters would tell an unprivileged user what other users and
+	 * containers do.
+	 */
+	USIP_STATS_SCOPE_USER = 2,
 };
 
 /* What an event is about, and so the multicast group that carries it. */
@@ -145,6 +212,23 @@ enum usip_mount_attr {
 	USIP_MOUNT_ATTR_IDMAPPED = 0x100,
 };
 
+/*
+ * Attribute set "feature-status": One feature of the running module,
+ * whether it is available and if not, why.
+ */
+enum {
+	/* u32: The feature (one bit of the feature flags). */
+	USIP_A_FEATURE_STATUS_FEATURE = 1,
+	/* u8: 1 if the feature works on this kernel now, 0 if not. */
+	USIP_A_FEATURE_STATUS_AVAILABLE,
+	/* u32: Why it is not available; absent when it is. */
+	USIP_A_FEATURE_STATUS_REASON,
+
+	/* private: */
+	__USIP_A_FEATURE_STATUS_MAX,
+	USIP_A_FEATURE_STATUS_MAX = (__USIP_A_FEATURE_STATUS_MAX - 1)
+};
+
 /* Attribute set "ping": Attributes of the ping request and its reply. */
 enum {
 	/*
@@ -169,6 +253,11 @@ enum {
 	USIP_A_PING_KERNEL_RELEASE,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_PING_PAD,
+	/*
+	 * nest: One per feature the module knows, available or not: features only
+	 * lists what works; this also says why the rest does not.
+	 */
+	USIP_A_PING_FEATURE_STATUS,
 
 	/* private: */
 	__USIP_A_PING_MAX,
@@ -305,17 +394,27 @@ enum {
 	USIP_A_EVENT_MNT_NS,
 	/*
 	 * u32: Process id of the task that caused the event, in the pid namespace
-	 * of the listener (multicast copies: of the initial namespace); 0 if not
-	 * visible there.
+	 * of the listener (multicast copies, which only the initial network
+	 * namespace gets: of the initial pid namespace); 0 if not visible there.
 	 */
 	USIP_A_EVENT_PID,
-	/* u32: Effective uid of the task that caused the event. */
+	/*
+	 * u32: Effective uid of the task that caused the event, in the user
+	 * namespace of the listener (multicast copies: the initial one); the
+	 * overflow uid (65534) if it is not mapped there.
+	 */
 	USIP_A_EVENT_UID,
 	/* u64: Id of the mount the event is about. */
 	USIP_A_EVENT_MOUNT_ID,
 	/* u64: Id of the mount's parent mount. */
 	USIP_A_EVENT_PARENT_ID,
-	/* string: The mount point the event is about. */
+	/*
+	 * string: The mount point the event is about: relative to the listener's
+	 * root directory for a listener of mnt-ns scope (it never gets an event
+	 * about a mount outside that root); relative to the root of the event's
+	 * mount namespace for a global listener, in multicast copies and in the
+	 * kernel log. Absent if it does not fit in path-max bytes.
+	 */
 	USIP_A_EVENT_PATH,
 	/* string: File system type of the mount, e.g. ext4. */
 	USIP_A_EVENT_FS_TYPE,
@@ -357,6 +456,14 @@ enum {
 	 * and later: statmount/listmount's mnt_id); absent on older kernels.
 	 */
 	USIP_A_EVENT_UNIQUE_ID,
+	/*
+	 * flag: Real mount table events only: the event stands for the mount and
+	 * every mount below it, which changed together in one step (a tree
+	 * attached, detached or changed recursively) but were too many to report
+	 * one by one from the kernel's mount code. A watcher re-reads what lies
+	 * below the mount (after a umount: forgets it).
+	 */
+	USIP_A_EVENT_SUBTREE,
 
 	/* private: */
 	__USIP_A_EVENT_MAX,
@@ -443,22 +550,35 @@ enum {
  * and for leak checks.
  */
 enum {
-	/* u32: Listeners registered, in all namespaces. */
+	/*
+	 * u32: Listeners registered, in all namespaces (user scope, the
+	 * caller's).
+	 */
 	USIP_A_STATS_LISTENERS = 1,
 	/* u32: Notifiers of those listeners. */
 	USIP_A_STATS_NOTIFIERS,
-	/* u32: Events waiting in the event queue. */
+	/*
+	 * u32: Events waiting in the event queue (user scope, for the caller's
+	 * listeners).
+	 */
 	USIP_A_STATS_QUEUED,
-	/* u32: The event queue's bound (module parameter event_queue_len). */
+	/*
+	 * u32: The event queue's bound (module parameter event_queue_len); in the
+	 * user scope, the share of it one user's listeners may hold
+	 * (user_queue_len).
+	 */
 	USIP_A_STATS_QUEUE_LIMIT,
 	/* u64: Events accepted since the module was loaded (the last seq). */
 	USIP_A_STATS_POSTED,
 	/*
 	 * u64: Events dropped because the queue was full, since the module was
-	 * loaded.
+	 * loaded (user scope: events the caller's listeners missed).
 	 */
 	USIP_A_STATS_DROPPED,
-	/* u64: Event messages sent to listeners' sockets. */
+	/*
+	 * u64: Event messages sent to listeners' sockets (user scope, the
+	 * caller's).
+	 */
 	USIP_A_STATS_DELIVERED,
 	/*
 	 * u64: Event messages a listener's socket could not take (receive buffer
@@ -479,6 +599,14 @@ enum {
 	 * changes: 0 while no listener has an mtab notifier.
 	 */
 	USIP_A_STATS_MOUNT_HOOKS,
+	/*
+	 * u32: Whose counters these are. In the user scope, listeners, notifiers,
+	 * queued, delivered and dropped count the caller's own listeners
+	 * (dropped: the events they missed), queue-limit is the per-user bound,
+	 * and the host-wide counters (posted, undeliverable, objects,
+	 * mount-hooks) are absent.
+	 */
+	USIP_A_STATS_SCOPE,
 
 	/* private: */
 	__USIP_A_STATS_MAX,
@@ -523,7 +651,11 @@ enum {
 	 * then 0.
 	 */
 	USIP_CMD_INJECT,
-	/* Reports the module's counters. Any user may ask. */
+	/*
+	 * Reports the module's counters: the whole module's to CAP_SYS_ADMIN in
+	 * the initial user namespace, the caller's own to everybody else (see
+	 * scope).
+	 */
 	USIP_CMD_STATS,
 	/* A mount table event, sent to listeners and to the mtab group. */
 	USIP_CMD_MTAB_EVENT,
