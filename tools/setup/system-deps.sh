@@ -29,9 +29,12 @@ readonly BACKPORTS_FILE=/etc/apt/sources.list.d/usip-backports.sources
 #   make gcc bc       Kbuild of out-of-tree modules against Debian's headers
 #   python3-pyroute2  an independent generic netlink client for guest tests
 #   libnl-utils       genl-ctrl-list: lists families, ops and groups in the guest
+#   python3-yaml python3-jsonschema
+#                     the kernel's YNL CLI and library (tools/net/ynl) load and validate the spec
+#                     with them: in the guest, and on the host against genetlink.yaml
 readonly PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd dkms
-	make gcc bc python3-pyroute2 libnl-utils
+	make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
 )
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }
