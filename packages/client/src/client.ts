@@ -8,7 +8,6 @@ import {
   Feature,
   LISTENER_ATTRIBUTE_SET,
   PING_ATTRIBUTE_SET,
-  STATS_ATTRIBUTE_SET,
   type AttributeSetSpec,
   type PingReply,
 } from './generated/usip.js';
@@ -35,7 +34,7 @@ import {
   injectResult,
   listenerInfo,
   registrationFromReply,
-  statsResult,
+  decodeStats,
   type InjectResult,
   type ListenerInfo,
   type StatsResult,
@@ -267,7 +266,8 @@ export class UsipClient {
 
   /** The module's counters. */
   async stats(): Promise<StatsResult> {
-    return statsResult(await this.#do('usip stats', Command.stats, STATS_ATTRIBUTE_SET));
+    const label = 'usip stats';
+    return decodeStats(this.#single(label, await this.#socket.request(this.family.id, Command.stats, FAMILY_VERSION, undefined, { label })));
   }
 
   async #do<T extends object>(label: string, command: number, set: AttributeSetSpec<T>, attributes?: Buffer): Promise<T> {

@@ -42,7 +42,7 @@ export {
   type TypedAction,
   type WatchOptions,
 } from './options.js';
-export type { InjectResult, ListenerInfo, NotifierInfo, StatsResult } from './replies.js';
+export { decodeStats, type InjectResult, type ListenerInfo, type NotifierInfo, type StatsResult } from './replies.js';
 export { AttributeError, decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
 export * as protocol from './generated/usip.js';
 export { isNetlinkError, NetlinkError, type FamilyInfo } from '@usip/netlink-native';

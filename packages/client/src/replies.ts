@@ -4,7 +4,10 @@ import {
   EventType,
   ListenerFlags,
   NotifierFlags,
+  STATS_ATTRIBUTE_SET,
+  STATS_OPERATION,
   Scope,
+  StatsScope,
   type ActionName,
   type EventTypeName,
   type InjectReply,
@@ -12,8 +15,10 @@ import {
   type NotifierAttributes,
   type ScopeName,
   type StatsReply,
+  type StatsScopeName,
 } from './generated/usip.js';
 import { UsipProtocolError } from './errors.js';
+import { decodeAttributes } from './netlink/attributes.js';
 import type { ListenerRegistration } from './listener.js';
 
 /** A notifier as the module lists it; the same shape as NotifierOptions, with its flags. */
@@ -61,8 +66,22 @@ export interface InjectResult {
   dropped: number;
 }
 
-/** The module's counters. */
-export type StatsResult = Required<StatsReply>;
+/**
+ * The counters every stats reply carries, whoever asks. The spec says in prose which these are:
+ * the others (posted, undeliverable, objects, mount-hooks) are host-wide, and a reply in the
+ * user scope leaves them out.
+ */
+const STATS_ALWAYS = ['listeners', 'notifiers', 'queued', 'queueLimit', 'dropped', 'delivered'] as const;
+type StatsAlways = (typeof STATS_ALWAYS)[number];
+
+/**
+ * The module's counters: every attribute of the stats reply (the generated `StatsReply`), those
+ * of both scopes required, the host-wide ones optional, and `scope` by name: `'host'` (the whole
+ * module's, for CAP_SYS_ADMIN in the initial user namespace) or `'user'` (the caller's own
+ * listeners'; the host-wide counters are absent). A module that sends no scope predates it and
+ * reports the whole module's counters: `'host'`.
+ */
+export type StatsResult = { scope: StatsScopeName } & Required<Pick<StatsReply, StatsAlways>> & Omit<StatsReply, StatsAlways | 'scope'>;
 
 const byValue = <K extends string>(table: Record<K, number>): Map<number, K> =>
   new Map((Object.entries(table) as [K, number][]).map(([name, value]) => [value, name]));
@@ -128,11 +147,22 @@ export function injectResult(reply: InjectReply): InjectResult {
   return { seq, queued, dropped };
 }
 
-const STATS_KEYS = ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects'] as const;
+const STATS_SCOPES = byValue<StatsScopeName>(StatsScope);
 
+/** A decoded stats reply as a StatsResult: every attribute the operation's reply has, as sent. */
 export function statsResult(reply: StatsReply): StatsResult {
-  const all = requireAll('usip stats', reply, STATS_KEYS);
-  const out = {} as Record<string, unknown>;
-  for (const key of STATS_KEYS) out[key] = all[key];
+  const operation = 'usip stats';
+  requireAll(operation, reply, STATS_ALWAYS);
+  const scope = reply.scope === undefined ? 'host' : enumName(operation, 'stats scope', STATS_SCOPES, reply.scope);
+  const out: Record<string, unknown> = { scope };
+  // The generated list of the reply's attributes, so that none is left out (mount-hooks was).
+  for (const key of STATS_OPERATION.do.reply) {
+    if (key !== 'scope' && reply[key] !== undefined) out[key] = reply[key];
+  }
   return out as StatsResult;
+}
+
+/** Decodes the attributes of a stats reply (the bytes after the genetlink header). */
+export function decodeStats(attributes: Uint8Array): StatsResult {
+  return statsResult(decodeAttributes(STATS_ATTRIBUTE_SET, attributes));
 }
