@@ -7,7 +7,7 @@ import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
 import { formatListeners, listenerJson } from './listeners.js';
 import { formatMount, formatMountTable, formatMountTree, mountJson, watch, type WatchCommandOptions } from './mounts.js';
-import { formatStats } from './stats.js';
+import { formatStats, formatStatsJson } from './stats.js';
 import { collectStatus, formatStatus } from './status.js';
 
 const program = new Command('usip')
@@ -92,12 +92,12 @@ program
 
 program
   .command('stats')
-  .description("show the module's counters")
+  .description("show the module's counters: the whole module's as root (CAP_SYS_ADMIN), your own listeners' otherwise")
   .option('--json', 'print them as JSON (64-bit values as strings)')
   .action(async (options: { json?: boolean }) => {
     await withClient(async (client) => {
       const stats = await client.stats();
-      process.stdout.write(options.json ? `${toJson(stats, 2)}\n` : formatStats(stats));
+      process.stdout.write(options.json ? formatStatsJson(stats) : formatStats(stats));
     });
   });
 

@@ -4,11 +4,11 @@
 import { InvalidArgumentError } from 'commander';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ListenerInfo, ListenerItem, StatsResult } from '@usip/client';
+import { decodeStats, encodeAttributes, protocol, type ListenerInfo, type ListenerItem } from '@usip/client';
 import { decodeDev, deviceNumber, encodeDev, toJson, typedAction, u64 } from '../src/common.js';
 import { formatItem, isoTime, itemJson, parseNotifier } from '../src/listen.js';
 import { formatListeners, formatNotifier, listenerJson } from '../src/listeners.js';
-import { formatStats } from '../src/stats.js';
+import { formatStats, formatStatsJson } from '../src/stats.js';
 
 function invalid(fn: () => unknown, pattern: string | RegExp): void {
   try {
@@ -177,15 +177,71 @@ test('listeners as JSON and as a table', () => {
 });
 
 
-test('usip stats for people: one line per counter the module reports, each value once', () => {
-  const stats: StatsResult = {
-    listeners: 1, notifiers: 2, queued: 3, queueLimit: 1024, posted: 5n, dropped: 6n,
-    delivered: 7n, undeliverable: 8n, objects: 9, mountHooks: 11,
-  };
-  const lines = formatStats(stats).trimEnd().split('\n');
-  assert.is(lines.length, Object.keys(stats).length);
-  assert.match(lines.at(-1)!, /^mount hooks armed\s+11$/);
-  assert.match(lines[3]!, /^queue limit\s+1024$/);
+// Stats replies as bytes, built with the client's codec and the generated tables, and decoded by
+// the client as `usip stats` gets them: the whole module's (host), and a user's own, without
+// the host-wide counters.
+const hostReply = encodeAttributes(protocol.STATS_ATTRIBUTE_SET, {
+  listeners: 1, notifiers: 2, queued: 3, queueLimit: 1024, posted: 10_000_000_005n, dropped: 6n,
+  delivered: 7n, undeliverable: 8n, objects: 9, mountHooks: 11, scope: protocol.StatsScope.host,
+});
+const userReply = encodeAttributes(protocol.STATS_ATTRIBUTE_SET, {
+  listeners: 1, notifiers: 2, queued: 0, queueLimit: 64, dropped: 4n, delivered: 12n, scope: protocol.StatsScope.user,
+});
+/** As a module that predates the scope attribute sends it: every counter, no scope. */
+const olderReply = encodeAttributes(protocol.STATS_ATTRIBUTE_SET, {
+  listeners: 0, notifiers: 0, queued: 0, queueLimit: 1024, posted: 5n, dropped: 0n,
+  delivered: 0n, undeliverable: 0n, objects: 0, mountHooks: 0,
+});
+
+test('usip stats for people, host scope: the scope, then every counter the module reported, mount hooks included', () => {
+  assert.is(
+    formatStats(decodeStats(hostReply)),
+    [
+      'scope               host',
+      'listeners           1',
+      'notifiers           2',
+      'events queued       3',
+      'queue limit         1024',
+      'events posted       10000000005',
+      'events dropped      6',
+      'messages delivered  7',
+      'undeliverable       8',
+      'live objects        9',
+      'mount hooks armed   11',
+      '',
+    ].join('\n'),
+  );
+  const older = formatStats(decodeStats(olderReply));
+  assert.match(older, /^scope {15}host\n/);
+  assert.match(older, /^mount hooks armed {3}0$/m);
+  assert.not.match(older, 'undefined');
+});
+
+test('usip stats for people, user scope: "your own", and no line for the host-wide counters it lacks', () => {
+  assert.is(
+    formatStats(decodeStats(userReply)),
+    [
+      'scope               your own',
+      'listeners           1',
+      'notifiers           2',
+      'events queued       0',
+      'queue limit         64',
+      'events dropped      4',
+      'messages delivered  12',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('usip stats --json: the counters reported, scope by its spec name, 64-bit values as strings, absent ones absent', () => {
+  assert.equal(JSON.parse(formatStatsJson(decodeStats(hostReply))), {
+    scope: 'host', listeners: 1, notifiers: 2, queued: 3, queueLimit: 1024, posted: '10000000005', dropped: '6',
+    delivered: '7', undeliverable: '8', objects: 9, mountHooks: 11,
+  });
+  const user = formatStatsJson(decodeStats(userReply));
+  assert.equal(JSON.parse(user), { scope: 'user', listeners: 1, notifiers: 2, queued: 0, queueLimit: 64, dropped: '4', delivered: '12' });
+  assert.ok(user.startsWith('{\n  "scope": "user",\n'), user);
+  assert.equal(JSON.parse(formatStatsJson(decodeStats(olderReply))).scope, 'host');
 });
 
 test.run();

@@ -244,14 +244,19 @@ for (const kernel of ['6.1', '6.12']) {
     assert.equal(r.listedAfterClose, []);
   });
 
-  test('usip stats: nothing left registered or queued, no live objects', () => {
+  test('usip stats as root: the whole module (host scope), nothing left registered or queued, no live objects, no hooks armed', () => {
     const stats = json(run, 'stats');
-    assert.equal([stats.listeners, stats.notifiers, stats.queued, stats.objects], [0, 0, 0, 0]);
+    assert.is(stats.scope, 'host');
+    assert.equal([stats.listeners, stats.notifiers, stats.queued, stats.objects, stats.mountHooks], [0, 0, 0, 0, 0]);
     assert.is(stats.queueLimit, 1024);
     assert.match(stats.posted, /^\d+$/);
+    assert.match(stats.undeliverable, /^\d+$/);
     const human = step(run, 'stats-human');
     assert.is(human.status, 0);
+    assert.match(human.out, /^scope\s+host$/m);
     assert.match(human.out, /^listeners\s+0$/m);
+    assert.match(human.out, /^mount hooks armed\s+0$/m);
+    assert.not.match(human.out, 'undefined');
   });
 
   test.run();
