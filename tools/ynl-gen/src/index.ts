@@ -1,5 +1,5 @@
 export { SpecError, formatProblem, type SpecProblem } from './errors.js';
-export { loadSpecFile, loadSpecText, schemaProblems } from './load.js';
+export { loadSpecFile, loadSpecText, schemaProblems, specTextLocator } from './load.js';
 export { specSchema } from './schema.js';
 export type * from './model.js';
 export { emitUapiHeader } from './emit/uapi-header.js';

@@ -47,6 +47,16 @@ function makeLocator(doc: Document, lineCounter: LineCounter): Locator {
   };
 }
 
+/**
+ * Where a JSON pointer's value is in spec text (line and column, 1-based), for reporting what
+ * another validator (the kernel's own schema) found; undefined when the pointer is not there.
+ */
+export function specTextLocator(text: string): Locator {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  return makeLocator(doc, lineCounter);
+}
+
 /** Pointer-level key of the offending value for an ajv error, plus a message a person can act on. */
 function describeAjvError(error: ErrorObject, data: unknown): { pointer: string; message: string } {
   const here = error.instancePath;

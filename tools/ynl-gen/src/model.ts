@@ -142,11 +142,24 @@ export interface Operation {
   readonly cDumpDone: string | undefined;
 }
 
-export type McastPermission = 'cap-sys-admin' | 'cap-net-admin';
+/**
+ * A multicast group's `flags`, as the kernel's schema allows them. This generator maps
+ * `admin-perm` on a group to GENL_MCAST_CAP_SYS_ADMIN: joining needs CAP_SYS_ADMIN in the user
+ * namespace that owns the socket's network namespace (the kernel's own ynl-gen-c ignores group
+ * flags).
+ */
+export type McastPermission = 'admin-perm';
 
 export interface McastGroup {
   readonly name: string;
+  /**
+   * Written by the generator, not the spec (the kernel's schema has no doc on a group): the
+   * operations the group carries and who may join it. What the events are is in those
+   * operations' docs.
+   */
   readonly doc: string;
+  /** Names of the operations (events, notifications) whose `mcgrp` is this group, in spec order. */
+  readonly operations: readonly string[];
   /** Capabilities (in the user namespace owning the socket's network namespace) needed to join. */
   readonly permissions: readonly McastPermission[];
   /** Index into the family's multicast group table. */
@@ -181,6 +194,11 @@ export interface Family {
 }
 
 /** usip-a-ping- → USIP_A_PING_ */
+/** Who may join a multicast group with these flags: "any user", or the capability it needs. */
+export function mcastJoinText(permissions: readonly McastPermission[]): string {
+  return permissions.includes('admin-perm') ? "CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace" : 'any user';
+}
+
 export function cMacro(name: string): string {
   return name.toUpperCase().replace(/-/g, '_');
 }

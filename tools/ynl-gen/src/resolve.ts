@@ -7,6 +7,7 @@ import {
   integerBounds,
   isIntegerType,
   isSignedType,
+  mcastJoinText,
   type Attribute,
   type AttributeSet,
   type AttributeType,
@@ -103,7 +104,7 @@ export interface RawSpec {
     'enum-name'?: string;
     list: RawOperation[];
   };
-  'mcast-groups'?: { list: { name: string; doc: string; flags?: ('cap-sys-admin' | 'cap-net-admin')[] }[] };
+  'mcast-groups'?: { list: { name: string; flags?: 'admin-perm'[] }[] };
 }
 
 export type ResolveResult = { ok: true; family: Family } | { ok: false; problems: SpecProblem[] };
@@ -387,14 +388,28 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
   // Multicast groups.
   const rawGroups = raw['mcast-groups']?.list ?? [];
   r.unique(rawGroups, (g) => g.name, '/mcast-groups/list', 'multicast group');
-  const mcastGroups: McastGroup[] = rawGroups.map((g, index) => ({
-    name: g.name,
-    doc: g.doc,
-    permissions: g.flags ?? [],
-    index,
-    cName: `${prefix}_MCGRP_${cMacro(g.name)}`,
-    cIndexName: `${prefix}_NLGRP_${cMacro(g.name)}`,
-  }));
+  const mcastGroups: McastGroup[] = rawGroups.map((g, index) => {
+    // The kernel's schema has no doc on a group: what it carries is told by the docs of the
+    // operations sent to it, so a group no operation names would go undocumented.
+    const operations = raw.operations.list.filter((o) => o.mcgrp === g.name).map((o) => o.name);
+    if (operations.length === 0) {
+      r.fail(
+        joinPointer('/mcast-groups/list', index),
+        'mcgrp-unused',
+        `multicast group "${g.name}" carries no operation: name it in the "mcgrp" of the events or notifications sent to it, whose docs say what it carries`,
+      );
+    }
+    const permissions = g.flags ?? [];
+    return {
+      name: g.name,
+      doc: `Carries ${operations.join(', ')}. ${permissions.length === 0 ? 'Any user may join.' : `Joining needs ${mcastJoinText(permissions)}.`}`,
+      operations,
+      permissions,
+      index,
+      cName: `${prefix}_MCGRP_${cMacro(g.name)}`,
+      cIndexName: `${prefix}_NLGRP_${cMacro(g.name)}`,
+    };
+  });
 
   // Operations.
   const rawOps = raw.operations.list;

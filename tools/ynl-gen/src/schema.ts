@@ -2,9 +2,10 @@
 // understands. It follows Documentation/netlink/genetlink.yaml, minus what we do not generate
 // (legacy structs, sub-messages, uint/sint), so that a key we would silently ignore is an error
 // instead. `pre`/`post` hooks are accepted on a dump (they become the op's .start/.done); on a do
-// the resolver rejects them, since struct genl_ops has no per-op pre_doit/post_doit. Extensions:
-// multicast groups may carry a `doc`, and `flags` that require a capability to join them (the
-// kernel's GENL_MCAST_CAP_SYS_ADMIN/NET_ADMIN).
+// the resolver rejects them, since struct genl_ops has no per-op pre_doit/post_doit. Multicast
+// groups take only what the kernel's schema allows there, `name` and `flags: [admin-perm]` (no
+// `doc`: the docs of the operations sent to a group say what it carries); `admin-perm` on a
+// group is what this generator turns into GENL_MCAST_CAP_SYS_ADMIN.
 
 const docString = { type: 'string', minLength: 1 } as const;
 
@@ -216,15 +217,16 @@ export const specSchema = {
           items: {
             type: 'object',
             additionalProperties: false,
-            required: ['name', 'doc'],
+            required: ['name'],
             properties: {
               name: { type: 'string', pattern: '^[a-z][a-z0-9-]*$', maxLength: 15 },
-              doc: docString,
-              // The kernel's GENL_MCAST_CAP_* checks on joining the group.
+              // The kernel's schema allows admin-perm only (its ynl-gen-c ignores it). Here it
+              // becomes GENL_MCAST_CAP_SYS_ADMIN: joining needs CAP_SYS_ADMIN in the user
+              // namespace that owns the socket's network namespace.
               flags: {
                 type: 'array',
                 uniqueItems: true,
-                items: { enum: ['cap-sys-admin', 'cap-net-admin'] },
+                items: { enum: ['admin-perm'] },
               },
             },
           },

@@ -153,6 +153,18 @@ test('operations: kinds, permissions and multicast groups must make sense', () =
   expectProblem(edit('big-endian', 'little-endian', edit('        name: modes\n        type: u8\n', '        name: modes\n        type: u8\n        byte-order: big-endian\n', FULL)), '/attribute-sets/1/attributes/4/byte-order', 'byte-order', /big-endian is supported for u16 and u32 only/);
 });
 
+test("multicast groups: only the kernel schema's name and flags [admin-perm], and each carries an operation", () => {
+  // The kernel's genetlink.yaml has no doc on a group: the docs of the operations sent to it say
+  // what it carries.
+  const doc = expectProblem(edit('      name: events\n', '      name: events\n      doc: Item events.\n', FULL), '/mcast-groups/list/0/doc', 'additionalProperties', /^unknown key "doc"; allowed here: name, flags$/);
+  assert.is(doc.line, 207);
+  // Its flags take admin-perm only (which becomes GENL_MCAST_CAP_SYS_ADMIN), not a capability name.
+  expectProblem(edit('name: other\n      flags: [ admin-perm ]', 'name: other\n      flags: [ cap-sys-admin ]', FULL), '/mcast-groups/list/1/flags/0', 'enum', /"cap-sys-admin" is not one of: admin-perm$/);
+  expectProblem(edit('name: other\n      flags: [ admin-perm ]', 'name: other\n      flags: [ uns-admin-perm ]', FULL), '/mcast-groups/list/1/flags/0', 'enum', /"uns-admin-perm" is not one of: admin-perm$/);
+  // A group no event or notification is sent to would say nothing about itself.
+  expectProblem(edit('      mcgrp: other\n', '      mcgrp: events\n', FULL), '/mcast-groups/list/1', 'mcgrp-unused', /multicast group "other" carries no operation: name it in the "mcgrp" of the events or notifications sent to it/);
+});
+
 test('dump hooks: pre/post take YNL names, are not generated handlers, and are refused on do', () => {
   // A name in YNL's dash style: lower-case letters, digits and dashes, starting with a letter.
   const badName = expectProblem(edit('pre: full-nl-list-start', 'pre: Full_nl_list_start', FULL), '/operations/list/2/dump/pre', 'pattern', /"Full_nl_list_start" does not match/);

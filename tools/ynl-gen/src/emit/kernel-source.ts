@@ -185,7 +185,8 @@ export function emitKernelSource(family: Family, headerName: string): string {
     out.push('', `/* Multicast groups for ${family.name} */`);
     out.push(`const struct genl_multicast_group ${p}_nl_mcgrps[${family.mcastGroups.length}] = {`);
     for (const group of family.mcastGroups) {
-      const flags = group.permissions.map((perm) => (perm === 'cap-sys-admin' ? 'GENL_MCAST_CAP_SYS_ADMIN' : 'GENL_MCAST_CAP_NET_ADMIN'));
+      // admin-perm on a group: joining needs CAP_SYS_ADMIN (see McastPermission).
+      const flags = group.permissions.includes('admin-perm') ? ['GENL_MCAST_CAP_SYS_ADMIN'] : [];
       const flagsField = flags.length === 0 ? '' : ` .flags = ${flags.join(' | ')},`;
       out.push(`\t[${group.cIndexName}] = { .name = ${group.cName},${flagsField} },`);
     }

@@ -1,6 +1,6 @@
 // The protocol reference (docs/reference/protocol.md), written from the spec's docs.
 import type { Attribute, Checks, Family, Operation } from '../model.js';
-import { camelCase } from '../model.js';
+import { camelCase, mcastJoinText } from '../model.js';
 import { setInterfaceName } from './typescript.js';
 import { generatedNotice, oneLine } from './common.js';
 
@@ -100,10 +100,11 @@ export function emitMarkdown(family: Family): string {
   else {
     out.push('| group | C name | joining needs | carries |', '|---|---|---|---|');
     for (const g of family.mcastGroups) {
-      const needs = g.permissions.length === 0 ? 'any user' : g.permissions.map((p) => (p === 'cap-sys-admin' ? 'CAP_SYS_ADMIN' : 'CAP_NET_ADMIN')).join(', ');
-      out.push(`| \`${g.name}\` | \`${g.cName}\` | ${needs} | ${cell(g.doc)} |`);
+      const needs = g.permissions.length === 0 ? 'any user' : `${mcastJoinText(g.permissions)} (\`admin-perm\`: GENL_MCAST_CAP_SYS_ADMIN)`;
+      const carries = g.operations.map((name) => `[${name}](#${name})`).join(', ');
+      out.push(`| \`${g.name}\` | \`${g.cName}\` | ${needs} | ${carries} |`);
     }
-    out.push('');
+    out.push('', 'The sections of the operations a group carries say what its messages are and when they are sent to it.', '');
   }
   out.push('## Attribute sets', '');
   for (const set of family.attributeSets) {

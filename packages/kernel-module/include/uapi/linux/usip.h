@@ -657,9 +657,20 @@ enum {
 	 * scope).
 	 */
 	USIP_CMD_STATS,
-	/* A mount table event, sent to listeners and to the mtab group. */
+	/*
+	 * A mount table event, sent to listeners and to the mtab multicast group.
+	 * The mtab group carries mtab-event: a copy of each event delivered to a
+	 * listener, sent in the listener's network namespace. Joining it needs
+	 * CAP_SYS_ADMIN in the user namespace that owns the socket's network
+	 * namespace, since the events name mounts of any mount namespace.
+	 */
 	USIP_CMD_MTAB_EVENT,
-	/* A storage event, sent to listeners and to the storage group. */
+	/*
+	 * A storage event, sent to listeners and to the storage multicast group.
+	 * The storage group carries storage-event: a copy of each event delivered
+	 * to a listener, sent in the listener's network namespace. Joining it
+	 * needs CAP_SYS_ADMIN, as for mtab.
+	 */
 	USIP_CMD_STORAGE_EVENT,
 	/*
 	 * Reads the mount table of the caller's mount namespace, as the caller
@@ -688,16 +699,13 @@ enum {
 
 /* Multicast groups, by name */
 /*
- * Mount table events (mtab-event): a copy of each event delivered to a
- * listener, sent in the listener's network namespace. Joining needs
- * CAP_SYS_ADMIN in the user namespace that owns the socket's network
- * namespace, since the events name mounts of any mount namespace.
+ * Carries mtab-event. Joining needs CAP_SYS_ADMIN in the user namespace
+ * that owns the socket's network namespace.
  */
 #define USIP_MCGRP_MTAB			"mtab"
 /*
- * Storage events (storage-event): a copy of each event delivered to a
- * listener, sent in the listener's network namespace. Joining needs
- * CAP_SYS_ADMIN, as for mtab.
+ * Carries storage-event. Joining needs CAP_SYS_ADMIN in the user namespace
+ * that owns the socket's network namespace.
  */
 #define USIP_MCGRP_STORAGE		"storage"
 
