@@ -15,15 +15,15 @@
 // The module: not loaded at start -> log how to load it and retry every retryIntervalMs (or fail,
 // with retry: false); unloaded later (found by a check every checkIntervalMs, or by a refused
 // registration) -> drop the dead listeners and register every file again once it is back.
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { UsipModuleNotLoadedError, isNetlinkError, type ListenerItem } from '@usip/client';
 import type { Logger } from 'pino';
 import { ActionRunner, type ActionLimits, type ActionOutcome } from './actions.js';
 import { eventJson, notifierMatches, registerOptions, toJsonText } from './event.js';
 import { familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
-import { NotifierFileError, isNotifierFileName, parseNotifierFile, type NotifierFile } from './load.js';
+import { isNotifierFileName, loadNotifierFile, type NotifierFile } from './load.js';
 import { Tally } from './tally.js';
 
 export interface AgentOptions {
@@ -216,20 +216,27 @@ export class Agent {
     const watcher = watch(this.configDir, {
       depth: 0,
       ignoreInitial: false,
-      // Only the directory itself and *.json files in it (no dotfiles: editors' temporary files).
-      ignored: (path, stats) => {
-        if (path === this.configDir) return false;
-        if (stats?.isDirectory() === true) return true;
-        return !isNotifierFileName(basename(path));
-      },
+      // Only the directory itself and the entries named *.json in it (no dotfiles: editors'
+      // temporary files). Whatever they are: a FIFO, a socket or a directory named x.json is
+      // looked at, named in the log and skipped (loadNotifierFile), not passed over in silence.
+      ignored: (path) => path !== this.configDir && !isNotifierFileName(basename(path)),
     });
     this.#watcher = watcher;
     watcher.on('all', (event, path) => {
-      if (event === 'add' || event === 'change' || event === 'unlink') this.#changed(resolve(path));
+      const entry = resolve(path);
+      // depth 0 keeps chokidar out of subdirectories; this keeps their entries out anyway.
+      if (entry === this.configDir || dirname(entry) !== this.configDir) return;
+      if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(entry);
     });
     watcher.on('error', (error) => this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'watching the configuration directory failed'));
     await new Promise<void>((r) => watcher.once('ready', () => r()));
-    // The files present at start are read at once, without waiting out the debounce.
+    // The entries present at start are read at once, without waiting out the debounce: those
+    // chokidar reported and those it passes over (a symbolic link to nothing), listed here.
+    try {
+      for (const name of await readdir(this.configDir)) if (isNotifierFileName(name)) this.#initial.add(resolve(this.configDir, name));
+    } catch (error) {
+      this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'cannot read the configuration directory');
+    }
     this.#watching = true;
     for (const path of this.#initial) this.#schedule(path);
     this.#initial.clear();
@@ -320,40 +327,35 @@ export class Agent {
   async #read(state: FileState): Promise<void> {
     if (this.#stopping) return;
     const { file } = state;
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        if (state.good !== undefined || state.active !== undefined) {
-          this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
-        }
-        state.good = undefined;
-        await this.#reconcile(state);
-        return;
+    const result = await loadNotifierFile(file);
+    if (result.kind === 'gone') {
+      if (state.good !== undefined || state.active !== undefined) {
+        this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
       }
-      this.#log.error({ file, ...errorFields(error) }, 'cannot read the notifier file; keeping its last good version');
+      state.good = undefined;
+      await this.#reconcile(state);
       return;
     }
-    let content: NotifierFile;
-    try {
-      content = parseNotifierFile(file, text);
-    } catch (error) {
-      if (!(error instanceof NotifierFileError)) throw error;
-      for (const p of error.problems) {
-        this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
+    if (result.kind === 'problems') {
+      for (const p of result.problems) {
+        if (result.stage === 'entry') {
+          // Not read at all: a FIFO, a socket, a directory, a file over the size limit...
+          this.#log[p.rule === 'read' ? 'error' : 'warn']({ file, rule: p.rule, problem: p.message }, 'skipped: this entry is not read');
+        } else {
+          this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
+        }
       }
       if (state.good !== undefined) {
         this.#log.warn(
-          { file, listenerId: state.active?.listener.id, problems: error.problems.length },
+          { file, listenerId: state.active?.listener.id, problems: result.problems.length },
           'keeping the last good version of this file',
         );
       } else {
-        this.#log.warn({ file, problems: error.problems.length }, 'nothing registered for this file: it has no valid version yet');
+        this.#log.warn({ file, problems: result.problems.length }, 'nothing registered for this file: it has no valid version yet');
       }
       return;
     }
+    const content = result.content;
     // Unchanged, and registered as it is (or waiting for the module): nothing to do. A version the
     // module refused is tried again.
     const json = JSON.stringify(content);

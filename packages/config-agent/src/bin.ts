@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent, AgentStartError } from './agent.js';
 import { DEFAULT_ACTION_LIMITS } from './actions.js';
 import { connectUsip } from './kernel.js';
+import { ENTRY_RULES } from './files.js';
 import { NotifierConfig, formatProblem } from './load.js';
 import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
 
@@ -29,9 +30,11 @@ program
     }
     for (const problem of problems) process.stderr.write(`${formatProblem(problem)}\n`);
     const notifiers = config.files.reduce((sum, file) => sum + file.notifiers.length, 0);
+    // An entry that is not read (a FIFO, a directory, a file over 1 MiB...) is one problem.
+    const skipped = problems.filter((p) => (ENTRY_RULES as readonly string[]).includes(p.rule)).length;
     process.stdout.write(
       `${options.configDir}: ${config.files.length} valid file(s), ${notifiers} notifier(s), ` +
-        `${problems.length} problem(s)\n`,
+        `${problems.length} problem(s), ${skipped} skipped\n`,
     );
     if (problems.length > 0) process.exitCode = 1;
   });

@@ -4,11 +4,15 @@ export {
   formatProblem,
   isNotifierFileName,
   listNotifierFiles,
+  loadNotifierFile,
   parseNotifierFile,
   readNotifierFile,
   type ConfigProblem,
+  type LoadOptions,
+  type LoadResult,
   type NotifierFile,
 } from './load.js';
+export { ENTRY_RULES, MAX_FILE_BYTES, fileKind, readEntry, type EntryRead } from './files.js';
 export {
   AJV_OPTIONS,
   MAX_TIMEOUT_SECONDS,

@@ -1,6 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { ENTRY_RULES, MAX_FILE_BYTES, readEntry } from './files.js';
 import validateNotifierFile from './generated/validate-notifier-file.cjs';
 import { PATTERN_MEANINGS, type NotifierFileContent } from './schema.js';
 
@@ -10,10 +11,11 @@ export interface ConfigProblem {
   /** JSON pointer of the offending value ('' for the whole document). */
   pointer: string;
   /**
-   * The schema keyword that failed (e.g. 'enum', 'required'), 'json' for a syntax error, 'read'
-   * when the file could not be read, or one of the agent's own rules beyond the schema:
-   * 'notify' (a notifier that would do nothing, or a `run` that could never be run) and 'run'
-   * (a `timeoutSeconds` without a `run`).
+   * The schema keyword that failed (e.g. 'enum', 'required'), 'json' for a syntax error, or one
+   * of the agent's own rules beyond the schema: 'notify' (a notifier that would do nothing, or a
+   * `run` that could never be run) and 'run' (a `timeoutSeconds` without a `run`). About the file
+   * rather than its content: 'type' (not a regular file: skipped), 'size' (larger than
+   * MAX_FILE_BYTES: skipped) and 'read' (could not be read).
    */
   rule: string;
   message: string;
@@ -32,7 +34,16 @@ export class NotifierFileError extends Error {
   }
 }
 
+/** The rules about the file itself rather than a place in its content, and what they mean. */
+const FILE_RULES: ReadonlyMap<string, string> = new Map(ENTRY_RULES.map((rule) => [rule, 'skipped'] as const));
+
+/**
+ * A problem on one line: `FILE: POINTER: MESSAGE [RULE]`, or for a problem with the file itself
+ * `FILE: skipped: MESSAGE [RULE]`.
+ */
 export function formatProblem(p: ConfigProblem): string {
+  const about = FILE_RULES.get(p.rule);
+  if (about !== undefined && p.pointer === '') return `${p.file}: ${about}: ${p.message} [${p.rule}]`;
   return `${p.file}: ${p.pointer || '/'}: ${p.message} [${p.rule}]`;
 }
 
@@ -131,8 +142,46 @@ export function parseNotifierFile(file: string, text: string): NotifierFile {
   return { ...document, path: file };
 }
 
-export async function readNotifierFile(file: string): Promise<NotifierFile> {
-  return parseNotifierFile(file, await readFile(file, 'utf8'));
+export interface LoadOptions {
+  /** The largest file read (default MAX_FILE_BYTES, 1 MiB). */
+  maxBytes?: number;
+}
+
+/** What loading one directory entry as a notifier file gave. */
+export type LoadResult =
+  /** The entry does not exist (any more). */
+  | { kind: 'gone' }
+  | { kind: 'valid'; content: NotifierFile }
+  /**
+   * It cannot be used: `stage` 'entry' (not read: not a regular file, too big, unreadable) or
+   * 'content' (invalid JSON or schema).
+   */
+  | { kind: 'problems'; stage: 'entry' | 'content'; problems: ConfigProblem[] };
+
+/**
+ * Reads one entry of the configuration directory (only a regular file, or a symbolic link to
+ * one, of at most 1 MiB; never blocking on a FIFO) and validates it.
+ */
+export async function loadNotifierFile(file: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const read = await readEntry(file, options.maxBytes ?? MAX_FILE_BYTES);
+  if (read.kind === 'gone') return read;
+  if (read.kind === 'skipped') return { kind: 'problems', stage: 'entry', problems: [read.problem] };
+  let content: NotifierFile;
+  try {
+    content = parseNotifierFile(file, read.text);
+  } catch (error) {
+    if (error instanceof NotifierFileError) return { kind: 'problems', stage: 'content', problems: error.problems };
+    throw error;
+  }
+  return { kind: 'valid', content };
+}
+
+/** loadNotifierFile() for one file: its content, or a NotifierFileError naming every problem. */
+export async function readNotifierFile(file: string, options: LoadOptions = {}): Promise<NotifierFile> {
+  const result = await loadNotifierFile(file, options);
+  if (result.kind === 'valid') return result.content;
+  if (result.kind === 'gone') throw new NotifierFileError([{ file, pointer: '', rule: 'read', message: 'no such file' }]);
+  throw new NotifierFileError(result.problems);
 }
 
 /** Whether a directory entry is a notifier file: `*.json`, not hidden (editors' temporary files are). */
@@ -176,22 +225,21 @@ export class NotifierConfig {
     return this.#files.delete(file);
   }
 
-  /** Reads every notifier file of `dir`, keeping the last good content of files that fail. */
-  async loadDirectory(dir: string): Promise<ConfigProblem[]> {
+  /**
+   * Reads every notifier file of `dir` (loadNotifierFile), keeping the last good content of files
+   * that fail; entries that are not read (not regular files, too big) are among the problems.
+   */
+  async loadDirectory(dir: string, options: LoadOptions = {}): Promise<ConfigProblem[]> {
     const present = await listNotifierFiles(dir);
     for (const known of [...this.#files.keys()]) {
       if (!present.includes(known)) this.#files.delete(known);
     }
     const problems: ConfigProblem[] = [];
     for (const file of present) {
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (error) {
-        problems.push({ file, pointer: '', rule: 'read', message: (error as Error).message });
-        continue;
-      }
-      problems.push(...this.update(file, text));
+      const result = await loadNotifierFile(file, options);
+      if (result.kind === 'valid') this.#files.set(file, result.content);
+      else if (result.kind === 'gone') this.#files.delete(file);
+      else problems.push(...result.problems);
     }
     return problems;
   }

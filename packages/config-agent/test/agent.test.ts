@@ -1,6 +1,7 @@
 // The agent with real notifier files in a temporary directory, real chokidar, real commands, and
 // the registration side of the module in process (fake-kernel.ts). vm-agent.test.ts runs it
 // against the real module.
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -98,7 +99,15 @@ test('start: each valid file gets a listener with its scope and notifiers; an in
     const registered = find('registered');
     assert.equal(registered.map((r) => r.file).sort(), [join(dir, '10-mounts.json'), join(dir, '20-global.json')]);
     assert.equal(find('ready').map((r) => [r.valid, r.registered, r.connected]), [[2, 2, true]]);
-    assert.not.ok(records.some((r) => String(r.file ?? '').includes('hidden') || String(r.file ?? '').includes('README') || String(r.file ?? '').includes('sub.json')));
+    assert.not.ok(records.some((r) => String(r.file ?? '').includes('hidden') || String(r.file ?? '').includes('README') || String(r.file ?? '').includes('inner.json')));
+    // A directory named *.json is not a notifier file: named, with why, and nothing in it is read.
+    assert.equal(
+      records.filter((r) => r.file === join(dir, 'sub.json')).map((r) => [r.level, r.msg, r.rule, r.problem]),
+      [
+        ['warn', 'skipped: this entry is not read', 'type', 'a directory, not a regular file'],
+        ['warn', 'nothing registered for this file: it has no valid version yet', undefined, undefined],
+      ],
+    );
     assert.equal(
       agent.status().map((s) => [s.file, s.notifiers, s.listenerId === undefined ? 'none' : s.scope]),
       [
@@ -194,6 +203,48 @@ test('an invalid edit is logged with file, pointer and rule; the last good regis
     await waitFor('the command of the last good version', async () => (await lines(record)).length === 1);
     assert.equal(await lines(record), ['good mount /still']);
     assert.equal(agent.status().map((s) => [s.notifiers, s.listenerId]), [[1, 1]]);
+  });
+});
+
+test('a file replaced by a FIFO is named and skipped, its last good registration kept; a FIFO and a directory named *.json made while running are named', async () => {
+  const module = new FakeModule();
+  await withAgent(module, async (dir, run) => {
+    const file = join(dir, '10-a.json');
+    await write(dir, '10-a.json', { notifiers: [{ type: 'mtab', action: 'mount' }] });
+    await write(dir, '20-b.json', { notifiers: [{ type: 'mtab', action: 'umount' }] });
+    const { agent, find, output } = await run();
+    const registered = agent.status().map((s) => [s.file, s.listenerId]);
+    // Replaced by a FIFO, as a rename over it (reading it would wait for a writer for ever).
+    execFileSync('mkfifo', [join(dir, '.10-a.fifo')]);
+    await rename(join(dir, '.10-a.fifo'), file);
+    await waitFor('the skip', () => find('skipped: this entry is not read', file)[0]);
+    assert.equal(find('skipped: this entry is not read', file).map((r) => [r.level, r.rule, r.problem]), [['warn', 'type', 'a FIFO (named pipe), not a regular file']]);
+    await waitFor('the keeping', () => find('keeping the last good version of this file', file)[0]);
+    assert.equal(module.ops, ['register 1', 'register 2']);
+    // New entries that are not regular files, while the agent runs.
+    execFileSync('mkfifo', [join(dir, '30-new-fifo.json')]);
+    await mkdir(join(dir, '40-new-dir.json'));
+    await waitFor('both named', () => find('skipped: this entry is not read').length === 3);
+    assert.equal(
+      find('skipped: this entry is not read').map((r) => [r.file, r.problem]).slice(1).sort(),
+      [
+        [join(dir, '30-new-fifo.json'), 'a FIFO (named pipe), not a regular file'],
+        [join(dir, '40-new-dir.json'), 'a directory, not a regular file'],
+      ],
+    );
+    // Every file still acts: the kept version of 10-a and 20-b.
+    module.post({ type: 'mtab', action: 'mount', path: '/m' });
+    module.post({ type: 'mtab', action: 'umount', path: '/m' });
+    await waitFor('two events on stdout', () => output.length === 2);
+    assert.equal(output.map((l) => JSON.parse(l).file).sort(), [file, join(dir, '20-b.json')]);
+    // A regular file again (renamed over the FIFO): read, unchanged, nothing to do.
+    await write(dir, '.10-a.tmp', { notifiers: [{ type: 'mtab', action: 'mount' }] });
+    await rename(join(dir, '.10-a.tmp'), file);
+    await agent.settled();
+    await sleep(150);
+    await agent.settled();
+    assert.equal(agent.status().map((s) => [s.file, s.listenerId]), registered);
+    assert.equal(module.ops, ['register 1', 'register 2']);
   });
 });
 
