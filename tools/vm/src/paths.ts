@@ -7,6 +7,7 @@ export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 export const workspaceRoot = resolve(packageRoot, '../..');
 export const systemDepsScript = join(workspaceRoot, 'tools/setup/system-deps.sh');
 export const guestInitScript = join(packageRoot, 'guest/init.sh');
+export const guestStage2Script = join(packageRoot, 'guest/stage2.sh');
 
 /** The same lock tools/setup/system-deps.sh takes around apt-get. */
 export const aptLockFile = process.env.USIP_APT_LOCK ?? '/var/lock/usip-apt.lock';

@@ -1,10 +1,10 @@
-// Renders plan.sh: what /init (guest/init.sh) does in one run. Everything that comes from the
-// caller is single-quoted, so no value can change what the guest's shell does.
+// Renders plan.sh: what the guest's second stage (guest/stage2.sh) does in one run. Everything
+// that comes from the caller is single-quoted, so no value can change what the guest's shell does.
 
 export interface GuestModule {
   /** Name as the kernel knows it (rmmod, /sys/module). */
   name: string;
-  /** Path inside the guest before chroot: the host's root is mounted at /host. */
+  /** Path of the .ko in the guest: its host path, since the guest's root is the host's. */
   guestPath: string;
   /** key=value parameters for insmod. */
   params: string[];
@@ -24,6 +24,11 @@ export interface GuestPlan {
   command: string[];
   /** Top-level entries of the host's /tmp to keep visible under the guest's fresh /tmp. */
   tmpBinds: string[];
+  /**
+   * Directories that others may not enter, parents first, which the guest covers with a
+   * tmpfs anyone may enter that re-exposes each of their entries (see guestOpenDirs).
+   */
+  openDirs: string[];
 }
 
 export function shellQuote(value: string): string {
@@ -38,12 +43,11 @@ export function renderPlan(plan: GuestPlan): string {
   if (!plan.cwd.startsWith('/')) throw new Error(`the guest working directory must be absolute: ${plan.cwd}`);
   const q = shellQuote;
   const lines: string[] = [
-    '# Written by @usip/vm for one run; sourced by /init.',
+    "# Written by @usip/vm for one run; sourced by the guest's second stage (stage2.sh).",
     `run_kver=${q(plan.release)}`,
     `run_modules_tree=${q(plan.modulesTree ?? '')}`,
     `run_deadline=${Math.max(1, Math.floor(plan.deadlineSeconds))}`,
     `run_unload=${plan.unload ? 1 : 0}`,
-    `run_tmp_binds=${q(plan.tmpBinds.join(' '))}`,
     '',
     'load_plan_modules() {',
     '\t:',
@@ -51,6 +55,16 @@ export function renderPlan(plan: GuestPlan): string {
   for (const m of plan.modules) {
     if (!/^[A-Za-z0-9_]+$/.test(m.name)) throw new Error(`bad module name "${m.name}"`);
     lines.push(`\tload_module ${[m.name, m.guestPath, ...m.params].map(q).join(' ')}`);
+  }
+  lines.push('}', '', 'keep_plan_tmp_entries() {', '\t:');
+  for (const entry of plan.tmpBinds) {
+    if (entry === '' || entry.includes('/') || entry === '.' || entry === '..') throw new Error(`bad /tmp entry "${entry}"`);
+    lines.push(`\tkeep_tmp_entry ${q(entry)}`);
+  }
+  lines.push('}', '', 'open_plan_dirs() {', '\t:');
+  for (const dir of plan.openDirs) {
+    if (!dir.startsWith('/') || dir === '/') throw new Error(`a directory to open must be absolute and not /: "${dir}"`);
+    lines.push(`\topen_dir ${q(dir)}`);
   }
   lines.push('}', '');
   const envArgs = Object.entries(plan.env).map(([k, v]) => {
@@ -61,7 +75,7 @@ export function renderPlan(plan: GuestPlan): string {
   lines.push(
     'guest_command() {',
     `\texec $B setsid $B env -i ${envArgs.join(' ')} \\`,
-    `\t\t$B chroot /host /bin/sh -c ${q('cd -- "$1" || exit 126; shift; exec "$@"')} usip-vm \\`,
+    `\t\t/bin/sh -c ${q('cd -- "$1" || exit 126; shift; exec "$@"')} usip-vm \\`,
     `\t\t${[plan.cwd, ...plan.command].map(q).join(' ')}`,
     '}',
     '',

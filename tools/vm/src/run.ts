@@ -1,4 +1,4 @@
-// Boots one kernel in QEMU, loads modules, runs a command in the guest (chrooted into the
+// Boots one kernel in QEMU, loads modules, runs a command in the guest (whose root is the
 // host's root, shared read-only over 9p) and judges the run: exit status, module unload, and
 // the kernel log.
 import { spawn } from 'node:child_process';
@@ -7,11 +7,12 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpat
 import { basename, join, resolve } from 'node:path';
 import { buildModule } from './build-module.js';
 import { exec } from './exec.js';
+import { guestOpenDirs, guestTmpEntries } from './guest-paths.js';
 import { ensureInitramfs } from './initramfs.js';
 import { classifyKernelLog } from './kernel-log.js';
 import { resolveKernels, type Kernel, type Logger } from './kernels.js';
 import { renderPlan, type GuestModule } from './plan.js';
-import { runsRootDir, workspaceRoot } from './paths.js';
+import { guestStage2Script, runsRootDir, workspaceRoot } from './paths.js';
 
 export interface VmModule {
   /** Host path of a .ko (or .ko.xz/.ko.zst); `{kver}` is replaced by the kernel release. */
@@ -140,16 +141,6 @@ export function parseModuleParam(param: string): { module: string; assignment: s
     throw new Error(`module parameter "${param}" is not of the form module.key=value`);
   }
   return { module: m[1].replace(/-/g, '_'), assignment: `${m[2]}=${m[3]}` };
-}
-
-/** The top-level entries of /tmp that paths lie in ("/tmp/a/b" -> "a"). */
-function tmpEntries(paths: readonly string[]): string[] {
-  const entries = new Set<string>();
-  for (const p of paths) {
-    const m = /^\/tmp\/([^/]+)/.exec(p);
-    if (m?.[1]) entries.add(m[1]);
-  }
-  return [...entries];
 }
 
 function readIfExists(path: string): string | null {
@@ -293,7 +284,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
       await exec('sh', ['-c', '"$1" -dc -- "$2" > "$3"', 'sh', tool, hostPath, plain]);
       hostPath = plain;
     }
-    guestModules.push({ name, guestPath: `/host${hostPath}`, params: [...moduleParams] });
+    guestModules.push({ name, guestPath: hostPath, params: [...moduleParams] });
     loadedModules.push({ name, path: hostPath });
   }
   for (const { param, module, assignment } of params) {
@@ -323,6 +314,9 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   // The guest kills the command a little before the host would kill the VM, so a hung command
   // still leaves a complete kernel log and a module unload check.
   const deadlineSeconds = Math.max(1, Math.floor(timeoutMs / 1000) - TEARDOWN_RESERVE_S);
+  // What a process of any uid must reach: the command's working directory and this workspace
+  // (its node_modules, built artefacts, and this package).
+  const reachable = [cwd, workspaceRoot];
   writeFileSync(
     join(guestDir, 'plan.sh'),
     renderPlan({
@@ -334,9 +328,12 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
       env,
       cwd,
       command: options.command,
-      tmpBinds: tmpEntries([cwd, workspaceRoot]),
+      tmpBinds: guestTmpEntries(reachable),
+      openDirs: guestOpenDirs(reachable),
     }),
   );
+  // The second stage runs from the run's share, so the guest runs the script this run was made for.
+  copyFileSync(guestStage2Script, join(guestDir, 'stage2.sh'));
 
   const streamTo = options.stream === true ? process.stdout : options.stream || null;
   const args = qemuArgs(kernel, initramfs, runDir, guestDir, resultsDir, memoryMb, cpus, kernelArgs);

@@ -28,13 +28,14 @@ const basePlan: GuestPlan = {
   deadlineSeconds: 295.7,
   unload: true,
   modules: [
-    { name: 'usip', guestPath: '/host/work/build/6.1.0-56-amd64/usip.ko', params: ['test_inject=1', "label=it's here"] },
-    { name: 'other_mod', guestPath: '/host/tmp/x y/other.ko', params: [] },
+    { name: 'usip', guestPath: '/work/build/6.1.0-56-amd64/usip.ko', params: ['test_inject=1', "label=it's here"] },
+    { name: 'other_mod', guestPath: '/tmp/x y/other.ko', params: [] },
   ],
   env: { HOME: '/root', PATH: '/usr/bin:/bin', USIP_NOTE: 'a $b `c` "d"' },
   cwd: '/work/main/packages/kernel-module',
   command: ['node', '-e', "console.log('hi')", ...tricky],
-  tmpBinds: ['ci-clone', 'other'],
+  tmpBinds: ['ci-clone', "it's here"],
+  openDirs: ['/root', "/tmp/tmp.x y/it's"],
 };
 
 test('renderPlan: variables, module loads and the exact command argv, as the guest shell runs them', () => {
@@ -49,8 +50,12 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
       `B=${shellQuote(recorder)}`,
       `. ${shellQuote(plan)}`,
       'load_module() { printf "load"; for a; do printf "|%s" "$a"; done; printf "\\n"; }',
-      'printf "%s\\n" "$run_kver" "$run_modules_tree" "$run_deadline" "$run_unload" "$run_tmp_binds"',
+      'keep_tmp_entry() { printf "keep|%s|%s\\n" "$#" "$1"; }',
+      'open_dir() { printf "open|%s|%s\\n" "$#" "$1"; }',
+      'printf "%s\\n" "$run_kver" "$run_modules_tree" "$run_deadline" "$run_unload"',
       'load_plan_modules',
+      'keep_plan_tmp_entries',
+      'open_plan_dirs',
       'printf -- "--argv--\\n"',
       'guest_command',
     ].join('\n');
@@ -61,13 +66,16 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
       '/root/.cache/usip/kernels/6.1.0-56-amd64/lib/modules/6.1.0-56-amd64',
       '295',
       '1',
-      'ci-clone other',
-      "load|usip|/host/work/build/6.1.0-56-amd64/usip.ko|test_inject=1|label=it's here",
-      'load|other_mod|/host/tmp/x y/other.ko',
+      "load|usip|/work/build/6.1.0-56-amd64/usip.ko|test_inject=1|label=it's here",
+      'load|other_mod|/tmp/x y/other.ko',
+      'keep|1|ci-clone',
+      "keep|1|it's here",
+      'open|1|/root',
+      "open|1|/tmp/tmp.x y/it's",
       '',
     ]);
-    // "$B setsid $B env -i ... $B chroot /host /bin/sh -c ... usip-vm CWD COMMAND...", where $B
-    // is the recorder, which prints its arguments.
+    // "$B setsid $B env -i ... /bin/sh -c ... usip-vm CWD COMMAND...", where $B is the recorder,
+    // which prints its arguments. No chroot: the guest's root is the host's.
     assert.equal(argvText.split('\0').slice(0, -1), [
       'setsid',
       recorder,
@@ -76,9 +84,6 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
       'HOME=/root',
       'PATH=/usr/bin:/bin',
       'USIP_NOTE=a $b `c` "d"',
-      recorder,
-      'chroot',
-      '/host',
       '/bin/sh',
       '-c',
       'cd -- "$1" || exit 126; shift; exec "$@"',
@@ -102,6 +107,10 @@ test('renderPlan: bad input is refused with a message naming it', () => {
     () => renderPlan({ ...basePlan, modules: [{ name: 'a;rm', guestPath: '/x.ko', params: [] }] }),
     /bad module name "a;rm"/,
   );
+  for (const entry of ['', 'a/b', '..']) assert.throws(() => renderPlan({ ...basePlan, tmpBinds: [entry] }), /bad \/tmp entry/);
+  for (const dir of ['/', 'relative']) {
+    assert.throws(() => renderPlan({ ...basePlan, openDirs: [dir] }), /a directory to open must be absolute and not \//);
+  }
 });
 
 test.run();
