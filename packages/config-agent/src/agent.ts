@@ -228,6 +228,13 @@ export class Agent {
       if (entry === this.configDir || dirname(entry) !== this.configDir) return;
       if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(entry);
     });
+    // A change of mode or owner alone (chmod, chown: it matters to the rule for files with
+    // `run`) is no 'change' for chokidar once the file was read (it compares times, and reading
+    // moved the access time past the modification time); the directory's raw event says it.
+    watcher.on('raw', (event, name, details) => {
+      if (event !== 'change' || (details as { watchedPath?: unknown }).watchedPath !== this.configDir) return;
+      if (typeof name === 'string' && !name.includes('/') && isNotifierFileName(name)) this.#changed(resolve(this.configDir, name));
+    });
     watcher.on('error', (error) => this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'watching the configuration directory failed'));
     await new Promise<void>((r) => watcher.once('ready', () => r()));
     // The entries present at start are read at once, without waiting out the debounce: those
@@ -341,6 +348,8 @@ export class Agent {
         if (result.stage === 'entry') {
           // Not read at all: a FIFO, a socket, a directory, a file over the size limit...
           this.#log[p.rule === 'read' ? 'error' : 'warn']({ file, rule: p.rule, problem: p.message }, 'skipped: this entry is not read');
+        } else if (result.stage === 'permissions') {
+          this.#log.error({ file, rule: p.rule, problem: p.message }, 'refusing to run commands from this file');
         } else {
           this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
         }

@@ -12,7 +12,7 @@ export {
   type LoadResult,
   type NotifierFile,
 } from './load.js';
-export { ENTRY_RULES, MAX_FILE_BYTES, fileKind, readEntry, type EntryRead } from './files.js';
+export { ENTRY_RULES, MAX_FILE_BYTES, PERMISSIONS_RULE, fileKind, readEntry, runPermissionProblems, type EntryRead } from './files.js';
 export {
   AJV_OPTIONS,
   MAX_TIMEOUT_SECONDS,

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { ENTRY_RULES, MAX_FILE_BYTES, readEntry } from './files.js';
+import { ENTRY_RULES, MAX_FILE_BYTES, PERMISSIONS_RULE, readEntry, runPermissionProblems } from './files.js';
 import validateNotifierFile from './generated/validate-notifier-file.cjs';
 import { PATTERN_MEANINGS, type NotifierFileContent } from './schema.js';
 
@@ -15,7 +15,8 @@ export interface ConfigProblem {
    * of the agent's own rules beyond the schema: 'notify' (a notifier that would do nothing, or a
    * `run` that could never be run) and 'run' (a `timeoutSeconds` without a `run`). About the file
    * rather than its content: 'type' (not a regular file: skipped), 'size' (larger than
-   * MAX_FILE_BYTES: skipped) and 'read' (could not be read).
+   * MAX_FILE_BYTES: skipped), 'read' (could not be read), and 'permissions' (a file with `run`
+   * that others than root or the agent's user could have written: its commands are not run).
    */
   rule: string;
   message: string;
@@ -35,11 +36,14 @@ export class NotifierFileError extends Error {
 }
 
 /** The rules about the file itself rather than a place in its content, and what they mean. */
-const FILE_RULES: ReadonlyMap<string, string> = new Map(ENTRY_RULES.map((rule) => [rule, 'skipped'] as const));
+const FILE_RULES: ReadonlyMap<string, string> = new Map([
+  ...ENTRY_RULES.map((rule) => [rule, 'skipped'] as const),
+  [PERMISSIONS_RULE, 'refusing to run commands'],
+]);
 
 /**
  * A problem on one line: `FILE: POINTER: MESSAGE [RULE]`, or for a problem with the file itself
- * `FILE: skipped: MESSAGE [RULE]`.
+ * `FILE: skipped: MESSAGE [RULE]` / `FILE: refusing to run commands: MESSAGE [permissions]`.
  */
 export function formatProblem(p: ConfigProblem): string {
   const about = FILE_RULES.get(p.rule);
@@ -145,6 +149,8 @@ export function parseNotifierFile(file: string, text: string): NotifierFile {
 export interface LoadOptions {
   /** The largest file read (default MAX_FILE_BYTES, 1 MiB). */
   maxBytes?: number;
+  /** Whose files may run commands besides root's (default: this process's effective uid). */
+  euid?: number;
 }
 
 /** What loading one directory entry as a notifier file gave. */
@@ -153,14 +159,15 @@ export type LoadResult =
   | { kind: 'gone' }
   | { kind: 'valid'; content: NotifierFile }
   /**
-   * It cannot be used: `stage` 'entry' (not read: not a regular file, too big, unreadable) or
-   * 'content' (invalid JSON or schema).
+   * It cannot be used: `stage` 'entry' (not read: not a regular file, too big, unreadable),
+   * 'content' (invalid JSON or schema) or 'permissions' (its commands may not be run).
    */
-  | { kind: 'problems'; stage: 'entry' | 'content'; problems: ConfigProblem[] };
+  | { kind: 'problems'; stage: 'entry' | 'content' | 'permissions'; problems: ConfigProblem[] };
 
 /**
  * Reads one entry of the configuration directory (only a regular file, or a symbolic link to
- * one, of at most 1 MiB; never blocking on a FIFO) and validates it.
+ * one, of at most 1 MiB; never blocking on a FIFO), validates it, and for a file with `run`
+ * applies the permission rule (runPermissionProblems).
  */
 export async function loadNotifierFile(file: string, options: LoadOptions = {}): Promise<LoadResult> {
   const read = await readEntry(file, options.maxBytes ?? MAX_FILE_BYTES);
@@ -172,6 +179,10 @@ export async function loadNotifierFile(file: string, options: LoadOptions = {}):
   } catch (error) {
     if (error instanceof NotifierFileError) return { kind: 'problems', stage: 'content', problems: error.problems };
     throw error;
+  }
+  if (content.notifiers.some((notifier) => notifier.run !== undefined)) {
+    const problems = await runPermissionProblems(file, read, options.euid);
+    if (problems.length > 0) return { kind: 'problems', stage: 'permissions', problems };
   }
   return { kind: 'valid', content };
 }

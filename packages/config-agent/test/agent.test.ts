@@ -2,7 +2,7 @@
 // the registration side of the module in process (fake-kernel.ts). vm-agent.test.ts runs it
 // against the real module.
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -203,6 +203,55 @@ test('an invalid edit is logged with file, pointer and rule; the last good regis
     await waitFor('the command of the last good version', async () => (await lines(record)).length === 1);
     assert.equal(await lines(record), ['good mount /still']);
     assert.equal(agent.status().map((s) => [s.notifiers, s.listenerId]), [[1, 1]]);
+  });
+});
+
+test('a file with run that others could write is refused (file and rule named), its last good version kept; other files and files without run are unaffected', async () => {
+  const module = new FakeModule();
+  await withAgent(module, async (dir, run) => {
+    const record = join(dir, 'record');
+    const runFile = join(dir, '10-run.json');
+    const writable = join(dir, '20-writable.json');
+    const plain = join(dir, '30-plain.json');
+    await write(dir, '10-run.json', { notifiers: [{ type: 'mtab', action: 'mount', run: recorder(record, 'v1') }] });
+    await write(dir, '20-writable.json', { notifiers: [{ type: 'mtab', action: 'umount', run: recorder(record, 'w') }] });
+    await chmod(writable, 0o664);
+    // No run: nothing is run as the agent, so neither owner nor mode matter.
+    await write(dir, '30-plain.json', { notifiers: [{ type: 'mtab', action: 'move' }] });
+    await chown(plain, 65534, 65534);
+    await chmod(plain, 0o666);
+    const { agent, find, output } = await run();
+    assert.equal(
+      find('refusing to run commands from this file').map((r) => [r.level, r.file, r.rule, r.problem]),
+      [['error', writable, 'permissions', 'the file is writable by group (mode 0664)']],
+    );
+    assert.is(find('nothing registered for this file: it has no valid version yet', writable).length, 1);
+    assert.equal(agent.status().map((s) => s.file), [runFile, plain]);
+
+    // A new version, group-writable (saved by rename): refused; the last good one stays and acts.
+    await write(dir, '.10-run.tmp', { notifiers: [{ type: 'mtab', action: 'mount', run: recorder(record, 'v2') }] });
+    await chmod(join(dir, '.10-run.tmp'), 0o664);
+    await rename(join(dir, '.10-run.tmp'), runFile);
+    await waitFor('the refusal', () => find('refusing to run commands from this file', runFile)[0]);
+    assert.equal(find('refusing to run commands from this file', runFile).map((r) => r.problem), ['the file is writable by group (mode 0664)']);
+    await waitFor('the keeping', () => find('keeping the last good version of this file', runFile)[0]);
+    module.post({ type: 'mtab', action: 'mount', path: '/p' });
+    await waitFor('the command of the last good version', async () => (await lines(record)).length === 1);
+    assert.equal(await lines(record), ['v1 mount /p']);
+
+    // chmod alone is a change: 0644 now, the new version's command is taken.
+    await chmod(runFile, 0o644);
+    await waitFor('the update', () => find('actions updated; the listener is unchanged', runFile)[0]);
+    await chmod(writable, 0o644);
+    await waitFor('the registration of the other', () => find('registered', writable)[0]);
+    module.post({ type: 'mtab', action: 'mount', path: '/q' });
+    module.post({ type: 'mtab', action: 'umount', path: '/q' });
+    module.post({ type: 'mtab', action: 'move', path: '/q' });
+    await waitFor('both commands', async () => (await lines(record)).length === 3);
+    await agent.actions.idle();
+    assert.equal((await lines(record)).slice(1).sort(), ['v2 mount /q', 'w umount /q']);
+    await waitFor('the plain file\'s events', () => output.length === 1);
+    assert.equal(JSON.parse(output[0]!).file, plain);
   });
 });
 

@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -9,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { Ajv } from 'ajv';
 import { AJV_OPTIONS, NotifierConfig, NotifierFileError, notifierFileSchema, parseNotifierFile } from '../src/index.js';
 import { GENERATED, generateValidator } from '../scripts/generate-validator.js';
+import { withTempDir } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -160,8 +160,7 @@ test('a bad update keeps the last good content of that file', () => {
 });
 
 test('usip-agent check reads a real directory, names the bad file and exits 1', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'usip-agent-'));
-  try {
+  await withTempDir(async (dir) => {
     await writeFile(join(dir, '10-good.json'), JSON.stringify(enospcToLog));
     await writeFile(join(dir, '20-bad.json'), JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', run: [] }] }));
     await writeFile(join(dir, 'README.txt'), 'not a notifier file');
@@ -174,9 +173,7 @@ test('usip-agent check reads a real directory, names the bad file and exits 1', 
     const success = await runAgent(['check', '--config-dir', dir]);
     assert.is(success.code, 0, success.stderr);
     assert.match(success.stdout, '1 valid file(s), 1 notifier(s), 0 problem(s), 0 skipped');
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();

@@ -1,7 +1,8 @@
 // End to end: usip-agent run against usip.ko in a real kernel. Boots each supported kernel once
 // and runs test/guest/agent.sh there: real tmpfs mounts run a notifier file's command, the file is
 // edited while the agent runs (valid, invalid, removed), the module is unloaded and loaded again,
-// and an unprivileged agent is refused its global file. The host checks the commands' output,
+// an unprivileged agent is refused its global file, and a group-writable file with a command is
+// refused (the files are in /run/usip.d: /tmp is writable by all). The host checks the commands' output,
 // the agent's log and stdout, and `usip listeners --json` taken at each stage.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,9 +12,10 @@ import * as assert from 'uvu/assert';
 import { runInVm, type VmRunResult } from '@usip/vm';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const conf = '/tmp/usip.d';
+const conf = '/run/usip.d';
 const mountsFile = `${conf}/10-mounts.json`;
 const globalFile = `${conf}/20-global.json`;
+const writableFile = `${conf}/30-writable.json`;
 
 type Json = Record<string, any>;
 
@@ -79,6 +81,17 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(read(run, 'uname').trim(), run.kernel.release);
     const timeouts = existsSync(join(run.resultsDir, 'timeouts')) ? read(run, 'timeouts') : '';
     assert.is(timeouts, '', `waits that timed out: ${timeouts}\nagent log:\n${read(run, 'agent.log')}`);
+  });
+
+  test('at start: the group-writable file with a command is refused, named with the rule; nothing of it runs', () => {
+    assert.equal(
+      log()
+        .filter((r) => r.msg === 'refusing to run commands from this file')
+        .map((r) => [r.level, r.file, r.rule, r.problem]),
+      [['error', writableFile, 'permissions', 'the file is writable by group (mode 0664)']],
+    );
+    assert.is(log().filter((r) => r.msg === 'nothing registered for this file: it has no valid version yet' && r.file === writableFile).length, 1);
+    assert.not.ok(actions(run).some((a) => a.tag === 'writable'), 'its command never ran');
   });
 
   test('at start: one listener per file, as the files say (scope, notifiers with their index as cmd)', () => {

@@ -2,10 +2,14 @@
 # Runs inside the VM guest with usip.ko loaded (see ../vm-agent.test.ts): usip-agent run against
 # the real module. Real tmpfs mounts and umounts run a notifier file's command; the file is
 # edited (a valid change, an invalid one, then removed) while the agent runs; the module is
-# unloaded and loaded again; an unprivileged agent is refused its global file. Each step leaves
+# unloaded and loaded again; an unprivileged agent is refused its global file; a group-writable
+# file with a command is refused (its commands would run as root). Each step leaves
 # its output in $USIP_VM_RESULTS for the host to check; a wait that times out is noted in
 # $USIP_VM_RESULTS/timeouts.
 set -u
+# Files written here are not group- or world-writable, whatever umask the guest started with: the
+# agent refuses to run the commands of a file that is.
+umask 022
 cd "$(dirname "$0")/../../../.."
 results=${USIP_VM_RESULTS:?not in a usip-vm guest}
 
@@ -13,7 +17,9 @@ agent=packages/config-agent/dist/bin.js
 usip=packages/cli/dist/bin.js
 record="$PWD/packages/config-agent/test/guest/record.sh"
 actions=$results/actions.log
-conf=/tmp/usip.d
+# Not in /tmp: anybody may add a file there (1777), and the agent refuses to run the commands of
+# a file in a directory others can write to. /run is the guest's own tmpfs, 0755, root's.
+conf=/run/usip.d
 mnt=/tmp/agent/a
 : >"$actions"
 mkdir -p $conf $mnt
@@ -84,6 +90,9 @@ write_conf 10-mounts.json "{
   ]
 }"
 write_conf 20-global.json '{ "scope": "global", "notifiers": [ { "type": "mtab", "action": "remount", "pathPrefix": "/tmp/agent" } ] }'
+# Group-writable, with a command: refused, named in the log; the other files are not affected.
+write_conf 30-writable.json "{ \"notifiers\": [ { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action writable) } ] }"
+chmod 664 $conf/30-writable.json
 
 mark start
 node "$agent" run --config-dir $conf --debounce 100 --check-interval 1 --retry-interval 0.5 >"$out" 2>"$log" &
