@@ -275,13 +275,25 @@ export interface MountEvent {
   path: string | undefined;
   /** new_encode_dev() of the file system's device. */
   dev: number;
+  /** The event stands for the mount and every mount below it (a tree that changed at once). */
+  subtree: boolean;
 }
 
 const E = EventAttribute;
 
 /** An mtab event's attributes as a MountEvent; throws UsipProtocolError when malformed. */
 export function decodeMountEvent(buf: Buffer): MountEvent {
-  const event: MountEvent = { action: 0, nsSeq: 0, missed: 0, mountId: -1, parentId: -1, uniqueId: undefined, path: undefined, dev: -1 };
+  const event: MountEvent = {
+    action: 0,
+    nsSeq: 0,
+    missed: 0,
+    mountId: -1,
+    parentId: -1,
+    uniqueId: undefined,
+    path: undefined,
+    dev: -1,
+    subtree: false,
+  };
   const end = buf.length;
   let offset = 0;
   try {
@@ -314,6 +326,9 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
           break;
         case E.dev:
           event.dev = u32(buf, start);
+          break;
+        case E.subtree:
+          event.subtree = true;
           break;
         default:
           break;

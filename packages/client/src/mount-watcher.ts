@@ -38,9 +38,11 @@ export interface MountTableChange {
  * about a mount the events never introduced), `missed` (the module dropped events for the
  * listener: a hole whose event carried missed > 0, or a missed count in listener-get that no
  * event reported), `overrun` (the listener socket's receive buffer overflowed), `move` (a move
- * the watcher cannot apply by itself: pivot_root, a mount moved into or out of the root's view).
+ * the watcher cannot apply by itself: pivot_root, a mount moved into or out of the root's view),
+ * `subtree` (an event that stands for a whole tree of mounts changed at once, too many for the
+ * module to tell one by one).
  */
-export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move';
+export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree';
 
 /**
  * The watcher read the table again. It comes before the changes that bring the table to the
@@ -283,6 +285,11 @@ export class MountWatcher implements AsyncIterable<MountChange> {
       // namespace's table: none of its events is missing.
       this.#expected++;
       if (event.mountId === -1) throw new UsipProtocolError(`usip mtab-event: ns-seq ${event.nsSeq} has no mount-id`);
+      // A tree too big to tell mount by mount: the table is read again.
+      if (event.subtree) {
+        reason = 'subtree';
+        continue;
+      }
       events.push(event);
     }
     if (reason !== undefined) {

@@ -142,7 +142,10 @@ test('an mtab event decodes into what a watcher reads of it', () => {
     uniqueId: 2147483692n,
     path: '/tmp/c',
     dev: 33,
+    subtree: false,
   });
+  // A tree changed at once.
+  assert.is(decodeMountEvent(encodeAttributes(EVENT_ATTRIBUTE_SET, { ...event, subtree: true })).subtree, true);
   // An injected event: no ns-seq, no unique id, no path.
   assert.equal(decodeMountEvent(encodeAttributes(EVENT_ATTRIBUTE_SET, { type: 1, action: 1, mountId: 5n })), {
     action: 1,
@@ -153,6 +156,7 @@ test('an mtab event decodes into what a watcher reads of it', () => {
     uniqueId: undefined,
     path: undefined,
     dev: -1,
+    subtree: false,
   });
   const bytes = encodeAttributes(EVENT_ATTRIBUTE_SET, event);
   protocolError(() => decodeMountEvent(bytes.subarray(0, 10)), /^usip mtab-event: malformed event from the module: event: truncated attribute header/);

@@ -51,7 +51,7 @@ class FakeNamespace {
     return this.#nextId++;
   }
 
-  #event(action: number, m: FakeMount): void {
+  #event(action: number, m: FakeMount, subtree = false): void {
     const event: EventAttributes = {
       type: 1,
       action,
@@ -64,7 +64,31 @@ class FakeNamespace {
     };
     if (!m.hidden) event.path = m.mountPoint;
     if (this.options.uniqueIds) event.uniqueId = m.uniqueId;
+    if (subtree) event.subtree = true;
     this.outbox.push(event);
+  }
+
+  /** A tree of mounts unmounted at once, told as the module tells a big one: one subtree event. */
+  umountTree(id: number): void {
+    const top = this.mounts.get(id)!;
+    this.#event(Action.umount, top, true);
+    for (const m of this.#subtree(id)) {
+      this.mounts.delete(m.id);
+      this.#freeIds.push(m.id);
+    }
+  }
+
+  /** A tree of mounts attached at once (its top at parentId/name, then a chain of @depth below). */
+  mountTree(parentId: number, name: string, depth: number): number {
+    const outbox = this.outbox.length;
+    const top = this.mount(parentId, name);
+    let below = top;
+    for (let i = 0; i < depth; i++) below = this.mount(below, `d${i}`);
+    // One event for them all, numbered once.
+    this.outbox.splice(outbox);
+    this.seq -= depth + 1;
+    this.#event(Action.mount, this.mounts.get(top)!, true);
+    return top;
   }
 
   /** A change that happened but whose event the module lost before queuing (a hole). */
@@ -495,6 +519,24 @@ test('a hole in ns-seq resynchronises: the resync item, then the differences as 
   h.channel.deliver(h.ns);
   assert.equal(summary(await catchUp(h)).slice(0, 1), ['resync:gap']);
   assertTable(h);
+});
+
+test('a subtree event (a tree too big to tell mount by mount) resynchronises, for a mount and for a umount', async () => {
+  const h = await harness({ setup: (ns) => ns.mount(1, 'keep') });
+  const top = h.ns.mountTree(1, 'tree', 3);
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.equal(summary(changes).slice(0, 1), ['resync:subtree']);
+  assert.equal(changes.filter((c) => c.kind === 'mount').length, 4, 'the tree\'s four mounts come from the dump');
+  assert.ok(h.watcher.table.has(top));
+  assertTable(h);
+  h.ns.umountTree(top);
+  h.channel.deliver(h.ns);
+  const gone = await catchUp(h);
+  assert.equal(summary(gone).slice(0, 1), ['resync:subtree']);
+  assert.equal(gone.filter((c) => c.kind === 'umount').length, 4);
+  assertTable(h);
+  assert.is(h.watcher.resyncs, 2);
 });
 
 test('missed > 0 on an event that is next in sequence is no gap: nothing of this table was lost', async () => {

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Events: producers post them, a bounded queue holds them, and an ordered
- * workqueue delivers them to the listeners that want them (usip-listener.c)
- * and to the multicast groups.
+ * workqueue delivers them to the listeners chosen when they were posted
+ * (usip-listener.c) and to the multicast groups.
  *
- * Posting may happen in atomic context (later sources hook hot paths), so it
- * only reads the listener list under RCU, allocates without sleeping when
- * asked to, and takes references that the worker, in process context,
- * drops. An event nobody wants is not queued at all. An event that finds
- * the queue full is dropped, and every listener it would have reached has
- * its miss count raised, to be reported in its next event.
+ * Posting may happen in a hook with preemption disabled, so it reads the
+ * listener lists under RCU, allocates without sleeping when asked to, and
+ * takes references that the worker, in process context, drops. It looks
+ * before it builds: an event nobody wants, or that finds the queue full, is
+ * dropped before its path is worked out or anything is allocated; every
+ * listener it would have reached has its miss count raised, to be reported
+ * in its next event or, once the queue drains, in a missed message.
+ *
+ * Multicast copies go to the initial network namespace only, where joining
+ * a group needs CAP_SYS_ADMIN in the initial user namespace: a copy cannot be
+ * fitted to each member's namespaces as a listener's message is, so only the
+ * host's administrators get them, in the initial namespaces' terms.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cred.h>
+#include <linux/overflow.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/sched.h>
@@ -27,11 +34,11 @@
 #include <net/net_namespace.h>
 
 #include "usip.h"
+#include "usip-internals.h"
 #include "usip-nl-gen.h"
 
 #define USIP_N_TYPES	USIP_EVENT_TYPE_STORAGE
 
-static struct kmem_cache *usip_event_cache;
 static struct workqueue_struct *usip_event_wq;
 
 static DEFINE_SPINLOCK(usip_queue_lock);
@@ -46,6 +53,8 @@ static DECLARE_WORK(usip_event_work_item, usip_event_work);
 static atomic64_t usip_dropped = ATOMIC64_INIT(0);
 static atomic64_t usip_delivered = ATOMIC64_INIT(0);
 static atomic64_t usip_undeliverable = ATOMIC64_INIT(0);
+/* Set by a hook whose change was too big to tell; the worker tells the listeners. */
+static atomic_t usip_gap_pending = ATOMIC_INIT(0);
 /* Drops per type, and (worker only) how many multicast copies reported. */
 static atomic64_t usip_group_dropped[USIP_N_TYPES + 1];
 static u64 usip_group_reported[USIP_N_TYPES + 1];
@@ -90,28 +99,67 @@ bool usip_action_of_type(u32 type, u32 action)
 	}
 }
 
-static char *usip_strdup(const char *s, gfp_t gfp, bool *failed)
+bool usip_events_queue_full(void)
 {
-	char *copy;
+	return READ_ONCE(usip_queued) >= READ_ONCE(usip_event_queue_len);
+}
+
+static size_t usip_strsize(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *usip_strcopy(char **to, const char *s)
+{
+	char *copy = *to;
+	size_t size = usip_strsize(s);
 
 	if (!s)
 		return NULL;
-	copy = kstrdup(s, gfp);
-	if (copy)
-		atomic_inc(&usip_objects);
-	else
-		*failed = true;
+	memcpy(copy, s, size);
+	*to += size;
 	return copy;
 }
 
-/* Frees @ev's memory; any context. */
+/*
+ * @probe as an event with room for @max recipients and its strings, in one
+ * allocation; for a real mount change, the mount's path from the root of
+ * @probe's namespace is worked out now. No reference is taken yet.
+ */
+static struct usip_event *usip_event_alloc(const struct usip_event *probe,
+					   unsigned int max, gfp_t gfp)
+{
+	struct usip_event_info info = probe->info;
+	struct usip_event *ev;
+	size_t size;
+	char *strings;
+
+	if (info.mount) {
+		struct path root = usip_ns_root_path((struct mnt_namespace *)probe->mnt_ns);
+		const char *path = usip_mount_point(info.mount, &root, info.buf);
+
+		/* Too long for the message, or (cannot happen) not below the root: none. */
+		info.path = IS_ERR_OR_NULL(path) ? NULL : path;
+	}
+	size = size_add(struct_size(ev, recipients, max),
+			usip_strsize(info.path) + usip_strsize(info.fs_type) +
+			usip_strsize(info.source));
+	ev = kmalloc(size, gfp);
+	if (!ev)
+		return NULL;
+	atomic_inc(&usip_objects);
+	*ev = (struct usip_event){ .info = info, .mnt_ns = probe->mnt_ns };
+	strings = (char *)&ev->recipients[max];
+	ev->info.path = usip_strcopy(&strings, info.path);
+	ev->info.fs_type = usip_strcopy(&strings, info.fs_type);
+	ev->info.source = usip_strcopy(&strings, info.source);
+	return ev;
+}
+
+/* Frees @ev's memory (its recipients are released already); any context. */
 static void usip_event_discard(struct usip_event *ev)
 {
-	usip_kfree(ev->info.path);
-	usip_kfree(ev->info.fs_type);
-	usip_kfree(ev->info.source);
-	kmem_cache_free(usip_event_cache, ev);
-	atomic_dec(&usip_objects);
+	usip_kfree(ev);
 }
 
 /* Frees @ev and drops its references; process context. */
@@ -122,38 +170,9 @@ static void usip_event_free(struct usip_event *ev)
 	usip_event_discard(ev);
 }
 
-/* A copy of @info with its strings; takes no reference yet. */
-static struct usip_event *usip_event_alloc(const struct usip_event_info *info,
-					   gfp_t gfp)
-{
-	struct usip_event *ev;
-	bool failed = false;
-
-	ev = kmem_cache_zalloc(usip_event_cache, gfp);
-	if (!ev)
-		return NULL;
-	atomic_inc(&usip_objects);
-	ev->info = *info;
-	ev->info.path = usip_strdup(info->path, gfp, &failed);
-	ev->info.fs_type = usip_strdup(info->fs_type, gfp, &failed);
-	ev->info.source = usip_strdup(info->source, gfp, &failed);
-	if (failed) {
-		usip_event_discard(ev);
-		return NULL;
-	}
-	return ev;
-}
-
-static void usip_event_drop(const struct usip_event *probe)
-{
-	usip_listeners_want(probe, true);
-	atomic64_inc(&usip_dropped);
-	atomic64_inc(&usip_group_dropped[probe->info.type]);
-}
-
 /*
- * The next ns-seq of @state; under usip_queue_lock. Hook hits that were
- * lost since the namespace last looked leave a hole first.
+ * The next ns-seq of @state; under usip_queue_lock. Changes that were lost
+ * since the namespace last looked leave a hole first.
  */
 static u64 usip_mntns_next_seq(struct usip_mntns *state)
 {
@@ -167,79 +186,105 @@ static u64 usip_mntns_next_seq(struct usip_mntns *state)
 	return state->seq;
 }
 
+static void usip_count_drop(u32 type)
+{
+	atomic64_inc(&usip_dropped);
+	atomic64_inc(&usip_group_dropped[type]);
+}
+
 /*
  * Posts an event that the current task caused in mount namespace @ns; any
- * context (the mount hooks run in atomic context with GFP_ATOMIC). Returns
- * 0 when queued, -ENOENT when no listener wants it (not counted), -ENOBUFS
- * when it was dropped (counted). *@seq gets its sequence number. A mount
- * table change (USIP_EVENT_MOUNT_CHANGE) in a namespace with listeners uses
- * up that namespace's next ns-seq even when it is not queued.
+ * context (the mount hooks run with preemption disabled and post with
+ * GFP_ATOMIC). Returns 0 when queued, -ENOENT when no listener wants it
+ * (not counted), -ENOBUFS when it was dropped (counted). *@seq gets its
+ * sequence number. A mount table change (USIP_EVENT_MOUNT_CHANGE) in a
+ * namespace with listeners uses up that namespace's next ns-seq even when
+ * it is not queued.
  */
 int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		    gfp_t gfp, u64 *seq)
 {
 	/* What matching needs; the mount namespace is compared, not held. */
-	struct usip_event probe = {
-		.info = *info,
-		.mnt_ns = ns,
-	};
+	struct usip_event probe = { .info = *info, .mnt_ns = ns };
+	unsigned int wanted, no_room, missed = 0;
 	struct usip_mntns *state = NULL;
-	struct usip_event *ev;
+	struct usip_event *ev = NULL;
 	unsigned long flags;
-	bool wanted, full, queued;
+	bool queued = false;
 	u64 ns_seq = 0;
 
 	*seq = 0;
 	rcu_read_lock();
 	if (info->present & USIP_EVENT_MOUNT_CHANGE)
 		state = usip_mntns_find(ns);
-	wanted = usip_listeners_want(&probe, false);
+	wanted = usip_listeners_probe(&probe, &no_room);
+	/* Nothing is built for an event that has nowhere to go. */
+	if (wanted && !usip_events_queue_full())
+		ev = usip_event_alloc(&probe, wanted, gfp);
+	if (ev && !usip_listeners_take(ev, wanted, &missed)) {
+		usip_event_discard(ev);
+		ev = NULL;
+		if (!missed)
+			wanted = 0;	/* the path showed it matched nobody after all */
+	}
 	/*
-	 * Allocated before its numbers are taken, so that numbering and
-	 * queueing are one step under the lock: the queue is always in seq and
-	 * ns-seq order, whoever posts concurrently.
+	 * Numbering and queueing are one step under the lock: the queue is
+	 * always in seq and ns-seq order, whoever posts concurrently.
 	 */
-	ev = wanted ? usip_event_alloc(info, gfp) : NULL;
 	spin_lock_irqsave(&usip_queue_lock, flags);
 	if (state)
 		ns_seq = usip_mntns_next_seq(state);
-	if (!wanted) {
+	if (!wanted && !no_room) {
 		spin_unlock_irqrestore(&usip_queue_lock, flags);
 		rcu_read_unlock();
 		return -ENOENT;
 	}
 	*seq = ++usip_seq;
-	full = usip_stopping || usip_queued >= READ_ONCE(usip_event_queue_len);
 	/* A namespace on its way out (no references left) gets no events. */
-	queued = ev && !full && refcount_inc_not_zero(&ns->count);
-	if (queued) {
+	if (ev && !usip_stopping && usip_queued < READ_ONCE(usip_event_queue_len) &&
+	    usip_mnt_ns_tryget(ns)) {
+		queued = true;
 		usip_queued++;
+		ev->info.mount = NULL;	/* only valid while posting */
+		ev->info.buf = NULL;
 		ev->seq = *seq;
 		ev->ns_seq = ns_seq;
 		ev->timestamp = ktime_get_real_ns();
-		ev->mnt_ns = ns;
 		ev->pid = get_pid(task_tgid(current));
 		ev->uid = current_euid();
 		list_add_tail(&ev->node, &usip_queue);
 	}
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
-	rcu_read_unlock();
 	if (!queued) {
-		if (ev)
-			usip_event_discard(ev);
 		/*
-		 * probe.seq stays 0: a miss from the queue is reported with the
-		 * very next event delivered to the listener, whatever its seq,
-		 * so that no report comes late (a later drop must not hold an
-		 * earlier one back), or by a missed message once the queue has
-		 * drained.
+		 * The misses are reported with the very next event delivered to
+		 * each listener, whatever its seq, so that no report comes late
+		 * (a later drop must not hold an earlier one back), or by a
+		 * missed message once the queue has drained.
 		 */
-		usip_event_drop(&probe);
+		if (ev) {
+			usip_listeners_unmatch(ev);
+			usip_event_discard(ev);
+		} else if (!missed) {
+			usip_listeners_drop(&probe);
+		}
+		rcu_read_unlock();
+		usip_count_drop(info->type);
+		queue_work(usip_event_wq, &usip_event_work_item);
 		return -ENOBUFS;
 	}
+	rcu_read_unlock();
 	queue_work(usip_event_wq, &usip_event_work_item);
 	return 0;
 }
+
+void usip_events_report_gap(void)
+{
+	atomic_set(&usip_gap_pending, 1);
+	queue_work(usip_event_wq, &usip_event_work_item);
+}
+
+static void usip_event_multicast(const struct usip_event *ev);
 
 static void usip_event_work(struct work_struct *work)
 {
@@ -257,35 +302,36 @@ static void usip_event_work(struct work_struct *work)
 		if (!ev)
 			break;
 		/* While the module unloads, queued events are discarded. */
-		if (!stopping)
-			usip_listeners_deliver(ev);
+		if (!stopping && usip_listeners_deliver(ev))
+			usip_event_multicast(ev);
+		usip_listeners_release_recipients(ev);
 		usip_event_free(ev);
 		spin_lock_irqsave(&usip_queue_lock, flags);
 		usip_queued--;
 		spin_unlock_irqrestore(&usip_queue_lock, flags);
 		cond_resched();
 	}
+	if (stopping)
+		return;
+	if (atomic_xchg(&usip_gap_pending, 0))
+		usip_listeners_mark_gap();
 	/* Drained: misses that no queued event will carry are reported now. */
-	if (!stopping)
-		usip_listeners_report_missed();
+	usip_listeners_report_missed();
 }
 
-static size_t usip_event_msg_size(const struct usip_event *ev)
+static size_t usip_event_msg_size(const struct usip_event *ev, const char *path)
 {
 	const struct usip_event_info *info = &ev->info;
-	size_t size;
 
 	/* listener-id, missed, type, action, cmd, pid, uid, dev, count */
-	size = 9 * nla_total_size(sizeof(u32));
-	/* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id */
-	size += 7 * nla_total_size_64bit(sizeof(u64));
-	if (info->path)
-		size += nla_total_size(strlen(info->path) + 1);
-	if (info->fs_type)
-		size += nla_total_size(strlen(info->fs_type) + 1);
-	if (info->source)
-		size += nla_total_size(strlen(info->source) + 1);
-	return size;
+	return 9 * nla_total_size(sizeof(u32)) +
+	       /* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id */
+	       7 * nla_total_size_64bit(sizeof(u64)) +
+	       /* subtree */
+	       nla_total_size(0) +
+	       nla_total_size(usip_strsize(path)) +
+	       nla_total_size(usip_strsize(info->fs_type)) +
+	       nla_total_size(usip_strsize(info->source));
 }
 
 static int usip_put_string(struct sk_buff *skb, int type, const char *s)
@@ -301,7 +347,7 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	struct sk_buff *skb;
 	void *hdr;
 
-	skb = genlmsg_new(usip_event_msg_size(ev), GFP_KERNEL);
+	skb = genlmsg_new(usip_event_msg_size(ev, dest->path), GFP_KERNEL);
 	if (!skb)
 		return NULL;
 	hdr = genlmsg_put(skb, 0, 0, &usip_family, 0,
@@ -329,8 +375,7 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	    (mtab && (info->present & USIP_EVENT_HAS_PARENT_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_PARENT_ID, info->parent_id,
 			       USIP_A_EVENT_PAD)) ||
-	    usip_put_string(skb, USIP_A_EVENT_PATH,
-			    dest->own_path ? dest->path : info->path) ||
+	    usip_put_string(skb, USIP_A_EVENT_PATH, dest->path) ||
 	    usip_put_string(skb, USIP_A_EVENT_FS_TYPE, info->fs_type) ||
 	    usip_put_string(skb, USIP_A_EVENT_SOURCE, info->source) ||
 	    ((info->present & USIP_EVENT_HAS_DEV) &&
@@ -341,7 +386,9 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_NS_SEQ, ev->ns_seq, USIP_A_EVENT_PAD)) ||
 	    (mtab && (info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_UNIQUE_ID, info->unique_id,
-			       USIP_A_EVENT_PAD)))
+			       USIP_A_EVENT_PAD)) ||
+	    (mtab && (info->present & USIP_EVENT_SUBTREE) &&
+	     nla_put_flag(skb, USIP_A_EVENT_SUBTREE)))
 		goto too_small;
 	genlmsg_end(skb, hdr);
 	return skb;
@@ -352,15 +399,19 @@ too_small:
 	return NULL;
 }
 
-/* One copy of @ev to its type's group in @net; called by the worker only. */
-void usip_event_multicast(const struct usip_event *ev, struct net *net)
+/*
+ * One copy of @ev to its type's group in the initial network namespace, in
+ * the initial namespaces' terms; called by the worker only.
+ */
+static void usip_event_multicast(const struct usip_event *ev)
 {
 	u32 type = ev->info.type;
 	u64 dropped = atomic64_read(&usip_group_dropped[type]);
 	struct usip_event_dest dest = {
 		.missed = min_t(u64, dropped - usip_group_reported[type], U32_MAX),
+		.path = ev->info.path,
 		.pid_ns = &init_pid_ns,
-		.user_ns = net->user_ns,
+		.user_ns = &init_user_ns,
 	};
 	struct sk_buff *skb;
 
@@ -369,7 +420,7 @@ void usip_event_multicast(const struct usip_event *ev, struct net *net)
 	if (!skb)
 		return;
 	/* -ESRCH: nobody has joined the group; that is fine. */
-	genlmsg_multicast_netns(&usip_family, net, skb, 0,
+	genlmsg_multicast_netns(&usip_family, &init_net, skb, 0,
 				type == USIP_EVENT_TYPE_MTAB ? USIP_NLGRP_MTAB :
 							       USIP_NLGRP_STORAGE,
 				GFP_KERNEL);
@@ -429,6 +480,8 @@ int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
 		event.count = nla_get_u32(attrs[USIP_A_EVENT_COUNT]);
 		event.present |= USIP_EVENT_HAS_COUNT;
 	}
+	if (nla_get_flag(attrs[USIP_A_EVENT_SUBTREE]))
+		event.present |= USIP_EVENT_SUBTREE;
 	if (attrs[USIP_A_EVENT_PATH])
 		event.path = nla_data(attrs[USIP_A_EVENT_PATH]);
 	if (attrs[USIP_A_EVENT_FS_TYPE])
@@ -439,7 +492,7 @@ int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
 		repeat = nla_get_u32(attrs[USIP_A_EVENT_REPEAT]);
 
 	for (i = 0; i < repeat; i++) {
-		err = usip_event_post(&event, usip_mnt_ns_current(), GFP_KERNEL, &seq);
+		err = usip_event_post(&event, usip_mnt_ns_current(), GFP_KERNEL_ACCOUNT, &seq);
 		if (err == -ENOENT)
 			break;	/* nobody wants it */
 		last = seq;
@@ -467,45 +520,54 @@ int usip_nl_inject_doit(struct sk_buff *skb, struct genl_info *info)
 	return genlmsg_reply(reply, info);
 }
 
-int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
+/* The host-wide counters, for the initial user namespace's administrators. */
+static int usip_put_host_stats(struct sk_buff *reply)
 {
-	u32 listeners, notifiers, queued;
-	struct sk_buff *reply;
 	unsigned long flags;
+	u32 queued;
 	u64 posted;
-	void *hdr;
 
-	usip_listener_stats(&listeners, &notifiers);
 	spin_lock_irqsave(&usip_queue_lock, flags);
 	queued = usip_queued;
 	posted = usip_seq;
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
-
-	reply = genlmsg_new(6 * nla_total_size(sizeof(u32)) +
-			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
-	if (!reply)
-		return -ENOMEM;
-	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_STATS);
-	if (!hdr ||
-	    nla_put_u32(reply, USIP_A_STATS_LISTENERS, listeners) ||
-	    nla_put_u32(reply, USIP_A_STATS_NOTIFIERS, notifiers) ||
-	    nla_put_u32(reply, USIP_A_STATS_QUEUED, queued) ||
-	    nla_put_u32(reply, USIP_A_STATS_QUEUE_LIMIT,
-			READ_ONCE(usip_event_queue_len)) ||
-	    nla_put_u64_64bit(reply, USIP_A_STATS_POSTED, posted,
-			      USIP_A_STATS_PAD) ||
+	if (nla_put_u32(reply, USIP_A_STATS_QUEUED, queued) ||
+	    nla_put_u32(reply, USIP_A_STATS_QUEUE_LIMIT, READ_ONCE(usip_event_queue_len)) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_POSTED, posted, USIP_A_STATS_PAD) ||
 	    nla_put_u64_64bit(reply, USIP_A_STATS_DROPPED,
 			      atomic64_read(&usip_dropped), USIP_A_STATS_PAD) ||
 	    nla_put_u64_64bit(reply, USIP_A_STATS_DELIVERED,
 			      atomic64_read(&usip_delivered), USIP_A_STATS_PAD) ||
 	    nla_put_u64_64bit(reply, USIP_A_STATS_UNDELIVERABLE,
-			      atomic64_read(&usip_undeliverable),
-			      USIP_A_STATS_PAD) ||
-	    nla_put_u32(reply, USIP_A_STATS_OBJECTS,
-			atomic_read(&usip_objects)) ||
-	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed())) {
-		nlmsg_free(reply);
+			      atomic64_read(&usip_undeliverable), USIP_A_STATS_PAD) ||
+	    nla_put_u32(reply, USIP_A_STATS_OBJECTS, atomic_read(&usip_objects)) ||
+	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed()))
 		return -EMSGSIZE;
+	return 0;
+}
+
+int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	/* Others see their own: host-wide counts would tell of other users and containers. */
+	bool host = netlink_capable(skb, CAP_SYS_ADMIN);
+	struct sk_buff *reply;
+	void *hdr;
+	int err;
+
+	reply = genlmsg_new(7 * nla_total_size(sizeof(u32)) +
+			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_STATS);
+	err = hdr ? usip_listeners_fill_stats(reply, host) : -EMSGSIZE;
+	if (!err && host)
+		err = usip_put_host_stats(reply);
+	if (!err)
+		err = nla_put_u32(reply, USIP_A_STATS_SCOPE,
+				  host ? USIP_STATS_SCOPE_HOST : USIP_STATS_SCOPE_USER);
+	if (err) {
+		nlmsg_free(reply);
+		return err;
 	}
 	genlmsg_end(reply, hdr);
 	return genlmsg_reply(reply, info);
@@ -513,16 +575,9 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 
 int usip_events_init(void)
 {
-	usip_event_cache = KMEM_CACHE(usip_event, 0);
-	if (!usip_event_cache)
-		return -ENOMEM;
 	/* Ordered: listeners get events in the order they were posted. */
 	usip_event_wq = alloc_ordered_workqueue("usip_events", 0);
-	if (!usip_event_wq) {
-		kmem_cache_destroy(usip_event_cache);
-		return -ENOMEM;
-	}
-	return 0;
+	return usip_event_wq ? 0 : -ENOMEM;
 }
 
 /* Stops delivery: later posts are dropped, queued events discarded. */
@@ -542,5 +597,4 @@ void usip_events_exit(void)
 	/* Runs the work once more for events posted while stopping. */
 	destroy_workqueue(usip_event_wq);
 	WARN_ON(!list_empty(&usip_queue));
-	kmem_cache_destroy(usip_event_cache);
 }

@@ -1,22 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Finds the kernel internals the mount table needs (see usip-internals.h).
+ * Finds the kernel internals the mount table and its events need (see
+ * usip-internals.h), checks them, and decides which features work.
  *
  * Addresses come from /proc/kallsyms, read once at load time with the
  * loader's credentials: it is the kernel's interface for symbol addresses,
  * and unlike calling kallsyms_lookup_name() through a pointer it needs no
  * indirect call into unexported code (which IBT kernels may refuse).
  *
- * Layouts come from the kernel's BTF, the type information it carries for
- * BPF (__start_BTF, also /sys/kernel/btf/vmlinux): each member is looked up
- * by name, recursing into anonymous unions, and its type and size checked
- * against what the accessors assume. Nothing is guessed: if a symbol or a
- * member is missing or not what it must be, mount-get and mount events stay
- * off, and usip_k.reason says why.
+ * Layouts and prototypes come from the kernel's BTF, the type information it
+ * carries for BPF (__start_BTF, also /sys/kernel/btf/vmlinux): each struct
+ * member is looked up by name, recursing into anonymous unions, and its type
+ * and size checked against what the accessors assume; each hooked function's
+ * prototype is checked for its argument count and for the type (and name) of
+ * every argument its hook reads. Nothing is guessed: whatever is missing or
+ * not what it must be turns off the features that need it, and only those,
+ * each with its reason.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/err.h>
+#include <linux/fanotify.h>
 #include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -28,18 +32,100 @@
 
 #include "usip.h"
 #include "usip-internals.h"
+#include "usip-nl-gen.h"
+
+#ifndef CONFIG_X86_64
+/* The hooks read arguments and return addresses the x86-64 way. */
+#error "usip supports x86-64 kernels only"
+#endif
 
 struct usip_kernel usip_k;
+u32 usip_feature_reason[USIP_N_FEATURES];
 
-static __printf(1, 2) void usip_unavailable(const char *fmt, ...)
+static const struct {
+	u32 flag;
+	const char *name;
+} usip_feature_names[USIP_N_FEATURES] = {
+	[USIP_F_NETNS] = { USIP_FEATURE_NETNS, "netns" },
+	[USIP_F_NATIVE_MOUNT_NOTIFY] = { USIP_FEATURE_NATIVE_MOUNT_NOTIFY,
+					 "native-mount-notify" },
+	[USIP_F_MOUNT_TABLE] = { USIP_FEATURE_MOUNT_TABLE, "mount-table" },
+	[USIP_F_MOUNT_EVENTS] = { USIP_FEATURE_MOUNT_EVENTS, "mount-events" },
+	[USIP_F_REMOUNT_EVENTS] = { USIP_FEATURE_REMOUNT_EVENTS, "remount-events" },
+	[USIP_F_PROPAGATION_EVENTS] = { USIP_FEATURE_PROPAGATION_EVENTS,
+					"propagation-events" },
+	[USIP_F_SETATTR_EVENTS] = { USIP_FEATURE_SETATTR_EVENTS, "setattr-events" },
+};
+
+u32 usip_feature_flag(enum usip_feature_index f)
+{
+	return usip_feature_names[f].flag;
+}
+
+const char *usip_feature_name(enum usip_feature_index f)
+{
+	return usip_feature_names[f].name;
+}
+
+u32 usip_feature_mask(void)
+{
+	u32 mask = 0;
+	int f;
+
+	for (f = 0; f < USIP_N_FEATURES; f++)
+		if (usip_feature_available(f))
+			mask |= usip_feature_names[f].flag;
+	return mask;
+}
+
+static bool usip_is_event_feature(int f)
+{
+	return f >= USIP_F_MOUNT_EVENTS && f <= USIP_F_SETATTR_EVENTS;
+}
+
+/* Turns feature @f off for @reason (the first reason stays), and says why. */
+static __printf(3, 4) void usip_feature_off(enum usip_feature_index f, u32 reason,
+					    const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	if (usip_feature_reason[f])
+		return;
+	usip_feature_reason[f] = reason;
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	pr_notice("%s is not available: %pV\n", usip_feature_names[f].name, &vaf);
+	va_end(args);
+}
+
+/* The mount table's reason also goes to mount-get's extack. */
+static __printf(2, 3) void usip_table_off(u32 reason, const char *fmt, ...)
 {
 	va_list args;
 
-	if (usip_k.reason[0])
-		return;	/* the first reason is the one to tell */
+	if (usip_feature_reason[USIP_F_MOUNT_TABLE])
+		return;
 	va_start(args, fmt);
 	vsnprintf(usip_k.reason, sizeof(usip_k.reason), fmt, args);
 	va_end(args);
+	usip_feature_off(USIP_F_MOUNT_TABLE, reason, "%s", usip_k.reason);
+}
+
+/* Every feature that reads the mount's internals: the table and the events. */
+static __printf(2, 3) void usip_all_off(u32 reason, const char *fmt, ...)
+{
+	char why[128];
+	va_list args;
+	int f;
+
+	va_start(args, fmt);
+	vsnprintf(why, sizeof(why), fmt, args);
+	va_end(args);
+	usip_table_off(reason, "%s", why);
+	for (f = USIP_F_MOUNT_EVENTS; f <= USIP_F_SETATTR_EVENTS; f++)
+		usip_feature_off(f, reason, "%s", why);
 }
 
 /* --- kallsyms ------------------------------------------------------------ */
@@ -48,56 +134,18 @@ struct usip_symbol {
 	const char *name;
 	const char *types;	/* acceptable kallsyms type letters */
 	unsigned long addr;
-	unsigned long *end;	/* if set: gets the address of the next symbol */
-};
-
-enum {
-	USIP_SYM_NAMESPACE_SEM,
-	USIP_SYM_MOUNT_LOCK,
-	USIP_SYM_START_BTF,
-	USIP_SYM_STOP_BTF,
-	USIP_SYM_PIVOT_ROOT,
-	USIP_SYM_FSCONFIG,
-	USIP_SYM_PATH_UMOUNT,
-	USIP_SYM_MOUNT_SETATTR,
-	USIP_SYM_USER_PATH_AT,
-	USIP_SYM_USER_PATH_AT_EMPTY,
-	/* The functions usip-mount-events.c hooks. */
-	USIP_SYM_HOOKS,
-	USIP_N_SYMS = USIP_SYM_HOOKS + 9,
-};
-
-static struct usip_symbol usip_syms[USIP_N_SYMS] = {
-	[USIP_SYM_NAMESPACE_SEM] = { "namespace_sem", "dDbB" },
-	[USIP_SYM_MOUNT_LOCK] = { "mount_lock", "dDbB" },
-	[USIP_SYM_START_BTF] = { "__start_BTF", "rRdD" },
-	[USIP_SYM_STOP_BTF] = { "__stop_BTF", "rRdD" },
-	[USIP_SYM_PIVOT_ROOT] = { "__do_sys_pivot_root", "tT",
-				  .end = &usip_k.pivot_root.end },
-	[USIP_SYM_FSCONFIG] = { "__do_sys_fsconfig", "tT",
-				.end = &usip_k.fsconfig.end },
-	[USIP_SYM_PATH_UMOUNT] = { "path_umount", "tT",
-				   .end = &usip_k.path_umount.end },
-	[USIP_SYM_MOUNT_SETATTR] = { "__do_sys_mount_setattr", "tT",
-				     .end = &usip_k.mount_setattr.end },
-	[USIP_SYM_USER_PATH_AT] = { "user_path_at", "tT" },
-	[USIP_SYM_USER_PATH_AT_EMPTY] = { "user_path_at_empty", "tT" },
-	[USIP_SYM_HOOKS + 0] = { "commit_tree", "tT" },
-	[USIP_SYM_HOOKS + 1] = { "umount_tree", "tT" },
-	[USIP_SYM_HOOKS + 2] = { "change_mnt_propagation", "tT" },
-	[USIP_SYM_HOOKS + 3] = { "attach_recursive_mnt", "tT" },
-	[USIP_SYM_HOOKS + 4] = { "mnt_change_mountpoint", "tT" },
-	[USIP_SYM_HOOKS + 5] = { "attach_mnt", "tT" },
-	[USIP_SYM_HOOKS + 6] = { "propagate_umount", "tT" },
-	[USIP_SYM_HOOKS + 7] = { "path_mount", "tT" },
-	[USIP_SYM_HOOKS + 8] = { "reconfigure_super", "tT" },
+	unsigned long end;	/* with want_end: the address of the next symbol */
+	unsigned int count;	/* how many times the name appears */
+	bool want_end;
 };
 
 struct usip_kallsyms_scan {
+	struct usip_symbol *syms;
+	unsigned int n;
 	unsigned long lines;
 	unsigned long zero_addresses;
-	/* A function found on an earlier line, waiting for the next address. */
-	struct usip_symbol *awaiting_end;
+	/* Functions found on an earlier line, waiting for the next address. */
+	struct usip_symbol *awaiting_end[4];
 };
 
 /* One line "ADDRESS TYPE NAME" of the core kernel; module lines are ignored. */
@@ -105,7 +153,7 @@ static void usip_kallsyms_line(char *line, struct usip_kallsyms_scan *scan)
 {
 	char *addr_str, *type, *name;
 	unsigned long addr;
-	int i;
+	unsigned int i;
 
 	addr_str = strsep(&line, " ");
 	type = strsep(&line, " ");
@@ -117,25 +165,38 @@ static void usip_kallsyms_line(char *line, struct usip_kallsyms_scan *scan)
 	scan->lines++;
 	if (!addr)
 		scan->zero_addresses++;
-	if (scan->awaiting_end && addr > scan->awaiting_end->addr) {
-		*scan->awaiting_end->end = addr;
-		scan->awaiting_end = NULL;
-	}
-	for (i = 0; i < USIP_N_SYMS; i++) {
-		struct usip_symbol *sym = &usip_syms[i];
+	for (i = 0; i < ARRAY_SIZE(scan->awaiting_end); i++) {
+		struct usip_symbol *waiting = scan->awaiting_end[i];
 
-		if (sym->addr || strcmp(name, sym->name) || !strchr(sym->types, type[0]))
+		if (waiting && addr > waiting->addr) {
+			waiting->end = addr;
+			scan->awaiting_end[i] = NULL;
+		}
+	}
+	for (i = 0; i < scan->n; i++) {
+		struct usip_symbol *sym = &scan->syms[i];
+		unsigned int slot;
+
+		if (strcmp(name, sym->name) || !strchr(sym->types, type[0]))
 			continue;
+		if (sym->count++)
+			continue;	/* ambiguous: judged later */
 		sym->addr = addr;
-		if (sym->end)
-			scan->awaiting_end = sym;
+		if (!sym->want_end)
+			continue;
+		for (slot = 0; slot < ARRAY_SIZE(scan->awaiting_end); slot++) {
+			if (!scan->awaiting_end[slot]) {
+				scan->awaiting_end[slot] = sym;
+				break;
+			}
+		}
 	}
 }
 
-static int usip_read_kallsyms(void)
+static int usip_read_kallsyms(struct usip_symbol *syms, unsigned int n)
 {
 	const size_t chunk = 64 * 1024;
-	struct usip_kallsyms_scan scan = {};
+	struct usip_kallsyms_scan scan = { .syms = syms, .n = n };
 	size_t have = 0;
 	struct file *file;
 	loff_t pos = 0;
@@ -144,8 +205,9 @@ static int usip_read_kallsyms(void)
 
 	file = filp_open("/proc/kallsyms", O_RDONLY, 0);
 	if (IS_ERR(file)) {
-		usip_unavailable("cannot open /proc/kallsyms (%ld): no /proc where usip is loaded?",
-				 PTR_ERR(file));
+		usip_all_off(USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+			     "cannot open /proc/kallsyms (%ld): no /proc where usip is loaded?",
+			     PTR_ERR(file));
 		return PTR_ERR(file);
 	}
 	buf = kvmalloc(chunk + 1, GFP_KERNEL);
@@ -158,7 +220,7 @@ static int usip_read_kallsyms(void)
 		char *line = buf, *newline;
 		struct iov_iter to;
 		struct kiocb kiocb;
-		ssize_t n;
+		ssize_t got;
 
 		/*
 		 * /proc/kallsyms has no read_iter for kernel_read(); it is a
@@ -167,15 +229,16 @@ static int usip_read_kallsyms(void)
 		init_sync_kiocb(&kiocb, file);
 		kiocb.ki_pos = pos;
 		iov_iter_kvec(&to, ITER_DEST, &kvec, 1, kvec.iov_len);
-		n = seq_read_iter(&kiocb, &to);
+		got = seq_read_iter(&kiocb, &to);
 		pos = kiocb.ki_pos;
 
-		if (n < 0) {
-			usip_unavailable("cannot read /proc/kallsyms (%zd)", n);
-			err = n;
+		if (got < 0) {
+			usip_all_off(USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+				     "cannot read /proc/kallsyms (%zd)", got);
+			err = got;
 			break;
 		}
-		have += n;
+		have += got;
 		buf[have] = '\0';
 		while ((newline = strchr(line, '\n'))) {
 			*newline = '\0';
@@ -184,14 +247,15 @@ static int usip_read_kallsyms(void)
 		}
 		have -= line - buf;
 		memmove(buf, line, have);
-		if (n == 0 || have == chunk)
+		if (got == 0 || have == chunk)
 			break;	/* the end, or a line longer than a chunk */
 		cond_resched();
 	}
 	kvfree(buf);
 	filp_close(file, NULL);
 	if (!err && scan.lines && scan.zero_addresses == scan.lines) {
-		usip_unavailable("kallsyms hides addresses (kptr_restrict=2, no CAP_SYSLOG?)");
+		usip_all_off(USIP_UNAVAILABLE_REASON_KALLSYMS_HIDDEN,
+			     "kallsyms hides addresses (kptr_restrict=2, no CAP_SYSLOG?)");
 		err = -EPERM;
 	}
 	return err;
@@ -285,18 +349,14 @@ static int usip_btf_open(struct usip_btf *btf, const void *start, const void *en
 	if (size < sizeof(*hdr) || hdr->magic != BTF_MAGIC ||
 	    hdr->hdr_len > size ||
 	    (u64)hdr->hdr_len + hdr->type_off + hdr->type_len > size ||
-	    (u64)hdr->hdr_len + hdr->str_off + hdr->str_len > size) {
-		usip_unavailable("the kernel's BTF is malformed");
+	    (u64)hdr->hdr_len + hdr->str_off + hdr->str_len > size)
 		return -EINVAL;
-	}
 	btf->hdr = hdr;
 	btf->strings = (const char *)hdr + hdr->hdr_len + hdr->str_off;
 	btf->strings_len = hdr->str_len;
 	types = (const char *)hdr + hdr->hdr_len + hdr->type_off;
-	if (usip_btf_walk(btf, types, types + hdr->type_len, NULL)) {
-		usip_unavailable("the kernel's BTF has a type this module cannot read");
+	if (usip_btf_walk(btf, types, types + hdr->type_len, NULL))
 		return -EINVAL;
-	}
 	btf->types = kvcalloc(btf->n_types + 1, sizeof(*btf->types), GFP_KERNEL);
 	if (!btf->types)
 		return -ENOMEM;
@@ -393,179 +453,435 @@ struct usip_member_spec {
 	const char *struct_name;
 	u32 size;
 	size_t *offset;
-	bool optional;
+	/*
+	 * The feature that reads it: the mount table (and so every feature) or
+	 * one event feature; USIP_N_FEATURES: optional, *found says if it is there.
+	 */
+	enum usip_feature_index needed_by;
 	bool *found;
 };
 
-static int usip_btf_members(const struct usip_btf *btf, const char *struct_name,
-			    const struct btf_type *t,
-			    const struct usip_member_spec *specs, int n)
+static bool usip_btf_member_ok(const struct usip_btf *btf, const struct btf_type *t,
+			       const struct usip_member_spec *s)
+{
+	const struct btf_type *mt;
+	u32 offset, type;
+
+	if (!usip_btf_member(btf, t, s->name, &offset, &type, 0))
+		return false;
+	mt = usip_btf_resolve(btf, type);
+	if (!mt || BTF_INFO_KIND(mt->info) != s->kind)
+		return false;
+	if (s->kind == BTF_KIND_STRUCT &&
+	    strcmp(usip_btf_name(btf, mt->name_off), s->struct_name))
+		return false;
+	if (s->kind == BTF_KIND_INT && mt->size != s->size)
+		return false;
+	*s->offset = offset;
+	return true;
+}
+
+static void usip_btf_members(const struct usip_btf *btf, const char *struct_name,
+			     const struct btf_type *t,
+			     const struct usip_member_spec *specs, int n)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
 		const struct usip_member_spec *s = &specs[i];
-		const struct btf_type *mt;
-		u32 offset, type;
-		bool ok;
+		bool ok = usip_btf_member_ok(btf, t, s);
 
-		if (!usip_btf_member(btf, t, s->name, &offset, &type, 0)) {
-			if (s->optional)
-				continue;
-			usip_unavailable("struct %s has no member %s", struct_name, s->name);
-			return -ENOENT;
-		}
-		mt = usip_btf_resolve(btf, type);
-		ok = mt && BTF_INFO_KIND(mt->info) == s->kind;
-		if (ok && s->kind == BTF_KIND_STRUCT)
-			ok = strcmp(usip_btf_name(btf, mt->name_off), s->struct_name) == 0;
-		else if (ok && s->kind == BTF_KIND_INT)
-			ok = mt->size == s->size;
-		if (!ok) {
-			/* An optional member of another kind is another member. */
-			if (s->optional)
-				continue;
-			usip_unavailable("struct %s member %s is not of the expected type",
-					 struct_name, s->name);
-			return -EINVAL;
-		}
-		*s->offset = offset;
 		if (s->found)
-			*s->found = true;
+			*s->found = ok;
+		if (ok || s->needed_by == USIP_N_FEATURES)
+			continue;
+		if (s->needed_by == USIP_F_MOUNT_TABLE)
+			usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+				     "struct %s has no member %s of the expected type",
+				     struct_name, s->name);
+		else
+			usip_feature_off(s->needed_by, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+					 "struct %s has no member %s of the expected type",
+					 struct_name, s->name);
+	}
+}
+
+static void usip_check_layouts(const struct usip_btf *btf)
+{
+	bool ns_has_list = false, ns_has_lock = false, has_node = false;
+	bool has_list = false, has_seq = false;
+	size_t ns_common_offset = 1;
+	const struct usip_member_spec mount_members[] = {
+		{ "mnt_parent", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_parent, USIP_F_MOUNT_TABLE },
+		{ "mnt_mountpoint", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_mountpoint,
+		  USIP_F_MOUNT_TABLE },
+		{ "mnt", BTF_KIND_STRUCT, "vfsmount", 0, &usip_k.mnt_vfs, USIP_F_MOUNT_TABLE },
+		{ "mnt_mounts", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_mounts,
+		  USIP_F_MOUNT_TABLE },
+		{ "mnt_child", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_child,
+		  USIP_F_MOUNT_TABLE },
+		{ "mnt_devname", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_devname, USIP_F_MOUNT_TABLE },
+		{ "mnt_share", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_share,
+		  USIP_F_MOUNT_TABLE },
+		{ "mnt_master", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_master, USIP_F_MOUNT_TABLE },
+		{ "mnt_ns", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_ns, USIP_F_MOUNT_TABLE },
+		{ "mnt_id", BTF_KIND_INT, NULL, 4, &usip_k.mnt_id, USIP_F_MOUNT_TABLE },
+		{ "mnt_group_id", BTF_KIND_INT, NULL, 4, &usip_k.mnt_group_id,
+		  USIP_F_MOUNT_TABLE },
+		/* The namespace's list (6.1), and the list of mounts a umount takes. */
+		{ "mnt_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_list,
+		  USIP_N_FEATURES, &has_list },
+		/* A superblock's mounts, walked for its remount events. */
+		{ "mnt_instance", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_instance,
+		  USIP_F_REMOUNT_EVENTS },
+		/* A mount's slaves, told of a new master. */
+		{ "mnt_slave_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave_list,
+		  USIP_F_PROPAGATION_EVENTS },
+		{ "mnt_slave", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave,
+		  USIP_F_PROPAGATION_EVENTS },
+		{ "mnt_id_unique", BTF_KIND_INT, NULL, 8, &usip_k.mnt_id_unique,
+		  USIP_N_FEATURES, &usip_k.has_unique_id },
+		{ "mnt_node", BTF_KIND_STRUCT, "rb_node", 0, &usip_k.mnt_node,
+		  USIP_N_FEATURES, &has_node },
+	};
+	const struct usip_member_spec ns_members[] = {
+		{ "ns", BTF_KIND_STRUCT, "ns_common", 0, &ns_common_offset, USIP_F_MOUNT_TABLE },
+		{ "root", BTF_KIND_PTR, NULL, 0, &usip_k.ns_root, USIP_F_MOUNT_TABLE },
+		{ "event", BTF_KIND_INT, NULL, 8, &usip_k.ns_event, USIP_F_MOUNT_TABLE },
+		/* Tells anonymous namespaces (0), which get no events. */
+		{ "seq", BTF_KIND_INT, NULL, 8, &usip_k.ns_seq, USIP_N_FEATURES, &has_seq },
+		{ "mounts", BTF_KIND_STRUCT, "rb_root", 0, &usip_k.ns_mounts,
+		  USIP_N_FEATURES, &usip_k.ns_rbtree },
+		{ "list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.ns_list,
+		  USIP_N_FEATURES, &ns_has_list },
+		{ "ns_lock", BTF_KIND_STRUCT, "spinlock", 0, &usip_k.ns_lock,
+		  USIP_N_FEATURES, &ns_has_lock },
+	};
+	const struct btf_type *mount, *ns;
+	int f;
+
+	mount = usip_btf_struct(btf, "mount", "mnt_parent");
+	ns = usip_btf_struct(btf, "mnt_namespace", "ns");
+	if (!mount || !ns) {
+		usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			     "the kernel's BTF lacks struct %s",
+			     mount ? "mnt_namespace" : "mount");
+		return;
+	}
+	usip_k.mount_size = mount->size;
+	usip_btf_members(btf, "mount", mount, mount_members, ARRAY_SIZE(mount_members));
+	usip_btf_members(btf, "mnt_namespace", ns, ns_members, ARRAY_SIZE(ns_members));
+	if (ns_common_offset != 0)
+		usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			     "struct mnt_namespace does not start with its ns_common");
+	else if (usip_k.ns_rbtree && !(usip_k.has_unique_id && has_node))
+		usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			     "the mount tree is ordered by a unique id the module cannot find");
+	else if (!usip_k.ns_rbtree && !(ns_has_list && ns_has_lock))
+		usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			     "struct mnt_namespace keeps its mounts in an unknown way");
+	if (!has_list && !usip_k.ns_rbtree)
+		usip_table_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			       "struct mount has no mnt_list for its namespace's list");
+	if (!has_list)
+		usip_feature_off(USIP_F_MOUNT_EVENTS, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+				 "struct mount has no mnt_list for the mounts a umount takes");
+	/* Every event feature tells anonymous namespaces apart by their seq. */
+	for (f = USIP_F_MOUNT_EVENTS; f <= USIP_F_SETATTR_EVENTS && !has_seq; f++)
+		usip_feature_off(f, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+				 "struct mnt_namespace has no seq");
+}
+
+/* --- Hooked functions' prototypes ---------------------------------------- */
+
+/* Is @name one of the '|'-separated @names? */
+static bool usip_name_in(const char *name, const char *names)
+{
+	size_t len = strlen(name);
+
+	while (names && *names) {
+		const char *bar = strchrnul(names, '|');
+
+		if (bar - names == len && !strncmp(names, name, len))
+			return true;
+		names = *bar ? bar + 1 : bar;
+	}
+	return false;
+}
+
+/* Does enum @t have @enumerator, of @value? */
+static bool usip_btf_enum_has(const struct usip_btf *btf, const struct btf_type *t,
+			      const char *enumerator, s64 value)
+{
+	u16 i, vlen = BTF_INFO_VLEN(t->info);
+
+	if (BTF_INFO_KIND(t->info) == BTF_KIND_ENUM) {
+		const struct btf_enum *e = (const void *)(t + 1);
+
+		for (i = 0; i < vlen; i++)
+			if (!strcmp(usip_btf_name(btf, e[i].name_off), enumerator))
+				return e[i].val == value;
+		return false;
+	}
+	/* BTF_KIND_ENUM64: name_off, val_lo32, val_hi32 */
+	for (i = 0; i < vlen; i++) {
+		const u32 *e = (const u32 *)(t + 1) + 3 * i;
+
+		if (!strcmp(usip_btf_name(btf, e[0]), enumerator))
+			return (s64)((u64)e[2] << 32 | e[1]) == value;
+	}
+	return false;
+}
+
+static bool usip_btf_arg_ok(const struct usip_btf *btf, const struct btf_param *param,
+			    const struct usip_hook_arg *want)
+{
+	const struct btf_type *t = usip_btf_resolve(btf, param->type);
+	int kind;
+
+	if (want->kind == USIP_ARG_UNREAD)
+		return true;
+	if (want->name && !usip_name_in(usip_btf_name(btf, param->name_off), want->name))
+		return false;
+	if (!t)
+		return false;
+	kind = BTF_INFO_KIND(t->info);
+	if (want->kind == USIP_ARG_STRUCT_PTR) {
+		if (kind != BTF_KIND_PTR)
+			return false;
+		t = usip_btf_resolve(btf, t->type);
+		return t && BTF_INFO_KIND(t->info) == BTF_KIND_STRUCT &&
+		       !strcmp(usip_btf_name(btf, t->name_off), want->type);
+	}
+	/* USIP_ARG_INTEGER: read from a register, any width up to 64 bits. */
+	if (kind == BTF_KIND_INT)
+		return t->size <= 8;
+	if (kind == BTF_KIND_ENUM || kind == 19 /* BTF_KIND_ENUM64 */)
+		return !want->enumerator ||
+		       usip_btf_enum_has(btf, t, want->enumerator, want->value);
+	return false;
+}
+
+/* Checks @hook's prototype (FUNC @func); the reason it fails, or 0. */
+static u32 usip_check_prototype(const struct usip_btf *btf, struct usip_hook *hook,
+				const struct btf_type *func)
+{
+	const struct btf_type *proto = usip_btf_resolve(btf, func->type);
+	const struct btf_param *params;
+	u16 i, vlen;
+
+	if (!proto || BTF_INFO_KIND(proto->info) != BTF_KIND_FUNC_PROTO) {
+		pr_notice("%s: its BTF type is not a function prototype\n", hook->name);
+		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+	}
+	params = (const void *)(proto + 1);
+	vlen = BTF_INFO_VLEN(proto->info);
+	if (vlen < hook->min_args || vlen > hook->max_args ||
+	    (vlen && !params[vlen - 1].type)) {
+		pr_notice("%s takes %u arguments, the hook reads a prototype of %u to %u\n",
+			  hook->name, vlen, hook->min_args, hook->max_args);
+		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+	}
+	for (i = 0; i < vlen && i < USIP_HOOK_MAX_ARGS; i++) {
+		if (usip_btf_arg_ok(btf, &params[i], &hook->args[i]))
+			continue;
+		pr_notice("%s: argument %u (%s) is not what the hook reads\n", hook->name, i,
+			  usip_btf_name(btf, params[i].name_off));
+		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
 	}
 	return 0;
 }
 
-static int usip_read_btf(void)
+static void usip_check_prototypes(const struct usip_btf *btf)
 {
-	bool ns_has_list = false, ns_has_lock = false;
-	const struct usip_member_spec mount_members[] = {
-		{ "mnt_parent", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_parent },
-		{ "mnt_mountpoint", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_mountpoint },
-		{ "mnt", BTF_KIND_STRUCT, "vfsmount", 0, &usip_k.mnt_vfs },
-		{ "mnt_mounts", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_mounts },
-		{ "mnt_child", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_child },
-		{ "mnt_instance", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_instance },
-		{ "mnt_devname", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_devname },
-		{ "mnt_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_list },
-		{ "mnt_share", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_share },
-		{ "mnt_slave_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave_list },
-		{ "mnt_slave", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave },
-		{ "mnt_master", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_master },
-		{ "mnt_ns", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_ns },
-		{ "mnt_id", BTF_KIND_INT, NULL, 4, &usip_k.mnt_id },
-		{ "mnt_group_id", BTF_KIND_INT, NULL, 4, &usip_k.mnt_group_id },
-		{ "mnt_id_unique", BTF_KIND_INT, NULL, 8, &usip_k.mnt_id_unique,
-		  true, &usip_k.has_unique_id },
-		{ "mnt_node", BTF_KIND_STRUCT, "rb_node", 0, &usip_k.mnt_node, true },
-	};
-	size_t ns_common_offset = 1;
-	const struct usip_member_spec ns_members[] = {
-		{ "ns", BTF_KIND_STRUCT, "ns_common", 0, &ns_common_offset },
-		{ "root", BTF_KIND_PTR, NULL, 0, &usip_k.ns_root },
-		{ "event", BTF_KIND_INT, NULL, 8, &usip_k.ns_event },
-		{ "seq", BTF_KIND_INT, NULL, 8, &usip_k.ns_seq },
-		{ "mounts", BTF_KIND_STRUCT, "rb_root", 0, &usip_k.ns_mounts,
-		  true, &usip_k.ns_rbtree },
-		{ "list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.ns_list,
-		  true, &ns_has_list },
-		{ "ns_lock", BTF_KIND_STRUCT, "spinlock", 0, &usip_k.ns_lock,
-		  true, &ns_has_lock },
-	};
-	const void *start = (const void *)usip_syms[USIP_SYM_START_BTF].addr;
-	const void *end = (const void *)usip_syms[USIP_SYM_STOP_BTF].addr;
-	const struct btf_type *mount, *ns;
-	struct usip_btf btf;
+	const struct btf_type *found[32] = {};
+	unsigned int count[32] = {};
+	unsigned int h;
+	u32 id;
+
+	BUILD_BUG_ON(ARRAY_SIZE(found) < 32);
+	if (WARN_ON(usip_n_hooks > ARRAY_SIZE(found)))
+		return;
+	for (id = 1; id <= btf->n_types; id++) {
+		const struct btf_type *t = btf->types[id];
+		const char *name;
+
+		if (BTF_INFO_KIND(t->info) != BTF_KIND_FUNC)
+			continue;
+		name = usip_btf_name(btf, t->name_off);
+		for (h = 0; h < usip_n_hooks; h++) {
+			if (!usip_hooks[h].name || strcmp(name, usip_hooks[h].name))
+				continue;
+			found[h] = t;
+			count[h]++;
+		}
+	}
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
+
+		if (hook->reason)
+			continue;
+		if (!found[h]) {
+			pr_notice("%s has no prototype in the kernel's BTF\n", hook->name);
+			hook->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+		} else if (count[h] > 1) {
+			pr_notice("%s has %u prototypes in the kernel's BTF\n", hook->name,
+				  count[h]);
+			hook->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+		} else {
+			hook->reason = usip_check_prototype(btf, hook, found[h]);
+		}
+	}
+}
+
+static void usip_read_btf(unsigned long start, unsigned long end)
+{
+	struct usip_btf btf = {};
 	int err;
 
 	if (!start || !end || end <= start) {
-		usip_unavailable("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF)");
-		return -ENOENT;
+		usip_all_off(USIP_UNAVAILABLE_REASON_NO_BTF,
+			     "the kernel has no BTF (CONFIG_DEBUG_INFO_BTF)");
+		return;
 	}
-	err = usip_btf_open(&btf, start, end);
-	if (err)
-		return err;
-	mount = usip_btf_struct(&btf, "mount", "mnt_parent");
-	ns = usip_btf_struct(&btf, "mnt_namespace", "ns");
-	if (!mount || !ns) {
-		usip_unavailable("the kernel's BTF lacks struct %s",
-				 mount ? "mnt_namespace" : "mount");
-		err = -ENOENT;
+	err = usip_btf_open(&btf, (const void *)start, (const void *)end);
+	if (err) {
+		usip_all_off(USIP_UNAVAILABLE_REASON_NO_BTF,
+			     err == -ENOMEM ? "no memory to index the kernel's BTF" :
+					      "the kernel's BTF has a form this module cannot read");
 		goto out;
 	}
-	err = usip_btf_members(&btf, "mount", mount, mount_members,
-			       ARRAY_SIZE(mount_members));
-	if (!err)
-		err = usip_btf_members(&btf, "mnt_namespace", ns, ns_members,
-				       ARRAY_SIZE(ns_members));
-	if (err)
-		goto out;
-	if (ns_common_offset != 0) {
-		usip_unavailable("struct mnt_namespace does not start with its ns_common");
-		err = -EINVAL;
-	} else if (usip_k.ns_rbtree && !usip_k.has_unique_id) {
-		usip_unavailable("the mount tree is ordered by a unique id the module cannot find");
-		err = -EINVAL;
-	} else if (!usip_k.ns_rbtree && !(ns_has_list && ns_has_lock)) {
-		usip_unavailable("struct mnt_namespace keeps its mounts in an unknown way");
-		err = -EINVAL;
-	} else if (usip_k.ns_rbtree && !usip_k.mnt_node) {
-		usip_unavailable("struct mount has no mnt_node for its namespace's tree");
-		err = -EINVAL;
-	}
+	usip_check_layouts(&btf);
+	usip_check_prototypes(&btf);
 out:
 	kvfree(btf.types);
-	return err;
+}
+
+/* --- Putting it together -------------------------------------------------- */
+
+enum {
+	USIP_SYM_NAMESPACE_SEM,
+	USIP_SYM_MOUNT_LOCK,
+	USIP_SYM_START_BTF,
+	USIP_SYM_STOP_BTF,
+	USIP_N_FIXED_SYMS,
+};
+
+/* The hooks' symbols and callers follow the fixed ones in the scan's array. */
+struct usip_hook_syms {
+	unsigned int symbol, old_symbol, callers[USIP_HOOK_MAX_CALLERS];
+};
+
+static unsigned int usip_add_symbol(struct usip_symbol *syms, unsigned int *n,
+				    const char *name, bool want_end)
+{
+	syms[*n] = (struct usip_symbol){ .name = name, .types = "tT", .want_end = want_end };
+	return (*n)++;
+}
+
+/* Judges one hook from the scan: found, unambiguous, its callers' ranges. */
+static void usip_judge_hook_symbols(struct usip_hook *hook, struct usip_symbol *syms,
+				    const struct usip_hook_syms *at)
+{
+	struct usip_symbol *sym = &syms[at->symbol];
+	int c;
+
+	if (!sym->count && hook->old_symbol)
+		sym = &syms[at->old_symbol];
+	hook->name = sym->name;
+	if (!sym->count) {
+		pr_notice("the kernel has no %s to hook\n", hook->symbol);
+		hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+		return;
+	}
+	if (sym->count > 1) {
+		pr_notice("the kernel has %u functions named %s: cannot tell which to hook\n",
+			  sym->count, sym->name);
+		hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+		return;
+	}
+	for (c = 0; c < USIP_HOOK_MAX_CALLERS && hook->callers[c]; c++) {
+		struct usip_symbol *caller = &syms[at->callers[c]];
+
+		if (caller->count != 1 || !caller->end) {
+			pr_notice("%s: cannot tell its caller %s apart\n", hook->name,
+				  hook->callers[c]);
+			hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+			return;
+		}
+		hook->caller_ranges[c].start = caller->addr;
+		hook->caller_ranges[c].end = caller->end;
+	}
 }
 
 int usip_internals_init(void)
 {
-	int err, i;
+	unsigned int n = 0, h, c, max = USIP_N_FIXED_SYMS + usip_n_hooks * 4;
+	struct usip_hook_syms *at;
+	struct usip_symbol *syms;
+	int f, err;
 
-	for (i = 0; i < USIP_N_SYMS; i++)
-		usip_syms[i].addr = 0;
-	err = usip_read_kallsyms();
-	if (!err)
-		err = usip_read_btf();
-	if (!err && (!usip_syms[USIP_SYM_NAMESPACE_SEM].addr ||
-		     !usip_syms[USIP_SYM_MOUNT_LOCK].addr)) {
-		usip_unavailable("kallsyms lacks namespace_sem or mount_lock");
-		err = -ENOENT;
+	memset(usip_feature_reason, 0, sizeof(usip_feature_reason));
+	memset(&usip_k, 0, sizeof(usip_k));
+#ifndef FAN_MNT_ATTACH
+	usip_feature_off(USIP_F_NATIVE_MOUNT_NOTIFY, USIP_UNAVAILABLE_REASON_NOT_BUILT,
+			 "the kernel headers have no fanotify mount events (Linux 6.15+)");
+#endif
+	syms = kcalloc(max, sizeof(*syms), GFP_KERNEL);
+	at = kcalloc(usip_n_hooks, sizeof(*at), GFP_KERNEL);
+	if (!syms || !at) {
+		err = -ENOMEM;
+		goto out;
 	}
-	if (err) {
-		if (err == -ENOMEM)
-			return err;
-		pr_notice("the mount table is not available: %s\n", usip_k.reason);
-		return 0;	/* the module still works without it */
+	syms[n++] = (struct usip_symbol){ "namespace_sem", "dDbB" };
+	syms[n++] = (struct usip_symbol){ "mount_lock", "dDbB" };
+	syms[n++] = (struct usip_symbol){ "__start_BTF", "rRdD" };
+	syms[n++] = (struct usip_symbol){ "__stop_BTF", "rRdD" };
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
+
+		hook->reason = 0;
+		hook->name = NULL;
+		memset(hook->caller_ranges, 0, sizeof(hook->caller_ranges));
+		at[h].symbol = usip_add_symbol(syms, &n, hook->symbol, false);
+		if (hook->old_symbol)
+			at[h].old_symbol = usip_add_symbol(syms, &n, hook->old_symbol, false);
+		for (c = 0; c < USIP_HOOK_MAX_CALLERS && hook->callers[c]; c++)
+			at[h].callers[c] = usip_add_symbol(syms, &n, hook->callers[c], true);
 	}
-	usip_k.namespace_sem = (struct rw_semaphore *)usip_syms[USIP_SYM_NAMESPACE_SEM].addr;
-	usip_k.mount_lock = (seqlock_t *)usip_syms[USIP_SYM_MOUNT_LOCK].addr;
-	usip_k.pivot_root.start = usip_syms[USIP_SYM_PIVOT_ROOT].addr;
-	usip_k.fsconfig.start = usip_syms[USIP_SYM_FSCONFIG].addr;
-	usip_k.path_umount.start = usip_syms[USIP_SYM_PATH_UMOUNT].addr;
-	usip_k.mount_setattr.start = usip_syms[USIP_SYM_MOUNT_SETATTR].addr;
-	/* Renamed in 6.8; one of them is there. */
-	if (usip_syms[USIP_SYM_USER_PATH_AT].addr)
-		usip_k.user_path_at = usip_syms[USIP_SYM_USER_PATH_AT].name;
-	else if (usip_syms[USIP_SYM_USER_PATH_AT_EMPTY].addr)
-		usip_k.user_path_at = usip_syms[USIP_SYM_USER_PATH_AT_EMPTY].name;
-	usip_k.mount_table = true;
-	usip_k.mount_hooks = true;
-	for (i = USIP_SYM_HOOKS; i < USIP_N_SYMS; i++) {
-		if (usip_syms[i].addr)
-			continue;
-		pr_notice("the kernel has no %s to hook: no mount events\n",
-			  usip_syms[i].name);
-		usip_k.mount_hooks = false;
+
+	err = usip_read_kallsyms(syms, n);
+	if (err == -ENOMEM)
+		goto out;
+	if (!err) {
+		if (syms[USIP_SYM_NAMESPACE_SEM].count != 1 || syms[USIP_SYM_MOUNT_LOCK].count != 1)
+			usip_all_off(USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+				     "kallsyms lacks namespace_sem or mount_lock");
+		usip_k.namespace_sem = (struct rw_semaphore *)syms[USIP_SYM_NAMESPACE_SEM].addr;
+		usip_k.mount_lock = (seqlock_t *)syms[USIP_SYM_MOUNT_LOCK].addr;
+		for (h = 0; h < usip_n_hooks; h++)
+			usip_judge_hook_symbols(&usip_hooks[h], syms, &at[h]);
+		usip_read_btf(syms[USIP_SYM_START_BTF].addr, syms[USIP_SYM_STOP_BTF].addr);
 	}
-	for (i = USIP_SYM_PIVOT_ROOT; i <= USIP_SYM_MOUNT_SETATTR; i++)
-		if (!*usip_syms[i].end)
-			usip_k.mount_hooks = false;
-	if (!usip_k.user_path_at) {
-		pr_notice("the kernel has no user_path_at() to hook: no mount events\n");
-		usip_k.mount_hooks = false;
+	err = 0;
+
+	/* An event feature works if the table does and each of its hooks checked out. */
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
+
+		if (hook->reason)
+			usip_feature_off(hook->feature, hook->reason,
+					 "its hook on %s cannot be used (see above)",
+					 hook->name ?: hook->symbol);
 	}
-	return 0;
+	for (f = 0; f < USIP_N_FEATURES; f++)
+		if (usip_is_event_feature(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
+			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
+					 "the mount table is not available");
+out:
+	kfree(at);
+	kfree(syms);
+	return err;
 }
 
 struct mount *usip_next_mnt(struct mount *p, struct mount *root)

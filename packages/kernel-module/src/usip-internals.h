@@ -1,22 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The kernel internals the mount table needs, found at load time.
+ * The kernel internals the mount table and its events need, found and
+ * checked at load time, and the features that depend on them.
  *
  * struct mount and struct mnt_namespace are private to fs/ (fs/mount.h is
- * not among the headers an out-of-tree module builds against), and
- * namespace_sem and mount_lock are not exported. usip-internals.c finds the
- * member offsets in the running kernel's BTF and the variables' addresses in
- * its kallsyms, checks each against what it must be, and fills usip_k. The
- * accessors below read through those offsets; struct mount and struct
- * mnt_namespace stay incomplete types so that nothing can use a guessed
- * layout by accident.
+ * not among the headers an out-of-tree module builds against), namespace_sem
+ * and mount_lock are not exported, and the functions the mount hooks probe
+ * are static. usip-internals.c finds the member offsets and the hooked
+ * functions' prototypes in the running kernel's BTF and the addresses in its
+ * kallsyms, checks each against what the module reads, and turns off only
+ * the features whose needs are not met, each with its reason. The accessors
+ * below read through those offsets; struct mount and struct mnt_namespace
+ * stay incomplete types so that nothing can use a guessed layout by accident.
  */
 #ifndef _USIP_INTERNALS_H
 #define _USIP_INTERNALS_H
 
 #include <linux/compiler.h>
+#include <linux/kprobes.h>
+#include <linux/limits.h>
 #include <linux/list.h>
 #include <linux/mount.h>
+#include <linux/path.h>
 #include <linux/rbtree.h>
 #include <linux/rwsem.h>
 #include <linux/seqlock.h>
@@ -27,24 +32,125 @@ struct mount;
 struct mnt_namespace;
 struct ns_common;
 
-/* A kernel function whose [start, end) the hooks compare return addresses with. */
+/* --- Features ------------------------------------------------------------- */
+
+/* The module's features, in the order of their flags in the spec. */
+enum usip_feature_index {
+	USIP_F_NETNS,
+	USIP_F_NATIVE_MOUNT_NOTIFY,
+	USIP_F_MOUNT_TABLE,
+	USIP_F_MOUNT_EVENTS,
+	USIP_F_REMOUNT_EVENTS,
+	USIP_F_PROPAGATION_EVENTS,
+	USIP_F_SETATTR_EVENTS,
+	USIP_N_FEATURES,
+};
+
+/*
+ * Whether each feature works: 0, or the USIP_UNAVAILABLE_REASON_* that says
+ * why not. Set while loading; an event feature whose hooks fail to arm gets
+ * USIP_UNAVAILABLE_REASON_ARM_FAILED until they arm (usip-mount-events.c).
+ */
+extern u32 usip_feature_reason[USIP_N_FEATURES];
+
+static inline bool usip_feature_available(enum usip_feature_index f)
+{
+	return !READ_ONCE(usip_feature_reason[f]);
+}
+
+/* The feature's flag (USIP_FEATURE_*), name, and the flags of every available one. */
+u32 usip_feature_flag(enum usip_feature_index f);
+const char *usip_feature_name(enum usip_feature_index f);
+u32 usip_feature_mask(void);
+
+/* --- Hooks ---------------------------------------------------------------- */
+
+/* What an argument of a hooked function must be, in the kernel's BTF. */
+enum usip_arg_kind {
+	USIP_ARG_UNREAD,	/* the hook does not read it */
+	USIP_ARG_STRUCT_PTR,	/* a pointer to struct @type */
+	USIP_ARG_INTEGER,	/* an integer, bool or enum (see @enumerator) */
+};
+
+struct usip_hook_arg {
+	u8 kind;
+	/* Its name in the prototype; alternatives separated by '|'. */
+	const char *name;
+	/* USIP_ARG_STRUCT_PTR: the struct's name. */
+	const char *type;
+	/*
+	 * USIP_ARG_INTEGER of an enum type: the enumerator the hook tests, and
+	 * the value it tests it by; ignored for a plain integer or bool.
+	 */
+	const char *enumerator;
+	s64 value;
+};
+
+#define USIP_HOOK_MAX_ARGS	5
+#define USIP_HOOK_MAX_CALLERS	2
+
+/* A kernel function's [start, end), which return addresses are compared with. */
 struct usip_text_range {
 	unsigned long start;
 	unsigned long end;
 };
 
+/*
+ * One hooked kernel function: what it must look like and what handles it
+ * (usip-mount-events.c defines the table), and what loading found.
+ */
+struct usip_hook {
+	const char *symbol;
+	/* Its name on older kernels (user_path_at_empty() before 6.8), or NULL. */
+	const char *old_symbol;
+	enum usip_feature_index feature;
+	/* The prototype's argument count, and the arguments the hook reads. */
+	u8 min_args, max_args;
+	struct usip_hook_arg args[USIP_HOOK_MAX_ARGS];
+	/* If set, only calls from these functions are reported. */
+	const char *callers[USIP_HOOK_MAX_CALLERS];
+	/* A kprobe (pre) or a return probe (entry + ret, with per-call data). */
+	kprobe_pre_handler_t pre;
+	kretprobe_handler_t entry;
+	kretprobe_handler_t ret;
+	size_t data_size;
+	int maxactive;
+
+	/* Found while loading. */
+	const char *name;			/* symbol or old_symbol */
+	struct usip_text_range caller_ranges[USIP_HOOK_MAX_CALLERS];
+	u32 reason;				/* 0: found and checked */
+
+	/* The probe (its .kp for a kprobe), and whether it is registered. */
+	struct kretprobe probe;
+	bool armed;
+};
+
+extern struct usip_hook usip_hooks[];
+extern const unsigned int usip_n_hooks;
+
+/*
+ * Is the function that @regs entered called from @range? (x86-64: at entry
+ * the return address is on top of the stack.)
+ */
+static inline bool usip_called_from(struct pt_regs *regs, const struct usip_text_range *range)
+{
+	unsigned long ret = *(unsigned long *)kernel_stack_pointer(regs);
+
+	return range->start && ret >= range->start && ret < range->end;
+}
+
+/* --- struct mount and struct mnt_namespace ------------------------------- */
+
 struct usip_kernel {
-	/* mount-get works: the offsets and namespace_sem were found. */
-	bool mount_table;
-	/* Every function the mount event hooks need was found. */
-	bool mount_hooks;
-	/* Set while loading when something is missing: why, for logs and extack. */
+	/* Why the mount table is missing, for logs and extack (empty if it is not). */
 	char reason[128];
 
 	struct rw_semaphore *namespace_sem;
 	seqlock_t *mount_lock;
 
-	/* Offsets in struct mount. */
+	/* Offsets in struct mount, and its size. */
+	size_t mount_size;
 	size_t mnt_parent, mnt_mountpoint, mnt_vfs, mnt_mounts, mnt_child;
 	size_t mnt_instance, mnt_devname, mnt_list, mnt_share, mnt_slave_list;
 	size_t mnt_slave, mnt_master, mnt_ns, mnt_id, mnt_group_id;
@@ -57,11 +163,6 @@ struct usip_kernel {
 	bool ns_rbtree;
 	size_t ns_mounts;		/* struct rb_root, when ns_rbtree */
 	size_t ns_list, ns_lock;	/* list_head and its spinlock, otherwise */
-
-	/* Callers of hooked functions that the hooks tell apart. */
-	struct usip_text_range pivot_root, fsconfig, path_umount, mount_setattr;
-	/* user_path_at() (6.8+) or user_path_at_empty() (before), whichever exists. */
-	const char *user_path_at;
 };
 
 extern struct usip_kernel usip_k;
@@ -138,6 +239,11 @@ static inline bool usip_mnt_has_parent(const struct mount *m)
 	return usip_mnt_parent(m) != m;
 }
 
+static inline unsigned int usip_mnt_flags(const struct mount *m)
+{
+	return READ_ONCE(usip_mnt_vfs(m)->mnt_flags);
+}
+
 static inline struct mount *usip_ns_root(const struct mnt_namespace *ns)
 {
 	return READ_ONCE(*USIP_AT(ns, usip_k.ns_root, struct mount *));
@@ -160,11 +266,47 @@ static inline struct ns_common *usip_ns_common(struct mnt_namespace *ns)
 	return (struct ns_common *)ns;
 }
 
+/* The root of @ns as a path: its root mount, at that mount's root. */
+static inline struct path usip_ns_root_path(const struct mnt_namespace *ns)
+{
+	struct vfsmount *vfs = usip_mnt_vfs(usip_ns_root(ns));
+
+	return (struct path){ .mnt = vfs, .dentry = vfs->mnt_root };
+}
+
 /*
  * The next mount of the tree under @root after @p in depth-first order, or
  * NULL: the kernel's own next_mnt(). The caller holds namespace_sem or
  * mount_lock.
  */
 struct mount *usip_next_mnt(struct mount *p, struct mount *root);
+
+/* --- Paths ---------------------------------------------------------------- */
+
+/* How far up the mount tree a path is worked out; beyond, the module cannot tell. */
+#define USIP_MAX_DEPTH	128
+
+/* Scratch space to work out one path: the path and two segments. */
+struct usip_path_buf {
+	char path[PATH_MAX];
+	char a[PATH_MAX];
+	char b[PATH_MAX];
+};
+
+/*
+ * Where @m is mounted as seen from @root (a mount and a directory in it),
+ * exactly as /proc/self/mountinfo of a process with that root shows it:
+ * written in @buf->path and returned. NULL when @m is not below @root
+ * (mountinfo leaves it out), ERR_PTR(-ENAMETOOLONG) when it is but the path
+ * does not fit in PATH_MAX bytes, ERR_PTR(-ELOOP) when the mount tree is
+ * deeper than USIP_MAX_DEPTH (the module cannot tell). The mount tree must
+ * not change meanwhile: namespace_sem or mount_lock held, or a hook.
+ */
+const char *usip_mount_point(struct mount *m, const struct path *root,
+			     struct usip_path_buf *buf);
+/* Whether @m is below @root, the same way, without building the path. */
+bool usip_mount_below(struct mount *m, const struct path *root);
+
+int usip_internals_init(void);
 
 #endif /* _USIP_INTERNALS_H */

@@ -6,24 +6,44 @@
  * released (NETLINK_URELEASE), so a process that exits or is killed leaves
  * nothing behind.
  *
- * Locking: usip_listeners_lock (a mutex) serialises every change and the
- * event delivery worker. Producers of events only read the list under RCU to
- * learn whether anybody wants an event, and touch nothing but immutable
- * fields and atomics. The list is kept grouped by network namespace so that
- * delivery sends one multicast copy per namespace in one pass.
+ * Where events look for listeners: a listener of mnt-ns scope is on the list
+ * of its mount namespace's state (struct usip_mntns), a global one on the
+ * global list, so posting an event walks only the listeners that may want
+ * it. Both lists are RCU lists, changed under usip_listeners_lock (a mutex),
+ * which also guards the list of all listeners and the per-user records.
+ *
+ * What one user may impose on others is bounded: a user (effective uid) has
+ * at most max_listeners_per_user listeners, the events queued for one
+ * listener at most listener_queue_len and for all of one user's listeners at
+ * most user_queue_len (of event_queue_len in all): a listener whose share is
+ * used up misses the event (and is told), nobody else does. The recipients
+ * of an event, and their shares, are taken when it is posted.
+ *
+ * Paths are given as each listener sees them: relative to its root directory
+ * (a chrooted listener never learns of a mount outside its root, with a path
+ * or without), and pids and uids in its own pid and user namespaces.
+ *
+ * Messages go straight to the registering socket (not to its port id, which
+ * a new socket may take over as soon as the old one is released).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cred.h>
+#include <linux/fs_struct.h>
+#include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/netlink.h>
+#include <linux/path.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/rculist.h>
+#include <linux/refcount.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/user_namespace.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
@@ -49,52 +69,179 @@ struct usip_notifier {
 	size_t path_prefix_len;
 };
 
+/* One effective uid's listeners, and their share of the event queue. */
+struct usip_user {
+	struct hlist_node node;		/* in usip_users */
+	kuid_t uid;
+	unsigned int listeners;		/* registered */
+	unsigned int refs;		/* listeners not yet freed */
+	atomic_t queued;		/* events queued for its listeners */
+};
+
 struct usip_listener {
-	struct list_head node;		/* in usip_listeners, RCU */
-	struct list_head gone;		/* on a local list while being freed */
-	struct rcu_head rcu;
+	struct list_head node;		/* in its namespace's or the global list, RCU */
+	struct list_head all;		/* in usip_listeners */
+	refcount_t refs;		/* the lists, and each event queued for it */
+	struct rcu_work free_work;
+	bool dead;			/* unlinked: no more events */
 	u32 id;
 	u32 flags;			/* USIP_LISTENER_FLAGS_* */
 	u32 portid;
+	u32 types;			/* bits of the event types of its notifiers */
 	possible_net_t net;
 	struct sock *sk;		/* the registering socket, held */
 	struct ns_common *mnt_ns;	/* where it was registered */
+	struct usip_mntns *scope;	/* mnt-ns scope: that namespace's state */
 	struct user_namespace *user_ns;	/* of the registering process */
 	struct pid_namespace *pid_ns;	/* likewise */
 	struct pid *owner;
+	struct usip_user *user;
 	kuid_t uid;
+	/*
+	 * The registering process's root, when it is not its namespace's: paths
+	 * are given relative to it. A listener that registered at the
+	 * namespace's root follows it, as pivot_root(2) moves the processes whose
+	 * root it was, and holds no root.
+	 */
+	struct path root;
+	bool follows_ns_root;
+	atomic_t queued;		/* events queued for it */
 	atomic64_t delivered;
 	atomic64_t missed_total;
 	atomic_t missed_pending;	/* not yet reported in an event */
 	/* The newest seq dropped from the queue for this listener. */
 	atomic64_t last_drop_seq;
-	unsigned int n_notifiers;
-	struct usip_notifier *notifiers;
-	/* Holds its namespace's ns-seq state (mnt-ns scope). */
-	bool holds_mntns;
+	bool has_path_prefix;
 	/* Holds the mount hooks armed (it has an mtab notifier). */
 	bool holds_hooks;
-	/*
-	 * Its root directory, relative to its namespace's root, when that is
-	 * not "/" (a chrooted listener): mount events' paths are given to it,
-	 * and matched against its path-prefix selectors, relative to it.
-	 */
-	char *root_prefix;
-	size_t root_prefix_len;
+	unsigned int n_notifiers;
+	struct usip_notifier *notifiers;
 };
 
 static DEFINE_MUTEX(usip_listeners_lock);
-static LIST_HEAD(usip_listeners);
+static LIST_HEAD(usip_listeners);		/* all, under the lock */
+static LIST_HEAD(usip_global_listeners);	/* RCU */
+static DEFINE_HASHTABLE(usip_users, 6);
+static DEFINE_HASHTABLE(usip_mntns_table, 6);	/* RCU */
 static DEFINE_XARRAY_ALLOC1(usip_listener_ids);
 static u32 usip_next_listener_id;
 static unsigned int usip_n_listeners;
 static unsigned int usip_n_notifiers;
+/* Global listeners with an mtab notifier: every namespace's changes are wanted. */
+static atomic_t usip_global_mtab = ATOMIC_INIT(0);
 static struct kmem_cache *usip_listener_cache;
 
 static struct net *usip_listener_net(const struct usip_listener *l)
 {
 	return read_pnet(&l->net);
 }
+
+/* --- Mount namespaces with listeners -------------------------------------- */
+
+struct usip_mntns *usip_mntns_find(const struct ns_common *ns)
+{
+	struct usip_mntns *state;
+
+	hash_for_each_possible_rcu(usip_mntns_table, state, node, (unsigned long)ns)
+		if (state->ns == ns)
+			return state;
+	return NULL;
+}
+
+u64 usip_mntns_seq(const struct ns_common *ns)
+{
+	struct usip_mntns *state;
+	u64 seq = 0;
+
+	rcu_read_lock();
+	state = usip_mntns_find(ns);
+	if (state)
+		seq = READ_ONCE(state->seq);
+	rcu_read_unlock();
+	return seq;
+}
+
+bool usip_mntns_watched(const struct ns_common *ns)
+{
+	bool watched;
+
+	if (atomic_read(&usip_global_mtab))
+		return true;
+	rcu_read_lock();
+	watched = usip_mntns_find(ns);
+	rcu_read_unlock();
+	return watched;
+}
+
+/* A listener is registered in @ns; usip_listeners_lock held. */
+static struct usip_mntns *usip_mntns_get(const struct ns_common *ns)
+{
+	struct usip_mntns *state;
+
+	lockdep_assert_held(&usip_listeners_lock);
+	state = usip_mntns_find(ns);
+	if (!state) {
+		state = kzalloc(sizeof(*state), GFP_KERNEL_ACCOUNT);
+		if (!state)
+			return NULL;
+		atomic_inc(&usip_objects);
+		state->ns = ns;
+		INIT_LIST_HEAD(&state->listeners);
+		state->gaps_seen = atomic64_read(&usip_mount_gaps);
+		hash_add_rcu(usip_mntns_table, &state->node, (unsigned long)ns);
+	}
+	state->users++;
+	return state;
+}
+
+static void usip_mntns_put(struct usip_mntns *state)
+{
+	lockdep_assert_held(&usip_listeners_lock);
+	if (--state->users)
+		return;
+	hash_del_rcu(&state->node);
+	kfree_rcu(state, rcu);
+	atomic_dec(&usip_objects);
+}
+
+/* --- Users ------------------------------------------------------------------ */
+
+static struct usip_user *usip_user_find(kuid_t uid)
+{
+	struct usip_user *user;
+
+	hash_for_each_possible(usip_users, user, node, __kuid_val(uid))
+		if (uid_eq(user->uid, uid))
+			return user;
+	return NULL;
+}
+
+/* @uid's record, made from @fresh if it has none; usip_listeners_lock held. */
+static struct usip_user *usip_user_get(kuid_t uid, struct usip_user **fresh)
+{
+	struct usip_user *user = usip_user_find(uid);
+
+	if (!user) {
+		user = *fresh;
+		*fresh = NULL;
+		user->uid = uid;
+		hash_add(usip_users, &user->node, __kuid_val(uid));
+	}
+	user->refs++;
+	return user;
+}
+
+static void usip_user_put(struct usip_user *user)
+{
+	lockdep_assert_held(&usip_listeners_lock);
+	if (--user->refs)
+		return;
+	WARN_ON(atomic_read(&user->queued));
+	hash_del(&user->node);
+	usip_kfree(user);
+}
+
+/* --- Matching --------------------------------------------------------------- */
 
 /* Whole path components: /mnt matches /mnt and /mnt/a, not /mnta. */
 static bool usip_path_below(const char *path, const char *prefix, size_t len)
@@ -106,26 +253,13 @@ static bool usip_path_below(const char *path, const char *prefix, size_t len)
 }
 
 /*
- * @ev's path as @l sees it: a mount event's path (relative to the namespace's
- * root) from @l's root; NULL when it lies outside. Injected events' paths
- * are taken as they were given.
+ * Does @n match @ev, whose path as the listener sees it is @path? With
+ * !@path_known (a mount event before its path is worked out) a path-prefix
+ * selector may match.
  */
-static const char *usip_listener_path(const struct usip_listener *l,
-				      const struct usip_event *ev)
-{
-	const char *path = ev->info.path;
-	size_t len = l->root_prefix_len;
-
-	if (!path || !l->root_prefix || !(ev->info.present & USIP_EVENT_MOUNT_CHANGE))
-		return path;
-	if (strncmp(path, l->root_prefix, len) ||
-	    (path[len] != '/' && path[len] != '\0'))
-		return NULL;
-	return path[len] ? path + len : "/";
-}
-
 static bool usip_notifier_matches(const struct usip_notifier *n,
-				  const struct usip_event *ev, const char *path)
+				  const struct usip_event *ev, const char *path,
+				  bool path_known)
 {
 	const struct usip_event_info *info = &ev->info;
 
@@ -135,37 +269,30 @@ static bool usip_notifier_matches(const struct usip_notifier *n,
 	    (!(info->present & USIP_EVENT_HAS_MOUNT_ID) ||
 	     info->mount_id != n->mount_id))
 		return false;
-	if (n->path_prefix &&
+	if (n->path_prefix && path_known &&
 	    (!path || !usip_path_below(path, n->path_prefix, n->path_prefix_len)))
 		return false;
 	return true;
 }
 
-static bool usip_listener_in_scope(const struct usip_listener *l,
-				   const struct usip_event *ev)
-{
-	return (l->flags & USIP_LISTENER_FLAGS_GLOBAL) || l->mnt_ns == ev->mnt_ns;
-}
-
 /*
- * The notifier flags of every notifier of @l that matches @ev, or 0. The
- * first matching notifier with the notify flag gives the cmd echoed to @l.
+ * The flags of every notifier of @l that matches @ev, or 0. The first
+ * matching notifier with the notify flag gives the cmd echoed to @l.
  */
-static u32 usip_listener_match(const struct usip_listener *l,
-			       const struct usip_event *ev,
-			       const struct usip_notifier **first)
+static u32 usip_listener_what(const struct usip_listener *l, const struct usip_event *ev,
+			      const char *path, bool path_known,
+			      const struct usip_notifier **first)
 {
-	const char *path = usip_listener_path(l, ev);
 	u32 what = 0;
 	unsigned int i;
 
 	*first = NULL;
-	if (!usip_listener_in_scope(l, ev))
+	if (!(l->types & BIT(ev->info.type)))
 		return 0;
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		if (!usip_notifier_matches(n, ev, path))
+		if (!usip_notifier_matches(n, ev, path, path_known))
 			continue;
 		if ((n->flags & USIP_NOTIFIER_FLAGS_NOTIFY) && !*first)
 			*first = n;
@@ -175,9 +302,48 @@ static u32 usip_listener_match(const struct usip_listener *l,
 }
 
 /*
- * An event with sequence number @seq was dropped before reaching @l. The
- * miss is reported with the first event after it in sequence order: events
- * queued before the drop are delivered later but do not carry it.
+ * Whose view of a real mount event is the namespace's: a global listener's,
+ * and one whose root is the namespace's root. Everybody else has a root
+ * elsewhere (chroot, or a root no longer in the namespace at all).
+ */
+static bool usip_listener_at_ns_root(const struct usip_listener *l,
+				     const struct usip_event *ev)
+{
+	struct path ns_root;
+
+	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) || l->follows_ns_root)
+		return true;
+	ns_root = usip_ns_root_path((struct mnt_namespace *)ev->mnt_ns);
+	return path_equal(&l->root, &ns_root);
+}
+
+/*
+ * @ev is a subtree event about a mount @l does not see: does the subtree
+ * hold @l's root, so that mounts it saw went too?
+ */
+static bool usip_listener_root_in_subtree(const struct usip_listener *l,
+					  const struct usip_event *ev)
+{
+	struct mount *m = usip_real_mount(l->root.mnt);
+	int depth;
+
+	if (!ev->info.mount || !(ev->info.present & USIP_EVENT_SUBTREE))
+		return false;
+	for (depth = 0; depth < USIP_MAX_DEPTH; depth++) {
+		if (m == ev->info.mount)
+			return true;
+		if (!usip_mnt_has_parent(m))
+			return false;
+		m = usip_mnt_parent(m);
+	}
+	return false;
+}
+
+/*
+ * An event with sequence number @seq (0: not numbered) was dropped before
+ * reaching @l. The miss is reported with the first event after it in
+ * sequence order: events queued before the drop are delivered later but do
+ * not carry it.
  */
 static void usip_listener_count_drop(struct usip_listener *l, u64 seq)
 {
@@ -195,30 +361,268 @@ static void usip_listener_count_drop(struct usip_listener *l, u64 seq)
 	atomic64_inc(&l->missed_total);
 }
 
-bool usip_listeners_want(const struct usip_event *ev, bool drop)
+/* Takes one slot of @l's share of the queue, and of its user's; false if either is used up. */
+static bool usip_listener_reserve(struct usip_listener *l)
+{
+	if (atomic_inc_return(&l->queued) > READ_ONCE(usip_listener_queue_len))
+		goto listener_full;
+	if (atomic_inc_return(&l->user->queued) > READ_ONCE(usip_user_queue_len))
+		goto user_full;
+	return true;
+
+user_full:
+	atomic_dec(&l->user->queued);
+listener_full:
+	atomic_dec(&l->queued);
+	return false;
+}
+
+static void usip_listener_unreserve(struct usip_listener *l)
+{
+	atomic_dec(&l->user->queued);
+	atomic_dec(&l->queued);
+}
+
+static bool usip_listener_has_room(const struct usip_listener *l)
+{
+	return atomic_read(&l->queued) < READ_ONCE(usip_listener_queue_len) &&
+	       atomic_read(&l->user->queued) < READ_ONCE(usip_user_queue_len);
+}
+
+static void usip_listener_put(struct usip_listener *l)
+{
+	/* The last reference may go in a hook: the freeing waits for a worker. */
+	if (refcount_dec_and_test(&l->refs))
+		queue_rcu_work(usip_wq, &l->free_work);
+}
+
+/* The lists of listeners that may want an event of @state's namespace, in order. */
+static int usip_candidate_lists(struct usip_mntns *state, struct list_head **lists)
+{
+	int n = 0;
+
+	if (state)
+		lists[n++] = &state->listeners;
+	lists[n++] = &usip_global_listeners;
+	return n;
+}
+
+enum usip_verdict {
+	USIP_NOT_WANTED,
+	USIP_WANTED,
+	USIP_NO_ROOM,		/* wanted, but its share of the queue is used up */
+	USIP_HIDDEN_LOSS,	/* not below its root, but the mounts it saw went with it */
+};
+
+/*
+ * First look, before anything is built: does @l want @ev, and has it room?
+ * For a real mount event whose path is not worked out yet, where the mount
+ * is comes from the tree alone, and a path-prefix selector may match.
+ */
+static enum usip_verdict usip_listener_probe(struct usip_listener *l,
+					     const struct usip_event *ev)
 {
 	const struct usip_notifier *first;
-	struct usip_listener *l;
-	bool wanted = false;
+	const bool mount = ev->info.mount;
 	u32 what;
 
-	rcu_read_lock();
-	list_for_each_entry_rcu(l, &usip_listeners, node) {
-		what = usip_listener_match(l, ev, &first);
-		if (!what)
-			continue;
-		wanted = true;
-		if (!drop)
-			break;
-		if (what & USIP_NOTIFIER_FLAGS_NOTIFY)
-			usip_listener_count_drop(l, ev->seq);
+	if (READ_ONCE(l->dead))
+		return USIP_NOT_WANTED;
+	what = usip_listener_what(l, ev, ev->info.path, !mount, &first);
+	if (!what)
+		return USIP_NOT_WANTED;
+	if (mount && !usip_listener_at_ns_root(l, ev) &&
+	    !usip_mount_below(ev->info.mount, &l->root)) {
+		/* Not below its root: it is not told, unless its own mounts went. */
+		if (usip_listener_root_in_subtree(l, ev) && (what & USIP_NOTIFIER_FLAGS_NOTIFY))
+			return USIP_HIDDEN_LOSS;
+		return USIP_NOT_WANTED;
 	}
-	rcu_read_unlock();
+	if (usip_listener_has_room(l) || (mount && l->has_path_prefix))
+		return USIP_WANTED;
+	return USIP_NO_ROOM;
+}
+
+unsigned int usip_listeners_probe(const struct usip_event *ev, unsigned int *no_room)
+{
+	struct list_head *lists[2];
+	struct usip_listener *l;
+	unsigned int wanted = 0;
+	int i, n;
+
+	*no_room = 0;
+	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
+	for (i = 0; i < n; i++) {
+		list_for_each_entry_rcu(l, lists[i], node) {
+			switch (usip_listener_probe(l, ev)) {
+			case USIP_WANTED:
+				wanted++;
+				break;
+			case USIP_NO_ROOM:
+				(*no_room)++;
+				break;
+			case USIP_HIDDEN_LOSS:
+				/* Told only that it missed something, and to look again. */
+				usip_listener_count_drop(l, 0);
+				break;
+			default:
+				break;
+			}
+		}
+	}
 	return wanted;
 }
 
-static void usip_listener_log(const struct usip_listener *l,
-			      const struct usip_event *ev)
+/*
+ * Second look, with the namespace's path in @ev: @l's own path of it, the
+ * notifiers that match, its share of the queue; a recipient in @r, or false.
+ */
+static bool usip_listener_take(struct usip_listener *l, struct usip_event *ev,
+			       struct usip_recipient *r, unsigned int *missed)
+{
+	const struct usip_notifier *first;
+	const char *path = ev->info.path;
+	char *own = NULL;
+	u32 what;
+
+	if (READ_ONCE(l->dead))
+		return false;
+	if (ev->info.mount && !usip_listener_at_ns_root(l, ev)) {
+		path = usip_mount_point(ev->info.mount, &l->root, ev->info.buf);
+		/* Too long to give is still below its root; too deep to tell is not. */
+		if (!path || (IS_ERR(path) && PTR_ERR(path) != -ENAMETOOLONG))
+			return false;
+		if (IS_ERR(path))
+			path = NULL;
+	}
+	what = usip_listener_what(l, ev, path, true, &first);
+	if (!what)
+		return false;
+	if (!r || !usip_listener_reserve(l))
+		goto missed;
+	if (path && path != ev->info.path) {
+		own = kstrdup(path, GFP_ATOMIC | __GFP_ACCOUNT);
+		if (!own) {
+			usip_listener_unreserve(l);
+			goto missed;
+		}
+		atomic_inc(&usip_objects);
+	}
+	if (!refcount_inc_not_zero(&l->refs)) {
+		usip_kfree(own);
+		usip_listener_unreserve(l);
+		return false;
+	}
+	*r = (struct usip_recipient){
+		.listener = l,
+		.path = own,
+		.what = what,
+		.cmd = first ? first->cmd : 0,
+		.has_cmd = first && (first->present & USIP_NOTIFIER_HAS_CMD),
+	};
+	return true;
+
+missed:
+	(*missed)++;
+	if (what & USIP_NOTIFIER_FLAGS_NOTIFY)
+		usip_listener_count_drop(l, 0);
+	return false;
+}
+
+unsigned int usip_listeners_take(struct usip_event *ev, unsigned int max,
+				 unsigned int *missed)
+{
+	struct list_head *lists[2];
+	struct usip_listener *l;
+	int i, n;
+
+	ev->n_recipients = 0;
+	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
+	for (i = 0; i < n; i++) {
+		list_for_each_entry_rcu(l, lists[i], node) {
+			/* No slot left (it registered meanwhile): it misses this one. */
+			struct usip_recipient *r = ev->n_recipients < max ?
+						   &ev->recipients[ev->n_recipients] : NULL;
+
+			if (usip_listener_take(l, ev, r, missed))
+				ev->n_recipients++;
+		}
+	}
+	return ev->n_recipients;
+}
+
+void usip_listeners_drop(const struct usip_event *ev)
+{
+	struct list_head *lists[2];
+	struct usip_listener *l;
+	int i, n;
+
+	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
+	for (i = 0; i < n; i++) {
+		list_for_each_entry_rcu(l, lists[i], node) {
+			const struct usip_notifier *first;
+			enum usip_verdict verdict = usip_listener_probe(l, ev);
+
+			/* A hidden loss was counted by the probe already. */
+			if (verdict != USIP_WANTED && verdict != USIP_NO_ROOM)
+				continue;
+			if (usip_listener_what(l, ev, ev->info.path, !ev->info.mount, &first) &
+			    USIP_NOTIFIER_FLAGS_NOTIFY)
+				usip_listener_count_drop(l, ev->seq);
+		}
+	}
+}
+
+void usip_listeners_release_recipients(struct usip_event *ev)
+{
+	unsigned int i;
+
+	for (i = 0; i < ev->n_recipients; i++) {
+		struct usip_recipient *r = &ev->recipients[i];
+
+		usip_listener_unreserve(r->listener);
+		usip_kfree(r->path);
+		usip_listener_put(r->listener);
+	}
+	ev->n_recipients = 0;
+}
+
+void usip_listeners_unmatch(struct usip_event *ev)
+{
+	unsigned int i;
+
+	for (i = 0; i < ev->n_recipients; i++)
+		if (ev->recipients[i].what & USIP_NOTIFIER_FLAGS_NOTIFY)
+			usip_listener_count_drop(ev->recipients[i].listener, ev->seq);
+	usip_listeners_release_recipients(ev);
+}
+
+/* --- Delivery --------------------------------------------------------------- */
+
+/*
+ * Queues @skb on @l's own socket: a message for a listener never reaches
+ * another socket, even one that took over its port id. A full receive buffer
+ * drops it, and the reader gets ENOBUFS, as netlink does.
+ */
+static int usip_listener_send(struct usip_listener *l, struct sk_buff *skb)
+{
+	struct sock *sk = l->sk;
+	int err;
+
+	if (sock_flag(sk, SOCK_DEAD)) {
+		kfree_skb(skb);
+		return -ECONNREFUSED;
+	}
+	err = sock_queue_rcv_skb(sk, skb);
+	if (err) {
+		kfree_skb(skb);
+		WRITE_ONCE(sk->sk_err, ENOBUFS);
+		sk_error_report(sk);
+	}
+	return err;
+}
+
+static void usip_listener_log(const struct usip_listener *l, const struct usip_event *ev)
 {
 	const struct usip_event_info *info = &ev->info;
 	const char *path = info->path ?: "-";
@@ -227,26 +631,30 @@ static void usip_listener_log(const struct usip_listener *l,
 
 	if (info->present & USIP_EVENT_HAS_MOUNT_ID)
 		snprintf(mount_id, sizeof(mount_id), "%llu", info->mount_id);
-	/* Paths come from users: escape what is not printable. */
-	pr_info_ratelimited("listener %u: %s %s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u\n",
+	/*
+	 * Only the initial namespaces' administrators may ask for these lines:
+	 * they read them there, so pids and uids are the initial namespaces'
+	 * and the path is from the root of the event's mount namespace. Paths
+	 * come from users: what is not printable is escaped.
+	 */
+	pr_info_ratelimited("listener %u: %s %s%s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u\n",
 			    l->id, usip_type_name(info->type),
-			    usip_action_name(info->action), ev->seq,
+			    usip_action_name(info->action),
+			    info->present & USIP_EVENT_SUBTREE ? " subtree" : "", ev->seq,
 			    usip_mnt_ns_inum(ev->mnt_ns), mount_id,
 			    (int)strlen(path), path, info->fs_type ?: "-",
 			    (int)strlen(source), source, pid_nr(ev->pid),
 			    from_kuid(&init_user_ns, ev->uid));
 }
 
-static void usip_listener_unicast(struct usip_listener *l,
-				  const struct usip_event *ev,
-				  const struct usip_notifier *notifier)
+static void usip_listener_unicast(struct usip_listener *l, const struct usip_event *ev,
+				  const struct usip_recipient *r)
 {
 	struct usip_event_dest dest = {
 		.listener_id = l->id,
-		.path = usip_listener_path(l, ev),
-		.own_path = true,
-		.cmd = notifier->cmd,
-		.has_cmd = notifier->present & USIP_NOTIFIER_HAS_CMD,
+		.path = r->path ?: ev->info.path,
+		.cmd = r->cmd,
+		.has_cmd = r->has_cmd,
 		.pid_ns = l->pid_ns,
 		.user_ns = l->user_ns,
 	};
@@ -254,17 +662,12 @@ static void usip_listener_unicast(struct usip_listener *l,
 	u32 missed;
 	int err;
 
-	/* Released, and about to lose its listeners; its port id may be reused. */
-	if (sock_flag(l->sk, SOCK_DEAD))
-		return;
 	/* Misses of events after this one wait for a later event. */
 	missed = ev->seq > (u64)atomic64_read(&l->last_drop_seq) ?
 		 atomic_xchg(&l->missed_pending, 0) : 0;
 	dest.missed = missed;
 	skb = usip_event_build(ev, &dest);
-	/* A full receive buffer gives -EAGAIN, and the socket ENOBUFS. */
-	err = skb ? genlmsg_unicast(usip_listener_net(l), skb, l->portid)
-		  : -ENOMEM;
+	err = skb ? usip_listener_send(l, skb) : -ENOMEM;
 	if (err) {
 		/* The lost message also carried the earlier misses. */
 		atomic_add(missed, &l->missed_pending);
@@ -276,33 +679,26 @@ static void usip_listener_unicast(struct usip_listener *l,
 	usip_event_count_delivery(true);
 }
 
-void usip_listeners_deliver(const struct usip_event *ev)
+/* Delivers @ev to its recipients; true if the initial network namespace's groups get a copy. */
+bool usip_listeners_deliver(const struct usip_event *ev)
 {
-	const struct usip_notifier *first;
-	struct usip_listener *l;
-	struct net *net = NULL;
-	bool matched_in_net = false;
-	u32 what;
+	bool copy = false;
+	unsigned int i;
 
-	mutex_lock(&usip_listeners_lock);
-	list_for_each_entry(l, &usip_listeners, node) {
-		if (usip_listener_net(l) != net) {
-			if (matched_in_net)
-				usip_event_multicast(ev, net);
-			net = usip_listener_net(l);
-			matched_in_net = false;
-		}
-		what = usip_listener_match(l, ev, &first);
-		if (what & USIP_NOTIFIER_FLAGS_KERN_LOG)
+	for (i = 0; i < ev->n_recipients; i++) {
+		const struct usip_recipient *r = &ev->recipients[i];
+		struct usip_listener *l = r->listener;
+
+		if (READ_ONCE(l->dead))
+			continue;
+		if (r->what & USIP_NOTIFIER_FLAGS_KERN_LOG)
 			usip_listener_log(l, ev);
-		if (first) {
-			usip_listener_unicast(l, ev, first);
-			matched_in_net = true;
-		}
+		if (!(r->what & USIP_NOTIFIER_FLAGS_NOTIFY))
+			continue;
+		usip_listener_unicast(l, ev, r);
+		copy |= net_eq(usip_listener_net(l), &init_net);
 	}
-	if (matched_in_net)
-		usip_event_multicast(ev, net);
-	mutex_unlock(&usip_listeners_lock);
+	return copy;
 }
 
 /*
@@ -315,7 +711,7 @@ void usip_listeners_report_missed(void)
 	struct usip_listener *l;
 
 	mutex_lock(&usip_listeners_lock);
-	list_for_each_entry(l, &usip_listeners, node) {
+	list_for_each_entry(l, &usip_listeners, all) {
 		struct sk_buff *skb;
 		u32 missed;
 		void *hdr;
@@ -335,43 +731,101 @@ void usip_listeners_report_missed(void)
 			continue;
 		}
 		genlmsg_end(skb, hdr);
-		if (genlmsg_unicast(usip_listener_net(l), skb, l->portid))
+		if (usip_listener_send(l, skb))
 			atomic_add(missed, &l->missed_pending);
 	}
 	mutex_unlock(&usip_listeners_lock);
 }
 
-void usip_listener_stats(u32 *listeners, u32 *notifiers)
+/* A mount change was too big to tell: every mtab listener missed something. */
+void usip_listeners_mark_gap(void)
 {
-	*listeners = READ_ONCE(usip_n_listeners);
-	*notifiers = READ_ONCE(usip_n_notifiers);
+	struct usip_listener *l;
+	unsigned int i;
+
+	mutex_lock(&usip_listeners_lock);
+	list_for_each_entry(l, &usip_listeners, all) {
+		for (i = 0; i < l->n_notifiers; i++) {
+			if (l->notifiers[i].type == USIP_EVENT_TYPE_MTAB &&
+			    (l->notifiers[i].flags & USIP_NOTIFIER_FLAGS_NOTIFY)) {
+				usip_listener_count_drop(l, 0);
+				break;
+			}
+		}
+	}
+	mutex_unlock(&usip_listeners_lock);
 }
 
-static void usip_listener_free_rcu(struct rcu_head *head)
+int usip_listeners_fill_stats(struct sk_buff *skb, bool host)
 {
-	struct usip_listener *l = container_of(head, struct usip_listener, rcu);
+	u32 listeners = 0, notifiers = 0, queued = 0;
+	u64 delivered = 0, missed = 0;
+	kuid_t uid = current_euid();
+	struct usip_listener *l;
+
+	mutex_lock(&usip_listeners_lock);
+	if (host) {
+		listeners = usip_n_listeners;
+		notifiers = usip_n_notifiers;
+	} else {
+		struct usip_user *user = usip_user_find(uid);
+
+		queued = user ? atomic_read(&user->queued) : 0;
+		list_for_each_entry(l, &usip_listeners, all) {
+			if (!uid_eq(l->uid, uid))
+				continue;
+			listeners++;
+			notifiers += l->n_notifiers;
+			delivered += atomic64_read(&l->delivered);
+			missed += atomic64_read(&l->missed_total);
+		}
+	}
+	mutex_unlock(&usip_listeners_lock);
+	if (nla_put_u32(skb, USIP_A_STATS_LISTENERS, listeners) ||
+	    nla_put_u32(skb, USIP_A_STATS_NOTIFIERS, notifiers))
+		return -EMSGSIZE;
+	if (host)
+		return 0;
+	if (nla_put_u32(skb, USIP_A_STATS_QUEUED, queued) ||
+	    nla_put_u32(skb, USIP_A_STATS_QUEUE_LIMIT, READ_ONCE(usip_user_queue_len)) ||
+	    nla_put_u64_64bit(skb, USIP_A_STATS_DELIVERED, delivered, USIP_A_STATS_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_STATS_DROPPED, missed, USIP_A_STATS_PAD))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* --- Lifetime ------------------------------------------------------------- */
+
+static void usip_notifiers_free(struct usip_listener *l)
+{
 	unsigned int i;
 
 	for (i = 0; l->notifiers && i < l->n_notifiers; i++)
 		usip_kfree(l->notifiers[i].path_prefix);
-	usip_kfree(l->root_prefix);
 	usip_kfree(l->notifiers);
-	kmem_cache_free(usip_listener_cache, l);
-	atomic_dec(&usip_objects);
 }
 
 /*
- * Drops what @l references and frees it once RCU readers are done with it.
- * @l must be unreachable for new lookups. Process context: dropping the
- * mount namespace may sleep.
+ * Frees a listener nothing refers to any more, after the RCU readers that
+ * could still see it (hooks posting events) are done; process context.
  */
-static void usip_listener_release(struct usip_listener *l)
+static void usip_listener_free_work(struct work_struct *work)
 {
+	struct usip_listener *l = container_of(to_rcu_work(work), struct usip_listener,
+					       free_work);
+
 	if (l->holds_hooks)
 		usip_mount_hooks_put(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
-	if (l->holds_mntns)
-		usip_mntns_put(l->mnt_ns);
+	if (l->user || l->scope) {
+		mutex_lock(&usip_listeners_lock);
+		if (l->scope)
+			usip_mntns_put(l->scope);
+		if (l->user)
+			usip_user_put(l->user);
+		mutex_unlock(&usip_listeners_lock);
+	}
 	usip_mnt_ns_put(l->mnt_ns);
+	path_put(&l->root);
 	if (l->user_ns)
 		put_user_ns(l->user_ns);
 	if (l->pid_ns)
@@ -379,17 +833,27 @@ static void usip_listener_release(struct usip_listener *l)
 	put_pid(l->owner);
 	if (l->sk)
 		sock_put(l->sk);
-	call_rcu(&l->rcu, usip_listener_free_rcu);
+	usip_notifiers_free(l);
+	kmem_cache_free(usip_listener_cache, l);
+	atomic_dec(&usip_objects);
 }
 
+/* Takes @l off every list: no new event finds it; usip_listeners_lock held. */
 static void usip_listener_unlink(struct usip_listener *l)
 {
 	lockdep_assert_held(&usip_listeners_lock);
+	WRITE_ONCE(l->dead, true);
 	list_del_rcu(&l->node);
+	list_del(&l->all);
 	xa_erase(&usip_listener_ids, l->id);
+	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && (l->types & BIT(USIP_EVENT_TYPE_MTAB)))
+		atomic_dec(&usip_global_mtab);
+	l->user->listeners--;
 	WRITE_ONCE(usip_n_listeners, usip_n_listeners - 1);
 	WRITE_ONCE(usip_n_notifiers, usip_n_notifiers - l->n_notifiers);
 }
+
+/* --- Registration ------------------------------------------------------------ */
 
 static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nest,
 			       struct netlink_ext_ack *extack)
@@ -444,7 +908,7 @@ static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nes
 		}
 		while (len > 1 && prefix[len - 1] == '/')
 			len--;
-		n->path_prefix = kstrndup(prefix, len, GFP_KERNEL);
+		n->path_prefix = kstrndup(prefix, len, GFP_KERNEL_ACCOUNT);
 		if (!n->path_prefix)
 			return -ENOMEM;
 		atomic_inc(&usip_objects);
@@ -465,54 +929,18 @@ static unsigned int usip_count_notifiers(const struct genl_info *info)
 	return count;
 }
 
-static unsigned int usip_listeners_of(kuid_t uid)
-{
-	struct usip_listener *l;
-	unsigned int count = 0;
-
-	list_for_each_entry(l, &usip_listeners, node)
-		if (uid_eq(l->uid, uid))
-			count++;
-	return count;
-}
-
-/* Adds @l after the last listener of its network namespace, or at the end. */
-static void usip_listener_insert(struct usip_listener *l)
-{
-	struct list_head *after = usip_listeners.prev;
-	struct usip_listener *other;
-
-	list_for_each_entry(other, &usip_listeners, node)
-		if (usip_listener_net(other) == usip_listener_net(l))
-			after = &other->node;
-	list_add_rcu(&l->node, after);
-}
-
 static const char *const usip_group_names[] = {
 	[USIP_EVENT_TYPE_MTAB] = USIP_MCGRP_MTAB,
 	[USIP_EVENT_TYPE_STORAGE] = USIP_MCGRP_STORAGE,
 };
 
-/* The multicast groups @l's events are copied to, as a mask of types. */
-static u32 usip_listener_types(const struct usip_listener *l)
-{
-	u32 types = 0;
-	unsigned int i;
-
-	for (i = 0; i < l->n_notifiers; i++)
-		types |= BIT(l->notifiers[i].type);
-	return types;
-}
-
 static int usip_put_groups(struct sk_buff *skb, const struct usip_listener *l)
 {
-	u32 types = usip_listener_types(l);
 	u32 type;
 
 	for (type = USIP_EVENT_TYPE_MTAB; type <= USIP_EVENT_TYPE_STORAGE; type++)
-		if ((types & BIT(type)) &&
-		    nla_put_string(skb, USIP_A_LISTENER_GROUP,
-				   usip_group_names[type]))
+		if ((l->types & BIT(type)) &&
+		    nla_put_string(skb, USIP_A_LISTENER_GROUP, usip_group_names[type]))
 			return -EMSGSIZE;
 	return 0;
 }
@@ -545,8 +973,7 @@ static u32 usip_listener_scope(const struct usip_listener *l)
 						       USIP_SCOPE_MNT_NS;
 }
 
-static int usip_register_reply(struct genl_info *info,
-			       const struct usip_listener *l)
+static int usip_register_reply(struct genl_info *info, const struct usip_listener *l)
 {
 	struct sk_buff *reply;
 	void *hdr;
@@ -554,15 +981,13 @@ static int usip_register_reply(struct genl_info *info,
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
-	hdr = genlmsg_put_reply(reply, info, &usip_family, 0,
-				USIP_CMD_LISTENER_REGISTER);
+	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_LISTENER_REGISTER);
 	if (!hdr ||
 	    nla_put_u32(reply, USIP_A_LISTENER_ID, l->id) ||
 	    usip_put_groups(reply, l) ||
 	    nla_put_u32(reply, USIP_A_LISTENER_SCOPE, usip_listener_scope(l)) ||
 	    nla_put_u64_64bit(reply, USIP_A_LISTENER_MNT_NS,
-			      usip_mnt_ns_inum(l->mnt_ns),
-			      USIP_A_LISTENER_PAD)) {
+			      usip_mnt_ns_inum(l->mnt_ns), USIP_A_LISTENER_PAD)) {
 		nlmsg_free(reply);
 		return -EMSGSIZE;
 	}
@@ -570,10 +995,72 @@ static int usip_register_reply(struct genl_info *info,
 	return genlmsg_reply(reply, info);
 }
 
+/* Checks what registering @l needs; -EPERM with a message if the caller lacks it. */
+static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff *skb,
+				   struct genl_info *info)
+{
+	unsigned int i;
+
+	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[USIP_A_LISTENER_FLAGS],
+				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
+		return -EPERM;
+	}
+	for (i = 0; i < l->n_notifiers; i++) {
+		if (!(l->notifiers[i].flags & USIP_NOTIFIER_FLAGS_KERN_LOG))
+			continue;
+		/* The log is shared by everybody: only its administrators may fill it. */
+		if (netlink_capable(skb, CAP_SYS_ADMIN) || netlink_capable(skb, CAP_SYSLOG))
+			return 0;
+		NL_SET_ERR_MSG(info->extack,
+			       "a kern-log notifier needs CAP_SYS_ADMIN or CAP_SYSLOG in the initial user namespace");
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Makes @l findable by events; usip_listeners_lock held. */
+static int usip_listener_link(struct usip_listener *l, struct usip_user **fresh_user,
+			      struct netlink_ext_ack *extack)
+{
+	struct usip_user *user = usip_user_find(l->uid);
+	int err;
+
+	lockdep_assert_held(&usip_listeners_lock);
+	if (user && user->listeners >= READ_ONCE(usip_max_listeners_per_user)) {
+		NL_SET_ERR_MSG(extack,
+			       "this user already has usip.max_listeners_per_user listeners");
+		return -EMFILE;
+	}
+	if (!(l->flags & USIP_LISTENER_FLAGS_GLOBAL)) {
+		l->scope = usip_mntns_get(l->mnt_ns);
+		if (!l->scope)
+			return -ENOMEM;
+	}
+	err = xa_alloc_cyclic(&usip_listener_ids, &l->id, l, xa_limit_32b,
+			      &usip_next_listener_id, GFP_KERNEL);
+	if (err < 0) {
+		if (l->scope)
+			usip_mntns_put(l->scope);
+		l->scope = NULL;
+		return err;
+	}
+	l->user = usip_user_get(l->uid, fresh_user);
+	l->user->listeners++;
+	list_add_tail(&l->all, &usip_listeners);
+	list_add_tail_rcu(&l->node, l->scope ? &l->scope->listeners : &usip_global_listeners);
+	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && (l->types & BIT(USIP_EVENT_TYPE_MTAB)))
+		atomic_inc(&usip_global_mtab);
+	WRITE_ONCE(usip_n_listeners, usip_n_listeners + 1);
+	WRITE_ONCE(usip_n_notifiers, usip_n_notifiers + l->n_notifiers);
+	return 0;
+}
+
 int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
 	const struct nlattr *flags_attr = info->attrs[USIP_A_LISTENER_FLAGS];
+	struct usip_user *fresh_user = NULL;
 	struct usip_listener *l;
 	const struct nlattr *nla;
 	unsigned int count, i = 0;
@@ -591,13 +1078,15 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 		return -E2BIG;
 	}
 
-	l = kmem_cache_zalloc(usip_listener_cache, GFP_KERNEL);
+	/* Charged to the registering process's memory cgroup, like all it asks for. */
+	l = kmem_cache_zalloc(usip_listener_cache, GFP_KERNEL_ACCOUNT);
 	if (!l)
 		return -ENOMEM;
 	atomic_inc(&usip_objects);
+	refcount_set(&l->refs, 1);
+	INIT_RCU_WORK(&l->free_work, usip_listener_free_work);
 	l->flags = flags_attr ? nla_get_u32(flags_attr) : 0;
-	l->owner = get_pid(task_tgid(current));
-	l->notifiers = kcalloc(count, sizeof(*l->notifiers), GFP_KERNEL);
+	l->notifiers = kcalloc(count, sizeof(*l->notifiers), GFP_KERNEL_ACCOUNT);
 	if (!l->notifiers) {
 		err = -ENOMEM;
 		goto free;
@@ -607,9 +1096,12 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	nlmsg_for_each_attr(nla, info->nlhdr, GENL_HDRLEN, rem) {
 		if (nla_type(nla) != USIP_A_LISTENER_NOTIFIER)
 			continue;
-		err = usip_notifier_parse(&l->notifiers[i++], nla, extack);
+		err = usip_notifier_parse(&l->notifiers[i], nla, extack);
 		if (err)
 			goto free;
+		l->types |= BIT(l->notifiers[i].type);
+		l->has_path_prefix |= !!l->notifiers[i].path_prefix;
+		i++;
 	}
 	/* Every listener must fit in one message of a default-sized dump. */
 	if (usip_listener_msg_size(l) > NLMSG_GOODSIZE) {
@@ -618,63 +1110,50 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 		err = -E2BIG;
 		goto free;
 	}
-	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) &&
-	    !netlink_capable(skb, CAP_SYS_ADMIN)) {
-		NL_SET_ERR_MSG_ATTR(extack, flags_attr,
-				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
-		err = -EPERM;
+	err = usip_listener_permitted(l, skb, info);
+	if (err)
 		goto free;
-	}
 
 	l->uid = current_euid();
+	l->owner = get_pid(task_tgid(current));
 	l->user_ns = get_user_ns(current_user_ns());
 	l->pid_ns = get_pid_ns(task_active_pid_ns(current));
 	l->mnt_ns = usip_mnt_ns_get_current();
+	get_fs_root(current->fs, &l->root);
+	if (usip_feature_available(USIP_F_MOUNT_TABLE)) {
+		struct path ns_root = usip_ns_root_path((struct mnt_namespace *)l->mnt_ns);
+
+		l->follows_ns_root = path_equal(&l->root, &ns_root);
+	}
+	if (l->follows_ns_root || l->flags & USIP_LISTENER_FLAGS_GLOBAL) {
+		path_put(&l->root);
+		l->root = (struct path){};
+	}
 	write_pnet(&l->net, genl_info_net(info));
 	l->portid = info->snd_portid;
 	l->sk = NETLINK_CB(skb).sk;
 	sock_hold(l->sk);
-	if (usip_k.mount_table) {
-		l->root_prefix = usip_root_prefix();
-		if (IS_ERR(l->root_prefix)) {
-			err = PTR_ERR(l->root_prefix);
-			l->root_prefix = NULL;
-			goto free;
-		}
-		if (l->root_prefix)
-			l->root_prefix_len = strlen(l->root_prefix);
+	fresh_user = kzalloc(sizeof(*fresh_user), GFP_KERNEL_ACCOUNT);
+	if (!fresh_user) {
+		err = -ENOMEM;
+		goto free;
 	}
-	/* Before it is listed, so that no change after the reply goes unseen. */
-	if (!(l->flags & USIP_LISTENER_FLAGS_GLOBAL)) {
-		err = usip_mntns_get(l->mnt_ns);
-		if (err)
-			goto free;
-		l->holds_mntns = true;
-	}
-	if (usip_listener_types(l) & BIT(USIP_EVENT_TYPE_MTAB)) {
+
+	/* The limits are checked before anything is armed for it. */
+	mutex_lock(&usip_listeners_lock);
+	err = usip_listener_link(l, &fresh_user, extack);
+	mutex_unlock(&usip_listeners_lock);
+	if (!fresh_user)
+		atomic_inc(&usip_objects);	/* it became the user's record */
+	kfree(fresh_user);
+	if (err)
+		goto free;
+
+	/* Before the reply, so that no change after it goes unseen. */
+	if (l->types & BIT(USIP_EVENT_TYPE_MTAB)) {
 		usip_mount_hooks_get(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
 		l->holds_hooks = true;
 	}
-
-	mutex_lock(&usip_listeners_lock);
-	if (usip_listeners_of(l->uid) >=
-	    READ_ONCE(usip_max_listeners_per_user)) {
-		mutex_unlock(&usip_listeners_lock);
-		NL_SET_ERR_MSG(extack,
-			       "this user already has usip.max_listeners_per_user listeners");
-		err = -EMFILE;
-		goto free;
-	}
-	err = xa_alloc_cyclic(&usip_listener_ids, &l->id, l, xa_limit_32b,
-			      &usip_next_listener_id, GFP_KERNEL);
-	if (err < 0) {
-		mutex_unlock(&usip_listeners_lock);
-		goto free;
-	}
-	usip_listener_insert(l);
-	WRITE_ONCE(usip_n_listeners, usip_n_listeners + 1);
-	WRITE_ONCE(usip_n_notifiers, usip_n_notifiers + l->n_notifiers);
-	mutex_unlock(&usip_listeners_lock);
 
 	/*
 	 * If the reply cannot be sent the listener stays: it belongs to the
@@ -683,7 +1162,8 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	return usip_register_reply(info, l);
 
 free:
-	usip_listener_release(l);
+	/* Never linked: nothing else can hold it. */
+	usip_listener_free_work(&l->free_work.work);
 	return err;
 }
 
@@ -715,7 +1195,7 @@ int usip_nl_listener_unregister_doit(struct sk_buff *skb, struct genl_info *info
 	}
 	usip_listener_unlink(l);
 	mutex_unlock(&usip_listeners_lock);
-	usip_listener_release(l);
+	usip_listener_put(l);
 	return 0;
 }
 
@@ -762,6 +1242,7 @@ static int usip_listener_fill(struct sk_buff *skb, const struct usip_listener *l
 			  &usip_family, NLM_F_MULTI, USIP_CMD_LISTENER_GET);
 	if (!hdr)
 		return -EMSGSIZE;
+	/* Pids and uids as the reader sees them. */
 	if (nla_put_u32(skb, USIP_A_LISTENER_ID, l->id) ||
 	    nla_put_u32(skb, USIP_A_LISTENER_FLAGS, l->flags) ||
 	    nla_put_u32(skb, USIP_A_LISTENER_SCOPE, usip_listener_scope(l)) ||
@@ -775,8 +1256,7 @@ static int usip_listener_fill(struct sk_buff *skb, const struct usip_listener *l
 	    nla_put_u64_64bit(skb, USIP_A_LISTENER_DELIVERED,
 			      atomic64_read(&l->delivered), USIP_A_LISTENER_PAD) ||
 	    nla_put_u64_64bit(skb, USIP_A_LISTENER_MISSED,
-			      atomic64_read(&l->missed_total),
-			      USIP_A_LISTENER_PAD))
+			      atomic64_read(&l->missed_total), USIP_A_LISTENER_PAD))
 		goto cancel;
 	for (i = 0; i < l->n_notifiers; i++)
 		if (usip_put_notifier(skb, &l->notifiers[i]))
@@ -812,8 +1292,7 @@ int usip_nl_listener_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 	return skb->len;
 }
 
-static int usip_netlink_event(struct notifier_block *nb, unsigned long event,
-			      void *ptr)
+static int usip_netlink_event(struct notifier_block *nb, unsigned long event, void *ptr)
 {
 	struct netlink_notify *n = ptr;
 	struct usip_listener *l, *tmp;
@@ -824,22 +1303,21 @@ static int usip_netlink_event(struct notifier_block *nb, unsigned long event,
 		return NOTIFY_DONE;
 
 	mutex_lock(&usip_listeners_lock);
-	list_for_each_entry_safe(l, tmp, &usip_listeners, node) {
+	list_for_each_entry_safe(l, tmp, &usip_listeners, all) {
 		/*
 		 * The port id was freed before this notification, so a new
 		 * socket may already have it: only the released (dead) socket's
 		 * listeners go.
 		 */
-		if (l->portid != n->portid ||
-		    !net_eq(usip_listener_net(l), n->net) ||
+		if (l->portid != n->portid || !net_eq(usip_listener_net(l), n->net) ||
 		    !sock_flag(l->sk, SOCK_DEAD))
 			continue;
 		usip_listener_unlink(l);
-		list_add(&l->gone, &gone);
+		list_add(&l->all, &gone);
 	}
 	mutex_unlock(&usip_listeners_lock);
-	list_for_each_entry_safe(l, tmp, &gone, gone)
-		usip_listener_release(l);
+	list_for_each_entry_safe(l, tmp, &gone, all)
+		usip_listener_put(l);
 	return NOTIFY_DONE;
 }
 
@@ -851,7 +1329,8 @@ int usip_listeners_init(void)
 {
 	int err;
 
-	usip_listener_cache = KMEM_CACHE(usip_listener, 0);
+	/* Charged to the memory cgroup of whoever registers them. */
+	usip_listener_cache = KMEM_CACHE(usip_listener, SLAB_ACCOUNT);
 	if (!usip_listener_cache)
 		return -ENOMEM;
 	err = netlink_register_notifier(&usip_netlink_notifier);
@@ -860,6 +1339,7 @@ int usip_listeners_init(void)
 	return err;
 }
 
+/* Removes every listener; events are no longer delivered. */
 void usip_listeners_exit(void)
 {
 	struct usip_listener *l, *tmp;
@@ -867,15 +1347,16 @@ void usip_listeners_exit(void)
 
 	netlink_unregister_notifier(&usip_netlink_notifier);
 	mutex_lock(&usip_listeners_lock);
-	list_for_each_entry_safe(l, tmp, &usip_listeners, node) {
+	list_for_each_entry_safe(l, tmp, &usip_listeners, all) {
 		usip_listener_unlink(l);
-		list_add(&l->gone, &gone);
+		list_add(&l->all, &gone);
 	}
 	mutex_unlock(&usip_listeners_lock);
-	list_for_each_entry_safe(l, tmp, &gone, gone)
-		usip_listener_release(l);
-	/* Wait for the frees queued by usip_listener_release(). */
+	list_for_each_entry_safe(l, tmp, &gone, all)
+		usip_listener_put(l);
+	/* The frees wait for a grace period, then run on usip_wq. */
 	rcu_barrier();
+	flush_workqueue(usip_wq);
 	xa_destroy(&usip_listener_ids);
 	kmem_cache_destroy(usip_listener_cache);
 }

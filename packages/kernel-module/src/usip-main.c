@@ -11,9 +11,11 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 #include <net/genetlink.h>
 
 #include "usip.h"
+#include "usip-internals.h"
 #include "usip-nl-gen.h"
 
 #ifndef USIP_MODULE_VERSION
@@ -35,10 +37,28 @@ module_param_named(max_notifiers_per_listener, usip_max_notifiers_per_listener, 
 MODULE_PARM_DESC(max_notifiers_per_listener,
 		 "Notifiers one listener may carry (default 32)");
 
-unsigned int usip_event_queue_len = 1024;
+unsigned int usip_event_queue_len = 4096;
 module_param_named(event_queue_len, usip_event_queue_len, uint, 0644);
 MODULE_PARM_DESC(event_queue_len,
-		 "Events that may wait for delivery; more are dropped and counted (default 1024)");
+		 "Events that may wait for delivery; more are dropped and counted (default 4096)");
+
+unsigned int usip_user_queue_len = 1024;
+module_param_named(user_queue_len, usip_user_queue_len, uint, 0644);
+MODULE_PARM_DESC(user_queue_len,
+		 "Events that may wait for delivery to one user's listeners; more are dropped for them, and only them (default 1024)");
+
+unsigned int usip_listener_queue_len = 1024;
+module_param_named(listener_queue_len, usip_listener_queue_len, uint, 0644);
+MODULE_PARM_DESC(listener_queue_len,
+		 "Events that may wait for delivery to one listener (default 1024)");
+
+/* Only with allow_inject: the next N attempts to arm a feature's hooks fail. */
+atomic_t usip_inject_arm_failures = ATOMIC_INIT(0);
+module_param_named(inject_arm_failures, usip_inject_arm_failures.counter, int, 0644);
+MODULE_PARM_DESC(inject_arm_failures,
+		 "For tests, with allow_inject=1: make the next N attempts to arm a feature's hooks fail (default 0)");
+
+struct workqueue_struct *usip_wq;
 
 atomic_t usip_objects = ATOMIC_INIT(0);
 
@@ -73,16 +93,24 @@ static int __init usip_init(void)
 {
 	int err;
 
+	if (IS_ENABLED(CONFIG_PREEMPT_RT)) {
+		/* DKMS does not build it there either (BUILD_EXCLUSIVE_CONFIG). */
+		pr_err("PREEMPT_RT kernels are not supported: the mount hooks allocate memory and take spinlocks with preemption disabled\n");
+		return -EOPNOTSUPP;
+	}
 	err = usip_ns_init();
 	if (err)
 		return err;
-	/* Finds what the mount table needs; without it the rest still works. */
+	/* Finds what the mount table and its events need; without it the rest still works. */
 	err = usip_internals_init();
 	if (err)
 		return err;
+	usip_wq = alloc_workqueue("usip", 0, 0);
+	if (!usip_wq)
+		return -ENOMEM;
 	err = usip_mount_events_init();
 	if (err)
-		return err;
+		goto wq;
 	err = usip_listeners_init();
 	if (err)
 		goto mount_events;
@@ -104,6 +132,8 @@ listeners:
 	usip_listeners_exit();
 mount_events:
 	usip_mount_events_exit();
+wq:
+	destroy_workqueue(usip_wq);
 	return err;
 }
 
@@ -115,8 +145,10 @@ static void __exit usip_exit(void)
 	usip_events_stop();
 	/* Waits for requests in progress; no new ones come after it. */
 	genl_unregister_family(&usip_family);
+	/* Discards what is still queued: its listeners' references go to usip_wq. */
 	usip_events_exit();
 	usip_listeners_exit();
+	destroy_workqueue(usip_wq);
 	/* The mount namespace states go after an RCU grace period. */
 	rcu_barrier();
 	WARN_ON(atomic_read(&usip_objects));

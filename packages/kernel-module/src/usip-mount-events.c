@@ -4,34 +4,42 @@
  * detached, moved or changed are hooked with kprobes, and each change
  * becomes an mtab event of the namespace it happened in.
  *
- * The hooks are registered only while some listener has an mtab notifier
- * (and unregistered a second after the last one goes), so an idle module
- * costs mount(2) nothing. Each hook runs in the mounting task with
- * namespace_sem held for write by that task (mount_lock too for some), so
- * what it reads of the mount tree cannot change under it; it does O(depth)
- * work per mount, allocates without sleeping and queues the event for the
- * delivery worker.
+ * The hooks are defined once, in usip_hooks[] below: the function, the
+ * prototype its handlers read (checked against the kernel's BTF when the
+ * module loads, see usip-internals.c), the callers it reports, the feature it
+ * serves and its handlers. They are registered only while some listener has
+ * an mtab notifier, feature by feature (a feature whose hooks fail to
+ * register is reported and tried again with the next listener; the others
+ * still work), and unregistered a second after the last such listener goes,
+ * so an idle module costs mount(2) nothing.
+ *
+ * A hook runs in the mounting task, with preemption disabled, while that task
+ * holds namespace_sem for write (and mount_lock for some), so the tree cannot
+ * change under it. It does bounded work: at most USIP_HOOK_BUDGET mounts per
+ * hit, each O(depth) to work out its path, no sleeping. A change of more
+ * mounts at once becomes one event for the top of the tree that stands for
+ * its subtree (a tree attached, detached or changed recursively), or, where
+ * the mounts have no common top (a superblock's mounts, a mount's slaves,
+ * propagated umounts), a gap in every namespace's ns-seq and a missed
+ * message to every mtab listener, after which watchers read the table again.
  *
  * Where the changes happen (fs/namespace.c and fs/pnode.c, 6.1 and 6.12):
- *  - commit_tree(): a new tree of mounts joins a namespace: mount events,
- *    for every mount of the tree (copies propagated to peers and slaves
- *    each have their own commit_tree());
- *  - attach_recursive_mnt() with MNT_TREE_MOVE (bool moving on 6.1) that
- *    succeeded: a mount moved: one move event, and remount events for the
- *    mounts below it if it landed under a shared mount (they became shared);
+ *  - commit_tree(): a new tree of mounts joins a namespace: mount events
+ *    (copies propagated to peers and slaves each have their own call);
+ *  - attach_recursive_mnt() moving, when it succeeded: one move event, and
+ *    remount events for the mounts below it if it landed under a shared
+ *    mount (they became shared);
  *  - mnt_change_mountpoint(): a mount got a new parent (tucked under a
  *    propagated copy, restored after a propagated umount): move;
- *  - attach_mnt() called by pivot_root(): the two mounts pivot_root moves
- *    (attach_mnt() itself is inlined elsewhere on 6.1, so it is told apart
- *    by its caller);
- *  - umount_tree(): mounts leave their namespace: umount events, taken
- *    before umount_tree() unhashes them, from its argument's subtree, or,
- *    when the umount propagates, from the list propagate_umount() returns;
- *  - change_mnt_propagation(): a mount's propagation changes, and its
- *    slaves get a new master: remount events;
- *  - path_mount() with MS_REMOUNT that succeeded: the mount's flags
- *    (MS_BIND) or its superblock's options changed: remount events for the
- *    mount, or for every mount of the superblock;
+ *  - attach_mnt() called by pivot_root(): the two mounts pivot_root moves;
+ *  - umount_tree(): a tree of mounts leaves its namespace: umount events,
+ *    taken before umount_tree() unhashes them; propagate_umount(): the
+ *    copies of it that go too, elsewhere;
+ *  - change_mnt_propagation(): a mount's propagation changes, and its slaves
+ *    get a new master: remount events;
+ *  - path_mount() with MS_REMOUNT that succeeded: the mount's flags (MS_BIND)
+ *    or its superblock's options changed: remount events for the mount, or
+ *    for every mount of the superblock;
  *  - reconfigure_super() called by fsconfig(FSCONFIG_CMD_RECONFIGURE) or by
  *    umount(2) of a busy root: remount events for the superblock's mounts;
  *  - mount_setattr(2) that succeeded: remount events for its mount (and the
@@ -39,18 +47,14 @@
  *    user_path_at() call inside the syscall (the rest of it is inlined),
  *    and held until the syscall returns.
  *
- * An event carries the mount point relative to its namespace's root. Every
- * event of a namespace with a listener registered in it gets the next
+ * Every event of a namespace with a listener registered in it gets the next
  * ns-seq of that namespace; a hook hit that the kprobe core had to skip
- * (recursion, no free return instance) leaves a hole in every namespace's
- * sequence, so that watchers resynchronise.
+ * (recursion, no free return instance) leaves a gap too.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/dcache.h>
-#include <linux/fs_struct.h>
 #include <linux/fs_context.h>
-#include <linux/hashtable.h>
 #include <linux/kdev_t.h>
 #include <linux/kprobes.h>
 #include <linux/mount.h>
@@ -70,92 +74,25 @@
 #include "usip-internals.h"
 #include "usip-nl-gen.h"
 
-/* --- Namespaces with listeners: their ns-seq ----------------------------- */
+/* The most mounts one hook hit reports one by one. */
+#define USIP_HOOK_BUDGET	16
 
-static DEFINE_HASHTABLE(usip_mntns_table, 6);
-static DEFINE_SPINLOCK(usip_mntns_lock);
-
-/* Hook hits the kprobe core skipped; each leaves a hole in every sequence. */
+/* Hook hits the kprobe core skipped, and changes too big to tell: gaps. */
 atomic64_t usip_mount_gaps = ATOMIC64_INIT(0);
 
-struct usip_mntns *usip_mntns_find(const struct ns_common *ns)
-{
-	struct usip_mntns *state;
-
-	hash_for_each_possible_rcu(usip_mntns_table, state, node, (unsigned long)ns)
-		if (state->ns == ns)
-			return state;
-	return NULL;
-}
-
-u64 usip_mntns_seq(const struct ns_common *ns)
-{
-	struct usip_mntns *state;
-	u64 seq = 0;
-
-	rcu_read_lock();
-	state = usip_mntns_find(ns);
-	if (state)
-		seq = READ_ONCE(state->seq);
-	rcu_read_unlock();
-	return seq;
-}
-
-/* A listener was registered in @ns; it holds a reference on @ns. */
-int usip_mntns_get(const struct ns_common *ns)
-{
-	struct usip_mntns *state, *fresh;
-
-	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL);
-	if (!fresh)
-		return -ENOMEM;
-	spin_lock(&usip_mntns_lock);
-	state = usip_mntns_find(ns);
-	if (!state) {
-		state = fresh;
-		fresh = NULL;
-		state->ns = ns;
-		state->gaps_seen = atomic64_read(&usip_mount_gaps);
-		atomic_inc(&usip_objects);
-		hash_add_rcu(usip_mntns_table, &state->node, (unsigned long)ns);
-	}
-	state->users++;
-	spin_unlock(&usip_mntns_lock);
-	kfree(fresh);
-	return 0;
-}
-
-void usip_mntns_put(const struct ns_common *ns)
-{
-	struct usip_mntns *state;
-
-	spin_lock(&usip_mntns_lock);
-	state = usip_mntns_find(ns);
-	if (!WARN_ON_ONCE(!state) && !--state->users) {
-		hash_del_rcu(&state->node);
-		kfree_rcu(state, rcu);
-		atomic_dec(&usip_objects);
-	}
-	spin_unlock(&usip_mntns_lock);
-}
-
-/* --- Building events ------------------------------------------------------ */
-
+/* Per CPU: where a hook works out paths and names. */
 struct usip_scratch {
-	char path[PATH_MAX];
-	char segment[PATH_MAX];
+	struct usip_path_buf path;
 	char fs_type[128];
 };
 
 static struct usip_scratch __percpu *usip_scratch;
 
-/* Global mtab listeners: events of every namespace are wanted. */
-static atomic_t usip_global_mtab_listeners = ATOMIC_INIT(0);
+/* --- Building events ------------------------------------------------------ */
 
+/* Is anybody told about mount changes in @ns? */
 static bool usip_ns_wanted(struct mnt_namespace *ns)
 {
-	bool wanted;
-
 	/*
 	 * Not in a namespace, in an anonymous one (open_tree(), fsmount()), or
 	 * in one being torn down (its last reference is gone): nobody to tell.
@@ -163,73 +100,7 @@ static bool usip_ns_wanted(struct mnt_namespace *ns)
 	if (!ns || IS_ERR(ns) || !usip_ns_seq_number(ns) ||
 	    !refcount_read(&usip_ns_common(ns)->count))
 		return false;
-	if (atomic_read(&usip_global_mtab_listeners))
-		return true;
-	rcu_read_lock();
-	wanted = usip_mntns_find(usip_ns_common(ns));
-	rcu_read_unlock();
-	return wanted;
-}
-
-/*
- * Writes @m's mount point, relative to the root of @ns, at the end of
- * @s->path; returns where it starts, or NULL when @m is not connected to
- * that root (or the path is too long). Called with namespace_sem or
- * mount_lock held, so the parents cannot change; dentry_path_raw() takes
- * care of renames.
- */
-static const char *usip_event_path(struct usip_scratch *s, struct mount *m,
-				   struct mnt_namespace *ns)
-{
-	char *p = s->path + sizeof(s->path) - 1;
-	int depth;
-
-	*p = '\0';
-	for (depth = 0; usip_mnt_has_parent(m); depth++) {
-		struct mount *parent = usip_mnt_parent(m);
-		struct dentry *parent_root = usip_mnt_vfs(parent)->mnt_root;
-		const char *seg;
-		size_t len;
-
-		if (depth > 64)
-			return NULL;
-		seg = dentry_path_raw(usip_mnt_mountpoint(m), s->segment,
-				      sizeof(s->segment));
-		if (IS_ERR(seg))
-			return NULL;
-		len = strlen(seg);
-		/* Below a bind mount of a directory: drop the directory's part. */
-		if (parent_root != parent_root->d_sb->s_root) {
-			const char *root_seg;
-			size_t root_len;
-
-			/* Copy first: the root's path reuses the segment buffer. */
-			if (p - s->path < len + 1)
-				return NULL;
-			p -= len;
-			memcpy(p, seg, len);
-			root_seg = dentry_path_raw(parent_root, s->segment,
-						   sizeof(s->segment));
-			if (IS_ERR(root_seg))
-				return NULL;
-			root_len = strlen(root_seg);
-			if (root_len > len || strncmp(p, root_seg, root_len) ||
-			    (p[root_len] != '/' && p[root_len] != '\0'))
-				return NULL;
-			p += root_len;
-		} else if (len > 1) {
-			if (p - s->path < len + 1)
-				return NULL;
-			p -= len;
-			memcpy(p, seg, len);
-		}
-		m = parent;
-	}
-	if (m != usip_ns_root(ns))
-		return NULL;
-	if (!*p)
-		*--p = '/';
-	return p;
+	return usip_mntns_watched(usip_ns_common(ns));
 }
 
 static const char *usip_event_fs_type(struct usip_scratch *s, struct super_block *sb)
@@ -243,11 +114,22 @@ static const char *usip_event_fs_type(struct usip_scratch *s, struct super_block
 	return sb->s_type->name;
 }
 
-/* Counts the hook hits the kprobe core skipped since the last look. */
 static void usip_mount_check_missed(void);
 
-/* Posts an mtab event about @m in @ns; the hooks' context (atomic). */
-static void usip_mount_event(struct mount *m, u32 action, struct mnt_namespace *ns)
+/*
+ * A change too big, or too scattered, to report mount by mount: every
+ * namespace's ns-seq gets a hole and every mtab listener a missed message,
+ * so that watchers read the table again.
+ */
+static void usip_mount_gap(void)
+{
+	atomic64_inc(&usip_mount_gaps);
+	usip_events_report_gap();
+}
+
+/* Posts an mtab event about @m in @ns (@flags: USIP_EVENT_SUBTREE); a hook's context. */
+static void usip_mount_event(struct mount *m, u32 action, struct mnt_namespace *ns,
+			     u32 flags)
 {
 	struct vfsmount *vfs = usip_mnt_vfs(m);
 	struct super_block *sb = vfs->mnt_sb;
@@ -255,11 +137,12 @@ static void usip_mount_event(struct mount *m, u32 action, struct mnt_namespace *
 		.type = USIP_EVENT_TYPE_MTAB,
 		.action = action,
 		.present = USIP_EVENT_HAS_MOUNT_ID | USIP_EVENT_HAS_PARENT_ID |
-			   USIP_EVENT_HAS_DEV | USIP_EVENT_MOUNT_CHANGE,
+			   USIP_EVENT_HAS_DEV | USIP_EVENT_MOUNT_CHANGE | flags,
 		.mount_id = usip_mnt_id(m),
 		.parent_id = usip_mnt_id(usip_mnt_parent(m)),
 		.dev = new_encode_dev(sb->s_dev),
 		.source = usip_mnt_devname(m),
+		.mount = m,
 	};
 	struct usip_scratch *s;
 	u64 seq;
@@ -272,107 +155,73 @@ static void usip_mount_event(struct mount *m, u32 action, struct mnt_namespace *
 		info.present |= USIP_EVENT_HAS_UNIQUE_ID;
 	}
 	s = get_cpu_ptr(usip_scratch);
-	info.path = usip_event_path(s, m, ns);
+	info.buf = &s->path;
 	info.fs_type = usip_event_fs_type(s, sb);
-	usip_event_post(&info, usip_ns_common(ns), GFP_ATOMIC, &seq);
+	usip_event_post(&info, usip_ns_common(ns), GFP_ATOMIC | __GFP_ACCOUNT, &seq);
 	put_cpu_ptr(usip_scratch);
 }
 
-/* Every mount of the tree under @root, which joins or leaves @ns (or its own). */
+/* How many mounts the tree under @root has, counting up to USIP_HOOK_BUDGET + 1. */
+static unsigned int usip_tree_size(struct mount *root, struct mount *skip)
+{
+	unsigned int n = 0;
+	struct mount *m;
+
+	for (m = root; m && n <= USIP_HOOK_BUDGET; m = usip_next_mnt(m, root))
+		if (m != skip)
+			n++;
+	return n;
+}
+
+/*
+ * The mounts of the tree under @root (without @root itself if @below) joined
+ * or left @ns (NULL: their own), or changed: one event each, or one for
+ * @root that stands for them all when they are more than the budget.
+ */
 static void usip_mount_tree_event(struct mount *root, u32 action,
-				  struct mnt_namespace *ns)
+				  struct mnt_namespace *ns, bool below)
 {
 	struct mount *m;
 
-	for (m = root; m; m = usip_next_mnt(m, root)) {
-		if (READ_ONCE(usip_mnt_vfs(m)->mnt_flags) & MNT_UMOUNT)
+	if (!usip_ns_wanted(ns ?: usip_mnt_ns(root)))
+		return;
+	if (usip_tree_size(root, below ? root : NULL) > USIP_HOOK_BUDGET) {
+		usip_mount_event(root, action, ns ?: usip_mnt_ns(root), USIP_EVENT_SUBTREE);
+		return;
+	}
+	for (m = below ? usip_next_mnt(root, root) : root; m; m = usip_next_mnt(m, root)) {
+		if (usip_mnt_flags(m) & MNT_UMOUNT)
 			continue;	/* already on its way out */
-		usip_mount_event(m, action, ns ?: usip_mnt_ns(m));
+		usip_mount_event(m, action, ns ?: usip_mnt_ns(m), 0);
 	}
 }
 
-/* Every mount of @sb in a namespace: its options changed. */
+/*
+ * Every mount of @sb: its options changed. mount_lock keeps its list still
+ * (the caller holds it, or this takes it).
+ */
 static void usip_mount_sb_event(struct super_block *sb)
 {
 	struct list_head *pos;
+	unsigned int n = 0;
 
 	read_seqlock_excl(usip_k.mount_lock);
-	list_for_each(pos, &sb->s_mounts) {
-		struct mount *m = (struct mount *)((char *)pos - usip_k.mnt_instance);
+	list_for_each(pos, &sb->s_mounts)
+		if (++n > USIP_HOOK_BUDGET)
+			break;
+	if (n > USIP_HOOK_BUDGET) {
+		usip_mount_gap();
+	} else {
+		list_for_each(pos, &sb->s_mounts) {
+			struct mount *m = (struct mount *)((char *)pos - usip_k.mnt_instance);
 
-		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m));
+			usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
+		}
 	}
 	read_sequnlock_excl(usip_k.mount_lock);
 }
 
-/*
- * The caller's root directory relative to its mount namespace's root, as a
- * counted allocation, or NULL when it is that root (or the mount table is not
- * available); an ERR_PTR on failure.
- */
-char *usip_root_prefix(void)
-{
-	struct mnt_namespace *ns = (struct mnt_namespace *)usip_mnt_ns_current();
-	struct usip_scratch *s;
-	const char *mount_path, *dir, *mnt_dir;
-	char *prefix = NULL;
-	struct path root;
-	size_t len;
-
-	if (!usip_k.mount_table)
-		return NULL;
-	get_fs_root(current->fs, &root);
-	if (root.mnt == usip_mnt_vfs(usip_ns_root(ns)) && root.dentry == root.mnt->mnt_root) {
-		path_put(&root);
-		return NULL;
-	}
-	s = kmalloc(sizeof(*s), GFP_KERNEL);
-	if (!s) {
-		path_put(&root);
-		return ERR_PTR(-ENOMEM);
-	}
-	down_read(usip_k.namespace_sem);
-	mount_path = usip_event_path(s, usip_real_mount(root.mnt), ns);
-	up_read(usip_k.namespace_sem);
-	if (!mount_path)
-		goto out;	/* not connected to the namespace's root: no prefix */
-	len = strlen(mount_path);
-	memmove(s->path, mount_path, len + 1);
-	if (len == 1)
-		len = 0;	/* "/" */
-	/* The directory within the mount, for a chroot below a mount point. */
-	dir = dentry_path_raw(root.dentry, s->segment, sizeof(s->segment) / 2);
-	mnt_dir = dentry_path_raw(root.mnt->mnt_root, s->segment + sizeof(s->segment) / 2,
-				  sizeof(s->segment) / 2);
-	if (IS_ERR(dir) || IS_ERR(mnt_dir) || strncmp(dir, mnt_dir, strlen(mnt_dir)))
-		goto out;
-	dir += strlen(mnt_dir) > 1 ? strlen(mnt_dir) : 0;
-	if (strcmp(dir, "/") && len + strlen(dir) < sizeof(s->path)) {
-		memcpy(s->path + len, dir, strlen(dir));
-		len += strlen(dir);
-	}
-	if (len) {
-		prefix = kmemdup_nul(s->path, len, GFP_KERNEL);
-		if (prefix)
-			atomic_inc(&usip_objects);
-		else
-			prefix = ERR_PTR(-ENOMEM);
-	}
-out:
-	kfree(s);
-	path_put(&root);
-	return prefix;
-}
-
-/* --- The hooks ------------------------------------------------------------ */
-
-static bool usip_called_from(struct pt_regs *regs, const struct usip_text_range *fn)
-{
-	/* At function entry the return address is on top of the stack. */
-	unsigned long ret = *(unsigned long *)kernel_stack_pointer(regs);
-
-	return fn->start && ret >= fn->start && ret < fn->end;
-}
+/* --- The hooks' handlers -------------------------------------------------- */
 
 static void *usip_arg_ptr(struct pt_regs *regs, unsigned int n)
 {
@@ -384,22 +233,25 @@ static int usip_commit_tree(struct kprobe *p, struct pt_regs *regs)
 {
 	struct mount *root = usip_arg_ptr(regs, 0);
 
-	usip_mount_tree_event(root, USIP_ACTION_MOUNT,
-			      usip_mnt_ns(usip_mnt_parent(root)));
+	usip_mount_tree_event(root, USIP_ACTION_MOUNT, usip_mnt_ns(usip_mnt_parent(root)),
+			      false);
 	return 0;
 }
 
-/* umount_tree(struct mount *mnt, enum umount_tree_flags how) */
-#define USIP_UMOUNT_PROPAGATE	2
+/*
+ * The top of the tree being unmounted; umount_tree() runs under namespace_sem
+ * held for write, so there is one at a time, and propagate_umount(), called
+ * by it, tells its copies elsewhere from it. Compared with, never followed.
+ */
+static struct mount *usip_umount_top;
 
+/* umount_tree(struct mount *mnt, enum umount_tree_flags how) */
 static int usip_umount_tree(struct kprobe *p, struct pt_regs *regs)
 {
 	struct mount *root = usip_arg_ptr(regs, 0);
-	unsigned long how = regs_get_kernel_argument(regs, 1);
 
-	/* A propagating umount is reported from propagate_umount()'s list. */
-	if (!(how & USIP_UMOUNT_PROPAGATE))
-		usip_mount_tree_event(root, USIP_ACTION_UMOUNT, NULL);
+	WRITE_ONCE(usip_umount_top, root);
+	usip_mount_tree_event(root, USIP_ACTION_UMOUNT, NULL, false);
 	return 0;
 }
 
@@ -409,18 +261,27 @@ static int usip_change_propagation(struct kprobe *p, struct pt_regs *regs)
 	struct mount *m = usip_arg_ptr(regs, 0);
 	int type = regs_get_kernel_argument(regs, 1);
 	struct list_head *slaves, *pos;
+	unsigned int n = 0;
 
-	if (!(READ_ONCE(usip_mnt_vfs(m)->mnt_flags) & MNT_UMOUNT))
-		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m));
+	/* umount_tree() makes every mount it takes private: that is its umount. */
+	if (!(usip_mnt_flags(m) & MNT_UMOUNT))
+		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
 	if (type == MS_SHARED)
 		return 0;
 	/* Its slaves are handed to another master: their master:N may change. */
 	slaves = USIP_AT(m, usip_k.mnt_slave_list, struct list_head);
+	list_for_each(pos, slaves)
+		if (++n > USIP_HOOK_BUDGET)
+			break;
+	if (n > USIP_HOOK_BUDGET) {
+		usip_mount_gap();
+		return 0;
+	}
 	list_for_each(pos, slaves) {
 		struct mount *slave = (struct mount *)((char *)pos - usip_k.mnt_slave);
 
-		if (!(READ_ONCE(usip_mnt_vfs(slave)->mnt_flags) & MNT_UMOUNT))
-			usip_mount_event(slave, USIP_ACTION_REMOUNT, usip_mnt_ns(slave));
+		if (!(usip_mnt_flags(slave) & MNT_UMOUNT))
+			usip_mount_event(slave, USIP_ACTION_REMOUNT, usip_mnt_ns(slave), 0);
 	}
 	return 0;
 }
@@ -436,7 +297,7 @@ static struct usip_entry *usip_entry(struct kretprobe_instance *ri)
 	return (struct usip_entry *)ri->data;
 }
 
-/* attach_recursive_mnt(source, top, mp, flags): bit 0 is "moving" on 6.1 and 6.12. */
+/* attach_recursive_mnt(source, top, mp, moving|flags): bit 0 is "moving". */
 static int usip_attach_recursive_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	if (!(regs_get_kernel_argument(regs, 3) & 1))
@@ -447,20 +308,18 @@ static int usip_attach_recursive_entry(struct kretprobe_instance *ri, struct pt_
 
 static int usip_moved_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	struct mount *m = usip_entry(ri)->arg, *below;
+	struct mount *m = usip_entry(ri)->arg;
 
 	if (regs_return_value(regs))
 		return 0;
-	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m));
+	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m), 0);
 	/*
 	 * Moved under a shared mount, every mount of the tree was made shared
 	 * (set_mnt_shared(), not change_mnt_propagation()): their shared:N
 	 * changed. The moved mount's own change comes with its move event.
 	 */
-	if (!(READ_ONCE(usip_mnt_vfs(m)->mnt_flags) & MNT_SHARED))
-		return 0;
-	for (below = usip_next_mnt(m, m); below; below = usip_next_mnt(below, m))
-		usip_mount_event(below, USIP_ACTION_REMOUNT, usip_mnt_ns(below));
+	if (usip_mnt_flags(m) & MNT_SHARED)
+		usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL, true);
 	return 0;
 }
 
@@ -475,17 +334,34 @@ static int usip_reparented_return(struct kretprobe_instance *ri, struct pt_regs 
 {
 	struct mount *m = usip_entry(ri)->arg;
 
-	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m));
+	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m), 0);
 	return 0;
 }
+
+static struct usip_hook *usip_hook_of(struct kretprobe_instance *ri);
 
 /* attach_mnt(mnt, parent, mp, ...), when pivot_root() calls it. */
 static int usip_attach_mnt_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	if (!usip_called_from(regs, &usip_k.pivot_root))
+	if (!usip_called_from(regs, &usip_hook_of(ri)->caller_ranges[0]))
 		return 1;
 	usip_entry(ri)->arg = usip_arg_ptr(regs, 0);
 	return 0;
+}
+
+/* Does @m lie in the tree under @top? */
+static bool usip_in_tree(struct mount *m, struct mount *top)
+{
+	int depth;
+
+	for (depth = 0; depth < USIP_MAX_DEPTH; depth++) {
+		if (m == top)
+			return true;
+		if (!usip_mnt_has_parent(m))
+			return false;
+		m = usip_mnt_parent(m);
+	}
+	return false;
 }
 
 /* propagate_umount(struct list_head *list): the mounts about to go. */
@@ -495,14 +371,27 @@ static int usip_propagate_umount_entry(struct kretprobe_instance *ri, struct pt_
 	return 0;
 }
 
+/*
+ * The list holds the tree umount_tree() reported, then the copies that go
+ * with it elsewhere, appended: they are reported from the end back to the
+ * first mount of that tree.
+ */
 static int usip_propagate_umount_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	struct list_head *list = usip_entry(ri)->arg, *pos;
+	struct mount *top = READ_ONCE(usip_umount_top);
+	unsigned int n = 0;
 
-	list_for_each(pos, list) {
+	list_for_each_prev(pos, list) {
 		struct mount *m = (struct mount *)((char *)pos - usip_k.mnt_list);
 
-		usip_mount_event(m, USIP_ACTION_UMOUNT, usip_mnt_ns(m));
+		if (usip_in_tree(m, top))
+			break;
+		if (++n > USIP_HOOK_BUDGET) {
+			usip_mount_gap();
+			break;
+		}
+		usip_mount_event(m, USIP_ACTION_UMOUNT, usip_mnt_ns(m), 0);
 	}
 	return 0;
 }
@@ -529,7 +418,7 @@ static int usip_path_mount_return(struct kretprobe_instance *ri, struct pt_regs 
 	if (usip_entry(ri)->flags & MS_BIND) {
 		/* Nothing holds the tree still for the walk to its root but this. */
 		read_seqlock_excl(usip_k.mount_lock);
-		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m));
+		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
 		read_sequnlock_excl(usip_k.mount_lock);
 	} else {
 		usip_mount_sb_event(path->mnt->mnt_sb);
@@ -540,10 +429,11 @@ static int usip_path_mount_return(struct kretprobe_instance *ri, struct pt_regs 
 /* reconfigure_super(struct fs_context *fc), from fsconfig() or umount(2). */
 static int usip_reconfigure_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
+	struct usip_hook *hook = usip_hook_of(ri);
 	struct fs_context *fc = usip_arg_ptr(regs, 0);
 
-	if (!usip_called_from(regs, &usip_k.fsconfig) &&
-	    !usip_called_from(regs, &usip_k.path_umount))
+	if (!usip_called_from(regs, &hook->caller_ranges[0]) &&
+	    !usip_called_from(regs, &hook->caller_ranges[1]))
 		return 1;	/* path_mount()'s remount is reported by its hook */
 	usip_entry(ri)->arg = fc->root->d_sb;
 	return 0;
@@ -601,7 +491,7 @@ static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *reg
 	spin_unlock_irqrestore(&usip_setattrs_lock, flags);
 	if (!slot) {
 		/* Too many at once to follow: the watchers will resynchronise. */
-		atomic64_inc(&usip_mount_gaps);
+		usip_mount_gap();
 		return 1;
 	}
 	return 0;
@@ -631,9 +521,9 @@ static int usip_setattr_return(struct kretprobe_instance *ri, struct pt_regs *re
 
 		read_seqlock_excl(usip_k.mount_lock);
 		if (recursive)
-			usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL);
+			usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL, false);
 		else
-			usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m));
+			usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
 		read_sequnlock_excl(usip_k.mount_lock);
 	}
 	mntput(mnt);
@@ -643,7 +533,8 @@ static int usip_setattr_return(struct kretprobe_instance *ri, struct pt_regs *re
 /* user_path_at(dfd, name, flags, struct path *path), inside mount_setattr(2). */
 static int usip_user_path_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	if (!atomic_read(&usip_setattrs_busy) || !usip_called_from(regs, &usip_k.mount_setattr))
+	if (!atomic_read(&usip_setattrs_busy) ||
+	    !usip_called_from(regs, &usip_hook_of(ri)->caller_ranges[0]))
 		return 1;
 	usip_entry(ri)->arg = usip_arg_ptr(regs, 3);
 	return 0;
@@ -665,59 +556,119 @@ static int usip_user_path_return(struct kretprobe_instance *ri, struct pt_regs *
 	return 0;
 }
 
-static struct kprobe usip_kprobes[] = {
-	{ .symbol_name = "commit_tree", .pre_handler = usip_commit_tree },
-	{ .symbol_name = "umount_tree", .pre_handler = usip_umount_tree },
-	{ .symbol_name = "change_mnt_propagation", .pre_handler = usip_change_propagation },
-};
+/* --- The hook table -------------------------------------------------------- */
 
-#define USIP_RETPROBE(sym, entry, ret, active)				\
-	{								\
-		.kp.symbol_name = (sym),				\
-		.entry_handler = (entry),				\
-		.handler = (ret),					\
-		.data_size = sizeof(struct usip_entry),			\
-		.maxactive = (active),					\
-	}
+#define USIP_MOUNT_ARG(n) { .kind = USIP_ARG_STRUCT_PTR, .name = (n), .type = "mount" }
+#define USIP_PATH_ARG(n) { .kind = USIP_ARG_STRUCT_PTR, .name = (n), .type = "path" }
+#define USIP_INT_ARG(n) { .kind = USIP_ARG_INTEGER, .name = (n) }
+#define USIP_RETPROBE(e, r, active) \
+	.entry = (e), .ret = (r), .data_size = sizeof(struct usip_entry), .maxactive = (active)
 
 /*
- * The functions serialised by namespace_sem need few instances; path_mount()
- * and reconfigure_super() can sleep in a file system with many callers, but
- * an instance is kept only for a remount.
+ * The functions serialised by namespace_sem need few return instances;
+ * path_mount() and reconfigure_super() can sleep in a file system with many
+ * callers, but an instance is kept only for a remount.
  */
-static struct kretprobe usip_kretprobes[] = {
-	USIP_RETPROBE("attach_recursive_mnt", usip_attach_recursive_entry,
-		      usip_moved_return, 16),
-	USIP_RETPROBE("mnt_change_mountpoint", usip_change_mountpoint_entry,
-		      usip_reparented_return, 16),
-	USIP_RETPROBE("attach_mnt", usip_attach_mnt_entry, usip_reparented_return, 16),
-	USIP_RETPROBE("propagate_umount", usip_propagate_umount_entry,
-		      usip_propagate_umount_return, 16),
-	USIP_RETPROBE("path_mount", usip_path_mount_entry, usip_path_mount_return, 256),
-	USIP_RETPROBE("reconfigure_super", usip_reconfigure_entry,
-		      usip_reconfigure_return, 64),
-	USIP_RETPROBE("__do_sys_mount_setattr", usip_setattr_entry, usip_setattr_return, 16),
-	/* Its name is set when armed: usip_k.user_path_at. */
-	USIP_RETPROBE(NULL, usip_user_path_entry, usip_user_path_return, 64),
+struct usip_hook usip_hooks[] = {
+	{
+		.symbol = "commit_tree", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 1, .max_args = 1, .args = { USIP_MOUNT_ARG("mnt") },
+		.pre = usip_commit_tree,
+	},
+	{
+		.symbol = "umount_tree", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 2, .max_args = 2, .args = { USIP_MOUNT_ARG("mnt") },
+		.pre = usip_umount_tree,
+	},
+	{
+		.symbol = "propagate_umount", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 1, .max_args = 1,
+		.args = { { .kind = USIP_ARG_STRUCT_PTR, .name = "list", .type = "list_head" } },
+		USIP_RETPROBE(usip_propagate_umount_entry, usip_propagate_umount_return, 16),
+	},
+	{
+		.symbol = "attach_recursive_mnt", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 4, .max_args = 4,
+		.args = {
+			USIP_MOUNT_ARG("source_mnt"), {}, {},
+			/* bool moving (6.1), enum mnt_tree_flags_t flags (6.5+) */
+			{ .kind = USIP_ARG_INTEGER, .name = "moving|flags",
+			  .enumerator = "MNT_TREE_MOVE", .value = 1 },
+		},
+		USIP_RETPROBE(usip_attach_recursive_entry, usip_moved_return, 16),
+	},
+	{
+		.symbol = "mnt_change_mountpoint", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 3, .max_args = 3, .args = { {}, {}, USIP_MOUNT_ARG("mnt") },
+		USIP_RETPROBE(usip_change_mountpoint_entry, usip_reparented_return, 16),
+	},
+	{
+		/* Inlined elsewhere on 6.1; told apart by its caller. */
+		.symbol = "attach_mnt", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 3, .max_args = 4, .args = { USIP_MOUNT_ARG("mnt") },
+		.callers = { "__do_sys_pivot_root" },
+		USIP_RETPROBE(usip_attach_mnt_entry, usip_reparented_return, 16),
+	},
+	{
+		.symbol = "path_mount", .feature = USIP_F_REMOUNT_EVENTS,
+		.min_args = 5, .max_args = 5,
+		.args = { {}, USIP_PATH_ARG("path"), {}, USIP_INT_ARG("flags") },
+		USIP_RETPROBE(usip_path_mount_entry, usip_path_mount_return, 256),
+	},
+	{
+		.symbol = "reconfigure_super", .feature = USIP_F_REMOUNT_EVENTS,
+		.min_args = 1, .max_args = 1,
+		.args = { { .kind = USIP_ARG_STRUCT_PTR, .name = "fc", .type = "fs_context" } },
+		.callers = { "__do_sys_fsconfig", "path_umount" },
+		USIP_RETPROBE(usip_reconfigure_entry, usip_reconfigure_return, 64),
+	},
+	{
+		.symbol = "change_mnt_propagation", .feature = USIP_F_PROPAGATION_EVENTS,
+		.min_args = 2, .max_args = 2,
+		.args = { USIP_MOUNT_ARG("mnt"), USIP_INT_ARG("type") },
+		.pre = usip_change_propagation,
+	},
+	{
+		.symbol = "__do_sys_mount_setattr", .feature = USIP_F_SETATTR_EVENTS,
+		.min_args = 5, .max_args = 5, .args = { {}, {}, USIP_INT_ARG("flags") },
+		USIP_RETPROBE(usip_setattr_entry, usip_setattr_return, 16),
+	},
+	{
+		/* Renamed in 6.8, when it lost its last argument. */
+		.symbol = "user_path_at", .old_symbol = "user_path_at_empty",
+		.feature = USIP_F_SETATTR_EVENTS,
+		.min_args = 4, .max_args = 5, .args = { {}, {}, {}, USIP_PATH_ARG("path") },
+		.callers = { "__do_sys_mount_setattr" },
+		USIP_RETPROBE(usip_user_path_entry, usip_user_path_return, 64),
+	},
 };
 
-#define USIP_USER_PATH_PROBE	(ARRAY_SIZE(usip_kretprobes) - 1)
+const unsigned int usip_n_hooks = ARRAY_SIZE(usip_hooks);
+
+static struct usip_hook *usip_hook_of(struct kretprobe_instance *ri)
+{
+	return container_of(get_kretprobe(ri), struct usip_hook, probe);
+}
+
+static bool usip_is_retprobe(const struct usip_hook *hook)
+{
+	return !hook->pre;
+}
 
 static unsigned long usip_missed_seen;
 
+/* A hit the kprobe core skipped since the last look leaves a gap. */
 static void usip_mount_check_missed(void)
 {
 	unsigned long missed = 0;
-	int i;
+	unsigned int h;
 
-	for (i = 0; i < ARRAY_SIZE(usip_kprobes); i++)
-		missed += READ_ONCE(usip_kprobes[i].nmissed);
-	for (i = 0; i < ARRAY_SIZE(usip_kretprobes); i++)
-		missed += READ_ONCE(usip_kretprobes[i].nmissed) +
-			  READ_ONCE(usip_kretprobes[i].kp.nmissed);
+	for (h = 0; h < usip_n_hooks; h++)
+		missed += READ_ONCE(usip_hooks[h].probe.kp.nmissed) +
+			  READ_ONCE(usip_hooks[h].probe.nmissed);
 	if (missed != READ_ONCE(usip_missed_seen)) {
 		WRITE_ONCE(usip_missed_seen, missed);
-		atomic64_inc(&usip_mount_gaps);
+		usip_mount_gap();
 	}
 }
 
@@ -725,81 +676,128 @@ static void usip_mount_check_missed(void)
 
 static DEFINE_MUTEX(usip_hooks_lock);
 static unsigned int usip_mtab_listeners;	/* under usip_hooks_lock */
-static bool usip_hooks_armed;			/* likewise */
-static bool usip_hooks_failed;			/* likewise: do not retry */
+static unsigned long usip_armed_features;	/* likewise: bits of enum usip_feature_index */
+static unsigned int usip_armed_hooks;		/* likewise: how many are registered */
 static bool usip_hooks_exiting;			/* likewise: the module unloads */
 
 static void usip_hooks_disarm_work(struct work_struct *work);
 static DECLARE_DELAYED_WORK(usip_hooks_disarm, usip_hooks_disarm_work);
 
-bool usip_mount_events_available(void)
+static int usip_hook_register(struct usip_hook *hook)
 {
-	return usip_k.mount_hooks && usip_scratch;
+	struct kretprobe *rp = &hook->probe;
+
+	/* A probe cannot be registered twice: start from a clean one. */
+	memset(rp, 0, sizeof(*rp));
+	rp->kp.symbol_name = hook->name;
+	if (!usip_is_retprobe(hook)) {
+		rp->kp.pre_handler = hook->pre;
+		return register_kprobe(&rp->kp);
+	}
+	rp->entry_handler = hook->entry;
+	rp->handler = hook->ret;
+	rp->data_size = hook->data_size;
+	rp->maxactive = hook->maxactive;
+	return register_kretprobe(rp);
 }
 
-static int usip_hooks_arm(void)
+/* Unregisters every armed hook of the features in @features, in two batches. */
+static void usip_hooks_unregister(unsigned long features)
 {
-	int err, i, k = 0;
+	struct kretprobe *rps[ARRAY_SIZE(usip_hooks)];
+	struct kprobe *kps[ARRAY_SIZE(usip_hooks)];
+	int nk = 0, nr = 0;
+	unsigned int h;
 
-	for (i = 0; i < ARRAY_SIZE(usip_kprobes); i++) {
-		/* A kprobe cannot be registered twice: clear what the last use left. */
-		usip_kprobes[i].addr = NULL;
-		usip_kprobes[i].flags = 0;
-		usip_kprobes[i].nmissed = 0;
-	}
-	usip_kretprobes[USIP_USER_PATH_PROBE].kp.symbol_name = usip_k.user_path_at;
-	for (i = 0; i < ARRAY_SIZE(usip_kretprobes); i++) {
-		usip_kretprobes[i].kp.addr = NULL;
-		usip_kretprobes[i].kp.flags = 0;
-		usip_kretprobes[i].kp.nmissed = 0;
-		usip_kretprobes[i].nmissed = 0;
-	}
-	usip_missed_seen = 0;
-	for (i = 0; i < ARRAY_SIZE(usip_kprobes); i++) {
-		err = register_kprobe(&usip_kprobes[i]);
-		if (err)
-			goto kprobes;
-	}
-	for (k = 0; k < ARRAY_SIZE(usip_kretprobes); k++) {
-		err = register_kretprobe(&usip_kretprobes[k]);
-		if (err)
-			goto kretprobes;
-	}
-	return 0;
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
 
-kretprobes:
-	pr_warn("cannot hook %s (%d): mount events are off\n",
-		usip_kretprobes[k].kp.symbol_name, err);
-	while (k--)
-		unregister_kretprobe(&usip_kretprobes[k]);
-	i = ARRAY_SIZE(usip_kprobes);
-	goto unwind;
-kprobes:
-	pr_warn("cannot hook %s (%d): mount events are off\n",
-		usip_kprobes[i].symbol_name, err);
-unwind:
-	while (i--)
-		unregister_kprobe(&usip_kprobes[i]);
+		if (!hook->armed || !(features & BIT(hook->feature)))
+			continue;
+		if (usip_is_retprobe(hook))
+			rps[nr++] = &hook->probe;
+		else
+			kps[nk++] = &hook->probe.kp;
+		hook->armed = false;
+		usip_armed_hooks--;
+	}
+	/* Each waits for handlers in progress; return probes' pending instances too. */
+	if (nk)
+		unregister_kprobes(kps, nk);
+	if (nr)
+		unregister_kretprobes(rps, nr);
+}
+
+/* Registers the hooks of feature @f, all or none. */
+static int usip_feature_arm(enum usip_feature_index f)
+{
+	unsigned int h;
+	int err = 0;
+
+	/* A test may ask for arming to fail (usip.inject_arm_failures). */
+	if (usip_allow_inject && atomic_dec_if_positive(&usip_inject_arm_failures) >= 0) {
+		pr_warn("failing to arm the hooks of %s, as asked (inject_arm_failures)\n",
+			usip_feature_name(f));
+		return -EIO;
+	}
+	for (h = 0; h < usip_n_hooks && !err; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
+
+		if (hook->feature != f)
+			continue;
+		err = usip_hook_register(hook);
+		if (err) {
+			pr_warn("cannot hook %s (%d)\n", hook->name, err);
+			break;
+		}
+		hook->armed = true;
+		usip_armed_hooks++;
+	}
+	if (err)
+		usip_hooks_unregister(BIT(f));
 	return err;
+}
+
+/*
+ * Arms every event feature that is available or failed to arm before;
+ * usip_hooks_lock held. A failure is reported in the feature's status and
+ * tried again with the next listener.
+ */
+static void usip_hooks_arm(void)
+{
+	int f;
+
+	usip_missed_seen = 0;
+	for (f = USIP_F_MOUNT_EVENTS; f <= USIP_F_SETATTR_EVENTS; f++) {
+		u32 reason = READ_ONCE(usip_feature_reason[f]);
+
+		if (test_bit(f, &usip_armed_features) ||
+		    (reason && reason != USIP_UNAVAILABLE_REASON_ARM_FAILED))
+			continue;
+		if (usip_feature_arm(f)) {
+			if (!reason)
+				pr_warn("%s is off until its hooks can be armed; tried again with the next listener\n",
+					usip_feature_name(f));
+			WRITE_ONCE(usip_feature_reason[f], USIP_UNAVAILABLE_REASON_ARM_FAILED);
+			continue;
+		}
+		__set_bit(f, &usip_armed_features);
+		if (reason) {
+			pr_info("%s armed now\n", usip_feature_name(f));
+			WRITE_ONCE(usip_feature_reason[f], 0);
+		}
+	}
 }
 
 static void usip_hooks_disarm_now(void)
 {
-	struct kretprobe *rps[ARRAY_SIZE(usip_kretprobes)];
-	struct kprobe *kps[ARRAY_SIZE(usip_kprobes)];
 	int i;
 
 	lockdep_assert_held(&usip_hooks_lock);
-	if (!usip_hooks_armed)
+	if (!usip_armed_features)
 		return;
-	for (i = 0; i < ARRAY_SIZE(usip_kprobes); i++)
-		kps[i] = &usip_kprobes[i];
-	for (i = 0; i < ARRAY_SIZE(usip_kretprobes); i++)
-		rps[i] = &usip_kretprobes[i];
-	/* Waits for handlers in progress; return probes' pending instances too. */
-	unregister_kprobes(kps, ARRAY_SIZE(kps));
-	unregister_kretprobes(rps, ARRAY_SIZE(rps));
-	usip_hooks_armed = false;
+	usip_hooks_unregister(usip_armed_features);
+	usip_armed_features = 0;
 	/* A mount_setattr(2) in progress returns without the hook: let its mount go. */
 	for (i = 0; i < ARRAY_SIZE(usip_setattrs); i++) {
 		if (usip_setattrs[i].mnt)
@@ -819,47 +817,36 @@ static void usip_hooks_disarm_work(struct work_struct *work)
 }
 
 /*
- * A listener with mtab notifiers was registered (@global: for every
- * namespace). Arms the hooks if they are not; a failure to arm is logged
- * once and leaves the listener with injected events only.
+ * A listener with mtab notifiers was registered: arms the hooks of every
+ * event feature that can be (again, if arming failed before).
  */
 void usip_mount_hooks_get(bool global)
 {
 	mutex_lock(&usip_hooks_lock);
 	usip_mtab_listeners++;
-	if (global)
-		atomic_inc(&usip_global_mtab_listeners);
-	if (!usip_hooks_armed && !usip_hooks_failed && !usip_hooks_exiting &&
-	    usip_mount_events_available()) {
-		if (usip_hooks_arm())
-			usip_hooks_failed = true;
-		else
-			usip_hooks_armed = true;
-	}
+	if (!usip_hooks_exiting && usip_scratch)
+		usip_hooks_arm();
 	mutex_unlock(&usip_hooks_lock);
 }
 
 void usip_mount_hooks_put(bool global)
 {
 	mutex_lock(&usip_hooks_lock);
-	if (global)
-		atomic_dec(&usip_global_mtab_listeners);
-	if (!--usip_mtab_listeners && usip_hooks_armed && !usip_hooks_exiting)
+	if (!--usip_mtab_listeners && usip_armed_features && !usip_hooks_exiting)
 		/* Not at once: a listener that comes back soon finds them armed. */
-		mod_delayed_work(system_wq, &usip_hooks_disarm, HZ);
+		mod_delayed_work(usip_wq, &usip_hooks_disarm, HZ);
 	mutex_unlock(&usip_hooks_lock);
 }
 
 u32 usip_mount_hooks_armed(void)
 {
-	return READ_ONCE(usip_hooks_armed) ?
-	       ARRAY_SIZE(usip_kprobes) + ARRAY_SIZE(usip_kretprobes) : 0;
+	return READ_ONCE(usip_armed_hooks);
 }
 
 int usip_mount_events_init(void)
 {
-	/* Without the internals there is nothing to hook; not an error. */
-	if (!usip_k.mount_table)
+	/* Without the mount table there is nothing to hook; not an error. */
+	if (!usip_feature_available(USIP_F_MOUNT_TABLE))
 		return 0;
 	usip_scratch = alloc_percpu(struct usip_scratch);
 	return usip_scratch ? 0 : -ENOMEM;

@@ -8,14 +8,18 @@
  * Mounts are read under namespace_sem held for read, as mountinfo reads
  * them. A dump takes it once per batch of messages and never across
  * recvmsg() calls, so a reader never holds mount(2) off for longer than one
- * buffer's worth of mounts. Where a namespace keeps its mounts in an rbtree
- * by unique id (6.8+), a dump resumes after the last id it sent; where it
- * keeps a list (6.1), the list is walked under the namespace's ns_lock (the
- * cursors of mountinfo readers move in it) and the dump resumes after a
- * mount it holds a reference on.
+ * buffer's worth of mounts. A dump fixes, when it starts, the namespace, the
+ * root directory and the credentials it answers for: whichever task reads
+ * the rest gets the same view. It holds no mount: where a namespace keeps its
+ * mounts in an rbtree by unique id (6.8+), a dump resumes after the last id
+ * it sent; where it keeps a list (6.1), it keeps its place with a cursor in
+ * that list, as mountinfo's readers do (their cursors are struct mounts
+ * flagged MNT_CURSOR, which every walker of the list skips; the list is
+ * walked and the cursors moved under the namespace's ns_lock).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/anon_inodes.h>
 #include <linux/cred.h>
 #include <linux/dcache.h>
 #include <linux/fs.h>
@@ -46,8 +50,7 @@
 /* A seq_file for the file systems' show_*() callbacks to write into. */
 struct usip_seq {
 	struct seq_file seq;
-	/* seq_user_ns() reads the file's credentials: the caller's. */
-	struct file file;
+	struct file *file;	/* seq.file, whose credentials show_options() may read */
 	char *buf;
 	size_t cap;
 };
@@ -55,7 +58,7 @@ struct usip_seq {
 /* One mount's text fields, and where they are built. */
 struct usip_mount_text {
 	struct usip_seq seq;
-	char mount_point_buf[PATH_MAX];
+	struct usip_path_buf where;
 	char root_buf[PATH_MAX];
 	char source_buf[PATH_MAX];
 	char fs_type[128];
@@ -65,30 +68,42 @@ struct usip_mount_text {
 	const char *options;
 };
 
-static struct usip_mount_text *usip_mount_text_new(void)
-{
-	struct usip_mount_text *t = kvzalloc(sizeof(*t), GFP_KERNEL);
-
-	if (!t)
-		return NULL;
-	t->seq.cap = PAGE_SIZE;
-	t->seq.buf = kvmalloc(t->seq.cap, GFP_KERNEL);
-	if (!t->seq.buf) {
-		kvfree(t);
-		return NULL;
-	}
-	t->seq.file.f_cred = get_current_cred();
-	t->seq.seq.file = &t->seq.file;
-	return t;
-}
+/*
+ * File systems' show_options() may read the reader's user namespace through
+ * seq_user_ns(), that is, the credentials of the seq_file's file: a dump
+ * opens an anonymous file, whose credentials are those of the task that
+ * opened it, and shows every mount through it.
+ */
+static const struct file_operations usip_mount_text_fops = {
+	.owner = THIS_MODULE,
+};
 
 static void usip_mount_text_free(struct usip_mount_text *t)
 {
 	if (!t)
 		return;
-	put_cred(t->seq.file.f_cred);
+	if (!IS_ERR_OR_NULL(t->seq.file))
+		fput(t->seq.file);
 	kvfree(t->seq.buf);
 	kvfree(t);
+}
+
+/* Charged, like everything a reader makes the module allocate, to the reader. */
+static struct usip_mount_text *usip_mount_text_new(void)
+{
+	struct usip_mount_text *t = kvzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
+
+	if (!t)
+		return NULL;
+	t->seq.cap = PAGE_SIZE;
+	t->seq.buf = kvmalloc(t->seq.cap, GFP_KERNEL_ACCOUNT);
+	t->seq.file = anon_inode_getfile("[usip-mount]", &usip_mount_text_fops, NULL, O_RDONLY);
+	if (!t->seq.buf || IS_ERR(t->seq.file)) {
+		usip_mount_text_free(t);
+		return NULL;
+	}
+	t->seq.seq.file = t->seq.file;
+	return t;
 }
 
 static void usip_seq_begin(struct usip_seq *s)
@@ -105,7 +120,7 @@ static int usip_seq_grow(struct usip_seq *s, size_t max)
 
 	if (s->cap * 2 > max)
 		return -E2BIG;
-	bigger = kvmalloc(s->cap * 2, GFP_KERNEL);
+	bigger = kvmalloc(s->cap * 2, GFP_KERNEL_ACCOUNT);
 	if (!bigger)
 		return -ENOMEM;
 	kvfree(s->buf);
@@ -185,27 +200,98 @@ static const char *usip_mount_root(struct usip_mount_text *t, struct vfsmount *v
 	return p;
 }
 
-/* Where the mount is seen, from @root; NULL if outside it (mountinfo skips those). */
-static const char *usip_mount_point(struct usip_mount_text *t, struct vfsmount *vfs,
-				    const struct path *root)
+/*
+ * The path of @d below @top (one file system): "" if they are the same; NULL
+ * if @d is not below @top (or a rename raced the two looks);
+ * ERR_PTR(-ENAMETOOLONG) if it does not fit.
+ */
+static const char *usip_dentry_below(struct dentry *d, struct dentry *top,
+				     struct usip_path_buf *buf)
 {
-	struct path at = { .mnt = vfs, .dentry = vfs->mnt_root };
-	static const char deleted[] = " (deleted)";
+	const char *path, *top_path;
 	size_t len;
-	char *p;
 
-	if (!path_is_under(&at, root))
+	if (d == top)
+		return "";
+	if (!is_subdir(d, top))
 		return NULL;
-	/* d_path() works from current's root, which @root is. */
-	p = d_path(&at, t->mount_point_buf, sizeof(t->mount_point_buf));
-	if (IS_ERR(p))
+	path = dentry_path_raw(d, buf->a, sizeof(buf->a));
+	if (IS_ERR(path) || IS_ROOT(top))
+		return path;
+	top_path = dentry_path_raw(top, buf->b, sizeof(buf->b));
+	if (IS_ERR(top_path))
+		return top_path;
+	len = strlen(top_path);
+	if (strncmp(path, top_path, len) || path[len] != '/')
 		return NULL;
-	/* mountinfo shows the path without d_path()'s mark of an unlinked root. */
-	len = strlen(p);
-	if (d_unlinked(vfs->mnt_root) && len >= sizeof(deleted) - 1 &&
-	    !strcmp(p + len - (sizeof(deleted) - 1), deleted))
-		p[len - (sizeof(deleted) - 1)] = '\0';
+	return path + len;
+}
+
+/*
+ * What __d_path() does for mountinfo (not exported): from the mount's root
+ * up through its parents to @root, one segment per mount, each the mount
+ * point's path below the root of the mount it is in.
+ */
+const char *usip_mount_point(struct mount *m, const struct path *root,
+			     struct usip_path_buf *buf)
+{
+	char *p = buf->path + sizeof(buf->path) - 1;
+	struct dentry *d = usip_mnt_vfs(m)->mnt_root;
+	bool too_long = false;
+	int depth;
+
+	*p = '\0';
+	for (depth = 0; ; depth++) {
+		struct vfsmount *vfs = usip_mnt_vfs(m);
+		bool at_root = vfs == root->mnt;
+		const char *seg;
+		size_t len;
+
+		seg = usip_dentry_below(d, at_root ? root->dentry : vfs->mnt_root, buf);
+		if (!seg)
+			return NULL;
+		if (IS_ERR(seg)) {
+			too_long = true;
+		} else if (!too_long) {
+			len = strlen(seg);
+			if (len >= p - buf->path)
+				too_long = true;
+			else
+				p = memcpy(p - len, seg, len);
+		}
+		if (at_root)
+			break;
+		/* The top of the tree, and @root was not on the way: outside it. */
+		if (!usip_mnt_has_parent(m))
+			return NULL;
+		if (depth == USIP_MAX_DEPTH)
+			return ERR_PTR(-ELOOP);
+		d = usip_mnt_mountpoint(m);
+		m = usip_mnt_parent(m);
+	}
+	if (too_long)
+		return ERR_PTR(-ENAMETOOLONG);
+	if (!*p)
+		*--p = '/';
 	return p;
+}
+
+bool usip_mount_below(struct mount *m, const struct path *root)
+{
+	struct dentry *d = usip_mnt_vfs(m)->mnt_root;
+	int depth;
+
+	for (depth = 0; depth <= USIP_MAX_DEPTH; depth++) {
+		struct vfsmount *vfs = usip_mnt_vfs(m);
+
+		if (vfs == root->mnt)
+			return is_subdir(d, root->dentry);
+		if (!usip_mnt_has_parent(m) || !is_subdir(d, vfs->mnt_root))
+			return false;
+		d = usip_mnt_mountpoint(m);
+		m = usip_mnt_parent(m);
+	}
+	return false;
 }
 
 static const char *usip_mount_source(struct usip_mount_text *t, struct mount *m,
@@ -331,8 +417,12 @@ static int usip_mount_build(struct usip_mount_text *t, struct mount *m,
 	struct vfsmount *vfs = usip_mnt_vfs(m);
 	int err;
 
-	t->mount_point = usip_mount_point(t, vfs, root);
-	if (!t->mount_point)
+	/*
+	 * Outside the root, too deep to tell, or (mountinfo would show it) too
+	 * long for a netlink attribute: left out.
+	 */
+	t->mount_point = usip_mount_point(m, root, &t->where);
+	if (IS_ERR_OR_NULL(t->mount_point))
 		return 1;
 	t->root = usip_mount_root(t, vfs);
 	t->source = usip_mount_source(t, m, vfs);
@@ -535,7 +625,7 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	if (!usip_k.mount_table)
+	if (!usip_feature_available(USIP_F_MOUNT_TABLE))
 		return usip_mount_unavailable(info->extack);
 	if (!id == !unique) {
 		NL_SET_ERR_MSG(info->extack,
@@ -587,11 +677,12 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 
 struct usip_mount_dump {
 	struct mnt_namespace *ns;	/* referenced */
-	struct usip_mount_text *text;
+	struct path root;		/* the reader's root when the dump began */
+	struct usip_mount_text *text;	/* with the reader's credentials then */
 	u64 ns_seq;
-	/* Where to resume: after this unique id (rbtree) or mount (list). */
+	/* Where to resume: after this unique id (rbtree), or after the cursor (list). */
 	u64 last_unique_id;
-	struct vfsmount *last;		/* referenced */
+	struct mount *cursor;
 	unsigned long sent;
 	bool done;
 };
@@ -601,6 +692,42 @@ static struct usip_mount_dump *usip_dump_ctx(struct netlink_callback *cb)
 	return (struct usip_mount_dump *)cb->args[0];
 }
 
+/* A cursor for @ns's list: an empty struct mount of the kernel's size, flagged MNT_CURSOR. */
+static struct mount *usip_cursor_new(void)
+{
+#ifdef MNT_CURSOR
+	struct mount *cursor = kzalloc(usip_k.mount_size, GFP_KERNEL_ACCOUNT);
+
+	if (!cursor)
+		return NULL;
+	usip_mnt_vfs(cursor)->mnt_flags = MNT_CURSOR;
+	INIT_LIST_HEAD(USIP_AT(cursor, usip_k.mnt_list, struct list_head));
+	return cursor;
+#else
+	/* Kernels without cursors keep their mounts in an rbtree (6.8+). */
+	return ERR_PTR(-EOPNOTSUPP);
+#endif
+}
+
+static struct list_head *usip_cursor_entry(struct mount *cursor)
+{
+	return USIP_AT(cursor, usip_k.mnt_list, struct list_head);
+}
+
+/* Moves the cursor after @m (NULL: takes it out); namespace_sem held. */
+static void usip_cursor_move(struct usip_mount_dump *d, struct mount *m)
+{
+	spinlock_t *lock = USIP_AT(d->ns, usip_k.ns_lock, spinlock_t);
+	struct list_head *entry = usip_cursor_entry(d->cursor);
+
+	spin_lock(lock);
+	if (m)
+		list_move(entry, USIP_AT(m, usip_k.mnt_list, struct list_head));
+	else
+		list_del_init(entry);
+	spin_unlock(lock);
+}
+
 /*
  * Refusals of a dump are reported by its first dumpit call, whose error and
  * extack reach user space in NLMSG_DONE: on 6.1 a .start callback has no
@@ -608,11 +735,32 @@ static struct usip_mount_dump *usip_dump_ctx(struct netlink_callback *cb)
  */
 enum { USIP_DUMP_OK, USIP_DUMP_UNAVAILABLE, USIP_DUMP_ATTRIBUTES };
 
+int usip_nl_mount_get_dump_done(struct netlink_callback *cb)
+{
+	struct usip_mount_dump *d = usip_dump_ctx(cb);
+
+	if (!d)
+		return 0;
+	if (!IS_ERR_OR_NULL(d->cursor)) {
+		down_read(usip_k.namespace_sem);
+		usip_cursor_move(d, NULL);
+		up_read(usip_k.namespace_sem);
+		kfree(d->cursor);
+	}
+	path_put(&d->root);
+	if (d->ns)
+		usip_mnt_ns_put(usip_ns_common(d->ns));
+	usip_mount_text_free(d->text);
+	kfree(d);
+	cb->args[0] = 0;
+	return 0;
+}
+
 int usip_nl_mount_get_dump_start(struct netlink_callback *cb)
 {
 	struct usip_mount_dump *d;
 
-	if (!usip_k.mount_table) {
+	if (!usip_feature_available(USIP_F_MOUNT_TABLE)) {
 		cb->args[1] = USIP_DUMP_UNAVAILABLE;
 		return 0;
 	}
@@ -620,79 +768,54 @@ int usip_nl_mount_get_dump_start(struct netlink_callback *cb)
 		cb->args[1] = USIP_DUMP_ATTRIBUTES;
 		return 0;
 	}
-	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	d = kzalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
 	if (!d)
 		return -ENOMEM;
+	cb->args[0] = (long)d;
+	/* What the dump shows, and as whom, is fixed now. */
+	d->ns = (struct mnt_namespace *)usip_mnt_ns_get_current();
+	get_fs_root(current->fs, &d->root);
 	d->text = usip_mount_text_new();
-	if (!d->text) {
-		kfree(d);
+	if (!usip_k.ns_rbtree)
+		d->cursor = usip_cursor_new();
+	if (!d->text || (!usip_k.ns_rbtree && IS_ERR_OR_NULL(d->cursor))) {
+		if (IS_ERR(d->cursor))
+			d->cursor = NULL;
+		usip_nl_mount_get_dump_done(cb);
 		return -ENOMEM;
 	}
-	d->ns = (struct mnt_namespace *)usip_mnt_ns_get_current();
 	/* Under namespace_sem, so no mount table change is half counted. */
 	down_read(usip_k.namespace_sem);
 	d->ns_seq = usip_mntns_seq(usip_ns_common(d->ns));
 	up_read(usip_k.namespace_sem);
-	cb->args[0] = (long)d;
 	cb->min_dump_alloc = USIP_MOUNT_DUMP_ALLOC;
-	return 0;
-}
-
-int usip_nl_mount_get_dump_done(struct netlink_callback *cb)
-{
-	struct usip_mount_dump *d = usip_dump_ctx(cb);
-
-	if (!d)
-		return 0;
-	if (d->last)
-		mntput(d->last);
-	usip_mnt_ns_put(usip_ns_common(d->ns));
-	usip_mount_text_free(d->text);
-	kfree(d);
 	return 0;
 }
 
 /* Where the dump goes on from; namespace_sem held. */
 static struct mount *usip_dump_resume(struct usip_mount_dump *d)
 {
-	struct mount *m, *last;
-	unsigned long skip;
-
 	if (usip_k.ns_rbtree)
 		return d->sent ? usip_tree_first_after(d->ns, d->last_unique_id) :
 				 usip_ns_next(d->ns, NULL);
-	if (!d->last)
+	if (list_empty(usip_cursor_entry(d->cursor)))
 		return usip_ns_next(d->ns, NULL);
-	last = usip_real_mount(d->last);
-	if (usip_mnt_ns(last) == d->ns)
-		return usip_ns_next(d->ns, last);
-	/*
-	 * The last mount sent has left the namespace; the namespace changed,
-	 * so the dump is flagged interrupted anyway. Go on from its position.
-	 */
-	m = usip_ns_next(d->ns, NULL);
-	for (skip = d->sent; m && skip; skip--)
-		m = usip_ns_next(d->ns, m);
-	return m;
+	return usip_list_next(d->ns, usip_cursor_entry(d->cursor));
 }
 
 static void usip_dump_remember(struct usip_mount_dump *d, struct mount *m)
 {
 	d->sent++;
-	if (usip_k.ns_rbtree) {
+	if (usip_k.ns_rbtree)
 		d->last_unique_id = usip_mnt_unique_id(m);
-		return;
-	}
-	if (d->last)
-		mntput(d->last);
-	d->last = mntget(usip_mnt_vfs(m));
+	else
+		usip_cursor_move(d, m);
 }
 
 int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct usip_mount_dump *d = usip_dump_ctx(cb);
 	struct mount *m;
-	struct path root;
 	int err = 0;
 	void *hdr;
 
@@ -706,12 +829,13 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	}
 	if (d->done)
 		return 0;
-	get_fs_root(current->fs, &root);
 	down_read(usip_k.namespace_sem);
 	/* Any change of the namespace between batches flags the dump. */
 	cb->seq = (u32)usip_ns_event(d->ns) | 1;
 	for (m = usip_dump_resume(d); m; m = usip_ns_next(d->ns, m)) {
-		err = usip_mount_build(d->text, m, &root);
+		/* A batch is a buffer's worth, but the file systems' callbacks vary. */
+		cond_resched();
+		err = usip_mount_build(d->text, m, &d->root);
 		if (err == 1) {
 			usip_dump_remember(d, m);
 			err = 0;
@@ -726,7 +850,7 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 			break;
 		}
 		genl_dump_check_consistent(cb, hdr);
-		err = usip_mount_put(skb, m, d->text, &root, &d->ns_seq);
+		err = usip_mount_put(skb, m, d->text, &d->root, &d->ns_seq);
 		if (err) {
 			genlmsg_cancel(skb, hdr);
 			break;
@@ -745,7 +869,6 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	if (!m)
 		d->done = true;
 	up_read(usip_k.namespace_sem);
-	path_put(&root);
 
 	if (err == -EMSGSIZE && skb->len)
 		return skb->len;	/* the rest comes with the next batch */

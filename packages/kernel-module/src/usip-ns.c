@@ -61,6 +61,12 @@ struct ns_common *usip_mnt_ns_get_current(void)
 	return ns;
 }
 
+/* A reference to @ns, unless it is on its way out (no references left). */
+bool usip_mnt_ns_tryget(struct ns_common *ns)
+{
+	return refcount_inc_not_zero(&ns->count);
+}
+
 /* Drops a reference; may sleep (the last one tears the namespace down). */
 void usip_mnt_ns_put(struct ns_common *ns)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Declarations shared by the parts of usip.ko (the generated netlink tables
- * are declared in usip-nl-gen.h).
+ * are declared in usip-nl-gen.h, the kernel internals in usip-internals.h).
  */
 #ifndef _USIP_H
 #define _USIP_H
@@ -18,26 +18,36 @@ extern bool usip_allow_inject;
 extern unsigned int usip_max_listeners_per_user;
 extern unsigned int usip_max_notifiers_per_listener;
 extern unsigned int usip_event_queue_len;
+extern unsigned int usip_user_queue_len;
+extern unsigned int usip_listener_queue_len;
+extern atomic_t usip_inject_arm_failures;
 
 /*
  * Allocations the module holds (listeners, notifier arrays, strings, queued
- * events). The stats op reports it so tests can check nothing leaks.
+ * events, namespace states). The stats op reports it so tests can check
+ * nothing leaks.
  */
 extern atomic_t usip_objects;
 
 /* kfree() for an allocation counted in usip_objects; NULL is ignored. */
 void usip_kfree(const void *p);
 
+/* Work the module queues (delivery aside): freeing listeners, disarming hooks. */
+extern struct workqueue_struct *usip_wq;
+
+struct mount;
 struct net;
 struct ns_common;
 struct pid;
 struct pid_namespace;
 struct user_namespace;
+struct usip_path_buf;
 
 /* usip-ns.c: the mount namespace of a task, as a counted reference. */
 int usip_ns_init(void);
 struct ns_common *usip_mnt_ns_current(void);
 struct ns_common *usip_mnt_ns_get_current(void);
+bool usip_mnt_ns_tryget(struct ns_common *ns);
 void usip_mnt_ns_put(struct ns_common *ns);
 unsigned int usip_mnt_ns_inum(const struct ns_common *ns);
 
@@ -55,6 +65,13 @@ struct usip_event_info {
 	const char *path;
 	const char *fs_type;
 	const char *source;
+	/*
+	 * A real mount change: the mount, in a hook (the tree holds still).
+	 * Its path is worked out while posting, for the namespace's root and
+	 * for each listener whose root is elsewhere, in @buf.
+	 */
+	struct mount *mount;
+	struct usip_path_buf *buf;
 };
 
 #define USIP_EVENT_HAS_MOUNT_ID		BIT(0)
@@ -64,17 +81,33 @@ struct usip_event_info {
 #define USIP_EVENT_HAS_UNIQUE_ID	BIT(4)
 /* A real mount table change: it gets its namespace's next ns-seq. */
 #define USIP_EVENT_MOUNT_CHANGE		BIT(5)
+/* The event stands for the mount and every mount below it. */
+#define USIP_EVENT_SUBTREE		BIT(6)
+
+struct usip_listener;
+
+/* One listener an event is for, chosen (and its share of the queue taken) when it was posted. */
+struct usip_recipient {
+	struct usip_listener *listener;	/* referenced */
+	/* Its own path of the event (its root is not the namespace's), or NULL. */
+	char *path;
+	u32 what;			/* the flags of its matching notifiers */
+	u32 cmd;			/* of the first matching notifier with notify */
+	bool has_cmd;
+};
 
 /* A posted event, owned by the queue until it is delivered. */
 struct usip_event {
 	struct list_head node;
-	struct usip_event_info info;
+	struct usip_event_info info;	/* strings in the same allocation */
 	u64 seq;
 	u64 ns_seq;			/* 0: none */
 	u64 timestamp;
-	struct ns_common *mnt_ns;
+	struct ns_common *mnt_ns;	/* referenced */
 	struct pid *pid;
 	kuid_t uid;
+	unsigned int n_recipients;
+	struct usip_recipient recipients[];
 };
 
 /* Who an event message is built for. */
@@ -83,9 +116,7 @@ struct usip_event_dest {
 	u32 cmd;
 	bool has_cmd;
 	u32 missed;
-	/* With own_path: the path to give instead of the event's (NULL: none). */
 	const char *path;
-	bool own_path;
 	struct pid_namespace *pid_ns;	/* pids are given in this namespace */
 	struct user_namespace *user_ns;	/* uids likewise */
 };
@@ -96,34 +127,46 @@ void usip_events_stop(void);
 void usip_events_exit(void);
 int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		    gfp_t gfp, u64 *seq);
+bool usip_events_queue_full(void);
+void usip_events_report_gap(void);
 bool usip_action_of_type(u32 type, u32 action);
 const char *usip_type_name(u32 type);
 const char *usip_action_name(u32 action);
 struct sk_buff *usip_event_build(const struct usip_event *ev,
 				 const struct usip_event_dest *dest);
-void usip_event_multicast(const struct usip_event *ev, struct net *net);
 void usip_event_count_delivery(bool delivered);
 
 /* usip-listener.c */
-struct usip_listener;
-
 int usip_listeners_init(void);
 void usip_listeners_exit(void);
-/* Under RCU: does any listener want @ev? Counts a miss for each if @drop. */
-bool usip_listeners_want(const struct usip_event *ev, bool drop);
-void usip_listeners_deliver(const struct usip_event *ev);
+/*
+ * Choosing an event's listeners, under RCU in any context: probe counts the
+ * listeners that may want @ev before anything is built for it (*@no_room:
+ * those that would but have no room); take fills @ev's recipients (at most
+ * @max), with the namespace's path in @ev->info.path, and takes their shares
+ * of the queue (*@missed: how many missed it for want of room); drop counts
+ * a miss for every listener that wanted @ev.
+ */
+unsigned int usip_listeners_probe(const struct usip_event *ev, unsigned int *no_room);
+unsigned int usip_listeners_take(struct usip_event *ev, unsigned int max,
+				 unsigned int *missed);
+void usip_listeners_drop(const struct usip_event *ev);
+/* @ev was not queued after all: its recipients missed it; gives their shares back. */
+void usip_listeners_unmatch(struct usip_event *ev);
+/* Delivers @ev; true if the initial network namespace's group gets a copy. */
+bool usip_listeners_deliver(const struct usip_event *ev);
+void usip_listeners_release_recipients(struct usip_event *ev);
 void usip_listeners_report_missed(void);
-void usip_listener_stats(u32 *listeners, u32 *notifiers);
+void usip_listeners_mark_gap(void);
+int usip_listeners_fill_stats(struct sk_buff *skb, bool host);
 
-/* usip-internals.c */
-int usip_internals_init(void);
-
-/* usip-mount-events.c: namespaces with listeners, and their event numbers. */
+/* Mount namespaces with listeners registered in them, and their ns-seq. */
 struct usip_mntns {
 	struct hlist_node node;		/* in the table, RCU */
 	struct rcu_head rcu;
 	const struct ns_common *ns;	/* its listeners hold it */
 	unsigned int users;		/* listeners registered in it */
+	struct list_head listeners;	/* those listeners, RCU */
 	/* Under the event queue's lock (usip-event.c): */
 	u64 seq;			/* the last ns-seq given */
 	s64 gaps_seen;			/* usip_mount_gaps when last looked at */
@@ -131,17 +174,20 @@ struct usip_mntns {
 
 extern atomic64_t usip_mount_gaps;
 
-int usip_mount_events_init(void);
-void usip_mount_events_exit(void);
-bool usip_mount_events_available(void);
-int usip_mntns_get(const struct ns_common *ns);
-void usip_mntns_put(const struct ns_common *ns);
 /* Under RCU. */
 struct usip_mntns *usip_mntns_find(const struct ns_common *ns);
 u64 usip_mntns_seq(const struct ns_common *ns);
+/* Does any listener want mtab events of @ns (under RCU, any context)? */
+bool usip_mntns_watched(const struct ns_common *ns);
+
+/* usip-internals.c */
+int usip_internals_init(void);
+
+/* usip-mount-events.c */
+int usip_mount_events_init(void);
+void usip_mount_events_exit(void);
 void usip_mount_hooks_get(bool global);
 void usip_mount_hooks_put(bool global);
 u32 usip_mount_hooks_armed(void);
-char *usip_root_prefix(void);
 
 #endif /* _USIP_H */
