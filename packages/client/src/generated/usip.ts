@@ -695,9 +695,9 @@ export const Command = {
   inject: 5,
   /** Reports the module's counters: the whole module's to CAP_SYS_ADMIN in the initial user namespace, the caller's own to everybody else (see scope). */
   stats: 6,
-  /** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: a copy of each event delivered to a listener, sent in the listener's network namespace. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, since the events name mounts of any mount namespace. */
+  /** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, so only holders of CAP_SYS_ADMIN in the initial user namespace get copies, as the events name mounts of any mount namespace. */
   mtabEvent: 7,
-  /** A storage event, sent to listeners and to the storage multicast group. The storage group carries storage-event: a copy of each event delivered to a listener, sent in the listener's network namespace. Joining it needs CAP_SYS_ADMIN, as for mtab. */
+  /** A storage event, sent to listeners and to the storage multicast group. The storage group carries storage-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN, as for mtab. */
   storageEvent: 8,
   /** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
   mountGet: 9,
@@ -804,7 +804,7 @@ export const STATS_OPERATION = {
 export type StatsRequest = Pick<StatsAttributes, never>;
 export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope'>;
 
-/** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: a copy of each event delivered to a listener, sent in the listener's network namespace. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, since the events name mounts of any mount namespace. */
+/** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, so only holders of CAP_SYS_ADMIN in the initial user namespace get copies, as the events name mounts of any mount namespace. */
 export const MTAB_EVENT_OPERATION = {
   name: 'mtab-event',
   command: 7,
@@ -815,7 +815,7 @@ export const MTAB_EVENT_OPERATION = {
 } as const satisfies OperationSpec;
 export type MtabEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'parentId' | 'path' | 'fsType' | 'source' | 'dev' | 'nsSeq' | 'uniqueId' | 'subtree'>;
 
-/** A storage event, sent to listeners and to the storage multicast group. The storage group carries storage-event: a copy of each event delivered to a listener, sent in the listener's network namespace. Joining it needs CAP_SYS_ADMIN, as for mtab. */
+/** A storage event, sent to listeners and to the storage multicast group. The storage group carries storage-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN, as for mtab. */
 export const STORAGE_EVENT_OPERATION = {
   name: 'storage-event',
   command: 8,

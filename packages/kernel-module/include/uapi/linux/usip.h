@@ -659,17 +659,20 @@ enum {
 	USIP_CMD_STATS,
 	/*
 	 * A mount table event, sent to listeners and to the mtab multicast group.
-	 * The mtab group carries mtab-event: a copy of each event delivered to a
-	 * listener, sent in the listener's network namespace. Joining it needs
+	 * The mtab group carries mtab-event: one copy of each event delivered to
+	 * a listener of the initial network namespace, without listener-id and
+	 * cmd, sent in the initial network namespace only. Joining it needs
 	 * CAP_SYS_ADMIN in the user namespace that owns the socket's network
-	 * namespace, since the events name mounts of any mount namespace.
+	 * namespace, so only holders of CAP_SYS_ADMIN in the initial user
+	 * namespace get copies, as the events name mounts of any mount namespace.
 	 */
 	USIP_CMD_MTAB_EVENT,
 	/*
 	 * A storage event, sent to listeners and to the storage multicast group.
-	 * The storage group carries storage-event: a copy of each event delivered
-	 * to a listener, sent in the listener's network namespace. Joining it
-	 * needs CAP_SYS_ADMIN, as for mtab.
+	 * The storage group carries storage-event: one copy of each event
+	 * delivered to a listener of the initial network namespace, without
+	 * listener-id and cmd, sent in the initial network namespace only.
+	 * Joining it needs CAP_SYS_ADMIN, as for mtab.
 	 */
 	USIP_CMD_STORAGE_EVENT,
 	/*
