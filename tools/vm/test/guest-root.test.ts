@@ -17,17 +17,20 @@ const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'
 
 let kernels: Kernel[] = [];
 
+/** A closed directory whose name the guest's shell must keep in one piece. */
+const INNER = "in'ner dir";
+
 /**
- * BASE (0700, made by mkdtemp in `parent`) / inner (0700) / ws (0755): a fake workspace with a
+ * BASE (0700, made by mkdtemp in `parent`) / INNER (0700) / ws (0755): a fake workspace with a
  * script that imports a package from its node_modules and reads a file next to it; next to
- * `inner`, a file anyone may read, one only root may read, and a symlink.
+ * INNER, a file anyone may read, one only root may read, and a symlink.
  */
 function closedWorkspace(parent: string): { base: string; ws: string } {
   const base = mkdtempSync(join(parent, 'usip-vm-closed-'));
   chmodSync(base, 0o700);
-  const ws = join(base, 'inner', 'ws');
+  const ws = join(base, INNER, 'ws');
   mkdirSync(join(ws, 'node_modules', 'fake-dep'), { recursive: true });
-  chmodSync(join(base, 'inner'), 0o700);
+  chmodSync(join(base, INNER), 0o700);
   for (const dir of [ws, join(ws, 'node_modules'), join(ws, 'node_modules', 'fake-dep')]) chmodSync(dir, 0o755);
   const file = (path: string, text: string, mode = 0o644) => {
     writeFileSync(path, text);
@@ -49,7 +52,7 @@ function closedWorkspace(parent: string): { base: string; ws: string } {
   chmodSync(join(ws, 'check.sh'), 0o755);
   file(join(base, 'outer.txt'), 'a file next to the workspace\n');
   file(join(base, 'secret.txt'), 'only root reads this\n', 0o600);
-  symlinkSync('inner', join(base, 'link'));
+  symlinkSync(INNER, join(base, 'link'));
   return { base, ws };
 }
 
@@ -75,7 +78,7 @@ for (const series of ['6.1', '6.12']) {
           // Root first tries to write in the opened directory, which stays read-only like the rest.
           command: [
             'sh', '-c', 'if touch "$1/new-file" 2>/dev/null; then echo "root: writable"; else echo "root: read-only"; fi; shift; exec "$@"',
-            'sh', base, ...AS_NOBODY, 'sh', join(ws, 'check.sh'), base,
+            'sh', base, ...AS_NOBODY, 'sh', join(ws, 'check.sh'), base, ws,
           ],
           cwd: ws,
           timeoutMs: 120_000,
@@ -88,8 +91,8 @@ for (const series of ['6.1', '6.12']) {
           'data read by uid 65534',
           'node: fake-dep imported, data read by uid 65534',
           'a file next to the workspace',
-          'link=inner',
-          'entries=inner link outer.txt secret.txt ',
+          `link=${INNER}`,
+          `entries=${INNER} link outer.txt secret.txt `,
           // The modes of what lies in an opened directory are the host's: this one stays closed.
           'secret=unreadable',
         ]);
