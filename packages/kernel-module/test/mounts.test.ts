@@ -350,19 +350,28 @@ for (const report of reports) {
     assert.is(steps().get('slave-mounted')!.events.length, 0, 'nothing came back to the master');
   });
 
-  test('pivot_root(2): move events for the two mounts it moved, and the dump still equals mountinfo', () => {
-    const pivot = report.get<{ events: MountEvent[]; before: Record<string, Mountinfo>; after: Record<string, Mountinfo> }>(
-      'pivot.events',
-    );
+  test('pivot_root(2): move events for the two mounts it moved (global listener), none of the new root for the old root\'s listener; the dump still equals mountinfo', () => {
+    const pivot = report.get<{
+      events: MountEvent[];
+      own_root_events: MountEvent[];
+      before: Record<string, Mountinfo>;
+      after: Record<string, Mountinfo>;
+    }>('pivot.events');
     const moved = Object.values(pivot.after).filter((l) => {
       const was = pivot.before[String(l.mount_id)];
       return was && (was.mount_point !== l.mount_point || was.parent_id !== l.parent_id);
     });
     assert.ok(moved.length >= 2, JSON.stringify(moved));
     const movedIds = new Set(pivot.events.filter((e) => e.action_name === 'move').map((e) => e.mount_id));
-    for (const line of moved.filter((l) => l.mount_point === '/' || l.mount_point === '/old')) {
+    const newRoot = moved.find((l) => l.mount_point === '/');
+    const oldRoot = moved.find((l) => l.mount_point === '/old');
+    assert.ok(newRoot && oldRoot, JSON.stringify(moved));
+    for (const line of [newRoot!, oldRoot!]) {
       assert.ok(movedIds.has(line.mount_id), `a move event for ${line.mount_point}: ${JSON.stringify(pivot.events)}`);
     }
+    // The listener whose root was the old root keeps it: the new root lies outside it.
+    assert.not.ok(pivot.own_root_events.some((e) => e.mount_id === newRoot!.mount_id),
+      `the old root's listener was told of the new root: ${JSON.stringify(pivot.own_root_events)}`);
     sameTruth(report.get<Truth>('pivot.truth'), 'after pivot_root');
   });
 

@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from family_checks import nla  # noqa: E402
 from listener_checks import (  # noqa: E402
-    CLONE_NEWNS, CMD_STATS, MOUNT, MOVE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NOBODY,
+    CLONE_NEWNS, CMD_STATS, GLOBAL, MOUNT, MOVE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NOBODY,
     NOTIFY, REMOUNT, STATS_SCHEMA, TYPE_MTAB, TYPE_STORAGE, UMOUNT, ENOSPC, Child, Genl, Recorder,
     become, errname, notifier, parse_attrs, parse_error, parse_messages, register_attrs, resolve_family,
     string, u32, u64, unshare,
@@ -138,10 +138,13 @@ def unescape(field):
     return bytes(out).decode(errors='replace')
 
 
-def mountinfo(path='/proc/self/mountinfo'):
-    """Every line of mountinfo, parsed: {mount_id: record}."""
+def mountinfo(path='/proc/self/mountinfo', proc_fd=None):
+    """Every line of mountinfo, parsed: {mount_id: record}. With proc_fd (a /proc/self opened before
+    a chroot without /proc), the mountinfo file in it, opened now (with the root it has now)."""
     table = {}
-    with open(path, 'rb') as f:
+    if proc_fd is not None:
+        path = 'mountinfo'
+    with open(path, 'rb', opener=lambda p, flags: os.open(p, flags, dir_fd=proc_fd)) as f:
         text = f.read().decode('utf8', 'surrogateescape')
     for line in text.splitlines():
         fields = line.split(' ')
@@ -261,14 +264,15 @@ def get_mount(family, attrs):
         return out
 
 
-def truth_compare(family, limit=20):
+def truth_compare(family, limit=20, proc_fd=None):
     """Dump and mountinfo of this process, compared; also the dump's raw facts."""
     records, datagrams, interrupted, err, extack = dump_mounts(family)
-    result = compare(records, mountinfo(), limit)
+    result = compare(records, mountinfo(proc_fd=proc_fd), limit)
     result.update(datagrams=datagrams, interrupted=interrupted, errno=errname(err), extack=extack,
                   ns_seqs=sorted({r.get('ns_seq') for r in records}),
                   mnt_ns=sorted({r.get('mnt_ns') for r in records}),
-                  own_mnt_ns=os.stat('/proc/self/ns/mnt').st_ino)
+                  own_mnt_ns=os.stat('ns/mnt' if proc_fd is not None else '/proc/self/ns/mnt',
+                                     dir_fd=proc_fd).st_ino)
     return result
 
 
@@ -279,9 +283,10 @@ def event_payload(m):
 class Listener:
     """A listener with notify notifiers for the four mtab actions, on a socket of its own."""
 
-    def __init__(self, family, actions=(MOUNT, UMOUNT, MOVE, REMOUNT), type_=TYPE_MTAB):
+    def __init__(self, family, actions=(MOUNT, UMOUNT, MOVE, REMOUNT), type_=TYPE_MTAB, flags=None):
         self.sock = Genl(family, rcvbuf=4 << 20)
-        reply = self.sock.request(CMD_REGISTER, register_attrs([notifier(type_, a, NOTIFY) for a in actions]))
+        reply = self.sock.request(CMD_REGISTER, register_attrs([notifier(type_, a, NOTIFY) for a in actions],
+                                                               flags=flags))
         if not reply.ok:
             raise RuntimeError(f'listener-register: {errname(reply.errno)} {reply.extack}')
 
@@ -639,17 +644,22 @@ class Checks:
             os.makedirs('/tmp/pv/old')
             os.makedirs('/tmp/pv/proc')
             mount('proc', '/tmp/pv/proc', 'proc')
+            # The process's root is not its namespace's (the guest's, as a real system's, was set
+            # up by switch_root): its listener keeps the root it registered with. A global
+            # listener sees the whole namespace.
             listener = Listener(family)
+            everything = Listener(family, flags=GLOBAL)
             before = mountinfo()
             os.chdir('/tmp/pv')
             syscall(SYS_PIVOT_ROOT, ctypes.c_char_p(b'.'), ctypes.c_char_p(b'old'))
             os.chdir('/')
             after = mountinfo()
-            events = listener.events()
             chan.send({'check': 'pivot.events', 'value': {
-                'events': events, 'before': before, 'after': after}})
+                'events': everything.events(), 'own_root_events': listener.events(),
+                'before': before, 'after': after}})
             chan.send({'check': 'pivot.truth', 'value': truth_compare(family)})
             listener.close()
+            everything.close()
             chan.send({'check': 'done', 'value': None, 'done': True})
 
         self.in_private_namespace('pivot', body)
