@@ -93,4 +93,39 @@ test('dkms add, build, install and remove the module for 6.1', () => {
   assert.not.ok(existsSync(`/var/lib/dkms/usip/${moduleVersion}`));
 });
 
+/**
+ * The PREEMPT_RT flavour of a Debian release's headers (6.1.0-57-amd64 -> 6.1.0-57-rt-amd64),
+ * installed with apt if they are not (under the lock tools/setup and tools/vm share).
+ */
+function rtHeaders(release: string): string {
+  const rt = release.replace(/-amd64$/, '-rt-amd64');
+  if (!existsSync(`/usr/src/linux-headers-${rt}`)) {
+    const install = run('flock', [
+      '/var/lock/usip-apt.lock', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-q',
+      '--no-install-recommends', 'install', `linux-headers-${rt}`,
+    ]);
+    assert.is(install.status, 0, `installing the RT headers failed:\n${install.output}`);
+  }
+  return rt;
+}
+
+test('dkms refuses to build the module for a PREEMPT_RT kernel, naming BUILD_EXCLUSIVE', () => {
+  if (kernel === undefined) throw new Error('no 6.1 kernel');
+  const rt = rtHeaders(kernel.release);
+  removeEverything();
+  try {
+    const copy = run('make', ['-s', '-C', moduleRoot, 'dkms-source', `DESTDIR=${sourceDir}`]);
+    assert.is(copy.status, 0, copy.output);
+    const add = dkms('add', '-m', 'usip', '-v', moduleVersion);
+    assert.is(add.status, 0, add.output);
+    const build = dkms('build', '-m', 'usip', '-v', moduleVersion, '-k', rt);
+    // dkms exits 77 ("skipped") when a BUILD_EXCLUSIVE directive does not match.
+    assert.is(build.status, 77, build.output);
+    assert.match(build.output, /BUILD_EXCLUSIVE/);
+    assert.equal(status(), [`${module}: added`], 'nothing was built');
+  } finally {
+    removeEverything();
+  }
+});
+
 test.run();
