@@ -1,4 +1,4 @@
-import { protocol, UsipClient, UsipError, isNetlinkError, type FamilyInfo, type PingResult } from '@usip/client';
+import { protocol, UsipClient, UsipError, isNetlinkError, type FamilyInfo, type FeatureStatus, type PingResult } from '@usip/client';
 
 /** What `usip status` reports; also its --json output. */
 export interface StatusReport {
@@ -10,6 +10,8 @@ export interface StatusReport {
     kernelRelease: string;
     features: string[];
     featureMask: number;
+    /** Every feature: available or not, and why in a word. */
+    featureStatus: FeatureStatus[];
   };
   family?: {
     name: string;
@@ -44,6 +46,7 @@ function describeModule(ping: PingResult): NonNullable<StatusReport['module']> {
     kernelRelease: ping.kernelRelease,
     features: ping.features,
     featureMask: ping.featureMask,
+    featureStatus: ping.featureStatus,
   };
 }
 
@@ -95,6 +98,10 @@ export function formatStatus(report: StatusReport): string {
     rows.push(['protocol', `${module.protocolVersion} (this client: ${report.client.protocolVersion})`]);
     rows.push(['kernel release', module.kernelRelease]);
     rows.push(['features', module.features.length > 0 ? module.features.join(', ') : 'none']);
+    const missing = module.featureStatus.filter((s) => !s.available);
+    if (missing.length > 0) {
+      rows.push(['unavailable', missing.map((s) => `${s.feature} (${s.reason ?? 'unknown'})`).join(', ')]);
+    }
   }
   rows.push(['family', `${family.name}, id ${family.id}, version ${family.version}`]);
   rows.push(['operations', family.operations.join(', ')]);

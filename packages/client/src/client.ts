@@ -5,6 +5,7 @@ import {
   FAMILY_NAME,
   FAMILY_VERSION,
   FEATURE_NAMES,
+  UNAVAILABLE_REASON_NAMES,
   Feature,
   LISTENER_ATTRIBUTE_SET,
   PING_ATTRIBUTE_SET,
@@ -47,11 +48,21 @@ export interface PingResult {
   moduleVersion: string;
   /** The kernel release the module was built for. */
   kernelRelease: string;
-  /** The feature bits, as a mask and as spec names (e.g. 'netns'). */
+  /** The available features' bits, as a mask and as spec names (e.g. 'netns'). */
   featureMask: number;
   features: string[];
+  /** Every feature the module knows, whether it works on this kernel now, and if not why in a word. */
+  featureStatus: FeatureStatus[];
   /** The cookie of the request, echoed by the module. */
   cookie: bigint | undefined;
+}
+
+/** One feature of the loaded module (spec names, e.g. 'mount-events' and 'prototype-mismatch'). */
+export interface FeatureStatus {
+  feature: string;
+  available: boolean;
+  /** Why it is not available; absent when it is. */
+  reason?: string;
 }
 
 export interface PingOptions {
@@ -106,12 +117,22 @@ export class UsipClient {
         .map(([key]) => key);
       throw new UsipProtocolError(`usip ping: the reply lacks ${missing.join(', ')}`);
     }
+    const featureStatus = (reply.featureStatus ?? []).map((status): FeatureStatus => {
+      const [feature] = flagNames(status.feature ?? 0, FEATURE_NAMES);
+      if (feature === undefined || status.available === undefined) {
+        throw new UsipProtocolError(`usip ping: a feature-status without a known feature or availability: ${JSON.stringify(status)}`);
+      }
+      if (status.available === 1) return { feature, available: true };
+      const reason = status.reason === undefined ? 'unknown' : (UNAVAILABLE_REASON_NAMES[status.reason] ?? `reason-${status.reason}`);
+      return { feature, available: false, reason };
+    });
     return {
       protocolVersion,
       moduleVersion,
       kernelRelease,
       featureMask: features,
       features: flagNames(features, FEATURE_NAMES),
+      featureStatus,
       cookie: reply.cookie,
     };
   }
@@ -218,13 +239,21 @@ export class UsipClient {
    */
   async watchMounts(options: MountWatcherOptions = {}): Promise<MountWatcher> {
     const { receiveBufferSize } = mountWatcherOptions(options);
-    const { featureMask } = await this.ping();
+    const { featureMask, featureStatus } = await this.ping();
+    // The table stays exact only if every kind of change is reported.
     for (const [feature, bit, what] of [
-      ['mount-table', Feature.mountTable, 'read the mount table (it did not find the kernel internals it needs'],
-      ['mount-events', Feature.mountEvents, 'report mount table changes (it did not find every kernel function it hooks'],
+      ['mount-table', Feature.mountTable, 'read the mount table'],
+      ['mount-events', Feature.mountEvents, 'report mounts, umounts and moves'],
+      ['remount-events', Feature.remountEvents, 'report remounts'],
+      ['propagation-events', Feature.propagationEvents, 'report propagation changes'],
+      ['setattr-events', Feature.setattrEvents, 'report mount_setattr(2) changes'],
     ] as const) {
       if ((featureMask & bit) === 0) {
-        throw new UsipUnsupportedError(feature, `usip watch-mounts: the loaded usip module cannot ${what}; see the kernel log): feature ${feature} is missing`);
+        const reason = featureStatus.find((s) => s.feature === feature)?.reason ?? 'unknown';
+        throw new UsipUnsupportedError(
+          feature,
+          `usip watch-mounts: the loaded usip module cannot ${what} on this kernel (feature ${feature}: ${reason}; the kernel log says more)`,
+        );
       }
     }
     const familyId = this.family.id;

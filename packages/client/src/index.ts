@@ -1,4 +1,4 @@
-export { UsipClient, type PingOptions, type PingResult } from './client.js';
+export { UsipClient, type FeatureStatus, type PingOptions, type PingResult } from './client.js';
 export {
   MODULE_NOT_LOADED_HELP,
   UsipArgumentError,

@@ -53,11 +53,15 @@ function expectedFeatures(kernel: Kernel): number {
   const netns = 0x1;
   const nativeMountNotify = 0x2;
   // Debian's 6.1 and 6.12 have everything the mount table and its events need (BTF, kallsyms,
-  // the hooked functions); a kernel without them would lose these two bits.
+  // the hooked functions with the prototypes the hooks read); a kernel without them would lose
+  // some of these bits, one feature at a time.
   const mountTable = 0x4;
   const mountEvents = 0x8;
+  const remountEvents = 0x10;
+  const propagationEvents = 0x20;
+  const setattrEvents = 0x40;
   const native = readFileSync(header, 'utf8').includes('#define FAN_MNT_ATTACH') ? nativeMountNotify : 0;
-  return netns | native | mountTable | mountEvents;
+  return netns | native | mountTable | mountEvents | remountEvents | propagationEvents | setattrEvents;
 }
 
 /** The block genl-ctrl-list -d prints for one family: its header line and indented details. */
