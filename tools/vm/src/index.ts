@@ -1,5 +1,12 @@
 // @usip/vm: boots Debian kernels in QEMU to test kernel modules for real.
-export { resolveKernels, ensureSystemDeps, type Kernel, type Logger, type ResolveKernelsOptions } from './kernels.js';
+export {
+  resolveKernels,
+  ensureSystemDeps,
+  DEBUG_KERNEL_SELECTOR,
+  type Kernel,
+  type Logger,
+  type ResolveKernelsOptions,
+} from './kernels.js';
 export { buildModule, type BuildModuleOptions, type BuiltModule } from './build-module.js';
 export { runInVm, formatVerdict, type VmModule, type VmRunOptions, type VmRunResult } from './run.js';
 export { classifyKernelLog, KERNEL_LOG_RULES, type KernelLogRule, type KernelLogFinding } from './kernel-log.js';

@@ -3,7 +3,8 @@
 // absolute path) and caches each kernel image, unpacked but not installed, under
 // ${XDG_CACHE_HOME:-~/.cache}/usip/kernels/<release>/.
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import {
   headersCandidatesFromMeta,
   headersCandidatesFromNames,
@@ -14,9 +15,10 @@ import {
   type HeadersCandidate,
   type KernelSpec,
 } from './apt.js';
+import { compareDebianVersions } from './debian-version.js';
 import { exec } from './exec.js';
 import { withFileLock } from './lock.js';
-import { aptLockFile, kernelsCacheDir, systemDepsScript } from './paths.js';
+import { aptLockFile, kernelsCacheDir, systemDepsScript, workspaceRoot } from './paths.js';
 import { extractVmlinux } from './vmlinux.js';
 
 export type Logger = (message: string) => void;
@@ -364,11 +366,88 @@ async function fetchImage(release: string, packageVersion: string, cacheDir: str
  */
 export async function resolveKernels(selector: string, options: ResolveKernelsOptions = {}): Promise<Kernel[]> {
   const log = options.log ?? noLog;
-  const specs = parseKernelSelector(selector);
+  // The debug kernel (tools/debug-kernel) is a word of its own, in its place in the list.
+  const words = selector.split(',').map((w) => w.trim());
+  const groups: Array<KernelSpec[] | typeof DEBUG_KERNEL_SELECTOR> = words.includes(DEBUG_KERNEL_SELECTOR)
+    ? words.filter((w) => w !== '').map((w) => (w === DEBUG_KERNEL_SELECTOR ? DEBUG_KERNEL_SELECTOR : parseKernelSelector(w)))
+    : [parseKernelSelector(selector)];
   await ensureSystemDeps();
   const kernels: Kernel[] = [];
-  for (const spec of specs) kernels.push(await prepareKernel(spec, log));
+  for (const group of groups) {
+    if (group !== DEBUG_KERNEL_SELECTOR) for (const spec of group) kernels.push(await prepareKernel(spec, log));
+    else if (!kernels.some((k) => k.selector === DEBUG_KERNEL_SELECTOR)) kernels.push(debugKernel(log));
+  }
   return kernels;
+}
+
+// ---- the debug kernel -----------------------------------------------------------------------
+
+/** The selector of the lockdep + KASAN kernel that tools/debug-kernel/build.sh builds. */
+export const DEBUG_KERNEL_SELECTOR = '6.12-debug';
+
+/** Its Kconfig fragment: the cache key is the source version plus a hash of this file. */
+export const debugKernelConfig = join(workspaceRoot, 'tools/debug-kernel/usip-debug.config');
+export const debugKernelBuildScript = join(workspaceRoot, 'tools/debug-kernel/build.sh');
+
+interface DebugKernelMeta {
+  format: number;
+  release: string;
+  sourceVersion: string;
+  configHash: string;
+}
+
+/** `${USIP_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/usip}/debug-kernel`, as build.sh has it. */
+function debugKernelCacheRoot(): string {
+  return join(process.env.USIP_CACHE_DIR || dirname(kernelsCacheDir()), 'debug-kernel');
+}
+
+/**
+ * The newest complete build of the current usip-debug.config (build.sh writes kernel.json
+ * last). It is never built from here: that takes most of an hour on 2 cores.
+ */
+function debugKernel(log: Logger): Kernel {
+  const hash = createHash('sha256').update(readFileSync(debugKernelConfig)).digest('hex').slice(0, 12);
+  const root = debugKernelCacheRoot();
+  let best: { dir: string; meta: DebugKernelMeta } | null = null;
+  let names: string[] = [];
+  try {
+    names = readdirSync(root).filter((n) => n.endsWith(`-${hash}`));
+  } catch {
+    // nothing built yet
+  }
+  for (const name of names) {
+    const dir = join(root, name);
+    try {
+      const meta = JSON.parse(readFileSync(join(dir, 'kernel.json'), 'utf8')) as DebugKernelMeta;
+      if (meta.format !== 1 || meta.configHash !== hash) continue;
+      if (best === null || compareDebianVersions(meta.sourceVersion, best.meta.sourceVersion) > 0) best = { dir, meta };
+    } catch {
+      // an unfinished build
+    }
+  }
+  if (best === null) {
+    throw new Error(
+      `the debug kernel (${DEBUG_KERNEL_SELECTOR}) of ${debugKernelConfig} (hash ${hash}) is not built in ${root}: ` +
+        `build it with ${debugKernelBuildScript} (about an hour on 2 cores; see tools/debug-kernel/README.md)`,
+    );
+  }
+  const { dir, meta } = best;
+  const kernel: Kernel = {
+    selector: DEBUG_KERNEL_SELECTOR,
+    series: '6.12',
+    release: meta.release,
+    packageVersion: meta.sourceVersion,
+    vmlinuz: join(dir, 'vmlinuz'),
+    vmlinux: existsSync(join(dir, 'vmlinux')) ? join(dir, 'vmlinux') : null,
+    modulesDir: join(dir, 'root/lib/modules', meta.release),
+    headersDir: join(dir, 'linux'),
+    cacheDir: dir,
+  };
+  for (const path of [kernel.vmlinuz, join(kernel.modulesDir, 'modules.dep'), join(kernel.headersDir, 'Module.symvers')]) {
+    if (!existsSync(path)) throw new Error(`the debug kernel in ${dir} is incomplete (no ${path}): remove the directory and run ${debugKernelBuildScript}`);
+  }
+  log(`debug kernel ${meta.release} (linux-source-6.12 ${meta.sourceVersion}) from ${dir}`);
+  return kernel;
 }
 
 async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
