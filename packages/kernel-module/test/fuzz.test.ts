@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatVerdict, runInVm, type VmRunResult } from '@usip/vm';
-import { builtModule, supportedKernels, workspaceRoot } from './helpers.js';
+import { builtModule, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
 
 const MIN_MESSAGES = 10_000;
 /** The operations of the family that take requests; each must get its share of the messages. */
@@ -24,7 +24,7 @@ const MIN_MOUNT_DUMPS = 5;
 /** What else the fuzzer sends: event commands, unknown commands and broken headers. */
 const OTHER_TARGETS = ['mtab-event', 'storage-event', 'unknown-cmd', 'malformed-header'];
 /** A guard, not the expected time: a run takes 5 to 8 minutes under TCG on a loaded machine. */
-const TIMEOUT_MS = 1_080_000;
+const TIMEOUT_MS = vmTimeout(1_080_000);
 /** Above MIN_MESSAGES with a margin, and no more: each message costs 25 to 40 ms in the guest. */
 const MESSAGES = 10_500;
 
@@ -84,7 +84,7 @@ function describe(f: Failure): string {
 }
 
 const runs: Run[] = [];
-for (const kernel of await supportedKernels()) {
+for (const kernel of await testKernels()) {
   const ko = builtModule(kernel.release);
   if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
   const result = await runInVm({

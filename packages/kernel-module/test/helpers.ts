@@ -15,6 +15,24 @@ export function supportedKernels(): Promise<Kernel[]> {
   return resolveKernels('all', { log: (message) => process.stderr.write(`${message}\n`) });
 }
 
+/**
+ * The kernels a VM suite (listeners, mounts, fuzz) runs on: USIP_TEST_KERNELS, a selector such
+ * as 6.12-debug (the lockdep + KASAN kernel of tools/debug-kernel), or all the supported ones.
+ */
+export function testKernels(): Promise<Kernel[]> {
+  const selector = process.env.USIP_TEST_KERNELS?.trim() || 'all';
+  return resolveKernels(selector, { log: (message) => process.stderr.write(`${message}\n`) });
+}
+
+/** A VM timeout times USIP_TEST_TIMEOUT_FACTOR (default 1): the debug kernel runs several times slower. */
+export function vmTimeout(ms: number): number {
+  const factor = Number(process.env.USIP_TEST_TIMEOUT_FACTOR ?? '1');
+  if (!Number.isFinite(factor) || factor < 1) {
+    throw new Error(`USIP_TEST_TIMEOUT_FACTOR must be a number of at least 1, not ${process.env.USIP_TEST_TIMEOUT_FACTOR}`);
+  }
+  return Math.round(ms * factor);
+}
+
 /** The usip.ko that `nx run kernel-module:build` made for a kernel. */
 export function builtModule(release: string): string {
   return join(moduleRoot, 'build', release, 'usip.ko');
