@@ -223,7 +223,9 @@ class Checks:
             tmpfs('/tmp/f', 'fixed', 'size=4m')
             root = '/tmp/f/jail'
             os.makedirs(root)
-            for i in range(300):
+            # Enough for batches read, and refilled, by the second reader (netlink refills the
+            # buffer in the reader's recvmsg(): the first batches come from the jailed task).
+            for i in range(800):
                 tmpfs(f'{root}/m{i}', f'm{i}', 'size=16k')
             tmpfs('/tmp/f/outside', 'outside')
             # An abstract unix socket: reachable from a chroot (a child keeps no other descriptor).
