@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatVerdict, runInVm } from '@usip/vm';
-import { builtModule, GuestReport, supportedKernels, workspaceRoot } from './helpers.js';
+import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
 
 interface Seen {
   kind: 'mount' | 'umount' | 'move' | 'remount' | 'missed' | null;
@@ -56,7 +56,7 @@ function sameTable(c: Compared, what: string): void {
   assert.is(c.dumped, c.mountinfo, shown);
 }
 
-const kernels = await supportedKernels();
+const kernels = await testKernels();
 const reports: GuestReport[] = [];
 for (const kernel of kernels) {
   const ko = builtModule(kernel.release);
@@ -66,7 +66,7 @@ for (const kernel of kernels) {
     modules: [ko],
     command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/mount_hardening_checks.py'],
     cwd: workspaceRoot,
-    timeoutMs: 600_000,
+    timeoutMs: vmTimeout(600_000),
   });
   const file = join(run.resultsDir, 'mount-hardening-checks.jsonl');
   reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
