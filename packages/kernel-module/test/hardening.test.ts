@@ -18,7 +18,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatVerdict, runInVm } from '@usip/vm';
 import { Feature, FEATURE_NAMES, StatsScope, UnavailableReason } from '../../client/src/generated/usip.js';
-import { builtModule, GuestReport, supportedKernels, workspaceRoot } from './helpers.js';
+import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
 
 const NOBODY = 65534;
 const MTAB_EVENT = 7;
@@ -84,7 +84,7 @@ const statusOf = (view: PingView, flag: number) => view.status.find((s) => s.fea
 const allFlags = Object.values(Feature) as number[];
 const eventFeatures = [Feature.mountEvents, Feature.remountEvents, Feature.propagationEvents, Feature.setattrEvents];
 
-const kernels = await supportedKernels();
+const kernels = await testKernels();
 const reports: GuestReport[] = [];
 for (const kernel of kernels) {
   const ko = builtModule(kernel.release);
@@ -94,7 +94,7 @@ for (const kernel of kernels) {
     modules: [{ path: ko, params: ['allow_inject=1'] }],
     command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/hardening_checks.py'],
     cwd: workspaceRoot,
-    timeoutMs: 280_000,
+    timeoutMs: vmTimeout(280_000),
   });
   const file = join(run.resultsDir, 'hardening-checks.jsonl');
   reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
@@ -336,7 +336,7 @@ for (const report of reports) {
       bind_failure_count: number;
       stats: Stats;
     }>('port-reuse');
-    assert.ok(r.rounds >= 200, `only ${r.rounds} rounds in ${r.seconds} s`);
+    assert.ok(r.rounds >= 300, `only ${r.rounds} rounds in ${r.seconds} s`);
     assert.ok(r.concurrent_rounds >= r.rounds / 2, `${r.concurrent_rounds} of ${r.rounds} rounds raced the close`);
     assert.is(r.bind_failure_count, 0, 'the port id could always be taken');
     assert.is(r.foreign_messages, 0, `messages for the closed socket's listener: ${JSON.stringify(r.hits)}`);
@@ -380,10 +380,6 @@ for (const report of reports) {
 
   test('uid 65534 churning tmpfs mounts in its own user and mount namespace, with listeners it never reads, cannot make root\'s listener miss an injected event', () => {
     const r = report.get<Fairness>('fairness');
-    assert.equal(r.param_write_errors, { event_queue_len: null, user_queue_len: null, listener_queue_len: null });
-    assert.equal(r.params, Object.fromEntries(Object.entries(r.shares).map(([k, v]) => [k, String(v)])));
-    assert.equal(r.churner.uid_map, ['0', String(NOBODY), '1'], 'root in a user namespace of its own, uid 65534 outside');
-    assert.not.equal(r.churner.mnt_ns, r.churner.init_mnt_ns);
     assert.ok(r.root.posted >= 50, `a steady series: ${r.root.posted} events injected`);
     assert.equal(
       { received: r.root.received, missing: r.root.missing, missed: r.root.missed_sum, notices: r.root.missed_notices, dropped: r.root.dropped_in_replies },
@@ -393,6 +389,11 @@ for (const report of reports) {
     assert.ok(r.root.in_order);
     assert.equal(r.root.foreign, []);
     assert.equal(r.root.dump, { delivered: r.root.posted, missed: 0 });
+    // The setting: small shares, and the churner in namespaces of its own.
+    assert.equal(r.param_write_errors, { event_queue_len: null, user_queue_len: null, listener_queue_len: null });
+    assert.equal(r.params, Object.fromEntries(Object.entries(r.shares).map(([k, v]) => [k, String(v)])));
+    assert.equal(r.churner.uid_map, ['0', String(NOBODY), '1'], 'root in a user namespace of its own, uid 65534 outside');
+    assert.not.equal(r.churner.mnt_ns, r.churner.init_mnt_ns);
   });
 
   test('the churn was real pressure: the churner\'s listeners missed events, the module dropped events for it, and its stats (user scope) never showed more queued than user_queue_len', () => {

@@ -674,13 +674,13 @@ class Checks:
         })
 
     # -- no delivery to a reused port id
-    def port_reuse(self, rounds=int(os.environ.get('USIP_HARDENING_PORT_ROUNDS', '300')),
+    def port_reuse(self, rounds=int(os.environ.get('USIP_HARDENING_PORT_ROUNDS', '1000')),
                    time_limit=float(os.environ.get('USIP_HARDENING_PORT_SECONDS', '75'))):
         seed = int(os.environ.get('USIP_HARDENING_SEED', '0')) or random.randrange(1 << 30)
         rng = random.Random(seed)
         hits, own_failures, bind_failures = [], [], []
         foreign_messages = 0
-        done = 0
+        done = own_checks = 0
         concurrent_rounds = 0
         binder = PortBinder(self.family)
         started = time.monotonic()
@@ -691,9 +691,9 @@ class Checks:
                 a = self.socket(rcvbuf_force=4 << 20)
                 a_id = register_ok(a, [notifier(MTAB, MOUNT, NOTIFY)])
                 port = a.port
-                burst = rng.randint(50, 400)
+                burst = rng.randint(100, 400)
                 read_first = rng.choice((0, 0, 1, 3, 10))
-                concurrent = rng.random() < 0.75
+                concurrent = rng.random() < 0.9
                 inject_ok(self.ctl, MTAB, MOUNT, path='/race', repeat=burst)
                 for _ in range(read_first):
                     next_message(a, 5)
@@ -714,7 +714,8 @@ class Checks:
                     continue
                 try:
                     self.wait_queue_empty()
-                    got = drain(b, 0.02)
+                    # Delivery is over: whatever reached B is on its socket.
+                    got = drain(b)
                     stray = list(b.stray)
                     if got or stray:
                         foreign_messages += len(got) + len(stray)
@@ -730,12 +731,14 @@ class Checks:
                                          'a_still_listed': any(e.get('id') == a_id for e in dump(self.ctl))})
                         else:
                             hits.append({'round': r})
-                    # B's own listener gets its own events.
-                    b_id = register_ok(b, [notifier(MTAB, MOUNT, NOTIFY)])
-                    seq = inject_ok(self.ctl, MTAB, MOUNT, path='/own')['seq']
-                    m = next_message(b, 10)
-                    if m is None or m.get('listener_id') != b_id or m.get('seq') != seq or m.get('missed'):
-                        own_failures.append({'round': r, 'id': b_id, 'seq': seq, 'message': m})
+                    if r % 5 == 0:
+                        # B's own listener gets its own events (every fifth round: it takes time).
+                        own_checks += 1
+                        b_id = register_ok(b, [notifier(MTAB, MOUNT, NOTIFY)])
+                        seq = inject_ok(self.ctl, MTAB, MOUNT, path='/own')['seq']
+                        m = next_message(b, 10)
+                        if m is None or m.get('listener_id') != b_id or m.get('seq') != seq or m.get('missed'):
+                            own_failures.append({'round': r, 'id': b_id, 'seq': seq, 'message': m})
                 finally:
                     b.close()
                 done += 1
@@ -744,7 +747,7 @@ class Checks:
         self.record('port-reuse', {
             'seed': seed, 'rounds': done, 'concurrent_rounds': concurrent_rounds, 'seconds': round(time.monotonic() - started, 1),
             'rounds_with_foreign_messages': len(hits), 'foreign_messages': foreign_messages, 'hits': hits[:20],
-            'own_failures': own_failures[:10], 'own_failure_count': len(own_failures),
+            'own_checks': own_checks, 'own_failures': own_failures[:10], 'own_failure_count': len(own_failures),
             'bind_failures': bind_failures[:10], 'bind_failure_count': len(bind_failures),
             'stats': self.settled(),
         })
