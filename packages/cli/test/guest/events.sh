@@ -78,6 +78,7 @@ echo 1 >/sys/module/usip/parameters/max_listeners_per_user
 step client-nobody $nobody node --import tsx packages/cli/test/guest/client-events.ts nobody
 echo 64 >/sys/module/usip/parameters/max_listeners_per_user
 
+cat /sys/module/usip/parameters/event_queue_len >"$results/event_queue_len"
 step stats node "$usip" stats --json
 step stats-human node "$usip" stats
 uname -r >"$results/uname"
