@@ -1,13 +1,15 @@
 // A structure-aware fuzz test of usip.ko, on each supported kernel: one QEMU boot per kernel
-// (slab_nomerge so the module's slab caches count only its own objects, slub_debug=FZPU so an
+// (slab_nomerge so the module's slab cache counts only its own objects, slub_debug=FZPU so an
 // overflow or a use after free in any slab object is reported, KFENCE off so no object escapes the
 // count) loads the module with allow_inject=1 and runs test/guest/fuzz.py, which sends at least
 // 10,000 valid, semantically invalid and malformed messages to every operation, half as root and
 // half as uid 65534, checks every answer against an oracle (for mount-get: the guest's
-// /proc/self/mountinfo), then closes every socket and checks that ping answers, stats is back to
-// zero and the slab caches are empty. The harness then unloads the module and judges the kernel
-// log. The seed is printed; USIP_FUZZ_SEED=N (or "random") and USIP_FUZZ_MESSAGES=N in the
-// environment of the test change the run.
+// /proc/self/mountinfo; for listeners, events, stats and ping: a model of every listener, of the
+// queue shares and of the arm failures it injects), runs its scenarios in between (share checks,
+// arm checks, mount-get dumps read later by someone else), then closes every socket and checks
+// that ping answers, stats is back to zero and the slab cache is empty. The harness then unloads
+// the module and judges the kernel log. The seed is printed; USIP_FUZZ_SEED=N (or "random") and
+// USIP_FUZZ_MESSAGES=N in the environment of the test change the run.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -25,8 +27,40 @@ const MIN_MOUNT_DUMPS = 5;
 const OTHER_TARGETS = ['mtab-event', 'storage-event', 'unknown-cmd', 'malformed-header'];
 /** A guard, not the expected time: a run takes 5 to 8 minutes under TCG on a loaded machine. */
 const TIMEOUT_MS = vmTimeout(1_080_000);
-/** Above MIN_MESSAGES with a margin, and no more: each message costs 25 to 40 ms in the guest. */
+/** Above MIN_MESSAGES with a margin, and no more: each message costs 8 to 40 ms in the guest. */
 const MESSAGES = 10_500;
+/**
+ * How often each rule of the module must have been seen at work (fuzz.py's run counters): the
+ * share checks (with listeners that got the event, ones that missed it, and ones in another
+ * network namespace), the arm checks (and features that went arm-failed), registrations refused
+ * while arm failures were pending, mount-get dumps read later by their sender and by a reader in a
+ * chroot and in another mount namespace, kern-log refusals, both stats scopes (and the exact
+ * counts with nothing queued), ping's feature-status, events compared with what was injected,
+ * injects dropped for a share or queue of 0, and parameter changes.
+ */
+const MIN_RUN_COUNTS: Record<string, number> = {
+  share_checks: 20,
+  share_recipients: 10,
+  share_misses: 10,
+  share_recipients_other_netns: 1,
+  arm_checks: 2,
+  arm_checks_failed_features: 2,
+  refused_registrations_with_arm_failures: 5,
+  deferred_same: 3,
+  deferred_chroot: 1,
+  deferred_mntns: 1,
+  deferred_checked: 5,
+  kern_log_eperm: 5,
+  stats_host: 20,
+  stats_user: 20,
+  stats_exact: 20,
+  pings_checked: 20,
+  events_checked_against_inject: 100,
+  inject_all_dropped: 1,
+  param_changes: 5,
+};
+/** The module's slab caches (events are kmalloc'ed, counted in stats' objects). */
+const SLAB_CACHES = { usip_listener: 0 };
 
 interface Failure {
   seed: number;
@@ -156,6 +190,15 @@ for (const { name, series, result, report } of runs) {
     }
   });
 
+  test(`${name}: share checks, arm checks, deferred dumps, kern-log refusals, both stats scopes and feature-status were exercised`, () => {
+    const r = got();
+    const counts = r.run_stats ?? {};
+    const short = Object.entries(MIN_RUN_COUNTS).filter(([key, min]) => (counts[key] ?? 0) < min);
+    assert.equal(short.map(([key, min]) => `${key}: ${counts[key] ?? 0} < ${min}`), [], JSON.stringify(counts));
+    // A deferred dump's reader made parts of it itself (the first came when it started).
+    assert.ok((counts.deferred_reader_parts ?? 0) >= 2, `deferred_reader_parts ${counts.deferred_reader_parts}`);
+  });
+
   test(`${name}: every answer was well-formed and what the oracle allows (seed and message of each failure below)`, () => {
     const r = got();
     const listing = r.failures.map(describe).join('\n');
@@ -171,8 +214,12 @@ for (const { name, series, result, report } of runs) {
     for (const key of ['listeners', 'notifiers', 'queued', 'objects']) {
       assert.is(final.stats[key], 0, `stats ${key}: ${JSON.stringify(final.stats)}`);
     }
+    const status = (final.ping?.['feature-status'] ?? []) as { feature: number; available: number }[];
+    const available = status.filter((s) => s.available === 1).reduce((mask, s) => mask | s.feature, 0);
+    assert.ok(status.length > 0, `ping has no feature-status: ${JSON.stringify(final.ping)}`);
+    assert.is(final.ping?.features, available, `features is not the mask of the available ones: ${JSON.stringify(final.ping)}`);
     assert.ok(final.slab_nomerge, 'the guest was booted without slab_nomerge');
-    assert.equal(final.slabs, { usip_listener: 0, usip_event: 0 });
+    assert.equal(final.slabs, SLAB_CACHES);
   });
 
   test(`${name}: the module unloads cleanly and the kernel log has no oops, BUG, WARN or slab report`, () => {

@@ -34,11 +34,53 @@
 # invalid requests and the plausible answers to malformed ones. Anything else
 # is recorded as a failure, with the seed, the message index and the message.
 #
+# The oracle knows the module's rules (docs/events.md):
+#  - ping: one feature-status per feature of the spec (available, a reason
+#    when not), features the mask of the available ones; the event features
+#    go arm-failed exactly as inject_arm_failures makes their arming fail, and
+#    come back with the next listener that arms them;
+#  - stats: CAP_SYS_ADMIN in the initial user namespace gets scope host and
+#    every counter, 65534 scope user and only its own (listeners, notifiers,
+#    queued, queue-limit = user_queue_len, delivered, dropped = its listeners'
+#    missed), checked against the model of its listeners;
+#  - a kern-log notifier needs CAP_SYS_ADMIN or CAP_SYSLOG in the initial user
+#    namespace: 65534 gets EPERM, named in extack, and nothing is left behind;
+#  - inject: seq, queued and dropped from the model of who wants the event
+#    (exactly, when the model is sure: queued + dropped = repeat, each seq the
+#    next one, nothing queued when a share or the queue is 0); every event
+#    delivered carries what was injected (subtree included), the cmd of the
+#    first matching notifier, and goes only to the socket that registered its
+#    listener; multicast copies arrive only in the initial network namespace.
+# The module parameters event_queue_len, user_queue_len, listener_queue_len
+# and inject_arm_failures are changed at random while it runs. A registration
+# that is refused (EMFILE, EPERM, ...) must not arm anything (it does not use
+# up an arm failure).
+#
+# Scenarios between the fuzz messages:
+#  - share checks: with every socket read and the queue empty, one event is
+#    injected with random small event_queue_len, user_queue_len and
+#    listener_queue_len: the reply, each listener's delivered and missed (from
+#    listener-get), the messages each socket got, the multicast copy and
+#    stats (host, and 65534's own, which must equal the sums over its
+#    listeners) are all known exactly: of each user's listeners that want it,
+#    in registration order, the first user_queue_len get it, the others miss
+#    it;
+#  - arm checks: every listener goes, the hooks disarm, inject_arm_failures=N,
+#    then a registration refused for the limit (max_listeners_per_user) or for
+#    kern-log must not use up a failure, and each mtab registration after it
+#    must leave exactly the features whose arming failed arm-failed in ping;
+#  - deferred mount-get dumps: started by one sender on a socket of its own,
+#    read later, after other requests, by the same process, or (root's) by a
+#    forked reader as 65534 in a chroot or in a new mount namespace, or never
+#    read (closed): what is read must still be the starter's mount table. The
+#    fuzzer runs in a private mount namespace with 40 more tmpfs mounts, so a
+#    dump spans several netlink messages.
+#
 # Afterwards, with every fuzz socket closed: ping must answer, stats must
 # report no listener, notifier, queued event or object, and the module's slab
-# caches (usip_listener, usip_event; exact with slab_nomerge on the kernel
-# command line) must be empty. The harness then unloads the module and checks
-# the kernel log.
+# cache (usip_listener; exact with slab_nomerge on the kernel command line;
+# events are kmalloc'ed and counted in stats' objects) must be empty. The
+# harness then unloads the module and checks the kernel log.
 #
 # Environment:
 #   USIP_FUZZ_SEED      the seed: an integer, or "random" (default 20261125)
@@ -55,6 +97,7 @@
 #
 # Usage: fuzz.py
 #        fuzz.py --executor   (internal: serves netlink sockets over stdin/stdout)
+import bisect
 import ctypes
 import errno
 import json
@@ -128,6 +171,28 @@ PLAUSIBLE_MOUNT_GET_ERRORS = frozenset({errno.EINVAL, errno.ERANGE, errno.ENOENT
 MOUNT_GET_ONE_ID = 'name the mount by mount-id or by unique-id (one of them)'
 MOUNT_GET_NO_SUCH = "no such mount in the caller's mount namespace, under its root"
 MOUNT_GET_DUMP_ATTRS = 'a mount-get dump takes no attributes; name one mount in a do request'
+# The extack texts of registration refusals (substrings).
+REGISTER_GLOBAL_EPERM = 'a global listener needs CAP_SYS_ADMIN in the initial user namespace'
+REGISTER_KERN_LOG_EPERM = 'a kern-log notifier needs CAP_SYS_ADMIN or CAP_SYSLOG in the initial user namespace'
+REGISTER_EMFILE = 'max_listeners_per_user'
+# The fuzzer's private mount namespace gets this many more tmpfs mounts (below one more), so that
+# a mount-get dump spans several netlink messages and a deferred dump is read in parts.
+EXTRA_MOUNTS = 40
+EXTRA_MOUNT_DIR = '/tmp/usip-fuzz-mounts'
+CLONE_NEWNS, CLONE_NEWNET = 0x20000, 0x40000000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+# The event features: their hooks are armed while an mtab listener exists, and an arm
+# failure (inject_arm_failures) makes them arm-failed until a later listener arms them.
+EVENT_FEATURES = ('mount-events', 'remount-events', 'propagation-events', 'setattr-events')
+# How often the scenarios run (in fuzz messages, on average).
+SHARE_CHECK_EVERY = 220
+DEFERRED_DUMP_EVERY = 90
+# Module parameters the fuzzer changes at random, and the values it picks (with weights).
+PARAM_CHOICES = {
+    'event_queue_len': ([0, 1, 8, 64, 1024, 4096], [1, 2, 2, 2, 2, 4]),
+    'user_queue_len': ([0, 1, 2, 8, 64, 1024], [1, 2, 2, 2, 2, 4]),
+    'listener_queue_len': ([0, 1, 2, 8, 64, 1024], [1, 2, 2, 2, 2, 4]),
+}
 # Unique mount ids (statmount/listmount's) exist from Linux 6.8 on.
 UNIQUE_ID_KERNEL = (6, 8)
 # NLMSG_GOODSIZE on x86-64 (4 KiB pages): the most a listener may take in a dump message.
@@ -277,7 +342,8 @@ class Spec:
         for op in ('mtab-event', 'storage-event', 'missed'):
             if op not in self.ops or self.ops[op].event is None:
                 raise SpecError(f'{self.path}: no event {op}')
-        for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope', 'feature', 'mount-attr'):
+        for enum in ('event-type', 'action', 'notifier-flags', 'listener-flags', 'scope', 'feature', 'mount-attr',
+                     'unavailable-reason', 'stats-scope'):
             if enum not in self.enums:
                 raise SpecError(f'{self.path}: no enum {enum}')
         for t, actions in ACTIONS_OF_TYPE.items():
@@ -286,11 +352,18 @@ class Spec:
             for a in actions:
                 if a not in self.enums['action']:
                     raise SpecError(f'{self.path}: action has no {a}')
-        for s in ('ping', 'notifier', 'listener', 'event', 'stats', 'mount'):
+        for s in ('ping', 'feature-status', 'notifier', 'listener', 'event', 'stats', 'mount'):
             if s not in self.sets:
                 raise SpecError(f'{self.path}: no attribute set {s}')
         if 'mount-table' not in self.enums['feature'] or 'ro' not in self.enums['mount-attr']:
             raise SpecError(f'{self.path}: no feature mount-table or mount-attr ro')
+        for f in EVENT_FEATURES:
+            if f not in self.enums['feature']:
+                raise SpecError(f'{self.path}: no feature {f}')
+        if 'arm-failed' not in self.enums['unavailable-reason']:
+            raise SpecError(f'{self.path}: no unavailable-reason arm-failed')
+        if 'subtree' not in self.sets['event'].by_name:
+            raise SpecError(f'{self.path}: the event set has no subtree')
 
     # Convenience lookups.
     def cmd(self, op):
@@ -583,7 +656,8 @@ class Executor:
             self._drain(s, out)
             out['pre'] = len(out['datagrams'])
         try:
-            s.send(datagram)
+            if datagram is not None:  # None: the rest of a dump sent earlier (send_only)
+                s.send(datagram)
         except OSError as e:
             out['send_error'] = e.errno
             return out
@@ -638,6 +712,15 @@ class Executor:
                 fence_seq = self._fence(s, out)
                 drained_after_fence = False
         return out
+
+    def send_only(self, handle, datagram):
+        """Sends a request and reads nothing: a dump whose answer is read later (transact with
+        datagram None), maybe by another process."""
+        try:
+            self.socks[handle].send(datagram)
+            return 0
+        except OSError as e:
+            return e.errno
 
     def drain(self, handle):
         out = {'datagrams': [], 'enobufs': 0, 'truncated': 0, 'fences': [], 'send_error': 0,
@@ -759,8 +842,12 @@ class Listener:
         self.id, self.worker, self.handle, self.port = lid, worker, handle, port
         self.netns, self.uid, self.pid = worker.netns, uid, pid
         self.flags, self.scope, self.notifiers = flags, scope, notifiers
-        self.gone = False          # its socket was closed: it may linger until seen absent
-        self.delivered = 0
+        self.gone = False          # it may be gone: its socket was closed, or its unregistration's
+                                   # answer was lost; it lingers in the model until seen absent
+        self.closed = False        # its socket was closed: certainly gone (NETLINK_URELEASE)
+        self.delivered = 0         # as listener-get last showed it
+        self.missed = 0            # likewise, its missed
+        self.received = 0          # unicast events the fuzzer read for it
 
 
 class Sock:
@@ -798,8 +885,12 @@ class Model:
         # Per network namespace: how many registrations may have succeeded unseen (lost replies).
         self.unknown = {}
         self.last_seq = 0
+        # Whether last_seq is the module's last seq (an inject whose reply was lost, or a real
+        # mount event, leaves it unknown until the next inject reply).
+        self.seq_known = True
         self.counters = {}
         self.max_queue_limit = 0
+        self.max_user_queue_limit = 0
 
     def live(self, uid=None, netns=None):
         return [li for li in self.listeners.values()
@@ -847,6 +938,11 @@ class Sub:
         self.multi = False          # one of several messages in a datagram
         self.flags = 0
         self.dump_flags = False
+        # listener-register: it succeeded (its reply was read), or its answer was lost; whether the
+        # listener has an mtab notifier (None: not known, a mutated request)
+        self.reg_ok = False
+        self.reg_lost = False
+        self.reg_mtab = None
 
 
 class Fuzzer:
@@ -865,15 +961,25 @@ class Fuzzer:
         self.seq = 1000
         self.ports = {}             # (netns, port id): which socket it was, for reports
         self.stats = {'enobufs': 0, 'lost': 0, 'events': 0, 'mcast_events': 0, 'fences': 0,
-                      'executor_kills': 0, 'sockets_opened': 0, 'sockets_closed': 0, 'queue_len_changes': 0,
+                      'executor_kills': 0, 'sockets_opened': 0, 'sockets_closed': 0,
                       'registered': 0, 'unregistered': 0, 'dumps_checked': 0, 'mount_gets_checked': 0,
-                      'mount_dumps_checked': 0, 'mount_dumps_interrupted': 0, 'mountinfo_reads': 0}
+                      'mount_dumps_checked': 0, 'mount_dumps_interrupted': 0, 'mountinfo_reads': 0,
+                      'param_changes': 0, 'arm_failures_injected': 0, 'arm_failures_used': 0,
+                      'events_checked_against_inject': 0, 'real_events': 0, 'pings_checked': 0,
+                      'stats_host': 0, 'stats_user': 0, 'stats_exact': 0, 'kern_log_eperm': 0,
+                      'inject_exact': 0, 'inject_all_dropped': 0, 'share_checks': 0, 'share_checks_skipped': 0,
+                      'share_recipients': 0, 'share_misses': 0, 'arm_checks': 0, 'arm_checks_failed_features': 0,
+                      'refused_registrations_with_arm_failures': 0, 'deferred_started': 0, 'deferred_same': 0,
+                      'deferred_chroot': 0, 'deferred_mntns': 0, 'deferred_abandoned': 0, 'deferred_checked': 0,
+                      'deferred_reader_parts': 0, 'share_recipients_other_netns': 0}
         self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self.mnt_ns = os.stat('/proc/self/ns/mnt').st_ino
+        self.init_netns = os.stat('/proc/self/ns/net').st_ino
         self.release = os.uname().release
         with open('/sys/module/usip/version', encoding='ascii') as f:
             self.module_version = f.read().strip()
         self.params = read_params()
+        self.initial_params = dict(self.params)
         self.family, self.groups = resolve_family(spec.family_name)
         s = spec
         self.T = {n: s.enum('event-type', n) for n in ACTIONS_OF_TYPE}
@@ -900,6 +1006,25 @@ class Fuzzer:
         self.by_unique = {}         # unique id: mount id
         self.ns_seqs = set()        # the ns-seq values dumps reported
         self.mount_checked = {side: {'do': 0, 'dump': 0} for side in ('root', 'nobody')}
+        # Injected events, by seq: [(first seq, last seq, what was injected)], in order.
+        self.injects = []
+        # (listener id, seq) of the unicast events read, and the seqs of the multicast copies
+        # root's group socket read (for the share checks).
+        self.event_log = []
+        self.mcast_log = []
+        # The features, from the first ping: bit -> (available, reason) for those that never
+        # change, and the event features that can go arm-failed (available when loaded).
+        self.feature_bits = dict(spec.enums['feature'])
+        self.ARM_FAILED = spec.enum('unavailable-reason', 'arm-failed')
+        self.static_features = None
+        self.event_bits = []
+        # How many event features are arm-failed now (None: unknown until the next ping).
+        self.arm_failed = 0
+        self.arm_failed_set = set()     # which ones, when known exactly (arm checks)
+        self.arm_pending = self.params['inject_arm_failures']
+        self.deferred = []              # deferred mount-get dumps waiting to be read
+        self.next_share_check = None
+        self.first_ping = None
         self.workers = [
             Worker('root', 0, Local),
             Worker('nobody', NOBODY, lambda: Remote(drop_to_nobody)),
@@ -962,15 +1087,17 @@ class Fuzzer:
     def string_attr(self, t, s):
         return A(t, s.encode() + b'\0')
 
-    def notifier(self, ntype=None, action=None, flags=None, selectors=True, long_prefix=False):
-        """A valid notifier: (attribute, its model dict)."""
+    def notifier(self, ntype=None, action=None, flags=None, selectors=True, long_prefix=False, admin=True):
+        """A valid notifier: (attribute, its model dict). Without admin (CAP_SYS_ADMIN in the
+        initial user namespace) kern-log is rarer: the module refuses it."""
         r = self.rng
         if ntype is None:
             ntype = r.choice(list(self.actions_of))
         if action is None:
             action = r.choice(self.actions_of[ntype])
         if flags is None:
-            flags = r.choices([self.NOTIFY, self.KERN_LOG, self.NOTIFY | self.KERN_LOG], [80, 5, 15])[0]
+            flags = r.choices([self.NOTIFY, self.KERN_LOG, self.NOTIFY | self.KERN_LOG],
+                              [80, 5, 15] if admin else [95, 2, 3])[0]
         na = lambda n: self.spec.attr('notifier', n)  # noqa: E731
         kids = [A(na('type'), u32(ntype)), A(na('action'), u32(action)), A(na('flags'), u32(flags))]
         model = {'type': ntype, 'action': action, 'flags': flags}
@@ -1016,13 +1143,82 @@ class Fuzzer:
                 self.fail(f'ping: kernel-release {v.get("kernel-release")!r}, running {self.release!r}', worker, sub)
             if v.get('cookie') != cookie:
                 self.fail(f'ping: cookie {v.get("cookie")}, sent {cookie}', worker, sub)
+            self.check_features(v, sub, worker)
         return Expect(True, ok=True, on_ok=on_ok, reply='do')
 
+    def feature_name(self, bit):
+        return next((n for n, b in self.feature_bits.items() if b == bit), hex(bit))
+
+    def check_features(self, v, sub, worker):
+        """ping's features and feature-status: one status per feature of the spec, features the
+        mask of the available ones; what was unavailable when loaded stays so for the same reason,
+        and the event features are arm-failed exactly as the model of inject_arm_failures says."""
+        reasons = set(self.spec.enums['unavailable-reason'].values())
+        seen = {}
+        for st in v.get('feature-status') or []:
+            bit, avail, reason = st.get('feature'), st.get('available'), st.get('reason')
+            if bit is None or avail is None:
+                self.fail(f'ping: a feature-status without feature or available: {st}', worker, sub)
+                continue
+            if bit not in self.feature_bits.values():
+                self.fail(f'ping: feature-status of {bit:#x}, which is not one feature of the spec', worker, sub)
+                continue
+            if bit in seen:
+                self.fail(f'ping: two feature-status for {self.feature_name(bit)}', worker, sub)
+            if avail == 1 and reason is not None:
+                self.fail(f'ping: {self.feature_name(bit)} is available, yet has the reason {reason}', worker, sub)
+            elif avail == 0 and reason not in reasons:
+                self.fail(f'ping: {self.feature_name(bit)} is unavailable with the reason {reason} (not an '
+                          f'unavailable-reason)', worker, sub)
+            seen[bit] = (avail, reason)
+        missing = [n for n, b in self.feature_bits.items() if b not in seen]
+        if missing:
+            self.fail(f'ping: no feature-status for {", ".join(missing)}', worker, sub)
+            return
+        mask = sum(b for b, (avail, _) in seen.items() if avail)
+        if v.get('features') != mask:
+            self.fail(f'ping: features {v.get("features")!r}, the feature-status says {mask:#x}', worker, sub)
+        event_bits = [self.feature_bits[n] for n in EVENT_FEATURES]
+        if self.static_features is None:
+            # The first ping: what may change later is an event feature that was available.
+            self.event_bits = [b for b in event_bits if seen[b][0] or seen[b][1] == self.ARM_FAILED]
+            self.static_features = {b: st for b, st in seen.items() if b not in self.event_bits}
+        for b, st in self.static_features.items():
+            if seen[b] != st:
+                self.fail(f'ping: {self.feature_name(b)} was {st} (available, reason) when the run began, now '
+                          f'{seen[b]}', worker, sub)
+        failed = [b for b in self.event_bits if seen[b] != (1, None)]
+        wrong = [b for b in failed if seen[b] != (0, self.ARM_FAILED)]
+        if wrong:
+            self.fail(f'ping: {", ".join(self.feature_name(b) + " " + str(seen[b]) for b in wrong)}: an event '
+                      f'feature is available or arm-failed', worker, sub)
+        names = sorted(self.feature_name(b) for b in failed)
+        if self.arm_failed is None:
+            self.arm_failed = len(failed)       # the model did not know: it learns
+            self.arm_failed_set = set(failed)
+        elif len(failed) != self.arm_failed:
+            self.fail(f'ping: {len(failed)} event feature(s) arm-failed ({", ".join(names) or "none"}); arm '
+                      f'failures used up say {self.arm_failed}', worker, sub)
+            self.arm_failed, self.arm_failed_set = len(failed), set(failed)
+        elif self.arm_failed_set is not None and set(failed) != self.arm_failed_set:
+            want = sorted(self.feature_name(b) for b in self.arm_failed_set)
+            self.fail(f'ping: arm-failed {names}, expected {want} (arming goes in feature order)', worker, sub)
+            self.arm_failed_set = set(failed)
+        elif self.arm_failed_set is None:
+            self.arm_failed_set = set(failed)
+        self.stats['pings_checked'] += 1
+
+    @staticmethod
+    def admin(worker):
+        """CAP_SYS_ADMIN in the initial user namespace: root's senders (both network namespaces)."""
+        return worker.uid == 0
+
     def expect_register(self, worker, sock, flags, notifiers, violation=None):
-        """notifiers: model dicts; violation: (errno, why) of a semantically invalid request."""
+        """notifiers: model dicts; violation: the errno of a semantically invalid request."""
         sure, most = self.model.count_range(worker.uid)
         limit = self.params['max_listeners_per_user']
         errors = set()
+        texts = {}
         ok = False
         # docs/events.md: a listener must fit in one listener-get message, or E2BIG.
         size = self.listener_size(notifiers)
@@ -1030,19 +1226,33 @@ class Fuzzer:
             errors.add(errno.E2BIG)
         if violation is not None:
             errors.add(violation)
+            if violation == errno.EPERM:
+                texts[errno.EPERM] = REGISTER_GLOBAL_EPERM
         elif size <= GOODSIZE + SIZE_SLACK:
             ok = True
         if any(not n.get('path-prefix', '/').startswith('/') for n in notifiers):
             # The contract does not say whether a relative prefix is valid; the module refuses it.
             errors.add(errno.EINVAL)
+        kern_log = any(n['flags'] & self.KERN_LOG for n in notifiers)
+        if kern_log and not self.admin(worker):
+            # The kernel log is shared: only its administrators may fill it (docs/events.md).
+            errors.add(errno.EPERM)
+            texts.setdefault(errno.EPERM, REGISTER_KERN_LOG_EPERM)
+            ok = False
         if most >= limit:
             errors.add(errno.EMFILE)
+            texts[errno.EMFILE] = REGISTER_EMFILE
             if sure >= limit:
                 ok = False
 
         def on_ok(replies, sub, w):
             self.registered(replies, sub, w, sock, flags, notifiers)
-        return Expect(True, errors=errors, ok=ok, extack=errors, on_ok=on_ok, reply='do')
+
+        def on_err(e):
+            if e == errno.EPERM and kern_log and not self.admin(worker):
+                self.stats['kern_log_eperm'] += 1
+        return Expect(True, errors=errors, ok=ok, extack=errors, on_ok=on_ok, on_err=on_err, reply='do',
+                      extack_text=texts)
 
     def registered(self, replies, sub, worker, sock, flags, notifiers):
         """A successful registration: check the reply and add the listener to the model."""
@@ -1074,6 +1284,11 @@ class Fuzzer:
                                              listener_flags, scope, notifiers)
         sock.ids.add(lid)
         self.stats['registered'] += 1
+        sub.reg_ok = True
+        if notifiers is not None:
+            sub.reg_mtab = any(n['type'] == self.T['mtab'] for n in notifiers)
+        elif 'group' in v:
+            sub.reg_mtab = 'mtab' in v['group']     # the groups are the types of its notifiers
 
     def expect_unregister(self, worker, lid):
         li = self.model.listeners.get(lid)
@@ -1098,54 +1313,173 @@ class Fuzzer:
                 self.model.listeners.pop(lid, None)
         return Expect(True, errors=errors, ok=allowed, extack=errors, on_ok=on_ok, on_err=on_err, reply=None)
 
-    def expect_inject(self, worker, repeat, violation=None):
+    def expect_inject(self, worker, repeat, violation=None, ev=None):
+        """ev: what a valid request injects (its model dict), None for a semantically invalid one."""
         allowed = self.params['allow_inject']
+        texts = {}
         if not allowed:
             errors = {errno.EOPNOTSUPP} | ({violation} if violation else set())
-        elif worker.uid != 0:
+            texts[errno.EOPNOTSUPP] = 'allow_inject=1'
+        elif not self.admin(worker):
             errors = {errno.EPERM} | ({violation} if violation else set())
+            texts[errno.EPERM] = 'injecting events needs CAP_SYS_ADMIN in the initial user namespace'
         elif violation:
             errors = {violation}
         else:
             errors = set()
 
         def on_ok(replies, sub, w):
-            self.injected(replies, sub, w, repeat)
-        return Expect(True, errors=errors, ok=not errors, extack=errors, on_ok=on_ok, reply='do')
+            self.injected(replies, sub, w, repeat, ev)
+        return Expect(True, errors=errors, ok=not errors, extack=errors, on_ok=on_ok, reply='do',
+                      extack_text=texts)
 
-    def injected(self, replies, sub, worker, repeat):
-        if worker.uid != 0:
+    # -- who wants an event: the module's matching, exactly (usip-listener.c) --
+
+    @staticmethod
+    def kernel_match(n, ev):
+        """Does notifier n match the event ev (both model dicts)? A selector needs its field: a
+        mount-id selector an event of that mount, a path-prefix one an event with a path at or
+        below the prefix in whole components (the module keeps the prefix without trailing
+        slashes, except "/"); threshold is not a selector of injected events."""
+        if n['type'] != ev.get('type') or n['action'] != ev.get('action'):
+            return False
+        if 'mount-id' in n and ev.get('mount-id') != n['mount-id']:
+            return False
+        p = n.get('path-prefix')
+        if p is not None:
+            path = ev.get('path')
+            q = p.rstrip('/') or '/'
+            if path is None or not path.startswith(q):
+                return False
+            if not (len(path) == len(q) or path[len(q)] == '/' or q.endswith('/')):
+                return False
+        return True
+
+    def what(self, li, ev):
+        """The flags of li's notifiers that match ev, and the first matching one with notify."""
+        flags, first = 0, None
+        for n in li.notifiers:
+            if self.kernel_match(n, ev):
+                flags |= n['flags']
+                if first is None and n['flags'] & self.NOTIFY:
+                    first = n
+        return flags, first
+
+    def wanting(self, ev):
+        """The listeners that want ev (every listener shares the fuzzer's mount namespace): those
+        that surely do, those that may (gone or unknown notifiers), and whether a registration whose
+        answer was lost may want it too."""
+        sure, maybe = [], []
+        for li in self.model.listeners.values():
+            if li.closed:
+                continue
+            if li.notifiers is None:
+                maybe.append(li)
+            elif self.what(li, ev)[0]:
+                (maybe if li.gone else sure).append(li)
+        return sure, maybe, any(self.model.unknown.values())
+
+    def injected(self, replies, sub, worker, repeat, ev):
+        """An inject's reply: seq, queued and dropped against the model of who wants the event."""
+        m = self.model
+        if not self.admin(worker):
             self.fail(f'an unprivileged user (uid {worker.uid}) injected an event', worker, sub)
         if not self.params['allow_inject']:
             self.fail('inject succeeded although the module was loaded without allow_inject', worker, sub)
         v = self.one_reply(replies, 'inject', sub, worker)
         if v is None:
+            m.seq_known = False
             return
         self.require(v, ['seq', 'queued', 'dropped'], 'inject reply', sub, worker)
         seq, queued, dropped = v.get('seq', 0), v.get('queued', 0), v.get('dropped', 0)
-        if queued == 0 and dropped == 0:
+        posted = queued + dropped
+        if ev is not None:
+            sure, maybe, unknown = self.wanting(ev)
+            if sure and posted != repeat:
+                self.fail(f'inject: queued {queued} + dropped {dropped}, but listener(s) {[li.id for li in sure]} '
+                          f'want the event: each of the {repeat} posts is queued or dropped', worker, sub)
+            elif not sure and not maybe and not unknown and posted:
+                self.fail(f'inject: queued {queued} + dropped {dropped}, but no listener wants the event', worker, sub)
+            elif posted not in (0, repeat):
+                self.fail(f'inject: queued {queued} + dropped {dropped} of repeat {repeat}', worker, sub)
+            else:
+                self.stats['inject_exact'] += bool(sure or not (maybe or unknown))
+        elif repeat is not None and posted > repeat:
+            self.fail(f'inject: queued {queued} + dropped {dropped} exceeds repeat {repeat}', worker, sub)
+        no_room = [k for k in ('event_queue_len', 'user_queue_len', 'listener_queue_len') if self.params[k] == 0]
+        if queued and no_room:
+            self.fail(f'inject: {queued} event(s) queued although {" and ".join(no_room)} is 0', worker, sub)
+        elif posted and no_room:
+            self.stats['inject_all_dropped'] += 1
+        if posted == 0:
             # No listener wanted the event: nothing was posted, and seq is 0.
             if seq != 0:
                 self.fail(f'inject: nothing queued or dropped, yet seq {seq}', worker, sub)
-        elif seq <= self.model.last_seq:
-            self.fail(f'inject: seq {seq} is not above an earlier one, {self.model.last_seq}', worker, sub)
-        self.model.last_seq = max(self.model.last_seq, seq)
-        if repeat is not None and queued + dropped > repeat:
-            self.fail(f'inject: queued {queued} + dropped {dropped} exceeds repeat {repeat}', worker, sub)
+            return
+        if m.seq_known and seq != m.last_seq + posted:
+            self.fail(f'inject: seq {seq}; the last seq was {m.last_seq} and {posted} event(s) were posted '
+                      f'(each post takes the next seq)', worker, sub)
+        elif seq <= m.last_seq:
+            self.fail(f'inject: seq {seq} is not above an earlier one, {m.last_seq}', worker, sub)
+        first = seq - posted + 1
+        if not m.seq_known and first > m.last_seq + 1:
+            self.injects.append((m.last_seq + 1, first - 1, None))   # seqs nobody knows the events of
+        self.injects.append((first, seq, {'ev': ev, 'pid': worker.pid, 'init_netns': self.init_netns_wants(ev)}))
+        del self.injects[:-4000]
+        m.last_seq, m.seq_known = seq, True
+
+    def init_netns_wants(self, ev):
+        """Whether a listener of the initial network namespace may take ev with notify (then the
+        mtab or storage group of the initial network namespace may get a copy)."""
+        if ev is None or self.model.unknown.get(self.init_netns):
+            return True
+        for li in self.model.listeners.values():
+            if li.closed or li.netns != self.init_netns:
+                continue
+            if li.notifiers is None or self.what(li, ev)[1] is not None:
+                return True
+        return False
+
+    def find_inject(self, seq):
+        """The inject record of an event seq: a dict, None for seqs whose events are unknown, or
+        False when the fuzzer knows of no such seq."""
+        i = bisect.bisect_right(self.injects, (seq, float('inf'))) - 1
+        if i >= 0 and self.injects[i][0] <= seq <= self.injects[i][1]:
+            return self.injects[i][2]
+        if seq > self.model.last_seq or not self.injects or seq < self.injects[0][0]:
+            return None
+        return False
 
     def expect_stats(self):
         def on_ok(replies, sub, worker):
             v = self.one_reply(replies, 'stats', sub, worker)
             if v is None:
                 return
-            names = self.spec.ops['stats'].do[1]
-            self.require(v, names, 'stats reply', sub, worker)
-            self.check_stats(v, sub, worker)
+            self.check_stats(v, sub, worker)    # which counters it must have depends on the scope
         return Expect(True, ok=True, on_ok=on_ok, reply='do')
 
+    HOST_ONLY_STATS = ('posted', 'undeliverable', 'objects', 'mount-hooks')
+    STATS = ('listeners', 'notifiers', 'queued', 'queue-limit', 'delivered', 'dropped', 'scope')
+
     def check_stats(self, v, sub, worker):
+        """A stats reply: scope host and every counter for CAP_SYS_ADMIN in the initial user
+        namespace, scope user and the caller's own counters for everybody else."""
         m = self.model
-        ls = list(m.listeners.values())
+        host = self.admin(worker)
+        want_scope = self.spec.enum('stats-scope', 'host' if host else 'user')
+        if v.get('scope') != want_scope:
+            self.fail(f'stats: scope {v.get("scope")} for uid {worker.uid}, expected {want_scope}', worker, sub)
+        missing = [k for k in self.STATS + (self.HOST_ONLY_STATS if host else ()) if k not in v]
+        if missing:
+            self.fail(f'stats ({"host" if host else "user"} scope) lacks {", ".join(missing)}', worker, sub)
+        if not host:
+            extra = [k for k in self.HOST_ONLY_STATS if k in v]
+            if extra:
+                self.fail(f'stats for uid {worker.uid} (user scope) carries host-wide counters: {extra}', worker, sub)
+            self.check_user_stats(v, sub, worker)
+            return
+        self.stats['stats_host'] += 1
+        ls = [li for li in m.listeners.values() if not li.closed]
         sure = sum(1 for li in ls if not li.gone)
         most = len(ls) + sum(m.unknown.values())
         n = v.get('listeners')
@@ -1168,8 +1502,44 @@ class Fuzzer:
                 if v[key] < m.counters.get(key, 0):
                     self.fail(f'stats: {key} went down from {m.counters[key]} to {v[key]}', worker, sub)
                 m.counters[key] = v[key]
-        if 'objects' in v and n is not None and v['objects'] < n + v.get('queued', 0):
-            self.fail(f'stats: objects {v["objects"]} is less than listeners {n} + queued {v.get("queued", 0)}', worker, sub)
+        # Each listener is two allocations (itself and its notifiers), each queued event one.
+        if 'objects' in v and n is not None and v['objects'] < 2 * n + v.get('queued', 0):
+            self.fail(f'stats: objects {v["objects"]} is less than 2 x listeners {n} + queued {v.get("queued", 0)}',
+                      worker, sub)
+
+    def check_user_stats(self, v, sub, worker):
+        """The user scope: the caller's listeners (every network namespace), their notifiers,
+        events queued for them (at most user_queue_len, the queue-limit), delivered to them and
+        missed by them, as far as the model of its listeners knows them."""
+        m = self.model
+        self.stats['stats_user'] += 1
+        sure, most = m.count_range(worker.uid)
+        ls = [li for li in m.listeners.values() if li.uid == worker.uid and not li.closed]
+        n = v.get('listeners')
+        if n is not None and not sure <= n <= most:
+            self.fail(f'stats (user scope): listeners {n}, the fuzzer knows of {sure} to {most} of uid {worker.uid}',
+                      worker, sub)
+        if all(li.notifiers is not None for li in ls) and not any(m.unknown.values()):
+            lo = sum(len(li.notifiers) for li in ls if not li.gone)
+            hi = sum(len(li.notifiers) for li in ls)
+            nn = v.get('notifiers')
+            if nn is not None and not lo <= nn <= hi:
+                self.fail(f'stats (user scope): notifiers {nn}, uid {worker.uid} registered {lo} to {hi}', worker, sub)
+        if v.get('queue-limit') not in (None, self.params['user_queue_len']):
+            self.fail(f'stats (user scope): queue-limit {v.get("queue-limit")}, user_queue_len is '
+                      f'{self.params["user_queue_len"]}', worker, sub)
+        if v.get('queued', 0) > m.max_user_queue_limit:
+            self.fail(f'stats (user scope): queued {v.get("queued")} exceeds every user_queue_len used '
+                      f'({m.max_user_queue_limit})', worker, sub)
+        alive = [li for li in ls if not li.gone]
+        delivered = sum(max(li.delivered, li.received) for li in alive)
+        missed = sum(li.missed for li in alive)
+        if v.get('delivered', 0) < delivered:
+            self.fail(f'stats (user scope): delivered {v.get("delivered")}, but its listeners had {delivered} '
+                      f'delivered already (listener-get, and the events read)', worker, sub)
+        if v.get('dropped', 0) < missed:
+            self.fail(f'stats (user scope): dropped {v.get("dropped")}, but its listeners had missed {missed} '
+                      f'already (listener-get)', worker, sub)
 
     def expect_dump(self, worker):
         def on_ok(entries, sub, w):
@@ -1198,9 +1568,11 @@ class Fuzzer:
                 owner = [s for w in self.workers if w.netns == worker.netns for s in w.socks.values()
                          if s.port == v.get('port-id')]
                 if lid not in m.ever and m.uncertain(worker.netns) and owner:
+                    # Registered by a request whose reply was lost: learnt from the dump.
                     w = next(w for w in self.workers if owner[0] in w.socks.values())
                     li = Listener(lid, w, owner[0].handle, owner[0].port, v.get('owner-uid'), w.pid,
-                                  v.get('flags', 0), v.get('scope'), None)
+                                  v.get('flags', 0), v.get('scope'),
+                                  [dict(n) for n in v['notifier']] if 'notifier' in v else None)
                     m.listeners[lid] = li
                     m.ever.add(lid)
                     owner[0].ids.add(lid)
@@ -1231,6 +1603,13 @@ class Fuzzer:
 
     def compare_listener(self, li, v, sub, worker):
         where = f'listener-get, listener {li.id}'
+        if li.closed:
+            self.fail(f'{where} (uid {li.uid}, port {li.port}) is listed, but its socket was closed before the dump '
+                      f'(a listener dies with its socket)', worker, sub)
+        elif li.gone and not sub.multi:
+            li.gone = False     # its unregistration's answer was lost: it was not unregistered
+        if li.notifiers is None and 'notifier' in v:
+            li.notifiers = [dict(n) for n in v['notifier']]   # a mutated registration: now known
         checks = [('owner-uid', li.uid), ('port-id', li.port), ('scope', li.scope), ('mnt-ns', self.mnt_ns),
                   ('owner-pid', li.pid), ('flags', li.flags)]
         if li.gone:
@@ -1241,7 +1620,14 @@ class Fuzzer:
         if 'delivered' in v:
             if v['delivered'] < li.delivered:
                 self.fail(f'{where}: delivered went down from {li.delivered} to {v["delivered"]}', worker, sub)
+            if v['delivered'] < li.received:
+                self.fail(f'{where}: delivered {v["delivered"]}, but the fuzzer read {li.received} of its events',
+                          worker, sub)
             li.delivered = v['delivered']
+        if 'missed' in v:
+            if v['missed'] < li.missed:
+                self.fail(f'{where}: missed went down from {li.missed} to {v["missed"]}', worker, sub)
+            li.missed = v['missed']
         if li.notifiers is not None and 'notifier' in v:
             got = [self.norm_notifier(n) for n in v['notifier']]
             want = [self.norm_notifier(n) for n in li.notifiers]
@@ -1269,7 +1655,10 @@ class Fuzzer:
         err, replies = simple_request(self.family, s.cmd('ping'))
         features = None
         if err == 0 and len(replies) == 1:
-            features = decode(s.sets['ping'], replies[0][4:], 'ping')[0].get('features')
+            v = decode(s.sets['ping'], replies[0][4:], 'ping')[0]
+            features = v.get('features')
+            self.check_features(v, None, None)     # and learns what may change
+            self.first_ping = v
         if features is None:
             self.fail(f'the first ping failed ({errname(err)}, {len(replies)} replies)')
             features = 0
@@ -1554,7 +1943,7 @@ class Fuzzer:
             elif op == 'listener-get':
                 self.check_dump(replies, sub, w, exact=not sub.multi)
             elif op == 'inject':
-                self.injected(replies, sub, w, None)
+                self.injected(replies, sub, w, None, None)
             elif op == 'stats':
                 v = self.one_reply(replies, op, sub, w)
                 if v is not None:
@@ -1622,7 +2011,8 @@ class Fuzzer:
             count = r.randint(1, max_n)
         else:
             count = r.randint(1, 4)
-        pairs = [self.notifier(long_prefix=big) for _ in range(count)]
+        admin = self.admin(worker)
+        pairs = [self.notifier(long_prefix=big, admin=admin) for _ in range(count)]
         global_flag = worker.uid == 0 and r.random() < 0.15
         flags = self.GLOBAL if global_flag else 0
         attrs = []
@@ -1632,7 +2022,7 @@ class Fuzzer:
         violation = None
         if mode == 'semantic':
             kind = r.choice(['no-notifier', 'wrong-action', 'missing', 'zero-flags', 'global-unprivileged',
-                             'too-many'])
+                             'too-many', 'kern-log-unprivileged'])
             if kind == 'no-notifier':
                 pairs = []
                 violation = errno.EINVAL
@@ -1660,6 +2050,15 @@ class Fuzzer:
                 else:
                     attrs = [A(la('flags'), u32(self.GLOBAL))]
                     violation = errno.EPERM
+            elif kind == 'kern-log-unprivileged':
+                # A kern-log notifier among others: EPERM for 65534, a valid request for root.
+                attr, model = self.notifier(flags=r.choice([self.KERN_LOG, self.KERN_LOG | self.NOTIFY]))
+                pairs.insert(r.randint(0, len(pairs)), (attr, model))
+                if len(pairs) > max_n:
+                    pairs = pairs[:max_n]
+                    if (attr, model) not in pairs:
+                        pairs[-1] = (attr, model)
+                violation = None    # the oracle knows who may (expect_register)
             if kind == 'too-many':
                 extra = r.choice([1, 2, r.randint(1, 100), r.randint(100, 2000)])
                 pairs = [self.notifier(selectors=False) for _ in range(max_n + extra)]
@@ -1706,25 +2105,51 @@ class Fuzzer:
             violation = errno.EINVAL
             if kind == 'wrong-action':
                 action = r.choice([a for a in self.ACT.values() if a not in self.actions_of[t]])
+        ev = {'type': t, 'action': action}
+        # Now and then an event a listener's selectors pick, so that selectors are exercised.
+        picked = None
+        live = [li for li in self.model.listeners.values() if li.notifiers and not li.gone]
+        if live and r.random() < 0.4:
+            picked = r.choice(r.choice(live).notifiers)
+            if mode != 'semantic':
+                ev['type'], ev['action'] = t, action = picked['type'], picked['action']
         attrs = []
         if label != 'no-type':
             attrs.append(A(ea('type'), u32(t)))
         if label != 'no-action':
             attrs.append(A(ea('action'), u32(action)))
-        if r.random() < 0.5:
-            attrs.append(A(ea('mount-id'), u64(self.rand_u64())))
+        if picked is not None and 'mount-id' in picked and r.random() < 0.8:
+            ev['mount-id'] = picked['mount-id']
+        elif r.random() < 0.5:
+            ev['mount-id'] = self.rand_u64()
         if r.random() < 0.3:
-            attrs.append(A(ea('parent-id'), u64(self.rand_u64())))
-        if r.random() < 0.6:
-            attrs.append(self.string_attr(ea('path'), self.rand_path()))
+            ev['parent-id'] = self.rand_u64()
+        if picked is not None and 'path-prefix' in picked and r.random() < 0.8:
+            p = picked['path-prefix']
+            ev['path'] = r.choice([p, p.rstrip('/') + '/' + self.rand_string(3), p + self.rand_string(2)])[:4000]
+        elif r.random() < 0.6:
+            ev['path'] = self.rand_path()
         if r.random() < 0.3:
-            attrs.append(self.string_attr(ea('fs-type'), self.rand_string(r.randint(0, 63))))
+            ev['fs-type'] = self.rand_string(r.randint(0, 63))
         if r.random() < 0.3:
-            attrs.append(self.string_attr(ea('source'), self.rand_string(r.randint(0, 300))))
+            ev['source'] = self.rand_string(r.randint(0, 300))
         if r.random() < 0.3:
-            attrs.append(A(ea('dev'), u32(self.rand_u32())))
+            ev['dev'] = self.rand_u32()
         if r.random() < 0.3:
-            attrs.append(A(ea('count'), u32(r.randint(1, 0xffffffff))))
+            ev['count'] = r.randint(1, 0xffffffff)
+        if r.random() < 0.3:
+            ev['subtree'] = True
+        for key, value in ev.items():
+            if key in ('type', 'action'):
+                continue
+            if key in ('path', 'fs-type', 'source'):
+                attrs.append(self.string_attr(ea(key), value))
+            elif key == 'subtree':
+                attrs.append(A(ea('subtree')))
+            elif key in ('mount-id', 'parent-id'):
+                attrs.append(A(ea(key), u64(value)))
+            else:
+                attrs.append(A(ea(key), u32(value)))
         repeat = None
         x = r.random()
         if x < 0.25:
@@ -1736,7 +2161,7 @@ class Fuzzer:
         if repeat is not None:
             attrs.append(A(ea('repeat'), u32(repeat)))
         r.shuffle(attrs)
-        return label, attrs, self.expect_inject(worker, repeat or 1, violation)
+        return label, attrs, self.expect_inject(worker, repeat or 1, violation, ev if violation is None else None)
 
     # ---- mutations ---------------------------------------------------------------------
 
@@ -1998,7 +2423,7 @@ class Fuzzer:
         la = self.spec.attr('listener', 'notifier')
         subs = []
         for _ in range(n):
-            attr, model = self.notifier(selectors=False)
+            attr, model = self.notifier(selectors=False, admin=self.admin(worker))
             assert attr.t == la
             subs.append(self.plain('listener-register', 'valid:flood', self.spec.cmd('listener-register'), [attr],
                                    (lambda m=model: self.expect_register(worker, sock, 0, [m]))))
@@ -2112,10 +2537,56 @@ class Fuzzer:
                                   sock.role == 'active')
         except ExecutorDied as e:
             self.fail(f'{e} while sending this message', worker, subs[0], datagram)
+            for sub in subs:
+                self.note_lost(worker, sub)
             self.restart(worker)
+            self.after_registrations(subs)
             return
+        if strays:
+            # The kernel parsed our attributes as more messages: one may have been anything.
+            self.model.seq_known = False
         self.judge(worker, sock, subs, datagram, out, strays, multi=len(subs) > 1)
+        self.after_registrations(subs)
         self.seconds[case['op']] = self.seconds.get(case['op'], 0) + time.monotonic() - started
+
+    def after_registrations(self, subs):
+        """After a datagram with registrations: how many arm failures they used up (the module
+        parameter counts down), and so which event features are arm-failed. A refused
+        registration must use up none: the limits and permissions are checked before anything is
+        armed. A registration of a listener with an mtab notifier arms every event feature that is
+        not armed (in feature order); with N failures pending the first N attempts fail."""
+        regs = [s for s in subs if s.op == 'listener-register']
+        if not regs:
+            return
+        before = self.arm_pending
+        after = read_param('inject_arm_failures')
+        self.arm_pending = after
+        used = before - after
+        if used < 0 or (after > 0 and not self.params['allow_inject']):
+            self.fail(f'inject_arm_failures went from {before} to {after} over a registration', None, regs[0])
+            self.arm_failed = None
+            return
+        self.stats['arm_failures_used'] += used
+        known = [s for s in regs if s.reg_ok and s.reg_mtab]          # armed: an mtab listener
+        maybe = [s for s in regs if s.reg_lost or (s.reg_ok and s.reg_mtab is None)]
+        if before and not known and not maybe:
+            self.stats['refused_registrations_with_arm_failures'] += sum(1 for s in regs if not s.reg_ok)
+            if used:
+                self.fail(f'{used} arm failure(s) were used up by registrations that were refused or had no mtab '
+                          f'notifier: something was armed for them', None, regs[0])
+            return
+        if not known and not maybe:
+            return
+        if len(known) == 1 and not maybe:
+            # One arming: every unarmed event feature was tried, the first `used` failed.
+            self.arm_failed = used if before else 0
+            self.arm_failed_set = None
+        elif before == 0 and known:
+            self.arm_failed, self.arm_failed_set = 0, set()   # the last arming had no failure to make
+        elif before and used == 0 and known:
+            self.arm_failed, self.arm_failed_set = 0, set()   # nothing was tried: every feature is armed
+        elif self.arm_failed != 0 or before:
+            self.arm_failed = None                            # the next ping tells
 
     def judge(self, worker, sock, subs, datagram, out, strays, multi):
         first = subs[0] if subs else None
@@ -2337,8 +2808,11 @@ class Fuzzer:
         """An answer lost to ENOBUFS: whatever it did, the model no longer knows."""
         if sub.op == 'listener-register':
             self.model.unknown[worker.netns] = self.model.unknown.get(worker.netns, 0) + 1
+            sub.reg_lost = True
         elif sub.op == 'listener-unregister' and sub.hint in self.model.listeners:
             self.model.listeners[sub.hint].gone = True
+        elif sub.op == 'inject':
+            self.model.seq_known = False
 
     def judge_event(self, worker, sock, payload, datagram, sub0):
         self.stats['events'] += 1
@@ -2370,8 +2844,13 @@ class Fuzzer:
         lid = v.get('listener-id')
         if sock is worker.mcast:
             self.stats['mcast_events'] += 1
+            if worker.netns != self.init_netns:
+                self.fail(f'a multicast {op} (seq {v.get("seq")}) arrived in a network namespace other than the '
+                          f'initial one: copies are sent in the initial network namespace only', worker, sub0, datagram)
             if lid is not None or 'cmd' in v:
                 self.fail(f'a multicast {op} carries listener-id or cmd', worker, sub0, datagram)
+            self.mcast_log.append(v.get('seq'))
+            self.check_event_content(v, None, op, worker, sub0, datagram)
             return
         if lid is None:
             self.fail(f'a unicast {op} without listener-id', worker, sub0, datagram)
@@ -2386,17 +2865,56 @@ class Fuzzer:
         if key in sock.events:
             self.fail(f'listener {lid} got event seq {v.get("seq")} twice', worker, sub0, datagram)
         sock.events.add(key)
+        self.event_log.append(key)
         li = self.model.listeners.get(lid)
-        if li is None or li.notifiers is None:
+        if li is not None:
+            li.received += 1
+        self.check_event_content(v, li, op, worker, sub0, datagram)
+
+    def check_event_content(self, v, li, op, worker, sub0, datagram):
+        """An event against the inject it came from: what was injected, the injector's pid and uid
+        (0), in the listener's (li) terms or, for a multicast copy (li None), the initial
+        namespaces' (the same: every sender is in the initial pid and user namespaces). A listener
+        gets it only if one of its notifiers with notify matches, with that notifier's cmd."""
+        if v.get('mnt-ns') != self.mnt_ns:
+            # A real mount event of another mount namespace (a deferred dump's reader's, as it
+            # ends), for a global listener.
+            self.stats['real_events'] += 1
+            if li is not None and li.scope != self.SCOPE_GLOBAL:
+                self.fail(f'{op} of mount namespace {v.get("mnt-ns")} delivered to listener {li.id} of mnt-ns '
+                          f'scope in {self.mnt_ns}', worker, sub0, datagram)
             return
-        matching = [n for n in li.notifiers if n['flags'] & self.NOTIFY and self.matches(n, v)]
-        if not matching:
-            self.fail(f'{op} {v.get("type")}/{v.get("action")} (mount-id {v.get("mount-id")}, path {v.get("path")!r}) '
-                      f'delivered to listener {lid}, none of whose notify notifiers matches: {li.notifiers}',
-                      worker, sub0, datagram)
-        elif 'cmd' in v and v['cmd'] not in [n.get('cmd', 0) for n in matching]:
-            self.fail(f'{op} to listener {lid} carries cmd {v["cmd"]}, not that of a matching notifier', worker, sub0,
-                      datagram)
+        rec = self.find_inject(v.get('seq'))
+        if rec is False:
+            self.fail(f'{op} seq {v.get("seq")} of the fuzzer\'s mount namespace: no inject posted it (the seqs '
+                      f'up to {self.model.last_seq} are known)', worker, sub0, datagram)
+            return
+        if li is not None and li.notifiers is not None:
+            _, first = self.what(li, v)
+            if first is None:
+                self.fail(f'{op} {v.get("type")}/{v.get("action")} (mount-id {v.get("mount-id")}, path '
+                          f'{v.get("path")!r}) delivered to listener {li.id}, none of whose notify notifiers matches: '
+                          f'{li.notifiers}', worker, sub0, datagram)
+            elif v.get('cmd') != first.get('cmd'):
+                self.fail(f'{op} to listener {li.id} carries cmd {v.get("cmd")}; the first matching notifier with '
+                          f'notify has {first.get("cmd")}', worker, sub0, datagram)
+        if li is None and rec and not rec['init_netns']:
+            self.fail(f'a multicast copy of seq {v.get("seq")}, which no listener of the initial network namespace '
+                      f'could take', worker, sub0, datagram)
+        if not rec or rec['ev'] is None:
+            return
+        ev = rec['ev']
+        mtab = ev['type'] == self.T['mtab']
+        want = {k: ev.get(k) for k in ('type', 'action', 'mount-id', 'path', 'fs-type', 'source', 'dev')}
+        want['parent-id'] = ev.get('parent-id') if mtab else None
+        want['count'] = None if mtab else ev.get('count')
+        want['subtree'] = True if mtab and ev.get('subtree') else None
+        want.update({'pid': rec['pid'], 'uid': 0, 'ns-seq': None, 'unique-id': None})
+        diff = [f'{k} {v.get(k)!r} (injected {w!r})' for k, w in want.items() if v.get(k) != w]
+        if diff:
+            self.fail(f'{op} seq {v.get("seq")}{" to listener " + str(li.id) if li else " (multicast)"} differs from '
+                      f'what was injected: {"; ".join(diff)}', worker, sub0, datagram)
+        self.stats['events_checked_against_inject'] += 1
 
     def judge_missed(self, worker, sock, payload, datagram, sub0):
         """A missed message: listener-id (one of this socket's) and a count, nothing else, never multicast."""
@@ -2418,19 +2936,6 @@ class Fuzzer:
         if lid not in sock.ids:
             self.fail(f'a missed message for listener {lid} arrived on a socket that did not register it '
                       f'(it registered {sorted(sock.ids)})', worker, sub0, datagram)
-
-    @staticmethod
-    def matches(n, v):
-        if n['type'] != v.get('type') or n['action'] != v.get('action'):
-            return False
-        if 'mount-id' in n and 'mount-id' in v and n['mount-id'] != v['mount-id']:
-            return False
-        p, path = n.get('path-prefix'), v.get('path')
-        if p is not None and path is not None:
-            q = p.rstrip('/')
-            if not (path == p or path == q or path.startswith(q + '/') or q == ''):
-                return False
-        return True
 
     # ---- sockets, executors, parameters ----------------------------------------------------
 
@@ -2457,7 +2962,7 @@ class Fuzzer:
     def forget_sock(self, worker, sock):
         for li in self.model.listeners.values():
             if li.worker is worker and li.handle == sock.handle:
-                li.gone = True
+                li.gone = li.closed = True
 
     def restart(self, worker):
         """Kills a worker's process (its sockets die with it) and starts a new one."""
@@ -2465,6 +2970,9 @@ class Fuzzer:
         for s in worker.socks.values():
             self.forget_sock(worker, s)
             self.ports[(worker.netns, s.port)] += f', killed before message {self.index + 1}'
+        for d in [d for d in self.deferred if d['worker'] is worker]:
+            self.deferred.remove(d)     # its dump dies with its socket, unread
+            self.stats['deferred_abandoned'] += 1
         worker.start(self.family, self.spec.cmd('ping'))
         self.setup_worker(worker)
 
@@ -2481,17 +2989,22 @@ class Fuzzer:
                 self.fail(f'uid {worker.uid} joining the multicast group {name}: '
                           f'{errname(err) if err else "allowed"}, expected EPERM')
 
-    def set_queue_len(self, value):
-        with open('/sys/module/usip/parameters/event_queue_len', 'w', encoding='ascii') as f:
-            f.write(f'{value}\n')
-        self.params['event_queue_len'] = value
-        self.model.max_queue_limit = max(self.model.max_queue_limit, value)
-        self.stats['queue_len_changes'] += 1
+    def set_param(self, name, value):
+        """Changes a module parameter (root, in /sys/module/usip/parameters) and the model's idea of it."""
+        write_param(name, value)
+        self.params[name] = value
+        if name == 'event_queue_len':
+            self.model.max_queue_limit = max(self.model.max_queue_limit, value)
+        elif name == 'user_queue_len':
+            self.model.max_user_queue_limit = max(self.model.max_user_queue_limit, value)
+        elif name == 'inject_arm_failures':
+            self.arm_pending = value
+        self.stats['param_changes'] += 1
 
     def maybe_housekeep(self, worker):
         r = self.rng
         x = r.random()
-        mine = [s for s in worker.socks.values() if s is not worker.mcast]
+        mine = [s for s in worker.socks.values() if s is not worker.mcast and s.role != 'deferred']
         if len(mine) < 2 or (x < 0.04 and len(mine) < 10):
             self.open_sock(worker)
         elif x < 0.07 and len(mine) > 1:
@@ -2499,8 +3012,15 @@ class Fuzzer:
         elif x < 0.075 and worker.mcast is not None:
             out = worker.exe.call('drain', worker.mcast.handle)
             self.judge(worker, worker.mcast, [], b'', out, False, False)
-        if worker.uid == 0 and worker.name == 'root' and r.random() < 0.003:
-            self.set_queue_len(r.choice([1, 8, 64, 1024, 4096]))
+        if worker.name == 'root':
+            # The queue's bounds change under the running fuzzer; so do pending arm failures.
+            for name, (values, weights) in PARAM_CHOICES.items():
+                if r.random() < 0.003:
+                    self.set_param(name, r.choices(values, weights)[0])
+            if r.random() < 0.002 and self.params['allow_inject']:
+                n = r.randint(1, 4)
+                self.set_param('inject_arm_failures', n)
+                self.stats['arm_failures_injected'] += n
 
     def pick_worker(self):
         root_sent = sum(c['root'] for c in self.counts.values())
@@ -2510,7 +3030,7 @@ class Fuzzer:
         return self.workers[2] if self.rng.random() < 0.2 else self.workers[0]
 
     def pick_sock(self, worker):
-        socks = [s for s in worker.socks.values() if s is not worker.mcast]
+        socks = [s for s in worker.socks.values() if s is not worker.mcast and s.role != 'deferred']
         actives = [s for s in socks if s.role == 'active']
         if self.rng.random() < 0.85 and actives:
             return self.rng.choice(actives)
@@ -2521,18 +3041,38 @@ class Fuzzer:
 
     def run(self):
         self.model.max_queue_limit = self.params['event_queue_len']
+        self.model.max_user_queue_limit = self.params['user_queue_len']
         self.learn_mounts()
         for w in self.workers:
             w.start(self.family, self.spec.cmd('ping'))
             self.setup_worker(w)
         next_kill = self.rng.randint(500, 1500)
+        arm_at = [int(self.total * f) for f in (0.3, 0.7)]
+        self.next_share_check = self.rng.randint(50, SHARE_CHECK_EVERY)
         while self.sent() < self.total:
+            if arm_at and self.sent() >= arm_at[0]:
+                arm_at.pop(0)
+                self.arm_check()
+            if self.sent() >= self.next_share_check:
+                self.next_share_check = self.sent() + self.rng.randint(SHARE_CHECK_EVERY // 2,
+                                                                       SHARE_CHECK_EVERY * 3 // 2)
+                self.share_check()
+            if self.deferred and self.rng.random() < 0.08:
+                d = self.rng.choice(self.deferred)
+                if d['worker'].name == 'root':
+                    how = self.rng.choices(['same', 'chroot', 'mntns', 'abandon'], [3, 3, 2, 1])[0]
+                else:
+                    how = self.rng.choices(['same', 'abandon'], [6, 1])[0]
+                self.finish_deferred(d, how)
             w = self.pick_worker()
             self.maybe_housekeep(w)
             if w.name == 'nobody' and self.sent() >= next_kill:
                 next_kill += self.rng.randint(1000, 2500)
                 self.stats['executor_kills'] += 1
                 self.restart(w)
+            if len(self.deferred) < 3 and self.rng.random() < 1 / DEFERRED_DUMP_EVERY:
+                self.start_deferred(w)
+                continue
             sock = self.pick_sock(w)
             if w.uid == 0 and self.rng.random() < 0.01:
                 case = self.plain('listener-get', 'valid:reconcile', self.spec.cmd('listener-get'), [],
@@ -2542,7 +3082,11 @@ class Fuzzer:
             self.run_case(w, sock, case)
 
     def close_all(self):
+        for d in list(self.deferred):
+            self.finish_deferred(d, 'abandon')
         for w in self.workers:
+            if w.exe is None:
+                continue
             for s in list(w.socks.values()):
                 if s.role == 'active':
                     out = w.exe.call('drain', s.handle)
@@ -2551,6 +3095,380 @@ class Fuzzer:
             for s in w.socks.values():
                 self.forget_sock(w, s)
             w.socks = {}
+
+    # ---- scenarios -------------------------------------------------------------------------
+
+    def host_stats(self):
+        """stats as root (scope host), on a socket of its own: a dict, or None (a failure)."""
+        err, replies = simple_request(self.family, self.spec.cmd('stats'))
+        if err or len(replies) != 1:
+            self.fail(f'stats as root failed: {errname(err)}, {len(replies)} replies')
+            return None
+        v, problems = decode(self.spec.sets['stats'], replies[0][4:], 'stats')
+        for p in problems:
+            self.fail(f'stats: {p}')
+        return v
+
+    def wait_stats(self, key, what, timeout=10.0):
+        """Polls host stats until key is 0: the stats, or None (a failure, named with what)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = self.host_stats()
+            if v is None:
+                return None
+            if v.get(key) == 0:
+                return v
+            if time.monotonic() > deadline:
+                self.fail(f'{what}: stats still reports {key} {v.get(key)} after {timeout:.0f} s: {v}')
+                return None
+            time.sleep(0.01)
+
+    def active_sock(self, worker):
+        socks = [s for s in worker.socks.values()
+                 if s.role == 'active' and s is not worker.mcast]
+        return self.rng.choice(socks) if socks else self.open_sock(worker, 'active')
+
+    def drain_all(self):
+        """Reads (and judges) whatever waits on every socket of every sender."""
+        for w in self.workers:
+            for s in list(w.socks.values()):
+                if s.role != 'deferred':
+                    out = w.exe.call('drain', s.handle)
+                    self.judge(w, s, [], b'', out, False, False)
+
+    def scenario(self, worker, op, label, attrs, expect, sock=None):
+        """One request of a scenario, sent and judged like every other message."""
+        case = self.plain(op, f'scenario:{label}', self.spec.cmd(op), attrs, expect)
+        self.run_case(worker, sock or self.active_sock(worker), case)
+
+    def list_listeners(self):
+        """listener-get by root in both network namespaces (each sees every listener of its own),
+        which makes the model exact."""
+        for w in (self.workers[0], self.workers[2]):
+            self.scenario(w, 'listener-get', 'listeners', [], self.expect_dump(w))
+
+    def event_attrs(self, ev):
+        ea = lambda n: self.spec.attr('event', n)  # noqa: E731
+        attrs = [A(ea('type'), u32(ev['type'])), A(ea('action'), u32(ev['action']))]
+        for key, value in ev.items():
+            if key in ('path', 'fs-type', 'source'):
+                attrs.append(self.string_attr(ea(key), value))
+            elif key == 'subtree':
+                attrs.append(A(ea('subtree')))
+            elif key in ('mount-id', 'parent-id'):
+                attrs.append(A(ea(key), u64(value)))
+            elif key in ('dev', 'count'):
+                attrs.append(A(ea(key), u32(value)))
+        return attrs
+
+    def share_check(self):
+        """With the queue empty and every socket read, one event under small queue shares: who
+        gets it, who misses it, the reply, the copies and the counters are all known exactly."""
+        r = self.rng
+        root, nobody, _ = self.workers
+        m = self.model
+        if not self.params['allow_inject'] or self.wait_stats('queued', 'the event queue drains') is None:
+            return
+        self.list_listeners()
+        live = [li for li in m.listeners.values() if not li.closed]
+        if any(m.unknown.values()) or any(li.gone or li.notifiers is None for li in live):
+            self.stats['share_checks_skipped'] += 1
+            return
+        self.drain_all()
+        # An event some listener's notifier picks (others without selectors take it too).
+        cands = [n for li in live for n in li.notifiers]
+        if cands and r.random() < 0.9:
+            n = r.choice(cands)
+            ev = {'type': n['type'], 'action': n['action']}
+            if 'mount-id' in n:
+                ev['mount-id'] = n['mount-id']
+            if 'path-prefix' in n:
+                ev['path'] = n['path-prefix']
+        else:
+            ev = {'type': r.choice(list(self.actions_of))}
+            ev['action'] = r.choice(self.actions_of[ev['type']])
+        if r.random() < 0.3:
+            ev['subtree'] = True
+        shares = {'event_queue_len': r.choice([0, 1, 1, 4096, 4096, 4096]),
+                  'user_queue_len': r.choice([0, 1, 1, 2, 2, 3, 1024]),
+                  'listener_queue_len': r.choice([0, 1, 1, 1024, 1024])}
+        saved = {k: self.params[k] for k in shares}
+        # The module walks the listeners of the namespace, then the global ones, each in the
+        # order they were registered (ids are given in that order).
+        order = sorted((li for li in live if li.scope != self.SCOPE_GLOBAL), key=lambda li: li.id) + \
+            sorted((li for li in live if li.scope == self.SCOPE_GLOBAL), key=lambda li: li.id)
+        wanted = [li for li in order if self.what(li, ev)[0]]
+        recipients, missing = [], []
+        if all(shares.values()):
+            taken = {}
+            for li in wanted:
+                if taken.get(li.uid, 0) < shares['user_queue_len']:
+                    taken[li.uid] = taken.get(li.uid, 0) + 1
+                    recipients.append(li)
+                else:
+                    missing.append(li)
+        else:
+            missing = list(wanted)
+        notify = {li.id for li in wanted if self.what(li, ev)[1] is not None}
+        base = {li.id: (li.delivered, li.missed) for li in live}
+        for k, value in shares.items():
+            self.set_param(k, value)
+        self.event_log.clear()
+        self.mcast_log.clear()
+        got = {}
+        expect = self.expect_inject(root, 1, None, ev)
+        plain_on_ok = expect.on_ok
+
+        def on_ok(replies, sub, w):
+            plain_on_ok(replies, sub, w)
+            if len(replies) == 1:
+                got.update(replies[0])
+        expect.on_ok = on_ok
+        self.scenario(root, 'inject', 'share-inject', self.event_attrs(ev), expect)
+        for k, value in saved.items():
+            self.set_param(k, value)
+        where = (f'share check (event_queue_len {shares["event_queue_len"]}, user_queue_len '
+                 f'{shares["user_queue_len"]}, listener_queue_len {shares["listener_queue_len"]}; wanted by '
+                 f'{[li.id for li in wanted]}, to {[li.id for li in recipients]})')
+        want = (0, 0) if not wanted else (1, 0) if recipients else (0, 1)
+        if not got:
+            return      # the failure is recorded
+        if (got.get('queued'), got.get('dropped')) != want:
+            self.fail(f'{where}: inject queued {got.get("queued")} and dropped {got.get("dropped")}, expected '
+                      f'{want[0]} and {want[1]}', root)
+        seq = got.get('seq')
+        if self.wait_stats('queued', where) is None:
+            return
+        self.list_listeners()
+        for li in live:
+            if li.id not in m.listeners:
+                continue    # the failure is recorded (missing from listener-get)
+            d_delivered = li.delivered - base[li.id][0]
+            d_missed = li.missed - base[li.id][1]
+            exp = (1, 0) if li in recipients and li.id in notify else (0, 1) if li in missing and li.id in notify \
+                else (0, 0)
+            if (d_delivered, d_missed) != exp:
+                self.fail(f'{where}: listener {li.id} (uid {li.uid}, {"global" if li.scope == self.SCOPE_GLOBAL else "mnt-ns"}) '
+                          f'delivered +{d_delivered} and missed +{d_missed}, expected +{exp[0]} and +{exp[1]}', root)
+        self.drain_all()
+        got_ids = sorted(lid for lid, s in self.event_log if s == seq and seq)
+        want_ids = sorted(li.id for li in recipients if li.id in notify)
+        if got_ids != want_ids:
+            self.fail(f'{where}: the event (seq {seq}) reached the sockets of listeners {got_ids}, expected {want_ids}',
+                      root)
+        copy = any(li.netns == self.init_netns and li.id in notify for li in recipients)
+        if (seq in self.mcast_log) != copy:
+            self.fail(f'{where}: the initial network namespace\'s group {"got" if seq in self.mcast_log else "did not get"} '
+                      f'a copy of seq {seq}', root)
+        self.exact_stats()
+        self.stats['share_checks'] += 1
+        self.stats['share_recipients'] += len(recipients)
+        self.stats['share_recipients_other_netns'] += sum(1 for li in recipients if li.netns != self.init_netns)
+        self.stats['share_misses'] += len(missing)
+
+    def exact_stats(self):
+        """With nothing queued and the model exact: stats as root (host) and as 65534 (its own,
+        which must be the sums over its listeners as listener-get just showed them)."""
+        root, nobody, _ = self.workers
+        live = [li for li in self.model.listeners.values() if not li.closed]
+        mine = [li for li in live if li.uid == nobody.uid]
+        exact = {
+            root: {'listeners': len(live), 'notifiers': sum(len(li.notifiers) for li in live), 'queued': 0},
+            nobody: {'listeners': len(mine), 'notifiers': sum(len(li.notifiers) for li in mine), 'queued': 0,
+                     'queue-limit': self.params['user_queue_len'], 'delivered': sum(li.delivered for li in mine),
+                     'dropped': sum(li.missed for li in mine)},
+        }
+        for w, want in exact.items():
+            expect = self.expect_stats()
+            plain_on_ok = expect.on_ok
+
+            def on_ok(replies, sub, worker, want=want, plain_on_ok=plain_on_ok):
+                plain_on_ok(replies, sub, worker)
+                if len(replies) != 1:
+                    return
+                diff = [f'{k} {replies[0].get(k)} (expected {v})' for k, v in want.items() if replies[0].get(k) != v]
+                if diff:
+                    self.fail(f'stats as uid {worker.uid} with nothing queued: {"; ".join(diff)}', worker, sub)
+                else:
+                    self.stats['stats_exact'] += 1
+            expect.on_ok = on_ok
+            self.scenario(w, 'stats', 'exact-stats', [], expect)
+
+    def register_one(self, worker, label, notifiers, violation=None):
+        """A registration of the given notifier models (scenario); its Sub tells how it went."""
+        sock = self.active_sock(worker)
+        pairs = [self.notifier(ntype=n['type'], action=n['action'], flags=n['flags'], selectors=False) for n in notifiers]
+        attrs = [a for a, _ in pairs]
+        models = [mo for _, mo in pairs]
+        case = self.plain('listener-register', f'scenario:{label}', self.spec.cmd('listener-register'), attrs,
+                          lambda: self.expect_register(worker, sock, 0, models, violation))
+        self.run_case(worker, sock, case)
+
+    def arm_check(self):
+        """Every listener goes and the hooks disarm; then inject_arm_failures=N: refused
+        registrations use up nothing, and each mtab registration leaves arm-failed exactly the
+        features whose arming failed, the first ones in feature order, until a later one arms them."""
+        r = self.rng
+        root, nobody, other = self.workers
+        if not self.params['allow_inject']:
+            return
+        for d in list(self.deferred):
+            self.finish_deferred(d, 'abandon')
+        for w in self.workers:
+            for s in list(w.socks.values()):
+                if s is not w.mcast:
+                    self.close_sock(w, s)
+            self.open_sock(w, 'active')
+        v = self.host_stats()
+        if v is not None and (v.get('listeners'), v.get('notifiers')) != (0, 0):
+            self.fail(f'arm check: stats reports {v.get("listeners")} listener(s), {v.get("notifiers")} notifier(s) '
+                      f'right after every socket that had listeners was closed')
+        if self.wait_stats('mount-hooks', 'arm check: the mount hooks disarm after the last mtab listener') is None:
+            return
+        self.stats['arm_checks'] += 1
+        mtab = {'type': self.T['mtab'], 'action': self.ACT['mount'], 'flags': self.NOTIFY}
+        storage = {'type': self.T['storage'], 'action': self.ACT['enospc'], 'flags': self.NOTIFY}
+        n = r.randint(1, len(self.event_bits) + 1)
+        self.set_param('inject_arm_failures', n)
+        self.stats['arm_failures_injected'] += n
+        # Refused for kern-log (65534): nothing armed, no failure used (after_registrations).
+        self.register_one(nobody, 'arm-kern-log-refused', [dict(mtab, flags=self.NOTIFY | self.KERN_LOG)])
+        unarmed = list(self.event_bits)     # nothing is armed: every event feature is tried
+        for rnd, w in enumerate((root, nobody, other)):
+            if rnd == 1:
+                # Refused for the limit: root has one listener, and may have one.
+                self.set_param('max_listeners_per_user', 1)
+                self.register_one(root, 'arm-limit-refused', [mtab])
+                # A user with no listener and a limit of 0 may have none either.
+                self.set_param('max_listeners_per_user', 0)
+                self.register_one(nobody, 'limit-zero(max_listeners_per_user=0,uid-without-listeners)', [storage])
+                self.set_param('max_listeners_per_user', self.initial_params['max_listeners_per_user'])
+            if rnd == 2 and self.arm_pending:
+                self.set_param('inject_arm_failures', 0)
+            before = self.arm_pending
+            self.register_one(w, f'arm-round-{rnd + 1}', [mtab])
+            used = before - self.arm_pending
+            if used != min(before, len(unarmed)):
+                self.fail(f'arm check, round {rnd + 1}: the registration used up {used} arm failure(s); '
+                          f'{len(unarmed)} event feature(s) were not armed and {before} failure(s) pending')
+            unarmed = unarmed[:used]        # those that failed; the others are armed now
+            self.arm_failed, self.arm_failed_set = len(unarmed), set(unarmed)
+            self.stats['arm_checks_failed_features'] += len(unarmed)
+            self.scenario(w, 'ping', f'arm-ping-{rnd + 1}', [], self.expect_ping(None))
+
+    # ---- deferred mount-get dumps ----------------------------------------------------------
+
+    def start_deferred(self, worker):
+        """A mount-get dump on a fresh socket of its own, whose answer is read later."""
+        sock = self.open_sock(worker, 'deferred')
+        seq = self.next_seq()
+        flags = NLM_F_REQUEST | NLM_F_DUMP | (NLM_F_ACK if self.rng.random() < 0.5 else 0)
+        datagram = nlmsg(self.family, flags, seq, genl(self.spec.cmd('mount-get'), b'', self.spec.family_version))
+        self.index += 1
+        self.datagram = datagram
+        self.count(worker, 'mount-get', 'deferred:dump')
+        os.write(self.journal, f'{self.index} {worker.name} sock={sock.handle} mount-get deferred:dump '
+                               f'{datagram.hex()}\n'.encode())
+        try:
+            err = worker.exe.call('send_only', sock.handle, datagram)
+        except ExecutorDied as e:
+            self.fail(f'{e} while starting a deferred dump', worker)
+            self.restart(worker)
+            return
+        if err:
+            self.fail(f'sending a mount-get dump failed: {errname(err)}', worker)
+            self.close_sock(worker, sock)
+            return
+        self.deferred.append({'worker': worker, 'sock': sock, 'seq': seq, 'datagram': datagram, 'flags': flags,
+                              'index': self.index})
+        self.stats['deferred_started'] += 1
+
+    def finish_deferred(self, d, how):
+        """Reads a deferred dump: 'same' (its sender), 'chroot' or 'mntns' (a forked reader as
+        65534 in a chroot or in a new mount namespace: root's dumps only), or 'abandon' (closes it
+        unread). What is read must be the starter's mount table."""
+        self.deferred.remove(d)
+        w, sock = d['worker'], d['sock']
+        self.stats[f'deferred_{"abandoned" if how == "abandon" else how}'] += 1
+        if how == 'abandon':
+            self.close_sock(w, sock)
+            return
+        sub = Sub(d['seq'], 'mount-get', f'deferred:{how}:sent-as-message-{d["index"]}', self.expect_mount_dump(False),
+                  d['datagram'][:16], bool(d['flags'] & NLM_F_ACK), True)
+        sub.flags, sub.dump_flags = d['flags'], True
+        self.datagram = d['datagram']
+        try:
+            if how == 'same':
+                out = w.exe.call('transact', sock.handle, None, [], [d['seq']], False, False)
+            else:
+                out = self.forked_reader(sock, d['seq'], how)
+        except ExecutorDied as e:
+            self.fail(f'{e} while reading a deferred dump', w, sub, d['datagram'])
+            self.restart(w)
+            return
+        if out is not None:
+            checked = self.stats['mount_dumps_checked']
+            self.judge(w, sock, [sub], d['datagram'], out, False, False)
+            self.stats['deferred_checked'] += self.stats['mount_dumps_checked'] - checked
+            if how != 'same':
+                # The first part was made when the dump started, the others in the reader's recvmsg().
+                self.stats['deferred_reader_parts'] = max(self.stats['deferred_reader_parts'],
+                                                          len(out['datagrams']))
+        self.close_sock(w, sock)
+
+    def forked_reader(self, sock, seq, how):
+        """Reads the rest of root's dump on sock in a forked child that is someone else: 65534,
+        chrooted into one of the extra tmpfs mounts or in a new mount namespace (whose mounts all
+        have other ids)."""
+        s = self.workers[0].exe.ex.socks[sock.handle]
+        where = f'{EXTRA_MOUNT_DIR}/m{self.rng.randrange(EXTRA_MOUNTS):02d}'
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(rfd)
+                if how == 'mntns':
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.unshare(CLONE_NEWNS) != 0:
+                        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNS)')
+                else:
+                    os.chroot(where)
+                    os.chdir('/')
+                drop_to_nobody()
+                ex = Executor()
+                ex.socks[1] = s
+                data = pickle.dumps(('ok', ex.transact(1, None, [], [seq], False, False)))
+                code = 0
+            except BaseException as e:  # noqa: B036 - reported to the parent
+                data = pickle.dumps(('error', f'{type(e).__name__}: {e}'))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(wfd, view):]
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        chunks = []
+        while True:
+            b = os.read(rfd, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(rfd)
+        os.waitpid(pid, 0)
+        if how == 'mntns':
+            # Its namespace went with it: the hooks may have posted events of it (for global
+            # listeners), which take seqs.
+            self.model.seq_known = False
+        try:
+            status, out = pickle.loads(b''.join(chunks))
+        except Exception as e:  # noqa: BLE001
+            status, out = 'error', f'no answer from the reader ({e})'
+        if status != 'ok':
+            self.fail(f'the reader of a deferred dump ({how}) failed: {out}')
+            return None
+        return out
 
 
 class _Raw:
@@ -2577,14 +3495,23 @@ def sock_ext_ack(sock):
 # Set-up and accounting.
 # --------------------------------------------------------------------------------------
 
+PARAMS = ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'user_queue_len',
+          'listener_queue_len', 'inject_arm_failures', 'allow_inject')
+
+
+def read_param(name):
+    with open(f'/sys/module/usip/parameters/{name}', encoding='ascii') as f:
+        value = f.read().strip()
+    return value in ('Y', '1') if name == 'allow_inject' else int(value)
+
+
 def read_params():
-    base = '/sys/module/usip/parameters'
-    out = {}
-    for name in ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'allow_inject'):
-        with open(os.path.join(base, name), encoding='ascii') as f:
-            value = f.read().strip()
-        out[name] = value in ('Y', '1') if name == 'allow_inject' else int(value)
-    return out
+    return {name: read_param(name) for name in PARAMS}
+
+
+def write_param(name, value):
+    with open(f'/sys/module/usip/parameters/{name}', 'w', encoding='ascii') as f:
+        f.write(f'{value}\n')
 
 
 def resolve_family(name):
@@ -2692,7 +3619,7 @@ def accounting(fz, family, spec):
     out['slabs'] = {}
     nomerge = 'slab_nomerge' in open('/proc/cmdline', encoding='ascii').read().split()
     out['slab_nomerge'] = nomerge
-    for name in ('usip_listener', 'usip_event'):
+    for name in SLAB_CACHES:
         deadline = time.monotonic() + 10
         while True:
             n, problem = slab_objects(name)
@@ -2706,6 +3633,31 @@ def accounting(fz, family, spec):
             fz.fail(f'slab cache {name} still holds {n} object(s) after every fuzz socket was closed and stats '
                     f'reported {last}; allocation sites:\n{alloc_traces(name)}')
     return out
+
+
+# The module's slab caches (events are kmalloc'ed, and counted in stats' objects).
+SLAB_CACHES = ('usip_listener',)
+
+
+def private_mount_table():
+    """This process (and the senders it starts) in a mount namespace of its own, with
+    EXTRA_MOUNTS + 1 more tmpfs mounts, so that a mount-get dump takes several messages. Private
+    propagation: nothing of it reaches the initial namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+
+    def check(ret, what):
+        if ret != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f'{what}: {os.strerror(e)}')
+    check(libc.unshare(CLONE_NEWNS), 'unshare(CLONE_NEWNS)')
+    check(libc.mount(None, b'/', None, MS_REC | MS_PRIVATE, None), 'mount --make-rprivate /')
+    os.makedirs(EXTRA_MOUNT_DIR, exist_ok=True)
+    check(libc.mount(b'usip-fuzz', EXTRA_MOUNT_DIR.encode(), b'tmpfs', 0, b'mode=0755'), f'mount {EXTRA_MOUNT_DIR}')
+    for i in range(EXTRA_MOUNTS):
+        d = f'{EXTRA_MOUNT_DIR}/m{i:02d}'
+        os.mkdir(d)
+        check(libc.mount(b'usip-fuzz', d.encode(), b'tmpfs', 0, b'mode=0755'), f'mount {d}')
 
 
 def kernel_version(release):
@@ -2794,6 +3746,11 @@ def dump_listeners(family, spec):
 def fuzz_main(seed, total, results, journal):
     """The fuzz run and the accounting (in the child of the supervisor)."""
     try:
+        private_mount_table()
+    except OSError as e:
+        print(f'fuzz.py: cannot make the private mount table: {e}', file=sys.stderr)
+        return 2
+    try:
         spec = Spec(GENERATED_TS)
         fz = Fuzzer(spec, seed, total, journal)
     except SpecError as e:
@@ -2806,9 +3763,8 @@ def fuzz_main(seed, total, results, journal):
         rmem_max = f.read().strip()
     with open('/proc/sys/net/core/rmem_max', 'w', encoding='ascii') as f:
         f.write(f'{ACTIVE_RCVBUF}\n')
-    slabs_before = {name: slab_objects(name) for name in ('usip_listener', 'usip_event')}
+    slabs_before = {name: slab_objects(name) for name in SLAB_CACHES}
     started = time.monotonic()
-    original_queue_len = fz.params['event_queue_len']
     crashed = None
     try:
         fz.run()
@@ -2819,8 +3775,10 @@ def fuzz_main(seed, total, results, journal):
     fz.close_all()
     table = read_mountinfo()
     mount_table_changed = table != fz.mounts_at_start
-    if fz.params['event_queue_len'] != original_queue_len:
-        fz.set_queue_len(original_queue_len)
+    for name in ('event_queue_len', 'user_queue_len', 'listener_queue_len', 'inject_arm_failures',
+                 'max_listeners_per_user'):
+        if fz.params[name] != fz.initial_params[name]:
+            fz.set_param(name, fz.initial_params[name])
     with open('/proc/sys/net/core/rmem_max', 'w', encoding='ascii') as f:
         f.write(f'{rmem_max}\n')
     final = accounting(fz, fz.family, spec)
