@@ -2,10 +2,10 @@
 // Checks the debug kernel does its job, in three boots of it under the usip-vm harness:
 //   1. `true` with the selftest module loaded and asked for nothing: the run passes (the kernel
 //      itself boots, loads and unloads a module without a report), and how long a trivial run takes;
-//   2. the module makes a KASAN use-after-free, a GFP_KERNEL allocation under a spinlock and an
-//      AB-BA mutex order: each report is in the kernel log and the harness fails the run on it;
+//   2. the module makes a GFP_KERNEL allocation under a spinlock, an AB-BA mutex order and a
+//      KASAN use-after-free: each report is in the kernel log and the harness fails the run on it;
 //   3. the module calls rcu_dereference() outside rcu_read_lock(): "suspicious RCU usage"
-//      (a boot of its own: the first lockdep report turns lockdep off).
+//      (a boot of its own: the first lockdep or KASAN report turns lockdep off).
 // Usage: node tools/debug-kernel/selftest.mjs [--save DIR]   (DIR gets each boot's kernel log)
 // Exit status 0 when every expectation holds.
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -53,7 +53,7 @@ try {
   expect(clean.ok, `a run with nothing asked passes (${(clean.durationMs / 1000).toFixed(1)} s)\n${clean.ok ? '' : formatVerdict(clean)}`);
   expect(/\bbtf\b/.test(clean.output), '/sys/kernel/btf/vmlinux exists in the guest');
 
-  const three = await boot('kasan-sleep-circular', 'kasan,sleep,circular');
+  const three = await boot('sleep-circular-kasan', 'sleep,circular,kasan');
   const labels = classifyKernelLog(three.kernelLog);
   const found = (label, pattern) => labels.some((f) => f.label === label && pattern.test(f.line));
   expect(!three.ok, 'the run with three bugs fails');

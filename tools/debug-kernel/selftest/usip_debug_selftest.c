@@ -5,16 +5,17 @@
  * harness's log check fails the run on it. Never load it anywhere else.
  *
  * bugs=LIST (comma-separated), done in this order at load time:
- *   kasan     reads a freed slab object
- *             ("BUG: KASAN: slab-use-after-free")
  *   sleep     GFP_KERNEL allocation under a spinlock
  *             ("BUG: sleeping function called from invalid context")
  *   circular  takes two mutexes in both orders
  *             ("WARNING: possible circular locking dependency detected")
  *   rcu       rcu_dereference() outside a read-side critical section
  *             ("WARNING: suspicious RCU usage")
+ *   kasan     reads a freed slab object
+ *             ("BUG: KASAN: slab-use-after-free")
  * The first lockdep report (circular or rcu) turns lockdep off for the rest of
- * the boot, so only one of those two reports per boot.
+ * the boot, and so does a KASAN report (its taint makes lockdep unreliable):
+ * one lockdep report per boot, before any KASAN report.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -105,14 +106,14 @@ static noinline void selftest_rcu(void)
 static int __init selftest_init(void)
 {
 	pr_info("making these bugs: %s\n", bugs);
-	if (wanted("kasan"))
-		selftest_kasan();
 	if (wanted("sleep"))
 		selftest_sleep();
 	if (wanted("circular"))
 		selftest_circular();
 	if (wanted("rcu"))
 		selftest_rcu();
+	if (wanted("kasan"))
+		selftest_kasan();
 	pr_info("done\n");
 	return 0;
 }
