@@ -71,6 +71,35 @@ test('ordinary messages are not problems', () => {
   assert.equal(classifyKernelLog(harmless.join('\n')), []);
 });
 
+// Real logs of the debug kernel (tools/debug-kernel: lockdep, PROVE_RCU, DEBUG_ATOMIC_SLEEP,
+// KASAN), from its selftest module: a clean boot and load, then the bugs made on purpose.
+test('the debug kernel: its clean boot has no findings (lockdep and KASAN banners are not problems)', () => {
+  const log = fixture('dmesg-6.12-debug-clean.log');
+  assert.ok(log.includes('RCU lockdep checking is enabled'), 'a lockdep kernel');
+  assert.ok(log.includes('KernelAddressSanitizer initialized'), 'a KASAN kernel');
+  assert.equal(classifyKernelLog(log), []);
+});
+
+test('the debug kernel: sleep in atomic, a lockdep circular dependency and a KASAN use-after-free', () => {
+  const findings = classifyKernelLog(fixture('dmesg-6.12-debug-bugs.log'));
+  assert.equal(
+    findings.map((f) => f.label),
+    ['BUG', 'call trace', 'lockdep', 'call trace', 'KASAN', 'call trace'],
+  );
+  assert.match(findings[0]?.line ?? '', /\] BUG: sleeping function called from invalid context at include\/linux\/sched\/mm\.h:\d+$/);
+  assert.match(findings[2]?.line ?? '', /\] WARNING: possible circular locking dependency detected$/);
+  assert.match(findings[4]?.line ?? '', /\] BUG: KASAN: slab-use-after-free in selftest_kasan\+0x[0-9a-f]+\/0x[0-9a-f]+ \[usip_debug_selftest\]$/);
+});
+
+test('the debug kernel: rcu_dereference() outside a read-side section (PROVE_RCU)', () => {
+  const findings = classifyKernelLog(fixture('dmesg-6.12-debug-rcu.log'));
+  assert.equal(
+    findings.map((f) => f.label),
+    ['lockdep', 'call trace'],
+  );
+  assert.match(findings[0]?.line ?? '', /\] WARNING: suspicious RCU usage$/);
+});
+
 test('findings keep log order, and CRLF endings from a serial console do not leak into lines', () => {
   const log = '[1] Call Trace:\r\n[2] ok\r\n[3] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1\r\n';
   assert.equal(classifyKernelLog(log), [
