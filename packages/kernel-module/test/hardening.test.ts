@@ -297,6 +297,14 @@ for (const report of reports) {
     assert.is(r.kprobes.length, r.mount_hooks, r.kprobes.join('\n'));
   });
 
+  test('max_listeners_per_user=0: uid 65534 may not register even its first listener (EMFILE)', () => {
+    const r = report.get<{ param: string; write_error: string | null; replies: Answer[] }>('limits.zero');
+    assert.is(r.write_error, null);
+    assert.is(r.param, '0');
+    refused(r.replies[0] as Answer, 'EMFILE', /max_listeners_per_user/, 'the first listener with the limit at 0');
+    refused(r.replies[1] as Answer, 'EMFILE', /max_listeners_per_user/, 'the second listener with the limit at 0');
+  });
+
   // Memory accounting
 
   test('listeners are charged to the registering process\'s memory cgroup: its slab grows by what 64 listeners of 32 path-prefix notifiers take, and falls back when they go', () => {

@@ -601,6 +601,21 @@ class Checks:
                 child.wait()
             self.record('limits.control', {'param': try_read_param('max_listeners_per_user'), 'replies': replies,
                                            'mount_hooks': hooks, 'kprobes': kprobes})
+
+            # A limit of 0: no listener at all, the first one of a user included.
+            errors['limit_0'] = try_write_param('max_listeners_per_user', 0)
+
+            def nobody_first(chan):
+                with self.socket() as s:
+                    chan.send([register(s, [notifier(STORAGE, ENOSPC, NOTIFY)]) for _ in range(2)])
+
+            child = Child(nobody_first, uid=NOBODY)
+            try:
+                replies = child.recv()
+            finally:
+                child.wait()
+            self.record('limits.zero', {'param': try_read_param('max_listeners_per_user'),
+                                        'write_error': errors['limit_0'], 'replies': replies})
         finally:
             try_write_param('max_listeners_per_user', 64)
 
