@@ -195,6 +195,12 @@ for (const report of reports) {
     refused(r.reply, 'EPERM', /CAP_SYS_ADMIN|CAP_SYSLOG/, 'kern-log notifier from a user namespace');
   });
 
+  test('kern-log: the socket\'s opener and the sender must both hold it: a socket root opened, used by uid 65534, and one uid 65534 opened, used by root, are EPERM', () => {
+    const r = report.get<{ opened_by_root_sent_by_nobody: Answer; opened_by_nobody_sent_by_root: Answer }>('kern-log.passed-sockets');
+    refused(r.opened_by_root_sent_by_nobody, 'EPERM', /CAP_SYS_ADMIN|CAP_SYSLOG/, 'root\'s socket, uid 65534 sending');
+    refused(r.opened_by_nobody_sent_by_root, 'EPERM', /CAP_SYS_ADMIN|CAP_SYSLOG/, 'uid 65534\'s socket, root sending');
+  });
+
   test('refused kern-log registrations leave no listener, notifier or object behind', () => {
     const { before, after } = report.get<{ before: Stats; after: Stats }>('kern-log.nothing-left');
     assert.equal(
@@ -287,6 +293,14 @@ for (const report of reports) {
     assert.is(r.mount_hooks, 0, 'stats mount-hooks right after the refusal');
     assert.equal(r.kprobes, [], 'the kernel\'s kprobes list right after the refusal');
     assert.equal({ listeners: r.after.listeners, objects: r.after.objects }, { listeners: r.before.listeners, objects: r.before.objects });
+  });
+
+  test('a global mtab listener refused to uid 65534 (EPERM) arms no mount hook either', () => {
+    const r = report.get<{ hooks_disarmed_before: boolean; reply: Answer; mount_hooks: number; kprobes: string[] | string }>('limits.global-refused-before-arming');
+    assert.ok(r.hooks_disarmed_before);
+    refused(r.reply, 'EPERM', /global listener needs CAP_SYS_ADMIN/, 'global listener as uid 65534');
+    assert.is(r.mount_hooks, 0);
+    assert.equal(r.kprobes, []);
   });
 
   test('control: with max_listeners_per_user=2 the same mtab listener arms the hooks, and stats and the kprobes list show them', () => {

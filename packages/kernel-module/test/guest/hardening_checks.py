@@ -52,6 +52,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 PR_SET_DUMPABLE = 4
 MNT_DETACH = 2
+SYS_PIDFD_GETFD = 438  # x86-64
 # The mounts a churner's cycle puts below its tmpfs: with it, 16, what one hook hit of the module
 # reports mount by mount.
 CHAIN = 15
@@ -151,6 +152,7 @@ P = Proto()
 CMD = {name: P[f'CMD_{name}'] for name in ('PING', 'LISTENER_REGISTER', 'LISTENER_UNREGISTER', 'LISTENER_GET',
                                              'INJECT', 'STATS', 'MTAB_EVENT', 'STORAGE_EVENT', 'MISSED')}
 MTAB, STORAGE = P['EVENT_TYPE_MTAB'], P['EVENT_TYPE_STORAGE']
+GLOBAL = P['LISTENER_FLAGS_GLOBAL']
 MOUNT, UMOUNT, ENOSPC, EDQUOT = P['ACTION_MOUNT'], P['ACTION_UMOUNT'], P['ACTION_ENOSPC'], P['ACTION_EDQUOT']
 NOTIFY, KERN_LOG = P['NOTIFIER_FLAGS_NOTIFY'], P['NOTIFIER_FLAGS_KERN_LOG']
 
@@ -182,8 +184,9 @@ def answer(reply, prefix=None):
     return out
 
 
-def register(sock, notifiers):
-    return answer(sock.request(CMD['LISTENER_REGISTER'], b''.join(notifiers)), 'USIP_A_LISTENER_')
+def register(sock, notifiers, flags=None):
+    head = nla(P['A_LISTENER_FLAGS'], u32(flags)) if flags is not None else b''
+    return answer(sock.request(CMD['LISTENER_REGISTER'], head + b''.join(notifiers)), 'USIP_A_LISTENER_')
 
 
 def register_ok(sock, notifiers):
@@ -270,6 +273,29 @@ class KernelLog:
 
     def close(self):
         os.close(self.fd)
+
+
+def genl_around(sock, family):
+    """A listener_checks Genl around a netlink socket made elsewhere (bound already)."""
+    g = Genl.__new__(Genl)
+    sock.setsockopt(lc.SOL_NETLINK, lc.NETLINK_EXT_ACK, 1)
+    g.family, g.sock, g.port = family, sock, sock.getsockname()[0]
+    g.seq, g.pending, g.stray, g.enobufs = 1000, [], [], 0
+    return g
+
+
+def take_fd(pid, fd):
+    """A copy of another process's file descriptor (pidfd_getfd(2)): the same open file, opened
+    with that process's credentials."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = lc.LIBC.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f'pidfd_getfd: {os.strerror(number)}')
+        return copy
+    finally:
+        os.close(pidfd)
 
 
 def usip_kprobes():
@@ -457,6 +483,37 @@ class Checks:
             self.record('kern-log.nobody-userns', child.recv())
         finally:
             child.wait()
+        # Both ends must hold the capability (netlink_capable(): the socket's opener and the
+        # sender), so that nobody gets it through a socket passed on by, or to, root.
+        def opened_by_root(chan):
+            s = self.socket()
+            lc.become(NOBODY)
+            chan.send(register(s, kern_log_only))
+
+        child = Child(opened_by_root)
+        try:
+            root_opened = child.recv()
+        finally:
+            child.wait()
+
+        def opened_by_nobody(chan):
+            with self.socket() as s:
+                chan.send({'pid': os.getpid(), 'fd': s.sock.fileno()})
+                chan.recv()
+
+        child = Child(opened_by_nobody, uid=NOBODY)
+        try:
+            where = child.recv()
+            taken = genl_around(socket.socket(fileno=take_fd(where['pid'], where['fd'])), self.family)
+            try:
+                nobody_opened = register(taken, kern_log_only)
+            finally:
+                taken.close()
+            child.send('done')
+        finally:
+            child.wait()
+        self.record('kern-log.passed-sockets', {'opened_by_root_sent_by_nobody': root_opened,
+                                                'opened_by_nobody_sent_by_root': nobody_opened})
         # Every socket of the children is closed: what the refusals and the accepted listener
         # without kern-log left is freed after a grace period.
         self.record('kern-log.nothing-left', {'before': before, 'after': self.settled()})
@@ -553,6 +610,21 @@ class Checks:
     def limits(self):
         disarmed = self.hooks_disarmed()
         before = self.settled()
+        # A permission refusal arms nothing either: a global mtab listener as uid 65534.
+        def nobody_global(chan):
+            with self.socket() as s:
+                chan.send(register(s, [notifier(MTAB, MOUNT, NOTIFY)], flags=GLOBAL))
+                chan.recv(timeout=60)
+
+        child = Child(nobody_global, uid=NOBODY)
+        try:
+            reply = child.recv()
+            hooks, kprobes = stats(self.ctl).get('mount_hooks'), usip_kprobes()
+            child.send('done')
+        finally:
+            child.wait()
+        self.record('limits.global-refused-before-arming', {'hooks_disarmed_before': disarmed, 'reply': reply,
+                                                            'mount_hooks': hooks, 'kprobes': kprobes})
         errors = {'limit_1': try_write_param('max_listeners_per_user', 1)}
         try:
             def nobody(chan):
@@ -942,7 +1014,6 @@ class PortBinder:
             self.go.clear()
             if self.stopping:
                 return
-            g = Genl.__new__(Genl)
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, lc.NETLINK_GENERIC)
             deadline = time.monotonic() + 5
             self.spinning.set()
@@ -956,11 +1027,7 @@ class PortBinder:
                         sock = None
                         break
             if sock is not None:
-                # The rest of a Genl, around the bound socket.
-                sock.setsockopt(lc.SOL_NETLINK, lc.NETLINK_EXT_ACK, 1)
-                g.family, g.sock, g.port = self.family, sock, sock.getsockname()[0]
-                g.seq, g.pending, g.stray, g.enobufs = 1000, [], [], 0
-                self.result = g
+                self.result = genl_around(sock, self.family)
             self.done.set()
 
 
