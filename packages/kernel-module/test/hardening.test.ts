@@ -178,6 +178,14 @@ for (const report of reports) {
     }
   });
 
+  test('after the last mtab listener goes, stats says 0 mount hooks only once the kernel\'s kprobes list has none of them left', () => {
+    const r = report.get<{ rounds: { armed: number; zero_after_s: number; reached_zero: boolean; kprobes_then: string[] | string }[] }>('disarm.stats-match-kprobes');
+    for (const round of r.rounds) {
+      assert.ok(round.armed > 0 && round.reached_zero, JSON.stringify(round));
+      assert.equal(round.kprobes_then, [], `stats said 0 after ${round.zero_after_s} s while these were registered`);
+    }
+  });
+
   // kern-log
 
   test('kern-log: uid 65534 without capabilities is EPERM naming CAP_SYS_ADMIN or CAP_SYSLOG, alone or next to a notify notifier; without kern-log it may register', () => {

@@ -460,6 +460,23 @@ class Checks:
             try_write_param('inject_arm_failures', 0)
             os.rmdir(target)
 
+    # -- disarming: stats' mount-hooks against the kernel's kprobes list
+    def disarm(self, rounds=3):
+        """After the last mtab listener goes the hooks are unregistered (a second later): when
+        stats says 0 hooks, the kernel's kprobes list must have none of the module's left."""
+        seen = []
+        for _ in range(rounds):
+            self.hooks_disarmed()
+            with self.socket() as s:
+                register_ok(s, [notifier(MTAB, MOUNT, NOTIFY)])
+                armed = stats(self.ctl).get('mount_hooks')
+            t0 = time.monotonic()
+            zero, _ = poll(lambda: stats(self.ctl).get('mount_hooks') == 0, timeout=10, step=0.005)
+            kprobes = usip_kprobes()
+            seen.append({'armed': armed, 'zero_after_s': round(time.monotonic() - t0, 3), 'reached_zero': bool(zero),
+                         'kprobes_then': kprobes})
+        self.record('disarm.stats-match-kprobes', {'rounds': seen})
+
     # -- kern-log needs privilege
     def kern_log(self):
         before = self.settled()
@@ -1040,7 +1057,7 @@ def helper_kern_log():
         sys.stdin.readline()
 
 
-GROUPS = ('features', 'kern-log', 'stats', 'limits', 'memcg', 'port-reuse', 'fairness')
+GROUPS = ('features', 'disarm', 'kern-log', 'stats', 'limits', 'memcg', 'port-reuse', 'fairness')
 
 
 def main():
@@ -1061,6 +1078,7 @@ def main():
                          'params': {p: read_param(p) for p in sorted(os.listdir(lc.PARAMS))}})
     for name, fn in (
         ('features', checks.features),
+        ('disarm', checks.disarm),
         ('kern-log', checks.kern_log),
         ('stats', checks.stats_scopes),
         ('limits', checks.limits),
