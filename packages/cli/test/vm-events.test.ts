@@ -262,5 +262,17 @@ for (const kernel of ['6.1', '6.12']) {
     assert.not.match(human.out, 'undefined');
   });
 
+  test('usip stats as uid 65534: its own counters (user scope), without the host-wide ones', () => {
+    const stats = json(run, 'nobody-stats');
+    assert.equal(Object.keys(stats), ['scope', 'listeners', 'notifiers', 'queued', 'queueLimit', 'dropped', 'delivered']);
+    assert.equal([stats.scope, stats.listeners, stats.notifiers, stats.queued], ['user', 0, 0, 0]);
+    const human = step(run, 'nobody-stats-human');
+    assert.is(human.status, 0, human.err);
+    assert.match(human.out, /^scope\s+your own$/m);
+    assert.match(human.out, /^listeners\s+0$/m);
+    for (const hostWide of ['events posted', 'undeliverable', 'live objects', 'mount hooks armed']) assert.not.match(human.out, hostWide);
+    assert.not.match(human.out, 'undefined');
+  });
+
   test.run();
 }

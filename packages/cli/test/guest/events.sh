@@ -81,4 +81,6 @@ echo 64 >/sys/module/usip/parameters/max_listeners_per_user
 cat /sys/module/usip/parameters/event_queue_len >"$results/event_queue_len"
 step stats node "$usip" stats --json
 step stats-human node "$usip" stats
+step nobody-stats $nobody node "$usip" stats --json
+step nobody-stats-human $nobody node "$usip" stats
 uname -r >"$results/uname"
