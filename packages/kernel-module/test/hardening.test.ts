@@ -17,12 +17,10 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatVerdict, runInVm } from '@usip/vm';
-import { Feature, FEATURE_NAMES, StatsScope, UnavailableReason } from '../../client/src/generated/usip.js';
+import { Action, Command, EventType, Feature, FEATURE_NAMES, StatsScope, UnavailableReason } from '../../client/src/generated/usip.js';
 import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
 
 const NOBODY = 65534;
-const MTAB_EVENT = 7;
-const MOUNT = 1;
 /** CAP_SYSLOG (34) as /proc/PID/status shows a capability set. */
 const CAP_SYSLOG_ONLY = '0000000400000000';
 
@@ -173,7 +171,7 @@ for (const report of reports) {
     }>('features.real-mount-event');
     for (const name of ['first', 'second']) {
       assert.equal(m.events[name], {
-        genl_cmd: MTAB_EVENT, listener_id: m.ids[name], type: 1, action: MOUNT, path: m.path, fs_type: 'tmpfs', missed: 0,
+        genl_cmd: Command.mtabEvent, listener_id: m.ids[name], type: EventType.mtab, action: Action.mount, path: m.path, fs_type: 'tmpfs', missed: 0,
       }, `${name} listener`);
     }
   });
