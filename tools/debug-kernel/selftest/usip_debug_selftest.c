@@ -7,15 +7,15 @@
  * bugs=LIST (comma-separated), done in this order at load time:
  *   sleep     GFP_KERNEL allocation under a spinlock
  *             ("BUG: sleeping function called from invalid context")
- *   circular  takes two mutexes in both orders
- *             ("WARNING: possible circular locking dependency detected")
  *   rcu       rcu_dereference() outside a read-side critical section
  *             ("WARNING: suspicious RCU usage")
+ *   circular  takes two mutexes in both orders
+ *             ("WARNING: possible circular locking dependency detected")
  *   kasan     reads a freed slab object
  *             ("BUG: KASAN: slab-use-after-free")
- * The first lockdep report (circular or rcu) turns lockdep off for the rest of
- * the boot, and so does a KASAN report (its taint makes lockdep unreliable):
- * one lockdep report per boot, before any KASAN report.
+ * A lockdep report such as the circular one turns lockdep off for the rest of
+ * the boot, and so does a KASAN report (its taint makes lockdep unreliable);
+ * the sleep and RCU reports do not. Hence this order.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -108,10 +108,10 @@ static int __init selftest_init(void)
 	pr_info("making these bugs: %s\n", bugs);
 	if (wanted("sleep"))
 		selftest_sleep();
-	if (wanted("circular"))
-		selftest_circular();
 	if (wanted("rcu"))
 		selftest_rcu();
+	if (wanted("circular"))
+		selftest_circular();
 	if (wanted("kasan"))
 		selftest_kasan();
 	pr_info("done\n");
