@@ -1027,7 +1027,7 @@ static int usip_listener_link(struct usip_listener *l, struct usip_user **fresh_
 	int err;
 
 	lockdep_assert_held(&usip_listeners_lock);
-	if (user && user->listeners >= READ_ONCE(usip_max_listeners_per_user)) {
+	if ((user ? user->listeners : 0) >= READ_ONCE(usip_max_listeners_per_user)) {
 		NL_SET_ERR_MSG(extack,
 			       "this user already has usip.max_listeners_per_user listeners");
 		return -EMFILE;

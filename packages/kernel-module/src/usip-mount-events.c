@@ -719,13 +719,14 @@ static void usip_hooks_unregister(unsigned long features)
 		else
 			kps[nk++] = &hook->probe.kp;
 		hook->armed = false;
-		usip_armed_hooks--;
 	}
 	/* Each waits for handlers in progress; return probes' pending instances too. */
 	if (nk)
 		unregister_kprobes(kps, nk);
 	if (nr)
 		unregister_kretprobes(rps, nr);
+	/* Counted as gone only now that they are. */
+	WRITE_ONCE(usip_armed_hooks, usip_armed_hooks - nk - nr);
 }
 
 /* Registers the hooks of feature @f, all or none. */
@@ -751,7 +752,7 @@ static int usip_feature_arm(enum usip_feature_index f)
 			break;
 		}
 		hook->armed = true;
-		usip_armed_hooks++;
+		WRITE_ONCE(usip_armed_hooks, usip_armed_hooks + 1);
 	}
 	if (err)
 		usip_hooks_unregister(BIT(f));
