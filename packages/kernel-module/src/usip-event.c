@@ -148,7 +148,11 @@ static struct usip_event *usip_event_alloc(const struct usip_event *probe,
 	if (!ev)
 		return NULL;
 	atomic_inc(&usip_objects);
-	*ev = (struct usip_event){ .info = info, .mnt_ns = probe->mnt_ns };
+	*ev = (struct usip_event){
+		.info = info,
+		.mnt_ns = probe->mnt_ns,
+		.born_before = probe->born_before,
+	};
 	strings = (char *)&ev->recipients[max];
 	ev->info.path = usip_strcopy(&strings, info.path);
 	ev->info.fs_type = usip_strcopy(&strings, info.fs_type);
@@ -215,13 +219,20 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 
 	*seq = 0;
 	rcu_read_lock();
+	wanted = usip_listeners_probe(&probe, &no_room);
+	rcu_read_unlock();
+	/*
+	 * Nothing is built for an event that has nowhere to go. The allocation
+	 * may sleep (inject's GFP_KERNEL): outside the RCU read section. A slot
+	 * for every listener that wanted it: one that registered meanwhile has
+	 * none, and is as if it had registered after the event.
+	 */
+	if (wanted && !usip_events_queue_full())
+		ev = usip_event_alloc(&probe, wanted + no_room, gfp);
+	rcu_read_lock();
 	if (info->present & USIP_EVENT_MOUNT_CHANGE)
 		state = usip_mntns_find(ns);
-	wanted = usip_listeners_probe(&probe, &no_room);
-	/* Nothing is built for an event that has nowhere to go. */
-	if (wanted && !usip_events_queue_full())
-		ev = usip_event_alloc(&probe, wanted, gfp);
-	if (ev && !usip_listeners_take(ev, wanted, &missed)) {
+	if (ev && !usip_listeners_take(ev, wanted + no_room, &missed)) {
 		usip_event_discard(ev);
 		ev = NULL;
 		if (!missed)

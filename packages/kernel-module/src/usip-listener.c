@@ -84,6 +84,7 @@ struct usip_listener {
 	refcount_t refs;		/* the lists, and each event queued for it */
 	struct rcu_work free_work;
 	bool dead;			/* unlinked: no more events */
+	u64 born;			/* its place in the order of registrations */
 	u32 id;
 	u32 flags;			/* USIP_LISTENER_FLAGS_* */
 	u32 portid;
@@ -127,6 +128,8 @@ static DEFINE_XARRAY_ALLOC1(usip_listener_ids);
 static u32 usip_next_listener_id;
 static unsigned int usip_n_listeners;
 static unsigned int usip_n_notifiers;
+/* Registrations so far: a listener's born, and what an event's first look saw. */
+static atomic64_t usip_births = ATOMIC64_INIT(0);
 /* Global listeners with an mtab notifier: every namespace's changes are wanted. */
 static atomic_t usip_global_mtab = ATOMIC_INIT(0);
 static struct kmem_cache *usip_listener_cache;
@@ -142,7 +145,9 @@ struct usip_mntns *usip_mntns_find(const struct ns_common *ns)
 {
 	struct usip_mntns *state;
 
-	hash_for_each_possible_rcu(usip_mntns_table, state, node, (unsigned long)ns)
+	/* Under RCU (posting events), or with the lock that changes the table. */
+	hash_for_each_possible_rcu(usip_mntns_table, state, node, (unsigned long)ns,
+				   lockdep_is_held(&usip_listeners_lock))
 		if (state->ns == ns)
 			return state;
 	return NULL;
@@ -443,7 +448,7 @@ static enum usip_verdict usip_listener_probe(struct usip_listener *l,
 	return USIP_NO_ROOM;
 }
 
-unsigned int usip_listeners_probe(const struct usip_event *ev, unsigned int *no_room)
+unsigned int usip_listeners_probe(struct usip_event *ev, unsigned int *no_room)
 {
 	struct list_head *lists[2];
 	struct usip_listener *l;
@@ -451,6 +456,8 @@ unsigned int usip_listeners_probe(const struct usip_event *ev, unsigned int *no_
 	int i, n;
 
 	*no_room = 0;
+	/* Listeners born after this look are as if registered after the event. */
+	ev->born_before = atomic64_read(&usip_births) + 1;
 	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
 	for (i = 0; i < n; i++) {
 		list_for_each_entry_rcu(l, lists[i], node) {
@@ -498,7 +505,7 @@ static bool usip_listener_take(struct usip_listener *l, struct usip_event *ev,
 	what = usip_listener_what(l, ev, path, true, &first);
 	if (!what)
 		return false;
-	if (!r || !usip_listener_reserve(l))
+	if (!usip_listener_reserve(l))
 		goto missed;
 	if (path && path != ev->info.path) {
 		own = kstrdup(path, GFP_ATOMIC | __GFP_ACCOUNT);
@@ -540,11 +547,12 @@ unsigned int usip_listeners_take(struct usip_event *ev, unsigned int max,
 	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
 	for (i = 0; i < n; i++) {
 		list_for_each_entry_rcu(l, lists[i], node) {
-			/* No slot left (it registered meanwhile): it misses this one. */
-			struct usip_recipient *r = ev->n_recipients < max ?
-						   &ev->recipients[ev->n_recipients] : NULL;
-
-			if (usip_listener_take(l, ev, r, missed))
+			if (l->born >= ev->born_before)
+				continue;	/* registered after the first look */
+			/* Cannot happen: every listener the first look saw has a slot. */
+			if (WARN_ON_ONCE(ev->n_recipients == max))
+				return max;
+			if (usip_listener_take(l, ev, &ev->recipients[ev->n_recipients], missed))
 				ev->n_recipients++;
 		}
 	}
@@ -1047,6 +1055,7 @@ static int usip_listener_link(struct usip_listener *l, struct usip_user **fresh_
 	}
 	l->user = usip_user_get(l->uid, fresh_user);
 	l->user->listeners++;
+	l->born = atomic64_inc_return(&usip_births);
 	list_add_tail(&l->all, &usip_listeners);
 	list_add_tail_rcu(&l->node, l->scope ? &l->scope->listeners : &usip_global_listeners);
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && (l->types & BIT(USIP_EVENT_TYPE_MTAB)))

@@ -106,6 +106,8 @@ struct usip_event {
 	struct ns_common *mnt_ns;	/* referenced */
 	struct pid *pid;
 	kuid_t uid;
+	/* While posting: listeners registered from this number on are not its recipients. */
+	u64 born_before;
 	unsigned int n_recipients;
 	struct usip_recipient recipients[];
 };
@@ -147,7 +149,7 @@ void usip_listeners_exit(void);
  * of the queue (*@missed: how many missed it for want of room); drop counts
  * a miss for every listener that wanted @ev.
  */
-unsigned int usip_listeners_probe(const struct usip_event *ev, unsigned int *no_room);
+unsigned int usip_listeners_probe(struct usip_event *ev, unsigned int *no_room);
 unsigned int usip_listeners_take(struct usip_event *ev, unsigned int max,
 				 unsigned int *missed);
 void usip_listeners_drop(const struct usip_event *ev);
