@@ -10,7 +10,18 @@ export const SUPPORTED_SERIES = ['6.1', '6.12'] as const;
  */
 const RELEASE = /^(\d+\.\d+)(?:\.\d+)+(?:-\d+)?(?:\+[0-9a-z.~]+)?-amd64$/;
 
-export type KernelSpec = { kind: 'series'; series: string } | { kind: 'release'; release: string };
+/**
+ * A kernel to resolve: the newest of a series (its `rt` flavour: Debian's PREEMPT_RT build of
+ * the same ABI), or an exact release.
+ */
+export type KernelSpec =
+  | { kind: 'series'; series: string; flavour?: 'rt' }
+  | { kind: 'release'; release: string };
+
+/** The PREEMPT_RT flavour of a plain Debian release: 6.1.0-57-amd64 -> 6.1.0-57-rt-amd64. */
+export function rtRelease(release: string): string {
+  return release.replace(/-amd64$/, '-rt-amd64');
+}
 
 export interface HeadersCandidate {
   release: string;
@@ -36,17 +47,19 @@ export function parseKernelSelector(selector: string): KernelSpec[] {
     .filter((w) => w !== '');
   if (words.length === 0) throw new Error('empty kernel selector: use 6.1, 6.12, all, or a release such as 6.1.0-56-amd64');
   const specs: KernelSpec[] = [];
+  const keyOf = (s: KernelSpec) => (s.kind === 'series' ? `${s.series}${s.flavour ? `-${s.flavour}` : ''}` : s.release);
   const add = (spec: KernelSpec) => {
-    const key = spec.kind === 'series' ? spec.series : spec.release;
-    if (!specs.some((s) => (s.kind === 'series' ? s.series : s.release) === key)) specs.push(spec);
+    if (!specs.some((s) => keyOf(s) === keyOf(spec))) specs.push(spec);
   };
   for (const word of words) {
+    const rt = /^(\d+\.\d+)-rt$/.exec(word);
     if (word === 'all') for (const series of SUPPORTED_SERIES) add({ kind: 'series', series });
     else if (/^\d+\.\d+$/.test(word)) add({ kind: 'series', series: word });
+    else if (rt?.[1]) add({ kind: 'series', series: rt[1], flavour: 'rt' });
     else if (seriesOfRelease(word) !== null) add({ kind: 'release', release: word });
     else
       throw new Error(
-        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')}, all, or an exact amd64 release such as 6.1.0-56-amd64`,
+        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')}, all, a series' PREEMPT_RT flavour such as 6.1-rt, or an exact amd64 release such as 6.1.0-56-amd64`,
       );
   }
   return specs;

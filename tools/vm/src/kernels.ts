@@ -11,6 +11,7 @@ import {
   newestOfSeries,
   parseAptStanzas,
   parseKernelSelector,
+  rtRelease,
   seriesOfRelease,
   type HeadersCandidate,
   type KernelSpec,
@@ -457,8 +458,9 @@ async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
     let version = '';
     if (spec.kind === 'series') {
       const found = await resolveSeries(spec.series, log);
-      release = found.release;
-      version = found.version;
+      // The RT flavour of the same ABI: its own headers and image packages.
+      release = spec.flavour === 'rt' ? rtRelease(found.release) : found.release;
+      version = spec.flavour === 'rt' ? '' : found.version;
     } else {
       release = spec.release;
     }
@@ -467,8 +469,8 @@ async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
       const cacheDir = join(kernelsCacheDir(), release);
       const meta = await fetchImage(release, version || headers.version, cacheDir, log);
       return {
-        selector: spec.kind === 'series' ? spec.series : spec.release,
-        series: seriesOfRelease(release) ?? release,
+        selector: spec.kind === 'series' ? `${spec.series}${spec.flavour ? `-${spec.flavour}` : ''}` : spec.release,
+        series: spec.kind === 'series' ? spec.series : (seriesOfRelease(release) ?? release),
         release,
         packageVersion: meta.packageVersion || headers.version,
         vmlinuz: join(cacheDir, 'vmlinuz'),

@@ -7,6 +7,7 @@ import {
   newestOfSeries,
   parseAptStanzas,
   parseKernelSelector,
+  rtRelease,
   seriesOfRelease,
 } from '../src/apt.js';
 
@@ -27,8 +28,19 @@ test('selectors: series, all, exact releases, lists', () => {
   ]);
 });
 
+test('selectors: a series\' PREEMPT_RT flavour, beside the plain one', () => {
+  assert.equal(parseKernelSelector('6.12-rt'), [{ kind: 'series', series: '6.12', flavour: 'rt' }]);
+  assert.equal(parseKernelSelector('6.12,6.12-rt,6.12-rt'), [
+    { kind: 'series', series: '6.12' },
+    { kind: 'series', series: '6.12', flavour: 'rt' },
+  ]);
+  assert.is(rtRelease('6.12.118+deb12-amd64'), '6.12.118+deb12-rt-amd64');
+  assert.is(rtRelease('6.1.0-57-amd64'), '6.1.0-57-rt-amd64');
+});
+
 test('selectors: bad input gets an error naming the word and the accepted forms', () => {
-  assert.throws(() => parseKernelSelector('latest'), /unknown kernel selector "latest": use 6\.1, 6\.12, all, or an exact amd64 release/);
+  assert.throws(() => parseKernelSelector('latest'), /unknown kernel selector "latest": use 6\.1, 6\.12, all, a series' PREEMPT_RT flavour such as 6\.1-rt, or an exact amd64 release/);
+  assert.throws(() => parseKernelSelector('6.12-cloud'), /unknown kernel selector "6\.12-cloud"/);
   assert.throws(() => parseKernelSelector('6.1.0-56-cloud-amd64'), /unknown kernel selector "6\.1\.0-56-cloud-amd64"/);
   assert.throws(() => parseKernelSelector(' , '), /empty kernel selector/);
 });
