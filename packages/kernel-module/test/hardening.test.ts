@@ -12,13 +12,11 @@
 //   - listeners are charged to the registering process's memory cgroup;
 //   - a closed socket's events never reach a new socket that took its port id;
 //   - a user churning mounts with listeners it never reads cannot make root's listener miss.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerdict, runInVm } from '@usip/vm';
+import { formatVerdict } from '@usip/vm';
 import { Action, Command, EventType, Feature, FEATURE_NAMES, StatsScope, UnavailableReason } from '../../client/src/generated/usip.js';
-import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
+import { runGuestChecks } from './helpers.js';
 
 const NOBODY = 65534;
 /** CAP_SYSLOG (34) as /proc/PID/status shows a capability set. */
@@ -82,21 +80,12 @@ const statusOf = (view: PingView, flag: number) => view.status.find((s) => s.fea
 const allFlags = Object.values(Feature) as number[];
 const eventFeatures = [Feature.mountEvents, Feature.remountEvents, Feature.propagationEvents, Feature.setattrEvents];
 
-const kernels = await testKernels();
-const reports: GuestReport[] = [];
-for (const kernel of kernels) {
-  const ko = builtModule(kernel.release);
-  if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
-  const run = await runInVm({
-    kernel,
-    modules: [{ path: ko, params: ['allow_inject=1'] }],
-    command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/hardening_checks.py'],
-    cwd: workspaceRoot,
-    timeoutMs: vmTimeout(280_000),
-  });
-  const file = join(run.resultsDir, 'hardening-checks.jsonl');
-  reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
-}
+const reports = await runGuestChecks({
+  command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/hardening_checks.py'],
+  results: 'hardening-checks.jsonl',
+  params: ['allow_inject=1'],
+  timeoutMs: 280_000,
+});
 
 for (const report of reports) {
   const { run } = report;

@@ -1,8 +1,8 @@
 // Shared by the kernel-module tests: where things are, and the kernels to test on.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveKernels, type Kernel, type VmRunResult } from '@usip/vm';
+import { resolveKernels, runInVm, type Kernel, type VmRunOptions, type VmRunResult } from '@usip/vm';
 
 export const moduleRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const workspaceRoot = resolve(moduleRoot, '../..');
@@ -74,4 +74,41 @@ export class GuestReport {
     }
     return this.values.get(check) as T;
   }
+}
+
+export interface GuestChecksOptions {
+  /** The guest script, relative to the workspace, and its arguments ({ko}: the module's path). */
+  command: string[];
+  /** The JSON-lines file the script writes in $USIP_VM_RESULTS. */
+  results: string;
+  /** insmod parameters of usip.ko. */
+  params?: string[];
+  /** The VM's time limit before USIP_TEST_TIMEOUT_FACTOR. */
+  timeoutMs: number;
+  memoryMb?: number;
+  kernelArgs?: string[];
+}
+
+/**
+ * Boots each test kernel with the usip.ko that `nx run kernel-module:build` made for it, runs a
+ * guest check script (Python, raw netlink) in the workspace, and reads what it recorded.
+ */
+export async function runGuestChecks(options: GuestChecksOptions): Promise<GuestReport[]> {
+  const reports: GuestReport[] = [];
+  for (const kernel of await testKernels()) {
+    const ko = builtModule(kernel.release);
+    if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
+    const run = await runInVm({
+      kernel,
+      modules: [{ path: ko, params: options.params ?? [] }],
+      command: options.command.map((word) => word.replaceAll('{ko}', ko)),
+      cwd: workspaceRoot,
+      timeoutMs: vmTimeout(options.timeoutMs),
+      ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
+      ...(options.kernelArgs === undefined ? {} : { kernelArgs: options.kernelArgs }),
+    } satisfies VmRunOptions);
+    const file = join(run.resultsDir, options.results);
+    reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
+  }
+  return reports;
 }

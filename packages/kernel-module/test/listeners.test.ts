@@ -3,12 +3,10 @@
 // netlink sockets from Python, forked children that change uid or unshare their mount and network
 // namespaces, /dev/kmsg, rmmod/insmod). The guest writes one JSON line per check to
 // $USIP_VM_RESULTS/listener-checks.jsonl; each test below judges one or a few of those lines.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerdict, runInVm } from '@usip/vm';
-import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
+import { formatVerdict } from '@usip/vm';
+import { runGuestChecks } from './helpers.js';
 
 const MTAB = 1;
 const STORAGE = 2;
@@ -127,21 +125,12 @@ function accepted(answer: Answer, what: string): void {
 
 const pathsOf = (events: { path?: string }[]) => events.map((e) => e.path);
 
-const kernels = await testKernels();
-const reports: GuestReport[] = [];
-for (const kernel of kernels) {
-  const ko = builtModule(kernel.release);
-  if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
-  const run = await runInVm({
-    kernel,
-    modules: [{ path: ko, params: ['allow_inject=1'] }],
-    command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/listener_checks.py', '--module', ko],
-    cwd: workspaceRoot,
-    timeoutMs: vmTimeout(300_000),
-  });
-  const file = join(run.resultsDir, 'listener-checks.jsonl');
-  reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
-}
+const reports = await runGuestChecks({
+  command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/listener_checks.py', '--module', '{ko}'],
+  results: 'listener-checks.jsonl',
+  params: ['allow_inject=1'],
+  timeoutMs: 300_000,
+});
 
 for (const report of reports) {
   const { run } = report;

@@ -7,12 +7,10 @@
 // only its own namespace's events, in its own terms, and no multicast copies; that trees of mounts
 // changed at once are reported as one subtree event and a superblock remounted in many places as
 // a missed message; and that a dump left unread pins no mount.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerdict, runInVm } from '@usip/vm';
-import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
+import { formatVerdict } from '@usip/vm';
+import { runGuestChecks } from './helpers.js';
 
 interface Seen {
   kind: 'mount' | 'umount' | 'move' | 'remount' | 'missed' | null;
@@ -56,21 +54,11 @@ function sameTable(c: Compared, what: string): void {
   assert.is(c.dumped, c.mountinfo, shown);
 }
 
-const kernels = await testKernels();
-const reports: GuestReport[] = [];
-for (const kernel of kernels) {
-  const ko = builtModule(kernel.release);
-  if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
-  const run = await runInVm({
-    kernel,
-    modules: [ko],
-    command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/mount_hardening_checks.py'],
-    cwd: workspaceRoot,
-    timeoutMs: vmTimeout(600_000),
-  });
-  const file = join(run.resultsDir, 'mount-hardening-checks.jsonl');
-  reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
-}
+const reports = await runGuestChecks({
+  command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/mount_hardening_checks.py'],
+  results: 'mount-hardening-checks.jsonl',
+  timeoutMs: 600_000,
+});
 
 for (const report of reports) {
   const { run } = report;

@@ -4,12 +4,10 @@
 // kinds; as root, as nobody, from a chroot, from a second namespace), dumps 20,000 mounts across
 // many receive buffers and next to a busy mounter, records the events of real mount changes, and
 // watches the hooks being armed and disarmed. Each test below judges some of its JSON lines.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerdict, runInVm } from '@usip/vm';
-import { builtModule, GuestReport, testKernels, vmTimeout, workspaceRoot } from './helpers.js';
+import { formatVerdict } from '@usip/vm';
+import { runGuestChecks } from './helpers.js';
 
 /** How many mounts the large dump makes (the issue asks for 20,000). */
 const BIG = 20_000;
@@ -108,22 +106,12 @@ function describes(event: MountEvent, line: Mountinfo, action: string, what: str
   assert.equal(event.unknown_attributes, undefined, shown);
 }
 
-const kernels = await testKernels();
-const reports: GuestReport[] = [];
-for (const kernel of kernels) {
-  const ko = builtModule(kernel.release);
-  if (!existsSync(ko)) throw new Error(`${ko} is missing: run NX_DAEMON=false npx nx run kernel-module:build`);
-  const run = await runInVm({
-    kernel,
-    modules: [ko],
-    command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/mount_checks.py', '--big', String(BIG)],
-    cwd: workspaceRoot,
-    timeoutMs: vmTimeout(900_000),
-    memoryMb: 3072,
-  });
-  const file = join(run.resultsDir, 'mount-checks.jsonl');
-  reports.push(new GuestReport(run, existsSync(file) ? readFileSync(file, 'utf8') : null));
-}
+const reports = await runGuestChecks({
+  command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/mount_checks.py', '--big', String(BIG)],
+  results: 'mount-checks.jsonl',
+  timeoutMs: 900_000,
+  memoryMb: 3072,
+});
 
 for (const report of reports) {
   const { run } = report;

@@ -39,10 +39,11 @@ from listener_checks import (  # noqa: E402
     CLONE_NEWNS, MOUNT, MOVE, NOBODY, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, REMOUNT, UMOUNT,
     Child, Genl, Recorder, errname, parse_error, parse_messages, resolve_family, unshare,
 )
+from mount_checks import Checks as MountChecks  # noqa: E402
 from mount_checks import (  # noqa: E402
     CMD_MOUNT_GET, EVENT_SCHEMA, MNT_DETACH, MOUNT_PAD, MOUNT_SCHEMA, MS_BIND, MS_PRIVATE, MS_RDONLY,
     MS_REC, MS_REMOUNT, MS_SHARED, AT_RECURSIVE, MOUNT_ATTR_NOEXEC, Listener, compare, decode,
-    event_payload, mount, mount_setattr, mountinfo, tmpfs, truth_compare, umount,
+    mount, mount_setattr, mountinfo, tmpfs, truth_compare, umount,
 )
 
 CMD_MISSED = 10
@@ -121,19 +122,7 @@ class Checks:
 
     def private(self, fn):
         """fn(chan) in a child with a private mount namespace; its records forwarded."""
-        def body(chan):
-            unshare(CLONE_NEWNS)
-            mount(None, '/', None, MS_REC | MS_PRIVATE)
-            fn(chan)
-        child = Child(body)
-        try:
-            while True:
-                msg = child.recv(timeout=600)
-                if 'done' in msg:
-                    break
-                self.record(msg['check'], msg['value'])
-        finally:
-            child.wait(timeout=60)
+        MountChecks.in_private_namespace(self, None, fn)
 
     # -- a chrooted reader sees only what is below its root
     def scope(self):
