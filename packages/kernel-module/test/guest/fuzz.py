@@ -33,6 +33,8 @@
 # tracks every listener knows the exact answer to valid and semantically
 # invalid requests and the plausible answers to malformed ones. Anything else
 # is recorded as a failure, with the seed, the message index and the message.
+# So is a taint flag the kernel did not have before a message (W for a WARN,
+# D for an oops, ...): the message that made the kernel log a problem.
 #
 # The oracle knows the module's rules (docs/events.md):
 #  - ping: one feature-status per feature of the spec (available, a reason
@@ -73,8 +75,9 @@
 #    read later, after other requests, by the same process, or (root's) by a
 #    forked reader as 65534 in a chroot or in a new mount namespace, or never
 #    read (closed): what is read must still be the starter's mount table. The
-#    fuzzer runs in a private mount namespace with 40 more tmpfs mounts, so a
-#    dump spans several netlink messages.
+#    fuzzer runs in a private mount namespace with 61 more tmpfs mounts (60 of
+#    them with mount points of some 1,500 bytes), so a dump spans several of
+#    the module's 32 KiB parts and the reader builds some of them itself.
 #
 # Afterwards, with every fuzz socket closed: ping must answer, stats must
 # report no listener, notifier, queued event or object, and the module's slab
@@ -175,10 +178,15 @@ MOUNT_GET_DUMP_ATTRS = 'a mount-get dump takes no attributes; name one mount in 
 REGISTER_GLOBAL_EPERM = 'a global listener needs CAP_SYS_ADMIN in the initial user namespace'
 REGISTER_KERN_LOG_EPERM = 'a kern-log notifier needs CAP_SYS_ADMIN or CAP_SYSLOG in the initial user namespace'
 REGISTER_EMFILE = 'max_listeners_per_user'
-# The fuzzer's private mount namespace gets this many more tmpfs mounts (below one more), so that
-# a mount-get dump spans several netlink messages and a deferred dump is read in parts.
-EXTRA_MOUNTS = 40
+# The fuzzer's private mount namespace gets this many more tmpfs mounts (below one more), with
+# mount points of some 1,500 bytes: a mount-get dump then spans several of the module's 32 KiB
+# parts (USIP_MOUNT_DUMP_ALLOC), so the reader of a deferred dump builds some of them itself.
+EXTRA_MOUNTS = 60
 EXTRA_MOUNT_DIR = '/tmp/usip-fuzz-mounts'
+
+
+def extra_mount_point(i):
+    return f'{EXTRA_MOUNT_DIR}/m{i:02d}/' + '/'.join(c * 240 for c in 'abcdef')
 CLONE_NEWNS, CLONE_NEWNET = 0x20000, 0x40000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
 # The event features: their hooks are armed while an mtab listener exists, and an arm
@@ -1023,6 +1031,9 @@ class Fuzzer:
         self.arm_failed_set = set()     # which ones, when known exactly (arm checks)
         self.arm_pending = self.params['inject_arm_failures']
         self.deferred = []              # deferred mount-get dumps waiting to be read
+        # The kernel's taint flags: a new one (W for a WARN, D for an oops, B for a bad page, ...)
+        # is a failure of the message that was just handled.
+        self.taint = read_taint()
         self.next_share_check = None
         self.first_ping = None
         self.workers = [
@@ -2539,6 +2550,7 @@ class Fuzzer:
             self.fail(f'{e} while sending this message', worker, subs[0], datagram)
             for sub in subs:
                 self.note_lost(worker, sub)
+            self.check_taint(worker, subs[0], datagram)
             self.restart(worker)
             self.after_registrations(subs)
             return
@@ -2547,7 +2559,21 @@ class Fuzzer:
             self.model.seq_known = False
         self.judge(worker, sock, subs, datagram, out, strays, multi=len(subs) > 1)
         self.after_registrations(subs)
+        self.check_taint(worker, subs[0], datagram)
         self.seconds[case['op']] = self.seconds.get(case['op'], 0) + time.monotonic() - started
+
+    def check_taint(self, worker=None, sub=None, datagram=None):
+        """A taint flag the kernel did not have before: the message just handled (or an event
+        delivery since the previous message) made it WARN, oops or worse; the kernel log says
+        where. Each flag is reported once, with the message."""
+        now = read_taint()
+        new = now & ~self.taint
+        if new:
+            self.taint |= new
+            self.stats['kernel_taints'] = self.stats.get('kernel_taints', 0) + 1
+            self.fail(f'the kernel became tainted {taint_names(new)} (now {taint_names(now)}) while handling this '
+                      f'message or delivering events since the previous one: a WARN, an oops or a bad page; see '
+                      f'the kernel log', worker, sub, datagram)
 
     def after_registrations(self, subs):
         """After a datagram with registrations: how many arm failures they used up (the module
@@ -2850,7 +2876,7 @@ class Fuzzer:
             if lid is not None or 'cmd' in v:
                 self.fail(f'a multicast {op} carries listener-id or cmd', worker, sub0, datagram)
             self.mcast_log.append(v.get('seq'))
-            self.check_event_content(v, None, op, worker, sub0, datagram)
+            self.check_event_content(v, None, True, op, worker, sub0, datagram)
             return
         if lid is None:
             self.fail(f'a unicast {op} without listener-id', worker, sub0, datagram)
@@ -2869,13 +2895,14 @@ class Fuzzer:
         li = self.model.listeners.get(lid)
         if li is not None:
             li.received += 1
-        self.check_event_content(v, li, op, worker, sub0, datagram)
+        self.check_event_content(v, li, False, op, worker, sub0, datagram)
 
-    def check_event_content(self, v, li, op, worker, sub0, datagram):
+    def check_event_content(self, v, li, mcast, op, worker, sub0, datagram):
         """An event against the inject it came from: what was injected, the injector's pid and uid
-        (0), in the listener's (li) terms or, for a multicast copy (li None), the initial
-        namespaces' (the same: every sender is in the initial pid and user namespaces). A listener
-        gets it only if one of its notifiers with notify matches, with that notifier's cmd."""
+        (0), in the listener's (li; None when the model no longer has it) terms or, for a
+        multicast copy, the initial namespaces' (the same: every sender is in the initial pid and
+        user namespaces). A listener gets it only if one of its notifiers with notify matches,
+        with that notifier's cmd."""
         if v.get('mnt-ns') != self.mnt_ns:
             # A real mount event of another mount namespace (a deferred dump's reader's, as it
             # ends), for a global listener.
@@ -2898,7 +2925,7 @@ class Fuzzer:
             elif v.get('cmd') != first.get('cmd'):
                 self.fail(f'{op} to listener {li.id} carries cmd {v.get("cmd")}; the first matching notifier with '
                           f'notify has {first.get("cmd")}', worker, sub0, datagram)
-        if li is None and rec and not rec['init_netns']:
+        if mcast and rec and not rec['init_netns']:
             self.fail(f'a multicast copy of seq {v.get("seq")}, which no listener of the initial network namespace '
                       f'could take', worker, sub0, datagram)
         if not rec or rec['ev'] is None:
@@ -2912,7 +2939,7 @@ class Fuzzer:
         want.update({'pid': rec['pid'], 'uid': 0, 'ns-seq': None, 'unique-id': None})
         diff = [f'{k} {v.get(k)!r} (injected {w!r})' for k, w in want.items() if v.get(k) != w]
         if diff:
-            self.fail(f'{op} seq {v.get("seq")}{" to listener " + str(li.id) if li else " (multicast)"} differs from '
+            self.fail(f'{op} seq {v.get("seq")}{" (multicast)" if mcast else " to listener " + str(v.get("listener-id"))} differs from '
                       f'what was injected: {"; ".join(diff)}', worker, sub0, datagram)
         self.stats['events_checked_against_inject'] += 1
 
@@ -3109,7 +3136,7 @@ class Fuzzer:
             self.fail(f'stats: {p}')
         return v
 
-    def wait_stats(self, key, what, timeout=10.0):
+    def wait_stats(self, key, what, timeout=60.0):
         """Polls host stats until key is 0: the stats, or None (a failure, named with what)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -3143,9 +3170,12 @@ class Fuzzer:
 
     def list_listeners(self):
         """listener-get by root in both network namespaces (each sees every listener of its own),
-        which makes the model exact."""
+        which makes the model exact; whether both dumps were read whole and compared (a dump
+        whose socket overran is not: then the model's delivered and missed are older)."""
+        checked = self.stats['dumps_checked']
         for w in (self.workers[0], self.workers[2]):
             self.scenario(w, 'listener-get', 'listeners', [], self.expect_dump(w))
+        return self.stats['dumps_checked'] - checked == 2
 
     def event_attrs(self, ev):
         ea = lambda n: self.spec.attr('event', n)  # noqa: E731
@@ -3169,12 +3199,13 @@ class Fuzzer:
         m = self.model
         if not self.params['allow_inject'] or self.wait_stats('queued', 'the event queue drains') is None:
             return
-        self.list_listeners()
+        # Every socket read first: one that overran would lose the dump's answer.
+        self.drain_all()
+        fresh = self.list_listeners()
         live = [li for li in m.listeners.values() if not li.closed]
-        if any(m.unknown.values()) or any(li.gone or li.notifiers is None for li in live):
+        if not fresh or any(m.unknown.values()) or any(li.gone or li.notifiers is None for li in live):
             self.stats['share_checks_skipped'] += 1
             return
-        self.drain_all()
         # An event some listener's notifier picks (others without selectors take it too).
         cands = [n for li in live for n in li.notifiers]
         if cands and r.random() < 0.9:
@@ -3239,7 +3270,9 @@ class Fuzzer:
         seq = got.get('seq')
         if self.wait_stats('queued', where) is None:
             return
-        self.list_listeners()
+        if not self.list_listeners():
+            self.stats['share_checks_skipped'] += 1
+            return
         for li in live:
             if li.id not in m.listeners:
                 continue    # the failure is recorded (missing from listener-get)
@@ -3323,6 +3356,10 @@ class Fuzzer:
         if v is not None and (v.get('listeners'), v.get('notifiers')) != (0, 0):
             self.fail(f'arm check: stats reports {v.get("listeners")} listener(s), {v.get("notifiers")} notifier(s) '
                       f'right after every socket that had listeners was closed')
+        # Every listener freed (after an RCU grace period), and with them every per-user record:
+        # what the module holds is back to nothing.
+        if self.wait_stats('objects', 'arm check: every listener, user record and event is freed') is None:
+            return
         if self.wait_stats('mount-hooks', 'arm check: the mount hooks disarm after the last mtab listener') is None:
             return
         self.stats['arm_checks'] += 1
@@ -3379,6 +3416,7 @@ class Fuzzer:
             self.fail(f'sending a mount-get dump failed: {errname(err)}', worker)
             self.close_sock(worker, sock)
             return
+        self.check_taint(worker, None, datagram)
         self.deferred.append({'worker': worker, 'sock': sock, 'seq': seq, 'datagram': datagram, 'flags': flags,
                               'index': self.index})
         self.stats['deferred_started'] += 1
@@ -3409,6 +3447,7 @@ class Fuzzer:
         if out is not None:
             checked = self.stats['mount_dumps_checked']
             self.judge(w, sock, [sub], d['datagram'], out, False, False)
+            self.check_taint(w, sub, d['datagram'])
             self.stats['deferred_checked'] += self.stats['mount_dumps_checked'] - checked
             if how != 'same':
                 # The first part was made when the dump started, the others in the reader's recvmsg().
@@ -3421,7 +3460,7 @@ class Fuzzer:
         chrooted into one of the extra tmpfs mounts or in a new mount namespace (whose mounts all
         have other ids)."""
         s = self.workers[0].exe.ex.socks[sock.handle]
-        where = f'{EXTRA_MOUNT_DIR}/m{self.rng.randrange(EXTRA_MOUNTS):02d}'
+        where = extra_mount_point(self.rng.randrange(EXTRA_MOUNTS))
         rfd, wfd = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -3494,6 +3533,18 @@ def sock_ext_ack(sock):
 # --------------------------------------------------------------------------------------
 # Set-up and accounting.
 # --------------------------------------------------------------------------------------
+
+TAINT_LETTERS = 'PFSRMBUDAWCIOELKXTN'
+
+
+def read_taint():
+    with open('/proc/sys/kernel/tainted', encoding='ascii') as f:
+        return int(f.read().strip())
+
+
+def taint_names(bits):
+    return ''.join(c for i, c in enumerate(TAINT_LETTERS) if bits >> i & 1) or '-'
+
 
 PARAMS = ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'user_queue_len',
           'listener_queue_len', 'inject_arm_failures', 'allow_inject')
@@ -3641,7 +3692,7 @@ SLAB_CACHES = ('usip_listener',)
 
 def private_mount_table():
     """This process (and the senders it starts) in a mount namespace of its own, with
-    EXTRA_MOUNTS + 1 more tmpfs mounts, so that a mount-get dump takes several messages. Private
+    EXTRA_MOUNTS + 1 more tmpfs mounts, so that a mount-get dump takes several parts. Private
     propagation: nothing of it reaches the initial namespace."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -3655,9 +3706,9 @@ def private_mount_table():
     os.makedirs(EXTRA_MOUNT_DIR, exist_ok=True)
     check(libc.mount(b'usip-fuzz', EXTRA_MOUNT_DIR.encode(), b'tmpfs', 0, b'mode=0755'), f'mount {EXTRA_MOUNT_DIR}')
     for i in range(EXTRA_MOUNTS):
-        d = f'{EXTRA_MOUNT_DIR}/m{i:02d}'
-        os.mkdir(d)
-        check(libc.mount(b'usip-fuzz', d.encode(), b'tmpfs', 0, b'mode=0755'), f'mount {d}')
+        d = extra_mount_point(i)
+        os.makedirs(d)
+        check(libc.mount(b'usip-fuzz', d.encode(), b'tmpfs', 0, b'mode=0755'), f'mount {d[:60]}...')
 
 
 def kernel_version(release):
@@ -3773,6 +3824,7 @@ def fuzz_main(seed, total, results, journal):
         fz.fail(f'the fuzz run stopped: {e}')
     fuzz_seconds = time.monotonic() - started
     fz.close_all()
+    fz.check_taint()
     table = read_mountinfo()
     mount_table_changed = table != fz.mounts_at_start
     for name in ('event_queue_len', 'user_queue_len', 'listener_queue_len', 'inject_arm_failures',
