@@ -458,6 +458,8 @@ unsigned int usip_listeners_probe(struct usip_event *ev, unsigned int *no_room)
 	*no_room = 0;
 	/* Listeners born after this look are as if registered after the event. */
 	ev->born_before = atomic64_read(&usip_births) + 1;
+	/* Pairs with the full barrier of the birth: the walk sees those born before. */
+	smp_rmb();
 	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
 	for (i = 0; i < n; i++) {
 		list_for_each_entry_rcu(l, lists[i], node) {
@@ -505,7 +507,7 @@ static bool usip_listener_take(struct usip_listener *l, struct usip_event *ev,
 	what = usip_listener_what(l, ev, path, true, &first);
 	if (!what)
 		return false;
-	if (!usip_listener_reserve(l))
+	if (!r || !usip_listener_reserve(l))
 		goto missed;
 	if (path && path != ev->info.path) {
 		own = kstrdup(path, GFP_ATOMIC | __GFP_ACCOUNT);
@@ -547,12 +549,14 @@ unsigned int usip_listeners_take(struct usip_event *ev, unsigned int max,
 	n = usip_candidate_lists(usip_mntns_find(ev->mnt_ns), lists);
 	for (i = 0; i < n; i++) {
 		list_for_each_entry_rcu(l, lists[i], node) {
-			if (l->born >= ev->born_before)
-				continue;	/* registered after the first look */
-			/* Cannot happen: every listener the first look saw has a slot. */
-			if (WARN_ON_ONCE(ev->n_recipients == max))
-				return max;
-			if (usip_listener_take(l, ev, &ev->recipients[ev->n_recipients], missed))
+			struct usip_recipient *r = ev->n_recipients < max ?
+						   &ev->recipients[ev->n_recipients] : NULL;
+
+			/* Pairs with the release of its birth: registered after the first look? */
+			if (smp_load_acquire(&l->born) >= ev->born_before)
+				continue;
+			/* Each one the first look saw has a slot; without one it would miss it. */
+			if (usip_listener_take(l, ev, r, missed))
 				ev->n_recipients++;
 		}
 	}
@@ -1055,9 +1059,15 @@ static int usip_listener_link(struct usip_listener *l, struct usip_user **fresh_
 	}
 	l->user = usip_user_get(l->uid, fresh_user);
 	l->user->listeners++;
-	l->born = atomic64_inc_return(&usip_births);
 	list_add_tail(&l->all, &usip_listeners);
+	/*
+	 * Born only once findable: an event whose first look did not find it
+	 * read the count of births before it was born (see usip_listeners_probe()).
+	 */
+	l->born = U64_MAX;
 	list_add_tail_rcu(&l->node, l->scope ? &l->scope->listeners : &usip_global_listeners);
+	/* Released after the link; the increment orders the link before the new count. */
+	smp_store_release(&l->born, atomic64_inc_return(&usip_births));
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && (l->types & BIT(USIP_EVENT_TYPE_MTAB)))
 		atomic_inc(&usip_global_mtab);
 	WRITE_ONCE(usip_n_listeners, usip_n_listeners + 1);
