@@ -234,10 +234,11 @@ for (const kernel of ['6.1', '6.12']) {
         assert.is(check.watcherNsSeq, check.dumpNsSeq);
       }
       const resyncs = [...r.mountPhase.resyncs, ...r.umountPhase.resyncs];
-      for (const resync of resyncs) assert.ok(['overrun', 'missed', 'gap'].includes(resync.reason), resync.reason);
+      for (const resync of resyncs) assert.ok(['overrun', 'missed', 'gap', 'subtree'].includes(resync.reason), resync.reason);
       if (label === 'small') assert.ok(r.mountPhase.resyncs.length > 0, 'the tiny buffer overflowed, and the watcher read the table again');
-      // More events than the module's queue holds: some were dropped, and the watcher knew.
-      else assert.ok(r.umountPhase.resyncs.length > 0, 'the burst lost events, and the watcher read the table again');
+      // One lazy umount of the 15,000: too many for the hook to tell one by one, so one subtree
+      // event, and the watcher read the table again.
+      else assert.ok(r.umountPhase.resyncs.some((x: { reason: string }) => x.reason === 'subtree'), JSON.stringify(r.umountPhase.resyncs));
       const ms = (x: number) => `${(x / 1000).toFixed(1)} s`;
       console.log(
         `  storm ${label} on ${run.kernel.release}: ${r.mountPhase.changes} + ${r.umountPhase.changes} changes, ${resyncs.length} resyncs (${resyncs.map((x: { reason: string }) => x.reason).join(', ') || 'none'}); ` +
