@@ -679,6 +679,8 @@ def in_child(fn, uid=None, unshare_flags=0):
 class Recorder:
     def __init__(self, path):
         self.file = open(path, 'w', encoding='utf8')  # noqa: SIM115: open for the whole run
+        # The running script's name, in its progress lines.
+        self.label = os.path.splitext(os.path.basename(sys.argv[0]))[0]
 
     def write(self, obj):
         self.file.write(json.dumps(jsonable(obj)) + '\n')
@@ -694,8 +696,8 @@ class Recorder:
             fn(*args)
         except Exception:  # noqa: BLE001: reported to the host, which fails the checks
             self.write({'check': name, 'error': traceback.format_exc()})
-            print(f'listener_checks: {name} failed:\n{traceback.format_exc()}', flush=True)
-        print(f'listener_checks: {name} done in {time.monotonic() - started:.1f} s', flush=True)
+            print(f'{self.label}: {name} failed:\n{traceback.format_exc()}', flush=True)
+        print(f'{self.label}: {name} done in {time.monotonic() - started:.1f} s', flush=True)
 
 
 # ---------------------------------------------------------------- the checks
