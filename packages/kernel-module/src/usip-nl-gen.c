@@ -7,14 +7,23 @@
 #include "usip-nl-gen.h"
 
 /* Attribute set "notifier", when nested in a request */
-const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1] = {
+static struct netlink_range_validation usip_notifier_interval_ms_range = {
+	.min	= 100U,
+	.max	= 3600000U,
+};
+
+const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1] = {
 	[USIP_A_NOTIFIER_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
-	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
+	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 8U),
 	[USIP_A_NOTIFIER_CMD] = { .type = NLA_U32, },
 	[USIP_A_NOTIFIER_FLAGS] = NLA_POLICY_MASK(NLA_U32, USIP_NOTIFIER_FLAGS_MASK),
 	[USIP_A_NOTIFIER_MOUNT_ID] = { .type = NLA_U64, },
 	[USIP_A_NOTIFIER_PATH_PREFIX] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
 	[USIP_A_NOTIFIER_THRESHOLD] = NLA_POLICY_MAX(NLA_U32, 100U),
+	[USIP_A_NOTIFIER_THRESHOLD_INODES] = NLA_POLICY_MAX(NLA_U32, 100U),
+	[USIP_A_NOTIFIER_THRESHOLD_BYTES] = { .type = NLA_U64, },
+	[USIP_A_NOTIFIER_HYSTERESIS] = NLA_POLICY_MAX(NLA_U32, 1000U),
+	[USIP_A_NOTIFIER_INTERVAL_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_notifier_interval_ms_range),
 };
 
 /* USIP_CMD_PING - do */
@@ -41,7 +50,7 @@ static struct netlink_range_validation usip_inject_repeat_range = {
 
 static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_SUBTREE + 1] = {
 	[USIP_A_EVENT_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
-	[USIP_A_EVENT_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 7U),
+	[USIP_A_EVENT_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 8U),
 	[USIP_A_EVENT_MOUNT_ID] = { .type = NLA_U64, },
 	[USIP_A_EVENT_PARENT_ID] = { .type = NLA_U64, },
 	[USIP_A_EVENT_PATH] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },

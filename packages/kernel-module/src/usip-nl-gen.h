@@ -16,7 +16,7 @@ enum {
 };
 
 /* Policies of attribute sets nested in requests */
-extern const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_PAD + 1];
+extern const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1];
 
 extern const struct genl_ops usip_nl_ops[7];
 extern const struct genl_multicast_group usip_nl_mcgrps[2];

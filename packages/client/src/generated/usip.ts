@@ -27,6 +27,14 @@ export const Feature = {
   propagationEvents: 0x20,
   /** Changes made with mount_setattr(2) are reported as remount events. */
   setattrEvents: 0x40,
+  /** File system usage can be read per mount (statfs): it needs the mount table. */
+  statfs: 0x80,
+  /** System calls that fail with ENOSPC or EDQUOT are reported as enospc and edquot events: the kernel's raw_syscalls:sys_exit tracepoint was found. */
+  spaceErrors: 0x100,
+  /** The kernel's own disk quota warnings (quota_send_warning, which CONFIG_QUOTA_NETLINK_INTERFACE provides) are reported as quota events. */
+  quotaWarnings: 0x200,
+  /** low-space notifiers are checked: the module reads each watched mount's usage on a timer and reports crossings of their thresholds. */
+  lowSpace: 0x400,
 } as const;
 export type FeatureName = keyof typeof Feature;
 /** Spec names of the bits of Feature, for display. */
@@ -38,9 +46,13 @@ export const FEATURE_NAMES: Readonly<Record<number, string>> = {
   0x10: 'remount-events',
   0x20: 'propagation-events',
   0x40: 'setattr-events',
+  0x80: 'statfs',
+  0x100: 'space-errors',
+  0x200: 'quota-warnings',
+  0x400: 'low-space',
 };
 /** Every bit of Feature. */
-export const FEATURE_MASK = 0x7f;
+export const FEATURE_MASK = 0x7ff;
 
 /** Why a feature is not available, in a word (the kernel log says more when the module loads, or when arming a hook fails). */
 export const UnavailableReason = {
@@ -60,6 +72,8 @@ export const UnavailableReason = {
   needsMountTable: 7,
   /** Registering one of its hooks failed when a listener needed it; it is tried again when the next listener needs it. */
   armFailed: 8,
+  /** The kernel was built without the option the feature needs (e.g. CONFIG_QUOTA_NETLINK_INTERFACE for quota warnings). */
+  notConfigured: 9,
 } as const;
 export type UnavailableReasonName = keyof typeof UnavailableReason;
 /** Spec names of the values of UnavailableReason, for display. */
@@ -72,6 +86,7 @@ export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, string>> = {
   6: 'prototype-mismatch',
   7: 'needs-mount-table',
   8: 'arm-failed',
+  9: 'not-configured',
 };
 
 /** Whose counters a stats reply holds. */
@@ -116,8 +131,10 @@ export const Action = {
   enospc: 5,
   /** A write failed because a disk quota is exhausted. */
   edquot: 6,
-  /** Free space fell below a notifier's threshold. */
+  /** Free space of a watched mount crossed a low-space notifier's threshold (the event's space-state says which way), or the mount went away. */
   lowSpace: 7,
+  /** The kernel's disk quota code warned a user (soft limit exceeded, grace period over, hard limit reached, or usage back below a limit). */
+  quota: 8,
 } as const;
 export type ActionName = keyof typeof Action;
 /** Spec names of the values of Action, for display. */
@@ -129,6 +146,7 @@ export const ACTION_NAMES: Readonly<Record<number, string>> = {
   5: 'enospc',
   6: 'edquot',
   7: 'low-space',
+  8: 'quota',
 };
 
 /** What to do when a notifier matches an event. */
@@ -211,6 +229,119 @@ export const MOUNT_ATTR_NAMES: Readonly<Record<number, string>> = {
 /** Every bit of MountAttr. */
 export const MOUNT_ATTR_MASK = 0x1ff;
 
+/** Which way a low-space event went. */
+export const SpaceState = {
+  /** Free space fell below the threshold. */
+  low: 1,
+  /** Free space rose above the threshold plus its hysteresis. */
+  recovered: 2,
+  /** The mount the notifier watched is gone (unmounted, or no longer visible to the listener). The notifier stays, dormant, and fires again if a mount with that id comes back (Linux 6.1 reuses mount ids; a path-prefix notifier simply watches the new mount). */
+  mountGone: 3,
+} as const;
+export type SpaceStateName = keyof typeof SpaceState;
+/** Spec names of the values of SpaceState, for display. */
+export const SPACE_STATE_NAMES: Readonly<Record<number, string>> = {
+  1: 'low',
+  2: 'recovered',
+  3: 'mount-gone',
+};
+
+/** Whose quota a quota event is about (the kernel's USRQUOTA, GRPQUOTA, PRJQUOTA). */
+export const QuotaType = {
+  user: 0,
+  group: 1,
+  project: 2,
+} as const;
+export type QuotaTypeName = keyof typeof QuotaType;
+/** Spec names of the values of QuotaType, for display. */
+export const QUOTA_TYPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'user',
+  1: 'group',
+  2: 'project',
+};
+
+/** The kernel's quota warning (QUOTA_NL_* of linux/quota.h, same values). */
+export const QuotaWarning = {
+  nowarn: 0,
+  /** Inode hard limit reached. */
+  ihardwarn: 1,
+  /** Inode grace time expired. */
+  isoftlongwarn: 2,
+  /** Inode soft limit exceeded. */
+  isoftwarn: 3,
+  /** Block hard limit reached. */
+  bhardwarn: 4,
+  /** Block grace time expired. */
+  bsoftlongwarn: 5,
+  /** Block soft limit exceeded. */
+  bsoftwarn: 6,
+  /** Usage fell below the inode hard limit. */
+  ihardbelow: 7,
+  /** Usage fell below the inode soft limit. */
+  isoftbelow: 8,
+  /** Usage fell below the block hard limit. */
+  bhardbelow: 9,
+  /** Usage fell below the block soft limit. */
+  bsoftbelow: 10,
+} as const;
+export type QuotaWarningName = keyof typeof QuotaWarning;
+/** Spec names of the values of QuotaWarning, for display. */
+export const QUOTA_WARNING_NAMES: Readonly<Record<number, string>> = {
+  0: 'nowarn',
+  1: 'ihardwarn',
+  2: 'isoftlongwarn',
+  3: 'isoftwarn',
+  4: 'bhardwarn',
+  5: 'bsoftlongwarn',
+  6: 'bsoftwarn',
+  7: 'ihardbelow',
+  8: 'isoftbelow',
+  9: 'bhardbelow',
+  10: 'bsoftbelow',
+};
+
+/** The mount flags statfs(2) reports in f_flag (ST_* of sys/statvfs.h). */
+export const StatfsFlags = {
+  rdonly: 0x1,
+  nosuid: 0x2,
+  nodev: 0x4,
+  noexec: 0x8,
+  synchronous: 0x10,
+  /** f_flags is valid (always set by the kernel). */
+  valid: 0x20,
+  mandlock: 0x40,
+  /** Unused by statfs; it keeps the following values those of ST_*. */
+  write: 0x80,
+  /** Unused by statfs. */
+  append: 0x100,
+  /** Unused by statfs. */
+  immutable: 0x200,
+  noatime: 0x400,
+  nodiratime: 0x800,
+  relatime: 0x1000,
+  nosymfollow: 0x2000,
+} as const;
+export type StatfsFlagsName = keyof typeof StatfsFlags;
+/** Spec names of the bits of StatfsFlags, for display. */
+export const STATFS_FLAGS_NAMES: Readonly<Record<number, string>> = {
+  0x1: 'rdonly',
+  0x2: 'nosuid',
+  0x4: 'nodev',
+  0x8: 'noexec',
+  0x10: 'synchronous',
+  0x20: 'valid',
+  0x40: 'mandlock',
+  0x80: 'write',
+  0x100: 'append',
+  0x200: 'immutable',
+  0x400: 'noatime',
+  0x800: 'nodiratime',
+  0x1000: 'relatime',
+  0x2000: 'nosymfollow',
+};
+/** Every bit of StatfsFlags. */
+export const STATFS_FLAGS_MASK = 0x3fff;
+
 /** How an attribute's payload is encoded on the wire. */
 export type AttributeType = 'pad' | 'flag' | 'binary' | 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | 's64' | 'string' | 'nest';
 
@@ -269,9 +400,9 @@ export const FeatureStatusAttribute = {
 export const FEATURE_STATUS_ATTRIBUTE_SET: AttributeSetSpec<FeatureStatusAttributes> = {
   name: 'feature-status',
   attributes: [
-    { id: 1, name: 'feature', key: 'feature', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7f } },
+    { id: 1, name: 'feature', key: 'feature', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7ff } },
     { id: 2, name: 'available', key: 'available', type: 'u8', bigEndian: false, multi: false, checks: { max: 1 } },
-    { id: 3, name: 'reason', key: 'reason', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
+    { id: 3, name: 'reason', key: 'reason', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 9 } },
   ],
 };
 
@@ -308,7 +439,7 @@ export const PING_ATTRIBUTE_SET: AttributeSetSpec<PingAttributes> = {
     { id: 1, name: 'cookie', key: 'cookie', type: 'u64', bigEndian: false, multi: false },
     { id: 2, name: 'protocol-version', key: 'protocolVersion', type: 'u32', bigEndian: false, multi: false },
     { id: 3, name: 'module-version', key: 'moduleVersion', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 31 } },
-    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7f } },
+    { id: 4, name: 'features', key: 'features', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7ff } },
     { id: 5, name: 'kernel-release', key: 'kernelRelease', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 64 } },
     { id: 6, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
     { id: 7, name: 'feature-status', key: 'featureStatus', type: 'nest', bigEndian: false, multi: true, nested: FEATURE_STATUS_ATTRIBUTE_SET },
@@ -329,8 +460,16 @@ export interface NotifierAttributes {
   mountId?: bigint;
   /** Selector: match only events whose mount point is this path or lies below it (whole path components: /mnt matches /mnt/a, not /mnta). */
   pathPrefix?: string;
-  /** Selector of low-space notifiers: the free-space percentage below which the event fires. */
+  /** low-space notifiers: the percentage of blocks available to unprivileged users (df's Avail over Size) below which the event fires. A low-space notifier has exactly one of threshold, threshold-inodes and threshold-bytes; other actions have none. */
   threshold?: number;
+  /** low-space notifiers: the percentage of free inodes below which the event fires. */
+  thresholdInodes?: number;
+  /** low-space notifiers: the bytes available to unprivileged users below which the event fires. */
+  thresholdBytes?: bigint;
+  /** low-space notifiers: how far above the threshold free space must rise before the recovered event, in percent of the threshold (default 5: a 10% threshold recovers above 10.5%). */
+  hysteresis?: number;
+  /** low-space notifiers: how often the watched mounts are read, in milliseconds (default 1000, so a crossing is reported within about one second plus the time statfs takes). */
+  intervalMs?: number;
 }
 
 /** Attribute ids of the set "notifier". */
@@ -343,19 +482,27 @@ export const NotifierAttribute = {
   pathPrefix: 6,
   threshold: 7,
   pad: 8,
+  thresholdInodes: 9,
+  thresholdBytes: 10,
+  hysteresis: 11,
+  intervalMs: 12,
 } as const;
 
 export const NOTIFIER_ATTRIBUTE_SET: AttributeSetSpec<NotifierAttributes> = {
   name: 'notifier',
   attributes: [
     { id: 1, name: 'type', key: 'type', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
-    { id: 2, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 7 } },
+    { id: 2, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
     { id: 3, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
     { id: 4, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x3 } },
     { id: 5, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
     { id: 6, name: 'path-prefix', key: 'pathPrefix', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
     { id: 7, name: 'threshold', key: 'threshold', type: 'u32', bigEndian: false, multi: false, checks: { max: 100 } },
     { id: 8, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+    { id: 9, name: 'threshold-inodes', key: 'thresholdInodes', type: 'u32', bigEndian: false, multi: false, checks: { max: 100 } },
+    { id: 10, name: 'threshold-bytes', key: 'thresholdBytes', type: 'u64', bigEndian: false, multi: false },
+    { id: 11, name: 'hysteresis', key: 'hysteresis', type: 'u32', bigEndian: false, multi: false, checks: { max: 1000 } },
+    { id: 12, name: 'interval-ms', key: 'intervalMs', type: 'u32', bigEndian: false, multi: false, checks: { min: 100, max: 3600000 } },
   ],
 };
 
@@ -467,6 +614,28 @@ export interface EventAttributes {
   uniqueId?: bigint;
   /** Real mount table events only: the event stands for the mount and every mount below it, which changed together in one step (a tree attached, detached or changed recursively) but were too many to report one by one from the kernel's mount code. A watcher re-reads what lies below the mount (after a umount: forgets it). */
   subtree?: boolean;
+  /** Command name (comm) of the process that caused a storage event. */
+  comm?: string;
+  /** enospc and edquot events: the system call that failed, by name (write, openat, mkdirat, ...). */
+  syscall?: string;
+  /** enospc and edquot events: the inode the call failed on (the file written, or the directory an entry was to be made in), where known. */
+  ino?: bigint;
+  /** quota events: whose quota. */
+  quotaType?: number;
+  /** quota events: the user, group or project id, in the listener's user namespace (a listener in whose namespace the id is not mapped does not get the event). */
+  quotaId?: number;
+  /** quota events: the kernel's warning. */
+  quotaWarning?: number;
+  /** low-space events: which way the crossing went. */
+  spaceState?: number;
+  /** low-space events: the file system's size in bytes, when read. */
+  bytesTotal?: bigint;
+  /** low-space events: bytes available to unprivileged users, when read. */
+  bytesAvailable?: bigint;
+  /** low-space events: inodes in total, when read. */
+  filesTotal?: bigint;
+  /** low-space events: free inodes, when read. */
+  filesFree?: bigint;
 }
 
 /** Attribute ids of the set "event". */
@@ -495,6 +664,17 @@ export const EventAttribute = {
   nsSeq: 22,
   uniqueId: 23,
   subtree: 24,
+  comm: 25,
+  syscall: 26,
+  ino: 27,
+  quotaType: 28,
+  quotaId: 29,
+  quotaWarning: 30,
+  spaceState: 31,
+  bytesTotal: 32,
+  bytesAvailable: 33,
+  filesTotal: 34,
+  filesFree: 35,
 } as const;
 
 export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
@@ -504,7 +684,7 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
     { id: 2, name: 'seq', key: 'seq', type: 'u64', bigEndian: false, multi: false },
     { id: 3, name: 'missed', key: 'missed', type: 'u32', bigEndian: false, multi: false },
     { id: 4, name: 'type', key: 'type', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
-    { id: 5, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 7 } },
+    { id: 5, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
     { id: 6, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
     { id: 7, name: 'timestamp', key: 'timestamp', type: 'u64', bigEndian: false, multi: false },
     { id: 8, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
@@ -524,6 +704,17 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
     { id: 22, name: 'ns-seq', key: 'nsSeq', type: 'u64', bigEndian: false, multi: false },
     { id: 23, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
     { id: 24, name: 'subtree', key: 'subtree', type: 'flag', bigEndian: false, multi: false },
+    { id: 25, name: 'comm', key: 'comm', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 15 } },
+    { id: 26, name: 'syscall', key: 'syscall', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 31 } },
+    { id: 27, name: 'ino', key: 'ino', type: 'u64', bigEndian: false, multi: false },
+    { id: 28, name: 'quota-type', key: 'quotaType', type: 'u32', bigEndian: false, multi: false, checks: { min: 0, max: 2 } },
+    { id: 29, name: 'quota-id', key: 'quotaId', type: 'u32', bigEndian: false, multi: false },
+    { id: 30, name: 'quota-warning', key: 'quotaWarning', type: 'u32', bigEndian: false, multi: false, checks: { min: 0, max: 10 } },
+    { id: 31, name: 'space-state', key: 'spaceState', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 3 } },
+    { id: 32, name: 'bytes-total', key: 'bytesTotal', type: 'u64', bigEndian: false, multi: false },
+    { id: 33, name: 'bytes-available', key: 'bytesAvailable', type: 'u64', bigEndian: false, multi: false },
+    { id: 34, name: 'files-total', key: 'filesTotal', type: 'u64', bigEndian: false, multi: false },
+    { id: 35, name: 'files-free', key: 'filesFree', type: 'u64', bigEndian: false, multi: false },
   ],
 };
 
@@ -611,6 +802,106 @@ export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
   ],
 };
 
+/** Attribute set "statfs": The usage of one mount's file system, as statfs(2) reports it, and which mount it is. In a reply, either the numbers or error is present. */
+export interface StatfsAttributes {
+  /** The mount's id (request: which mount; reply: the mount's). */
+  mountId?: bigint;
+  /** The mount's unique id (Linux 6.8 and later), request or reply. */
+  uniqueId?: bigint;
+  /** Request: any path, resolved from the caller's root and working directory as statfs(2) would; the reply is about the mount it is on. */
+  path?: string;
+  /** Request: how long to wait for one file system's statfs before reporting error ETIMEDOUT for it and going on (default: the module parameter statfs_timeout_ms, 1000). */
+  timeoutMs?: number;
+  /** Where the mount is, relative to the caller's root directory. */
+  mountPoint?: string;
+  /** File system type, with its subtype if it has one (fuse.sshfs). */
+  fsType?: string;
+  /** The mounted source, e.g. /dev/sda1, or "none". */
+  source?: string;
+  /** Major number of the file system's device (st_dev). */
+  devMajor?: number;
+  /** Minor number of the file system's device. */
+  devMinor?: number;
+  /** Optimal transfer block size (f_bsize). */
+  bsize?: bigint;
+  /** Fragment size (f_frsize), the unit of the block counts. */
+  frsize?: bigint;
+  /** Size of the file system in frsize units (f_blocks). */
+  blocks?: bigint;
+  /** Free blocks (f_bfree). */
+  blocksFree?: bigint;
+  /** Free blocks available to unprivileged users (f_bavail). */
+  blocksAvailable?: bigint;
+  /** Inodes in total (f_files). */
+  files?: bigint;
+  /** Free inodes (f_ffree). */
+  filesFree?: bigint;
+  /** File system id (f_fsid, its two 32-bit halves, val[0] in the low half). */
+  fsid?: bigint;
+  /** Longest file name (f_namelen). */
+  nameMax?: number;
+  /** Mount flags (f_flags). */
+  flags?: number;
+  /** Why this mount has no numbers: a positive errno; ETIMEDOUT when its statfs did not finish within timeout-ms (it goes on in the background, and the mount is skipped until it does: ETIMEDOUT again at once). */
+  error?: number;
+  /** Inode number of the mount namespace the mount belongs to. */
+  mntNs?: bigint;
+}
+
+/** Attribute ids of the set "statfs". */
+export const StatfsAttribute = {
+  mountId: 1,
+  uniqueId: 2,
+  path: 3,
+  timeoutMs: 4,
+  mountPoint: 5,
+  fsType: 6,
+  source: 7,
+  devMajor: 8,
+  devMinor: 9,
+  bsize: 10,
+  frsize: 11,
+  blocks: 12,
+  blocksFree: 13,
+  blocksAvailable: 14,
+  files: 15,
+  filesFree: 16,
+  fsid: 17,
+  nameMax: 18,
+  flags: 19,
+  error: 20,
+  mntNs: 21,
+  pad: 22,
+} as const;
+
+export const STATFS_ATTRIBUTE_SET: AttributeSetSpec<StatfsAttributes> = {
+  name: 'statfs',
+  attributes: [
+    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 2, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
+    { id: 3, name: 'path', key: 'path', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
+    { id: 4, name: 'timeout-ms', key: 'timeoutMs', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 60000 } },
+    { id: 5, name: 'mount-point', key: 'mountPoint', type: 'string', bigEndian: false, multi: false },
+    { id: 6, name: 'fs-type', key: 'fsType', type: 'string', bigEndian: false, multi: false },
+    { id: 7, name: 'source', key: 'source', type: 'string', bigEndian: false, multi: false },
+    { id: 8, name: 'dev-major', key: 'devMajor', type: 'u32', bigEndian: false, multi: false },
+    { id: 9, name: 'dev-minor', key: 'devMinor', type: 'u32', bigEndian: false, multi: false },
+    { id: 10, name: 'bsize', key: 'bsize', type: 'u64', bigEndian: false, multi: false },
+    { id: 11, name: 'frsize', key: 'frsize', type: 'u64', bigEndian: false, multi: false },
+    { id: 12, name: 'blocks', key: 'blocks', type: 'u64', bigEndian: false, multi: false },
+    { id: 13, name: 'blocks-free', key: 'blocksFree', type: 'u64', bigEndian: false, multi: false },
+    { id: 14, name: 'blocks-available', key: 'blocksAvailable', type: 'u64', bigEndian: false, multi: false },
+    { id: 15, name: 'files', key: 'files', type: 'u64', bigEndian: false, multi: false },
+    { id: 16, name: 'files-free', key: 'filesFree', type: 'u64', bigEndian: false, multi: false },
+    { id: 17, name: 'fsid', key: 'fsid', type: 'u64', bigEndian: false, multi: false },
+    { id: 18, name: 'name-max', key: 'nameMax', type: 'u32', bigEndian: false, multi: false },
+    { id: 19, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false },
+    { id: 20, name: 'error', key: 'error', type: 'u32', bigEndian: false, multi: false },
+    { id: 21, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 22, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
+  ],
+};
+
 /** Attribute set "stats": Counters of the module's state, for monitoring and for leak checks. */
 export interface StatsAttributes {
   /** Listeners registered, in all namespaces (user scope, the caller's). */
@@ -635,6 +926,14 @@ export interface StatsAttributes {
   mountHooks?: number;
   /** Whose counters these are. In the user scope, listeners, notifiers, queued, delivered and dropped count the caller's own listeners (dropped: the events they missed), queue-limit is the per-user bound, and the host-wide counters (posted, undeliverable, objects, mount-hooks) are absent. */
   scope?: number;
+  /** Storage hooks armed right now (the sys_exit tracepoint for enospc and edquot, the quota warning probe): 0 while no listener wants them. */
+  storageHooks?: number;
+  /** enospc/edquot coalescing slots in use (one per superblock, errno and uid with failures in the current interval), each a fixed-size allocation (see docs/storage.md). */
+  coalesceSlots?: number;
+  /** Mounts watched by low-space notifiers (one state record each, a fixed-size allocation). */
+  watchedMounts?: number;
+  /** statfs calls that outlived their timeout and still run in the background, each holding its mount. */
+  statfsPending?: number;
 }
 
 /** Attribute ids of the set "stats". */
@@ -651,6 +950,10 @@ export const StatsAttribute = {
   pad: 10,
   mountHooks: 11,
   scope: 12,
+  storageHooks: 13,
+  coalesceSlots: 14,
+  watchedMounts: 15,
+  statfsPending: 16,
 } as const;
 
 export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
@@ -668,6 +971,10 @@ export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
     { id: 10, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
     { id: 11, name: 'mount-hooks', key: 'mountHooks', type: 'u32', bigEndian: false, multi: false },
     { id: 12, name: 'scope', key: 'scope', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
+    { id: 13, name: 'storage-hooks', key: 'storageHooks', type: 'u32', bigEndian: false, multi: false },
+    { id: 14, name: 'coalesce-slots', key: 'coalesceSlots', type: 'u32', bigEndian: false, multi: false },
+    { id: 15, name: 'watched-mounts', key: 'watchedMounts', type: 'u32', bigEndian: false, multi: false },
+    { id: 16, name: 'statfs-pending', key: 'statfsPending', type: 'u32', bigEndian: false, multi: false },
   ],
 };
 
@@ -678,6 +985,7 @@ export const ATTRIBUTE_SETS = {
   listener: LISTENER_ATTRIBUTE_SET,
   event: EVENT_ATTRIBUTE_SET,
   mount: MOUNT_ATTRIBUTE_SET,
+  statfs: STATFS_ATTRIBUTE_SET,
   stats: STATS_ATTRIBUTE_SET,
 } as const;
 
@@ -799,10 +1107,10 @@ export const STATS_OPERATION = {
   command: 6,
   attributeSet: STATS_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks', 'scope'] },
+  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks', 'scope', 'storageHooks', 'coalesceSlots', 'watchedMounts', 'statfsPending'] },
 } as const satisfies OperationSpec;
 export type StatsRequest = Pick<StatsAttributes, never>;
-export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope'>;
+export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope' | 'storageHooks' | 'coalesceSlots' | 'watchedMounts' | 'statfsPending'>;
 
 /** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, so only holders of CAP_SYS_ADMIN in the initial user namespace get copies, as the events name mounts of any mount namespace. */
 export const MTAB_EVENT_OPERATION = {
@@ -821,10 +1129,10 @@ export const STORAGE_EVENT_OPERATION = {
   command: 8,
   attributeSet: EVENT_ATTRIBUTE_SET,
   permissions: [],
-  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'path', 'fsType', 'source', 'dev', 'count'],
+  event: ['listenerId', 'seq', 'missed', 'type', 'action', 'cmd', 'timestamp', 'mntNs', 'pid', 'uid', 'mountId', 'path', 'fsType', 'source', 'dev', 'count', 'uniqueId', 'comm', 'syscall', 'ino', 'quotaType', 'quotaId', 'quotaWarning', 'spaceState', 'bytesTotal', 'bytesAvailable', 'filesTotal', 'filesFree'],
   mcastGroup: 'storage',
 } as const satisfies OperationSpec;
-export type StorageEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'path' | 'fsType' | 'source' | 'dev' | 'count'>;
+export type StorageEvent = Pick<EventAttributes, 'listenerId' | 'seq' | 'missed' | 'type' | 'action' | 'cmd' | 'timestamp' | 'mntNs' | 'pid' | 'uid' | 'mountId' | 'path' | 'fsType' | 'source' | 'dev' | 'count' | 'uniqueId' | 'comm' | 'syscall' | 'ino' | 'quotaType' | 'quotaId' | 'quotaWarning' | 'spaceState' | 'bytesTotal' | 'bytesAvailable' | 'filesTotal' | 'filesFree'>;
 
 /** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
 export const MOUNT_GET_OPERATION = {

@@ -65,9 +65,29 @@ enum usip_feature {
 	USIP_FEATURE_PROPAGATION_EVENTS = 0x20,
 	/* Changes made with mount_setattr(2) are reported as remount events. */
 	USIP_FEATURE_SETATTR_EVENTS = 0x40,
+	/*
+	 * File system usage can be read per mount (statfs): it needs the mount
+	 * table.
+	 */
+	USIP_FEATURE_STATFS = 0x80,
+	/*
+	 * System calls that fail with ENOSPC or EDQUOT are reported as enospc and
+	 * edquot events: the kernel's raw_syscalls:sys_exit tracepoint was found.
+	 */
+	USIP_FEATURE_SPACE_ERRORS = 0x100,
+	/*
+	 * The kernel's own disk quota warnings (quota_send_warning, which
+	 * CONFIG_QUOTA_NETLINK_INTERFACE provides) are reported as quota events.
+	 */
+	USIP_FEATURE_QUOTA_WARNINGS = 0x200,
+	/*
+	 * low-space notifiers are checked: the module reads each watched mount's
+	 * usage on a timer and reports crossings of their thresholds.
+	 */
+	USIP_FEATURE_LOW_SPACE = 0x400,
 
 	/* every flag above */
-	USIP_FEATURE_MASK = 0x7f,
+	USIP_FEATURE_MASK = 0x7ff,
 };
 
 /*
@@ -109,6 +129,11 @@ enum usip_unavailable_reason {
 	 * tried again when the next listener needs it.
 	 */
 	USIP_UNAVAILABLE_REASON_ARM_FAILED = 8,
+	/*
+	 * The kernel was built without the option the feature needs (e.g.
+	 * CONFIG_QUOTA_NETLINK_INTERFACE for quota warnings).
+	 */
+	USIP_UNAVAILABLE_REASON_NOT_CONFIGURED = 9,
 };
 
 /* Whose counters a stats reply holds. */
@@ -149,8 +174,16 @@ enum usip_action {
 	USIP_ACTION_ENOSPC = 5,
 	/* A write failed because a disk quota is exhausted. */
 	USIP_ACTION_EDQUOT = 6,
-	/* Free space fell below a notifier's threshold. */
+	/*
+	 * Free space of a watched mount crossed a low-space notifier's threshold
+	 * (the event's space-state says which way), or the mount went away.
+	 */
 	USIP_ACTION_LOW_SPACE = 7,
+	/*
+	 * The kernel's disk quota code warned a user (soft limit exceeded, grace
+	 * period over, hard limit reached, or usage back below a limit).
+	 */
+	USIP_ACTION_QUOTA = 8,
 };
 
 /* What to do when a notifier matches an event. */
@@ -210,6 +243,78 @@ enum usip_mount_attr {
 	USIP_MOUNT_ATTR_NOSYMFOLLOW = 0x80,
 	/* The mount is idmapped (it maps ids through a user namespace). */
 	USIP_MOUNT_ATTR_IDMAPPED = 0x100,
+};
+
+/* Which way a low-space event went. */
+enum usip_space_state {
+	/* Free space fell below the threshold. */
+	USIP_SPACE_STATE_LOW = 1,
+	/* Free space rose above the threshold plus its hysteresis. */
+	USIP_SPACE_STATE_RECOVERED = 2,
+	/*
+	 * The mount the notifier watched is gone (unmounted, or no longer visible
+	 * to the listener). The notifier stays, dormant, and fires again if a
+	 * mount with that id comes back (Linux 6.1 reuses mount ids; a
+	 * path-prefix notifier simply watches the new mount).
+	 */
+	USIP_SPACE_STATE_MOUNT_GONE = 3,
+};
+
+/*
+ * Whose quota a quota event is about (the kernel's USRQUOTA, GRPQUOTA,
+ * PRJQUOTA).
+ */
+enum usip_quota_type {
+	USIP_QUOTA_TYPE_USER = 0,
+	USIP_QUOTA_TYPE_GROUP = 1,
+	USIP_QUOTA_TYPE_PROJECT = 2,
+};
+
+/* The kernel's quota warning (QUOTA_NL_* of linux/quota.h, same values). */
+enum usip_quota_warning {
+	USIP_QUOTA_WARNING_NOWARN = 0,
+	/* Inode hard limit reached. */
+	USIP_QUOTA_WARNING_IHARDWARN = 1,
+	/* Inode grace time expired. */
+	USIP_QUOTA_WARNING_ISOFTLONGWARN = 2,
+	/* Inode soft limit exceeded. */
+	USIP_QUOTA_WARNING_ISOFTWARN = 3,
+	/* Block hard limit reached. */
+	USIP_QUOTA_WARNING_BHARDWARN = 4,
+	/* Block grace time expired. */
+	USIP_QUOTA_WARNING_BSOFTLONGWARN = 5,
+	/* Block soft limit exceeded. */
+	USIP_QUOTA_WARNING_BSOFTWARN = 6,
+	/* Usage fell below the inode hard limit. */
+	USIP_QUOTA_WARNING_IHARDBELOW = 7,
+	/* Usage fell below the inode soft limit. */
+	USIP_QUOTA_WARNING_ISOFTBELOW = 8,
+	/* Usage fell below the block hard limit. */
+	USIP_QUOTA_WARNING_BHARDBELOW = 9,
+	/* Usage fell below the block soft limit. */
+	USIP_QUOTA_WARNING_BSOFTBELOW = 10,
+};
+
+/* The mount flags statfs(2) reports in f_flag (ST_* of sys/statvfs.h). */
+enum usip_statfs_flags {
+	USIP_STATFS_FLAGS_RDONLY = 0x1,
+	USIP_STATFS_FLAGS_NOSUID = 0x2,
+	USIP_STATFS_FLAGS_NODEV = 0x4,
+	USIP_STATFS_FLAGS_NOEXEC = 0x8,
+	USIP_STATFS_FLAGS_SYNCHRONOUS = 0x10,
+	/* f_flags is valid (always set by the kernel). */
+	USIP_STATFS_FLAGS_VALID = 0x20,
+	USIP_STATFS_FLAGS_MANDLOCK = 0x40,
+	/* Unused by statfs; it keeps the following values those of ST_*. */
+	USIP_STATFS_FLAGS_WRITE = 0x80,
+	/* Unused by statfs. */
+	USIP_STATFS_FLAGS_APPEND = 0x100,
+	/* Unused by statfs. */
+	USIP_STATFS_FLAGS_IMMUTABLE = 0x200,
+	USIP_STATFS_FLAGS_NOATIME = 0x400,
+	USIP_STATFS_FLAGS_NODIRATIME = 0x800,
+	USIP_STATFS_FLAGS_RELATIME = 0x1000,
+	USIP_STATFS_FLAGS_NOSYMFOLLOW = 0x2000,
 };
 
 /*
@@ -293,12 +398,36 @@ enum {
 	 */
 	USIP_A_NOTIFIER_PATH_PREFIX,
 	/*
-	 * u32: Selector of low-space notifiers: the free-space percentage below
-	 * which the event fires.
+	 * u32: low-space notifiers: the percentage of blocks available to
+	 * unprivileged users (df's Avail over Size) below which the event fires.
+	 * A low-space notifier has exactly one of threshold, threshold-inodes and
+	 * threshold-bytes; other actions have none.
 	 */
 	USIP_A_NOTIFIER_THRESHOLD,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_NOTIFIER_PAD,
+	/*
+	 * u32: low-space notifiers: the percentage of free inodes below which the
+	 * event fires.
+	 */
+	USIP_A_NOTIFIER_THRESHOLD_INODES,
+	/*
+	 * u64: low-space notifiers: the bytes available to unprivileged users
+	 * below which the event fires.
+	 */
+	USIP_A_NOTIFIER_THRESHOLD_BYTES,
+	/*
+	 * u32: low-space notifiers: how far above the threshold free space must
+	 * rise before the recovered event, in percent of the threshold (default
+	 * 5: a 10% threshold recovers above 10.5%).
+	 */
+	USIP_A_NOTIFIER_HYSTERESIS,
+	/*
+	 * u32: low-space notifiers: how often the watched mounts are read, in
+	 * milliseconds (default 1000, so a crossing is reported within about one
+	 * second plus the time statfs takes).
+	 */
+	USIP_A_NOTIFIER_INTERVAL_MS,
 
 	/* private: */
 	__USIP_A_NOTIFIER_MAX,
@@ -464,6 +593,41 @@ enum {
 	 * below the mount (after a umount: forgets it).
 	 */
 	USIP_A_EVENT_SUBTREE,
+	/* string: Command name (comm) of the process that caused a storage event. */
+	USIP_A_EVENT_COMM,
+	/*
+	 * string: enospc and edquot events: the system call that failed, by name
+	 * (write, openat, mkdirat, ...).
+	 */
+	USIP_A_EVENT_SYSCALL,
+	/*
+	 * u64: enospc and edquot events: the inode the call failed on (the file
+	 * written, or the directory an entry was to be made in), where known.
+	 */
+	USIP_A_EVENT_INO,
+	/* u32: quota events: whose quota. */
+	USIP_A_EVENT_QUOTA_TYPE,
+	/*
+	 * u32: quota events: the user, group or project id, in the listener's
+	 * user namespace (a listener in whose namespace the id is not mapped does
+	 * not get the event).
+	 */
+	USIP_A_EVENT_QUOTA_ID,
+	/* u32: quota events: the kernel's warning. */
+	USIP_A_EVENT_QUOTA_WARNING,
+	/* u32: low-space events: which way the crossing went. */
+	USIP_A_EVENT_SPACE_STATE,
+	/* u64: low-space events: the file system's size in bytes, when read. */
+	USIP_A_EVENT_BYTES_TOTAL,
+	/*
+	 * u64: low-space events: bytes available to unprivileged users, when
+	 * read.
+	 */
+	USIP_A_EVENT_BYTES_AVAILABLE,
+	/* u64: low-space events: inodes in total, when read. */
+	USIP_A_EVENT_FILES_TOTAL,
+	/* u64: low-space events: free inodes, when read. */
+	USIP_A_EVENT_FILES_FREE,
 
 	/* private: */
 	__USIP_A_EVENT_MAX,
@@ -546,6 +710,77 @@ enum {
 };
 
 /*
+ * Attribute set "statfs": The usage of one mount's file system, as
+ * statfs(2) reports it, and which mount it is. In a reply, either the
+ * numbers or error is present.
+ */
+enum {
+	/* u64: The mount's id (request: which mount; reply: the mount's). */
+	USIP_A_STATFS_MOUNT_ID = 1,
+	/* u64: The mount's unique id (Linux 6.8 and later), request or reply. */
+	USIP_A_STATFS_UNIQUE_ID,
+	/*
+	 * string: Request: any path, resolved from the caller's root and working
+	 * directory as statfs(2) would; the reply is about the mount it is on.
+	 */
+	USIP_A_STATFS_PATH,
+	/*
+	 * u32: Request: how long to wait for one file system's statfs before
+	 * reporting error ETIMEDOUT for it and going on (default: the module
+	 * parameter statfs_timeout_ms, 1000).
+	 */
+	USIP_A_STATFS_TIMEOUT_MS,
+	/* string: Where the mount is, relative to the caller's root directory. */
+	USIP_A_STATFS_MOUNT_POINT,
+	/* string: File system type, with its subtype if it has one (fuse.sshfs). */
+	USIP_A_STATFS_FS_TYPE,
+	/* string: The mounted source, e.g. /dev/sda1, or "none". */
+	USIP_A_STATFS_SOURCE,
+	/* u32: Major number of the file system's device (st_dev). */
+	USIP_A_STATFS_DEV_MAJOR,
+	/* u32: Minor number of the file system's device. */
+	USIP_A_STATFS_DEV_MINOR,
+	/* u64: Optimal transfer block size (f_bsize). */
+	USIP_A_STATFS_BSIZE,
+	/* u64: Fragment size (f_frsize), the unit of the block counts. */
+	USIP_A_STATFS_FRSIZE,
+	/* u64: Size of the file system in frsize units (f_blocks). */
+	USIP_A_STATFS_BLOCKS,
+	/* u64: Free blocks (f_bfree). */
+	USIP_A_STATFS_BLOCKS_FREE,
+	/* u64: Free blocks available to unprivileged users (f_bavail). */
+	USIP_A_STATFS_BLOCKS_AVAILABLE,
+	/* u64: Inodes in total (f_files). */
+	USIP_A_STATFS_FILES,
+	/* u64: Free inodes (f_ffree). */
+	USIP_A_STATFS_FILES_FREE,
+	/*
+	 * u64: File system id (f_fsid, its two 32-bit halves, val[0] in the low
+	 * half).
+	 */
+	USIP_A_STATFS_FSID,
+	/* u32: Longest file name (f_namelen). */
+	USIP_A_STATFS_NAME_MAX,
+	/* u32: Mount flags (f_flags). */
+	USIP_A_STATFS_FLAGS,
+	/*
+	 * u32: Why this mount has no numbers: a positive errno; ETIMEDOUT when
+	 * its statfs did not finish within timeout-ms (it goes on in the
+	 * background, and the mount is skipped until it does: ETIMEDOUT again at
+	 * once).
+	 */
+	USIP_A_STATFS_ERROR,
+	/* u64: Inode number of the mount namespace the mount belongs to. */
+	USIP_A_STATFS_MNT_NS,
+	/* pad: Padding that aligns 64-bit attributes; carries no information. */
+	USIP_A_STATFS_PAD,
+
+	/* private: */
+	__USIP_A_STATFS_MAX,
+	USIP_A_STATFS_MAX = (__USIP_A_STATFS_MAX - 1)
+};
+
+/*
  * Attribute set "stats": Counters of the module's state, for monitoring
  * and for leak checks.
  */
@@ -607,6 +842,27 @@ enum {
 	 * mount-hooks) are absent.
 	 */
 	USIP_A_STATS_SCOPE,
+	/*
+	 * u32: Storage hooks armed right now (the sys_exit tracepoint for enospc
+	 * and edquot, the quota warning probe): 0 while no listener wants them.
+	 */
+	USIP_A_STATS_STORAGE_HOOKS,
+	/*
+	 * u32: enospc/edquot coalescing slots in use (one per superblock, errno
+	 * and uid with failures in the current interval), each a fixed-size
+	 * allocation (see docs/storage.md).
+	 */
+	USIP_A_STATS_COALESCE_SLOTS,
+	/*
+	 * u32: Mounts watched by low-space notifiers (one state record each, a
+	 * fixed-size allocation).
+	 */
+	USIP_A_STATS_WATCHED_MOUNTS,
+	/*
+	 * u32: statfs calls that outlived their timeout and still run in the
+	 * background, each holding its mount.
+	 */
+	USIP_A_STATS_STATFS_PENDING,
 
 	/* private: */
 	__USIP_A_STATS_MAX,
