@@ -56,14 +56,29 @@
 #define USIP_NOTIFIER_HAS_CMD		BIT(0)
 #define USIP_NOTIFIER_HAS_MOUNT_ID	BIT(1)
 #define USIP_NOTIFIER_HAS_THRESHOLD	BIT(2)
+#define USIP_NOTIFIER_HAS_THRESHOLD_INODES BIT(3)
+#define USIP_NOTIFIER_HAS_THRESHOLD_BYTES BIT(4)
+#define USIP_NOTIFIER_HAS_HYSTERESIS	BIT(5)
+#define USIP_NOTIFIER_HAS_INTERVAL	BIT(6)
+#define USIP_NOTIFIER_THRESHOLDS	(USIP_NOTIFIER_HAS_THRESHOLD | \
+					 USIP_NOTIFIER_HAS_THRESHOLD_INODES | \
+					 USIP_NOTIFIER_HAS_THRESHOLD_BYTES)
+
+/* low-space defaults (see the spec's hysteresis and interval-ms). */
+#define USIP_LOW_SPACE_HYSTERESIS	5
+#define USIP_LOW_SPACE_INTERVAL_MS	1000
 
 struct usip_notifier {
 	u32 type;
 	u32 action;
 	u32 cmd;
 	u32 flags;
-	u32 threshold;
+	u32 threshold;		/* percent of blocks available */
+	u32 threshold_inodes;	/* percent of inodes free */
+	u32 hysteresis;		/* percent of the threshold */
+	u32 interval_ms;
 	u32 present;		/* USIP_NOTIFIER_HAS_* */
+	u64 threshold_bytes;
 	u64 mount_id;
 	char *path_prefix;	/* without trailing slashes, except "/" */
 	size_t path_prefix_len;
@@ -867,6 +882,70 @@ static void usip_listener_unlink(struct usip_listener *l)
 
 /* --- Registration ------------------------------------------------------------ */
 
+/* The attributes only low-space notifiers have, and the one each of those needs. */
+static const int usip_space_attrs[] = {
+	USIP_A_NOTIFIER_THRESHOLD, USIP_A_NOTIFIER_THRESHOLD_INODES,
+	USIP_A_NOTIFIER_THRESHOLD_BYTES, USIP_A_NOTIFIER_HYSTERESIS,
+	USIP_A_NOTIFIER_INTERVAL_MS,
+};
+
+static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb,
+				     struct netlink_ext_ack *extack)
+{
+	unsigned int i, thresholds = 0;
+
+	if (n->action != USIP_ACTION_LOW_SPACE) {
+		for (i = 0; i < ARRAY_SIZE(usip_space_attrs); i++) {
+			if (!tb[usip_space_attrs[i]])
+				continue;
+			NL_SET_ERR_MSG_ATTR(extack, tb[usip_space_attrs[i]],
+					    "only a low-space notifier has thresholds, hysteresis or interval-ms");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	n->hysteresis = USIP_LOW_SPACE_HYSTERESIS;
+	n->interval_ms = USIP_LOW_SPACE_INTERVAL_MS;
+	if (tb[USIP_A_NOTIFIER_THRESHOLD]) {
+		n->threshold = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD;
+		thresholds++;
+	}
+	if (tb[USIP_A_NOTIFIER_THRESHOLD_INODES]) {
+		n->threshold_inodes = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD_INODES]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD_INODES;
+		thresholds++;
+	}
+	if (tb[USIP_A_NOTIFIER_THRESHOLD_BYTES]) {
+		n->threshold_bytes = nla_get_u64(tb[USIP_A_NOTIFIER_THRESHOLD_BYTES]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD_BYTES;
+		thresholds++;
+	}
+	if (thresholds != 1) {
+		NL_SET_ERR_MSG(extack,
+			       "a low-space notifier needs exactly one of threshold, threshold-inodes and threshold-bytes");
+		return -EINVAL;
+	}
+	if (((n->present & USIP_NOTIFIER_HAS_THRESHOLD) && !n->threshold) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_INODES) && !n->threshold_inodes) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES) && !n->threshold_bytes)) {
+		NL_SET_ERR_MSG_ATTR(extack,
+				    tb[USIP_A_NOTIFIER_THRESHOLD] ?: tb[USIP_A_NOTIFIER_THRESHOLD_INODES] ?:
+				    tb[USIP_A_NOTIFIER_THRESHOLD_BYTES],
+				    "a threshold of 0 can never be crossed");
+		return -EINVAL;
+	}
+	if (tb[USIP_A_NOTIFIER_HYSTERESIS]) {
+		n->hysteresis = nla_get_u32(tb[USIP_A_NOTIFIER_HYSTERESIS]);
+		n->present |= USIP_NOTIFIER_HAS_HYSTERESIS;
+	}
+	if (tb[USIP_A_NOTIFIER_INTERVAL_MS]) {
+		n->interval_ms = nla_get_u32(tb[USIP_A_NOTIFIER_INTERVAL_MS]);
+		n->present |= USIP_NOTIFIER_HAS_INTERVAL;
+	}
+	return 0;
+}
+
 static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nest,
 			       struct netlink_ext_ack *extack)
 {
@@ -906,10 +985,9 @@ static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nes
 		n->mount_id = nla_get_u64(tb[USIP_A_NOTIFIER_MOUNT_ID]);
 		n->present |= USIP_NOTIFIER_HAS_MOUNT_ID;
 	}
-	if (tb[USIP_A_NOTIFIER_THRESHOLD]) {
-		n->threshold = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD]);
-		n->present |= USIP_NOTIFIER_HAS_THRESHOLD;
-	}
+	err = usip_notifier_parse_space(n, tb, extack);
+	if (err)
+		return err;
 	if (tb[USIP_A_NOTIFIER_PATH_PREFIX]) {
 		prefix = nla_data(tb[USIP_A_NOTIFIER_PATH_PREFIX]);
 		len = strlen(prefix);
@@ -971,8 +1049,9 @@ static size_t usip_listener_msg_size(const struct usip_listener *l)
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		size += nla_total_size(0) + 5 * nla_total_size(sizeof(u32)) +
-			nla_total_size_64bit(sizeof(u64));
+		/* type, action, cmd, flags, thresholds, hysteresis, interval; mount-id, bytes */
+		size += nla_total_size(0) + 8 * nla_total_size(sizeof(u32)) +
+			2 * nla_total_size_64bit(sizeof(u64));
 		if (n->path_prefix)
 			size += nla_total_size(n->path_prefix_len + 1);
 	}
@@ -1242,6 +1321,14 @@ static int usip_put_notifier(struct sk_buff *skb, const struct usip_notifier *n)
 			       USIP_A_NOTIFIER_PAD)) ||
 	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD) &&
 	     nla_put_u32(skb, USIP_A_NOTIFIER_THRESHOLD, n->threshold)) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_INODES) &&
+	     nla_put_u32(skb, USIP_A_NOTIFIER_THRESHOLD_INODES, n->threshold_inodes)) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES) &&
+	     nla_put_u64_64bit(skb, USIP_A_NOTIFIER_THRESHOLD_BYTES, n->threshold_bytes,
+			       USIP_A_NOTIFIER_PAD)) ||
+	    (n->action == USIP_ACTION_LOW_SPACE &&
+	     (nla_put_u32(skb, USIP_A_NOTIFIER_HYSTERESIS, n->hysteresis) ||
+	      nla_put_u32(skb, USIP_A_NOTIFIER_INTERVAL_MS, n->interval_ms))) ||
 	    (n->path_prefix &&
 	     nla_put_string(skb, USIP_A_NOTIFIER_PATH_PREFIX, n->path_prefix))) {
 		nla_nest_cancel(skb, nest);
