@@ -926,13 +926,12 @@ static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb
 			       "a low-space notifier needs exactly one of threshold, threshold-inodes and threshold-bytes");
 		return -EINVAL;
 	}
-	if (((n->present & USIP_NOTIFIER_HAS_THRESHOLD) && !n->threshold) ||
-	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_INODES) && !n->threshold_inodes) ||
-	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES) && !n->threshold_bytes)) {
-		NL_SET_ERR_MSG_ATTR(extack,
-				    tb[USIP_A_NOTIFIER_THRESHOLD] ?: tb[USIP_A_NOTIFIER_THRESHOLD_INODES] ?:
-				    tb[USIP_A_NOTIFIER_THRESHOLD_BYTES],
-				    "a threshold of 0 can never be crossed");
+	if (!(n->threshold | n->threshold_inodes | n->threshold_bytes)) {
+		struct nlattr *zero = tb[USIP_A_NOTIFIER_THRESHOLD] ?:
+				      tb[USIP_A_NOTIFIER_THRESHOLD_INODES] ?:
+				      tb[USIP_A_NOTIFIER_THRESHOLD_BYTES];
+
+		NL_SET_ERR_MSG_ATTR(extack, zero, "a threshold of 0 can never be crossed");
 		return -EINVAL;
 	}
 	if (tb[USIP_A_NOTIFIER_HYSTERESIS]) {
