@@ -261,8 +261,13 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		ev->seq = *seq;
 		ev->ns_seq = ns_seq;
 		ev->timestamp = ktime_get_real_ns();
-		ev->pid = get_pid(task_tgid(current));
-		ev->uid = current_euid();
+		/* A low-space check is no task's doing: no pid or uid. */
+		if (!(info->present & USIP_EVENT_NO_TASK)) {
+			ev->pid = get_pid(task_tgid(current));
+			ev->uid = current_euid();
+		} else {
+			ev->uid = INVALID_UID;
+		}
 		list_add_tail(&ev->node, &usip_queue);
 	}
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
@@ -334,10 +339,12 @@ static size_t usip_event_msg_size(const struct usip_event *ev, const char *path)
 {
 	const struct usip_event_info *info = &ev->info;
 
-	/* listener-id, missed, type, action, cmd, pid, uid, dev, count */
-	return 9 * nla_total_size(sizeof(u32)) +
+	/* listener-id, missed, type, action, cmd, pid, uid, dev, count, space-state */
+	return 10 * nla_total_size(sizeof(u32)) +
 	       /* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id */
 	       7 * nla_total_size_64bit(sizeof(u64)) +
+	       /* bytes-total, bytes-available, files-total, files-free */
+	       4 * nla_total_size_64bit(sizeof(u64)) +
 	       /* subtree */
 	       nla_total_size(0) +
 	       nla_total_size(usip_strsize(path)) +
@@ -348,6 +355,26 @@ static size_t usip_event_msg_size(const struct usip_event *ev, const char *path)
 static int usip_put_string(struct sk_buff *skb, int type, const char *s)
 {
 	return s ? nla_put_string(skb, type, s) : 0;
+}
+
+/* A low-space event's state and the usage read. */
+static int usip_put_space(struct sk_buff *skb, const struct usip_event_info *info)
+{
+	if ((info->present & USIP_EVENT_HAS_SPACE) &&
+	    nla_put_u32(skb, USIP_A_EVENT_SPACE_STATE, info->space_state))
+		return -EMSGSIZE;
+	if (!(info->present & USIP_EVENT_HAS_USAGE))
+		return 0;
+	if (nla_put_u64_64bit(skb, USIP_A_EVENT_BYTES_TOTAL, info->bytes_total,
+			      USIP_A_EVENT_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_BYTES_AVAILABLE, info->bytes_available,
+			      USIP_A_EVENT_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_FILES_TOTAL, info->files_total,
+			      USIP_A_EVENT_PAD) ||
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_FILES_FREE, info->files_free,
+			      USIP_A_EVENT_PAD))
+		return -EMSGSIZE;
+	return 0;
 }
 
 struct sk_buff *usip_event_build(const struct usip_event *ev,
@@ -376,9 +403,10 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 			      USIP_A_EVENT_PAD) ||
 	    nla_put_u64_64bit(skb, USIP_A_EVENT_MNT_NS,
 			      usip_mnt_ns_inum(ev->mnt_ns), USIP_A_EVENT_PAD) ||
-	    nla_put_u32(skb, USIP_A_EVENT_PID, pid_nr_ns(ev->pid, dest->pid_ns)) ||
-	    nla_put_u32(skb, USIP_A_EVENT_UID,
-			from_kuid_munged(dest->user_ns, ev->uid)))
+	    (!(info->present & USIP_EVENT_NO_TASK) &&
+	     (nla_put_u32(skb, USIP_A_EVENT_PID, pid_nr_ns(ev->pid, dest->pid_ns)) ||
+	      nla_put_u32(skb, USIP_A_EVENT_UID,
+			  from_kuid_munged(dest->user_ns, ev->uid)))))
 		goto too_small;
 	if (((info->present & USIP_EVENT_HAS_MOUNT_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_MOUNT_ID, info->mount_id,
@@ -395,11 +423,13 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	     nla_put_u32(skb, USIP_A_EVENT_COUNT, info->count)) ||
 	    (ev->ns_seq &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_NS_SEQ, ev->ns_seq, USIP_A_EVENT_PAD)) ||
-	    (mtab && (info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
+	    ((info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_UNIQUE_ID, info->unique_id,
 			       USIP_A_EVENT_PAD)) ||
 	    (mtab && (info->present & USIP_EVENT_SUBTREE) &&
 	     nla_put_flag(skb, USIP_A_EVENT_SUBTREE)))
+		goto too_small;
+	if (!mtab && usip_put_space(skb, info))
 		goto too_small;
 	genlmsg_end(skb, hdr);
 	return skb;
@@ -565,7 +595,7 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	reply = genlmsg_new(7 * nla_total_size(sizeof(u32)) +
+	reply = genlmsg_new(8 * nla_total_size(sizeof(u32)) +
 			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;

@@ -55,6 +55,10 @@ static const struct {
 	[USIP_F_PROPAGATION_EVENTS] = { USIP_FEATURE_PROPAGATION_EVENTS,
 					"propagation-events" },
 	[USIP_F_SETATTR_EVENTS] = { USIP_FEATURE_SETATTR_EVENTS, "setattr-events" },
+	[USIP_F_STATFS] = { USIP_FEATURE_STATFS, "statfs" },
+	[USIP_F_SPACE_ERRORS] = { USIP_FEATURE_SPACE_ERRORS, "space-errors" },
+	[USIP_F_QUOTA_WARNINGS] = { USIP_FEATURE_QUOTA_WARNINGS, "quota-warnings" },
+	[USIP_F_LOW_SPACE] = { USIP_FEATURE_LOW_SPACE, "low-space" },
 };
 
 u32 usip_feature_flag(enum usip_feature_index f)
@@ -878,6 +882,14 @@ int usip_internals_init(void)
 		if (usip_is_event_feature(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
 			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
 					 "the mount table is not available");
+	/* low-space walks the mount table of a listener's namespace. */
+	if (!usip_feature_available(USIP_F_MOUNT_TABLE))
+		usip_feature_off(USIP_F_LOW_SPACE, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
+				 "the mount table is not available");
+	/* Not in this module yet (no kernel log line for them). */
+	usip_feature_reason[USIP_F_STATFS] = USIP_UNAVAILABLE_REASON_NOT_BUILT;
+	usip_feature_reason[USIP_F_SPACE_ERRORS] = USIP_UNAVAILABLE_REASON_NOT_BUILT;
+	usip_feature_reason[USIP_F_QUOTA_WARNINGS] = USIP_UNAVAILABLE_REASON_NOT_BUILT;
 out:
 	kfree(at);
 	kfree(syms);

@@ -43,6 +43,10 @@ enum usip_feature_index {
 	USIP_F_REMOUNT_EVENTS,
 	USIP_F_PROPAGATION_EVENTS,
 	USIP_F_SETATTR_EVENTS,
+	USIP_F_STATFS,
+	USIP_F_SPACE_ERRORS,
+	USIP_F_QUOTA_WARNINGS,
+	USIP_F_LOW_SPACE,
 	USIP_N_FEATURES,
 };
 
@@ -280,6 +284,9 @@ static inline struct path usip_ns_root_path(const struct mnt_namespace *ns)
  * mount_lock.
  */
 struct mount *usip_next_mnt(struct mount *p, struct mount *root);
+
+/* usip-mount.c: the mount after @m in @ns (@m NULL: the first); namespace_sem held. */
+struct mount *usip_ns_next(struct mnt_namespace *ns, struct mount *m);
 
 /* --- Paths ---------------------------------------------------------------- */
 

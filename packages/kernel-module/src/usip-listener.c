@@ -132,6 +132,8 @@ struct usip_listener {
 	bool holds_hooks;
 	unsigned int n_notifiers;
 	struct usip_notifier *notifiers;
+	/* Its low-space notifiers' check (usip-low-space.c), or NULL. */
+	struct usip_space_watch *space;
 };
 
 static DEFINE_MUTEX(usip_listeners_lock);
@@ -309,11 +311,19 @@ static u32 usip_listener_what(const struct usip_listener *l, const struct usip_e
 	*first = NULL;
 	if (!(l->types & BIT(ev->info.type)))
 		return 0;
+	/* A low-space event is for one notifier, which chose its mount already. */
+	if ((ev->info.present & USIP_EVENT_TARGETED) && ev->info.target_listener != l->id)
+		return 0;
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		if (!usip_notifier_matches(n, ev, path, path_known))
+		if (ev->info.present & USIP_EVENT_TARGETED) {
+			if (i != ev->info.target_notifier || n->type != ev->info.type ||
+			    n->action != ev->info.action)
+				continue;
+		} else if (!usip_notifier_matches(n, ev, path, path_known)) {
 			continue;
+		}
 		if ((n->flags & USIP_NOTIFIER_FLAGS_NOTIFY) && !*first)
 			*first = n;
 		what |= n->flags;
@@ -785,7 +795,7 @@ void usip_listeners_mark_gap(void)
 
 int usip_listeners_fill_stats(struct sk_buff *skb, bool host)
 {
-	u32 listeners = 0, notifiers = 0, queued = 0;
+	u32 listeners = 0, notifiers = 0, queued = 0, watched = 0;
 	u64 delivered = 0, missed = 0;
 	kuid_t uid = current_euid();
 	struct usip_listener *l;
@@ -794,6 +804,7 @@ int usip_listeners_fill_stats(struct sk_buff *skb, bool host)
 	if (host) {
 		listeners = usip_n_listeners;
 		notifiers = usip_n_notifiers;
+		watched = usip_space_watched_total();
 	} else {
 		struct usip_user *user = usip_user_find(uid);
 
@@ -803,13 +814,15 @@ int usip_listeners_fill_stats(struct sk_buff *skb, bool host)
 				continue;
 			listeners++;
 			notifiers += l->n_notifiers;
+			watched += usip_space_watched(l->space);
 			delivered += atomic64_read(&l->delivered);
 			missed += atomic64_read(&l->missed_total);
 		}
 	}
 	mutex_unlock(&usip_listeners_lock);
 	if (nla_put_u32(skb, USIP_A_STATS_LISTENERS, listeners) ||
-	    nla_put_u32(skb, USIP_A_STATS_NOTIFIERS, notifiers))
+	    nla_put_u32(skb, USIP_A_STATS_NOTIFIERS, notifiers) ||
+	    nla_put_u32(skb, USIP_A_STATS_WATCHED_MOUNTS, watched))
 		return -EMSGSIZE;
 	if (host)
 		return 0;
@@ -843,6 +856,8 @@ static void usip_listener_free_work(struct work_struct *work)
 
 	if (l->holds_hooks)
 		usip_mount_hooks_put(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
+	/* Never linked: its check never started. */
+	usip_space_watch_stop(l->space);
 	if (l->user || l->scope) {
 		mutex_lock(&usip_listeners_lock);
 		if (l->scope)
@@ -876,6 +891,9 @@ static void usip_listener_unlink(struct usip_listener *l)
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && (l->types & BIT(USIP_EVENT_TYPE_MTAB)))
 		atomic_dec(&usip_global_mtab);
 	l->user->listeners--;
+	/* Its low-space check stops now (a statfs under way finishes by itself). */
+	usip_space_watch_stop(l->space);
+	l->space = NULL;
 	WRITE_ONCE(usip_n_listeners, usip_n_listeners - 1);
 	WRITE_ONCE(usip_n_notifiers, usip_n_notifiers - l->n_notifiers);
 }
@@ -1004,6 +1022,55 @@ static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nes
 		n->path_prefix_len = len;
 	}
 	return 0;
+}
+
+/* Hands @l's low-space notifiers, if it has any, to a check of their own. */
+static int usip_listener_watch_space(struct usip_listener *l, struct netlink_ext_ack *extack)
+{
+	struct usip_space_spec *specs;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < l->n_notifiers; i++)
+		if (l->notifiers[i].action == USIP_ACTION_LOW_SPACE)
+			n++;
+	if (!n)
+		return 0;
+	if (!usip_feature_available(USIP_F_LOW_SPACE)) {
+		NL_SET_ERR_MSG(extack,
+			       "low-space notifiers need the mount table, which is not available on this kernel");
+		return -EOPNOTSUPP;
+	}
+	specs = kcalloc(n, sizeof(*specs), GFP_KERNEL);
+	if (!specs)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < l->n_notifiers; i++) {
+		const struct usip_notifier *nt = &l->notifiers[i];
+		struct usip_space_spec *s = &specs[n];
+
+		if (nt->action != USIP_ACTION_LOW_SPACE)
+			continue;
+		s->notifier = i;
+		if (nt->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES) {
+			s->kind = USIP_SPACE_BYTES;
+			s->threshold = nt->threshold_bytes;
+		} else if (nt->present & USIP_NOTIFIER_HAS_THRESHOLD_INODES) {
+			s->kind = USIP_SPACE_INODES;
+			s->threshold = nt->threshold_inodes;
+		} else {
+			s->kind = USIP_SPACE_BLOCKS;
+			s->threshold = nt->threshold;
+		}
+		s->hysteresis = nt->hysteresis;
+		s->interval_ms = nt->interval_ms;
+		s->has_mount_id = nt->present & USIP_NOTIFIER_HAS_MOUNT_ID;
+		s->mount_id = nt->mount_id;
+		s->path_prefix = nt->path_prefix;
+		s->path_prefix_len = nt->path_prefix_len;
+		n++;
+	}
+	l->space = usip_space_watch_new(l->mnt_ns, &l->root, specs, n);
+	kfree(specs);
+	return l->space ? 0 : -ENOMEM;
 }
 
 static unsigned int usip_count_notifiers(const struct genl_info *info)
@@ -1230,6 +1297,9 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	l->portid = info->snd_portid;
 	l->sk = NETLINK_CB(skb).sk;
 	sock_hold(l->sk);
+	err = usip_listener_watch_space(l, extack);
+	if (err)
+		goto free;
 	fresh_user = kzalloc(sizeof(*fresh_user), GFP_KERNEL_ACCOUNT);
 	if (!fresh_user) {
 		err = -ENOMEM;
@@ -1239,6 +1309,9 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	/* The limits are checked before anything is armed for it. */
 	mutex_lock(&usip_listeners_lock);
 	err = usip_listener_link(l, &fresh_user, extack);
+	/* Under the lock that unlinking (and so stopping it) takes. */
+	if (!err && l->space)
+		usip_space_watch_start(l->space, l->id);
 	mutex_unlock(&usip_listeners_lock);
 	if (!fresh_user)
 		atomic_inc(&usip_objects);	/* it became the user's record */

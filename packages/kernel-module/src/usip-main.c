@@ -141,6 +141,8 @@ static void __exit usip_exit(void)
 {
 	/* No more mount events: the hooks go first. */
 	usip_mount_events_exit();
+	/* Nor low-space checks, which post events too. */
+	usip_low_space_exit();
 	/* Deliveries use the family: finish them before it goes. */
 	usip_events_stop();
 	/* Waits for requests in progress; no new ones come after it. */

@@ -561,7 +561,7 @@ static struct mount *usip_list_next(struct mnt_namespace *ns, struct list_head *
 }
 
 /* The mount after @m in @ns (@m NULL: the first); namespace_sem held. */
-static struct mount *usip_ns_next(struct mnt_namespace *ns, struct mount *m)
+struct mount *usip_ns_next(struct mnt_namespace *ns, struct mount *m)
 {
 	if (usip_k.ns_rbtree) {
 		if (!m)

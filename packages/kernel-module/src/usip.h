@@ -72,6 +72,14 @@ struct usip_event_info {
 	 */
 	struct mount *mount;
 	struct usip_path_buf *buf;
+	/* Low-space events (USIP_EVENT_TARGETED, USIP_EVENT_HAS_SPACE, _HAS_USAGE). */
+	u32 target_listener;		/* the id of the only listener it is for */
+	u32 target_notifier;		/* the index of its notifier there */
+	u32 space_state;		/* USIP_SPACE_STATE_* */
+	u64 bytes_total;
+	u64 bytes_available;
+	u64 files_total;
+	u64 files_free;
 };
 
 #define USIP_EVENT_HAS_MOUNT_ID		BIT(0)
@@ -83,6 +91,14 @@ struct usip_event_info {
 #define USIP_EVENT_MOUNT_CHANGE		BIT(5)
 /* The event stands for the mount and every mount below it. */
 #define USIP_EVENT_SUBTREE		BIT(6)
+/*
+ * Low-space events: for one notifier of one listener only (its selectors were
+ * applied by the check), caused by no task (no pid or uid in the message).
+ */
+#define USIP_EVENT_TARGETED		BIT(16)
+#define USIP_EVENT_NO_TASK		BIT(17)
+#define USIP_EVENT_HAS_SPACE		BIT(18)	/* space_state */
+#define USIP_EVENT_HAS_USAGE		BIT(19)	/* bytes_* and files_* */
 
 struct usip_listener;
 
@@ -184,6 +200,49 @@ bool usip_mntns_watched(const struct ns_common *ns);
 
 /* usip-internals.c */
 int usip_internals_init(void);
+
+/* usip-low-space.c: low-space notifiers, checked on a timer per listener. */
+extern unsigned int usip_max_watched_mounts_per_listener;
+
+enum usip_space_kind {
+	USIP_SPACE_BLOCKS,	/* percent of blocks available */
+	USIP_SPACE_INODES,	/* percent of inodes free */
+	USIP_SPACE_BYTES,	/* bytes available */
+};
+
+/* One low-space notifier, as its listener hands it to the check. */
+struct usip_space_spec {
+	u32 notifier;		/* its index in the listener */
+	enum usip_space_kind kind;
+	u64 threshold;		/* percent, or bytes */
+	u32 hysteresis;		/* percent of the threshold */
+	u32 interval_ms;
+	bool has_mount_id;
+	u64 mount_id;
+	const char *path_prefix;	/* NULL: any; copied */
+	size_t path_prefix_len;
+};
+
+struct usip_space_watch;
+struct path;
+
+/*
+ * A listener's low-space check, made while registering (in the registering
+ * task: its memory is charged to that task's memory cgroup), started once the
+ * listener has its id, stopped when the listener goes (it may outlive the
+ * listener while a statfs it started has not returned). @root: the
+ * listener's root, or an empty path for its namespace's root.
+ */
+struct usip_space_watch *usip_space_watch_new(struct ns_common *ns, const struct path *root,
+					      const struct usip_space_spec *specs,
+					      unsigned int n);
+void usip_space_watch_start(struct usip_space_watch *w, u32 listener_id);
+void usip_space_watch_stop(struct usip_space_watch *w);
+/* Mounts watched, by @w and by all; for stats. */
+unsigned int usip_space_watched(const struct usip_space_watch *w);
+unsigned int usip_space_watched_total(void);
+/* Before events stop: no check runs after it (it waits for those under way). */
+void usip_low_space_exit(void);
 
 /* usip-mount-events.c */
 int usip_mount_events_init(void);
