@@ -157,6 +157,7 @@ for (const report of reports) {
       listener_queue_len: '1024',
       max_listeners_per_user: '64',
       max_notifiers_per_listener: '32',
+      max_watched_mounts_per_listener: '256',
       user_queue_len: '1024',
     });
     assert.equal(start.param_modes, {
@@ -166,6 +167,7 @@ for (const report of reports) {
       listener_queue_len: '0o644',
       max_listeners_per_user: '0o644',
       max_notifiers_per_listener: '0o644',
+      max_watched_mounts_per_listener: '0o644',
       user_queue_len: '0o644',
     });
     const write = report.get<{ write_error: string | null; value_after: string }>('params.allow-inject-read-only');
