@@ -1123,17 +1123,46 @@ class Fuzzer:
                 p = ('/' + self.rand_string(self.spec.path_max - 1)) if long_prefix else self.rand_path()
                 model['path-prefix'] = p
                 kids.append(self.string_attr(na('path-prefix'), p))
-            if r.random() < 0.2:
-                model['threshold'] = r.randint(0, 100)
-                kids.append(A(na('threshold'), u32(model['threshold'])))
+        if action == self.ACT['low-space']:
+            self.space_attrs(kids, model, na)
         r.shuffle(kids)
         return A(self.spec.attr('listener', 'notifier'), kids=kids, fl=NLA_F_NESTED), model
+
+    # Where no mount is: a low-space notifier of the fuzzer watches nothing, so it never posts a
+    # real event (whose seq the model of injected seqs could not account for).
+    NO_MOUNT_PREFIX = '/usip-fuzz-no-mount'
+
+    def space_attrs(self, kids, model, na):
+        """A low-space notifier's attributes (usip_notifier_parse_space): exactly one threshold,
+        maybe a hysteresis and an interval, and a path-prefix under which no mount is (replacing any
+        selector that could name a mount)."""
+        r = self.rng
+        kids[:] = [k for k in kids if k.t not in (na('mount-id'), na('path-prefix'))]
+        model.pop('mount-id', None)
+        prefix = f'{self.NO_MOUNT_PREFIX}/{self.rand_string(r.randint(1, 12))}'
+        model['path-prefix'] = prefix
+        kids.append(self.string_attr(na('path-prefix'), prefix))
+        # Small thresholds: even without its prefix (a mutation) it would hardly fire.
+        kind = r.choice(['threshold', 'threshold-inodes', 'threshold-bytes'])
+        value = r.randint(1, 4096) if kind == 'threshold-bytes' else 1
+        model[kind] = value
+        kids.append(A(na(kind), u64(value) if kind == 'threshold-bytes' else u32(value)))
+        # listener-get lists both, with their defaults (5 and 1000) when not given.
+        model['hysteresis'], model['interval-ms'] = 5, 1000
+        if r.random() < 0.5:
+            model['hysteresis'] = r.choice([0, 5, 1000, r.randint(0, 1000)])
+            kids.append(A(na('hysteresis'), u32(model['hysteresis'])))
+        if r.random() < 0.5:
+            model['interval-ms'] = r.choice([100, 1000, 3600000, r.randint(100, 3600000)])
+            kids.append(A(na('interval-ms'), u32(model['interval-ms'])))
 
     def listener_size(self, notifiers):
         """The size of a listener's listener-get message, as docs/events.md bounds it."""
         size = 20 + 6 * 8 + 2 * 12 + 3 * 16
         for n in notifiers:
-            size += 4 + 5 * 8 + 16
+            # The module's bound: type, action, cmd, flags, three thresholds' u32s, hysteresis,
+            # interval-ms; mount-id, threshold-bytes.
+            size += 4 + 8 * 8 + 2 * 12
             if 'path-prefix' in n:
                 size += align4(4 + len(n['path-prefix'].encode()) + 1)
         return size
@@ -1470,7 +1499,7 @@ class Fuzzer:
         return Expect(True, ok=True, on_ok=on_ok, reply='do')
 
     HOST_ONLY_STATS = ('posted', 'undeliverable', 'objects', 'mount-hooks')
-    STATS = ('listeners', 'notifiers', 'queued', 'queue-limit', 'delivered', 'dropped', 'scope')
+    STATS = ('listeners', 'notifiers', 'queued', 'queue-limit', 'delivered', 'dropped', 'scope', 'watched-mounts')
 
     def check_stats(self, v, sub, worker):
         """A stats reply: scope host and every counter for CAP_SYS_ADMIN in the initial user
@@ -2033,7 +2062,8 @@ class Fuzzer:
         violation = None
         if mode == 'semantic':
             kind = r.choice(['no-notifier', 'wrong-action', 'missing', 'zero-flags', 'global-unprivileged',
-                             'too-many', 'kern-log-unprivileged'])
+                             'too-many', 'kern-log-unprivileged', 'space-attr-elsewhere', 'thresholds',
+                             'threshold-zero'])
             if kind == 'no-notifier':
                 pairs = []
                 violation = errno.EINVAL
@@ -2070,6 +2100,34 @@ class Fuzzer:
                     if (attr, model) not in pairs:
                         pairs[-1] = (attr, model)
                 violation = None    # the oracle knows who may (expect_register)
+            elif kind == 'space-attr-elsewhere':
+                # A low-space attribute on a notifier of another action: EINVAL naming it.
+                na = lambda n: self.spec.attr('notifier', n)  # noqa: E731
+                attr, model = pairs[r.randrange(len(pairs))]
+                if model['action'] == self.ACT['low-space']:
+                    attr, model = self.notifier(ntype=self.T['storage'], action=self.ACT['enospc'], admin=admin)
+                    pairs[r.randrange(len(pairs))] = (attr, model)
+                name = r.choice(['threshold', 'threshold-inodes', 'threshold-bytes', 'hysteresis', 'interval-ms'])
+                value = {'threshold-bytes': u64(1 << 20), 'interval-ms': u32(1000)}.get(name, u32(10))
+                attr.kids.insert(r.randint(0, len(attr.kids)), A(na(name), value))
+                violation = errno.EINVAL
+            elif kind in ('thresholds', 'threshold-zero'):
+                # A low-space notifier with no threshold, two or three, or one of 0: EINVAL.
+                na = lambda n: self.spec.attr('notifier', n)  # noqa: E731
+                attr, model = self.notifier(ntype=self.T['storage'], action=self.ACT['low-space'], admin=admin)
+                names = ('threshold', 'threshold-inodes', 'threshold-bytes')
+                ids = {na(n): n for n in names}
+                attr.kids = [k for k in attr.kids if k.t not in ids]
+                if kind == 'threshold-zero':
+                    chosen = [r.choice(names)]
+                else:
+                    chosen = r.choice([[], r.sample(names, 2), list(names)])
+                for n in chosen:
+                    zero = kind == 'threshold-zero'
+                    v = 0 if zero else 5
+                    attr.kids.append(A(na(n), u64(v if zero else 1 << 20) if n == 'threshold-bytes' else u32(v)))
+                pairs[r.randrange(len(pairs))] = (attr, model)
+                violation = errno.EINVAL
             if kind == 'too-many':
                 extra = r.choice([1, 2, r.randint(1, 100), r.randint(100, 2000)])
                 pairs = [self.notifier(selectors=False) for _ in range(max_n + extra)]
