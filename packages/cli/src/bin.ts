@@ -47,7 +47,9 @@ program
   .option(
     '--notifier <spec>',
     'what to listen to, repeatable: TYPE:ACTION[:OPTION]..., e.g. mtab:mount, mtab:umount:kern-log, ' +
-      'storage:low-space:threshold=10; options: kern-log, cmd=N, mount-id=N, threshold=N, path-prefix=PATH (last)',
+      'storage:low-space,threshold=10%,path-prefix=/var; options: kern-log, cmd=N, mount-id=N, path-prefix=PATH (last), ' +
+      'and for low-space exactly one of threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE (1G), ' +
+      'with hysteresis=N (percent of the threshold, default 5) and interval-ms=N (default 1000)',
     (value: string, previous: NotifierOptions[] | undefined) => [...(previous ?? []), parseNotifier(value)],
   )
   .option('--global', 'events of every mount namespace, not only this one (needs CAP_SYS_ADMIN)')

@@ -1,21 +1,45 @@
 import { InvalidArgumentError } from 'commander';
-import { protocol, type ListenerItem, type NotifierOptions, type UsipClient } from '@usip/client';
+import { LOW_SPACE_KEYS, protocol, type ListenerItem, type NotifierOptions, type UsipClient } from '@usip/client';
 import { decodeDev, enumName, integer, toJson, typedAction, u64, untilStopped } from './common.js';
 
+const NOTIFIER_OPTIONS =
+  'kern-log, cmd=N, mount-id=N, path-prefix=PATH, and for low-space threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE, hysteresis=N, interval-ms=N';
+
+/** A percentage option of a low-space notifier: N or N%, 1 to 100. */
+function percent(value: string): number {
+  return integer(1, 100)(value.endsWith('%') ? value.slice(0, -1) : value);
+}
+
+const SIZE_UNITS: Record<string, bigint> = { '': 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n, t: 1n << 40n, p: 1n << 50n, e: 1n << 60n };
+
+/** A size in bytes: N, or N with K, M, G, T, P or E (powers of 1024; KiB and KB spell the same). */
+export function size(value: string): bigint {
+  const match = /^(\d+)\s*([kmgtpe]?)(?:i?b)?$/i.exec(value);
+  const bytes = match === null ? -1n : BigInt(match[1]!) * SIZE_UNITS[match[2]!.toLowerCase()]!;
+  if (bytes < 1n || bytes > 0xffffffffffffffffn) {
+    throw new InvalidArgumentError('expected a size of at least 1 byte and below 16E, e.g. 512M or 1G (powers of 1024)');
+  }
+  return bytes;
+}
+
 /**
- * Parses `--notifier TYPE:ACTION[:OPTION]...`, OPTION being kern-log, cmd=N, mount-id=N,
- * threshold=N or path-prefix=PATH (last: the path may contain ':'). Throws InvalidArgumentError
- * naming what is wrong; commander turns it into a usage error that quotes the value.
+ * Parses `--notifier TYPE:ACTION[:OPTION]...`: OPTION being kern-log, cmd=N, mount-id=N,
+ * path-prefix=PATH (last: the path may contain ':' and ','), and for low-space notifiers
+ * threshold=N% (blocks available), threshold-inodes=N%, threshold-bytes=SIZE, hysteresis=N and
+ * interval-ms=N. Options may also be separated by ',' (`storage:low-space,threshold=10%`).
+ * Throws InvalidArgumentError naming what is wrong; commander turns it into a usage error that
+ * quotes the value.
  */
 export function parseNotifier(spec: string): NotifierOptions {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts[0] === '' || parts[1] === '') {
-    throw new InvalidArgumentError('expected TYPE:ACTION[:OPTION]..., e.g. mtab:mount or mtab:umount:kern-log');
+  const head = /^([^:,]*):([^:,]*)(?:[:,](.*))?$/s.exec(spec);
+  if (head === null || head[1] === '' || head[2] === '') {
+    throw new InvalidArgumentError('expected TYPE:ACTION[:OPTION]..., e.g. mtab:mount or storage:low-space:threshold=10%');
   }
-  const pair = typedAction(parts[0]!, parts[1]!);
+  const pair = typedAction(head[1]!, head[2]!);
   if (typeof pair === 'string') throw new InvalidArgumentError(pair);
   const notifier: NotifierOptions = { ...pair };
-  for (let i = 2; i < parts.length; i++) {
+  const parts = head[3] === undefined ? [] : splitOptions(head[3]);
+  for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
     const eq = part.indexOf('=');
     const key = eq === -1 ? part : part.slice(0, eq);
@@ -44,21 +68,65 @@ export function parseNotifier(spec: string): NotifierOptions {
         notifier.mountId = parsed(u64);
         break;
       case 'threshold':
-        notifier.threshold = parsed(integer(0, 100));
+        notifier.threshold = parsed(percent);
+        break;
+      case 'threshold-inodes':
+        notifier.thresholdInodes = parsed(percent);
+        break;
+      case 'threshold-bytes':
+        notifier.thresholdBytes = parsed(size);
+        break;
+      case 'hysteresis':
+        notifier.hysteresis = parsed(integer(0, 1000));
+        break;
+      case 'interval-ms':
+        notifier.intervalMs = parsed(integer(100, 3_600_000));
         break;
       case 'path-prefix':
-        // The rest of the spec is the path, colons included.
-        notifier.pathPrefix = [needValue(), ...parts.slice(i + 1)].join(':');
+        // splitOptions() left the rest of the spec, separators included, as the path.
+        notifier.pathPrefix = needValue();
         if (!notifier.pathPrefix.startsWith('/')) throw new InvalidArgumentError('path-prefix must be an absolute path');
-        i = parts.length;
         break;
       default:
-        throw new InvalidArgumentError(
-          `unknown notifier option "${part}"; the options are kern-log, cmd=N, mount-id=N, threshold=N, path-prefix=PATH`,
-        );
+        throw new InvalidArgumentError(`unknown notifier option "${part}"; the options are ${NOTIFIER_OPTIONS}`);
+    }
+  }
+  const lowSpace = LOW_SPACE_KEYS.filter((key) => notifier[key] !== undefined);
+  if (notifier.action !== 'lowSpace' && lowSpace.length > 0) {
+    throw new InvalidArgumentError(`${optionName(lowSpace[0]!)} is for low-space notifiers only`);
+  }
+  if (notifier.action === 'lowSpace') {
+    const thresholds = (['threshold', 'thresholdInodes', 'thresholdBytes'] as const).filter((key) => notifier[key] !== undefined);
+    if (thresholds.length !== 1) {
+      throw new InvalidArgumentError('a low-space notifier needs exactly one of threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE');
     }
   }
   return notifier;
+}
+
+/** The command-line spelling of a low-space option (thresholdInodes -> threshold-inodes). */
+function optionName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The options after TYPE:ACTION, split at ':' and ','; path-prefix=... takes the rest verbatim. */
+function splitOptions(rest: string): string[] {
+  const out: string[] = [];
+  let at = 0;
+  while (at <= rest.length) {
+    if (rest.startsWith('path-prefix=', at)) {
+      out.push(rest.slice(at));
+      break;
+    }
+    const next = rest.slice(at).search(/[:,]/);
+    if (next === -1) {
+      out.push(rest.slice(at));
+      break;
+    }
+    out.push(rest.slice(at, at + next));
+    at += next + 1;
+  }
+  return out;
 }
 
 /** Nanoseconds since the epoch as an ISO time with all nine digits. */
@@ -71,11 +139,14 @@ export function isoTime(ns: bigint): string {
 export function itemJson(item: ListenerItem): Record<string, unknown> {
   if (item.kind === 'overrun') return { ...item };
   if (item.kind === 'missed') return { ...item };
-  const { typeName: _typeName, actionName: _actionName, ...event } = item;
+  const { typeName: _typeName, actionName: _actionName, spaceStateName: _spaceStateName, ...event } = item;
   return {
     ...event,
     type: enumName(protocol.EVENT_TYPE_NAMES, item.type),
     action: enumName(protocol.ACTION_NAMES, item.action),
+    ...('spaceState' in item && item.spaceState !== undefined
+      ? { spaceState: enumName(protocol.SPACE_STATE_NAMES, item.spaceState) }
+      : {}),
   };
 }
 
@@ -105,6 +176,11 @@ export function formatItem(item: ListenerItem): string {
     ['source', item.source === undefined ? undefined : quote(item.source)],
     ['dev', item.dev === undefined ? undefined : decodeDev(item.dev)],
     ['count', 'count' in item ? item.count?.toString() : undefined],
+    ['space-state', 'spaceState' in item ? enumName(protocol.SPACE_STATE_NAMES, item.spaceState)?.toString() : undefined],
+    ['bytes-available', 'bytesAvailable' in item ? item.bytesAvailable?.toString() : undefined],
+    ['bytes-total', 'bytesTotal' in item ? item.bytesTotal?.toString() : undefined],
+    ['files-free', 'filesFree' in item ? item.filesFree?.toString() : undefined],
+    ['files-total', 'filesTotal' in item ? item.filesTotal?.toString() : undefined],
     ['pid', item.pid?.toString()],
     ['uid', item.uid?.toString()],
     ['mnt-ns', item.mntNs?.toString()],

@@ -23,6 +23,10 @@ export interface NotifierJson {
   mountId?: bigint;
   pathPrefix?: string;
   threshold?: number;
+  thresholdInodes?: number;
+  thresholdBytes?: bigint;
+  hysteresis?: number;
+  intervalMs?: number;
 }
 
 function notifierJson(n: NotifierInfo): NotifierJson {
@@ -35,6 +39,10 @@ function notifierJson(n: NotifierInfo): NotifierJson {
   if (n.mountId !== undefined) out.mountId = n.mountId;
   if (n.pathPrefix !== undefined) out.pathPrefix = n.pathPrefix;
   if (n.threshold !== undefined) out.threshold = n.threshold;
+  if (n.thresholdInodes !== undefined) out.thresholdInodes = n.thresholdInodes;
+  if (n.thresholdBytes !== undefined) out.thresholdBytes = n.thresholdBytes;
+  if (n.hysteresis !== undefined) out.hysteresis = n.hysteresis;
+  if (n.intervalMs !== undefined) out.intervalMs = n.intervalMs;
   return out;
 }
 
@@ -60,7 +68,11 @@ export function formatNotifier(n: NotifierJson): string {
     n.cmd !== undefined ? `cmd=${n.cmd}` : '',
     n.mountId !== undefined ? `mount-id=${n.mountId}` : '',
     n.pathPrefix !== undefined ? `path-prefix=${n.pathPrefix}` : '',
-    n.threshold !== undefined ? `threshold=${n.threshold}` : '',
+    n.threshold !== undefined ? `threshold=${n.threshold}%` : '',
+    n.thresholdInodes !== undefined ? `threshold-inodes=${n.thresholdInodes}%` : '',
+    n.thresholdBytes !== undefined ? `threshold-bytes=${n.thresholdBytes}` : '',
+    n.hysteresis !== undefined ? `hysteresis=${n.hysteresis}` : '',
+    n.intervalMs !== undefined ? `interval-ms=${n.intervalMs}` : '',
   ].filter((s) => s !== '');
   return `${n.type}/${n.action}:${n.flags.join(',')}${selectors.length > 0 ? `[${selectors.join(',')}]` : ''}`;
 }

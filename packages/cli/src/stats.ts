@@ -17,6 +17,11 @@ const LABELS = {
   objects: 'live objects',
   // kprobes on the mount paths, registered only while an mtab listener exists.
   mountHooks: 'mount hooks armed',
+  storageHooks: 'storage hooks armed',
+  coalesceSlots: 'coalescing slots',
+  // One state record per (low-space notifier, mount).
+  watchedMounts: 'watched mounts',
+  statfsPending: 'statfs pending',
 } as const satisfies Record<Counter, string>;
 
 /** What the scope is called for people: the whole module's counters, or the caller's own. */

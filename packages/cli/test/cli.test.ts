@@ -91,7 +91,7 @@ test('listen: notifiers are required and checked, and so is --count', async () =
   await usage(['listen', '--notifier', 'mtab:enospc'], "'--notifier <spec>' argument 'mtab:enospc' is invalid", 'is not an mtab action');
   await usage(['listen', '--notifier', 'mtab'], "argument 'mtab' is invalid. expected TYPE:ACTION");
   await usage(['listen', '--notifier', 'mtab:mount:frob'], 'unknown notifier option "frob"');
-  await usage(['listen', '--notifier', 'storage:low-space:threshold=101'], 'threshold: expected an integer from 0 to 100');
+  await usage(['listen', '--notifier', 'storage:low-space:threshold=101'], 'threshold: expected an integer from 1 to 100');
   await usage(['listen', '--notifier', 'mtab:mount', '--count', '0'], "'--count <n>' argument '0' is invalid");
 });
 

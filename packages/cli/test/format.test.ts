@@ -33,6 +33,43 @@ test('notifier specs: type, action (spec spelling), flags and selectors', () => 
   assert.equal(parseNotifier('mtab:move:path-prefix=/srv/a:b:kern-log'), { type: 'mtab', action: 'move', pathPrefix: '/srv/a:b:kern-log' });
 });
 
+test('low-space notifier specs: thresholds in percent, inodes or bytes, hysteresis, interval, and "," between options', () => {
+  assert.equal(parseNotifier('storage:low-space,threshold=10%'), { type: 'storage', action: 'lowSpace', threshold: 10 });
+  assert.equal(parseNotifier('storage:low-space:threshold-inodes=5%:hysteresis=20:interval-ms=500'), {
+    type: 'storage',
+    action: 'lowSpace',
+    thresholdInodes: 5,
+    hysteresis: 20,
+    intervalMs: 500,
+  });
+  assert.equal(parseNotifier('storage:low-space,threshold-bytes=1G,path-prefix=/var/a,b:c'), {
+    type: 'storage',
+    action: 'lowSpace',
+    thresholdBytes: 1n << 30n,
+    pathPrefix: '/var/a,b:c',
+  });
+  assert.is(parseNotifier('storage:low-space:threshold-bytes=512').thresholdBytes, 512n);
+  assert.is(parseNotifier('storage:low-space:threshold-bytes=3MiB').thresholdBytes, 3n << 20n);
+  assert.is(parseNotifier('storage:low-space:threshold-bytes=2t').thresholdBytes, 2n << 40n);
+  invalid(() => parseNotifier('storage:low-space:threshold-bytes=16E'), 'expected a size');
+  assert.is(parseNotifier('storage:low-space:threshold-bytes=15E').thresholdBytes, 15n << 60n);
+});
+
+test('bad low-space notifier specs name what is wrong', () => {
+  invalid(() => parseNotifier('storage:low-space'), 'needs exactly one of threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE');
+  invalid(() => parseNotifier('storage:low-space:threshold=10:threshold-bytes=1G'), 'needs exactly one of');
+  invalid(() => parseNotifier('storage:low-space:threshold=0'), 'threshold: expected an integer from 1 to 100');
+  invalid(() => parseNotifier('storage:low-space:threshold=101%'), 'threshold: expected an integer from 1 to 100');
+  invalid(() => parseNotifier('storage:low-space:threshold-inodes=x'), 'threshold-inodes: expected an integer from 1 to 100');
+  invalid(() => parseNotifier('storage:low-space:threshold-bytes=0'), 'threshold-bytes: expected a size of at least 1 byte');
+  invalid(() => parseNotifier('storage:low-space:threshold-bytes=17E'), 'threshold-bytes: expected a size');
+  invalid(() => parseNotifier('storage:low-space:threshold-bytes=1X'), 'threshold-bytes: expected a size');
+  invalid(() => parseNotifier('storage:low-space:threshold=5:interval-ms=99'), 'interval-ms: expected an integer from 100 to 3600000');
+  invalid(() => parseNotifier('storage:low-space:threshold=5:hysteresis=1001'), 'hysteresis: expected an integer from 0 to 1000');
+  invalid(() => parseNotifier('storage:enospc:threshold=5'), 'threshold is for low-space notifiers only');
+  invalid(() => parseNotifier('mtab:mount,interval-ms=500'), 'interval-ms is for low-space notifiers only');
+});
+
 test('bad notifier specs name what is wrong', () => {
   invalid(() => parseNotifier('mtab'), 'expected TYPE:ACTION');
   invalid(() => parseNotifier(':mount'), 'expected TYPE:ACTION');
@@ -120,6 +157,45 @@ test('an event as a line for people and as a JSON line', () => {
   assert.equal(JSON.parse(toJson(itemJson(storage))), { kind: 'storage-event', seq: '2', type: 'storage', action: 'low-space', count: 4 });
 });
 
+test('a low-space event: its space state by name, the usage it was judged by, no pid or uid', () => {
+  const low: ListenerItem = {
+    kind: 'storage-event',
+    listenerId: 4,
+    seq: 9n,
+    missed: 0,
+    type: 2,
+    action: 7,
+    timestamp: 1_700_000_000_012_345_678n,
+    mntNs: 4026531841n,
+    mountId: 36n,
+    uniqueId: 2147483685n,
+    path: '/var',
+    fsType: 'tmpfs',
+    source: 'tmpfs',
+    dev: 31,
+    spaceState: 1,
+    bytesTotal: 16777216n,
+    bytesAvailable: 6291456n,
+    filesTotal: 100n,
+    filesFree: 39n,
+    typeName: 'storage',
+    actionName: 'lowSpace',
+    spaceStateName: 'low',
+  };
+  assert.is(
+    formatItem(low),
+    '2023-11-14T22:13:20.012345678Z storage/low-space seq=9 listener=4 path=/var mount-id=36 fs-type=tmpfs source=tmpfs dev=0:31 ' +
+      'space-state=low bytes-available=6291456 bytes-total=16777216 files-free=39 files-total=100 mnt-ns=4026531841\n',
+  );
+  const json = JSON.parse(toJson(itemJson(low)));
+  assert.is(json.spaceState, 'low');
+  assert.is(json.spaceStateName, undefined);
+  assert.is(json.bytesAvailable, '6291456');
+  assert.is(json.pid, undefined);
+  const gone = { ...low, spaceState: 3, spaceStateName: 'mountGone', path: undefined, bytesTotal: undefined } as ListenerItem;
+  assert.match(formatItem(gone), ' space-state=mount-gone ');
+});
+
 test('overruns are lines of their own', () => {
   assert.equal(itemJson({ kind: 'overrun' }), { kind: 'overrun' });
   assert.equal(itemJson({ kind: 'overrun', lost: 3 }), { kind: 'overrun', lost: 3 });
@@ -162,13 +238,13 @@ test('listeners as JSON and as a table', () => {
       { type: 'storage', action: 'low-space', flags: ['notify'], cmd: 2, pathPrefix: '/srv', threshold: 5 },
     ],
   });
-  assert.is(formatNotifier(json.notifiers[1]!), 'storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5]');
+  assert.is(formatNotifier(json.notifiers[1]!), 'storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5%]');
   const global = listenerJson({ ...info, id: 7, global: true, flags: 1, scope: 'global', ownerPid: 0, notifiers: [info.notifiers[0]!] });
   assert.is(
     formatListeners([json, global]),
     [
       'ID  SCOPE   MNT-NS      PID  UID  DELIVERED  MISSED  NOTIFIERS',
-      '12  mnt-ns  4026531841  456  0    1000       3       mtab/mount:notify,kern-log storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5]',
+      '12  mnt-ns  4026531841  456  0    1000       3       mtab/mount:notify,kern-log storage/low-space:notify[cmd=2,path-prefix=/srv,threshold=5%]',
       '7   global  4026531841  0    0    1000       3       mtab/mount:notify,kern-log',
       '',
     ].join('\n'),

@@ -264,7 +264,8 @@ for (const kernel of ['6.1', '6.12']) {
 
   test('usip stats as uid 65534: its own counters (user scope), without the host-wide ones', () => {
     const stats = json(run, 'nobody-stats');
-    assert.equal(Object.keys(stats), ['scope', 'listeners', 'notifiers', 'queued', 'queueLimit', 'dropped', 'delivered']);
+    assert.equal(Object.keys(stats), ['scope', 'listeners', 'notifiers', 'queued', 'queueLimit', 'dropped', 'delivered', 'watchedMounts']);
+    assert.is(stats.watchedMounts, 0);
     assert.equal([stats.scope, stats.listeners, stats.notifiers, stats.queued], ['user', 0, 0, 0]);
     const human = step(run, 'nobody-stats-human');
     assert.is(human.status, 0, human.err);

@@ -7,8 +7,10 @@ import {
   EVENT_ATTRIBUTE_SET,
   EVENT_OPERATIONS,
   EventType,
+  SpaceState,
   type ActionName,
   type EventTypeName,
+  type SpaceStateName,
   type UsipEvent,
   type UsipEventKind,
 } from './generated/usip.js';
@@ -24,7 +26,39 @@ export interface EventNames {
 }
 
 /** An event: the generated union (told apart by `kind`), with its type and action named. */
-export type ListenerEvent = Exclude<UsipEvent, { kind: 'missed' }> & EventNames;
+export type ListenerEvent = Exclude<UsipEvent, { kind: 'missed' }> & EventNames & SpaceStateNames;
+
+/** A low-space event's space-state by name, next to its number. */
+export interface SpaceStateNames {
+  /**
+   * 'low' (free space fell below the notifier's threshold), 'recovered' (it rose above the
+   * threshold plus the hysteresis) or 'mountGone' (the watched mount went; the notifier stays);
+   * undefined on other events, or for a state this client does not know.
+   */
+  readonly spaceStateName?: SpaceStateName;
+}
+
+/**
+ * A low-space event: a storage event with action lowSpace. The check runs in the kernel, so it
+ * has no causing process (no pid, uid or comm). `low` and `recovered` carry the mount (mountId,
+ * path as the listener sees it, fsType, source, dev) and the usage read (bytesTotal,
+ * bytesAvailable, filesTotal, filesFree); `mountGone` carries the mount's ids only.
+ */
+export type LowSpaceEvent = Extract<ListenerEvent, { kind: 'storage-event' }> & {
+  readonly actionName: 'lowSpace';
+  readonly spaceState: number;
+  readonly mountId: bigint;
+};
+
+/** Is this item a low-space event (a storage event of action lowSpace with its space-state)? */
+export function isLowSpaceEvent(item: ListenerItem): item is LowSpaceEvent {
+  return (
+    item.kind === 'storage-event' &&
+    item.actionName === 'lowSpace' &&
+    typeof item.spaceState === 'number' &&
+    typeof item.mountId === 'bigint'
+  );
+}
 
 /**
  * The socket's receive buffer overflowed (the kernel dropped messages for it), or the binding's
@@ -54,6 +88,9 @@ const TYPE_NAMES = new Map<number, EventTypeName>(
 );
 const ACTION_NAMES = new Map<number, ActionName>(
   (Object.entries(Action) as [ActionName, number][]).map(([name, value]) => [value, name]),
+);
+const SPACE_STATE_NAMES = new Map<number, SpaceStateName>(
+  (Object.entries(SpaceState) as [SpaceStateName, number][]).map(([name, value]) => [value, name]),
 );
 
 /**
@@ -98,6 +135,9 @@ export function notificationItem(notification: GenlNotification, familyId: numbe
   }
   event.typeName = typeof attributes.type === 'number' ? TYPE_NAMES.get(attributes.type) : undefined;
   event.actionName = typeof attributes.action === 'number' ? ACTION_NAMES.get(attributes.action) : undefined;
+  if (operation.name === 'storage-event' && typeof attributes.spaceState === 'number') {
+    event.spaceStateName = SPACE_STATE_NAMES.get(attributes.spaceState);
+  }
   return event as unknown as ListenerEvent;
 }
 

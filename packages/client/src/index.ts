@@ -8,7 +8,18 @@ export {
   UsipProtocolError,
   UsipUnsupportedError,
 } from './errors.js';
-export { EventStream, notificationItem, type EventNames, type ListenerEvent, type ListenerItem, type Missed, type Overrun } from './events.js';
+export {
+  EventStream,
+  isLowSpaceEvent,
+  notificationItem,
+  type EventNames,
+  type ListenerEvent,
+  type ListenerItem,
+  type LowSpaceEvent,
+  type Missed,
+  type Overrun,
+  type SpaceStateNames,
+} from './events.js';
 export { Listener, Watch, type ListenerRegistration } from './listener.js';
 export {
   escapeMountinfo,
@@ -33,7 +44,9 @@ export {
   actionFromName,
   actionSpecName,
   DEFAULT_WATCH_RECEIVE_BUFFER,
+  LOW_SPACE_KEYS,
   type InjectOptions,
+  type LowSpaceOptions,
   type MountWatcherOptions,
   type MtabActionName,
   type NotifierOptions,

@@ -48,9 +48,31 @@ export type NotifierOptions = TypedAction & {
   mountId?: bigint;
   /** Match only events at or below this absolute path (whole path components). */
   pathPrefix?: string;
-  /** Free-space percentage (0..100) for low-space notifiers. */
+} & LowSpaceOptions;
+
+/**
+ * A low-space notifier's options (action 'lowSpace' only; other actions take none of them). The
+ * module reads the usage of the mounts it selects (mountId, pathPrefix, or every mount below the
+ * listener's root) every intervalMs and reports a crossing of exactly one threshold: `low` when
+ * free space falls below it, `recovered` when it rises above threshold * (100 + hysteresis) / 100,
+ * `mountGone` when a watched mount goes.
+ */
+export interface LowSpaceOptions {
+  /** Percentage (1..100) of blocks available to unprivileged users (df's Avail over Size). */
   threshold?: number;
-};
+  /** Percentage (1..100) of free inodes. */
+  thresholdInodes?: number;
+  /** Bytes available to unprivileged users (>= 1). */
+  thresholdBytes?: bigint;
+  /** How far above the threshold free space must rise to recover, in percent of it (0..1000, default 5). */
+  hysteresis?: number;
+  /** How often the mounts are read, in milliseconds (100..3600000, default 1000). */
+  intervalMs?: number;
+}
+
+/** The options only a low-space notifier takes. */
+export const LOW_SPACE_KEYS = ['threshold', 'thresholdInodes', 'thresholdBytes', 'hysteresis', 'intervalMs'] as const;
+const THRESHOLD_KEYS = ['threshold', 'thresholdInodes', 'thresholdBytes'] as const;
 
 export interface RegisterOptions {
   /** Receive the events of every mount namespace (needs CAP_SYS_ADMIN); default: the caller's. */
@@ -213,7 +235,7 @@ function checkReceiveBufferSize(operation: string, value: unknown): number | und
   return value;
 }
 
-const NOTIFIER_KEYS = ['type', 'action', 'cmd', 'notify', 'kernLog', 'mountId', 'pathPrefix', 'threshold'] as const;
+const NOTIFIER_KEYS = ['type', 'action', 'cmd', 'notify', 'kernLog', 'mountId', 'pathPrefix', ...LOW_SPACE_KEYS] as const;
 const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize'] as const;
 
 /** Checks one notifier and returns its attributes. */
@@ -231,7 +253,7 @@ export function notifierAttributes(options: NotifierOptions, field = 'notifier',
   if (typeof record.pathPrefix === 'string' && !record.pathPrefix.startsWith('/')) {
     fail(operation, join(field, 'pathPrefix'), `must be an absolute path, got ${describe(record.pathPrefix)}`);
   }
-  checkAttributeValue(operation, join(field, 'threshold'), record.threshold, NOTIFIER_ATTRIBUTE_SET, 'threshold');
+  checkLowSpace(operation, field, action, record);
   return {
     type: EventType[type],
     action: Action[action],
@@ -240,7 +262,33 @@ export function notifierAttributes(options: NotifierOptions, field = 'notifier',
     mountId: record.mountId as bigint | undefined,
     pathPrefix: record.pathPrefix as string | undefined,
     threshold: record.threshold as number | undefined,
+    thresholdInodes: record.thresholdInodes as number | undefined,
+    thresholdBytes: record.thresholdBytes as bigint | undefined,
+    hysteresis: record.hysteresis as number | undefined,
+    intervalMs: record.intervalMs as number | undefined,
   };
+}
+
+/** The module's rules for low-space options (usip_notifier_parse_space), checked here first. */
+function checkLowSpace(operation: string, field: string, action: ActionName, record: Record<string, unknown>): void {
+  for (const key of LOW_SPACE_KEYS) {
+    checkAttributeValue(operation, join(field, key), record[key], NOTIFIER_ATTRIBUTE_SET, key);
+  }
+  const given = LOW_SPACE_KEYS.find((key) => record[key] !== undefined);
+  if (action !== 'lowSpace') {
+    if (given !== undefined) fail(operation, join(field, given), `only a lowSpace notifier takes ${LOW_SPACE_KEYS.join(', ')}`);
+    return;
+  }
+  const thresholds = THRESHOLD_KEYS.filter((key) => record[key] !== undefined);
+  if (thresholds.length !== 1) {
+    fail(
+      operation,
+      field,
+      `a lowSpace notifier needs exactly one of ${THRESHOLD_KEYS.join(', ')}${thresholds.length ? `, got ${thresholds.join(' and ')}` : ''}`,
+    );
+  }
+  const [key] = thresholds as [(typeof THRESHOLD_KEYS)[number]];
+  if (record[key] === 0 || record[key] === 0n) fail(operation, join(field, key), 'a threshold of 0 can never be crossed');
 }
 
 /** Checks register()'s options; returns the request's attributes and the socket's buffer size. */

@@ -32,7 +32,12 @@ export interface NotifierInfo {
   flags: number;
   mountId?: bigint;
   pathPrefix?: string;
+  /** lowSpace notifiers: the one threshold they have, and their hysteresis and interval. */
   threshold?: number;
+  thresholdInodes?: number;
+  thresholdBytes?: bigint;
+  hysteresis?: number;
+  intervalMs?: number;
 }
 
 /** A listener, as listener-get dumps it. */
@@ -119,7 +124,10 @@ export function notifierInfo(operation: string, notifier: NotifierAttributes): N
   if (notifier.cmd !== undefined) info.cmd = notifier.cmd;
   if (notifier.mountId !== undefined) info.mountId = notifier.mountId;
   if (notifier.pathPrefix !== undefined) info.pathPrefix = notifier.pathPrefix;
-  if (notifier.threshold !== undefined) info.threshold = notifier.threshold;
+  for (const key of ['threshold', 'thresholdInodes', 'hysteresis', 'intervalMs'] as const) {
+    if (notifier[key] !== undefined) info[key] = notifier[key];
+  }
+  if (notifier.thresholdBytes !== undefined) info.thresholdBytes = notifier.thresholdBytes;
   return info;
 }
 

@@ -13,7 +13,7 @@ import {
   type ListenerAttributes,
 } from '../src/generated/usip.js';
 import { UsipProtocolError } from '../src/errors.js';
-import { notificationItem, type ListenerItem } from '../src/events.js';
+import { isLowSpaceEvent, notificationItem, type ListenerItem } from '../src/events.js';
 import { Listener } from '../src/listener.js';
 import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
 import { injectResult, listenerInfo, registrationFromReply } from '../src/replies.js';
@@ -62,6 +62,31 @@ test('a storage event keeps its count; an mtab event drops attributes its operat
   assert.equal(storage, { kind: 'storage-event', seq: 2n, missed: 4, type: 2, action: 7, path: '/', count: 3, typeName: 'storage', actionName: 'lowSpace' });
   const mtab = notificationItem(message(Command.mtabEvent, { seq: 3n, type: 1, action: 2, count: 2, queued: 1 }), FAMILY, 0);
   assert.equal(mtab, { kind: 'mtab-event', seq: 3n, type: 1, action: 2, typeName: 'mtab', actionName: 'umount' });
+});
+
+test('a low-space event: the space state by name, the usage, and isLowSpaceEvent() tells it from other items', () => {
+  const attrs = {
+    listenerId: 4, seq: 9n, missed: 0, type: 2, action: 7, mountId: 36n, uniqueId: 7n, path: '/var', fsType: 'tmpfs',
+    source: 'tmpfs', dev: 31, spaceState: 1, bytesTotal: 16n << 20n, bytesAvailable: 6n << 20n, filesTotal: 100n, filesFree: 39n,
+  };
+  const item = notificationItem(message(Command.storageEvent, attrs), FAMILY, 0);
+  assert.equal(item, { kind: 'storage-event', ...attrs, typeName: 'storage', actionName: 'lowSpace', spaceStateName: 'low' });
+  if (item === undefined || !isLowSpaceEvent(item)) throw new Error('not a low-space event');
+  // Typed: mountId is there, the usage fields are bigints.
+  const available: bigint | undefined = item.bytesAvailable;
+  assert.is(available, 6n << 20n);
+  assert.is(item.mountId, 36n);
+  const gone = notificationItem(message(Command.storageEvent, { seq: 10n, type: 2, action: 7, mountId: 36n, spaceState: 3 }), FAMILY, 0);
+  assert.is(gone?.kind === 'storage-event' ? gone.spaceStateName : 'no', 'mountGone');
+  const future = notificationItem(message(Command.storageEvent, { seq: 11n, type: 2, action: 7, mountId: 1n, spaceState: 3 }), FAMILY, 0);
+  assert.ok(future !== undefined && isLowSpaceEvent(future));
+  // Other storage events and mtab events are not low-space events and have no space state name.
+  const enospc = notificationItem(message(Command.storageEvent, { seq: 12n, type: 2, action: 5, mountId: 1n }), FAMILY, 0);
+  assert.ok(enospc !== undefined && !isLowSpaceEvent(enospc));
+  assert.is(enospc?.kind === 'storage-event' ? enospc.spaceStateName : 'no', undefined);
+  const mtab = notificationItem(message(Command.mtabEvent, mount), FAMILY, 0);
+  assert.ok(mtab !== undefined && !isLowSpaceEvent(mtab));
+  assert.not.ok(isLowSpaceEvent({ kind: 'overrun' }));
 });
 
 test('missed > 0 is there to see on the event', () => {

@@ -126,6 +126,43 @@ test('selectors and cmd are checked against the spec limits', () => {
   assert.is(request.notifier?.[0]?.threshold, 100);
 });
 
+test('low-space notifiers: one threshold of three kinds, hysteresis and interval, encoded as the module reads them', () => {
+  const { request } = registerRequest({
+    notifiers: [
+      { type: 'storage', action: 'lowSpace', thresholdBytes: 1n << 30n, hysteresis: 20, intervalMs: 500, pathPrefix: '/var' },
+      { type: 'storage', action: 'lowSpace', thresholdInodes: 5 },
+    ],
+  });
+  const decoded = decodeAttributes(LISTENER_ATTRIBUTE_SET, encodeAttributes(LISTENER_ATTRIBUTE_SET, request));
+  assert.equal(decoded.notifier, [
+    { type: EventType.storage, action: Action.lowSpace, flags: NotifierFlags.notify, pathPrefix: '/var', thresholdBytes: 1n << 30n, hysteresis: 20, intervalMs: 500 },
+    { type: EventType.storage, action: Action.lowSpace, flags: NotifierFlags.notify, thresholdInodes: 5 },
+  ]);
+});
+
+test('low-space rules, as the module has them: exactly one threshold, not 0, in range, on lowSpace notifiers only', () => {
+  const low = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'lowSpace', ...extra }] });
+  rejects(() => registerRequest(low({})), 'notifiers[0]', 'needs exactly one of threshold, thresholdInodes, thresholdBytes');
+  rejects(() => registerRequest(low({ threshold: 5, thresholdBytes: 1n })), 'notifiers[0]', 'got threshold and thresholdBytes');
+  rejects(() => registerRequest(low({ threshold: 0 })), 'notifiers[0].threshold', 'a threshold of 0 can never be crossed');
+  rejects(() => registerRequest(low({ thresholdBytes: 0n })), 'notifiers[0].thresholdBytes', 'a threshold of 0');
+  rejects(() => registerRequest(low({ thresholdInodes: 101 })), 'notifiers[0].thresholdInodes', 'from 0 to 100');
+  rejects(() => registerRequest(low({ thresholdBytes: 5 })), 'notifiers[0].thresholdBytes', 'expected a bigint');
+  rejects(() => registerRequest(low({ threshold: 5, hysteresis: 1001 })), 'notifiers[0].hysteresis', 'from 0 to 1000');
+  rejects(() => registerRequest(low({ threshold: 5, intervalMs: 99 })), 'notifiers[0].intervalMs', 'from 100 to 3600000');
+  rejects(() => registerRequest(low({ threshold: 5, intervalMs: 3_600_001 })), 'notifiers[0].intervalMs', 'from 100 to 3600000');
+  rejects(
+    () => registerRequest({ notifiers: [{ type: 'storage', action: 'enospc', threshold: 10 }] }),
+    'notifiers[0].threshold',
+    'only a lowSpace notifier takes',
+  );
+  rejects(
+    () => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount', intervalMs: 500 }] }),
+    'notifiers[0].intervalMs',
+    'only a lowSpace notifier takes',
+  );
+});
+
 test('unknown options are refused by name (typos do not pass silently)', () => {
   rejects(() => registerRequest(loose({ notifiers: [{ type: 'mtab', action: 'mount', pathprefix: '/x' }] })), 'notifiers[0].pathprefix', 'unknown option');
   rejects(() => registerRequest(loose({ global: true, notifier: [] })), 'notifier', 'unknown option; the options are global, notifiers, receiveBufferSize');
