@@ -43,6 +43,8 @@ interface Notifier {
   mount_id?: number;
   path_prefix?: string;
   threshold?: number;
+  hysteresis?: number;
+  interval_ms?: number;
 }
 interface Listener {
   id?: number;
@@ -223,7 +225,8 @@ for (const report of reports) {
         port_id: r.port,
         notifiers: [
           { type: MTAB, action: MOUNT, cmd: 0x11, flags: NOTIFY, mount_id: 77, path_prefix: '/mnt/data' },
-          { type: STORAGE, action: LOW_SPACE, cmd: 0x22, flags: NOTIFY | KERN_LOG, threshold: 10 },
+          // A low-space notifier is listed with its hysteresis and interval, the defaults here.
+          { type: STORAGE, action: LOW_SPACE, cmd: 0x22, flags: NOTIFY | KERN_LOG, threshold: 10, hysteresis: 5, interval_ms: 1000 },
         ],
         groups: ['mtab', 'storage'],
         delivered: 0,

@@ -108,7 +108,8 @@ A_EVENT_REPEAT = 18
 U32, U64, STR = 'u32', 'u64', 'str'
 NOTIFIER_SCHEMA = {
     1: ('type', U32), 2: ('action', U32), 3: ('cmd', U32), 4: ('flags', U32),
-    5: ('mount_id', U64), 6: ('path_prefix', STR), 7: ('threshold', U32),
+    5: ('mount_id', U64), 6: ('path_prefix', STR), 7: ('threshold', U32), 9: ('threshold_inodes', U32),
+    10: ('threshold_bytes', U64), 11: ('hysteresis', U32), 12: ('interval_ms', U32),
 }
 # (name, kind, repeated)
 LISTENER_SCHEMA = {

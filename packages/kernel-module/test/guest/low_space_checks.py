@@ -43,8 +43,6 @@ lc.EVENT_SCHEMA.update({
     32: ('bytes_total', lc.U64, False), 33: ('bytes_available', lc.U64, False),
     34: ('files_total', lc.U64, False), 35: ('files_free', lc.U64, False),
 })
-lc.NOTIFIER_SCHEMA.update({9: ('threshold_inodes', lc.U32), 10: ('threshold_bytes', lc.U64),
-                           11: ('hysteresis', lc.U32), 12: ('interval_ms', lc.U32)})
 lc.STATS_SCHEMA.update({11: ('mount_hooks', lc.U32, False), 12: ('scope', lc.U32, False),
                         15: ('watched_mounts', lc.U32, False)})
 
