@@ -235,7 +235,7 @@ export const SpaceState = {
   low: 1,
   /** Free space rose above the threshold plus its hysteresis. */
   recovered: 2,
-  /** The mount the notifier watched is gone (unmounted, or no longer visible to the listener). The notifier stays, dormant, and fires again if a mount with that id comes back (Linux 6.1 reuses mount ids; a path-prefix notifier simply watches the new mount). */
+  /** The mount the notifier watched is gone (unmounted, or no longer visible to the listener). The notifier stays, dormant, and fires again if a mount with that id comes back (Linux 6.1 reuses mount ids; a path-prefix notifier simply watches the new mount). A mount-id notifier is told once, also at its first check when no mount has that id; a path-prefix or every-mount notifier only for a mount whose last event was low. It carries the mount's ids, no path and no usage. */
   mountGone: 3,
 } as const;
 export type SpaceStateName = keyof typeof SpaceState;

@@ -255,7 +255,10 @@ enum usip_space_state {
 	 * The mount the notifier watched is gone (unmounted, or no longer visible
 	 * to the listener). The notifier stays, dormant, and fires again if a
 	 * mount with that id comes back (Linux 6.1 reuses mount ids; a
-	 * path-prefix notifier simply watches the new mount).
+	 * path-prefix notifier simply watches the new mount). A mount-id notifier
+	 * is told once, also at its first check when no mount has that id; a
+	 * path-prefix or every-mount notifier only for a mount whose last event
+	 * was low. It carries the mount's ids, no path and no usage.
 	 */
 	USIP_SPACE_STATE_MOUNT_GONE = 3,
 };
