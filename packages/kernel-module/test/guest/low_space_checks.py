@@ -27,7 +27,7 @@ from listener_checks import (  # noqa: E402
     CMD_STORAGE_EVENT, ENOSPC, MOUNT, NOBODY, NOTIFY, TYPE_MTAB, TYPE_STORAGE, Child, Recorder, Usip,
     become, errname, nest, poll, read_param, resolve_family, string, u32, u64,
 )
-from mount_checks import mountinfo, tmpfs, umount  # noqa: E402
+from mount_checks import mount, mountinfo, tmpfs, umount  # noqa: E402
 
 LOW_SPACE = 7
 A_LISTENER_NOTIFIER = 3
@@ -378,6 +378,47 @@ class Checks:
         umount(inside)
         umount(outside)
 
+    # -- a hung file system: a FUSE mount whose daemon never answers (not even FUSE_INIT)
+
+    def hung(self):
+        subprocess.run(['modprobe', 'fuse'], capture_output=True, check=False)
+        if not os.path.exists('/dev/fuse'):
+            self.record('hung', {'fuse': False})
+            return
+        os.makedirs(os.path.join(BASE, 'hung', 'fuse'), exist_ok=True)
+        ok, ok_id = self.fresh_tmpfs('hung/ok')
+        fuse_path = os.path.join(BASE, 'hung', 'fuse')
+
+        def daemon(chan):
+            fd = os.open('/dev/fuse', os.O_RDWR)
+            mount('usip-hung', fuse_path, 'fuse', 0, f'fd={fd},rootmode=40000,user_id=0,group_id=0')
+            chan.send({'mounted': True})
+            chan.recv(timeout=None)     # holds the connection, reads nothing, until told or killed
+
+        child = Child(daemon)
+        try:
+            child.recv()
+            fuse_id = mount_id_of(fuse_path)
+            with self.usip.socket() as s:
+                self.usip.register_ok(s, [low_space(threshold=50, path_prefix=f'{BASE}/hung', interval_ms=200)])
+                # The first rounds meet the hung mount; the tmpfs must still be read.
+                time.sleep(2)
+                watched = self.usip.stats(self.ctl).get('watched_mounts')
+                crossing = self.crossing(s, ok, lambda: fill(ok, 12 * MIB), 'the low event beside a hung mount')
+            # The listener is gone; the round stuck in the hung statfs still holds its watch.
+            time.sleep(1)
+            while_hung = self.usip.stats(self.ctl)
+        finally:
+            child.kill()
+            child.wait()
+        # Its connection aborted, the hung statfs fails and the watch goes.
+        settled, _ = poll(lambda: self.usip.stats(self.ctl).get('objects') == 0, timeout=10)
+        after = self.usip.stats(self.ctl)
+        umount(fuse_path, 2)
+        umount(ok)
+        self.record('hung', {'fuse': True, 'ok_id': ok_id, 'fuse_id': fuse_id, 'watched': watched, 'low': crossing,
+                             'while_hung': while_hung, 'after': after})
+
     # -- refusals
 
     def errors(self):
@@ -488,6 +529,7 @@ def main():
         ('mount-gone', checks.mount_gone),
         ('prefix-gone', checks.prefix_gone),
         ('chroot-nobody', checks.chroot_nobody),
+        ('hung', checks.hung),
         ('errors', checks.errors),
         ('cap', checks.cap),
         ('cleanup', checks.cleanup),
