@@ -66,7 +66,7 @@ export interface BlockDevice {
   /** The file system on it: udev's ID_FS_TYPE (what blkid found), else the type it is mounted
    *  as; undefined when neither knows. */
   fsType?: string;
-  /** It is an active swap area (/proc/swaps). */
+  /** It is an active swap area: /proc/swaps names it, or a node of its device number. */
   swap: boolean;
   /** The mounts that use it, in the mount table's order. */
   mounts: DeviceMount[];
@@ -330,29 +330,32 @@ export function splitDev(dev: bigint): { major: number; minor: number } {
   return { major, minor };
 }
 
-/** The block devices that /proc/swaps lists as active swap partitions, as "major:minor". */
-async function swapDevices(io: SysfsIo, path: string): Promise<Set<string>> {
-  const devices = new Set<string>();
+/** The active swap partitions of /proc/swaps: their device numbers ("major:minor", from the
+ *  nodes named) and the names themselves. */
+async function swapDevices(io: SysfsIo, path: string): Promise<{ numbers: Set<string>; paths: Set<string> }> {
+  const swaps = { numbers: new Set<string>(), paths: new Set<string>() };
   let text: string;
   try {
     text = (await io.readFile(path)).toString('utf8');
   } catch (error) {
-    if (vanished(error) || (error as { code?: unknown }).code === 'EACCES') return devices;
+    if (vanished(error) || (error as { code?: unknown }).code === 'EACCES') return swaps;
     throw error;
   }
   for (const line of text.split('\n').slice(1)) {
-    const [file, kind] = line.split(/\s+/);
-    if (file === undefined || kind !== 'partition') continue;
+    const [escaped, kind] = line.split(/\s+/);
+    if (escaped === undefined || kind !== 'partition') continue;
+    const file = unescapeMountinfo(escaped);
+    swaps.paths.add(file);
     try {
-      const st = await io.stat(unescapeMountinfo(file));
+      const st = await io.stat(file);
       if (!st.isBlockDevice()) continue;
       const { major, minor } = splitDev(st.rdev);
-      devices.add(`${major}:${minor}`);
+      swaps.numbers.add(`${major}:${minor}`);
     } catch {
-      // A node that is gone or out of reach: not one we can tell.
+      // A node that is gone or out of reach: the name alone tells.
     }
   }
-  return devices;
+  return swaps;
 }
 
 const DEVICE_PATH = (name: string) => `/dev/${name.replace(/!/g, '/')}`;
@@ -439,7 +442,7 @@ export async function readBlockDevices(options: BlockDeviceOptions = {}): Promis
       removable: disk.removable,
       rotational: disk.rotational,
       hidden: disk.hidden,
-      swap: swaps.has(`${d.major}:${d.minor}`),
+      swap: swaps.numbers.has(`${d.major}:${d.minor}`) || swaps.paths.has(path),
       mounts: deviceMounts,
       partitions: [],
     };

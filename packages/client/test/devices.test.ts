@@ -134,7 +134,7 @@ interface Fixture {
   io: Partial<SysfsIo>;
 }
 
-/** A fresh machine in a temporary directory; /dev/sda2 is its swap partition. */
+/** A fresh machine in a temporary directory; sda2 and loop0p2 are its swap partitions. */
 async function fixture(extra: Record<string, Entry> = {}): Promise<Fixture> {
   const root = mkdtempSync(join(tmpdir(), 'usip-sysfs-'));
   const sysfs = join(root, 'sys');
@@ -142,11 +142,18 @@ async function fixture(extra: Record<string, Entry> = {}): Promise<Fixture> {
   const udev = join(root, 'udev');
   await build(udev, UDEV);
   const swaps = join(root, 'swaps');
-  await writeFile(swaps, 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sda2                               partition\t1047548\t\t0\t\t-2\n/swap\\040file                           file\t\t1024\t\t0\t\t-3\n');
-  // The nodes named in the swaps file: /dev/sda2 is the block device 8:2, the file is a file.
+  await writeFile(
+    swaps,
+    'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n' +
+      '/dev/disk/by-id/ata-QM00001-part2       partition\t1047548\t\t0\t\t-2\n' +
+      '/dev/loop0p2                            partition\t50172\t\t0\t\t-3\n' +
+      '/swap\\040file                           file\t\t1024\t\t0\t\t-4\n',
+  );
+  // The nodes named in the swaps file: a link to sda2 (the block device 8:2), a node that is not
+  // there (told by its name), a file.
   const io: Partial<SysfsIo> = {
     async stat(path) {
-      if (path === '/dev/sda2') return { isBlockDevice: () => true, rdev: (8n << 8n) | 2n };
+      if (path === '/dev/disk/by-id/ata-QM00001-part2') return { isBlockDevice: () => true, rdev: (8n << 8n) | 2n };
       if (path === '/swap file') return { isBlockDevice: () => false, rdev: 0n };
       throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
     },
@@ -258,7 +265,7 @@ test('NVMe (device/model, device/serial), virtio (serial attribute), device mapp
   await rm(f.root, { recursive: true });
 });
 
-test('the mounts that use a device: by device number (bind mounts too), by source (btrfs); swap; fs type', async () => {
+test('the mounts that use a device: by device number (bind mounts too), by source (btrfs); swap by number and name; fs type', async () => {
   const f = await fixture();
   const list = await read(f);
   const sda1 = find(list, 'sda1');
@@ -274,8 +281,8 @@ test('the mounts that use a device: by device number (bind mounts too), by sourc
   assert.equal([sda2.swap, sda2.fsType, sda2.mounts], [true, 'swap', []]);
   assert.equal(
     list.flatMap((d) => [d, ...d.partitions]).filter((d) => d.swap).map((d) => d.name),
-    ['sda2'],
-    'the swap file is not a device',
+    ['loop0p2', 'sda2'],
+    'by device number, by name; the swap file is not a device',
   );
   assert.equal(find(list, 'sda').mounts, [], 'the disk itself is not mounted');
   assert.not.ok('fsType' in find(list, 'sda'));
