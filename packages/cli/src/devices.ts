@@ -222,7 +222,7 @@ export function jsonText(value: unknown, indent: string): string {
 
 /**
  * The devices a command line names, each as lsblk shows it: a whole device with its partitions,
- * a partition alone. A name is a device node or any path to one (/dev/sda, /dev/disk/by-id/...),
+ * a partition alone, by device number, each once. A name is a device node or any path to one (/dev/sda, /dev/disk/by-id/...),
  * a kernel name (sda1) or MAJ:MIN. Rejects with a UsipError naming the first that is not a block
  * device of this system.
  */
@@ -251,7 +251,8 @@ export async function selectNamed(devices: readonly BlockDevice[], names: readon
       found = all.find((d) => d.major === major && d.minor === minor);
     }
     if (found === undefined) throw new UsipError('USIP_NO_DEVICE', `devices: ${JSON.stringify(name)}: no such block device`);
-    selected.push(found);
+    if (!selected.includes(found)) selected.push(found);
   }
-  return selected;
+  // In device-number order, whatever the order of the names, as lsblk prints them.
+  return selected.sort((a, b) => a.major - b.major || a.minor - b.minor);
 }

@@ -341,16 +341,17 @@ test('this machine: usip devices --json -b -a is lsblk -J -b -a\'s', async () =>
 
 test('devices named on the command line: by node, by kernel name, by MAJ:MIN; a disk with its partitions', async () => {
   const root = await fakeRoot();
-  const named = await usip('devices', '--sysroot', root, '--json', '-b', 'sda', 'loop0p2', '11:0', 'loop1');
+  const named = await usip('devices', '--sysroot', root, '--json', '-b', 'sda', 'loop0p2', '11:0', 'loop1', 'sda');
   assert.is(named.code, 0, named.stderr);
   const { blockdevices } = JSON.parse(named.stdout);
+  // By device number, each once, as lsblk prints them.
   assert.equal(
     blockdevices.map((d: { name: string; children?: { name: string }[] }) => [d.name, (d.children ?? []).map((c) => c.name)]),
     [
-      ['sda', ['sda1', 'sda2', 'sda3']],
-      ['loop0p2', []],
-      ['sr0', []],
       ['loop1', []],
+      ['sda', ['sda1', 'sda2', 'sda3']],
+      ['sr0', []],
+      ['loop0p2', []],
     ],
   );
   await rm(root, { recursive: true });
