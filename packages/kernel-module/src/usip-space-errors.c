@@ -238,11 +238,14 @@ static bool usip_space_copy_name(char *to, const char __user *uptr)
 	return false;
 }
 
+static bool usip_space_count_quick(const struct super_block *sb, int err, kuid_t uid);
+
 /* --- The probes --------------------------------------------------------------- */
 
 static void __cold usip_space_error_seen(struct pt_regs *regs, long ret)
 {
 	const struct usip_space_call *call;
+	struct file *file = NULL;
 	unsigned long args[6];
 	struct usip_space_rec *rec;
 
@@ -256,16 +259,29 @@ static void __cold usip_space_error_seen(struct pt_regs *regs, long ret)
 		return;
 	}
 	syscall_get_arguments(current, regs, args);
+	if (call->fd >= 0) {
+		file = fget_raw(args[call->fd]);
+		if (!file) {
+			atomic64_inc(&usip_space_lost);
+			return;
+		}
+		/* A storm on one file system costs a lookup and an increment per failure. */
+		if (usip_space_count_quick(file->f_path.mnt->mnt_sb, -ret, current_euid())) {
+			fput(file);
+			return;
+		}
+	}
 	rec = usip_space_rec_get();
-	if (!rec)
+	if (!rec) {
+		if (file)
+			fput(file);
 		return;
+	}
 	rec->kind = USIP_SPACE_ERROR;
 	rec->err = -ret;
 	rec->call = call;
 	if (call->fd >= 0) {
-		rec->file = fget_raw(args[call->fd]);
-		if (!rec->file)
-			goto lost;
+		rec->file = file;
 	} else {
 		int dfd = call->dfd >= 0 ? (int)args[call->dfd] : AT_FDCWD;
 
@@ -344,12 +360,19 @@ int usip_quota_warning_pre(struct kprobe *p, struct pt_regs *regs)
  * its ids when a delayed message is sent.
  */
 struct usip_space_slot {
-	struct hlist_node node;
+	struct hlist_node node;		/* in usip_space_slots, RCU */
+	struct rcu_head rcu;
 	const struct super_block *sb;
 	int err;
 	kuid_t uid;
-	unsigned long next_at;		/* jiffies: no message before */
-	u32 pending;			/* failures not yet reported */
+	unsigned long next_at;		/* jiffies: no message before; the probes read it */
+	u32 pending;			/* failures not yet reported, seen by the worker */
+	/*
+	 * Failures on a file descriptor that the probe counted itself while
+	 * the slot held messages back: no record, no worker, whatever the rate.
+	 */
+	atomic_t quick;
+	struct list_head idle;		/* on the flush's list of slots to free */
 	/* The latest failure's, for the delayed message. */
 	struct ns_common *mnt_ns;	/* referenced */
 	u64 mount_id, unique_id, ino;
@@ -414,19 +437,56 @@ static struct usip_space_slot *usip_space_slot_new(const struct super_block *sb,
 	slot->err = err;
 	slot->uid = uid;
 	slot->next_at = jiffies;
-	hash_add(usip_space_slots, &slot->node, usip_space_key(sb, err, uid));
+	hash_add_rcu(usip_space_slots, &slot->node, usip_space_key(sb, err, uid));
 	WRITE_ONCE(usip_space_n_slots, usip_space_n_slots + 1);
 	return slot;
 }
 
-/* Unlinked (from the table or a local list) and freed; not under namespace_sem. */
+/*
+ * Frees a slot unlinked from the table (hash_del_rcu) at least an RCU grace
+ * period ago, so that no probe counts into it any more; not under
+ * namespace_sem. Failures a probe counted into it meanwhile (it was quiet
+ * for a whole interval: a rare race) are counted as lost.
+ */
 static void usip_space_slot_free(struct usip_space_slot *slot)
 {
-	hlist_del(&slot->node);
+	atomic64_add(atomic_read(&slot->quick), &usip_space_lost);
 	WRITE_ONCE(usip_space_n_slots, usip_space_n_slots - 1);
 	usip_mnt_ns_put(slot->mnt_ns);
 	put_pid(slot->pid);
 	usip_kfree(slot);
+}
+
+/* The failures the slot stands for now, which the next message counts. */
+static u32 usip_space_take(struct usip_space_slot *slot)
+{
+	u32 count = slot->pending + atomic_xchg(&slot->quick, 0);
+
+	slot->pending = 0;
+	return count;
+}
+
+/*
+ * In the probe: counts a failure on @sb into its slot if that slot holds
+ * messages back right now; false if the worker must see it.
+ */
+static bool usip_space_count_quick(const struct super_block *sb, int err, kuid_t uid)
+{
+	struct usip_space_slot *slot;
+	bool counted = false;
+
+	rcu_read_lock();
+	hash_for_each_possible_rcu(usip_space_slots, slot, node, usip_space_key(sb, err, uid)) {
+		if (slot->sb != sb || slot->err != err || !uid_eq(slot->uid, uid))
+			continue;
+		if (time_before(jiffies, READ_ONCE(slot->next_at))) {
+			atomic_inc(&slot->quick);
+			counted = true;
+		}
+		break;
+	}
+	rcu_read_unlock();
+	return counted;
 }
 
 u32 usip_coalesce_slots(void)
@@ -526,14 +586,13 @@ static void usip_space_failed(struct usip_space_rec *rec, const struct path *whe
 	if (time_after_eq(jiffies, slot->next_at)) {
 		info.action = usip_space_action(rec->err);
 		info.present = USIP_EVENT_HAS_COUNT | (has_ino ? USIP_EVENT_HAS_INO : 0);
-		info.count = slot->pending;
+		info.count = usip_space_take(slot);
 		info.ino = ino;
 		info.pid = rec->pid;
 		info.uid = rec->uid;
 		memcpy(info.comm, rec->comm, sizeof(info.comm));
 		info.syscall = rec->call->name;
-		slot->pending = 0;
-		slot->next_at = jiffies + usip_space_interval();
+		WRITE_ONCE(slot->next_at, jiffies + usip_space_interval());
 		usip_space_post(&info, m);
 	}
 	up_read(usip_k.namespace_sem);
@@ -557,7 +616,7 @@ static void usip_space_flush_fn(struct work_struct *work)
 {
 	struct usip_space_slot *slot;
 	struct hlist_node *tmp;
-	HLIST_HEAD(idle);
+	LIST_HEAD(idle);
 	unsigned int bkt;
 	bool more = false;
 
@@ -568,11 +627,11 @@ static void usip_space_flush_fn(struct work_struct *work)
 		struct mnt_namespace *ns;
 		struct mount *m;
 
-		if (!slot->pending) {
+		if (!slot->pending && !atomic_read(&slot->quick)) {
 			/* Quiet for a whole interval since its last message: forgotten. */
 			if (time_after_eq(jiffies, slot->next_at)) {
-				hash_del(&slot->node);
-				hlist_add_head(&slot->node, &idle);
+				hash_del_rcu(&slot->node);
+				list_add(&slot->idle, &idle);
 			} else {
 				more = true;
 			}
@@ -583,14 +642,13 @@ static void usip_space_flush_fn(struct work_struct *work)
 			continue;
 		info.action = usip_space_action(slot->err);
 		info.present = USIP_EVENT_HAS_COUNT | (slot->has_ino ? USIP_EVENT_HAS_INO : 0);
-		info.count = slot->pending;
+		info.count = usip_space_take(slot);
 		info.ino = slot->ino;
 		info.pid = slot->pid;
 		info.uid = slot->uid;
 		memcpy(info.comm, slot->comm, sizeof(info.comm));
 		info.syscall = slot->syscall;
-		slot->pending = 0;
-		slot->next_at = jiffies + usip_space_interval();
+		WRITE_ONCE(slot->next_at, jiffies + usip_space_interval());
 		ns = (struct mnt_namespace *)slot->mnt_ns;
 		m = ns ? usip_space_find_mount(ns, slot) : NULL;
 		if (m)
@@ -599,10 +657,16 @@ static void usip_space_flush_fn(struct work_struct *work)
 			atomic64_add(info.count, &usip_space_lost);	/* unmounted meanwhile */
 	}
 	up_read(usip_k.namespace_sem);
-	/* Not under namespace_sem: a namespace's last reference tears it down. */
-	hlist_for_each_entry_safe(slot, tmp, &idle, node)
-		usip_space_slot_free(slot);
 	mutex_unlock(&usip_space_slots_lock);
+	if (!list_empty(&idle)) {
+		struct usip_space_slot *next;
+
+		/* No probe counts into them after this. */
+		synchronize_rcu();
+		/* Not under namespace_sem: a namespace's last reference tears it down. */
+		list_for_each_entry_safe(slot, next, &idle, idle)
+			usip_space_slot_free(slot);
+	}
 	if (more)
 		mod_delayed_work(usip_wq, &usip_space_flush, usip_space_interval());
 }
@@ -948,9 +1012,12 @@ void usip_space_errors_exit(void)
 	usip_quota_disarm();
 	mutex_unlock(&usip_space_lock);
 	cancel_delayed_work_sync(&usip_space_flush);
+	/* The probes are gone (disarmed above): nothing reads the table any more. */
 	mutex_lock(&usip_space_slots_lock);
-	hash_for_each_safe(usip_space_slots, bkt, tmp, slot, node)
+	hash_for_each_safe(usip_space_slots, bkt, tmp, slot, node) {
+		hash_del_rcu(&slot->node);
 		usip_space_slot_free(slot);
+	}
 	mutex_unlock(&usip_space_slots_lock);
 	if (atomic64_read(&usip_space_lost))
 		pr_info("%lld enospc/edquot failures were not reported (records or slots ran out, or the file was not known)\n",
