@@ -1123,6 +1123,11 @@ static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff
 {
 	unsigned int i;
 
+	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[USIP_A_LISTENER_FLAGS],
+				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
+		return -EPERM;
+	}
 	/*
 	 * Reporting failed system calls means a hook on the exit of every
 	 * system call of every process (the sys_exit tracepoint): a cost
@@ -1133,12 +1138,6 @@ static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff
 	    !READ_ONCE(usip_space_errors_unprivileged) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
 		NL_SET_ERR_MSG(info->extack,
 			       "enospc and edquot notifiers hook every system call: they need CAP_SYS_ADMIN in the initial user namespace, or usip.space_errors_unprivileged=1");
-		return -EPERM;
-	}
-
-	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[USIP_A_LISTENER_FLAGS],
-				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
 		return -EPERM;
 	}
 	for (i = 0; i < l->n_notifiers; i++) {
