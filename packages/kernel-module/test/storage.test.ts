@@ -184,6 +184,14 @@ for (const report of reports) {
     assert.equal(r.root_sees_container, []);
   });
 
+  test('as pid 1 of a pid namespace, in network, user and mount namespaces of its own (unshare -Urnpfm), it hears of its own failure as pid 1 and uid 0', () => {
+    const r = report.get<{ container_pidns: { register: number; errno: string; pid: number; events: StorageEvent[] }; root_sees_container_pidns: StorageEvent[] }>('scoping');
+    assert.is(r.container_pidns.register, 0);
+    assert.is(r.container_pidns.pid, 1);
+    assert.equal(r.container_pidns.events.map((e) => [e.pid, e.uid, e.path]), [[1, 0, '/tmp/st/shared']]);
+    assert.equal(r.root_sees_container_pidns, []);
+  });
+
   test('a listener in a chroot hears only of failures below its root, with paths from there', () => {
     const r = report.get<{ outside_errno: string; inside_errno: string; jail_events: StorageEvent[] }>('scoping');
     assert.equal([r.outside_errno, r.inside_errno], ['ENOSPC', 'ENOSPC']);

@@ -34,6 +34,8 @@ QUOTA = P['ACTION_QUOTA']
 NOBODY = 65534
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 BASE = '/tmp/st'
 LIBC = ctypes.CDLL(None, use_errno=True)
 SYS = {'open': 2, 'creat': 85, 'mkdir': 83, 'link': 86, 'symlink': 88, 'mknod': 133, 'renameat2': 316,
@@ -415,8 +417,6 @@ class Checks:
 
             # A user and mount namespace of its own (uid 65534 outside, 0 inside).
             def container():
-                with open('/proc/self/uid_map', 'w') as f:
-                    f.write(f'0 {NOBODY} 1\n')
                 with self.socket() as s:
                     reg = hc.register(s, [storage_notifier(ENOSPC)])
                     fd = os.open(f'{shared}/container', os.O_WRONLY | os.O_CREAT, 0o644)
@@ -425,19 +425,36 @@ class Checks:
                     return {'register': reg['errno'], 'errno': err, 'pid': os.getpid(),
                             'events': [brief(e) for e in events_for(s, quiet=1.5)]}
 
-            def enter_container(chan):
-                lc.become(NOBODY)
-                # A changed uid leaves the process undumpable, and its /proc files root's.
-                LIBC.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
-                lc.unshare(CLONE_NEWUSER | CLONE_NEWNS)
-                chan.send({'result': container()})
-            with self.socket() as root_sock:
-                hc.register_ok(root_sock, [storage_notifier(ENOSPC)])
-                child = Child(enter_container)
-                out['container'] = child.recv(60)['result']
-                child.wait()
-                # The container's mount namespace is not root's: root's (mnt-ns scope) listener is not told.
-                out['root_sees_container'] = [brief(e) for e in events_for(root_sock, quiet=1.0)]
+            def enter_container(flags):
+                def body(chan):
+                    lc.become(NOBODY)
+                    # A changed uid leaves the process undumpable, and its /proc files root's.
+                    LIBC.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+                    lc.unshare(flags)
+                    with open('/proc/self/uid_map', 'w') as f:
+                        f.write(f'0 {NOBODY} 1\n')
+                    if not flags & CLONE_NEWPID:
+                        chan.send({'result': container()})
+                        return
+                    # The first child of a new pid namespace is its pid 1 (unshare -Urnpfm).
+                    pid = os.fork()
+                    if pid == 0:
+                        try:
+                            chan.send({'result': container()})
+                        finally:
+                            os._exit(0)
+                    os.waitpid(pid, 0)
+                return body
+            for name, flags in (('container', CLONE_NEWUSER | CLONE_NEWNS),
+                                ('container_pidns', CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)):
+                with self.socket() as root_sock:
+                    hc.register_ok(root_sock, [storage_notifier(ENOSPC)])
+                    child = Child(enter_container(flags))
+                    out[name] = child.recv(60)['result']
+                    child.wait()
+                    # Its mount namespace is not root's: root's (mnt-ns scope) listener is not told.
+                    out[f'root_sees_{name}'] = [brief(e) for e in events_for(root_sock, quiet=1.0)]
+            out['root_sees_container'] = out.pop('root_sees_container')
 
             # A chroot: only failures below its root, with paths from there.
             jail = f'{BASE}/jail'
