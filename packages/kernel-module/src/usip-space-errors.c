@@ -535,8 +535,11 @@ static void usip_space_post(struct usip_event_info *info, struct mount *m)
 	}
 	info->mount = m;
 	mutex_lock(&usip_space_post_lock);
-	info->buf = usip_space_buf;
-	usip_event_post(info, usip_ns_common(ns), GFP_KERNEL, &seq);
+	/* Disarmed meanwhile (the last listener went): nobody to tell. */
+	if (usip_space_buf) {
+		info->buf = usip_space_buf;
+		usip_event_post(info, usip_ns_common(ns), GFP_KERNEL, &seq);
+	}
 	mutex_unlock(&usip_space_post_lock);
 }
 
@@ -829,14 +832,17 @@ static int usip_space_pool_get(void)
 		return 0;
 	usip_space_records = kvcalloc(USIP_SPACE_RECORDS, sizeof(*usip_space_records),
 				      GFP_KERNEL);
+	mutex_lock(&usip_space_post_lock);
 	usip_space_buf = kmalloc(sizeof(*usip_space_buf), GFP_KERNEL);
 	if (!usip_space_records || !usip_space_buf) {
 		kvfree(usip_space_records);
 		kfree(usip_space_buf);
 		usip_space_records = NULL;
 		usip_space_buf = NULL;
+		mutex_unlock(&usip_space_post_lock);
 		return -ENOMEM;
 	}
+	mutex_unlock(&usip_space_post_lock);
 	for (i = 0; i < USIP_SPACE_RECORDS; i++)
 		usip_space_free[i] = &usip_space_records[i];
 	usip_space_n_free = USIP_SPACE_RECORDS;
@@ -851,10 +857,13 @@ static void usip_space_pool_put(void)
 	flush_work(&usip_space_work);
 	WARN_ON(usip_space_n_free != USIP_SPACE_RECORDS);
 	kvfree(usip_space_records);
-	kfree(usip_space_buf);
 	usip_space_records = NULL;
-	usip_space_buf = NULL;
 	usip_space_n_free = 0;
+	/* The flush may still post what slots held back: not once the buffer is gone. */
+	mutex_lock(&usip_space_post_lock);
+	kfree(usip_space_buf);
+	usip_space_buf = NULL;
+	mutex_unlock(&usip_space_post_lock);
 }
 
 /* Arms a feature's hook, or says why not in its status (tried again next time). */
