@@ -1070,9 +1070,16 @@ static size_t usip_listener_msg_size(const struct usip_listener *l)
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		/* type, action, cmd, flags, thresholds, hysteresis, interval; mount-id, bytes */
-		size += nla_total_size(0) + 8 * nla_total_size(sizeof(u32)) +
-			2 * nla_total_size_64bit(sizeof(u64));
+		/* The nest, type, action, flags; what it has of the rest. */
+		size += nla_total_size(0) + 3 * nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_CMD)
+			size += nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_MOUNT_ID)
+			size += nla_total_size_64bit(sizeof(u64));
+		if (n->action == USIP_ACTION_LOW_SPACE)	/* hysteresis, interval, a threshold */
+			size += 2 * nla_total_size(sizeof(u32)) +
+				(n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES ?
+				 nla_total_size_64bit(sizeof(u64)) : nla_total_size(sizeof(u32)));
 		if (n->path_prefix)
 			size += nla_total_size(n->path_prefix_len + 1);
 	}

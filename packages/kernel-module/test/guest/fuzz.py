@@ -1159,7 +1159,11 @@ class Fuzzer:
         """The size of a listener's listener-get message, as docs/events.md bounds it."""
         size = 20 + 6 * 8 + 2 * 12 + 3 * 16
         for n in notifiers:
-            size += 4 + 8 * 8 + 2 * 16
+            # The nest, type, action, flags; cmd and mount-id if it has them; a low-space
+            # notifier's hysteresis, interval and threshold (bytes: a u64).
+            size += 4 + 3 * 8 + (8 if 'cmd' in n else 0) + (16 if 'mount-id' in n else 0)
+            if n['action'] == self.ACT['low-space']:
+                size += 2 * 8 + (16 if 'threshold-bytes' in n else 8)
             if 'path-prefix' in n:
                 size += align4(4 + len(n['path-prefix'].encode()) + 1)
         return size
