@@ -273,8 +273,15 @@ function fakeSystem(): Record<string, Entry> {
   return entries;
 }
 
+const roots: string[] = [];
+// Removed at the end even when a test failed half way.
+test.after(async () => {
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
 async function fakeRoot(): Promise<string> {
   const root = mkdtempSync(join(tmpdir(), 'usip-sysroot-'));
+  roots.push(root);
   await build(root, fakeSystem());
   return root;
 }
@@ -314,7 +321,6 @@ test('--sysroot: usip devices --json [-b] [-a] [-l] is lsblk -J\'s, on the same 
   assert.equal(blockdevices[0].children[1].mountpoints, ['/srv/b', '/mnt/p2']);
   assert.equal(blockdevices[3].children[0].mountpoints, ['/media/my usb']);
   assert.is(blockdevices[1].size, 204799 * 512, "just under 100M: 100M for people");
-  await rm(root, { recursive: true });
 });
 
 test('--sysroot: the table, tree and list, for people and in bytes, have lsblk\'s rows and cells', async () => {
@@ -326,7 +332,6 @@ test('--sysroot: the table, tree and list, for people and in bytes, have lsblk\'
     assert.is(theirs.code, 0, theirs.stderr);
     assert.equal(words(ours.stdout), words(theirs.stdout), `${flags.join(' ')}\n${ours.stdout}\n${theirs.stdout}`);
   }
-  await rm(root, { recursive: true });
 });
 
 test('this machine: usip devices --json -b -a is lsblk -J -b -a\'s', async () => {
@@ -354,7 +359,6 @@ test('devices named on the command line: by node, by kernel name, by MAJ:MIN; a 
       ['loop0p2', []],
     ],
   );
-  await rm(root, { recursive: true });
 });
 
 test('bad input: an unknown column or option is a usage error (exit 2), a device that is not one exits 1, naming it', async () => {

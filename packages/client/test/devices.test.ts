@@ -135,8 +135,15 @@ interface Fixture {
 }
 
 /** A fresh machine in a temporary directory; sda2 and loop0p2 are its swap partitions. */
+const roots: string[] = [];
+// Removed at the end even when a test failed half way.
+test.after(async () => {
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
 async function fixture(extra: Record<string, Entry> = {}): Promise<Fixture> {
   const root = mkdtempSync(join(tmpdir(), 'usip-sysfs-'));
+  roots.push(root);
   const sysfs = join(root, 'sys');
   await build(sysfs, { ...machine(), ...extra });
   const udev = join(root, 'udev');
@@ -182,7 +189,6 @@ test('every device, whole devices by device number, partitions under their disk 
     ['vda', ['vda1']],
     ['nvme0n1', []],
   ]);
-  await rm(f.root, { recursive: true });
 });
 
 test('a disk: size in bytes, block sizes, flags, model and serial (VPD page 0x80), type', async () => {
@@ -207,7 +213,6 @@ test('a disk: size in bytes, block sizes, flags, model and serial (VPD page 0x80
     model: 'QEMU HARDDISK',
     serial: 'QM00001',
   });
-  await rm(f.root, { recursive: true });
 });
 
 test('a partition: its own size, start, number and ro; its disk\'s block sizes and flags; no model or serial', async () => {
@@ -221,7 +226,6 @@ test('a partition: its own size, start, number and ro; its disk\'s block sizes a
   assert.equal([sda2.logicalBlockSize, sda2.physicalBlockSize, sda2.rotational, sda2.removable], [512, 4096, true, false]);
   assert.not.ok('model' in sda2 || 'serial' in sda2 || 'backingFile' in sda2, JSON.stringify(Object.keys(sda2)));
   assert.equal(sda2.partitions, []);
-  await rm(f.root, { recursive: true });
 });
 
 test('loop devices: the backing file of a bound one, partitions on the extended major; an unbound one has none', async () => {
@@ -240,7 +244,6 @@ test('loop devices: the backing file of a bound one, partitions on the extended 
   assert.equal([loop1.type, loop1.size], ['loop', 0n]);
   assert.not.ok('backingFile' in loop1);
   assert.not.ok('model' in loop1 || 'serial' in loop1, 'a loop device has neither model nor serial');
-  await rm(f.root, { recursive: true });
 });
 
 test('removable media: a USB stick (model and serial from udev) and an empty CD-ROM drive (type rom)', async () => {
@@ -251,7 +254,6 @@ test('removable media: a USB stick (model and serial from udev) and an empty CD-
   const sr0 = find(list, 'sr0');
   assert.equal([sr0.removable, sr0.type, sr0.size, sr0.model, sr0.logicalBlockSize], [true, 'rom', 0n, 'QEMU DVD-ROM', 2048]);
   assert.not.ok('serial' in sr0, 'no serial anywhere');
-  await rm(f.root, { recursive: true });
 });
 
 test('NVMe (device/model, device/serial), virtio (serial attribute), device mapper types', async () => {
@@ -262,7 +264,6 @@ test('NVMe (device/model, device/serial), virtio (serial attribute), device mapp
   const vda = find(list, 'vda');
   assert.equal([vda.serial, 'model' in vda], ['vd-0001', false]);
   assert.equal([find(list, 'dm-0').type, find(list, 'dm-1').type], ['lvm', 'dm']);
-  await rm(f.root, { recursive: true });
 });
 
 test('the mounts that use a device: by device number (bind mounts too), by source (btrfs); swap by number and name; fs type', async () => {
@@ -286,7 +287,6 @@ test('the mounts that use a device: by device number (bind mounts too), by sourc
   );
   assert.equal(find(list, 'sda').mounts, [], 'the disk itself is not mounted');
   assert.not.ok('fsType' in find(list, 'sda'));
-  await rm(f.root, { recursive: true });
 });
 
 /** An io whose readFile removes a device (its directory and class link) just before `trigger` is read. */
@@ -310,7 +310,6 @@ test('a device that vanishes while a required attribute is read is left out; the
   const list = await read(f, io);
   assert.not.ok(list.some((d) => d.name === 'loop1'));
   assert.is(list.length, 8);
-  await rm(f.root, { recursive: true });
 });
 
 test('a device that vanishes just before an optional attribute (model) is left out, not shown without one', async () => {
@@ -319,7 +318,6 @@ test('a device that vanishes just before an optional attribute (model) is left o
   const list = await read(f, io);
   assert.not.ok(list.some((d) => d.name === 'sr0'));
   assert.ok(list.some((d) => d.name === 'sda'));
-  await rm(f.root, { recursive: true });
 });
 
 test('a disk that vanishes takes its partitions along, whenever they were read', async () => {
@@ -333,8 +331,7 @@ test('a disk that vanishes takes its partitions along, whenever they were read',
       trigger,
     );
     assert.ok(list.some((d) => d.name === 'loop1'), trigger);
-    await rm(f.root, { recursive: true });
-  }
+    }
 });
 
 test('a device listed and gone before its link is followed is left out', async () => {
@@ -348,7 +345,6 @@ test('a device listed and gone before its link is followed is left out', async (
   });
   assert.not.ok(list.some((d) => d.name === 'sdb'));
   assert.is(list.length, 8);
-  await rm(f.root, { recursive: true });
 });
 
 test('what is not a race is not hidden: a malformed attribute, no sysfs at all', async () => {
@@ -366,7 +362,6 @@ test('what is not a race is not hidden: a malformed attribute, no sysfs at all',
   );
   assert.instance(none, UsipError);
   assert.match((none as Error).message, /^cannot list the block devices: .*nothing\/class\/block: ENOENT.* \(is sysfs mounted\?\)$/);
-  await rm(f.root, { recursive: true });
 });
 
 test('without udev data and swaps files everything but their facts is there', async () => {
@@ -377,7 +372,6 @@ test('without udev data and swaps files everything but their facts is there', as
   assert.is(find(list, 'sda2').swap, false);
   assert.is(find(list, 'sda1').fsType, 'ext4', 'from its mount');
   assert.is(find(list, 'sda').serial, 'QM00001');
-  await rm(f.root, { recursive: true });
 });
 
 test('devices() without the module matches the devices with /proc/self/mountinfo', async () => {
@@ -390,7 +384,6 @@ test('devices() without the module matches the devices with /proc/self/mountinfo
   assert.ok(fake.mounts.some((m) => m.id === rootMount.id && m.mountPoint === '/'), JSON.stringify(fake.mounts));
   assert.ok(fake.mounts.every((m) => m.uniqueId === undefined), 'mountinfo has no unique ids');
   assert.is(list.length, 10);
-  await rm(f.root, { recursive: true });
 });
 
 test('this machine\'s /sys: every device of /sys/class/block is there with its dev and size', async () => {
