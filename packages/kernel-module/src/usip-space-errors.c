@@ -890,16 +890,6 @@ static bool usip_space_may_arm(enum usip_feature_index f)
 	return !usip_space_exiting && (!reason || reason == USIP_UNAVAILABLE_REASON_ARM_FAILED);
 }
 
-static int usip_space_inject_failure(enum usip_feature_index f)
-{
-	if (usip_allow_inject && atomic_dec_if_positive(&usip_inject_arm_failures) >= 0) {
-		pr_warn("failing to arm %s, as asked (inject_arm_failures)\n",
-			usip_feature_name(f));
-		return -EIO;
-	}
-	return 0;
-}
-
 void usip_space_errors_get(void)
 {
 	int err;
@@ -908,7 +898,7 @@ void usip_space_errors_get(void)
 	usip_space_users++;
 	if (usip_sys_exit_armed || !usip_sys_exit_tp || !usip_space_may_arm(USIP_F_SPACE_ERRORS))
 		goto out;
-	err = usip_space_inject_failure(USIP_F_SPACE_ERRORS) ?: usip_space_pool_get();
+	err = usip_space_pool_get();
 	if (!err) {
 		err = tracepoint_probe_register(usip_sys_exit_tp, (void *)usip_sys_exit_probe,
 						NULL);
@@ -955,7 +945,7 @@ void usip_quota_warnings_get(void)
 			hook = &usip_hooks[h];
 	if (WARN_ON(!hook))
 		goto out;
-	err = usip_space_inject_failure(USIP_F_QUOTA_WARNINGS) ?: usip_space_pool_get();
+	err = usip_space_pool_get();
 	if (!err) {
 		memset(&usip_quota_probe, 0, sizeof(usip_quota_probe));
 		usip_quota_probe.symbol_name = hook->name;
