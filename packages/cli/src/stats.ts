@@ -17,6 +17,7 @@ const LABELS = {
   objects: 'live objects',
   // kprobes on the mount paths, registered only while an mtab listener exists.
   mountHooks: 'mount hooks armed',
+  // The sys_exit tracepoint and the quota warning probe, only while a listener wants them.
   storageHooks: 'storage hooks armed',
   coalesceSlots: 'coalescing slots',
   // One state record per (low-space notifier, mount).

@@ -130,6 +130,13 @@ struct usip_listener {
 	bool has_path_prefix;
 	/* Holds the mount hooks armed (it has an mtab notifier). */
 	bool holds_hooks;
+	bool holds_space_errors;	/* an enospc or edquot notifier armed the syscall hook */
+	bool holds_quota;		/* a quota notifier armed the quota warning hook */
+	/*
+	 * CAP_SYS_ADMIN in the initial user namespace when it registered: it
+	 * gets the storage events of every user's processes, not only its own.
+	 */
+	bool sees_all_users;
 	unsigned int n_notifiers;
 	struct usip_notifier *notifiers;
 	/* Its low-space notifiers' check (usip-low-space.c), or NULL. */
@@ -313,6 +320,14 @@ static u32 usip_listener_what(const struct usip_listener *l, const struct usip_e
 		return 0;
 	/* A low-space event is for one notifier, which chose its mount already. */
 	if ((ev->info.present & USIP_EVENT_TARGETED) && ev->info.target_listener != l->id)
+		return 0;
+	/* Somebody else's failing processes are not an unprivileged listener's business. */
+	if ((ev->info.present & USIP_EVENT_HAS_TASK) && !l->sees_all_users &&
+	    !uid_eq(ev->info.uid, l->uid))
+		return 0;
+	/* A quota id it cannot name is not told (the message would say overflowuid). */
+	if ((ev->info.present & USIP_EVENT_HAS_QUOTA) &&
+	    !qid_has_mapping(l->user_ns, ev->info.qid))
 		return 0;
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
@@ -674,14 +689,17 @@ static void usip_listener_log(const struct usip_listener *l, const struct usip_e
 	 * and the path is from the root of the event's mount namespace. Paths
 	 * come from users: what is not printable is escaped.
 	 */
-	pr_info_ratelimited("listener %u: %s %s%s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u\n",
+	pr_info_ratelimited("listener %u: %s %s%s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u comm %*pE syscall %s count %u\n",
 			    l->id, usip_type_name(info->type),
 			    usip_action_name(info->action),
 			    info->present & USIP_EVENT_SUBTREE ? " subtree" : "", ev->seq,
 			    usip_mnt_ns_inum(ev->mnt_ns), mount_id,
 			    (int)strlen(path), path, info->fs_type ?: "-",
 			    (int)strlen(source), source, pid_nr(ev->pid),
-			    from_kuid(&init_user_ns, ev->uid));
+			    from_kuid(&init_user_ns, ev->uid),
+			    (int)strnlen(info->comm, sizeof(info->comm)), info->comm,
+			    info->syscall ?: "-",
+			    info->present & USIP_EVENT_HAS_COUNT ? info->count : 1);
 }
 
 static void usip_listener_unicast(struct usip_listener *l, const struct usip_event *ev,
@@ -856,6 +874,10 @@ static void usip_listener_free_work(struct work_struct *work)
 
 	if (l->holds_hooks)
 		usip_mount_hooks_put(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
+	if (l->holds_space_errors)
+		usip_space_errors_put();
+	if (l->holds_quota)
+		usip_quota_warnings_put();
 	/* Never linked: its check never started. */
 	usip_space_watch_stop(l->space);
 	if (l->user || l->scope) {
@@ -1115,9 +1137,16 @@ static size_t usip_listener_msg_size(const struct usip_listener *l)
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		/* type, action, cmd, flags, thresholds, hysteresis, interval; mount-id, bytes */
-		size += nla_total_size(0) + 8 * nla_total_size(sizeof(u32)) +
-			2 * nla_total_size_64bit(sizeof(u64));
+		/* The nest, type, action, flags; what it has of the rest. */
+		size += nla_total_size(0) + 3 * nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_CMD)
+			size += nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_MOUNT_ID)
+			size += nla_total_size_64bit(sizeof(u64));
+		if (n->action == USIP_ACTION_LOW_SPACE)	/* hysteresis, interval, a threshold */
+			size += 2 * nla_total_size(sizeof(u32)) +
+				(n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES ?
+				 nla_total_size_64bit(sizeof(u64)) : nla_total_size(sizeof(u32)));
 		if (n->path_prefix)
 			size += nla_total_size(n->path_prefix_len + 1);
 	}
@@ -1152,6 +1181,16 @@ static int usip_register_reply(struct genl_info *info, const struct usip_listene
 	return genlmsg_reply(reply, info);
 }
 
+static bool usip_listener_has_action(const struct usip_listener *l, u32 action)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->n_notifiers; i++)
+		if (l->notifiers[i].action == action)
+			return true;
+	return false;
+}
+
 /* Checks what registering @l needs; -EPERM with a message if the caller lacks it. */
 static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff *skb,
 				   struct genl_info *info)
@@ -1161,6 +1200,18 @@ static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[USIP_A_LISTENER_FLAGS],
 				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
+		return -EPERM;
+	}
+	/*
+	 * Reporting failed system calls means a hook on the exit of every
+	 * system call of every process (the sys_exit tracepoint): a cost
+	 * everybody pays, so the administrator decides.
+	 */
+	if ((usip_listener_has_action(l, USIP_ACTION_ENOSPC) ||
+	     usip_listener_has_action(l, USIP_ACTION_EDQUOT)) &&
+	    !READ_ONCE(usip_space_errors_unprivileged) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "enospc and edquot notifiers hook every system call: they need CAP_SYS_ADMIN in the initial user namespace, or usip.space_errors_unprivileged=1");
 		return -EPERM;
 	}
 	for (i = 0; i < l->n_notifiers; i++) {
@@ -1279,6 +1330,7 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 		goto free;
 
 	l->uid = current_euid();
+	l->sees_all_users = netlink_capable(skb, CAP_SYS_ADMIN);
 	l->owner = get_pid(task_tgid(current));
 	l->user_ns = get_user_ns(current_user_ns());
 	l->pid_ns = get_pid_ns(task_active_pid_ns(current));
@@ -1323,6 +1375,15 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	if (l->types & BIT(USIP_EVENT_TYPE_MTAB)) {
 		usip_mount_hooks_get(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
 		l->holds_hooks = true;
+	}
+	if (usip_listener_has_action(l, USIP_ACTION_ENOSPC) ||
+	    usip_listener_has_action(l, USIP_ACTION_EDQUOT)) {
+		usip_space_errors_get();
+		l->holds_space_errors = true;
+	}
+	if (usip_listener_has_action(l, USIP_ACTION_QUOTA)) {
+		usip_quota_warnings_get();
+		l->holds_quota = true;
 	}
 
 	/*

@@ -7,6 +7,9 @@
 #define _USIP_H
 
 #include <linux/atomic.h>
+#include <linux/time64.h>
+#include <linux/quota.h>
+#include <linux/sched.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <net/genetlink.h>
@@ -21,6 +24,10 @@ extern unsigned int usip_event_queue_len;
 extern unsigned int usip_user_queue_len;
 extern unsigned int usip_listener_queue_len;
 extern atomic_t usip_inject_arm_failures;
+extern bool usip_space_errors_unprivileged;
+extern unsigned int usip_space_error_interval_ms;
+extern unsigned int usip_max_coalesce_slots;
+extern unsigned int usip_max_coalesce_slots_per_user;
 
 /*
  * Allocations the module holds (listeners, notifier arrays, strings, queued
@@ -72,6 +79,20 @@ struct usip_event_info {
 	 */
 	struct mount *mount;
 	struct usip_path_buf *buf;
+
+	/*
+	 * Storage events: the process that caused it (USIP_EVENT_HAS_TASK:
+	 * pid referenced by the producer, or NULL; otherwise the poster is
+	 * the cause), the failing system call, the inode, the quota warning.
+	 */
+	struct pid *pid;
+	kuid_t uid;
+	char comm[TASK_COMM_LEN];
+	const char *syscall;		/* a static string */
+	u64 ino;
+	struct kqid qid;
+	u32 quota_warning;
+
 	/* Low-space events (USIP_EVENT_TARGETED, USIP_EVENT_HAS_SPACE, _HAS_USAGE). */
 	u32 target_listener;		/* the id of the only listener it is for */
 	u32 target_notifier;		/* the index of its notifier there */
@@ -91,6 +112,11 @@ struct usip_event_info {
 #define USIP_EVENT_MOUNT_CHANGE		BIT(5)
 /* The event stands for the mount and every mount below it. */
 #define USIP_EVENT_SUBTREE		BIT(6)
+/* pid, uid and comm name the cause (not the poster); pid may be NULL. */
+#define USIP_EVENT_HAS_TASK		BIT(7)
+#define USIP_EVENT_HAS_INO		BIT(8)
+/* qid and quota_warning are set. */
+#define USIP_EVENT_HAS_QUOTA		BIT(9)
 /*
  * Low-space events: for one notifier of one listener only (its selectors were
  * applied by the check), caused by no task (no pid or uid in the message).
@@ -201,6 +227,15 @@ bool usip_mntns_watched(const struct ns_common *ns);
 /* usip-internals.c */
 int usip_internals_init(void);
 
+/* usip-space-errors.c: enospc, edquot and quota events. */
+int usip_space_errors_init(void);
+void usip_space_errors_exit(void);
+void usip_space_errors_get(void);
+void usip_space_errors_put(void);
+void usip_quota_warnings_get(void);
+void usip_quota_warnings_put(void);
+u32 usip_storage_hooks_armed(void);
+u32 usip_coalesce_slots(void);
 /* usip-low-space.c: low-space notifiers, checked on a timer per listener. */
 extern unsigned int usip_max_watched_mounts_per_listener;
 

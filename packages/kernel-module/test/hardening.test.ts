@@ -211,7 +211,7 @@ for (const report of reports) {
     assert.is(withCap.caps.CapEff, CAP_SYSLOG_ONLY, 'CAP_SYSLOG and nothing else');
     accepted(withCap.reply, 'uid 65534 with CAP_SYSLOG');
     const id = withCap.reply.attrs?.id;
-    assert.ok(withCap.log.some((l) => l.startsWith(`usip: listener ${id}: storage enospc `)), `no kernel log line of listener ${id}: ${withCap.log}`);
+    assert.ok(withCap.log.some((l) => l.startsWith(`usip: listener ${id}: storage quota `)), `no kernel log line of listener ${id}: ${withCap.log}`);
     assert.is(withCap.exit, 0);
     const without = report.get<{ uid: number; caps: Record<string, string>; reply: Answer }>('kern-log.nobody-setpriv-no-caps');
     assert.is(without.uid, NOBODY);

@@ -286,7 +286,7 @@ for (const report of reports) {
     ['unknown-listener-flag', 'EINVAL', /reserved bit/],
     ['threshold-101', 'ERANGE', /out of range/],
     ['type-3', 'ERANGE', /out of range/],
-    ['action-8', 'ERANGE', /out of range/],
+    ['action-9', 'ERANGE', /out of range/],
     ['not-nested', 'EINVAL', /NLA_F_NESTED/],
     ['unknown-notifier-attribute', 'EINVAL', /Unknown attribute type/],
     ['short-mount-id', 'EINVAL', /invalid attribute length/],

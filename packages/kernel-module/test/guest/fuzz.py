@@ -222,8 +222,10 @@ GENERATED_TS = os.path.normpath(os.path.join(HERE, '../../../client/src/generate
 # Which actions belong to which event type: the contract (semantics), by spec names.
 ACTIONS_OF_TYPE = {
     'mtab': ('mount', 'umount', 'move', 'remount'),
-    'storage': ('enospc', 'edquot', 'low-space'),
+    'storage': ('enospc', 'edquot', 'low-space', 'quota'),
 }
+# enospc and edquot notifiers hook every system call: an administrator's decision.
+REGISTER_SPACE_ERRORS_EPERM = 'enospc and edquot notifiers hook every system call'
 
 
 # --------------------------------------------------------------------------------------
@@ -379,6 +381,10 @@ class Spec:
 
     def attr(self, set_name, attr_name):
         return self.sets[set_name].by_name[attr_name].id
+
+    def attr_name(self, set_name, attr_id):
+        a = self.sets[set_name].by_id.get(attr_id)
+        return a.name if a else None
 
     def enum(self, enum, name):
         return self.enums[enum][name]
@@ -993,6 +999,7 @@ class Fuzzer:
         self.T = {n: s.enum('event-type', n) for n in ACTIONS_OF_TYPE}
         self.ACT = dict(s.enums['action'])
         self.actions_of = {self.T[t]: [self.ACT[a] for a in acts] for t, acts in ACTIONS_OF_TYPE.items()}
+        self.space_error_actions = {self.ACT['enospc'], self.ACT['edquot']}
         self.NOTIFY = s.enum('notifier-flags', 'notify')
         self.KERN_LOG = s.enum('notifier-flags', 'kern-log')
         self.GLOBAL = s.enum('listener-flags', 'global')
@@ -1105,7 +1112,13 @@ class Fuzzer:
         if ntype is None:
             ntype = r.choice(list(self.actions_of))
         if action is None:
-            action = r.choice(self.actions_of[ntype])
+            choices = self.actions_of[ntype]
+            if not admin:
+                # Mostly what it may register; now and then what it may not (EPERM).
+                allowed = [a for a in choices if a not in self.space_error_actions]
+                if allowed and r.random() < 0.9:
+                    choices = allowed
+            action = r.choice(choices)
         if flags is None:
             flags = r.choices([self.NOTIFY, self.KERN_LOG, self.NOTIFY | self.KERN_LOG],
                               [80, 5, 15] if admin else [95, 2, 3])[0]
@@ -1160,9 +1173,11 @@ class Fuzzer:
         """The size of a listener's listener-get message, as docs/events.md bounds it."""
         size = 20 + 6 * 8 + 2 * 12 + 3 * 16
         for n in notifiers:
-            # The module's bound: type, action, cmd, flags, three thresholds' u32s, hysteresis,
-            # interval-ms; mount-id, threshold-bytes.
-            size += 4 + 8 * 8 + 2 * 12
+            # The nest, type, action, flags; cmd and mount-id if it has them; a low-space
+            # notifier's hysteresis, interval and threshold (bytes: a u64).
+            size += 4 + 3 * 8 + (8 if 'cmd' in n else 0) + (16 if 'mount-id' in n else 0)
+            if n['action'] == self.ACT['low-space']:
+                size += 2 * 8 + (16 if 'threshold-bytes' in n else 8)
             if 'path-prefix' in n:
                 size += align4(4 + len(n['path-prefix'].encode()) + 1)
         return size
@@ -1273,6 +1288,11 @@ class Fuzzer:
         if any(not n.get('path-prefix', '/').startswith('/') for n in notifiers):
             # The contract does not say whether a relative prefix is valid; the module refuses it.
             errors.add(errno.EINVAL)
+        space_errors = any(n['action'] in self.space_error_actions for n in notifiers)
+        if space_errors and not self.admin(worker) and not self.params['space_errors_unprivileged']:
+            errors.add(errno.EPERM)
+            texts.setdefault(errno.EPERM, REGISTER_SPACE_ERRORS_EPERM)
+            ok = False
         kern_log = any(n['flags'] & self.KERN_LOG for n in notifiers)
         if kern_log and not self.admin(worker):
             # The kernel log is shared: only its administrators may fill it (docs/events.md).
@@ -3605,13 +3625,13 @@ def taint_names(bits):
 
 
 PARAMS = ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'user_queue_len',
-          'listener_queue_len', 'inject_arm_failures', 'allow_inject')
+          'listener_queue_len', 'inject_arm_failures', 'allow_inject', 'space_errors_unprivileged')
 
 
 def read_param(name):
     with open(f'/sys/module/usip/parameters/{name}', encoding='ascii') as f:
         value = f.read().strip()
-    return value in ('Y', '1') if name == 'allow_inject' else int(value)
+    return value in ('Y', '1') if name in ('allow_inject', 'space_errors_unprivileged') else int(value)
 
 
 def read_params():
