@@ -499,7 +499,7 @@ export class Agent {
     const { content } = active;
     let matched = 0;
     content.notifiers.forEach((notifier, index) => {
-      if (!notifierMatches(notifier, item)) return;
+      if (!notifierMatches(notifier, item, index)) return;
       matched++;
       if (notifier.run === undefined) {
         this.#writeOutput(`${toJsonText({ file: state.file, notifier: index, event })}\n`);

@@ -21,11 +21,19 @@ function enumName(names: Readonly<Record<number, string>>, value: unknown): stri
 export function eventJson(event: ListenerEvent): EventJson {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(event)) {
-    if (key === 'typeName' || key === 'actionName' || value === undefined) continue;
+    if (key === 'typeName' || key === 'actionName' || key === 'spaceStateName' || value === undefined) continue;
     out[key] = typeof value === 'bigint' ? value.toString() : value;
   }
   out.type = enumName(protocol.EVENT_TYPE_NAMES, event.type);
   out.action = enumName(protocol.ACTION_NAMES, event.action);
+  // Storage events' enums by their spec names too, as `usip listen --json` gives them.
+  for (const [key, names] of [
+    ['spaceState', protocol.SPACE_STATE_NAMES],
+    ['quotaType', protocol.QUOTA_TYPE_NAMES],
+    ['quotaWarning', protocol.QUOTA_WARNING_NAMES],
+  ] as const) {
+    if (out[key] !== undefined) out[key] = enumName(names, out[key]);
+  }
   return out as EventJson;
 }
 
@@ -45,7 +53,9 @@ export function environmentName(key: string): string {
  * The event as environment variables: one USIP_EVENT_<NAME> per attribute it carries
  * (USIP_EVENT_KIND, _TYPE, _ACTION, _PATH, _MOUNT_ID, _PARENT_ID, _UNIQUE_ID, _FS_TYPE, _SOURCE,
  * _DEV as MAJOR:MINOR, _SEQ, _NS_SEQ, _MISSED, _PID, _UID, _MNT_NS, _TIMESTAMP in ns since the
- * epoch, _COUNT, _CMD, _LISTENER_ID). Attributes the event lacks are not set.
+ * epoch, _COUNT, _CMD, _LISTENER_ID; storage events also _COMM, _SYSCALL, _INO, _QUOTA_TYPE,
+ * _QUOTA_ID, _QUOTA_WARNING, _SPACE_STATE (low, recovered, mount-gone), _BYTES_TOTAL,
+ * _BYTES_AVAILABLE, _FILES_TOTAL, _FILES_FREE). Attributes the event lacks are not set.
  */
 export function eventEnvironment(event: EventJson): Record<string, string> {
   const env: Record<string, string> = {};
@@ -69,10 +79,13 @@ export function pathWithin(path: string, prefix: string): boolean {
  * listener one message per event, however many of its notifiers match, so the agent finds the
  * matching ones itself, with the module's rules: type, action, and the path prefix.
  */
-export function notifierMatches(notifier: NotifierDeclaration, event: ListenerEvent): boolean {
+export function notifierMatches(notifier: NotifierDeclaration, event: ListenerEvent, index?: number): boolean {
   if (notifier.notify === false) return false;
   if (event.typeName !== notifier.type) return false;
   if (event.actionName !== actionFromName(notifier.action)) return false;
+  // The module sends a low-space event for one notifier only (its threshold was crossed), with
+  // that notifier's cmd, which is its index in the file (registerOptions).
+  if (event.actionName === 'lowSpace' && index !== undefined && event.cmd !== index) return false;
   if (notifier.pathPrefix !== undefined && (event.path === undefined || !pathWithin(event.path, notifier.pathPrefix))) return false;
   return true;
 }
@@ -91,6 +104,11 @@ export function registerOptions(content: NotifierFileContent): { global: boolean
       if (n.notify !== undefined) options.notify = n.notify;
       if (n.kernelLog !== undefined) options.kernLog = n.kernelLog;
       if (n.pathPrefix !== undefined) options.pathPrefix = n.pathPrefix;
+      if (n.threshold !== undefined) options.threshold = n.threshold;
+      if (n.thresholdInodes !== undefined) options.thresholdInodes = n.thresholdInodes;
+      if (n.thresholdBytes !== undefined) options.thresholdBytes = BigInt(n.thresholdBytes);
+      if (n.hysteresis !== undefined) options.hysteresis = n.hysteresis;
+      if (n.intervalMs !== undefined) options.intervalMs = n.intervalMs;
       return options;
     }),
   };

@@ -29,6 +29,14 @@ export interface NotifierDeclaration {
   run?: string[];
   /** How long `run` may take before it is stopped (default: the agent's --action-timeout). */
   timeoutSeconds?: number;
+  /** low-space only, exactly one of these three: percent of blocks available, of inodes free, bytes available. */
+  threshold?: number;
+  thresholdInodes?: number;
+  thresholdBytes?: number;
+  /** low-space only: how far above the threshold free space must rise to recover, in percent of it. */
+  hysteresis?: number;
+  /** low-space only: how often the module reads the watched mounts, in milliseconds. */
+  intervalMs?: number;
 }
 
 export interface NotifierFileContent {
@@ -69,6 +77,45 @@ const notifierCommon = {
     maximum: MAX_TIMEOUT_SECONDS,
   },
 } as const;
+
+/** The options of a low-space notifier, with the module's ranges (spec: notifier attributes). */
+const lowSpaceOptions = {
+  threshold: {
+    type: 'integer',
+    description: 'low-space: fire when the blocks available to unprivileged users fall below this percentage (1..100).',
+    minimum: 1,
+    maximum: 100,
+  },
+  thresholdInodes: {
+    type: 'integer',
+    description: 'low-space: fire when the free inodes fall below this percentage (1..100).',
+    minimum: 1,
+    maximum: 100,
+  },
+  thresholdBytes: {
+    type: 'integer',
+    description: 'low-space: fire when the bytes available to unprivileged users fall below this number.',
+    minimum: 1,
+    maximum: Number.MAX_SAFE_INTEGER,
+  },
+  hysteresis: {
+    type: 'integer',
+    description: 'low-space: recover only above the threshold plus this percentage of it (0..1000, default 5).',
+    minimum: 0,
+    maximum: 1000,
+  },
+  intervalMs: {
+    type: 'integer',
+    description: 'low-space: how often the module reads the watched mounts, in ms (100..3600000, default 1000).',
+    minimum: 100,
+    maximum: 3_600_000,
+  },
+} as const;
+
+/** A subschema that holds when the notifier has `key` (ajv's strict mode wants it defined there too). */
+function has<K extends keyof typeof lowSpaceOptions>(key: K) {
+  return { required: [key], properties: { [key]: lowSpaceOptions[key] } as { [P in K]: (typeof lowSpaceOptions)[K] } };
+}
 
 export const notifierFileSchema = {
   $id: 'https://usip.invalid/schemas/notifier-file.json',
@@ -111,6 +158,15 @@ export const notifierFileSchema = {
               type: { const: 'storage' },
               action: { enum: STORAGE_ACTIONS },
               ...notifierCommon,
+              ...lowSpaceOptions,
+            },
+            // A low-space notifier has exactly one threshold; no other action has any of these.
+            if: { properties: { action: { const: 'low-space' } } },
+            then: { oneOf: [has('threshold'), has('thresholdInodes'), has('thresholdBytes')] },
+            else: {
+              not: {
+                anyOf: [has('threshold'), has('thresholdInodes'), has('thresholdBytes'), has('hysteresis'), has('intervalMs')],
+              },
             },
           },
         ],

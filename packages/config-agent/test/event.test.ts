@@ -93,6 +93,10 @@ test('notifierMatches: type, action (spec spelling in files) and path prefix', (
   assert.not.ok(notifierMatches({ type: 'mtab', action: 'umount' }, mount));
   assert.not.ok(notifierMatches({ type: 'mtab', action: 'mount', notify: false, kernelLog: true }, mount));
   assert.ok(notifierMatches({ type: 'storage', action: 'low-space' }, lowSpace));
+  // A low-space event is for the one notifier whose threshold was crossed: its cmd is its index.
+  const crossed = { ...(lowSpace as object), cmd: 1 } as unknown as ListenerEvent;
+  assert.ok(notifierMatches({ type: 'storage', action: 'low-space', threshold: 5 }, crossed, 1));
+  assert.not.ok(notifierMatches({ type: 'storage', action: 'low-space', threshold: 50 }, crossed, 0));
   const pathless = { ...mount, path: undefined } as unknown as ListenerEvent;
   assert.not.ok(notifierMatches({ type: 'mtab', action: 'mount', pathPrefix: '/' }, pathless), 'a path prefix needs a path');
 });
@@ -103,7 +107,8 @@ test('registerOptions: the scope, and each notifier with its index as cmd', () =
     JSON.stringify({
       scope: 'global',
       notifiers: [
-        { type: 'storage', action: 'low-space', kernelLog: true, notify: false },
+        { type: 'storage', action: 'low-space', kernelLog: true, notify: false, threshold: 10 },
+        { type: 'storage', action: 'low-space', pathPrefix: '/var', thresholdBytes: 1 << 30, hysteresis: 0, intervalMs: 250 },
         { type: 'mtab', action: 'umount', pathPrefix: '/srv', run: ['logger', 'gone'], timeoutSeconds: 2 },
       ],
     }),
@@ -111,8 +116,9 @@ test('registerOptions: the scope, and each notifier with its index as cmd', () =
   assert.equal(registerOptions(file), {
     global: true,
     notifiers: [
-      { type: 'storage', action: 'lowSpace', cmd: 0, notify: false, kernLog: true },
-      { type: 'mtab', action: 'umount', cmd: 1, pathPrefix: '/srv' },
+      { type: 'storage', action: 'lowSpace', cmd: 0, notify: false, kernLog: true, threshold: 10 },
+      { type: 'storage', action: 'lowSpace', cmd: 1, pathPrefix: '/var', thresholdBytes: 1n << 30n, hysteresis: 0, intervalMs: 250 },
+      { type: 'mtab', action: 'umount', cmd: 2, pathPrefix: '/srv' },
     ],
   });
   assert.is(registerOptions(parseNotifierFile('/y.json', '{"notifiers":[{"type":"mtab","action":"move"}]}')).global, false);

@@ -177,3 +177,31 @@ test('usip-agent check reads a real directory, names the bad file and exits 1', 
 });
 
 test.run();
+
+test('low-space: exactly one threshold, within the module\'s ranges; none of its options on another action', () => {
+  const file = (n: object) => JSON.stringify({ notifiers: [{ type: 'storage', action: 'low-space', pathPrefix: '/var', ...n }] });
+  const ok = parseNotifierFile('/etc/usip.d/v.json', file({ threshold: 10, hysteresis: 20, intervalMs: 500 }));
+  assert.equal(ok.notifiers[0], { type: 'storage', action: 'low-space', pathPrefix: '/var', threshold: 10, hysteresis: 20, intervalMs: 500 });
+  parseNotifierFile('/etc/usip.d/v.json', file({ thresholdBytes: 1 << 30 }));
+  parseNotifierFile('/etc/usip.d/v.json', file({ thresholdInodes: 5 }));
+  for (const [bad, pointer] of [
+    [{}, '/notifiers/0'],
+    [{ threshold: 10, thresholdInodes: 5 }, '/notifiers/0'],
+    [{ threshold: 0 }, '/notifiers/0/threshold'],
+    [{ threshold: 101 }, '/notifiers/0/threshold'],
+    [{ threshold: 10, intervalMs: 99 }, '/notifiers/0/intervalMs'],
+    [{ threshold: 10, hysteresis: 1001 }, '/notifiers/0/hysteresis'],
+  ] as const) {
+    const problems = problemsOf(file(bad));
+    assert.ok(problems.some((p) => p.pointer === pointer), `${JSON.stringify(bad)}: ${JSON.stringify(problems)}`);
+  }
+  const elsewhere = problemsOf(JSON.stringify({ notifiers: [{ type: 'storage', action: 'enospc', threshold: 10 }] }));
+  assert.ok(elsewhere.some((p) => p.pointer === '/notifiers/0'), JSON.stringify(elsewhere));
+});
+
+test('the notifier files shipped in docs/examples/usip.d are valid', async () => {
+  const dir = fileURLToPath(new URL('../../../docs/examples/usip.d', import.meta.url));
+  const { code, stdout, stderr } = await runAgent(['check', '--config-dir', dir]);
+  assert.is(code, 0, stderr);
+  assert.match(stdout + stderr, /2 valid file\(s\), 3 notifier\(s\), 0 problem\(s\)/);
+});

@@ -250,5 +250,14 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(read(run, 'storage.status').trim(), '0', read(run, 'storage.log'));
   });
 
+  test('the docs\' example "when /var has less than 10% free, run the cleanup": a tmpfs filled to 95% runs the cleanup once with its mount point; recovering runs nothing', () => {
+    const lines = read(run, 'cleanup.log').trim().split('\n');
+    assert.is(lines.length, 1, lines.join('\n'));
+    const [word, path, state, available] = lines[0]!.split(' ');
+    assert.equal([word, path, state], ['cleanup', '/tmp/agent/var', 'low']);
+    assert.ok(Number(available) < 0.1 * 4 * 1024 * 1024, `bytes available ${available}`);
+    assert.is(read(run, 'low.status').trim(), '0', read(run, 'low.log'));
+  });
+
   test.run();
 }

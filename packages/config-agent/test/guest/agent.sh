@@ -204,4 +204,25 @@ wait $storage_pid
 echo $? >"$results/storage.status"
 umount /tmp/agent/full
 mark storage-exited
+# The docs' example "when /var has less than 10% free, run the cleanup", watching a 4 MiB tmpfs in
+# place of /var: filling it to 95% runs the cleanup once; freeing it (recovered) runs nothing.
+lconf=/run/usip-low.d
+mkdir -p $lconf /tmp/agent/var
+sed -e 's|"/var"|"/tmp/agent/var"|' \
+	-e "s|/usr/local/sbin/usip-var-cleanup|$PWD/packages/config-agent/test/guest/cleanup.sh|" \
+	docs/examples/usip.d/60-var-low-space-cleanup.json >$lconf/60-var-low-space-cleanup.json
+mount -t tmpfs -o size=4m agent-var /tmp/agent/var
+node "$agent" run --config-dir $lconf >"$results/low.out" 2>"$results/low.log" &
+low_pid=$!
+wait_for low-ready 60 at_least 1 '"msg":"ready"' "$results/low.log"
+fallocate -l 3900k /tmp/agent/var/big
+wait_for low-cleanup 30 at_least 1 'cleanup' "$results/cleanup.log"
+rm /tmp/agent/var/big
+# The recovered event comes within an interval (1 s): give it three.
+sleep 3
+kill -TERM $low_pid
+wait $low_pid
+echo $? >"$results/low.status"
+umount /tmp/agent/var
+mark low-exited
 uname -r >"$results/uname"
