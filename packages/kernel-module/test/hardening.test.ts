@@ -259,6 +259,8 @@ for (const report of reports) {
       delivered: sum('delivered'),
       dropped: sum('missed'),
       scope: StatsScope.user,
+      // Its own listeners' low-space records (none): per user, like the listeners.
+      watched_mounts: 0,
     }, 'only these attributes, with its own listeners\' counts');
     assert.ok(sum('missed') > 0, 'its listener with a tiny receive buffer missed events');
     // Root's listeners had events too: the host counts are not the user's.

@@ -157,9 +157,13 @@ for (const report of reports) {
       event_queue_len: '4096',
       inject_arm_failures: '0',
       listener_queue_len: '1024',
+      max_coalesce_slots: '1024',
+      max_coalesce_slots_per_user: '64',
       max_listeners_per_user: '64',
       max_notifiers_per_listener: '32',
       max_watched_mounts_per_listener: '256',
+      space_error_interval_ms: '1000',
+      space_errors_unprivileged: 'N',
       user_queue_len: '1024',
     });
     assert.equal(start.param_modes, {
@@ -167,9 +171,13 @@ for (const report of reports) {
       event_queue_len: '0o644',
       inject_arm_failures: '0o644',
       listener_queue_len: '0o644',
+      max_coalesce_slots: '0o644',
+      max_coalesce_slots_per_user: '0o644',
       max_listeners_per_user: '0o644',
       max_notifiers_per_listener: '0o644',
       max_watched_mounts_per_listener: '0o644',
+      space_error_interval_ms: '0o644',
+      space_errors_unprivileged: '0o644',
       user_queue_len: '0o644',
     });
     const write = report.get<{ write_error: string | null; value_after: string }>('params.allow-inject-read-only');
