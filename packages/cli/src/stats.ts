@@ -20,6 +20,7 @@ const LABELS = {
   // The sys_exit tracepoint and the quota warning probe, only while a listener wants them.
   storageHooks: 'storage hooks armed',
   coalesceSlots: 'coalescing slots',
+  spaceErrorsUnreported: 'space errors unreported',
   // One state record per (low-space notifier, mount).
   watchedMounts: 'watched mounts',
   statfsPending: 'statfs pending',

@@ -615,7 +615,9 @@ static int usip_put_host_stats(struct sk_buff *reply)
 	    nla_put_u32(reply, USIP_A_STATS_OBJECTS, atomic_read(&usip_objects)) ||
 	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed()) ||
 	    nla_put_u32(reply, USIP_A_STATS_STORAGE_HOOKS, usip_storage_hooks_armed()) ||
-	    nla_put_u32(reply, USIP_A_STATS_COALESCE_SLOTS, usip_coalesce_slots()))
+	    nla_put_u32(reply, USIP_A_STATS_COALESCE_SLOTS, usip_coalesce_slots()) ||
+	    nla_put_u64_64bit(reply, USIP_A_STATS_SPACE_ERRORS_UNREPORTED,
+			      usip_space_errors_unreported(), USIP_A_STATS_PAD))
 		return -EMSGSIZE;
 	return 0;
 }

@@ -162,6 +162,17 @@ static DECLARE_WORK(usip_space_work, usip_space_work_fn);
 /* Failures not reported: the pool was empty, the path too long or unresolvable. */
 static atomic64_t usip_space_lost = ATOMIC64_INIT(0);
 
+/*
+ * Failures on a file descriptor that found the pool empty, by a hash of their
+ * superblock, errno and uid: the slot of that key takes them into its count
+ * when the worker or the flush next looks at it. (Before the worker has made
+ * a storm's slot, every failure takes a record; on a busy CPU the worker may
+ * run only after hundreds.) Two keys of one bucket share it: a count may go
+ * to the other one's message, but is not lost.
+ */
+#define USIP_SPACE_OVERFLOW_BITS	6
+static atomic_t usip_space_overflow[1 << USIP_SPACE_OVERFLOW_BITS];
+
 static struct usip_space_rec *usip_space_rec_get(void)
 {
 	struct usip_space_rec *rec = NULL;
@@ -171,8 +182,6 @@ static struct usip_space_rec *usip_space_rec_get(void)
 	if (usip_space_n_free)
 		rec = usip_space_free[--usip_space_n_free];
 	raw_spin_unlock_irqrestore(&usip_space_pool_lock, flags);
-	if (!rec)
-		atomic64_inc(&usip_space_lost);
 	return rec;
 }
 
@@ -239,6 +248,7 @@ static bool usip_space_copy_name(char *to, const char __user *uptr)
 }
 
 static bool usip_space_count_quick(const struct super_block *sb, int err, kuid_t uid);
+static atomic_t *usip_space_overflow_of(const struct super_block *sb, int err, kuid_t uid);
 
 /* --- The probes --------------------------------------------------------------- */
 
@@ -273,8 +283,13 @@ static void __cold usip_space_error_seen(struct pt_regs *regs, long ret)
 	}
 	rec = usip_space_rec_get();
 	if (!rec) {
-		if (file)
+		if (file) {
+			atomic_inc(usip_space_overflow_of(file->f_path.mnt->mnt_sb, -ret,
+							  current_euid()));
 			fput(file);
+		} else {
+			atomic64_inc(&usip_space_lost);
+		}
 		return;
 	}
 	rec->kind = USIP_REC_SPACE_ERROR;
@@ -338,8 +353,10 @@ int usip_quota_warning_pre(struct kprobe *p, struct pt_regs *regs)
 	if (!nsproxy)
 		return 0;
 	rec = usip_space_rec_get();
-	if (!rec)
+	if (!rec) {
+		atomic64_inc(&usip_space_lost);
 		return 0;
+	}
 	rec->kind = USIP_REC_QUOTA;
 	memcpy(&rec->qid, &raw, sizeof(rec->qid));
 	rec->dev = (dev_t)regs->si;
@@ -457,10 +474,17 @@ static void usip_space_slot_free(struct usip_space_slot *slot)
 	usip_kfree(slot);
 }
 
+static atomic_t *usip_space_overflow_of(const struct super_block *sb, int err, kuid_t uid)
+{
+	return &usip_space_overflow[hash_32(usip_space_key(sb, err, uid),
+					    USIP_SPACE_OVERFLOW_BITS)];
+}
+
 /* The failures the slot stands for now, which the next message counts. */
 static u32 usip_space_take(struct usip_space_slot *slot)
 {
-	u32 count = slot->pending + atomic_xchg(&slot->quick, 0);
+	u32 count = slot->pending + atomic_xchg(&slot->quick, 0) +
+		    atomic_xchg(usip_space_overflow_of(slot->sb, slot->err, slot->uid), 0);
 
 	slot->pending = 0;
 	return count;
@@ -630,7 +654,8 @@ static void usip_space_flush_fn(struct work_struct *work)
 		struct mnt_namespace *ns;
 		struct mount *m;
 
-		if (!slot->pending && !atomic_read(&slot->quick)) {
+		if (!slot->pending && !atomic_read(&slot->quick) &&
+		    !atomic_read(usip_space_overflow_of(slot->sb, slot->err, slot->uid))) {
 			/* Quiet for a whole interval since its last message: forgotten. */
 			if (time_after_eq(jiffies, slot->next_at)) {
 				hash_del_rcu(&slot->node);
@@ -977,6 +1002,17 @@ void usip_quota_warnings_put(void)
 	mutex_unlock(&usip_space_lock);
 }
 
+u64 usip_space_errors_unreported(void)
+{
+	u64 n = atomic64_read(&usip_space_lost);
+	unsigned int i;
+
+	/* Counts no slot has taken (yet): a key whose storm never got a record. */
+	for (i = 0; i < ARRAY_SIZE(usip_space_overflow); i++)
+		n += atomic_read(&usip_space_overflow[i]);
+	return n;
+}
+
 u32 usip_storage_hooks_armed(void)
 {
 	return READ_ONCE(usip_sys_exit_armed) + READ_ONCE(usip_quota_armed);
@@ -1018,7 +1054,7 @@ void usip_space_errors_exit(void)
 		usip_space_slot_free(slot);
 	}
 	mutex_unlock(&usip_space_slots_lock);
-	if (atomic64_read(&usip_space_lost))
-		pr_info("%lld enospc/edquot failures were not reported (records or slots ran out, or the file was not known)\n",
-			(long long)atomic64_read(&usip_space_lost));
+	if (usip_space_errors_unreported())
+		pr_info("%llu enospc/edquot failures were not reported (records or slots ran out, or the file was not known)\n",
+			usip_space_errors_unreported());
 }

@@ -236,6 +236,7 @@ void usip_quota_warnings_get(void);
 void usip_quota_warnings_put(void);
 u32 usip_storage_hooks_armed(void);
 u32 usip_coalesce_slots(void);
+u64 usip_space_errors_unreported(void);
 /* usip-low-space.c: low-space notifiers, checked on a timer per listener. */
 extern unsigned int usip_max_watched_mounts_per_listener;
 

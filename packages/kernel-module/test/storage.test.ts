@@ -41,6 +41,7 @@ interface Stats {
   queued?: number;
   storage_hooks?: number;
   coalesce_slots?: number;
+  space_errors_unreported?: number;
 }
 
 const FD_CALLS = ['write', 'pwrite64', 'writev', 'fallocate'];
@@ -126,6 +127,7 @@ for (const report of reports) {
     assert.is(r.counted, r.failures, 'count adds up to the failures');
     assert.is(r.slots_during, 1);
     assert.equal([r.settled.coalesce_slots, r.settled.objects, r.settled.queued], [0, 0, 0]);
+    assert.is(r.settled.space_errors_unreported, 0, 'nothing seen went unreported');
   });
 
   test('fallocate past the end of ext4, xfs and btrfs on a loop device gives an enospc event naming the file system, its source and the file', () => {

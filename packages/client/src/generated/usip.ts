@@ -934,6 +934,8 @@ export interface StatsAttributes {
   watchedMounts?: number;
   /** statfs calls that outlived their timeout and still run in the background, each holding its mount. */
   statfsPending?: number;
+  /** Host scope: failures with ENOSPC or EDQUOT, and quota warnings, that the module saw but did not report since it was loaded: its records or coalescing slots ran out, a path was longer than it keeps or climbed with "..", or the system call names no file (see docs/storage.md). */
+  spaceErrorsUnreported?: bigint;
 }
 
 /** Attribute ids of the set "stats". */
@@ -954,6 +956,7 @@ export const StatsAttribute = {
   coalesceSlots: 14,
   watchedMounts: 15,
   statfsPending: 16,
+  spaceErrorsUnreported: 17,
 } as const;
 
 export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
@@ -975,6 +978,7 @@ export const STATS_ATTRIBUTE_SET: AttributeSetSpec<StatsAttributes> = {
     { id: 14, name: 'coalesce-slots', key: 'coalesceSlots', type: 'u32', bigEndian: false, multi: false },
     { id: 15, name: 'watched-mounts', key: 'watchedMounts', type: 'u32', bigEndian: false, multi: false },
     { id: 16, name: 'statfs-pending', key: 'statfsPending', type: 'u32', bigEndian: false, multi: false },
+    { id: 17, name: 'space-errors-unreported', key: 'spaceErrorsUnreported', type: 'u64', bigEndian: false, multi: false },
   ],
 };
 
@@ -1107,10 +1111,10 @@ export const STATS_OPERATION = {
   command: 6,
   attributeSet: STATS_ATTRIBUTE_SET,
   permissions: [],
-  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks', 'scope', 'storageHooks', 'coalesceSlots', 'watchedMounts', 'statfsPending'] },
+  do: { request: [], reply: ['listeners', 'notifiers', 'queued', 'queueLimit', 'posted', 'dropped', 'delivered', 'undeliverable', 'objects', 'mountHooks', 'scope', 'storageHooks', 'coalesceSlots', 'watchedMounts', 'statfsPending', 'spaceErrorsUnreported'] },
 } as const satisfies OperationSpec;
 export type StatsRequest = Pick<StatsAttributes, never>;
-export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope' | 'storageHooks' | 'coalesceSlots' | 'watchedMounts' | 'statfsPending'>;
+export type StatsReply = Pick<StatsAttributes, 'listeners' | 'notifiers' | 'queued' | 'queueLimit' | 'posted' | 'dropped' | 'delivered' | 'undeliverable' | 'objects' | 'mountHooks' | 'scope' | 'storageHooks' | 'coalesceSlots' | 'watchedMounts' | 'statfsPending' | 'spaceErrorsUnreported'>;
 
 /** A mount table event, sent to listeners and to the mtab multicast group. The mtab group carries mtab-event: one copy of each event delivered to a listener of the initial network namespace, without listener-id and cmd, sent in the initial network namespace only. Joining it needs CAP_SYS_ADMIN in the user namespace that owns the socket's network namespace, so only holders of CAP_SYS_ADMIN in the initial user namespace get copies, as the events name mounts of any mount namespace. */
 export const MTAB_EVENT_OPERATION = {

@@ -866,6 +866,13 @@ enum {
 	 * background, each holding its mount.
 	 */
 	USIP_A_STATS_STATFS_PENDING,
+	/*
+	 * u64: Host scope: failures with ENOSPC or EDQUOT, and quota warnings,
+	 * that the module saw but did not report since it was loaded: its records
+	 * or coalescing slots ran out, a path was longer than it keeps or climbed
+	 * with "..", or the system call names no file (see docs/storage.md).
+	 */
+	USIP_A_STATS_SPACE_ERRORS_UNREPORTED,
 
 	/* private: */
 	__USIP_A_STATS_MAX,
