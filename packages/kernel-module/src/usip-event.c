@@ -552,7 +552,8 @@ static int usip_put_host_stats(struct sk_buff *reply)
 	    nla_put_u64_64bit(reply, USIP_A_STATS_UNDELIVERABLE,
 			      atomic64_read(&usip_undeliverable), USIP_A_STATS_PAD) ||
 	    nla_put_u32(reply, USIP_A_STATS_OBJECTS, atomic_read(&usip_objects)) ||
-	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed()))
+	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed()) ||
+	    nla_put_u32(reply, USIP_A_STATS_STATFS_PENDING, usip_statfs_pending_count()))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -565,7 +566,7 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	reply = genlmsg_new(7 * nla_total_size(sizeof(u32)) +
+	reply = genlmsg_new(8 * nla_total_size(sizeof(u32)) +
 			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;

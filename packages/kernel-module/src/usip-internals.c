@@ -55,6 +55,10 @@ static const struct {
 	[USIP_F_PROPAGATION_EVENTS] = { USIP_FEATURE_PROPAGATION_EVENTS,
 					"propagation-events" },
 	[USIP_F_SETATTR_EVENTS] = { USIP_FEATURE_SETATTR_EVENTS, "setattr-events" },
+	[USIP_F_STATFS] = { USIP_FEATURE_STATFS, "statfs" },
+	[USIP_F_SPACE_ERRORS] = { USIP_FEATURE_SPACE_ERRORS, "space-errors" },
+	[USIP_F_QUOTA_WARNINGS] = { USIP_FEATURE_QUOTA_WARNINGS, "quota-warnings" },
+	[USIP_F_LOW_SPACE] = { USIP_FEATURE_LOW_SPACE, "low-space" },
 };
 
 u32 usip_feature_flag(enum usip_feature_index f)
@@ -827,6 +831,13 @@ int usip_internals_init(void)
 	usip_feature_off(USIP_F_NATIVE_MOUNT_NOTIFY, USIP_UNAVAILABLE_REASON_NOT_BUILT,
 			 "the kernel headers have no fanotify mount events (Linux 6.15+)");
 #endif
+	/* Storage features whose code is not in this module yet. */
+	usip_feature_off(USIP_F_SPACE_ERRORS, USIP_UNAVAILABLE_REASON_NOT_BUILT,
+			 "not implemented in this version");
+	usip_feature_off(USIP_F_QUOTA_WARNINGS, USIP_UNAVAILABLE_REASON_NOT_BUILT,
+			 "not implemented in this version");
+	usip_feature_off(USIP_F_LOW_SPACE, USIP_UNAVAILABLE_REASON_NOT_BUILT,
+			 "not implemented in this version");
 	syms = kcalloc(max, sizeof(*syms), GFP_KERNEL);
 	at = kcalloc(usip_n_hooks, sizeof(*at), GFP_KERNEL);
 	if (!syms || !at) {
@@ -875,7 +886,8 @@ int usip_internals_init(void)
 					 hook->name ?: hook->symbol);
 	}
 	for (f = 0; f < USIP_N_FEATURES; f++)
-		if (usip_is_event_feature(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
+		if ((usip_is_event_feature(f) || f == USIP_F_STATFS) &&
+		    !usip_feature_available(USIP_F_MOUNT_TABLE))
 			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
 					 "the mount table is not available");
 out:

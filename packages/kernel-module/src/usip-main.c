@@ -58,6 +58,16 @@ module_param_named(inject_arm_failures, usip_inject_arm_failures.counter, int, 0
 MODULE_PARM_DESC(inject_arm_failures,
 		 "For tests, with allow_inject=1: make the next N attempts to arm a feature's hooks fail (default 0)");
 
+unsigned int usip_statfs_timeout_ms = 1000;
+module_param_named(statfs_timeout_ms, usip_statfs_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(statfs_timeout_ms,
+		 "How long a statfs request waits for one file system before reporting ETIMEDOUT for it, unless the request says (1 to 60000; default 1000)");
+
+unsigned int usip_statfs_max_running = 32;
+module_param_named(statfs_max_running, usip_statfs_max_running, uint, 0444);
+MODULE_PARM_DESC(statfs_max_running,
+		 "statfs calls that may run at once, hung ones included; more wait, and time out if none ends (load time only; 1 to 512, default 32)");
+
 struct workqueue_struct *usip_wq;
 
 atomic_t usip_objects = ATOMIC_INIT(0);
@@ -108,9 +118,12 @@ static int __init usip_init(void)
 	usip_wq = alloc_workqueue("usip", 0, 0);
 	if (!usip_wq)
 		return -ENOMEM;
-	err = usip_mount_events_init();
+	err = usip_statfs_init();
 	if (err)
 		goto wq;
+	err = usip_mount_events_init();
+	if (err)
+		goto statfs;
 	err = usip_listeners_init();
 	if (err)
 		goto mount_events;
@@ -132,6 +145,8 @@ listeners:
 	usip_listeners_exit();
 mount_events:
 	usip_mount_events_exit();
+statfs:
+	usip_statfs_exit();
 wq:
 	destroy_workqueue(usip_wq);
 	return err;
@@ -148,6 +163,8 @@ static void __exit usip_exit(void)
 	/* Discards what is still queued: its listeners' references go to usip_wq. */
 	usip_events_exit();
 	usip_listeners_exit();
+	/* No statfs call is left (each holds the module), but the tail of the last. */
+	usip_statfs_exit();
 	destroy_workqueue(usip_wq);
 	/* The mount namespace states go after an RCU grace period. */
 	rcu_barrier();
