@@ -79,6 +79,8 @@ function hasNativeMountNotify(release: string): boolean {
 const statusOf = (view: PingView, flag: number) => view.status.find((s) => s.feature === flag);
 const allFlags = Object.values(Feature) as number[];
 const eventFeatures = [Feature.mountEvents, Feature.remountEvents, Feature.propagationEvents, Feature.setattrEvents];
+/** Storage features whose code has not landed in the module yet: unavailable, not-built. */
+const notBuilt: number[] = [Feature.spaceErrors, Feature.quotaWarnings, Feature.lowSpace];
 
 const reports = await runGuestChecks({
   command: ['/usr/bin/python3', 'packages/kernel-module/test/guest/hardening_checks.py'],
@@ -101,13 +103,13 @@ for (const report of reports) {
 
   // Features
 
-  test('ping lists every feature of the spec once, available on this kernel (native-mount-notify only from 6.15), and features is the mask of the available ones', () => {
+  test('ping lists every feature of the spec once, available on this kernel (native-mount-notify only from 6.15; the storage events not built yet), and features is the mask of the available ones', () => {
     const fresh = report.get<PingView & { spec_flags: Record<string, string>; release: string }>('features.fresh');
     // The uapi header the guest read and the generated TypeScript name the same features.
     assert.equal(fresh.spec_flags, Object.fromEntries(Object.entries(FEATURE_NAMES).map(([k, v]) => [String(Number(k)), v])));
     assert.equal(fresh.status.map((s) => s.feature).sort((a, b) => a - b), [...allFlags].sort((a, b) => a - b));
     for (const s of fresh.status) {
-      if (s.feature === Feature.nativeMountNotify && !hasNativeMountNotify(fresh.release)) {
+      if ((s.feature === Feature.nativeMountNotify && !hasNativeMountNotify(fresh.release)) || notBuilt.includes(s.feature)) {
         assert.equal({ available: s.available, reason: s.reason }, { available: 0, reason: UnavailableReason.notBuilt }, s.name);
       } else {
         assert.equal({ available: s.available, reason: s.reason }, { available: 1, reason: null }, s.name);
