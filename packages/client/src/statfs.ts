@@ -64,15 +64,21 @@ const ERRORS = getSystemErrorMap();
 /** The kernel's errno names by number (libuv's own codes, such as EOF, are not errnos). */
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 
+/** Where libuv's text is not glibc's strerror(3) for an error statfs commonly ends with. */
+const GLIBC_TEXT: Partial<Record<string, string>> = {
+  // A FUSE file system whose daemon is gone.
+  ENOTCONN: 'Transport endpoint is not connected',
+};
+
 /**
- * An errno as { errno, code, message }: its name, and what it means as Node's system error table
- * (libuv's, close to strerror(3)) says it, capitalised as strerror(3) writes it.
+ * An errno as { errno, code, message }: its name, and what it means as strerror(3) says it
+ * (Node's system error table, libuv's, capitalised as strerror(3) writes it).
  */
 export function statfsError(errno: number): StatfsError {
   const code = ERRNO_NAMES.get(errno);
   const known = ERRORS.get(-errno);
   if (code === undefined || known === undefined || known[0] !== code) return { errno, code: code ?? `E${errno}`, message: `Unknown error ${errno}` };
-  const text = known[1];
+  const text = GLIBC_TEXT[code] ?? known[1];
   return { errno, code, message: text.charAt(0).toUpperCase() + text.slice(1) };
 }
 

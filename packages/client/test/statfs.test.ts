@@ -70,7 +70,8 @@ test('a mount that timed out: error ETIMEDOUT with strerror\'s text, and no usag
   const info = decodeStatfs('usip statfs', encode({ ...mount, error: 110 }));
   assert.equal(info.error, { errno: 110, code: 'ETIMEDOUT', message: 'Connection timed out' });
   assert.is(info.usage, undefined);
-  assert.equal(statfsError(107), { errno: 107, code: 'ENOTCONN', message: 'Socket is not connected' });
+  assert.equal(statfsError(107), { errno: 107, code: 'ENOTCONN', message: 'Transport endpoint is not connected' });
+  assert.equal(statfsError(2), { errno: 2, code: 'ENOENT', message: 'No such file or directory' });
   assert.equal(statfsError(4095), { errno: 4095, code: 'E4095', message: 'Unknown error 4095' });
 });
 
