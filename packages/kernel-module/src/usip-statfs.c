@@ -48,7 +48,7 @@
  * run, so rmmod is refused (EBUSY) while a call is overdue; once the file
  * system answers (a FUSE daemon that dies aborts its connection, which
  * ends the call) the module can go, and destroying the workqueue waits for
- * the last work item to return.
+ * the last work item to return (see usip_statfs_exit()).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -690,6 +690,16 @@ static int usip_statfs_choose_batch(struct usip_statfs_dump *d)
 	return err;
 }
 
+static int usip_statfs_dump_refused(struct netlink_ext_ack *extack, u16 attr)
+{
+#ifdef NL_SET_ERR_MSG_FMT
+	NL_SET_ERR_MSG_FMT(extack, "a statfs dump takes only timeout-ms, not attribute %u", attr);
+#else
+	NL_SET_ERR_MSG(extack, "a statfs dump takes only timeout-ms; name a mount in a do");
+#endif
+	return -EINVAL;
+}
+
 int usip_nl_statfs_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct usip_statfs_dump *d = usip_statfs_dump_ctx(cb);
@@ -702,14 +712,7 @@ int usip_nl_statfs_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	case USIP_STATFS_DUMP_UNAVAILABLE:
 		return usip_statfs_unavailable(cb->extack);
 	case USIP_STATFS_DUMP_ATTRIBUTE:
-#ifdef NL_SET_ERR_MSG_FMT
-		NL_SET_ERR_MSG_FMT(cb->extack,
-				   "a statfs dump takes only timeout-ms, not attribute %u", d->bad_attr);
-#else
-		NL_SET_ERR_MSG(cb->extack,
-			       "a statfs dump takes only timeout-ms; name one mount in a do request");
-#endif
-		return -EINVAL;
+		return usip_statfs_dump_refused(cb->extack, d->bad_attr);
 	}
 	for (;;) {
 		/* What the last batch read and the buffer had no room for. */
@@ -761,8 +764,11 @@ int usip_statfs_init(void)
 
 /*
  * After the family is gone, so no request starts a call any more. A call
- * holds a module reference until it has run, so none is left by now but
- * the tail of the last work items, which this waits for.
+ * holds a module reference until it has run, so rmmod cannot get here while
+ * one is pending, and what is left is the tail of the last work items, which
+ * this waits for. The exception is a request that was already running when
+ * rmmod began (module references do not stop it): its call, if its file
+ * system hangs, is waited for here until the file system answers.
  */
 void usip_statfs_exit(void)
 {
