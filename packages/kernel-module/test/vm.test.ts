@@ -116,8 +116,8 @@ for (const kernel of kernels) {
     const block = familyBlock(report.ctrl_list, 'usip');
     assert.ok(block.length > 0, `usip is not in genl-ctrl-list -d:\n${report.ctrl_list}`);
     assert.match(block[0] ?? '', /usip version 1$/);
-    // ping, listener-register, listener-unregister, listener-get (dump), inject, stats, and
-    // mount-get (9: do and dump). Events (7, 8) are not requests, so not ops. Ops without request attributes report a policy too:
+    // ping, listener-register, listener-unregister, listener-get (dump), inject, stats,
+    // mount-get (9: do and dump) and statfs (10: do and dump). Events (7, 8, 11) are not requests, so not ops. Ops without request attributes report a policy too:
     // with .resv_start_op 0 the kernel gives them one that rejects every attribute.
     const ops = block.filter((l) => l.startsWith('op ')).map((l) => /\(0x[0-9a-f]+\) <[^>]*>$/.exec(l)?.[0] ?? l);
     assert.equal(
@@ -130,6 +130,7 @@ for (const kernel of kernels) {
         '(0x05) <has_doit,has_policy>',
         '(0x06) <has_doit,has_policy>',
         '(0x09) <has_doit,has_dump,has_policy>',
+        '(0x0a) <has_doit,has_dump,has_policy>',
       ],
       block.join('\n'),
     );
