@@ -1,8 +1,19 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { NotifierOptions } from '@usip/client';
+import { devices, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
-import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, toJson, typedAction, u64, withClient } from './common.js';
+import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient } from './common.js';
+import {
+  DEFAULT_DEVICE_COLUMNS,
+  DEVICE_COLUMNS,
+  devicesJson,
+  devicesOfSysroot,
+  formatDevices,
+  parseColumns,
+  selectNamed,
+  shownByDefault,
+  type DevicesCommandOptions,
+} from './devices.js';
 import { df, parseOutputFields, type DfField, type DfOptions } from './df.js';
 import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
@@ -199,6 +210,31 @@ program
   .option('--receive-buffer-size <bytes>', 'SO_RCVBUF of the listener socket (default 4 MiB)', integer(1, 0x7fffffff))
   .action(async (options: WatchCommandOptions) => {
     await withClient((client) => watch(client, options));
+  });
+
+program
+  .command('devices')
+  .description('list the block devices, partitions under their disk, with the mounts that use them (like lsblk); no module needed')
+  .argument('[device...]', 'only these: a device node or a path to one (/dev/sda), a kernel name (sda1) or MAJ:MIN')
+  .option('-a, --all', 'also unbound loop devices, RAM disks and hidden devices')
+  .option('-b, --bytes', 'sizes in bytes')
+  .option('-l, --list', 'a list, not a tree')
+  .option('-J, --json', 'print lsblk -J\'s JSON: {"blockdevices": [...]}, partitions as "children"')
+  .option(
+    '-o, --output <list>',
+    `the columns, comma-separated (+LIST adds to the default): ${DEVICE_COLUMNS.join(', ')}; default ${DEFAULT_DEVICE_COLUMNS.join(',')}`,
+    parseColumns,
+  )
+  .option('--sysroot <dir>', "read DIR/sys, DIR/proc/self/mountinfo, DIR/proc/swaps and DIR/run/udev/data instead of the system's (as lsblk --sysroot)")
+  .action(async (names: string[], options: DevicesCommandOptions) => {
+    try {
+      const all = options.sysroot === undefined ? await devices() : await devicesOfSysroot(options.sysroot);
+      const shown = names.length > 0 ? await selectNamed(all, names) : options.all ? all : all.filter(shownByDefault).map((d) => ({ ...d, partitions: d.partitions.filter(shownByDefault) }));
+      const view = { columns: options.output ?? DEFAULT_DEVICE_COLUMNS, bytes: options.bytes === true, list: options.list === true };
+      process.stdout.write(options.json ? devicesJson(shown, view) : formatDevices(shown, view));
+    } catch (error) {
+      reportError(error);
+    }
   });
 
 try {

@@ -76,7 +76,17 @@ export function itemJson(item: ListenerItem): Record<string, unknown> {
     ...event,
     type: enumName(protocol.EVENT_TYPE_NAMES, item.type),
     action: enumName(protocol.ACTION_NAMES, item.action),
+    ...('quotaType' in item && item.quotaType !== undefined ? { quotaType: enumName(protocol.QUOTA_TYPE_NAMES, item.quotaType) } : {}),
+    ...('quotaWarning' in item && item.quotaWarning !== undefined
+      ? { quotaWarning: enumName(protocol.QUOTA_WARNING_NAMES, item.quotaWarning) }
+      : {}),
   };
+}
+
+/** An enum value by its spec name, as text; the number if this client does not know it. */
+function named(names: Readonly<Record<number, string>>, value: number | undefined): string | undefined {
+  const name = enumName(names, value);
+  return name === undefined ? undefined : String(name);
 }
 
 function quote(value: string): string {
@@ -107,6 +117,12 @@ export function formatItem(item: ListenerItem): string {
     ['count', 'count' in item ? item.count?.toString() : undefined],
     ['pid', item.pid?.toString()],
     ['uid', item.uid?.toString()],
+    ['comm', 'comm' in item && item.comm !== undefined ? quote(item.comm) : undefined],
+    ['syscall', 'syscall' in item ? item.syscall : undefined],
+    ['ino', 'ino' in item ? item.ino?.toString() : undefined],
+    ['quota-type', 'quotaType' in item ? named(protocol.QUOTA_TYPE_NAMES, item.quotaType) : undefined],
+    ['quota-id', 'quotaId' in item ? item.quotaId?.toString() : undefined],
+    ['quota-warning', 'quotaWarning' in item ? named(protocol.QUOTA_WARNING_NAMES, item.quotaWarning) : undefined],
     ['mnt-ns', item.mntNs?.toString()],
   ];
   const time = item.timestamp === undefined ? '-' : isoTime(item.timestamp);

@@ -17,11 +17,11 @@ const LABELS = {
   objects: 'live objects',
   // kprobes on the mount paths, registered only while an mtab listener exists.
   mountHooks: 'mount hooks armed',
+  // The sys_exit tracepoint and the quota warning probe, only while a listener wants them.
   storageHooks: 'storage hooks armed',
   coalesceSlots: 'coalescing slots',
   watchedMounts: 'watched mounts',
-  // statfs calls that outlived their timeout (a hung file system) and still run.
-  statfsPending: 'statfs calls pending',
+  statfsPending: 'statfs pending',
 } as const satisfies Record<Counter, string>;
 
 /** What the scope is called for people: the whole module's counters, or the caller's own. */

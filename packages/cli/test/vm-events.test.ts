@@ -45,6 +45,16 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(read(run, 'uname').trim(), run.kernel.release);
   });
 
+  test('usip listen --notifier storage:enospc gets the real ENOSPC of dd filling a tmpfs: the call, the process, the file, the mount', () => {
+    assert.is(read(run, 'dd.status').trim(), '1', `dd hit ENOSPC: ${read(run, 'dd.err')}`);
+    assert.is(read(run, 'real-enospc.status').trim(), '0', read(run, 'real-enospc.err'));
+    const event = JSON.parse(read(run, 'real-enospc.out').trim());
+    assert.equal(
+      [event.kind, event.type, event.action, event.syscall, event.comm, event.pid, event.uid, event.path, event.fsType, event.ino, event.count],
+      ['storage-event', 'storage', 'enospc', 'write', 'dd', Number(read(run, 'dd.pid')), 0, '/tmp/full', 'tmpfs', read(run, 'dd.ino').trim(), 1],
+    );
+  });
+
   test('usip listeners --json shows the running usip listen: its pid, scope, namespace and notifiers', () => {
     assert.is(read(run, 'listen-ready.status').trim(), '0', `listen did not come up: ${read(run, 'listen.err')}`);
     const listeners = json(run, 'listeners-running');

@@ -13,11 +13,12 @@ import {
   type AttributeSetSpec,
   type PingReply,
 } from './generated/usip.js';
+import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './devices.js';
 import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
 import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
-import type { MountInfo, MountTable } from './mounts.js';
+import { readMountinfo, type MountInfo, type MountTable } from './mounts.js';
 import { decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
 import {
   ACTIONS_OF_TYPE,
@@ -329,6 +330,23 @@ export class UsipClient {
     return messages.map((message) => decodeStatfs(label, message.attributes));
   }
 
+  /**
+   * Every block device of the system, with its partitions and the mounts that use it (see
+   * readBlockDevices: sysfs, read in user space). The mount table is this client's dump of the
+   * caller's namespace; /proc/self/mountinfo when the module cannot dump it on this kernel
+   * (EOPNOTSUPP) or the table kept changing while it was dumped.
+   */
+  async devices(options: Omit<BlockDeviceOptions, 'mounts'> = {}): Promise<BlockDevice[]> {
+    let mounts: MountInfo[];
+    try {
+      mounts = (await this.mounts()).mounts;
+    } catch (error) {
+      if (!(error instanceof UsipDumpInterruptedError || (isNetlinkError(error) && error.code === 'EOPNOTSUPP'))) throw error;
+      mounts = await readMountinfo();
+    }
+    return readBlockDevices({ ...options, mounts });
+  }
+
   /** The module's counters. */
   async stats(): Promise<StatsResult> {
     const label = 'usip stats';
@@ -348,6 +366,27 @@ export class UsipClient {
    *  have sockets of their own and stay open. */
   close(): void {
     this.#socket.close();
+  }
+}
+
+/**
+ * Every block device of the system, with its partitions and the mounts that use it: through
+ * the module's mount table when it is loaded (UsipClient#devices), and from
+ * /proc/self/mountinfo when it is not (or netlink is out of reach). The devices themselves
+ * always come from sysfs.
+ */
+export async function devices(options: Omit<BlockDeviceOptions, 'mounts'> = {}): Promise<BlockDevice[]> {
+  let client: UsipClient;
+  try {
+    client = await UsipClient.connect();
+  } catch (error) {
+    if (error instanceof UsipModuleNotLoadedError || isNetlinkError(error)) return readBlockDevices(options);
+    throw error;
+  }
+  try {
+    return await client.devices(options);
+  } finally {
+    client.close();
   }
 }
 

@@ -1,4 +1,14 @@
-export { UsipClient, type FeatureStatus, type PingOptions, type PingResult } from './client.js';
+export { devices, UsipClient, type FeatureStatus, type PingOptions, type PingResult } from './client.js';
+export {
+  parseUdevData,
+  readBlockDevices,
+  splitDev,
+  vpdSerial,
+  type BlockDevice,
+  type BlockDeviceOptions,
+  type DeviceMount,
+  type SysfsIo,
+} from './devices.js';
 export {
   MODULE_NOT_LOADED_HELP,
   UsipArgumentError,

@@ -29,7 +29,7 @@ import { UsipArgumentError } from './errors.js';
  */
 export const ACTIONS_OF_TYPE = {
   mtab: ['mount', 'umount', 'move', 'remount'],
-  storage: ['enospc', 'edquot', 'lowSpace'],
+  storage: ['enospc', 'edquot', 'lowSpace', 'quota'],
 } as const satisfies Record<EventTypeName, readonly ActionName[]>;
 
 export type MtabActionName = (typeof ACTIONS_OF_TYPE.mtab)[number];

@@ -6,7 +6,10 @@ import { NetlinkError, type GenlNotification, type GenlSocket } from '@usip/netl
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  Action,
   Command,
+  QuotaType,
+  QuotaWarning,
   EVENT_ATTRIBUTE_SET,
   LISTENER_ATTRIBUTE_SET,
   type EventAttributes,
@@ -62,6 +65,18 @@ test('a storage event keeps its count; an mtab event drops attributes its operat
   assert.equal(storage, { kind: 'storage-event', seq: 2n, missed: 4, type: 2, action: 7, path: '/', count: 3, typeName: 'storage', actionName: 'lowSpace' });
   const mtab = notificationItem(message(Command.mtabEvent, { seq: 3n, type: 1, action: 2, count: 2, queued: 1 }), FAMILY, 0);
   assert.equal(mtab, { kind: 'mtab-event', seq: 3n, type: 1, action: 2, typeName: 'mtab', actionName: 'umount' });
+});
+
+test('enospc and quota events carry the failing process, the call, the inode and the quota, typed', () => {
+  const enospc = { seq: 5n, missed: 0, type: 2, action: Action.enospc, pid: 42, uid: 65534, comm: 'dd', syscall: 'write', ino: 12n, count: 9999, mountId: 36n, uniqueId: 0x80000025n, path: '/var', fsType: 'ext4', source: '/dev/vda2', dev: 0x800002 };
+  const item = notificationItem(message(Command.storageEvent, enospc), FAMILY, 0);
+  assert.equal(item, { kind: 'storage-event', ...enospc, typeName: 'storage', actionName: 'enospc' });
+  if (item?.kind !== 'storage-event') throw new Error('not a storage event');
+  const call: string | undefined = item.syscall;
+  const inode: bigint | undefined = item.ino;
+  assert.equal([call, inode], ['write', 12n]);
+  const quota = { seq: 6n, missed: 0, type: 2, action: Action.quota, pid: 42, uid: 65534, comm: 'dd', quotaType: QuotaType.user, quotaId: 65534, quotaWarning: QuotaWarning.bhardwarn, path: '/home' };
+  assert.equal(notificationItem(message(Command.storageEvent, quota), FAMILY, 0), { kind: 'storage-event', ...quota, typeName: 'storage', actionName: 'quota' });
 });
 
 test('missed > 0 is there to see on the event', () => {

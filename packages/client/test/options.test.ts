@@ -84,7 +84,7 @@ test('an action of the other type is refused, naming the notifier and both lists
   rejects(
     () => registerRequest({ notifiers: [loose({ type: 'storage', action: 'mount' })] }),
     'notifiers[0].action',
-    'is not a storage action; storage actions are enospc, edquot, lowSpace',
+    'is not a storage action; storage actions are enospc, edquot, lowSpace, quota',
   );
 });
 

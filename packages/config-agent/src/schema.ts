@@ -1,7 +1,7 @@
 // JSON Schema of one notifier file in /etc/usip.d. It is the contract with admins: every rule
 // here is reported by name (ajv keyword) with the JSON pointer of the offending value.
 export const MTAB_ACTIONS = ['mount', 'umount', 'move', 'remount'] as const;
-export const STORAGE_ACTIONS = ['enospc', 'edquot', 'low-space'] as const;
+export const STORAGE_ACTIONS = ['enospc', 'edquot', 'low-space', 'quota'] as const;
 
 export type MtabAction = (typeof MTAB_ACTIONS)[number];
 export type StorageAction = (typeof STORAGE_ACTIONS)[number];

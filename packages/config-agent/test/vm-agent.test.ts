@@ -242,5 +242,13 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(read(run, 'nobody.status').trim(), '0');
   });
 
+  test('the docs\' example "log every ENOSPC with the process that hit it": dd\'s real ENOSPC on a full tmpfs is one log line naming dd, its pid, the call and the mount', () => {
+    const lines = read(run, 'space.log').trim().split('\n');
+    assert.is(lines.length, 1, lines.join('\n'));
+    const pid = read(run, 'dd.pid').trim();
+    assert.match(lines[0]!, new RegExp(` dd pid ${pid} uid 0: write on /tmp/agent/full \\(tmpfs agent-full\\), 1 failure\\(s\\)$`));
+    assert.is(read(run, 'storage.status').trim(), '0', read(run, 'storage.log'));
+  });
+
   test.run();
 }

@@ -72,6 +72,7 @@ static const char *const usip_action_names[] = {
 	[USIP_ACTION_ENOSPC] = "enospc",
 	[USIP_ACTION_EDQUOT] = "edquot",
 	[USIP_ACTION_LOW_SPACE] = "low-space",
+	[USIP_ACTION_QUOTA] = "quota",
 };
 
 const char *usip_type_name(u32 type)
@@ -92,8 +93,7 @@ bool usip_action_of_type(u32 type, u32 action)
 	case USIP_EVENT_TYPE_MTAB:
 		return action >= USIP_ACTION_MOUNT && action <= USIP_ACTION_REMOUNT;
 	case USIP_EVENT_TYPE_STORAGE:
-		return action >= USIP_ACTION_ENOSPC &&
-		       action <= USIP_ACTION_LOW_SPACE;
+		return action >= USIP_ACTION_ENOSPC && action <= USIP_ACTION_QUOTA;
 	default:
 		return false;
 	}
@@ -261,8 +261,14 @@ int usip_event_post(const struct usip_event_info *info, struct ns_common *ns,
 		ev->seq = *seq;
 		ev->ns_seq = ns_seq;
 		ev->timestamp = ktime_get_real_ns();
-		ev->pid = get_pid(task_tgid(current));
-		ev->uid = current_euid();
+		if (info->present & USIP_EVENT_HAS_TASK) {
+			ev->pid = get_pid(info->pid);
+			ev->uid = info->uid;
+		} else {
+			ev->pid = get_pid(task_tgid(current));
+			ev->uid = current_euid();
+		}
+		ev->info.pid = NULL;	/* the event holds its own reference */
 		list_add_tail(&ev->node, &usip_queue);
 	}
 	spin_unlock_irqrestore(&usip_queue_lock, flags);
@@ -334,10 +340,14 @@ static size_t usip_event_msg_size(const struct usip_event *ev, const char *path)
 {
 	const struct usip_event_info *info = &ev->info;
 
-	/* listener-id, missed, type, action, cmd, pid, uid, dev, count */
-	return 9 * nla_total_size(sizeof(u32)) +
-	       /* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id */
-	       7 * nla_total_size_64bit(sizeof(u64)) +
+	/*
+	 * listener-id, missed, type, action, cmd, pid, uid, dev, count,
+	 * quota-type, quota-id, quota-warning
+	 */
+	return 12 * nla_total_size(sizeof(u32)) +
+	       /* seq, timestamp, mnt-ns, mount-id, parent-id, ns-seq, unique-id, ino */
+	       8 * nla_total_size_64bit(sizeof(u64)) +
+	       nla_total_size(TASK_COMM_LEN) + nla_total_size(usip_strsize(info->syscall)) +
 	       /* subtree */
 	       nla_total_size(0) +
 	       nla_total_size(usip_strsize(path)) +
@@ -348,6 +358,29 @@ static size_t usip_event_msg_size(const struct usip_event *ev, const char *path)
 static int usip_put_string(struct sk_buff *skb, int type, const char *s)
 {
 	return s ? nla_put_string(skb, type, s) : 0;
+}
+
+/* What only storage events carry: the cause's command, the call, the inode, the quota. */
+static int usip_put_storage(struct sk_buff *skb, const struct usip_event *ev,
+			    const struct usip_event_dest *dest)
+{
+	const struct usip_event_info *info = &ev->info;
+
+	if (info->comm[0] && nla_put_string(skb, USIP_A_EVENT_COMM, info->comm))
+		return -EMSGSIZE;
+	if (usip_put_string(skb, USIP_A_EVENT_SYSCALL, info->syscall))
+		return -EMSGSIZE;
+	if ((info->present & USIP_EVENT_HAS_INO) &&
+	    nla_put_u64_64bit(skb, USIP_A_EVENT_INO, info->ino, USIP_A_EVENT_PAD))
+		return -EMSGSIZE;
+	if (!(info->present & USIP_EVENT_HAS_QUOTA))
+		return 0;
+	/* Recipients in whose namespace the id is not mapped were not chosen. */
+	if (nla_put_u32(skb, USIP_A_EVENT_QUOTA_TYPE, info->qid.type) ||
+	    nla_put_u32(skb, USIP_A_EVENT_QUOTA_ID, from_kqid_munged(dest->user_ns, info->qid)) ||
+	    nla_put_u32(skb, USIP_A_EVENT_QUOTA_WARNING, info->quota_warning))
+		return -EMSGSIZE;
+	return 0;
 }
 
 struct sk_buff *usip_event_build(const struct usip_event *ev,
@@ -395,11 +428,13 @@ struct sk_buff *usip_event_build(const struct usip_event *ev,
 	     nla_put_u32(skb, USIP_A_EVENT_COUNT, info->count)) ||
 	    (ev->ns_seq &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_NS_SEQ, ev->ns_seq, USIP_A_EVENT_PAD)) ||
-	    (mtab && (info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
+	    ((info->present & USIP_EVENT_HAS_UNIQUE_ID) &&
 	     nla_put_u64_64bit(skb, USIP_A_EVENT_UNIQUE_ID, info->unique_id,
 			       USIP_A_EVENT_PAD)) ||
 	    (mtab && (info->present & USIP_EVENT_SUBTREE) &&
 	     nla_put_flag(skb, USIP_A_EVENT_SUBTREE)))
+		goto too_small;
+	if (!mtab && usip_put_storage(skb, ev, dest))
 		goto too_small;
 	genlmsg_end(skb, hdr);
 	return skb;
@@ -553,6 +588,8 @@ static int usip_put_host_stats(struct sk_buff *reply)
 			      atomic64_read(&usip_undeliverable), USIP_A_STATS_PAD) ||
 	    nla_put_u32(reply, USIP_A_STATS_OBJECTS, atomic_read(&usip_objects)) ||
 	    nla_put_u32(reply, USIP_A_STATS_MOUNT_HOOKS, usip_mount_hooks_armed()) ||
+	    nla_put_u32(reply, USIP_A_STATS_STORAGE_HOOKS, usip_storage_hooks_armed()) ||
+	    nla_put_u32(reply, USIP_A_STATS_COALESCE_SLOTS, usip_coalesce_slots()) ||
 	    nla_put_u32(reply, USIP_A_STATS_STATFS_PENDING, usip_statfs_pending_count()))
 		return -EMSGSIZE;
 	return 0;
@@ -566,7 +603,7 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	reply = genlmsg_new(8 * nla_total_size(sizeof(u32)) +
+	reply = genlmsg_new(10 * nla_total_size(sizeof(u32)) +
 			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;

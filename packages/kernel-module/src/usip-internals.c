@@ -82,14 +82,14 @@ u32 usip_feature_mask(void)
 	return mask;
 }
 
-static bool usip_is_event_feature(int f)
+/* Every feature but these reads struct mount, and so needs the mount table. */
+static bool usip_needs_mount_table(int f)
 {
-	return f >= USIP_F_MOUNT_EVENTS && f <= USIP_F_SETATTR_EVENTS;
+	return f != USIP_F_NETNS && f != USIP_F_NATIVE_MOUNT_NOTIFY && f != USIP_F_MOUNT_TABLE;
 }
 
-/* Turns feature @f off for @reason (the first reason stays), and says why. */
-static __printf(3, 4) void usip_feature_off(enum usip_feature_index f, u32 reason,
-					    const char *fmt, ...)
+__printf(3, 4) void usip_feature_off(enum usip_feature_index f, u32 reason,
+				     const char *fmt, ...)
 {
 	struct va_format vaf;
 	va_list args;
@@ -128,8 +128,9 @@ static __printf(2, 3) void usip_all_off(u32 reason, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, args);
 	va_end(args);
 	usip_table_off(reason, "%s", why);
-	for (f = USIP_F_MOUNT_EVENTS; f <= USIP_F_SETATTR_EVENTS; f++)
-		usip_feature_off(f, reason, "%s", why);
+	for (f = 0; f < USIP_N_FEATURES; f++)
+		if (usip_needs_mount_table(f))
+			usip_feature_off(f, reason, "%s", why);
 }
 
 /* --- kallsyms ------------------------------------------------------------ */
@@ -650,6 +651,9 @@ static bool usip_btf_arg_ok(const struct usip_btf *btf, const struct btf_param *
 	if (!t)
 		return false;
 	kind = BTF_INFO_KIND(t->info);
+	if (want->kind == USIP_ARG_STRUCT)
+		return kind == BTF_KIND_STRUCT && t->size <= 8 &&
+		       !strcmp(usip_btf_name(btf, t->name_off), want->type);
 	if (want->kind == USIP_ARG_STRUCT_PTR) {
 		if (kind != BTF_KIND_PTR)
 			return false;
@@ -694,6 +698,34 @@ static u32 usip_check_prototype(const struct usip_btf *btf, struct usip_hook *ho
 		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
 	}
 	return 0;
+}
+
+/* Checks a tracepoint hook against its BTF typedef: a pointer to its probe's prototype. */
+static void usip_check_tracepoint(const struct usip_btf *btf, struct usip_hook *tp)
+{
+	char name[64];
+	u32 id;
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp->symbol);
+	tp->name = tp->symbol;
+	for (id = 1; id <= btf->n_types; id++) {
+		const struct btf_type *t = btf->types[id];
+
+		if (BTF_INFO_KIND(t->info) != BTF_KIND_TYPEDEF ||
+		    strcmp(usip_btf_name(btf, t->name_off), name))
+			continue;
+		t = t->type <= btf->n_types ? btf->types[t->type] : NULL;
+		if (!t || BTF_INFO_KIND(t->info) != BTF_KIND_PTR) {
+			pr_notice("%s is not a pointer to a function in the kernel's BTF\n", name);
+			tp->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+			return;
+		}
+		tp->reason = usip_check_prototype(btf, tp, t);
+		return;
+	}
+	pr_notice("the tracepoint %s has no prototype (%s) in the kernel's BTF\n",
+		  tp->symbol, name);
+	tp->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
 }
 
 static void usip_check_prototypes(const struct usip_btf *btf)
@@ -757,6 +789,7 @@ static void usip_read_btf(unsigned long start, unsigned long end)
 	}
 	usip_check_layouts(&btf);
 	usip_check_prototypes(&btf);
+	usip_check_tracepoint(&btf, &usip_sys_exit_tracepoint);
 out:
 	kvfree(btf.types);
 }
@@ -827,15 +860,13 @@ int usip_internals_init(void)
 
 	memset(usip_feature_reason, 0, sizeof(usip_feature_reason));
 	memset(&usip_k, 0, sizeof(usip_k));
+	/* Until its BTF says otherwise. */
+	usip_sys_exit_tracepoint.reason = USIP_UNAVAILABLE_REASON_NO_BTF;
 #ifndef FAN_MNT_ATTACH
 	usip_feature_off(USIP_F_NATIVE_MOUNT_NOTIFY, USIP_UNAVAILABLE_REASON_NOT_BUILT,
 			 "the kernel headers have no fanotify mount events (Linux 6.15+)");
 #endif
-	/* Storage features whose code is not in this module yet. */
-	usip_feature_off(USIP_F_SPACE_ERRORS, USIP_UNAVAILABLE_REASON_NOT_BUILT,
-			 "not implemented in this version");
-	usip_feature_off(USIP_F_QUOTA_WARNINGS, USIP_UNAVAILABLE_REASON_NOT_BUILT,
-			 "not implemented in this version");
+	/* A storage feature whose code is not in this module yet. */
 	usip_feature_off(USIP_F_LOW_SPACE, USIP_UNAVAILABLE_REASON_NOT_BUILT,
 			 "not implemented in this version");
 	syms = kcalloc(max, sizeof(*syms), GFP_KERNEL);
@@ -885,9 +916,11 @@ int usip_internals_init(void)
 					 "its hook on %s cannot be used (see above)",
 					 hook->name ?: hook->symbol);
 	}
+	if (usip_sys_exit_tracepoint.reason)
+		usip_feature_off(USIP_F_SPACE_ERRORS, usip_sys_exit_tracepoint.reason,
+				 "the sys_exit tracepoint cannot be used (see above)");
 	for (f = 0; f < USIP_N_FEATURES; f++)
-		if ((usip_is_event_feature(f) || f == USIP_F_STATFS) &&
-		    !usip_feature_available(USIP_F_MOUNT_TABLE))
+		if (usip_needs_mount_table(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
 			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
 					 "the mount table is not available");
 out:

@@ -74,6 +74,7 @@ enum usip_arg_kind {
 	USIP_ARG_UNREAD,	/* the hook does not read it */
 	USIP_ARG_STRUCT_PTR,	/* a pointer to struct @type */
 	USIP_ARG_INTEGER,	/* an integer, bool or enum (see @enumerator) */
+	USIP_ARG_STRUCT,	/* a struct @type passed by value, in one register */
 };
 
 struct usip_hook_arg {
@@ -132,6 +133,20 @@ struct usip_hook {
 
 extern struct usip_hook usip_hooks[];
 extern const unsigned int usip_n_hooks;
+
+/*
+ * The tracepoint the space-errors feature hooks (usip-space-errors.c): its
+ * symbol is the tracepoint's name, and its prototype is checked against the
+ * kernel's BTF typedef btf_trace_<name>, whose arguments have no names.
+ */
+extern struct usip_hook usip_sys_exit_tracepoint;
+
+/* The quota warning hook's handler, for its entry in usip_hooks[]. */
+int usip_quota_warning_pre(struct kprobe *p, struct pt_regs *regs);
+
+/* Turns feature @f off for @reason (the first reason stays), and logs why. */
+__printf(3, 4) void usip_feature_off(enum usip_feature_index f, u32 reason,
+				     const char *fmt, ...);
 
 /*
  * Is the function that @regs entered called from @range? (x86-64: at entry
@@ -310,6 +325,17 @@ const char *usip_mount_point(struct mount *m, const struct path *root,
 			     struct usip_path_buf *buf);
 /* Whether @m is below @root, the same way, without building the path. */
 bool usip_mount_below(struct mount *m, const struct path *root);
+
+/*
+ * Exported on every supported kernel, but declared in fs/internal.h before
+ * linux/namei.h got it (6.1 has it there); the same prototype either way.
+ */
+int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const char *name,
+		    unsigned int flags, struct path *path);
+
+/* Mounts of a namespace by id, or by device (usip-mount.c); namespace_sem held. */
+struct mount *usip_ns_find_mount(struct mnt_namespace *ns, u64 mount_id, u64 unique_id);
+struct mount *usip_ns_find_dev(struct mnt_namespace *ns, dev_t dev);
 
 /* --- Mounts for other operations (usip-mount.c) ------------------------- */
 

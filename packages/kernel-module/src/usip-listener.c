@@ -56,14 +56,29 @@
 #define USIP_NOTIFIER_HAS_CMD		BIT(0)
 #define USIP_NOTIFIER_HAS_MOUNT_ID	BIT(1)
 #define USIP_NOTIFIER_HAS_THRESHOLD	BIT(2)
+#define USIP_NOTIFIER_HAS_THRESHOLD_INODES BIT(3)
+#define USIP_NOTIFIER_HAS_THRESHOLD_BYTES BIT(4)
+#define USIP_NOTIFIER_HAS_HYSTERESIS	BIT(5)
+#define USIP_NOTIFIER_HAS_INTERVAL	BIT(6)
+#define USIP_NOTIFIER_THRESHOLDS	(USIP_NOTIFIER_HAS_THRESHOLD | \
+					 USIP_NOTIFIER_HAS_THRESHOLD_INODES | \
+					 USIP_NOTIFIER_HAS_THRESHOLD_BYTES)
+
+/* low-space defaults (see the spec's hysteresis and interval-ms). */
+#define USIP_LOW_SPACE_HYSTERESIS	5
+#define USIP_LOW_SPACE_INTERVAL_MS	1000
 
 struct usip_notifier {
 	u32 type;
 	u32 action;
 	u32 cmd;
 	u32 flags;
-	u32 threshold;
+	u32 threshold;		/* percent of blocks available */
+	u32 threshold_inodes;	/* percent of inodes free */
+	u32 hysteresis;		/* percent of the threshold */
+	u32 interval_ms;
 	u32 present;		/* USIP_NOTIFIER_HAS_* */
+	u64 threshold_bytes;
 	u64 mount_id;
 	char *path_prefix;	/* without trailing slashes, except "/" */
 	size_t path_prefix_len;
@@ -115,6 +130,13 @@ struct usip_listener {
 	bool has_path_prefix;
 	/* Holds the mount hooks armed (it has an mtab notifier). */
 	bool holds_hooks;
+	bool holds_space_errors;	/* an enospc or edquot notifier armed the syscall hook */
+	bool holds_quota;		/* a quota notifier armed the quota warning hook */
+	/*
+	 * CAP_SYS_ADMIN in the initial user namespace when it registered: it
+	 * gets the storage events of every user's processes, not only its own.
+	 */
+	bool sees_all_users;
 	unsigned int n_notifiers;
 	struct usip_notifier *notifiers;
 };
@@ -293,6 +315,14 @@ static u32 usip_listener_what(const struct usip_listener *l, const struct usip_e
 
 	*first = NULL;
 	if (!(l->types & BIT(ev->info.type)))
+		return 0;
+	/* Somebody else's failing processes are not an unprivileged listener's business. */
+	if ((ev->info.present & USIP_EVENT_HAS_TASK) && !l->sees_all_users &&
+	    !uid_eq(ev->info.uid, l->uid))
+		return 0;
+	/* A quota id it cannot name is not told (the message would say overflowuid). */
+	if ((ev->info.present & USIP_EVENT_HAS_QUOTA) &&
+	    !qid_has_mapping(l->user_ns, ev->info.qid))
 		return 0;
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
@@ -649,14 +679,17 @@ static void usip_listener_log(const struct usip_listener *l, const struct usip_e
 	 * and the path is from the root of the event's mount namespace. Paths
 	 * come from users: what is not printable is escaped.
 	 */
-	pr_info_ratelimited("listener %u: %s %s%s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u\n",
+	pr_info_ratelimited("listener %u: %s %s%s seq %llu mnt-ns %u mount-id %s path %*pE fs-type %s source %*pE pid %d uid %u comm %*pE syscall %s count %u\n",
 			    l->id, usip_type_name(info->type),
 			    usip_action_name(info->action),
 			    info->present & USIP_EVENT_SUBTREE ? " subtree" : "", ev->seq,
 			    usip_mnt_ns_inum(ev->mnt_ns), mount_id,
 			    (int)strlen(path), path, info->fs_type ?: "-",
 			    (int)strlen(source), source, pid_nr(ev->pid),
-			    from_kuid(&init_user_ns, ev->uid));
+			    from_kuid(&init_user_ns, ev->uid),
+			    (int)strnlen(info->comm, sizeof(info->comm)), info->comm,
+			    info->syscall ?: "-",
+			    info->present & USIP_EVENT_HAS_COUNT ? info->count : 1);
 }
 
 static void usip_listener_unicast(struct usip_listener *l, const struct usip_event *ev,
@@ -828,6 +861,10 @@ static void usip_listener_free_work(struct work_struct *work)
 
 	if (l->holds_hooks)
 		usip_mount_hooks_put(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
+	if (l->holds_space_errors)
+		usip_space_errors_put();
+	if (l->holds_quota)
+		usip_quota_warnings_put();
 	if (l->user || l->scope) {
 		mutex_lock(&usip_listeners_lock);
 		if (l->scope)
@@ -866,6 +903,69 @@ static void usip_listener_unlink(struct usip_listener *l)
 }
 
 /* --- Registration ------------------------------------------------------------ */
+
+/* The attributes only low-space notifiers have, and the one each of those needs. */
+static const int usip_space_attrs[] = {
+	USIP_A_NOTIFIER_THRESHOLD, USIP_A_NOTIFIER_THRESHOLD_INODES,
+	USIP_A_NOTIFIER_THRESHOLD_BYTES, USIP_A_NOTIFIER_HYSTERESIS,
+	USIP_A_NOTIFIER_INTERVAL_MS,
+};
+
+static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb,
+				     struct netlink_ext_ack *extack)
+{
+	unsigned int i, thresholds = 0;
+
+	if (n->action != USIP_ACTION_LOW_SPACE) {
+		for (i = 0; i < ARRAY_SIZE(usip_space_attrs); i++) {
+			if (!tb[usip_space_attrs[i]])
+				continue;
+			NL_SET_ERR_MSG_ATTR(extack, tb[usip_space_attrs[i]],
+					    "only a low-space notifier has thresholds, hysteresis or interval-ms");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	n->hysteresis = USIP_LOW_SPACE_HYSTERESIS;
+	n->interval_ms = USIP_LOW_SPACE_INTERVAL_MS;
+	if (tb[USIP_A_NOTIFIER_THRESHOLD]) {
+		n->threshold = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD;
+		thresholds++;
+	}
+	if (tb[USIP_A_NOTIFIER_THRESHOLD_INODES]) {
+		n->threshold_inodes = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD_INODES]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD_INODES;
+		thresholds++;
+	}
+	if (tb[USIP_A_NOTIFIER_THRESHOLD_BYTES]) {
+		n->threshold_bytes = nla_get_u64(tb[USIP_A_NOTIFIER_THRESHOLD_BYTES]);
+		n->present |= USIP_NOTIFIER_HAS_THRESHOLD_BYTES;
+		thresholds++;
+	}
+	if (thresholds != 1) {
+		NL_SET_ERR_MSG(extack,
+			       "a low-space notifier needs exactly one of threshold, threshold-inodes and threshold-bytes");
+		return -EINVAL;
+	}
+	if (!(n->threshold | n->threshold_inodes | n->threshold_bytes)) {
+		struct nlattr *zero = tb[USIP_A_NOTIFIER_THRESHOLD] ?:
+				      tb[USIP_A_NOTIFIER_THRESHOLD_INODES] ?:
+				      tb[USIP_A_NOTIFIER_THRESHOLD_BYTES];
+
+		NL_SET_ERR_MSG_ATTR(extack, zero, "a threshold of 0 can never be crossed");
+		return -EINVAL;
+	}
+	if (tb[USIP_A_NOTIFIER_HYSTERESIS]) {
+		n->hysteresis = nla_get_u32(tb[USIP_A_NOTIFIER_HYSTERESIS]);
+		n->present |= USIP_NOTIFIER_HAS_HYSTERESIS;
+	}
+	if (tb[USIP_A_NOTIFIER_INTERVAL_MS]) {
+		n->interval_ms = nla_get_u32(tb[USIP_A_NOTIFIER_INTERVAL_MS]);
+		n->present |= USIP_NOTIFIER_HAS_INTERVAL;
+	}
+	return 0;
+}
 
 static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nest,
 			       struct netlink_ext_ack *extack)
@@ -906,10 +1006,9 @@ static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nes
 		n->mount_id = nla_get_u64(tb[USIP_A_NOTIFIER_MOUNT_ID]);
 		n->present |= USIP_NOTIFIER_HAS_MOUNT_ID;
 	}
-	if (tb[USIP_A_NOTIFIER_THRESHOLD]) {
-		n->threshold = nla_get_u32(tb[USIP_A_NOTIFIER_THRESHOLD]);
-		n->present |= USIP_NOTIFIER_HAS_THRESHOLD;
-	}
+	err = usip_notifier_parse_space(n, tb, extack);
+	if (err)
+		return err;
 	if (tb[USIP_A_NOTIFIER_PATH_PREFIX]) {
 		prefix = nla_data(tb[USIP_A_NOTIFIER_PATH_PREFIX]);
 		len = strlen(prefix);
@@ -971,8 +1070,16 @@ static size_t usip_listener_msg_size(const struct usip_listener *l)
 	for (i = 0; i < l->n_notifiers; i++) {
 		const struct usip_notifier *n = &l->notifiers[i];
 
-		size += nla_total_size(0) + 5 * nla_total_size(sizeof(u32)) +
-			nla_total_size_64bit(sizeof(u64));
+		/* The nest, type, action, flags; what it has of the rest. */
+		size += nla_total_size(0) + 3 * nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_CMD)
+			size += nla_total_size(sizeof(u32));
+		if (n->present & USIP_NOTIFIER_HAS_MOUNT_ID)
+			size += nla_total_size_64bit(sizeof(u64));
+		if (n->action == USIP_ACTION_LOW_SPACE)	/* hysteresis, interval, a threshold */
+			size += 2 * nla_total_size(sizeof(u32)) +
+				(n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES ?
+				 nla_total_size_64bit(sizeof(u64)) : nla_total_size(sizeof(u32)));
 		if (n->path_prefix)
 			size += nla_total_size(n->path_prefix_len + 1);
 	}
@@ -1007,6 +1114,16 @@ static int usip_register_reply(struct genl_info *info, const struct usip_listene
 	return genlmsg_reply(reply, info);
 }
 
+static bool usip_listener_has_action(const struct usip_listener *l, u32 action)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->n_notifiers; i++)
+		if (l->notifiers[i].action == action)
+			return true;
+	return false;
+}
+
 /* Checks what registering @l needs; -EPERM with a message if the caller lacks it. */
 static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff *skb,
 				   struct genl_info *info)
@@ -1016,6 +1133,18 @@ static int usip_listener_permitted(const struct usip_listener *l, struct sk_buff
 	if ((l->flags & USIP_LISTENER_FLAGS_GLOBAL) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[USIP_A_LISTENER_FLAGS],
 				    "a global listener needs CAP_SYS_ADMIN in the initial user namespace");
+		return -EPERM;
+	}
+	/*
+	 * Reporting failed system calls means a hook on the exit of every
+	 * system call of every process (the sys_exit tracepoint): a cost
+	 * everybody pays, so the administrator decides.
+	 */
+	if ((usip_listener_has_action(l, USIP_ACTION_ENOSPC) ||
+	     usip_listener_has_action(l, USIP_ACTION_EDQUOT)) &&
+	    !READ_ONCE(usip_space_errors_unprivileged) && !netlink_capable(skb, CAP_SYS_ADMIN)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "enospc and edquot notifiers hook every system call: they need CAP_SYS_ADMIN in the initial user namespace, or usip.space_errors_unprivileged=1");
 		return -EPERM;
 	}
 	for (i = 0; i < l->n_notifiers; i++) {
@@ -1134,6 +1263,7 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 		goto free;
 
 	l->uid = current_euid();
+	l->sees_all_users = netlink_capable(skb, CAP_SYS_ADMIN);
 	l->owner = get_pid(task_tgid(current));
 	l->user_ns = get_user_ns(current_user_ns());
 	l->pid_ns = get_pid_ns(task_active_pid_ns(current));
@@ -1172,6 +1302,15 @@ int usip_nl_listener_register_doit(struct sk_buff *skb, struct genl_info *info)
 	if (l->types & BIT(USIP_EVENT_TYPE_MTAB)) {
 		usip_mount_hooks_get(l->flags & USIP_LISTENER_FLAGS_GLOBAL);
 		l->holds_hooks = true;
+	}
+	if (usip_listener_has_action(l, USIP_ACTION_ENOSPC) ||
+	    usip_listener_has_action(l, USIP_ACTION_EDQUOT)) {
+		usip_space_errors_get();
+		l->holds_space_errors = true;
+	}
+	if (usip_listener_has_action(l, USIP_ACTION_QUOTA)) {
+		usip_quota_warnings_get();
+		l->holds_quota = true;
 	}
 
 	/*
@@ -1242,6 +1381,14 @@ static int usip_put_notifier(struct sk_buff *skb, const struct usip_notifier *n)
 			       USIP_A_NOTIFIER_PAD)) ||
 	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD) &&
 	     nla_put_u32(skb, USIP_A_NOTIFIER_THRESHOLD, n->threshold)) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_INODES) &&
+	     nla_put_u32(skb, USIP_A_NOTIFIER_THRESHOLD_INODES, n->threshold_inodes)) ||
+	    ((n->present & USIP_NOTIFIER_HAS_THRESHOLD_BYTES) &&
+	     nla_put_u64_64bit(skb, USIP_A_NOTIFIER_THRESHOLD_BYTES, n->threshold_bytes,
+			       USIP_A_NOTIFIER_PAD)) ||
+	    (n->action == USIP_ACTION_LOW_SPACE &&
+	     (nla_put_u32(skb, USIP_A_NOTIFIER_HYSTERESIS, n->hysteresis) ||
+	      nla_put_u32(skb, USIP_A_NOTIFIER_INTERVAL_MS, n->interval_ms))) ||
 	    (n->path_prefix &&
 	     nla_put_string(skb, USIP_A_NOTIFIER_PATH_PREFIX, n->path_prefix))) {
 		nla_nest_cancel(skb, nest);

@@ -58,6 +58,26 @@ module_param_named(inject_arm_failures, usip_inject_arm_failures.counter, int, 0
 MODULE_PARM_DESC(inject_arm_failures,
 		 "For tests, with allow_inject=1: make the next N attempts to arm a feature's hooks fail (default 0)");
 
+bool usip_space_errors_unprivileged;
+module_param_named(space_errors_unprivileged, usip_space_errors_unprivileged, bool, 0644);
+MODULE_PARM_DESC(space_errors_unprivileged,
+		 "Let any user register enospc and edquot notifiers, which hook the exit of every system call (default: CAP_SYS_ADMIN only)");
+
+unsigned int usip_space_error_interval_ms = 1000;
+module_param_named(space_error_interval_ms, usip_space_error_interval_ms, uint, 0644);
+MODULE_PARM_DESC(space_error_interval_ms,
+		 "At most one enospc or edquot event per file system, errno and uid in this many milliseconds; the next one counts the rest");
+
+unsigned int usip_max_coalesce_slots = 1024;
+module_param_named(max_coalesce_slots, usip_max_coalesce_slots, uint, 0644);
+MODULE_PARM_DESC(max_coalesce_slots,
+		 "Coalescing slots (file system, errno, uid) for enospc and edquot events at once");
+
+unsigned int usip_max_coalesce_slots_per_user = 64;
+module_param_named(max_coalesce_slots_per_user, usip_max_coalesce_slots_per_user, uint, 0644);
+MODULE_PARM_DESC(max_coalesce_slots_per_user,
+		 "Coalescing slots one uid's failing processes may use at once");
+
 unsigned int usip_statfs_timeout_ms = 1000;
 module_param_named(statfs_timeout_ms, usip_statfs_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(statfs_timeout_ms,
@@ -124,9 +144,12 @@ static int __init usip_init(void)
 	err = usip_mount_events_init();
 	if (err)
 		goto statfs;
-	err = usip_listeners_init();
+	err = usip_space_errors_init();
 	if (err)
 		goto mount_events;
+	err = usip_listeners_init();
+	if (err)
+		goto space_errors;
 	err = usip_events_init();
 	if (err)
 		goto listeners;
@@ -143,6 +166,8 @@ events:
 	usip_events_exit();
 listeners:
 	usip_listeners_exit();
+space_errors:
+	usip_space_errors_exit();
 mount_events:
 	usip_mount_events_exit();
 statfs:
@@ -154,8 +179,9 @@ wq:
 
 static void __exit usip_exit(void)
 {
-	/* No more mount events: the hooks go first. */
+	/* No more mount or storage events: the hooks go first. */
 	usip_mount_events_exit();
+	usip_space_errors_exit();
 	/* Deliveries use the family: finish them before it goes. */
 	usip_events_stop();
 	/* Waits for requests in progress; no new ones come after it. */

@@ -641,6 +641,20 @@ struct usip_hook usip_hooks[] = {
 		.callers = { "__do_sys_mount_setattr" },
 		USIP_RETPROBE(usip_user_path_entry, usip_user_path_return, 64),
 	},
+	{
+		/*
+		 * Not a mount hook: the quota-warnings feature's, armed by
+		 * usip-space-errors.c. It is here so that its symbol and
+		 * prototype are checked like every other hook's.
+		 */
+		.symbol = "quota_send_warning", .feature = USIP_F_QUOTA_WARNINGS,
+		.min_args = 3, .max_args = 3,
+		.args = {
+			{ .kind = USIP_ARG_STRUCT, .name = "qid", .type = "kqid" },
+			USIP_INT_ARG("dev"), USIP_INT_ARG("warntype"),
+		},
+		.pre = usip_quota_warning_pre,
+	},
 };
 
 const unsigned int usip_n_hooks = ARRAY_SIZE(usip_hooks);

@@ -606,24 +606,42 @@ static int usip_mount_unavailable(struct netlink_ext_ack *extack)
 	return -EOPNOTSUPP;
 }
 
+/*
+ * The mount of @ns with @unique_id (a tree lookup, when the kernel has
+ * unique ids) or else @mount_id (a walk); namespace_sem held.
+ */
+struct mount *usip_ns_find_mount(struct mnt_namespace *ns, u64 mount_id, u64 unique_id)
+{
+	struct mount *m;
+
+	if (usip_k.has_unique_id && unique_id) {
+		m = usip_tree_first_after(ns, unique_id - 1);
+		return m && usip_mnt_unique_id(m) == unique_id ? m : NULL;
+	}
+	for (m = usip_ns_next(ns, NULL); m; m = usip_ns_next(ns, m))
+		if (usip_mnt_id(m) == mount_id)
+			return m;
+	return NULL;
+}
+
+/* The first mount of @ns, in its order, of a file system on @dev; namespace_sem held. */
+struct mount *usip_ns_find_dev(struct mnt_namespace *ns, dev_t dev)
+{
+	struct mount *m;
+
+	for (m = usip_ns_next(ns, NULL); m; m = usip_ns_next(ns, m))
+		if (usip_mnt_vfs(m)->mnt_sb->s_dev == dev)
+			return m;
+	return NULL;
+}
+
 /* --- Finding a mount, walking a namespace across batches -------------- */
 
 struct mount *usip_mount_lookup(struct mnt_namespace *ns, bool by_unique_id, u64 id)
 {
-	struct mount *m;
-
-	if (by_unique_id) {
-		if (!usip_k.has_unique_id || !id)
-			return NULL;
-		m = usip_tree_first_after(ns, id - 1);
-		return m && usip_mnt_unique_id(m) == id ? m : NULL;
-	}
-	for (m = usip_ns_next(ns, NULL); m; m = usip_ns_next(ns, m)) {
-		if (usip_mnt_id(m) == id)
-			return m;
-		cond_resched();
-	}
-	return NULL;
+	if (by_unique_id)
+		return usip_k.has_unique_id && id ? usip_ns_find_mount(ns, 0, id) : NULL;
+	return usip_ns_find_mount(ns, id, 0);
 }
 
 static struct mount *usip_mount_find(struct mnt_namespace *ns, const struct nlattr *id,

@@ -23,7 +23,8 @@ const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1]
 	[USIP_A_NOTIFIER_THRESHOLD_INODES] = NLA_POLICY_MAX(NLA_U32, 100U),
 	[USIP_A_NOTIFIER_THRESHOLD_BYTES] = { .type = NLA_U64, },
 	[USIP_A_NOTIFIER_HYSTERESIS] = NLA_POLICY_MAX(NLA_U32, 1000U),
-	[USIP_A_NOTIFIER_INTERVAL_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_notifier_interval_ms_range),
+	[USIP_A_NOTIFIER_INTERVAL_MS] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &usip_notifier_interval_ms_range),
 };
 
 /* USIP_CMD_PING - do */

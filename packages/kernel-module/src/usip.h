@@ -7,6 +7,9 @@
 #define _USIP_H
 
 #include <linux/atomic.h>
+#include <linux/time64.h>
+#include <linux/quota.h>
+#include <linux/sched.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <net/genetlink.h>
@@ -23,6 +26,10 @@ extern unsigned int usip_listener_queue_len;
 extern atomic_t usip_inject_arm_failures;
 extern unsigned int usip_statfs_timeout_ms;
 extern unsigned int usip_statfs_max_running;
+extern bool usip_space_errors_unprivileged;
+extern unsigned int usip_space_error_interval_ms;
+extern unsigned int usip_max_coalesce_slots;
+extern unsigned int usip_max_coalesce_slots_per_user;
 
 /*
  * Allocations the module holds (listeners, notifier arrays, strings, queued
@@ -74,6 +81,19 @@ struct usip_event_info {
 	 */
 	struct mount *mount;
 	struct usip_path_buf *buf;
+
+	/*
+	 * Storage events: the process that caused it (USIP_EVENT_HAS_TASK:
+	 * pid referenced by the producer, or NULL; otherwise the poster is
+	 * the cause), the failing system call, the inode, the quota warning.
+	 */
+	struct pid *pid;
+	kuid_t uid;
+	char comm[TASK_COMM_LEN];
+	const char *syscall;		/* a static string */
+	u64 ino;
+	struct kqid qid;
+	u32 quota_warning;
 };
 
 #define USIP_EVENT_HAS_MOUNT_ID		BIT(0)
@@ -85,6 +105,11 @@ struct usip_event_info {
 #define USIP_EVENT_MOUNT_CHANGE		BIT(5)
 /* The event stands for the mount and every mount below it. */
 #define USIP_EVENT_SUBTREE		BIT(6)
+/* pid, uid and comm name the cause (not the poster); pid may be NULL. */
+#define USIP_EVENT_HAS_TASK		BIT(7)
+#define USIP_EVENT_HAS_INO		BIT(8)
+/* qid and quota_warning are set. */
+#define USIP_EVENT_HAS_QUOTA		BIT(9)
 
 struct usip_listener;
 
@@ -192,6 +217,16 @@ int usip_statfs_init(void);
 void usip_statfs_exit(void);
 /* statfs calls that outlived their requester's timeout and still run. */
 unsigned int usip_statfs_pending_count(void);
+
+/* usip-space-errors.c: enospc, edquot and quota events. */
+int usip_space_errors_init(void);
+void usip_space_errors_exit(void);
+void usip_space_errors_get(void);
+void usip_space_errors_put(void);
+void usip_quota_warnings_get(void);
+void usip_quota_warnings_put(void);
+u32 usip_storage_hooks_armed(void);
+u32 usip_coalesce_slots(void);
 
 /* usip-mount-events.c */
 int usip_mount_events_init(void);

@@ -78,6 +78,19 @@ echo 1 >/sys/module/usip/parameters/max_listeners_per_user
 step client-nobody $nobody node --import tsx packages/cli/test/guest/client-events.ts nobody
 echo 64 >/sys/module/usip/parameters/max_listeners_per_user
 
+# A real failure: dd fills a 64 KiB tmpfs while usip listen waits for its ENOSPC.
+mkdir -p /tmp/full && mount -t tmpfs -o size=64k none /tmp/full
+node "$usip" listen --json --count 1 --notifier storage:enospc:path-prefix=/tmp/full \
+	>"$results/real-enospc.out" 2>"$results/real-enospc.err" &
+real=$!
+wait_listening real-enospc $real
+sh -c 'echo $$ >"$1"; exec dd if=/dev/zero of=/tmp/full/f bs=4k count=100' sh "$results/dd.pid" 2>"$results/dd.err"
+echo $? >"$results/dd.status"
+wait $real
+echo $? >"$results/real-enospc.status"
+stat -c %i /tmp/full/f >"$results/dd.ino"
+umount /tmp/full
+
 cat /sys/module/usip/parameters/event_queue_len >"$results/event_queue_len"
 step stats node "$usip" stats --json
 step stats-human node "$usip" stats

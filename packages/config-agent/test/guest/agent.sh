@@ -187,4 +187,21 @@ kill -TERM $nobody_pid
 wait $nobody_pid
 echo $? >"$results/nobody.status"
 mark nobody-exited
+# The docs' example "log every ENOSPC with the process that hit it", as shipped, but logging to
+# the results: dd fills a 64 KiB tmpfs, and its failure becomes a line of the log.
+sconf=/run/usip-storage.d
+mkdir -p $sconf /tmp/agent/full
+sed "s|/var/log/usip-space.log|$results/space.log|g" docs/examples/usip.d/50-log-space-errors.json \
+	>$sconf/50-log-space-errors.json
+mount -t tmpfs -o size=64k agent-full /tmp/agent/full
+node "$agent" run --config-dir $sconf >"$results/storage.out" 2>"$results/storage.log" &
+storage_pid=$!
+wait_for storage-ready 60 at_least 1 '"msg":"ready"' "$results/storage.log"
+sh -c 'echo $$ >"$1"; exec dd if=/dev/zero of=/tmp/agent/full/f bs=4k count=100' sh "$results/dd.pid" 2>/dev/null
+wait_for storage-logged 30 at_least 1 'pid' "$results/space.log"
+kill -TERM $storage_pid
+wait $storage_pid
+echo $? >"$results/storage.status"
+umount /tmp/agent/full
+mark storage-exited
 uname -r >"$results/uname"

@@ -246,8 +246,15 @@ GENERATED_TS = os.path.normpath(os.path.join(HERE, '../../../client/src/generate
 # Which actions belong to which event type: the contract (semantics), by spec names.
 ACTIONS_OF_TYPE = {
     'mtab': ('mount', 'umount', 'move', 'remount'),
-    'storage': ('enospc', 'edquot', 'low-space'),
+    'storage': ('enospc', 'edquot', 'low-space', 'quota'),
 }
+# A low-space notifier has exactly one threshold; only it has thresholds, hysteresis and
+# interval-ms (spec: notifier attributes); 0 cannot be crossed and is refused.
+THRESHOLDS = ('threshold', 'threshold-inodes', 'threshold-bytes')
+LOW_SPACE_ONLY = THRESHOLDS + ('hysteresis', 'interval-ms')
+LOW_SPACE_DEFAULTS = {'hysteresis': 5, 'interval-ms': 1000}
+# enospc and edquot notifiers hook every system call: an administrator's decision.
+REGISTER_SPACE_ERRORS_EPERM = 'enospc and edquot notifiers hook every system call'
 
 
 # --------------------------------------------------------------------------------------
@@ -405,6 +412,10 @@ class Spec:
 
     def attr(self, set_name, attr_name):
         return self.sets[set_name].by_name[attr_name].id
+
+    def attr_name(self, set_name, attr_id):
+        a = self.sets[set_name].by_id.get(attr_id)
+        return a.name if a else None
 
     def enum(self, enum, name):
         return self.enums[enum][name]
@@ -1021,6 +1032,7 @@ class Fuzzer:
         self.T = {n: s.enum('event-type', n) for n in ACTIONS_OF_TYPE}
         self.ACT = dict(s.enums['action'])
         self.actions_of = {self.T[t]: [self.ACT[a] for a in acts] for t, acts in ACTIONS_OF_TYPE.items()}
+        self.space_error_actions = {self.ACT['enospc'], self.ACT['edquot']}
         self.NOTIFY = s.enum('notifier-flags', 'notify')
         self.KERN_LOG = s.enum('notifier-flags', 'kern-log')
         self.GLOBAL = s.enum('listener-flags', 'global')
@@ -1139,7 +1151,13 @@ class Fuzzer:
         if ntype is None:
             ntype = r.choice(list(self.actions_of))
         if action is None:
-            action = r.choice(self.actions_of[ntype])
+            choices = self.actions_of[ntype]
+            if not admin:
+                # Mostly what it may register; now and then what it may not (EPERM).
+                allowed = [a for a in choices if a not in self.space_error_actions]
+                if allowed and r.random() < 0.9:
+                    choices = allowed
+            action = r.choice(choices)
         if flags is None:
             flags = r.choices([self.NOTIFY, self.KERN_LOG, self.NOTIFY | self.KERN_LOG],
                               [80, 5, 15] if admin else [95, 2, 3])[0]
@@ -1157,9 +1175,17 @@ class Fuzzer:
                 p = ('/' + self.rand_string(self.spec.path_max - 1)) if long_prefix else self.rand_path()
                 model['path-prefix'] = p
                 kids.append(self.string_attr(na('path-prefix'), p))
-            if r.random() < 0.2:
-                model['threshold'] = r.randint(0, 100)
-                kids.append(A(na('threshold'), u32(model['threshold'])))
+        if action == self.ACT['low-space']:
+            kind = r.choice(THRESHOLDS)
+            model[kind] = r.randint(1, 100) if kind != 'threshold-bytes' else r.choice([1, 4096, 1 << 30, self.rand_u64() or 1])
+            kids.append(A(na(kind), (u64 if kind == 'threshold-bytes' else u32)(model[kind])))
+            model.update(LOW_SPACE_DEFAULTS)
+            if selectors and r.random() < 0.3:
+                model['hysteresis'] = r.randint(0, 1000)
+                kids.append(A(na('hysteresis'), u32(model['hysteresis'])))
+            if selectors and r.random() < 0.3:
+                model['interval-ms'] = r.randint(100, 3600000)
+                kids.append(A(na('interval-ms'), u32(model['interval-ms'])))
         r.shuffle(kids)
         return A(self.spec.attr('listener', 'notifier'), kids=kids, fl=NLA_F_NESTED), model
 
@@ -1167,7 +1193,11 @@ class Fuzzer:
         """The size of a listener's listener-get message, as docs/events.md bounds it."""
         size = 20 + 6 * 8 + 2 * 12 + 3 * 16
         for n in notifiers:
-            size += 4 + 5 * 8 + 16
+            # The nest, type, action, flags; cmd and mount-id if it has them; a low-space
+            # notifier's hysteresis, interval and threshold (bytes: a u64).
+            size += 4 + 3 * 8 + (8 if 'cmd' in n else 0) + (16 if 'mount-id' in n else 0)
+            if n['action'] == self.ACT['low-space']:
+                size += 2 * 8 + (16 if 'threshold-bytes' in n else 8)
             if 'path-prefix' in n:
                 size += align4(4 + len(n['path-prefix'].encode()) + 1)
         return size
@@ -1278,6 +1308,11 @@ class Fuzzer:
         if any(not n.get('path-prefix', '/').startswith('/') for n in notifiers):
             # The contract does not say whether a relative prefix is valid; the module refuses it.
             errors.add(errno.EINVAL)
+        space_errors = any(n['action'] in self.space_error_actions for n in notifiers)
+        if space_errors and not self.admin(worker) and not self.params['space_errors_unprivileged']:
+            errors.add(errno.EPERM)
+            texts.setdefault(errno.EPERM, REGISTER_SPACE_ERRORS_EPERM)
+            ok = False
         kern_log = any(n['flags'] & self.KERN_LOG for n in notifiers)
         if kern_log and not self.admin(worker):
             # The kernel log is shared: only its administrators may fill it (docs/events.md).
@@ -2327,7 +2362,8 @@ class Fuzzer:
         violation = None
         if mode == 'semantic':
             kind = r.choice(['no-notifier', 'wrong-action', 'missing', 'zero-flags', 'global-unprivileged',
-                             'too-many', 'kern-log-unprivileged'])
+                             'too-many', 'kern-log-unprivileged', 'threshold-elsewhere', 'threshold-count',
+                             'threshold-zero'])
             if kind == 'no-notifier':
                 pairs = []
                 violation = errno.EINVAL
@@ -2364,6 +2400,36 @@ class Fuzzer:
                     if (attr, model) not in pairs:
                         pairs[-1] = (attr, model)
                 violation = None    # the oracle knows who may (expect_register)
+            elif kind == 'threshold-elsewhere':
+                # A low-space attribute on a notifier of another action.
+                t = r.choice(list(self.actions_of))
+                attr, model = self.notifier(ntype=t, action=r.choice([a for a in self.actions_of[t]
+                                                                      if a != self.ACT['low-space']]))
+                name = r.choice(LOW_SPACE_ONLY)
+                # A value the policy accepts: only the handler's rule is broken.
+                value = {'hysteresis': 5, 'interval-ms': 1000}.get(name, 1)
+                attr.kids.append(A(self.spec.attr('notifier', name),
+                                   u64(value) if name == 'threshold-bytes' else u32(value)))
+                pairs[r.randrange(len(pairs))] = (attr, model)
+                violation = errno.EINVAL
+            elif kind == 'threshold-count':
+                # A low-space notifier with no threshold, or with two.
+                attr, model = self.notifier(ntype=self.T['storage'], action=self.ACT['low-space'])
+                have = [k for k in attr.kids if self.spec.attr_name('notifier', k.t) in THRESHOLDS]
+                if r.random() < 0.5:
+                    attr.kids = [k for k in attr.kids if k not in have]
+                else:
+                    name = r.choice([t for t in THRESHOLDS if all(self.spec.attr_name('notifier', k.t) != t for k in have)])
+                    attr.kids.append(A(self.spec.attr('notifier', name), u64(5) if name == 'threshold-bytes' else u32(5)))
+                pairs[r.randrange(len(pairs))] = (attr, model)
+                violation = errno.EINVAL
+            elif kind == 'threshold-zero':
+                attr, model = self.notifier(ntype=self.T['storage'], action=self.ACT['low-space'])
+                for k in attr.kids:
+                    if self.spec.attr_name('notifier', k.t) in THRESHOLDS:
+                        k.v = b'\0' * len(k.v)
+                pairs[r.randrange(len(pairs))] = (attr, model)
+                violation = errno.EINVAL
             if kind == 'too-many':
                 extra = r.choice([1, 2, r.randint(1, 100), r.randint(100, 2000)])
                 pairs = [self.notifier(selectors=False) for _ in range(max_n + extra)]
@@ -3864,13 +3930,13 @@ def taint_names(bits):
 
 
 PARAMS = ('max_listeners_per_user', 'max_notifiers_per_listener', 'event_queue_len', 'user_queue_len',
-          'listener_queue_len', 'inject_arm_failures', 'allow_inject')
+          'listener_queue_len', 'inject_arm_failures', 'allow_inject', 'space_errors_unprivileged')
 
 
 def read_param(name):
     with open(f'/sys/module/usip/parameters/{name}', encoding='ascii') as f:
         value = f.read().strip()
-    return value in ('Y', '1') if name == 'allow_inject' else int(value)
+    return value in ('Y', '1') if name in ('allow_inject', 'space_errors_unprivileged') else int(value)
 
 
 def read_params():

@@ -153,6 +153,9 @@ CMD = {name: P[f'CMD_{name}'] for name in ('PING', 'LISTENER_REGISTER', 'LISTENE
 MTAB, STORAGE = P['EVENT_TYPE_MTAB'], P['EVENT_TYPE_STORAGE']
 GLOBAL = P['LISTENER_FLAGS_GLOBAL']
 MOUNT, UMOUNT, ENOSPC, EDQUOT = P['ACTION_MOUNT'], P['ACTION_UMOUNT'], P['ACTION_ENOSPC'], P['ACTION_EDQUOT']
+# The storage action these checks use: one any user may register (enospc and edquot need
+# CAP_SYS_ADMIN, see storage_checks.py), injected like any other.
+QUOTA = P['ACTION_QUOTA']
 NOTIFY, KERN_LOG = P['NOTIFIER_FLAGS_NOTIFY'], P['NOTIFIER_FLAGS_KERN_LOG']
 
 
@@ -468,8 +471,8 @@ class Checks:
     # -- kern-log needs privilege
     def kern_log(self):
         before = self.settled()
-        kern_log_only = [notifier(STORAGE, ENOSPC, KERN_LOG)]
-        mixed = [notifier(MTAB, MOUNT, NOTIFY), notifier(STORAGE, ENOSPC, NOTIFY | KERN_LOG)]
+        kern_log_only = [notifier(STORAGE, QUOTA, KERN_LOG)]
+        mixed = [notifier(MTAB, MOUNT, NOTIFY), notifier(STORAGE, QUOTA, NOTIFY | KERN_LOG)]
 
         def nobody():
             with self.socket() as s:
@@ -537,7 +540,7 @@ class Checks:
 
     def setpriv_helper(self, caps, log):
         """Runs this script's kern-log helper as uid 65534 under setpriv with these capability
-        options; once it registered, an enospc event is injected for its listener."""
+        options; once it registered, a quota event is injected for its listener."""
         command = ['setpriv', '--reuid', str(NOBODY), '--regid', str(NOBODY), '--clear-groups', *caps,
                    sys.executable, os.path.abspath(__file__), '--helper', 'kern-log']
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -552,7 +555,7 @@ class Checks:
             lines = []
             if out['reply']['errno'] == 0:
                 path = f'/usip-kern-log-{os.getpid()}-{len(caps)}'
-                inject_ok(self.ctl, STORAGE, ENOSPC, path=path)
+                inject_ok(self.ctl, STORAGE, QUOTA, path=path)
                 self.wait_queue_empty()
                 time.sleep(0.2)
                 lid = out['reply']['attrs']['id']
@@ -575,13 +578,13 @@ class Checks:
         try:
             root_mtab, root_storage = self.socket(rcvbuf_force=16 << 20), self.socket(rcvbuf_force=16 << 20)
             root_ids = [register_ok(root_mtab, [notifier(MTAB, MOUNT, NOTIFY)]),
-                        register_ok(root_storage, [notifier(STORAGE, ENOSPC, NOTIFY)])]
+                        register_ok(root_storage, [notifier(STORAGE, QUOTA, NOTIFY)])]
 
             def nobody(chan):
                 # A tiny receive buffer that it does not read: most of a burst is missed.
                 with self.socket(rcvbuf=1) as small, self.socket() as other, self.socket() as requests:
                     ids = [register_ok(small, [notifier(MTAB, MOUNT, NOTIFY)]),
-                           register_ok(other, [notifier(STORAGE, ENOSPC, NOTIFY), notifier(STORAGE, EDQUOT, NOTIFY)])]
+                           register_ok(other, [notifier(STORAGE, QUOTA, NOTIFY), notifier(STORAGE, QUOTA, NOTIFY, cmd=2)])]
                     chan.send({'ids': ids})
                     chan.recv(timeout=120)  # the events were posted and delivered
                     other_events = drain(other, 0.5)
@@ -591,7 +594,7 @@ class Checks:
             child = Child(nobody, uid=NOBODY)
             try:
                 nobody_ids = child.recv()['ids']
-                inject_ok(self.ctl, STORAGE, ENOSPC, path='/stats', repeat=3)
+                inject_ok(self.ctl, STORAGE, QUOTA, path='/stats', repeat=3)
                 inject_ok(self.ctl, MTAB, MOUNT, path='/stats', repeat=300)
                 inject_ok(self.ctl, MTAB, MOUNT, path='/stats', repeat=5)
                 self.wait_queue_empty()
@@ -634,7 +637,7 @@ class Checks:
         try:
             def nobody(chan):
                 with self.socket() as s:
-                    storage = register(s, [notifier(STORAGE, ENOSPC, NOTIFY)])
+                    storage = register(s, [notifier(STORAGE, QUOTA, NOTIFY)])
                     mtab = register(s, [notifier(MTAB, MOUNT, NOTIFY)])
                     chan.send({'storage': storage, 'mtab': mtab})
                     chan.recv(timeout=60)
@@ -664,7 +667,7 @@ class Checks:
 
             def nobody_with_room(chan):
                 with self.socket() as s:
-                    chan.send({'storage': register(s, [notifier(STORAGE, ENOSPC, NOTIFY)]),
+                    chan.send({'storage': register(s, [notifier(STORAGE, QUOTA, NOTIFY)]),
                                'mtab': register(s, [notifier(MTAB, MOUNT, NOTIFY)])})
                     chan.recv(timeout=60)
 
@@ -684,7 +687,7 @@ class Checks:
 
             def nobody_first(chan):
                 with self.socket() as s:
-                    chan.send([register(s, [notifier(STORAGE, ENOSPC, NOTIFY)]) for _ in range(2)])
+                    chan.send([register(s, [notifier(STORAGE, QUOTA, NOTIFY)]) for _ in range(2)])
 
             child = Child(nobody_first, uid=NOBODY)
             try:
@@ -936,7 +939,7 @@ class Checks:
         sample_child = Child(sampler, uid=NOBODY)
         root = self.socket(rcvbuf_force=16 << 20)
         try:
-            root_id = register_ok(root, [notifier(STORAGE, ENOSPC, NOTIFY)])
+            root_id = register_ok(root, [notifier(STORAGE, QUOTA, NOTIFY)])
             info = churn_child.recv(timeout=60)
             sample_child.recv(timeout=60)
             churn_child.send({'seconds': seconds})
@@ -944,7 +947,7 @@ class Checks:
             deadline = time.monotonic() + seconds
             mid_stats = None
             while time.monotonic() < deadline:
-                reply = inject_ok(self.ctl, STORAGE, ENOSPC, path='/steady')
+                reply = inject_ok(self.ctl, STORAGE, QUOTA, path='/steady')
                 posted.append(reply.get('seq'))
                 dropped_replies += reply.get('dropped', 0)
                 for m in drain(root):
@@ -1040,7 +1043,7 @@ def helper_kern_log():
     """Registers a kern-log listener and says how that went (run under setpriv as another user)."""
     family, _ = lc.resolve_family()
     with Genl(family) as s:
-        reply = register(s, [notifier(STORAGE, ENOSPC, KERN_LOG)])
+        reply = register(s, [notifier(STORAGE, QUOTA, KERN_LOG)])
         print(json.dumps({'uid': os.geteuid(), 'caps': caps_of_self(), 'reply': reply}), flush=True)
         sys.stdin.readline()
 

@@ -778,7 +778,7 @@ class Checks:
             'unknown-listener-flag': register_attrs([notifier()], flags=0x2),
             'threshold-101': register_attrs([notifier(TYPE_STORAGE, LOW_SPACE, threshold=101)]),
             'type-3': register_attrs([notifier(type_=3)]),
-            'action-8': register_attrs([notifier(action=8)]),
+            'action-9': register_attrs([notifier(action=9)]),
             'not-nested': register_attrs([notifier(nested_flag=False)]),
             'unknown-notifier-attribute': register_attrs([notifier(extra=nla(42, u32(1)))]),
             'short-mount-id': register_attrs([notifier(extra=nla(A_NOTIFIER_MOUNT_ID, u32(1)))]),

@@ -128,7 +128,9 @@ function policyBlock(family: Family, owner: string, name: string, attrs: Attribu
     if (attr.type === 'pad') continue;
     const entry = policyEntry(family, owner, attr);
     before.push(...entry.before);
-    rows.push(`\t[${attr.cName}] = ${entry.value},`);
+    const row = `\t[${attr.cName}] = ${entry.value},`;
+    // checkpatch --strict wants lines of at most 100 columns (a tab counts 8).
+    rows.push(row.length + 7 > 100 ? `\t[${attr.cName}] =\n\t\t${entry.value},` : row);
   }
   return [...before, `${isStatic ? 'static ' : ''}const struct nla_policy ${name}[${last.cName} + 1] = {`, ...rows, '};'];
 }
