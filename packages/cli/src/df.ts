@@ -2,7 +2,7 @@
 // prints it (its columns, headers, rounding, alignment, and which mounts it leaves out), with
 // --json for scripts. A file system that does not answer in time is reported on stderr, as df
 // reports a failed statfs, instead of hanging the command.
-import { isNetlinkError, statfsError, type MountInfo, type StatfsInfo, type UsipClient } from '@usip/client';
+import { isNetlinkError, statfsError, UsipDumpInterruptedError, type MountInfo, type StatfsInfo, type UsipClient } from '@usip/client';
 import { EXIT_FAILURE, toJson } from './common.js';
 
 /** df's --output fields, in the order `--output` alone prints them. */
@@ -402,9 +402,14 @@ export async function df(client: UsipClient, files: readonly string[], options: 
     const infos = await client.statfsAll({ timeoutMs: options.timeoutMs });
     let roots = new Map<number, string>();
     if (!options.all) {
-      // mount-get's root of each mount, for df's choice between bind mounts of one device.
-      const { mounts } = await client.mounts();
-      roots = new Map(mounts.map((m: MountInfo) => [m.id, m.root]));
+      // mount-get's root of each mount, for df's choice between bind mounts of one device; a
+      // table that keeps changing is not worth failing for: the choice is then made without it.
+      try {
+        const { mounts } = await client.mounts();
+        roots = new Map(mounts.map((m: MountInfo) => [m.id, m.root]));
+      } catch (error) {
+        if (!(error instanceof UsipDumpInterruptedError)) throw error;
+      }
     }
     const all = infos.map((info) => ({ info, ...(roots.has(info.id) ? { root: roots.get(info.id)! } : {}) }));
     entries = options.all ? filterAll(all, options) : filterLikeDf(all, options);
