@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { devices, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
 import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient } from './common.js';
@@ -14,6 +14,7 @@ import {
   shownByDefault,
   type DevicesCommandOptions,
 } from './devices.js';
+import { df, parseOutputFields, type DfField, type DfOptions } from './df.js';
 import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
 import { formatListeners, listenerJson } from './listeners.js';
@@ -145,6 +146,63 @@ program
       process.stdout.write(options.json ? `${toJson(mountJson(mount), 2)}\n` : formatMount(mount));
     });
   });
+
+program
+  .command('df')
+  .description('file system usage of the mounts of this mount namespace, like df (or of the mounts FILEs are on)')
+  .helpOption('--help', 'display help for command')
+  .argument('[file...]', 'show the file system each FILE is on (the mount, its usage read at FILE)')
+  .option('-a, --all', 'include pseudo, duplicate and zero-size file systems')
+  .option('-h, --human-readable', 'print sizes in powers of 1024 (e.g. 1023M)')
+  .addOption(new Option('-i, --inodes', 'list inode information instead of block usage').conflicts(['output']))
+  .option('-k', 'sizes in 1K blocks (the default)')
+  .addOption(new Option('-T, --print-type', 'print the file system type').conflicts(['output']))
+  .option('-t, --type <type>', 'only file systems of this type (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+  .option('-x, --exclude-type <type>', 'no file systems of this type (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+  .addOption(
+    new Option('--output [fields]', `the columns, comma-separated, of ${'source,fstype,itotal,iused,iavail,ipcent,size,used,avail,pcent,file,target'} (all without a list)`).argParser(
+      (value: string) => {
+        try {
+          return parseOutputFields(value);
+        } catch (error) {
+          throw new InvalidArgumentError((error as Error).message);
+        }
+      },
+    ),
+  )
+  .option('--timeout <ms>', "how long to wait for each file system, in milliseconds (1 to 60000; default: the module's statfs_timeout_ms)", integer(1, 60_000))
+  .addOption(new Option('--json', 'print {"filesystems": [...]}: sizes in bytes, 64-bit values as strings').conflicts(['output']))
+  .action(
+    async (
+      files: string[],
+      options: {
+        all?: boolean;
+        humanReadable?: boolean;
+        inodes?: boolean;
+        printType?: boolean;
+        type?: string[];
+        excludeType?: string[];
+        output?: DfField[] | true;
+        timeout?: number;
+        json?: boolean;
+      },
+    ) => {
+      const dfOptions: DfOptions = {
+        all: options.all,
+        human: options.humanReadable,
+        inodes: options.inodes,
+        printType: options.printType,
+        output: options.output === true ? ['source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent', 'size', 'used', 'avail', 'pcent', 'file', 'target'] : options.output,
+        types: options.type,
+        excludeTypes: options.excludeType,
+        timeoutMs: options.timeout,
+        json: options.json,
+      };
+      await withClient(async (client) => {
+        process.exitCode = await df(client, files, dfOptions);
+      });
+    },
+  );
 
 program
   .command('watch')

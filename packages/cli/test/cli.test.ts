@@ -46,7 +46,7 @@ test('an unknown option or command is a usage error (exit 2) that names it', asy
   assert.match(command.stderr, "unknown command 'statsu'");
 });
 
-test('listeners, stats, inject, listen, mounts, mount and watch without the module exit 1 with the same message', async () => {
+test('listeners, stats, inject, listen, mounts, mount, watch and df without the module exit 1 with the same message', async () => {
   for (const args of [
     ['listeners'],
     ['listeners', '--json'],
@@ -59,6 +59,9 @@ test('listeners, stats, inject, listen, mounts, mount and watch without the modu
     ['mount', '27'],
     ['mount', '--unique-id', '2147483677', '--json'],
     ['watch', '--json', '--count', '1'],
+    ['df'],
+    ['df', '-h', '--json'],
+    ['df', '-i', '/tmp'],
   ]) {
     const { code, stdout, stderr } = await usip(...args);
     assert.is(code, 1, args.join(' '));
@@ -73,6 +76,16 @@ async function usage(args: string[], ...patterns: (string | RegExp)[]): Promise<
   assert.is(stdout, '', args.join(' '));
   for (const pattern of patterns) assert.match(stderr, pattern, args.join(' '));
 }
+
+test('df: a bad field, a field twice, --output with -i, -T or --json, a bad timeout are usage errors (exit 2) naming them, before any module call', async () => {
+  await usage(['df', '--output=source,blocks'], 'field "blocks" unknown; the fields are source,fstype,itotal,iused,iavail,ipcent,size,used,avail,pcent,file,target');
+  await usage(['df', '--output=target,size,target'], 'field "target" used more than once');
+  await usage(['df', '-i', '--output'], "option '-i, --inodes' cannot be used with option '--output [fields]'");
+  await usage(['df', '-T', '--output=source'], "option '-T, --print-type' cannot be used with option '--output [fields]'");
+  await usage(['df', '--json', '--output=source'], "option '--json' cannot be used with option '--output [fields]'");
+  await usage(['df', '--timeout', '60001'], "option '--timeout <ms>' argument '60001' is invalid. expected an integer from 1 to 60000");
+  await usage(['df', '-q'], "unknown option '-q'");
+});
 
 test('inject: a bad type, action or value is a usage error (exit 2) naming it, before any module call', async () => {
   await usage(['inject', '--type', 'mtab', '--action', 'enospc'], "argument 'enospc' is invalid", '"enospc" is not an mtab action; mtab actions are mount, umount, move, remount');

@@ -293,6 +293,17 @@ test('usip stats for people, host scope: the scope, then every counter the modul
   assert.not.match(older, 'undefined');
 });
 
+test('usip stats for people: statfs calls pending (a hung file system), when the module reports it', () => {
+  const reply = encodeAttributes(protocol.STATS_ATTRIBUTE_SET, {
+    listeners: 0, notifiers: 0, queued: 0, queueLimit: 4096, posted: 0n, dropped: 0n,
+    delivered: 0n, undeliverable: 0n, objects: 1, mountHooks: 0, statfsPending: 1, scope: protocol.StatsScope.host,
+  });
+  const text = formatStats(decodeStats(reply));
+  assert.match(text, /^statfs pending {6}1$/m);
+  assert.match(text, /^live objects {8}1$/m);
+  assert.equal(JSON.parse(formatStatsJson(decodeStats(reply))).statfsPending, 1);
+});
+
 test('usip stats for people, user scope: "your own", and no line for the host-wide counters it lacks', () => {
   assert.is(
     formatStats(decodeStats(userReply)),

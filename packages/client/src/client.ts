@@ -9,6 +9,7 @@ import {
   Feature,
   LISTENER_ATTRIBUTE_SET,
   PING_ATTRIBUTE_SET,
+  STATFS_ATTRIBUTE_SET,
   type AttributeSetSpec,
   type PingReply,
 } from './generated/usip.js';
@@ -26,12 +27,17 @@ import {
   mountKey,
   mountWatcherOptions,
   registerRequest,
+  statfsOptions,
+  statfsRequest,
   watchOptions,
   type InjectOptions,
   type MountWatcherOptions,
   type RegisterOptions,
+  type StatfsOptions,
+  type StatfsTarget,
   type WatchOptions,
 } from './options.js';
+import { decodeStatfs, type StatfsInfo } from './statfs.js';
 import {
   injectResult,
   listenerInfo,
@@ -292,6 +298,36 @@ export class UsipClient {
       closeAll();
       throw error;
     }
+  }
+
+  /**
+   * File system usage of one mount of the caller's namespace, as statfs(2) reports it: by
+   * `{ mountId }`, `{ uniqueId }` (Linux 6.8+) or `{ path }` (resolved from this process's root and
+   * working directory, as statfs(2) does; the answer is about the mount it is on). A file system
+   * that does not answer within `timeoutMs` (default: the module's statfs_timeout_ms, 1000) gives
+   * `error` ETIMEDOUT instead of `usage`. ENOENT (NetlinkError, with the module's message) when
+   * the path does not exist or the mount is not visible to the caller; EOPNOTSUPP when the module
+   * lacks the feature statfs.
+   */
+  async statfs(target: StatfsTarget, options: StatfsOptions = {}): Promise<StatfsInfo> {
+    const label = 'usip statfs';
+    const request = encodeAttributes(STATFS_ATTRIBUTE_SET, statfsRequest(label, target, options));
+    const replies = await this.#socket.request(this.family.id, Command.statfs, FAMILY_VERSION, request, { label });
+    return decodeStatfs(label, this.#single(label, replies));
+  }
+
+  /**
+   * File system usage of every mount of the caller's namespace, in the namespace's order, as
+   * the caller sees them from its root directory (the mounts of mountinfo). Each mount has
+   * `usage`, or `error` (ETIMEDOUT for a file system that did not answer within `timeoutMs`):
+   * one slow file system does not hold up the others.
+   */
+  async statfsAll(options: StatfsOptions = {}): Promise<StatfsInfo[]> {
+    const label = 'usip statfs';
+    const timeoutMs = statfsOptions(label, options);
+    const request = timeoutMs === undefined ? undefined : encodeAttributes(STATFS_ATTRIBUTE_SET, { timeoutMs });
+    const messages = await this.#socket.dump(this.family.id, Command.statfs, FAMILY_VERSION, request, { label });
+    return messages.map((message) => decodeStatfs(label, message.attributes));
   }
 
   /**

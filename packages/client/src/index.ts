@@ -61,10 +61,13 @@ export {
   type MtabActionName,
   type NotifierOptions,
   type RegisterOptions,
+  type StatfsOptions,
+  type StatfsTarget,
   type StorageActionName,
   type TypedAction,
   type WatchOptions,
 } from './options.js';
+export { decodeStatfs, statfsError, type StatfsError, type StatfsInfo, type StatfsUsage } from './statfs.js';
 export { decodeStats, type InjectResult, type ListenerInfo, type NotifierInfo, type StatsResult } from './replies.js';
 export { AttributeError, decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
 export * as protocol from './generated/usip.js';

@@ -10,6 +10,7 @@ import {
   MOUNT_ATTRIBUTE_SET,
   NOTIFIER_ATTRIBUTE_SET,
   NotifierFlags,
+  STATFS_ATTRIBUTE_SET,
   type ActionName,
   type AttributeSetSpec,
   type AttributeSpec,
@@ -18,6 +19,7 @@ import {
   type InjectRequest,
   type ListenerRegisterRequest,
   type NotifierAttributes,
+  type StatfsRequest,
 } from './generated/usip.js';
 import { UsipArgumentError } from './errors.js';
 
@@ -371,4 +373,46 @@ export function mountKey(operation: string, id: unknown): { mountId: bigint } | 
     return { uniqueId: record.uniqueId as bigint };
   }
   return fail(operation, 'id', `expected a mount id (a number) or { uniqueId: bigint }, got ${describe(id)}`);
+}
+
+/** Which mount statfs() reads: by mount id, by unique id (Linux 6.8+), or the mount a path is on. */
+export type StatfsTarget = { mountId: number | bigint } | { uniqueId: bigint } | { path: string };
+
+export interface StatfsOptions {
+  /**
+   * How long the module waits for one file system before it reports ETIMEDOUT for it, in
+   * milliseconds (1 to 60000; default: the module parameter statfs_timeout_ms, 1000).
+   */
+  timeoutMs?: number;
+}
+
+/** Checks statfs()'s options; returns the request's timeout-ms (undefined: the module's default). */
+export function statfsOptions(operation: string, options: unknown): number | undefined {
+  const record = checkObject(operation, '', options ?? {}, ['timeoutMs']);
+  checkAttributeValue(operation, 'timeoutMs', record.timeoutMs, STATFS_ATTRIBUTE_SET, 'timeoutMs');
+  return record.timeoutMs as number | undefined;
+}
+
+/** Checks statfs()'s target (exactly one of mountId, uniqueId, path) and its options: the request. */
+export function statfsRequest(operation: string, target: unknown, options: unknown): StatfsRequest {
+  const timeoutMs = statfsOptions(operation, options);
+  const keys = ['mountId', 'uniqueId', 'path'] as const;
+  const record = checkObject(operation, 'target', target, keys);
+  const given = keys.filter((key) => record[key] !== undefined);
+  if (given.length !== 1) {
+    fail(operation, 'target', `name the mount by exactly one of mountId, uniqueId or path, got ${given.length === 0 ? 'none' : given.join(' and ')}`);
+  }
+  const { mountId, uniqueId, path } = record;
+  if (mountId !== undefined) {
+    const ok = typeof mountId === 'bigint' ? mountId >= 0n && mountId <= 0xffffffffffffffffn : Number.isSafeInteger(mountId) && (mountId as number) >= 0;
+    if (!ok) fail(operation, 'target.mountId', `expected a mount id (a non-negative integer or bigint), got ${describe(mountId)}`);
+    return { mountId: BigInt(mountId as number | bigint), timeoutMs };
+  }
+  if (uniqueId !== undefined) {
+    checkAttributeValue(operation, 'target.uniqueId', uniqueId, STATFS_ATTRIBUTE_SET, 'uniqueId');
+    return { uniqueId: uniqueId as bigint, timeoutMs };
+  }
+  checkAttributeValue(operation, 'target.path', path, STATFS_ATTRIBUTE_SET, 'path');
+  if (path === '') fail(operation, 'target.path', 'is empty');
+  return { path: path as string, timeoutMs };
 }

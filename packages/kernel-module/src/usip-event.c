@@ -617,7 +617,8 @@ static int usip_put_host_stats(struct sk_buff *reply)
 	    nla_put_u32(reply, USIP_A_STATS_STORAGE_HOOKS, usip_storage_hooks_armed()) ||
 	    nla_put_u32(reply, USIP_A_STATS_COALESCE_SLOTS, usip_coalesce_slots()) ||
 	    nla_put_u64_64bit(reply, USIP_A_STATS_SPACE_ERRORS_UNREPORTED,
-			      usip_space_errors_unreported(), USIP_A_STATS_PAD))
+			      usip_space_errors_unreported(), USIP_A_STATS_PAD) ||
+	    nla_put_u32(reply, USIP_A_STATS_STATFS_PENDING, usip_statfs_pending_count()))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -630,8 +631,13 @@ int usip_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	reply = genlmsg_new(8 * nla_total_size(sizeof(u32)) +
-			    4 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
+	/*
+	 * listeners, notifiers, queued, queue-limit, objects, mount-hooks, scope,
+	 * storage-hooks, coalesce-slots, watched-mounts, statfs-pending; posted,
+	 * dropped, delivered, undeliverable, space-errors-unreported
+	 */
+	reply = genlmsg_new(11 * nla_total_size(sizeof(u32)) +
+			    5 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
 	hdr = genlmsg_put_reply(reply, info, &usip_family, 0, USIP_CMD_STATS);

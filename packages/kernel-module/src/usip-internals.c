@@ -920,8 +920,6 @@ int usip_internals_init(void)
 		if (usip_needs_mount_table(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
 			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,
 					 "the mount table is not available");
-	/* Not in this module yet (no kernel log line for it). */
-	usip_feature_reason[USIP_F_STATFS] = USIP_UNAVAILABLE_REASON_NOT_BUILT;
 out:
 	kfree(at);
 	kfree(syms);

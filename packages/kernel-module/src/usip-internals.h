@@ -340,6 +340,57 @@ int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const char *nam
 struct mount *usip_ns_find_mount(struct mnt_namespace *ns, u64 mount_id, u64 unique_id);
 struct mount *usip_ns_find_dev(struct mnt_namespace *ns, dev_t dev);
 
+/* --- Mounts for other operations (usip-mount.c) ------------------------- */
+
+/*
+ * A mount by id in @ns: its mount id, or with @by_unique_id its unique id
+ * (6.8+); NULL if @ns has none. namespace_sem held.
+ */
+struct mount *usip_mount_lookup(struct mnt_namespace *ns, bool by_unique_id, u64 id);
+
+/*
+ * Scratch space for a mount's text, with the credentials of the task that
+ * made it (file systems' show_devname() may read them); charged to it.
+ */
+struct usip_mount_text;
+struct usip_mount_text *usip_mount_text_new(void);
+void usip_mount_text_free(struct usip_mount_text *t);
+
+/* A mount's place and name as mountinfo shows them; the strings live in the text. */
+struct usip_mount_ident {
+	const char *mount_point;
+	const char *source;
+	const char *fs_type;
+};
+
+/*
+ * Fills @id for @m as seen from @root: 0, 1 if @m is not visible from @root
+ * (mountinfo leaves it out), or an error. namespace_sem held.
+ */
+int usip_mount_identity(struct usip_mount_text *t, struct mount *m,
+			const struct path *root, struct usip_mount_ident *id);
+
+/*
+ * A walk through the caller's mount namespace, in its order, that keeps its
+ * place while namespace_sem is let go between batches, and holds no mount:
+ * after the last unique id passed (rbtree, 6.8+) or at a cursor in the list
+ * (6.1, as mountinfo's readers do).
+ */
+struct usip_mount_walk {
+	struct mnt_namespace *ns;	/* referenced */
+	u64 last_unique_id;
+	struct mount *cursor;
+	unsigned long passed;
+};
+
+/* Starts in the caller's namespace: 0 or -ENOMEM. */
+int usip_mount_walk_init(struct usip_mount_walk *w);
+void usip_mount_walk_release(struct usip_mount_walk *w);
+/* With namespace_sem held: the first mount not yet passed, the next, and passing one. */
+struct mount *usip_mount_walk_resume(struct usip_mount_walk *w);
+struct mount *usip_mount_walk_next(struct usip_mount_walk *w, struct mount *m);
+void usip_mount_walk_remember(struct usip_mount_walk *w, struct mount *m);
+
 int usip_internals_init(void);
 
 #endif /* _USIP_INTERNALS_H */

@@ -78,6 +78,16 @@ module_param_named(max_coalesce_slots_per_user, usip_max_coalesce_slots_per_user
 MODULE_PARM_DESC(max_coalesce_slots_per_user,
 		 "Coalescing slots one uid's failing processes may use at once");
 
+unsigned int usip_statfs_timeout_ms = 1000;
+module_param_named(statfs_timeout_ms, usip_statfs_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(statfs_timeout_ms,
+		 "How long a statfs request waits for one file system before reporting ETIMEDOUT for it, unless the request says (1 to 60000; default 1000)");
+
+unsigned int usip_statfs_max_running = 32;
+module_param_named(statfs_max_running, usip_statfs_max_running, uint, 0444);
+MODULE_PARM_DESC(statfs_max_running,
+		 "statfs calls that may run at once, hung ones included; more wait, and time out if none ends (load time only; 1 to 512, default 32)");
+
 struct workqueue_struct *usip_wq;
 
 atomic_t usip_objects = ATOMIC_INIT(0);
@@ -128,9 +138,12 @@ static int __init usip_init(void)
 	usip_wq = alloc_workqueue("usip", 0, 0);
 	if (!usip_wq)
 		return -ENOMEM;
-	err = usip_mount_events_init();
+	err = usip_statfs_init();
 	if (err)
 		goto wq;
+	err = usip_mount_events_init();
+	if (err)
+		goto statfs;
 	err = usip_space_errors_init();
 	if (err)
 		goto mount_events;
@@ -157,6 +170,8 @@ space_errors:
 	usip_space_errors_exit();
 mount_events:
 	usip_mount_events_exit();
+statfs:
+	usip_statfs_exit();
 wq:
 	destroy_workqueue(usip_wq);
 	return err;
@@ -176,6 +191,8 @@ static void __exit usip_exit(void)
 	/* Discards what is still queued: its listeners' references go to usip_wq. */
 	usip_events_exit();
 	usip_listeners_exit();
+	/* No statfs call is left (each holds the module), but the tail of the last. */
+	usip_statfs_exit();
 	destroy_workqueue(usip_wq);
 	/* The mount namespace states go after an RCU grace period. */
 	rcu_barrier();

@@ -78,7 +78,7 @@ static const struct file_operations usip_mount_text_fops = {
 	.owner = THIS_MODULE,
 };
 
-static void usip_mount_text_free(struct usip_mount_text *t)
+void usip_mount_text_free(struct usip_mount_text *t)
 {
 	if (!t)
 		return;
@@ -89,7 +89,7 @@ static void usip_mount_text_free(struct usip_mount_text *t)
 }
 
 /* Charged, like everything a reader makes the module allocate, to the reader. */
-static struct usip_mount_text *usip_mount_text_new(void)
+struct usip_mount_text *usip_mount_text_new(void)
 {
 	struct usip_mount_text *t = kvzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 
@@ -407,15 +407,11 @@ static int usip_dominating_id(struct mount *m, const struct path *root)
 	return 0;
 }
 
-/*
- * Builds @m's text fields. Returns 0, 1 if @m is not visible from @root
- * (skip it), or an error.
- */
-static int usip_mount_build(struct usip_mount_text *t, struct mount *m,
-			    const struct path *root)
+/* Where @m is, its source and type; namespace_sem held. See usip-internals.h. */
+int usip_mount_identity(struct usip_mount_text *t, struct mount *m,
+			const struct path *root, struct usip_mount_ident *id)
 {
 	struct vfsmount *vfs = usip_mnt_vfs(m);
-	int err;
 
 	/*
 	 * Outside the root, too deep to tell, or (mountinfo would show it) too
@@ -424,13 +420,34 @@ static int usip_mount_build(struct usip_mount_text *t, struct mount *m,
 	t->mount_point = usip_mount_point(m, root, &t->where);
 	if (IS_ERR_OR_NULL(t->mount_point))
 		return 1;
-	t->root = usip_mount_root(t, vfs);
 	t->source = usip_mount_source(t, m, vfs);
-	if (!t->root || !t->source)
+	if (!t->source)
 		return -ENAMETOOLONG;
 	usip_mount_fs_type(t, vfs->mnt_sb);
-	err = usip_mount_options(t, vfs);
-	return err;
+	if (id) {
+		id->mount_point = t->mount_point;
+		id->source = t->source;
+		id->fs_type = t->fs_type;
+	}
+	return 0;
+}
+
+/*
+ * Builds @m's text fields. Returns 0, 1 if @m is not visible from @root
+ * (skip it), or an error.
+ */
+static int usip_mount_build(struct usip_mount_text *t, struct mount *m,
+			    const struct path *root)
+{
+	int err;
+
+	err = usip_mount_identity(t, m, root, NULL);
+	if (err)
+		return err;
+	t->root = usip_mount_root(t, usip_mnt_vfs(m));
+	if (!t->root)
+		return -ENAMETOOLONG;
+	return usip_mount_options(t, usip_mnt_vfs(m));
 }
 
 static size_t usip_mount_msg_size(const struct usip_mount_text *t)
@@ -618,28 +635,109 @@ struct mount *usip_ns_find_dev(struct mnt_namespace *ns, dev_t dev)
 	return NULL;
 }
 
-/* --- mount-get do -------------------------------------------------------- */
+/* --- Finding a mount, walking a namespace across batches -------------- */
+
+struct mount *usip_mount_lookup(struct mnt_namespace *ns, bool by_unique_id, u64 id)
+{
+	if (by_unique_id)
+		return usip_k.has_unique_id && id ? usip_ns_find_mount(ns, 0, id) : NULL;
+	return usip_ns_find_mount(ns, id, 0);
+}
 
 static struct mount *usip_mount_find(struct mnt_namespace *ns, const struct nlattr *id,
 				     const struct nlattr *unique)
 {
-	struct mount *m;
-
-	if (unique) {
-		u64 want = nla_get_u64(unique);
-
-		if (!usip_k.has_unique_id || !want)
-			return NULL;
-		m = usip_tree_first_after(ns, want - 1);
-		return m && usip_mnt_unique_id(m) == want ? m : NULL;
-	}
-	for (m = usip_ns_next(ns, NULL); m; m = usip_ns_next(ns, m)) {
-		if (usip_mnt_id(m) == nla_get_u64(id))
-			return m;
-		cond_resched();
-	}
-	return NULL;
+	return unique ? usip_mount_lookup(ns, true, nla_get_u64(unique)) :
+			usip_mount_lookup(ns, false, nla_get_u64(id));
 }
+
+/* A cursor for @ns's list: an empty struct mount of the kernel's size, flagged MNT_CURSOR. */
+static struct mount *usip_cursor_new(void)
+{
+#ifdef MNT_CURSOR
+	struct mount *cursor = kzalloc(usip_k.mount_size, GFP_KERNEL_ACCOUNT);
+
+	if (!cursor)
+		return NULL;
+	usip_mnt_vfs(cursor)->mnt_flags = MNT_CURSOR;
+	INIT_LIST_HEAD(USIP_AT(cursor, usip_k.mnt_list, struct list_head));
+	return cursor;
+#else
+	/* Kernels without cursors keep their mounts in an rbtree (6.8+). */
+	return NULL;
+#endif
+}
+
+static struct list_head *usip_cursor_entry(struct mount *cursor)
+{
+	return USIP_AT(cursor, usip_k.mnt_list, struct list_head);
+}
+
+/* Moves the walk's cursor after @m (NULL: takes it out); namespace_sem held. */
+static void usip_cursor_move(struct usip_mount_walk *w, struct mount *m)
+{
+	spinlock_t *lock = USIP_AT(w->ns, usip_k.ns_lock, spinlock_t);
+	struct list_head *entry = usip_cursor_entry(w->cursor);
+
+	spin_lock(lock);
+	if (m)
+		list_move(entry, USIP_AT(m, usip_k.mnt_list, struct list_head));
+	else
+		list_del_init(entry);
+	spin_unlock(lock);
+}
+
+int usip_mount_walk_init(struct usip_mount_walk *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (!usip_k.ns_rbtree) {
+		w->cursor = usip_cursor_new();
+		if (!w->cursor)
+			return -ENOMEM;
+	}
+	w->ns = (struct mnt_namespace *)usip_mnt_ns_get_current();
+	return 0;
+}
+
+void usip_mount_walk_release(struct usip_mount_walk *w)
+{
+	if (w->cursor) {
+		down_read(usip_k.namespace_sem);
+		usip_cursor_move(w, NULL);
+		up_read(usip_k.namespace_sem);
+		kfree(w->cursor);
+		w->cursor = NULL;
+	}
+	if (w->ns)
+		usip_mnt_ns_put(usip_ns_common(w->ns));
+	w->ns = NULL;
+}
+
+struct mount *usip_mount_walk_resume(struct usip_mount_walk *w)
+{
+	if (usip_k.ns_rbtree)
+		return w->passed ? usip_tree_first_after(w->ns, w->last_unique_id) :
+				   usip_ns_next(w->ns, NULL);
+	if (list_empty(usip_cursor_entry(w->cursor)))
+		return usip_ns_next(w->ns, NULL);
+	return usip_list_next(w->ns, usip_cursor_entry(w->cursor));
+}
+
+struct mount *usip_mount_walk_next(struct usip_mount_walk *w, struct mount *m)
+{
+	return usip_ns_next(w->ns, m);
+}
+
+void usip_mount_walk_remember(struct usip_mount_walk *w, struct mount *m)
+{
+	w->passed++;
+	if (usip_k.ns_rbtree)
+		w->last_unique_id = usip_mnt_unique_id(m);
+	else
+		usip_cursor_move(w, m);
+}
+
+/* --- mount-get do -------------------------------------------------------- */
 
 int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
@@ -705,56 +803,17 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info)
 /* --- mount-get dump ------------------------------------------------------ */
 
 struct usip_mount_dump {
-	struct mnt_namespace *ns;	/* referenced */
+	/* The namespace, and where to resume. */
+	struct usip_mount_walk walk;
 	struct path root;		/* the reader's root when the dump began */
 	struct usip_mount_text *text;	/* with the reader's credentials then */
 	u64 ns_seq;
-	/* Where to resume: after this unique id (rbtree), or after the cursor (list). */
-	u64 last_unique_id;
-	struct mount *cursor;
-	unsigned long sent;
 	bool done;
 };
 
 static struct usip_mount_dump *usip_dump_ctx(struct netlink_callback *cb)
 {
 	return (struct usip_mount_dump *)cb->args[0];
-}
-
-/* A cursor for @ns's list: an empty struct mount of the kernel's size, flagged MNT_CURSOR. */
-static struct mount *usip_cursor_new(void)
-{
-#ifdef MNT_CURSOR
-	struct mount *cursor = kzalloc(usip_k.mount_size, GFP_KERNEL_ACCOUNT);
-
-	if (!cursor)
-		return NULL;
-	usip_mnt_vfs(cursor)->mnt_flags = MNT_CURSOR;
-	INIT_LIST_HEAD(USIP_AT(cursor, usip_k.mnt_list, struct list_head));
-	return cursor;
-#else
-	/* Kernels without cursors keep their mounts in an rbtree (6.8+). */
-	return ERR_PTR(-EOPNOTSUPP);
-#endif
-}
-
-static struct list_head *usip_cursor_entry(struct mount *cursor)
-{
-	return USIP_AT(cursor, usip_k.mnt_list, struct list_head);
-}
-
-/* Moves the cursor after @m (NULL: takes it out); namespace_sem held. */
-static void usip_cursor_move(struct usip_mount_dump *d, struct mount *m)
-{
-	spinlock_t *lock = USIP_AT(d->ns, usip_k.ns_lock, spinlock_t);
-	struct list_head *entry = usip_cursor_entry(d->cursor);
-
-	spin_lock(lock);
-	if (m)
-		list_move(entry, USIP_AT(m, usip_k.mnt_list, struct list_head));
-	else
-		list_del_init(entry);
-	spin_unlock(lock);
 }
 
 /*
@@ -770,15 +829,8 @@ int usip_nl_mount_get_dump_done(struct netlink_callback *cb)
 
 	if (!d)
 		return 0;
-	if (!IS_ERR_OR_NULL(d->cursor)) {
-		down_read(usip_k.namespace_sem);
-		usip_cursor_move(d, NULL);
-		up_read(usip_k.namespace_sem);
-		kfree(d->cursor);
-	}
+	usip_mount_walk_release(&d->walk);
 	path_put(&d->root);
-	if (d->ns)
-		usip_mnt_ns_put(usip_ns_common(d->ns));
 	usip_mount_text_free(d->text);
 	kfree(d);
 	cb->args[0] = 0;
@@ -802,43 +854,18 @@ int usip_nl_mount_get_dump_start(struct netlink_callback *cb)
 		return -ENOMEM;
 	cb->args[0] = (long)d;
 	/* What the dump shows, and as whom, is fixed now. */
-	d->ns = (struct mnt_namespace *)usip_mnt_ns_get_current();
 	get_fs_root(current->fs, &d->root);
 	d->text = usip_mount_text_new();
-	if (!usip_k.ns_rbtree)
-		d->cursor = usip_cursor_new();
-	if (!d->text || (!usip_k.ns_rbtree && IS_ERR_OR_NULL(d->cursor))) {
-		if (IS_ERR(d->cursor))
-			d->cursor = NULL;
+	if (!d->text || usip_mount_walk_init(&d->walk)) {
 		usip_nl_mount_get_dump_done(cb);
 		return -ENOMEM;
 	}
 	/* Under namespace_sem, so no mount table change is half counted. */
 	down_read(usip_k.namespace_sem);
-	d->ns_seq = usip_mntns_seq(usip_ns_common(d->ns));
+	d->ns_seq = usip_mntns_seq(usip_ns_common(d->walk.ns));
 	up_read(usip_k.namespace_sem);
 	cb->min_dump_alloc = USIP_MOUNT_DUMP_ALLOC;
 	return 0;
-}
-
-/* Where the dump goes on from; namespace_sem held. */
-static struct mount *usip_dump_resume(struct usip_mount_dump *d)
-{
-	if (usip_k.ns_rbtree)
-		return d->sent ? usip_tree_first_after(d->ns, d->last_unique_id) :
-				 usip_ns_next(d->ns, NULL);
-	if (list_empty(usip_cursor_entry(d->cursor)))
-		return usip_ns_next(d->ns, NULL);
-	return usip_list_next(d->ns, usip_cursor_entry(d->cursor));
-}
-
-static void usip_dump_remember(struct usip_mount_dump *d, struct mount *m)
-{
-	d->sent++;
-	if (usip_k.ns_rbtree)
-		d->last_unique_id = usip_mnt_unique_id(m);
-	else
-		usip_cursor_move(d, m);
 }
 
 int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
@@ -860,13 +887,13 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 		return 0;
 	down_read(usip_k.namespace_sem);
 	/* Any change of the namespace between batches flags the dump. */
-	cb->seq = (u32)usip_ns_event(d->ns) | 1;
-	for (m = usip_dump_resume(d); m; m = usip_ns_next(d->ns, m)) {
+	cb->seq = (u32)usip_ns_event(d->walk.ns) | 1;
+	for (m = usip_mount_walk_resume(&d->walk); m; m = usip_mount_walk_next(&d->walk, m)) {
 		/* A batch is a buffer's worth, but the file systems' callbacks vary. */
 		cond_resched();
 		err = usip_mount_build(d->text, m, &d->root);
 		if (err == 1) {
-			usip_dump_remember(d, m);
+			usip_mount_walk_remember(&d->walk, m);
 			err = 0;
 			continue;
 		}
@@ -885,7 +912,7 @@ int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 			break;
 		}
 		genlmsg_end(skb, hdr);
-		usip_dump_remember(d, m);
+		usip_mount_walk_remember(&d->walk, m);
 		/*
 		 * The table changed under the dump and this message says so: the
 		 * reader will dump again, so the rest is not worth sending.

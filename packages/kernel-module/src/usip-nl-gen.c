@@ -69,8 +69,21 @@ static const struct nla_policy usip_mount_get_nl_policy[USIP_A_MOUNT_UNIQUE_ID +
 	[USIP_A_MOUNT_UNIQUE_ID] = { .type = NLA_U64, },
 };
 
+/* USIP_CMD_STATFS - do, dump */
+static struct netlink_range_validation usip_statfs_timeout_ms_range = {
+	.min	= 1U,
+	.max	= 60000U,
+};
+
+static const struct nla_policy usip_statfs_nl_policy[USIP_A_STATFS_TIMEOUT_MS + 1] = {
+	[USIP_A_STATFS_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_STATFS_UNIQUE_ID] = { .type = NLA_U64, },
+	[USIP_A_STATFS_PATH] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
+	[USIP_A_STATFS_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_statfs_timeout_ms_range),
+};
+
 /* Ops table for usip */
-const struct genl_ops usip_nl_ops[7] = {
+const struct genl_ops usip_nl_ops[8] = {
 	{
 		.cmd		= USIP_CMD_PING,
 		.doit		= usip_nl_ping_doit,
@@ -111,6 +124,15 @@ const struct genl_ops usip_nl_ops[7] = {
 		.done		= usip_nl_mount_get_dump_done,
 		.policy		= usip_mount_get_nl_policy,
 		.maxattr	= USIP_A_MOUNT_UNIQUE_ID,
+	},
+	{
+		.cmd		= USIP_CMD_STATFS,
+		.doit		= usip_nl_statfs_doit,
+		.start		= usip_nl_statfs_dump_start,
+		.dumpit		= usip_nl_statfs_dumpit,
+		.done		= usip_nl_statfs_dump_done,
+		.policy		= usip_statfs_nl_policy,
+		.maxattr	= USIP_A_STATFS_TIMEOUT_MS,
 	},
 };
 

@@ -18,7 +18,7 @@ enum {
 /* Policies of attribute sets nested in requests */
 extern const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1];
 
-extern const struct genl_ops usip_nl_ops[7];
+extern const struct genl_ops usip_nl_ops[8];
 extern const struct genl_multicast_group usip_nl_mcgrps[2];
 
 int usip_nl_ping_doit(struct sk_buff *skb, struct genl_info *info);
@@ -31,5 +31,9 @@ int usip_nl_mount_get_doit(struct sk_buff *skb, struct genl_info *info);
 int usip_nl_mount_get_dump_start(struct netlink_callback *cb);
 int usip_nl_mount_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
 int usip_nl_mount_get_dump_done(struct netlink_callback *cb);
+int usip_nl_statfs_doit(struct sk_buff *skb, struct genl_info *info);
+int usip_nl_statfs_dump_start(struct netlink_callback *cb);
+int usip_nl_statfs_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
+int usip_nl_statfs_dump_done(struct netlink_callback *cb);
 
 #endif /* _USIP_NL_GEN_H */

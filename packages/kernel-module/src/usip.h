@@ -24,6 +24,8 @@ extern unsigned int usip_event_queue_len;
 extern unsigned int usip_user_queue_len;
 extern unsigned int usip_listener_queue_len;
 extern atomic_t usip_inject_arm_failures;
+extern unsigned int usip_statfs_timeout_ms;
+extern unsigned int usip_statfs_max_running;
 extern bool usip_space_errors_unprivileged;
 extern unsigned int usip_space_error_interval_ms;
 extern unsigned int usip_max_coalesce_slots;
@@ -226,6 +228,12 @@ bool usip_mntns_watched(const struct ns_common *ns);
 
 /* usip-internals.c */
 int usip_internals_init(void);
+
+/* usip-statfs.c */
+int usip_statfs_init(void);
+void usip_statfs_exit(void);
+/* statfs calls that outlived their requester's timeout and still run. */
+unsigned int usip_statfs_pending_count(void);
 
 /* usip-space-errors.c: enospc, edquot and quota events. */
 int usip_space_errors_init(void);

@@ -4,7 +4,7 @@
 // count) loads the module with allow_inject=1 and runs test/guest/fuzz.py, which sends at least
 // 10,000 valid, semantically invalid and malformed messages to every operation, half as root and
 // half as uid 65534, checks every answer against an oracle (for mount-get: the guest's
-// /proc/self/mountinfo; for listeners, events, stats and ping: a model of every listener, of the
+// /proc/self/mountinfo; for statfs: mountinfo and statfs(2) of each mount point; for listeners, events, stats and ping: a model of every listener, of the
 // queue shares and of the arm failures it injects), runs its scenarios in between (share checks,
 // arm checks, mount-get dumps read later by someone else), then closes every socket and checks
 // that ping answers, stats is back to zero and the slab cache is empty. The harness then unloads
@@ -19,7 +19,7 @@ import { builtModule, testKernels, vmTimeout, workspaceRoot } from './helpers.js
 
 const MIN_MESSAGES = 10_000;
 /** The operations of the family that take requests; each must get its share of the messages. */
-const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats', 'mount-get'];
+const REQUEST_OPERATIONS = ['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats', 'mount-get', 'statfs'];
 /** Successful mount-get answers compared with mountinfo, per user: do replies and whole dumps. */
 const MIN_MOUNT_GETS = 20;
 const MIN_MOUNT_DUMPS = 5;
@@ -86,6 +86,12 @@ interface FuzzReport {
   run_stats?: Record<string, number>;
   /** Per operation: how many answers of each kind (ok, EINVAL, ...). */
   outcomes?: Record<string, Record<string, number>>;
+  statfs?: {
+    checked: Record<'root' | 'nobody', { do: number; dump: number }>;
+    feature: boolean | null;
+    mounts_with_truth: number;
+    paths: number;
+  };
   mount_get?: {
     checked: Record<'root' | 'nobody', { do: number; dump: number }>;
     mounts: number;
@@ -187,6 +193,27 @@ for (const { name, series, result, report } of runs) {
     const outcomes = r.outcomes?.['mount-get'] ?? {};
     for (const kind of ['ok', 'EINVAL', 'ENOENT', ...(hasUnique ? [] : ['EOPNOTSUPP'])]) {
       assert.ok((outcomes[kind] ?? 0) > 0, `no mount-get was answered ${kind}: ${JSON.stringify(outcomes)}`);
+    }
+  });
+
+  test(`${name}: statfs answered root and nobody alike: do replies and dumps equal to mountinfo and statfs(2), and every refusal`, () => {
+    const r = got();
+    const st = r.statfs;
+    assert.ok(st, 'the report has no statfs section');
+    assert.is(st.feature, true, 'the module does not report the feature statfs');
+    assert.ok(st.mounts_with_truth > 0 && st.paths > 0, JSON.stringify(st));
+    for (const side of ['root', 'nobody'] as const) {
+      const c = st.checked[side];
+      assert.ok(c.do >= MIN_MOUNT_GETS, `${side}: only ${c.do} statfs replies were checked`);
+      assert.ok(c.dump >= MIN_MOUNT_DUMPS, `${side}: only ${c.dump} statfs dumps were checked`);
+    }
+    const counts = r.run_stats ?? {};
+    // Numbers compared with statfs(2): the stable ones of every mount, all of the fuzzer's idle tmpfs.
+    assert.ok((counts.statfs_numbers_compared ?? 0) >= 200, `statfs_numbers_compared ${counts.statfs_numbers_compared}`);
+    assert.ok((counts.statfs_exact_compared ?? 0) >= 100, `statfs_exact_compared ${counts.statfs_exact_compared}`);
+    const outcomes = r.outcomes?.['statfs'] ?? {};
+    for (const kind of ['ok', 'EINVAL', 'ENOENT', 'ERANGE', ...(series === '6.1' ? ['EOPNOTSUPP'] : [])]) {
+      assert.ok((outcomes[kind] ?? 0) > 0, `no statfs was answered ${kind}: ${JSON.stringify(outcomes)}`);
     }
   });
 

@@ -146,7 +146,7 @@ for (const report of reports) {
     assert.is(report.get<boolean>('end'), true);
   });
 
-  test('module parameters: defaults, allow_inject set and read-only, the others writable by root', () => {
+  test('module parameters: defaults, allow_inject and statfs_max_running set at load only, the others writable by root', () => {
     const start = report.get<{
       params: Record<string, string>;
       param_modes: Record<string, string>;
@@ -160,10 +160,14 @@ for (const report of reports) {
       max_coalesce_slots: '1024',
       max_coalesce_slots_per_user: '64',
       max_listeners_per_user: '64',
+      max_coalesce_slots: '1024',
+      max_coalesce_slots_per_user: '64',
       max_notifiers_per_listener: '32',
       max_watched_mounts_per_listener: '256',
       space_error_interval_ms: '1000',
       space_errors_unprivileged: 'N',
+      statfs_max_running: '32',
+      statfs_timeout_ms: '1000',
       user_queue_len: '1024',
     });
     assert.equal(start.param_modes, {
@@ -174,10 +178,14 @@ for (const report of reports) {
       max_coalesce_slots: '0o644',
       max_coalesce_slots_per_user: '0o644',
       max_listeners_per_user: '0o644',
+      max_coalesce_slots: '0o644',
+      max_coalesce_slots_per_user: '0o644',
       max_notifiers_per_listener: '0o644',
       max_watched_mounts_per_listener: '0o644',
       space_error_interval_ms: '0o644',
       space_errors_unprivileged: '0o644',
+      statfs_max_running: '0o444',
+      statfs_timeout_ms: '0o644',
       user_queue_len: '0o644',
     });
     const write = report.get<{ write_error: string | null; value_after: string }>('params.allow-inject-read-only');

@@ -60,8 +60,13 @@ function expectedFeatures(kernel: Kernel): number {
   const remountEvents = 0x10;
   const propagationEvents = 0x20;
   const setattrEvents = 0x40;
+  // statfs needs only the mount table; space-errors the sys_exit tracepoint, quota-warnings
+  // quota_send_warning (CONFIG_QUOTA_NETLINK_INTERFACE); low-space is not built yet.
+  const statfs = 0x80;
+  const spaceErrors = 0x100;
+  const quotaWarnings = 0x200;
   const native = readFileSync(header, 'utf8').includes('#define FAN_MNT_ATTACH') ? nativeMountNotify : 0;
-  return netns | native | mountTable | mountEvents | remountEvents | propagationEvents | setattrEvents;
+  return netns | native | mountTable | mountEvents | remountEvents | propagationEvents | setattrEvents | statfs | spaceErrors | quotaWarnings;
 }
 
 /** The block genl-ctrl-list -d prints for one family: its header line and indented details. */
@@ -114,8 +119,8 @@ for (const kernel of kernels) {
     const block = familyBlock(report.ctrl_list, 'usip');
     assert.ok(block.length > 0, `usip is not in genl-ctrl-list -d:\n${report.ctrl_list}`);
     assert.match(block[0] ?? '', /usip version 1$/);
-    // ping, listener-register, listener-unregister, listener-get (dump), inject, stats, and
-    // mount-get (9: do and dump). Events (7, 8) are not requests, so not ops. Ops without request attributes report a policy too:
+    // ping, listener-register, listener-unregister, listener-get (dump), inject, stats,
+    // mount-get (9: do and dump) and statfs (10: do and dump). Events (7, 8, 11) are not requests, so not ops. Ops without request attributes report a policy too:
     // with .resv_start_op 0 the kernel gives them one that rejects every attribute.
     const ops = block.filter((l) => l.startsWith('op ')).map((l) => /\(0x[0-9a-f]+\) <[^>]*>$/.exec(l)?.[0] ?? l);
     assert.equal(
@@ -128,6 +133,7 @@ for (const kernel of kernels) {
         '(0x05) <has_doit,has_policy>',
         '(0x06) <has_doit,has_policy>',
         '(0x09) <has_doit,has_dump,has_policy>',
+        '(0x0a) <has_doit,has_dump,has_policy>',
       ],
       block.join('\n'),
     );

@@ -924,7 +924,7 @@ export interface StatsAttributes {
   objects?: number;
   /** Kernel functions the module hooks right now to see mount table changes: 0 while no listener has an mtab notifier. */
   mountHooks?: number;
-  /** Whose counters these are. In the user scope, listeners, notifiers, queued, delivered and dropped count the caller's own listeners (dropped: the events they missed), queue-limit is the per-user bound, and the host-wide counters (posted, undeliverable, objects, mount-hooks) are absent. */
+  /** Whose counters these are. In the user scope, listeners, notifiers, queued, delivered and dropped count the caller's own listeners (dropped: the events they missed), queue-limit is the per-user bound, and the host-wide counters (posted, undeliverable, objects, mount-hooks, statfs-pending) are absent. */
   scope?: number;
   /** Storage hooks armed right now (the sys_exit tracepoint for enospc and edquot, the quota warning probe): 0 while no listener wants them. */
   storageHooks?: number;
@@ -1013,8 +1013,10 @@ export const Command = {
   storageEvent: 8,
   /** Reads the mount table of the caller's mount namespace, as the caller sees it from its root directory: what /proc/self/mountinfo shows, in structured form. A do request names one mount by mount-id or unique-id (ENOENT if no such mount is visible to the caller); a dump returns every mount, one message each, in the namespace's order. The dump is interrupted (NLM_F_DUMP_INTR) if the namespace changed while it ran. Any user may ask, about their own namespace. EOPNOTSUPP when the feature mount-table is missing. */
   mountGet: 9,
+  /** Reads file system usage, as statfs(2) does, for mounts of the caller's mount namespace that the caller sees from its root directory (the visibility rules of mount-get). A do request names one mount by mount-id, unique-id or path (ENOENT, with a message, if it does not exist or is not visible); a dump returns every mount, in the namespace's order. statfs is never called with the namespace locked: the dump takes a batch of mounts, lets go of the lock, then reads each with a timeout; a mount whose file system does not answer in timeout-ms (a hung NFS server, a stuck FUSE daemon) is reported with error ETIMEDOUT instead of stalling the dump. Any user may ask. EOPNOTSUPP when the feature statfs is missing. */
+  statfs: 10,
   /** Sent to a listener, once the event queue has drained, when events meant for it were lost (the queue was full, or its socket's receive buffer) and no later event has told it yet: a reader learns of a gap without waiting for the next event. missed is how many were lost since the last report; a later event's missed does not count them again. */
-  missed: 10,
+  missed: 11,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -1152,10 +1154,24 @@ export type MountGetReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniq
 export type MountGetDumpRequest = Pick<MountAttributes, never>;
 export type MountGetDumpReply = Pick<MountAttributes, 'mountId' | 'parentId' | 'uniqueId' | 'devMajor' | 'devMinor' | 'root' | 'mountPoint' | 'attr' | 'fsType' | 'source' | 'superOptions' | 'shared' | 'master' | 'propagateFrom' | 'unbindable' | 'mntNs' | 'nsSeq'>;
 
+/** Reads file system usage, as statfs(2) does, for mounts of the caller's mount namespace that the caller sees from its root directory (the visibility rules of mount-get). A do request names one mount by mount-id, unique-id or path (ENOENT, with a message, if it does not exist or is not visible); a dump returns every mount, in the namespace's order. statfs is never called with the namespace locked: the dump takes a batch of mounts, lets go of the lock, then reads each with a timeout; a mount whose file system does not answer in timeout-ms (a hung NFS server, a stuck FUSE daemon) is reported with error ETIMEDOUT instead of stalling the dump. Any user may ask. EOPNOTSUPP when the feature statfs is missing. */
+export const STATFS_OPERATION = {
+  name: 'statfs',
+  command: 10,
+  attributeSet: STATFS_ATTRIBUTE_SET,
+  permissions: [],
+  do: { request: ['mountId', 'uniqueId', 'path', 'timeoutMs'], reply: ['mountId', 'uniqueId', 'mountPoint', 'fsType', 'source', 'devMajor', 'devMinor', 'bsize', 'frsize', 'blocks', 'blocksFree', 'blocksAvailable', 'files', 'filesFree', 'fsid', 'nameMax', 'flags', 'error', 'mntNs'] },
+  dump: { request: ['timeoutMs'], reply: ['mountId', 'uniqueId', 'mountPoint', 'fsType', 'source', 'devMajor', 'devMinor', 'bsize', 'frsize', 'blocks', 'blocksFree', 'blocksAvailable', 'files', 'filesFree', 'fsid', 'nameMax', 'flags', 'error', 'mntNs'] },
+} as const satisfies OperationSpec;
+export type StatfsRequest = Pick<StatfsAttributes, 'mountId' | 'uniqueId' | 'path' | 'timeoutMs'>;
+export type StatfsReply = Pick<StatfsAttributes, 'mountId' | 'uniqueId' | 'mountPoint' | 'fsType' | 'source' | 'devMajor' | 'devMinor' | 'bsize' | 'frsize' | 'blocks' | 'blocksFree' | 'blocksAvailable' | 'files' | 'filesFree' | 'fsid' | 'nameMax' | 'flags' | 'error' | 'mntNs'>;
+export type StatfsDumpRequest = Pick<StatfsAttributes, 'timeoutMs'>;
+export type StatfsDumpReply = Pick<StatfsAttributes, 'mountId' | 'uniqueId' | 'mountPoint' | 'fsType' | 'source' | 'devMajor' | 'devMinor' | 'bsize' | 'frsize' | 'blocks' | 'blocksFree' | 'blocksAvailable' | 'files' | 'filesFree' | 'fsid' | 'nameMax' | 'flags' | 'error' | 'mntNs'>;
+
 /** Sent to a listener, once the event queue has drained, when events meant for it were lost (the queue was full, or its socket's receive buffer) and no later event has told it yet: a reader learns of a gap without waiting for the next event. missed is how many were lost since the last report; a later event's missed does not count them again. */
 export const MISSED_OPERATION = {
   name: 'missed',
-  command: 10,
+  command: 11,
   attributeSet: EVENT_ATTRIBUTE_SET,
   permissions: [],
   event: ['listenerId', 'missed'],
@@ -1172,6 +1188,7 @@ export const OPERATIONS = {
   mtabEvent: MTAB_EVENT_OPERATION,
   storageEvent: STORAGE_EVENT_OPERATION,
   mountGet: MOUNT_GET_OPERATION,
+  statfs: STATFS_OPERATION,
   missed: MISSED_OPERATION,
 } as const;
 
@@ -1186,5 +1203,5 @@ export type UsipEventKind = UsipEvent['kind'];
 export const EVENT_OPERATIONS: Readonly<Record<number, OperationSpec>> = {
   7: MTAB_EVENT_OPERATION,
   8: STORAGE_EVENT_OPERATION,
-  10: MISSED_OPERATION,
+  11: MISSED_OPERATION,
 };

@@ -26,6 +26,16 @@
 # is flagged NLM_F_DUMP_INTR, and a dump with attributes gets EINVAL in its
 # NLMSG_DONE. The extack texts of these refusals are checked too.
 #
+# statfs is fuzzed against statfs(2) and the same mountinfo: a do by a known
+# mount id, unique id (6.8+) or the path of a mount point answers for that
+# mount (identity as mountinfo has it; bsize, frsize, blocks, files, fsid,
+# name-max and flags as fstatfs() of the mount point says, every number for
+# the fuzzer's own idle tmpfs mounts; or error ETIMEDOUT, with no numbers,
+# which a short timeout-ms may bring), an unknown id or a path that does not
+# exist ENOENT, none or several selectors EINVAL, timeout-ms outside 1 to
+# 60000 ERANGE; a dump lists exactly mountinfo's mounts, a dump with any
+# attribute but timeout-ms gets EINVAL in its NLMSG_DONE.
+#
 # Three processes send: this one (root, initial network namespace), one as
 # uid/gid 65534 (killed with SIGKILL now and then and started again) and one
 # as root in a new network namespace. Half of the messages are sent as root,
@@ -119,7 +129,9 @@ import traceback
 # The operations that take requests, each fuzzed with valid, semantically invalid and
 # malformed messages.
 REQUEST_OPS = ('ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats',
-               'mount-get')
+               'mount-get', 'statfs')
+# Operations with a do and a dump: their dump cases are labelled dump...
+DO_AND_DUMP_OPS = ('mount-get', 'statfs')
 
 DEFAULT_SEED = 20261125
 DEFAULT_MESSAGES = 12000
@@ -174,6 +186,18 @@ PLAUSIBLE_MOUNT_GET_ERRORS = frozenset({errno.EINVAL, errno.ERANGE, errno.ENOENT
 MOUNT_GET_ONE_ID = 'name the mount by mount-id or by unique-id (one of them)'
 MOUNT_GET_NO_SUCH = "no such mount in the caller's mount namespace, under its root"
 MOUNT_GET_DUMP_ATTRS = 'a mount-get dump takes no attributes; name one mount in a do request'
+# What a malformed statfs may get: policy errors, an unknown mount, a path that does not resolve
+# (or, for 65534, may not be walked). Never EPERM.
+PLAUSIBLE_STATFS_ERRORS = frozenset({errno.EINVAL, errno.ERANGE, errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG,
+                                     errno.ELOOP, errno.EACCES})
+STATFS_ONE_SELECTOR = 'name the mount by mount-id, by unique-id or by path (one of them)'
+STATFS_NO_SUCH_PATH = 'no such file or directory'
+STATFS_DUMP_ATTRS = 'a statfs dump takes only timeout-ms'
+# The numbers of a statfs reply, those that do not move while the fuzzer runs, and f_flags' ST_VALID.
+STATFS_NUMBERS = ('bsize', 'frsize', 'blocks', 'blocks-free', 'blocks-available', 'files', 'files-free', 'fsid',
+                  'name-max', 'flags')
+STATFS_STABLE = ('bsize', 'frsize', 'blocks', 'files', 'fsid', 'name-max', 'flags')
+ST_VALID = 0x20
 # The extack texts of registration refusals (substrings).
 REGISTER_GLOBAL_EPERM = 'a global listener needs CAP_SYS_ADMIN in the initial user namespace'
 REGISTER_KERN_LOG_EPERM = 'a kern-log notifier needs CAP_SYS_ADMIN or CAP_SYSLOG in the initial user namespace'
@@ -345,7 +369,7 @@ class Spec:
     def _check(self):
         needed_ops = [('ping', 'do'), ('listener-register', 'do'), ('listener-unregister', 'do'),
                       ('listener-get', 'dump'), ('inject', 'do'), ('stats', 'do'), ('mount-get', 'do'),
-                      ('mount-get', 'dump')]
+                      ('mount-get', 'dump'), ('statfs', 'do'), ('statfs', 'dump')]
         for op, kind in needed_ops:
             if op not in self.ops or getattr(self.ops[op], kind) is None:
                 raise SpecError(f'{self.path}: no {kind} operation {op}')
@@ -362,11 +386,13 @@ class Spec:
             for a in actions:
                 if a not in self.enums['action']:
                     raise SpecError(f'{self.path}: action has no {a}')
-        for s in ('ping', 'feature-status', 'notifier', 'listener', 'event', 'stats', 'mount'):
+        for s in ('ping', 'feature-status', 'notifier', 'listener', 'event', 'stats', 'mount', 'statfs'):
             if s not in self.sets:
                 raise SpecError(f'{self.path}: no attribute set {s}')
         if 'mount-table' not in self.enums['feature'] or 'ro' not in self.enums['mount-attr']:
             raise SpecError(f'{self.path}: no feature mount-table or mount-attr ro')
+        if 'statfs' not in self.enums['feature']:
+            raise SpecError(f'{self.path}: no feature statfs')
         for f in EVENT_FEATURES:
             if f not in self.enums['feature']:
                 raise SpecError(f'{self.path}: no feature {f}')
@@ -985,7 +1011,9 @@ class Fuzzer:
                       'share_recipients': 0, 'share_misses': 0, 'arm_checks': 0, 'arm_checks_failed_features': 0,
                       'refused_registrations_with_arm_failures': 0, 'deferred_started': 0, 'deferred_same': 0,
                       'deferred_chroot': 0, 'deferred_mntns': 0, 'deferred_abandoned': 0, 'deferred_checked': 0,
-                      'deferred_reader_parts': 0, 'share_recipients_other_netns': 0}
+                      'deferred_reader_parts': 0, 'share_recipients_other_netns': 0,
+                      'statfs_checked': 0, 'statfs_dumps_checked': 0, 'statfs_timeouts': 0,
+                      'statfs_numbers_compared': 0, 'statfs_exact_compared': 0}
         self.journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self.mnt_ns = os.stat('/proc/self/ns/mnt').st_ino
         self.init_netns = os.stat('/proc/self/ns/net').st_ino
@@ -1021,6 +1049,12 @@ class Fuzzer:
         self.by_unique = {}         # unique id: mount id
         self.ns_seqs = set()        # the ns-seq values dumps reported
         self.mount_checked = {side: {'do': 0, 'dump': 0} for side in ('root', 'nobody')}
+        # statfs: the feature (from ping), statfs(2) of each mount point (its numbers that do not move),
+        # and which mount each mount point's path leads to (the one on top).
+        self.statfs_feature = None
+        self.statfs_truth = {}      # mount id: {number: value} from fstatfs() of its mount point
+        self.statfs_paths = {}      # mount point: the id of the mount its path leads to
+        self.statfs_checked = {side: {'do': 0, 'dump': 0} for side in ('root', 'nobody')}
         # Injected events, by seq: [(first seq, last seq, what was injected)], in order.
         self.injects = []
         # (listener id, seq) of the unicast events read, and the seqs of the multicast copies
@@ -1518,7 +1552,8 @@ class Fuzzer:
             self.check_stats(v, sub, worker)    # which counters it must have depends on the scope
         return Expect(True, ok=True, on_ok=on_ok, reply='do')
 
-    HOST_ONLY_STATS = ('posted', 'undeliverable', 'objects', 'mount-hooks')
+    HOST_ONLY_STATS = ('posted', 'undeliverable', 'objects', 'mount-hooks', 'statfs-pending',
+                       'space-errors-unreported')
     STATS = ('listeners', 'notifiers', 'queued', 'queue-limit', 'delivered', 'dropped', 'scope', 'watched-mounts')
 
     def check_stats(self, v, sub, worker):
@@ -1919,6 +1954,214 @@ class Fuzzer:
         self.stats['mount_dumps_checked'] += 1
         self.mount_checked['root' if worker.uid == 0 else 'nobody']['dump'] += 1
 
+    # ---- the oracle for statfs ---------------------------------------------------------
+
+    def learn_statfs(self):
+        """At the start: the feature statfs (ping), statfs(2) of every mount point and the mount
+        each one's path leads to, and a first dump, which must list mountinfo's mounts."""
+        s = self.spec
+        features = (self.first_ping or {}).get('features') or 0
+        self.statfs_feature = bool(features & s.enum('feature', 'statfs'))
+        if not self.statfs_feature:
+            self.fail(f'ping: the feature statfs is missing (features {features:#x}); every statfs must then get '
+                      f'EOPNOTSUPP')
+            return
+        for mid, line in self.mounts.items():
+            top, numbers = statfs_of_path(line['mount_point'])
+            if top is None:
+                continue
+            self.statfs_paths[line['mount_point']] = top
+            if top == mid:
+                self.statfs_truth[mid] = numbers
+        err, entries, _ = dump_request(self.family, s.cmd('statfs'), s.sets['statfs'])
+        if err:
+            self.fail(f'the first statfs dump failed: {errname(err)}')
+            return
+        ids = [v.get('mount-id') for v in entries]
+        if sorted(ids) != sorted(self.mounts):
+            self.fail(f'the first statfs dump lists mounts {sorted(ids)}, mountinfo {sorted(self.mounts)}')
+
+    def pick_timeout(self):
+        """No timeout-ms (the module's default), a long one, or a very short one (statfs may then
+        answer ETIMEDOUT)."""
+        r = self.rng
+        x = r.random()
+        if x < 0.5:
+            return None
+        if x < 0.85:
+            return r.choice([1000, 5000, 60000, r.randint(100, 60000)])
+        return r.randint(1, 20)
+
+    def pick_statfs_path(self):
+        """The path of a mount point (known: the mount on top of it), or one that does not exist."""
+        r = self.rng
+        known = sorted(self.statfs_paths)
+        if known and r.random() < 0.8:
+            return r.choice(known)
+        return r.choice([f'{EXTRA_MOUNT_DIR}/none-{r.randint(0, 99)}', f'/{self.rand_string(12)}-none',
+                         f'{EXTRA_MOUNT_DIR}/m00/none/' + self.rand_string(8)])
+
+    def statfs_expected_id(self, mount_id, unique_id, path):
+        """The mount a statfs do names (None: unknown, or not exactly one selector)."""
+        if sum(x is not None for x in (mount_id, unique_id, path)) != 1:
+            return None
+        if mount_id is not None:
+            return mount_id if mount_id in self.mounts else None
+        if unique_id is not None:
+            return self.by_unique.get(unique_id)
+        if path in self.statfs_paths:
+            return self.statfs_paths[path]
+        if path.startswith('/'):
+            top, _ = statfs_of_path(path)
+            return top
+        return None  # relative: the sender's working directory decides
+
+    def expect_statfs(self, mount_id, unique_id, path, worker=None):
+        """A do naming the mount by mount_id, unique_id and/or path (None: absent), each valid."""
+        if not self.statfs_feature:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        if sum(x is not None for x in (mount_id, unique_id, path)) != 1:
+            return Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL},
+                          extack_text={errno.EINVAL: STATFS_ONE_SELECTOR})
+        if unique_id is not None and not self.has_unique_ids:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        want = self.statfs_expected_id(mount_id, unique_id, path)
+        if path is not None and path not in self.statfs_paths:
+            return Expect(True, errors={errno.ENOENT}, extack={errno.ENOENT},
+                          extack_text={errno.ENOENT: STATFS_NO_SUCH_PATH})
+        if want is None:
+            return Expect(True, errors={errno.ENOENT}, extack={errno.ENOENT},
+                          extack_text={errno.ENOENT: MOUNT_GET_NO_SUCH})
+
+        def on_ok(replies, sub, w):
+            self.check_statfs_reply(replies, sub, w, want)
+        # uid 65534 may not walk every path that leads to a mount point.
+        errors = {errno.EACCES} if path is not None and worker is not None and worker.uid != 0 else set()
+        return Expect(True, ok=True, on_ok=on_ok, reply='do', errors=errors)
+
+    def expect_statfs_dump(self, with_selector):
+        if not self.statfs_feature:
+            return Expect(True, errors={errno.EOPNOTSUPP}, extack={errno.EOPNOTSUPP})
+        if with_selector:
+            return Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL},
+                          extack_text={errno.EINVAL: STATFS_DUMP_ATTRS})
+
+        def on_ok(entries, sub, w):
+            self.check_statfs_dump(entries, sub, w)
+        return Expect(True, ok=True, on_ok=on_ok, reply='dump')
+
+    def statfs_differences(self, v):
+        """How a statfs message differs from its mount's mountinfo line and statfs(2) (both read
+        again once if it does)."""
+        mid = v.get('mount-id')
+        for attempt in (0, 1):
+            if attempt:
+                self.reload_mounts()
+                line = self.mounts.get(mid)
+                if line is not None:
+                    top, numbers = statfs_of_path(line['mount_point'])
+                    if top == mid:
+                        self.statfs_truth[mid] = numbers
+            line = self.mounts.get(mid)
+            if line is None:
+                diff = [f'mount {mid} is not in mountinfo']
+            else:
+                diff = [f'{k} {v.get(k)!r}, mountinfo {line[t]!r}' for k, t in
+                        (('mount-point', 'mount_point'), ('fs-type', 'fs_type'), ('source', 'source'),
+                         ('dev-major', 'major'), ('dev-minor', 'minor')) if v.get(k) != line[t]]
+                truth = self.statfs_truth.get(mid)
+                if truth is not None and 'error' not in v:
+                    exact = line['mount_point'].startswith(EXTRA_MOUNT_DIR + '/')
+                    diff += [f'{k} {v.get(k)!r}, statfs(2) {truth[k]!r}'
+                             for k in (STATFS_NUMBERS if exact else STATFS_STABLE) if v.get(k) != truth[k]]
+            if not diff:
+                return []
+        return diff
+
+    def check_statfs_fields(self, v, where, sub, worker):
+        names = ['mount-id', 'mount-point', 'fs-type', 'source', 'dev-major', 'dev-minor', 'mnt-ns']
+        if self.has_unique_ids:
+            names.append('unique-id')
+        self.require(v, names, where, sub, worker)
+        if 'unique-id' in v and not self.has_unique_ids:
+            self.fail(f'{where}: unique-id {v["unique-id"]} on {self.release}, which has no unique mount ids',
+                      worker, sub)
+        mid, uid = v.get('mount-id'), v.get('unique-id')
+        if uid is not None and mid in self.unique_of and self.unique_of[mid] != uid:
+            self.fail(f'{where}: mount {mid} has unique-id {uid}, the first dump said {self.unique_of[mid]}',
+                      worker, sub)
+        if v.get('mnt-ns') != self.mnt_ns:
+            self.fail(f'{where}: mnt-ns {v.get("mnt-ns")}, the caller\'s is {self.mnt_ns}', worker, sub)
+        numbers = [k for k in STATFS_NUMBERS if k in v]
+        if 'error' in v:
+            if v['error'] != errno.ETIMEDOUT:
+                self.fail(f'{where}: error {errname(v["error"])} (only ETIMEDOUT is possible here)', worker, sub)
+            if numbers:
+                self.fail(f'{where}: error {errname(v["error"])} and numbers {numbers}', worker, sub)
+            self.stats['statfs_timeouts'] += 1
+        else:
+            self.require(v, STATFS_NUMBERS, where, sub, worker)
+            if not v.get('flags', 0) & ST_VALID:
+                self.fail(f'{where}: flags {v.get("flags")} without ST_VALID', worker, sub)
+            for part, whole in (('blocks-free', 'blocks'), ('blocks-available', 'blocks'), ('files-free', 'files')):
+                if v.get(part, 0) > v.get(whole, 0):
+                    self.fail(f'{where}: {part} {v.get(part)} exceeds {whole} {v.get(whole)}', worker, sub)
+            if mid in self.statfs_truth:
+                self.stats['statfs_numbers_compared'] += 1
+                if self.mounts.get(mid, {}).get('mount_point', '').startswith(EXTRA_MOUNT_DIR + '/'):
+                    self.stats['statfs_exact_compared'] += 1
+        diff = self.statfs_differences(v)
+        if diff:
+            self.fail(f'{where}: {"; ".join(diff)}', worker, sub)
+
+    def check_statfs_reply(self, replies, sub, worker, want):
+        """A successful do: one message, for the mount named (want: its id, None if not known)."""
+        v = self.one_reply(replies, 'statfs', sub, worker)
+        if v is None:
+            return
+        mount_id, unique_id, path = sub.hint
+        where = f'statfs of {"mount-id " + str(mount_id) if mount_id is not None else ""}' \
+                f'{"unique-id " + str(unique_id) if unique_id is not None else ""}{"path " + repr(path) if path else ""}'
+        if sum(x is not None for x in sub.hint) != 1:
+            self.fail(f'{where}: a statfs naming {sum(x is not None for x in sub.hint)} mounts succeeded', worker, sub)
+            return
+        if unique_id is not None and not self.has_unique_ids:
+            self.fail(f'{where} succeeded on {self.release}, which has no unique mount ids', worker, sub)
+            return
+        if want is not None and v.get('mount-id') != want:
+            self.fail(f'{where} answered with mount {v.get("mount-id")}, expected {want}', worker, sub)
+            return
+        if want is None and mount_id is not None:
+            self.fail(f'{where} answered (mount {v.get("mount-id")}), but mountinfo has no such mount', worker, sub)
+            return
+        self.check_statfs_fields(v, where, sub, worker)
+        self.stats['statfs_checked'] += 1
+        self.statfs_checked['root' if worker.uid == 0 else 'nobody']['do'] += 1
+
+    def check_statfs_dump(self, entries, sub, worker):
+        """A complete statfs dump: every mount of mountinfo, once each, each as a do would say."""
+        seen = {}
+        for v in entries:
+            mid = v.get('mount-id')
+            if mid in seen:
+                self.fail(f'the statfs dump lists mount {mid} twice', worker, sub)
+            seen[mid] = v
+        for attempt in (0, 1):
+            if attempt:
+                self.reload_mounts()
+            only_dump = sorted(set(seen) - set(self.mounts), key=str)
+            only_mountinfo = sorted(set(self.mounts) - set(seen))
+            if not only_dump and not only_mountinfo:
+                break
+        else:
+            self.fail(f'the statfs dump ({len(seen)} mounts) differs from mountinfo ({len(self.mounts)}): '
+                      f'only in the dump {only_dump[:20]}, only in mountinfo {only_mountinfo[:20]}', worker, sub)
+        for v in entries:
+            if v.get('mount-id') in self.mounts:
+                self.check_statfs_fields(v, f'statfs dump, mount {v.get("mount-id")}', sub, worker)
+        self.stats['statfs_dumps_checked'] += 1
+        self.statfs_checked['root' if worker.uid == 0 else 'nobody']['dump'] += 1
+
     def one_reply(self, replies, op, sub, worker):
         if len(replies) != 1:
             self.fail(f'{op}: {len(replies)} reply messages, expected 1', worker, sub)
@@ -1936,8 +2179,8 @@ class Fuzzer:
         """Chooses what to send: (list of (op, label, attrs tree, expect, header tweaks))."""
         r = self.rng
         op = r.choices(['ping', 'listener-register', 'listener-unregister', 'listener-get', 'inject', 'stats',
-                        'mount-get', 'event-cmd', 'unknown-cmd', 'header', 'garbage'],
-                       [10, 22, 13, 8, 13, 7, 9, 4, 5, 8, 3])[0]
+                        'mount-get', 'statfs', 'event-cmd', 'unknown-cmd', 'header', 'garbage'],
+                       [10, 22, 13, 8, 13, 7, 9, 9, 4, 5, 8, 3])[0]
         if op == 'event-cmd':
             cmd = r.choice(list(self.event_cmds))
             attrs = [self.fuzz_attr(self.spec.sets['event']) for _ in range(r.randint(0, 3))]
@@ -1963,15 +2206,15 @@ class Fuzzer:
         dump = self.is_dump(op, label)
         if mode == 'mutate':
             label, attrs = self.mutate(op, attrs)
-            label = f'{"dump-" if dump and op == "mount-get" else ""}{label}'
+            label = f'{"dump-" if dump and op in DO_AND_DUMP_OPS else ""}{label}'
             expect = self.plausible(op, worker, sock)
         return self.plain(op, f'{mode}:{label}', self.spec.cmd(op), attrs, expect, dump)
 
     @staticmethod
     def is_dump(op, label):
-        """Whether a generated request goes out as a dump: listener-get always; mount-get has a do
-        and a dump, and gen_mount_get names its dumps' labels dump..."""
-        return op == 'listener-get' or op == 'mount-get' and label.startswith('dump')
+        """Whether a generated request goes out as a dump: listener-get always; mount-get and statfs
+        have a do and a dump, and gen_mount_get and gen_statfs name their dumps' labels dump..."""
+        return op == 'listener-get' or op in DO_AND_DUMP_OPS and label.startswith('dump')
 
     def plain(self, op, label, cmd, attrs, expect, dump=None):
         """One message: dump (None: whether op is dump-only) sets NLM_F_DUMP."""
@@ -2016,6 +2259,18 @@ class Fuzzer:
                         self.check_mount_dump(replies, sub, w)
                 else:
                     self.check_mount_reply(replies, sub, w, *sub.hint)
+            elif op == 'statfs':
+                if sub.dump:
+                    if any(x is not None for x in sub.hint):
+                        self.fail(f'a statfs dump naming a mount succeeded: {sub.hint}', w, sub)
+                    else:
+                        self.check_statfs_dump(replies, sub, w)
+                else:
+                    self.check_statfs_reply(replies, sub, w, self.statfs_expected_id(*sub.hint))
+        if op == 'statfs':
+            errors = PLAUSIBLE_STATFS_ERRORS | ({errno.EOPNOTSUPP} if not self.has_unique_ids or
+                                                not self.statfs_feature else set())
+            return Expect(False, errors=errors, ok=True, on_ok=on_ok, reply='auto')
         if op == 'mount-get':
             errors = PLAUSIBLE_MOUNT_GET_ERRORS | ({errno.EOPNOTSUPP} if not self.has_unique_ids or
                                                    not self.mount_table else set())
@@ -2047,6 +2302,46 @@ class Fuzzer:
         unique_id = self.pick_unique_id()
         label = 'unique-id' if unique_id in self.by_unique else 'unknown-unique-id'
         return label, [A(ma('unique-id'), u64(unique_id))], self.expect_mount_get(None, unique_id)
+
+    def gen_statfs(self, worker, sock, mode):
+        """A do by mount-id, unique-id or path, or a dump (labels starting with dump, see is_dump),
+        each with or without timeout-ms."""
+        r = self.rng
+        sa = lambda n: self.spec.attr('statfs', n)  # noqa: E731
+        timeout = self.pick_timeout()
+        tail = [A(sa('timeout-ms'), u32(timeout))] if timeout is not None else []
+        if mode == 'semantic':
+            kind = r.choice(['none', 'two', 'three', 'dump-with-selector', 'timeout-out-of-range'])
+            mount_id, unique_id, path = self.pick_mount_id(), self.pick_unique_id(), self.pick_statfs_path()
+            attrs = [A(sa('mount-id'), u64(mount_id)), A(sa('unique-id'), u64(unique_id)),
+                     self.string_attr(sa('path'), path)]
+            r.shuffle(attrs)
+            if kind == 'none':
+                return kind, tail, self.expect_statfs(None, None, None)
+            if kind == 'dump-with-selector':
+                return kind, attrs[:r.randint(1, 3)] + tail, self.expect_statfs_dump(True)
+            if kind == 'timeout-out-of-range':
+                out = A(sa('timeout-ms'), u32(r.choice([0, 60001, 0x7fffffff, 0xffffffff])))
+                return kind, [A(sa('mount-id'), u64(mount_id)), out], Expect(True, errors={errno.ERANGE})
+            chosen = attrs[:2 if kind == 'two' else 3]
+            named = {a.t for a in chosen}
+            return kind, chosen + tail, self.expect_statfs(mount_id if sa('mount-id') in named else None,
+                                                           unique_id if sa('unique-id') in named else None,
+                                                           path if sa('path') in named else None)
+        x = r.random()
+        if x < 0.2:
+            return 'dump', tail, self.expect_statfs_dump(False)
+        if x < 0.55:
+            mount_id = self.pick_mount_id()
+            label = 'mount-id' if mount_id in self.mounts else 'unknown-mount-id'
+            return label, [A(sa('mount-id'), u64(mount_id))] + tail, self.expect_statfs(mount_id, None, None)
+        if x < 0.7:
+            unique_id = self.pick_unique_id()
+            label = 'unique-id' if unique_id in self.by_unique else 'unknown-unique-id'
+            return label, [A(sa('unique-id'), u64(unique_id))] + tail, self.expect_statfs(None, unique_id, None)
+        path = self.pick_statfs_path()
+        label = 'path' if path in self.statfs_paths else 'no-such-path'
+        return label, [self.string_attr(sa('path'), path)] + tail, self.expect_statfs(None, None, path, worker)
 
     def gen_ping(self, worker, sock, mode):
         if self.rng.random() < 0.3:
@@ -2436,7 +2731,22 @@ class Fuzzer:
                          'control-type', 'wrong-family', 'trailing-garbage', 'pid'])
         case = self.plain(op, f'header:{kind}', self.spec.cmd(op), attrs, self.plausible(op, worker, sock),
                           self.is_dump(op, label))
-        if op == 'mount-get' and kind in ('dump-on-do', 'do-on-dump'):
+        if op == 'statfs' and kind in ('dump-on-do', 'do-on-dump'):
+            # statfs has both too. A dump sent as a do names no mount; a do sent as a dump names one.
+            if case['dump']:
+                kind = 'do-on-dump'
+                case['dump'] = False
+                case['flags'] = NLM_F_REQUEST | NLM_F_ACK | r.choice([0, NLM_F_ROOT, NLM_F_MATCH])
+                case['expect'] = self.expect_statfs(None, None, None)
+                if case['flags'] & NLM_F_DUMP:
+                    case['expect'] = Expect(True, errors={errno.EINVAL}, extack={errno.EINVAL})
+            else:
+                kind = 'dump-on-do'
+                case['dump'] = True
+                case['flags'] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP
+                case['expect'] = self.expect_statfs_dump(True)
+            case['label'] = f'header:{kind}'
+        elif op == 'mount-get' and kind in ('dump-on-do', 'do-on-dump'):
             # mount-get has both: a do sent as a dump, or a dump sent as a do (or with half of
             # NLM_F_DUMP, which the genetlink core refuses as ambiguous).
             if case['dump']:
@@ -2463,7 +2773,7 @@ class Fuzzer:
             else:
                 case['flags'] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP
                 case['expect'] = Expect(True, errors={errno.EOPNOTSUPP})
-        if kind == 'do-on-dump' and op != 'mount-get':
+        if kind == 'do-on-dump' and op not in DO_AND_DUMP_OPS:
             case['op'], case['cmd'] = 'listener-get', self.spec.cmd('listener-get')
             case['dump'] = False
             case['attrs'] = []
@@ -2524,8 +2834,8 @@ class Fuzzer:
         op = r.choice(REQUEST_OPS)
         if r.random() < 0.5:
             raw = r.randbytes(r.choice([1, 4, 8, 31, 200, 1500]))
-            dump = op == 'listener-get' or op == 'mount-get' and r.random() < 0.3
-            case = self.plain(op, f'garbage:{"dump-" if dump and op == "mount-get" else ""}random-attributes',
+            dump = op == 'listener-get' or op in DO_AND_DUMP_OPS and r.random() < 0.3
+            case = self.plain(op, f'garbage:{"dump-" if dump and op in DO_AND_DUMP_OPS else ""}random-attributes',
                               self.spec.cmd(op), [_Raw(raw)], self.plausible(op, worker, sock), dump)
             if op == 'listener-get':
                 case['expect'] = self.plausible(op, worker, sock)
@@ -2593,6 +2903,13 @@ class Fuzzer:
             seen = lenient_attrs(body)
             sub.hint = tuple(int.from_bytes(v, sys.byteorder) if v is not None and len(v) == 8 else None
                              for v in (seen.get(self.spec.attr('mount', n)) for n in ('mount-id', 'unique-id')))
+        elif op == 'statfs':
+            seen = lenient_attrs(body)
+            ids = tuple(int.from_bytes(v, sys.byteorder) if v is not None and len(v) == 8 else None
+                        for v in (seen.get(self.spec.attr('statfs', n)) for n in ('mount-id', 'unique-id')))
+            path = seen.get(self.spec.attr('statfs', 'path'))
+            path = path.split(b'\0')[0].decode('utf-8', 'surrogateescape') if path is not None else None
+            sub.hint = ids + (path,)
         sub.attrs_len = len(body)
         sub.flags = flags
         sub.dump_flags = (flags & NLM_F_DUMP) == NLM_F_DUMP
@@ -3148,6 +3465,7 @@ class Fuzzer:
         self.model.max_queue_limit = self.params['event_queue_len']
         self.model.max_user_queue_limit = self.params['user_queue_len']
         self.learn_mounts()
+        self.learn_statfs()
         for w in self.workers:
             w.start(self.family, self.spec.cmd('ping'))
             self.setup_worker(w)
@@ -3829,6 +4147,39 @@ def read_mountinfo(path='/proc/self/mountinfo'):
     return table
 
 
+class _StatfsBuf(ctypes.Structure):
+    """struct statfs of x86-64 (the system call's own layout)."""
+    _fields_ = [('f_type', ctypes.c_long), ('f_bsize', ctypes.c_long), ('f_blocks', ctypes.c_ulong),
+                ('f_bfree', ctypes.c_ulong), ('f_bavail', ctypes.c_ulong), ('f_files', ctypes.c_ulong),
+                ('f_ffree', ctypes.c_ulong), ('f_fsid', ctypes.c_int * 2), ('f_namelen', ctypes.c_long),
+                ('f_frsize', ctypes.c_long), ('f_flags', ctypes.c_long), ('f_spare', ctypes.c_long * 4)]
+
+
+def statfs_of_path(path):
+    """(the id of the mount path leads to, statfs(2) of it in statfs's attribute names), or
+    (None, None) if it cannot be opened."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        fd = os.open(path, os.O_PATH)
+    except OSError:
+        return None, None
+    try:
+        mnt_id = None
+        with open(f'/proc/self/fdinfo/{fd}', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('mnt_id:'):
+                    mnt_id = int(line.split()[1])
+        buf = _StatfsBuf()
+        if libc.fstatfs(fd, ctypes.byref(buf)) != 0:
+            return None, None
+        fsid = (buf.f_fsid[1] & 0xffffffff) << 32 | (buf.f_fsid[0] & 0xffffffff)
+        return mnt_id, {'bsize': buf.f_bsize, 'frsize': buf.f_frsize, 'blocks': buf.f_blocks,
+                        'blocks-free': buf.f_bfree, 'blocks-available': buf.f_bavail, 'files': buf.f_files,
+                        'files-free': buf.f_ffree, 'fsid': fsid, 'name-max': buf.f_namelen, 'flags': buf.f_flags}
+    finally:
+        os.close(fd)
+
+
 def dump_request(family, cmd, attr_set):
     """A dump on a fresh socket: (error, [decoded messages], interrupted)."""
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
@@ -3929,6 +4280,8 @@ def fuzz_main(seed, total, results, journal):
                       'unique_ids': len(fz.by_unique), 'kernel_has_unique_ids': fz.has_unique_ids,
                       'mount_table': fz.mount_table, 'ns_seqs': sorted(fz.ns_seqs),
                       'table_changed_during_run': mount_table_changed},
+        'statfs': {'checked': fz.statfs_checked, 'feature': fz.statfs_feature,
+                   'mounts_with_truth': len(fz.statfs_truth), 'paths': len(fz.statfs_paths)},
         'slabs_before': {k: v[0] for k, v in slabs_before.items()},
         'final': final,
         'params': fz.params,
@@ -3942,6 +4295,7 @@ def fuzz_main(seed, total, results, journal):
         print(f'  {op:<{width}}  root {c["root"]:>6}  nobody {c["nobody"]:>6}')
     print(f'fuzz.py: run {json.dumps(fz.stats)}')
     print(f'fuzz.py: mount-get {json.dumps(report["mount_get"])}')
+    print(f'fuzz.py: statfs {json.dumps(report["statfs"])}')
     print(f'fuzz.py: final {json.dumps(final)}')
     print(f'fuzz.py: {fz.failure_count} failure(s)', flush=True)
     return 1 if fz.failure_count else 0

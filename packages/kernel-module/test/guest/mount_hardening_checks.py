@@ -46,7 +46,7 @@ from mount_checks import (  # noqa: E402
     mount, mount_setattr, mountinfo, tmpfs, truth_compare, umount,
 )
 
-CMD_MISSED = 10
+CMD_MISSED = 11
 A_EVENT_SUBTREE = 24
 SCHEMA = dict(EVENT_SCHEMA)
 SCHEMA[A_EVENT_SUBTREE] = ('subtree', 'flag')

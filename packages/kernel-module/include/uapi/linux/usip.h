@@ -842,7 +842,7 @@ enum {
 	 * queued, delivered and dropped count the caller's own listeners
 	 * (dropped: the events they missed), queue-limit is the per-user bound,
 	 * and the host-wide counters (posted, undeliverable, objects,
-	 * mount-hooks) are absent.
+	 * mount-hooks, statfs-pending) are absent.
 	 */
 	USIP_A_STATS_SCOPE,
 	/*
@@ -952,6 +952,20 @@ enum {
 	 * feature mount-table is missing.
 	 */
 	USIP_CMD_MOUNT_GET,
+	/*
+	 * Reads file system usage, as statfs(2) does, for mounts of the caller's
+	 * mount namespace that the caller sees from its root directory (the
+	 * visibility rules of mount-get). A do request names one mount by
+	 * mount-id, unique-id or path (ENOENT, with a message, if it does not
+	 * exist or is not visible); a dump returns every mount, in the
+	 * namespace's order. statfs is never called with the namespace locked:
+	 * the dump takes a batch of mounts, lets go of the lock, then reads each
+	 * with a timeout; a mount whose file system does not answer in timeout-ms
+	 * (a hung NFS server, a stuck FUSE daemon) is reported with error
+	 * ETIMEDOUT instead of stalling the dump. Any user may ask. EOPNOTSUPP
+	 * when the feature statfs is missing.
+	 */
+	USIP_CMD_STATFS,
 	/*
 	 * Sent to a listener, once the event queue has drained, when events meant
 	 * for it were lost (the queue was full, or its socket's receive buffer)
