@@ -60,13 +60,14 @@ function expectedFeatures(kernel: Kernel): number {
   const remountEvents = 0x10;
   const propagationEvents = 0x20;
   const setattrEvents = 0x40;
-  // statfs needs only the mount table; space-errors the sys_exit tracepoint, quota-warnings
-  // quota_send_warning (CONFIG_QUOTA_NETLINK_INTERFACE); low-space is not built yet.
+  // statfs and low-space need only the mount table; space-errors the sys_exit tracepoint,
+  // quota-warnings quota_send_warning (CONFIG_QUOTA_NETLINK_INTERFACE).
   const statfs = 0x80;
   const spaceErrors = 0x100;
   const quotaWarnings = 0x200;
+  const lowSpace = 0x400;
   const native = readFileSync(header, 'utf8').includes('#define FAN_MNT_ATTACH') ? nativeMountNotify : 0;
-  return netns | native | mountTable | mountEvents | remountEvents | propagationEvents | setattrEvents | statfs | spaceErrors | quotaWarnings;
+  return netns | native | mountTable | mountEvents | remountEvents | propagationEvents | setattrEvents | statfs | spaceErrors | quotaWarnings | lowSpace;
 }
 
 /** The block genl-ctrl-list -d prints for one family: its header line and indented details. */
