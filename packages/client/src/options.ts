@@ -291,7 +291,22 @@ function checkLowSpace(operation: string, field: string, action: ActionName, rec
   }
   const [key] = thresholds as [(typeof THRESHOLD_KEYS)[number]];
   if (record[key] === 0 || record[key] === 0n) fail(operation, join(field, key), 'a threshold of 0 can never be crossed');
+  // The ranges the module's handler checks (the spec says them in prose, not as policy checks).
+  for (const [name, min, max] of LOW_SPACE_RANGES) {
+    const value = record[name];
+    if (typeof value === 'number' && (value < min || value > max)) {
+      fail(operation, join(field, name), `must be an integer from ${min} to ${max}, got number ${value}`);
+    }
+  }
 }
+
+/** The ranges of the low-space options, as usip_notifier_space_ranges() checks them. */
+const LOW_SPACE_RANGES = [
+  ['threshold', 1, 100],
+  ['thresholdInodes', 1, 100],
+  ['hysteresis', 0, 1000],
+  ['intervalMs', 100, 3_600_000],
+] as const;
 
 /** Checks register()'s options; returns the request's attributes and the socket's buffer size. */
 export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined } {

@@ -111,7 +111,7 @@ test('a listener needs notifiers, and each notifier must do something', () => {
 
 test('selectors and cmd are checked against the spec limits', () => {
   const one = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'lowSpace', ...extra }] });
-  rejects(() => registerRequest(one({ threshold: 101 })), 'notifiers[0].threshold', 'from 0 to 100, got number 101');
+  rejects(() => registerRequest(one({ threshold: 101 })), 'notifiers[0].threshold', 'from 1 to 100, got number 101');
   rejects(() => registerRequest(one({ threshold: 1.5 })), 'notifiers[0].threshold', 'integer');
   rejects(() => registerRequest(one({ cmd: -1 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
   rejects(() => registerRequest(one({ cmd: 2 ** 32 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
@@ -146,7 +146,7 @@ test('low-space rules, as the module has them: exactly one threshold, not 0, in 
   rejects(() => registerRequest(low({ threshold: 5, thresholdBytes: 1n })), 'notifiers[0]', 'got threshold and thresholdBytes');
   rejects(() => registerRequest(low({ threshold: 0 })), 'notifiers[0].threshold', 'a threshold of 0 can never be crossed');
   rejects(() => registerRequest(low({ thresholdBytes: 0n })), 'notifiers[0].thresholdBytes', 'a threshold of 0');
-  rejects(() => registerRequest(low({ thresholdInodes: 101 })), 'notifiers[0].thresholdInodes', 'from 0 to 100');
+  rejects(() => registerRequest(low({ thresholdInodes: 101 })), 'notifiers[0].thresholdInodes', 'from 1 to 100');
   rejects(() => registerRequest(low({ thresholdBytes: 5 })), 'notifiers[0].thresholdBytes', 'expected a bigint');
   rejects(() => registerRequest(low({ threshold: 5, hysteresis: 1001 })), 'notifiers[0].hysteresis', 'from 0 to 1000');
   rejects(() => registerRequest(low({ threshold: 5, intervalMs: 99 })), 'notifiers[0].intervalMs', 'from 100 to 3600000');

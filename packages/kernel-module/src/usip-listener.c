@@ -929,6 +929,36 @@ static const int usip_space_attrs[] = {
 	USIP_A_NOTIFIER_INTERVAL_MS,
 };
 
+/*
+ * The ranges of a low-space notifier's values (the spec's docs): refused with
+ * EINVAL and a message naming the attribute, as the notifier's other rules are.
+ */
+static int usip_notifier_space_ranges(const struct usip_notifier *n, struct nlattr **tb,
+				      struct netlink_ext_ack *extack)
+{
+	if (n->threshold > 100) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[USIP_A_NOTIFIER_THRESHOLD],
+				    "threshold is a percentage of the blocks: 1 to 100");
+		return -EINVAL;
+	}
+	if (n->threshold_inodes > 100) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[USIP_A_NOTIFIER_THRESHOLD_INODES],
+				    "threshold-inodes is a percentage of the inodes: 1 to 100");
+		return -EINVAL;
+	}
+	if (n->hysteresis > 1000) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[USIP_A_NOTIFIER_HYSTERESIS],
+				    "hysteresis is a percentage of the threshold: 0 to 1000");
+		return -EINVAL;
+	}
+	if (n->interval_ms < 100 || n->interval_ms > 3600000) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[USIP_A_NOTIFIER_INTERVAL_MS],
+				    "interval-ms must be 100 to 3600000");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb,
 				     struct netlink_ext_ack *extack)
 {
@@ -982,7 +1012,7 @@ static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb
 		n->interval_ms = nla_get_u32(tb[USIP_A_NOTIFIER_INTERVAL_MS]);
 		n->present |= USIP_NOTIFIER_HAS_INTERVAL;
 	}
-	return 0;
+	return usip_notifier_space_ranges(n, tb, extack);
 }
 
 static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nest,

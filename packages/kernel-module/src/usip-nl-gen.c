@@ -7,11 +7,6 @@
 #include "usip-nl-gen.h"
 
 /* Attribute set "notifier", when nested in a request */
-static struct netlink_range_validation usip_notifier_interval_ms_range = {
-	.min	= 100U,
-	.max	= 3600000U,
-};
-
 const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1] = {
 	[USIP_A_NOTIFIER_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
 	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 8U),
@@ -19,12 +14,11 @@ const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1]
 	[USIP_A_NOTIFIER_FLAGS] = NLA_POLICY_MASK(NLA_U32, USIP_NOTIFIER_FLAGS_MASK),
 	[USIP_A_NOTIFIER_MOUNT_ID] = { .type = NLA_U64, },
 	[USIP_A_NOTIFIER_PATH_PREFIX] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
-	[USIP_A_NOTIFIER_THRESHOLD] = NLA_POLICY_MAX(NLA_U32, 100U),
-	[USIP_A_NOTIFIER_THRESHOLD_INODES] = NLA_POLICY_MAX(NLA_U32, 100U),
+	[USIP_A_NOTIFIER_THRESHOLD] = { .type = NLA_U32, },
+	[USIP_A_NOTIFIER_THRESHOLD_INODES] = { .type = NLA_U32, },
 	[USIP_A_NOTIFIER_THRESHOLD_BYTES] = { .type = NLA_U64, },
-	[USIP_A_NOTIFIER_HYSTERESIS] = NLA_POLICY_MAX(NLA_U32, 1000U),
-	[USIP_A_NOTIFIER_INTERVAL_MS] =
-		NLA_POLICY_FULL_RANGE(NLA_U32, &usip_notifier_interval_ms_range),
+	[USIP_A_NOTIFIER_HYSTERESIS] = { .type = NLA_U32, },
+	[USIP_A_NOTIFIER_INTERVAL_MS] = { .type = NLA_U32, },
 };
 
 /* USIP_CMD_PING - do */

@@ -321,10 +321,14 @@ for (const report of reports) {
     assert.is(e['threshold-0'].error, 'EINVAL');
     assert.match(e['threshold-0'].extack ?? '', /threshold of 0/);
     assert.ok(e['threshold-0'].extack_offset !== null);
-    for (const key of ['threshold-101', 'inodes-101', 'interval-50']) {
-      // The policy's range check (max 100; interval-ms min 100).
-      assert.is(e[key].error, 'ERANGE', `${key}: ${JSON.stringify(e[key])}`);
-      assert.ok(e[key].extack, key);
+    for (const [key, message] of [
+      ['threshold-101', /^threshold is a percentage of the blocks: 1 to 100$/],
+      ['inodes-101', /^threshold-inodes is a percentage of the inodes: 1 to 100$/],
+      ['interval-50', /^interval-ms must be 100 to 3600000$/],
+    ] as const) {
+      // Checked by the handler: EINVAL, the message names the attribute, the offset points at it.
+      assert.is(e[key].error, 'EINVAL', `${key}: ${JSON.stringify(e[key])}`);
+      assert.match(e[key].extack ?? '', message, key);
       assert.ok(e[key].extack_offset !== null, `${key}: the extack points at the attribute`);
     }
     for (const a of Object.values(e)) assert.is(a.replies, 0);

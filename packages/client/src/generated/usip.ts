@@ -460,15 +460,15 @@ export interface NotifierAttributes {
   mountId?: bigint;
   /** Selector: match only events whose mount point is this path or lies below it (whole path components: /mnt matches /mnt/a, not /mnta). */
   pathPrefix?: string;
-  /** low-space notifiers: the percentage of blocks available to unprivileged users (df's Avail over Size) below which the event fires. A low-space notifier has exactly one of threshold, threshold-inodes and threshold-bytes; other actions have none. */
+  /** low-space notifiers: the percentage of blocks available to unprivileged users (df's Avail over Size) below which the event fires, 1 to 100. A low-space notifier has exactly one of threshold, threshold-inodes and threshold-bytes; other actions have none. The ranges of the low-space attributes are checked by the handler, which refuses a value out of range with EINVAL and a message naming the attribute. */
   threshold?: number;
-  /** low-space notifiers: the percentage of free inodes below which the event fires. */
+  /** low-space notifiers: the percentage of free inodes below which the event fires, 1 to 100. */
   thresholdInodes?: number;
   /** low-space notifiers: the bytes available to unprivileged users below which the event fires. */
   thresholdBytes?: bigint;
-  /** low-space notifiers: how far above the threshold free space must rise before the recovered event, in percent of the threshold (default 5: a 10% threshold recovers above 10.5%). */
+  /** low-space notifiers: how far above the threshold free space must rise before the recovered event, in percent of the threshold, 0 to 1000 (default 5: a 10% threshold recovers above 10.5%). */
   hysteresis?: number;
-  /** low-space notifiers: how often the watched mounts are read, in milliseconds (default 1000, so a crossing is reported within about one second plus the time statfs takes). */
+  /** low-space notifiers: how often the watched mounts are read, in milliseconds, 100 to 3600000 (default 1000, so a crossing is reported within about one second plus the time statfs takes). */
   intervalMs?: number;
 }
 
@@ -497,12 +497,12 @@ export const NOTIFIER_ATTRIBUTE_SET: AttributeSetSpec<NotifierAttributes> = {
     { id: 4, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x3 } },
     { id: 5, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
     { id: 6, name: 'path-prefix', key: 'pathPrefix', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
-    { id: 7, name: 'threshold', key: 'threshold', type: 'u32', bigEndian: false, multi: false, checks: { max: 100 } },
+    { id: 7, name: 'threshold', key: 'threshold', type: 'u32', bigEndian: false, multi: false },
     { id: 8, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
-    { id: 9, name: 'threshold-inodes', key: 'thresholdInodes', type: 'u32', bigEndian: false, multi: false, checks: { max: 100 } },
+    { id: 9, name: 'threshold-inodes', key: 'thresholdInodes', type: 'u32', bigEndian: false, multi: false },
     { id: 10, name: 'threshold-bytes', key: 'thresholdBytes', type: 'u64', bigEndian: false, multi: false },
-    { id: 11, name: 'hysteresis', key: 'hysteresis', type: 'u32', bigEndian: false, multi: false, checks: { max: 1000 } },
-    { id: 12, name: 'interval-ms', key: 'intervalMs', type: 'u32', bigEndian: false, multi: false, checks: { min: 100, max: 3600000 } },
+    { id: 11, name: 'hysteresis', key: 'hysteresis', type: 'u32', bigEndian: false, multi: false },
+    { id: 12, name: 'interval-ms', key: 'intervalMs', type: 'u32', bigEndian: false, multi: false },
   ],
 };
 

@@ -402,16 +402,19 @@ enum {
 	USIP_A_NOTIFIER_PATH_PREFIX,
 	/*
 	 * u32: low-space notifiers: the percentage of blocks available to
-	 * unprivileged users (df's Avail over Size) below which the event fires.
-	 * A low-space notifier has exactly one of threshold, threshold-inodes and
-	 * threshold-bytes; other actions have none.
+	 * unprivileged users (df's Avail over Size) below which the event fires,
+	 * 1 to 100. A low-space notifier has exactly one of threshold,
+	 * threshold-inodes and threshold-bytes; other actions have none. The
+	 * ranges of the low-space attributes are checked by the handler, which
+	 * refuses a value out of range with EINVAL and a message naming the
+	 * attribute.
 	 */
 	USIP_A_NOTIFIER_THRESHOLD,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_NOTIFIER_PAD,
 	/*
 	 * u32: low-space notifiers: the percentage of free inodes below which the
-	 * event fires.
+	 * event fires, 1 to 100.
 	 */
 	USIP_A_NOTIFIER_THRESHOLD_INODES,
 	/*
@@ -421,14 +424,14 @@ enum {
 	USIP_A_NOTIFIER_THRESHOLD_BYTES,
 	/*
 	 * u32: low-space notifiers: how far above the threshold free space must
-	 * rise before the recovered event, in percent of the threshold (default
-	 * 5: a 10% threshold recovers above 10.5%).
+	 * rise before the recovered event, in percent of the threshold, 0 to 1000
+	 * (default 5: a 10% threshold recovers above 10.5%).
 	 */
 	USIP_A_NOTIFIER_HYSTERESIS,
 	/*
 	 * u32: low-space notifiers: how often the watched mounts are read, in
-	 * milliseconds (default 1000, so a crossing is reported within about one
-	 * second plus the time statfs takes).
+	 * milliseconds, 100 to 3600000 (default 1000, so a crossing is reported
+	 * within about one second plus the time statfs takes).
 	 */
 	USIP_A_NOTIFIER_INTERVAL_MS,
 
