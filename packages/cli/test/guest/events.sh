@@ -78,7 +78,13 @@ echo 1 >/sys/module/usip/parameters/max_listeners_per_user
 step client-nobody $nobody node --import tsx packages/cli/test/guest/client-events.ts nobody
 echo 64 >/sys/module/usip/parameters/max_listeners_per_user
 
-# A real failure: dd fills a 64 KiB tmpfs while usip listen waits for its ENOSPC.
+cat /sys/module/usip/parameters/event_queue_len >"$results/event_queue_len"
+step stats node "$usip" stats --json
+step stats-human node "$usip" stats
+step nobody-stats $nobody node "$usip" stats --json
+step nobody-stats-human $nobody node "$usip" stats
+# A real failure (after the stats above: its coalescing slot lives a second or two): dd fills a
+# 64 KiB tmpfs while usip listen waits for its ENOSPC.
 mkdir -p /tmp/full && mount -t tmpfs -o size=64k none /tmp/full
 node "$usip" listen --json --count 1 --notifier storage:enospc:path-prefix=/tmp/full \
 	>"$results/real-enospc.out" 2>"$results/real-enospc.err" &
@@ -90,10 +96,4 @@ wait $real
 echo $? >"$results/real-enospc.status"
 stat -c %i /tmp/full/f >"$results/dd.ino"
 umount /tmp/full
-
-cat /sys/module/usip/parameters/event_queue_len >"$results/event_queue_len"
-step stats node "$usip" stats --json
-step stats-human node "$usip" stats
-step nobody-stats $nobody node "$usip" stats --json
-step nobody-stats-human $nobody node "$usip" stats
 uname -r >"$results/uname"
