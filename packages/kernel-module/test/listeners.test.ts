@@ -300,7 +300,7 @@ for (const report of reports) {
     ['zero-flags', 'EINVAL', /flag|notify|kern-log/i],
     ['unknown-notifier-flag', 'EINVAL', /reserved bit/],
     ['unknown-listener-flag', 'EINVAL', /reserved bit/],
-    ['threshold-101', 'ERANGE', /out of range/],
+    ['threshold-101', 'EINVAL', /threshold is a percentage of the blocks: 1 to 100/],
     ['type-3', 'ERANGE', /out of range/],
     ['action-9', 'ERANGE', /out of range/],
     ['not-nested', 'EINVAL', /NLA_F_NESTED/],
