@@ -32,12 +32,14 @@ readonly BACKPORTS_FILE=/etc/apt/sources.list.d/usip-backports.sources
 #   python3-yaml python3-jsonschema
 #                     the kernel's YNL CLI and library (tools/net/ynl) load and validate the spec
 #                     with them: in the guest, and on the host against genetlink.yaml
+#   debootstrap       makes the cached trixie build root (chroot) whose gcc and libc build
+#                     modules for Linux 7.x, whose headers Debian 12's toolchain cannot use
 #   e2fsprogs xfsprogs btrfs-progs fdisk quota
 #                     the storage tests make real file systems (ext4 with quota, xfs, btrfs)
 #                     on loop devices and partitions in the guest, which runs the host's root
 readonly PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd dkms
-	make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
+	debootstrap make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
 	e2fsprogs xfsprogs btrfs-progs fdisk quota
 )
 

@@ -1,8 +1,16 @@
 // Pure parsing of apt's answers about Debian kernel packages, and of kernel selectors.
 import { compareDebianVersions } from './debian-version.js';
 
-/** The kernel series USIP supports, in the order `all` runs them. */
+/**
+ * The kernel series USIP supports, in the order `all` runs them. A bare major (`7`) means the
+ * newest X.Y of it that Debian has (7.x lives in trixie-backports).
+ */
 export const SUPPORTED_SERIES = ['6.1', '6.12'] as const;
+
+/** "7.3" -> 7, "7" -> 7, "6.12" -> 6. */
+export function majorOf(series: string): number {
+  return Number.parseInt(series, 10);
+}
 
 /**
  * A plain amd64 flavour release as `uname -r` prints it: 6.1.0-56-amd64, 6.12.117+deb12-amd64.
@@ -52,14 +60,14 @@ export function parseKernelSelector(selector: string): KernelSpec[] {
     if (!specs.some((s) => keyOf(s) === keyOf(spec))) specs.push(spec);
   };
   for (const word of words) {
-    const rt = /^(\d+\.\d+)-rt$/.exec(word);
+    const rt = /^(\d+(?:\.\d+)?)-rt$/.exec(word);
     if (word === 'all') for (const series of SUPPORTED_SERIES) add({ kind: 'series', series });
-    else if (/^\d+\.\d+$/.test(word)) add({ kind: 'series', series: word });
+    else if (/^\d+(?:\.\d+)?$/.test(word)) add({ kind: 'series', series: word });
     else if (rt?.[1]) add({ kind: 'series', series: rt[1], flavour: 'rt' });
     else if (seriesOfRelease(word) !== null) add({ kind: 'release', release: word });
     else
       throw new Error(
-        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')}, all, a series' PREEMPT_RT flavour such as 6.1-rt, or an exact amd64 release such as 6.1.0-56-amd64`,
+        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')}, 7 (the newest 7.x), all, a series' PREEMPT_RT flavour such as 6.1-rt, or an exact amd64 release such as 6.1.0-56-amd64`,
       );
   }
   return specs;
@@ -125,11 +133,16 @@ export function headersCandidatesFromNames(names: string, series: string): Heade
   return found;
 }
 
-/** The newest candidate of the series, or null. */
+/** True if a release's X.Y series belongs to a selector's series: `6.12`, or a bare major `7`. */
+export function inSeries(releaseSeries: string, series: string): boolean {
+  return releaseSeries === series || (!series.includes('.') && releaseSeries.startsWith(`${series}.`));
+}
+
+/** The newest candidate of the series (or of every X.Y of a bare major), or null. */
 export function newestOfSeries(candidates: readonly HeadersCandidate[], series: string): HeadersCandidate | null {
   let best: HeadersCandidate | null = null;
   for (const c of candidates) {
-    if (c.series !== series) continue;
+    if (!inSeries(c.series, series)) continue;
     if (best === null || compareDebianVersions(c.version, best.version) > 0) best = c;
   }
   return best;

@@ -1,9 +1,11 @@
 // Builds an out-of-tree kernel module for each selected kernel, each in its own copy of the
 // source tree, so two kernels never share object files.
-import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
-import { exec, tail } from './exec.js';
+import { inRoot } from './build-root.js';
+import { exec, tail, type ExecResult } from './exec.js';
 import { resolveKernels, type Kernel, type Logger } from './kernels.js';
 
 export interface BuildModuleOptions {
@@ -26,6 +28,28 @@ export interface BuiltModule {
   modules: string[];
   /** make's complete output (compiler warnings included). */
   output: string;
+}
+
+/**
+ * make in a build root (chroot): the tree is copied into the root (the root cannot see the
+ * host's files), built there, and the result copied back over `dir`, timestamps kept so the
+ * next build is incremental in both places. The copy in the root is keyed by `dir`.
+ */
+async function makeInRoot(kernel: Kernel, root: string, dir: string, echo: NodeJS.WritableStream | null): Promise<ExecResult> {
+  const key = createHash('sha256').update(dir).digest('hex').slice(0, 16);
+  const inside = `/var/tmp/usip-build/${key}`;
+  const there = join(root, inside);
+  mkdirSync(there, { recursive: true });
+  cpSync(dir, there, { recursive: true, preserveTimestamps: true });
+  const headers = kernel.headersDir.startsWith(root + sep) ? kernel.headersDir.slice(root.length) : kernel.headersDir;
+  const r = await inRoot(root, ['make', '-C', headers, `M=${inside}`, `-j${Math.max(1, cpus().length)}`, 'modules'], {
+    echo: echo ?? undefined,
+    allowFailure: true,
+  });
+  cpSync(there, dir, { recursive: true, preserveTimestamps: true });
+  // Paths in make's messages are the root's: say where the files really are.
+  const host = (text: string) => text.split(inside).join(dir);
+  return { code: r.code, stdout: host(r.stdout), stderr: host(r.stderr) };
 }
 
 /** Top-level entries of a source tree never copied into a build tree. */
@@ -78,8 +102,8 @@ export async function buildModule(options: BuildModuleOptions): Promise<BuiltMod
         return !EXCLUDED.has(rel.split(sep)[0] ?? '');
       },
     });
-    log(`building ${src} for ${kernel.release} in ${dir}`);
-    const r = await exec(
+    log(`building ${src} for ${kernel.release} in ${dir}${kernel.buildRoot ? ` (in the build root ${kernel.buildRoot})` : ''}`);
+    const r = kernel.buildRoot ? await makeInRoot(kernel, kernel.buildRoot, dir, echo) : await exec(
       'make',
       ['-C', kernel.headersDir, `M=${dir}`, `-j${Math.max(1, cpus().length)}`, 'modules'],
       { echo: echo ?? undefined, allowFailure: true },

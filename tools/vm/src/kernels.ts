@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import {
   headersCandidatesFromMeta,
   headersCandidatesFromNames,
+  majorOf,
   newestOfSeries,
   parseAptStanzas,
   parseKernelSelector,
@@ -17,6 +18,7 @@ import {
   type KernelSpec,
 } from './apt.js';
 import { compareDebianVersions } from './debian-version.js';
+import { BUILD_ROOT_SUITE, ensureBuildRoot, inRoot, installInRoot, rootListsFresh, updateRootLists } from './build-root.js';
 import { exec } from './exec.js';
 import { withFileLock } from './lock.js';
 import { aptLockFile, kernelsCacheDir, systemDepsScript, workspaceRoot } from './paths.js';
@@ -44,6 +46,11 @@ export interface Kernel {
   headersDir: string;
   /** Where the kernel is cached. */
   cacheDir: string;
+  /**
+   * The Debian build root (chroot) whose toolchain builds modules for this kernel, when the
+   * host's cannot (7.x); headersDir is then inside it. null: build on the host.
+   */
+  buildRoot: string | null;
 }
 
 export interface ResolveKernelsOptions {
@@ -268,13 +275,17 @@ function readCachedKernel(cacheDir: string, release: string): CachedKernel | nul
     if (meta.format !== CACHE_FORMAT || meta.release !== release) return null;
     if (!existsSync(join(cacheDir, 'vmlinuz'))) return null;
     if (!existsSync(join(cacheDir, 'lib/modules', release, 'modules.dep'))) return null;
+    if (!existsSync(join(cacheDir, 'lib/modules', release, 'modules.builtin'))) return null;
     return meta;
   } catch {
     return null;
   }
 }
 
-async function downloadImage(release: string, dir: string, log: Logger): Promise<string> {
+/** Downloads a kernel's packages into `dir`; returns the .deb files (the image first). */
+type ImageDownloader = (release: string, dir: string, log: Logger) => Promise<string[]>;
+
+async function downloadImage(release: string, dir: string, log: Logger): Promise<string[]> {
   // The unsigned and the signed package hold the same modules; the unsigned one needs no shim.
   const names = [`linux-image-${release}-unsigned`, `linux-image-${release}`];
   const attempt = async (): Promise<string | null> => {
@@ -299,10 +310,61 @@ async function downloadImage(release: string, dir: string, log: Logger): Promise
     deb = await attempt();
   }
   if (deb === null) throw new Error(`apt-get download found neither ${names.join(' nor ')}`);
-  return deb;
+  return [deb];
 }
 
-async function fetchImage(release: string, packageVersion: string, cacheDir: string, log: Logger): Promise<CachedKernel> {
+/**
+ * Downloads a 7.x kernel with the build root's apt (the host's knows no trixie): Debian now
+ * splits the image into linux-binary-<release> (the kernel, at usr/lib/modules/<release>/vmlinuz),
+ * linux-modules-<release> and linux-base-<release>; a release packaged the old way has
+ * linux-image-<release>-unsigned.
+ */
+function rootImageDownloader(root: string): ImageDownloader {
+  return async (release, dir, log) => {
+    const inside = `/var/tmp/usip-download-${process.pid}`;
+    const where = join(root, inside);
+    rmSync(where, { recursive: true, force: true });
+    mkdirSync(where, { recursive: true });
+    try {
+      // linux-base-<release> holds config and modules.builtin (the initramfs needs the latter).
+      const sets = [[`linux-binary-${release}`, `linux-modules-${release}`, `linux-base-${release}`], [`linux-image-${release}-unsigned`]];
+      const attempt = async (): Promise<string[] | null> => {
+        for (const names of sets) {
+          const r = await inRoot(root, ['sh', '-c', `cd ${inside} && exec apt-get -q -o APT::Sandbox::User=root download ${names.join(' ')}`], {
+            allowFailure: true,
+          });
+          const debs = names.map((name) => readdirSync(where).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb')));
+          if (r.code === 0 && debs.every((d) => d !== undefined)) {
+            return debs.map((d) => {
+              renameSync(join(where, d!), join(dir, d!));
+              return join(dir, d!);
+            });
+          }
+        }
+        return null;
+      };
+      log(`downloading linux-binary-${release}, linux-modules-${release} and linux-base-${release} (${BUILD_ROOT_SUITE} build root)`);
+      let debs = await attempt();
+      if (debs === null) {
+        await updateRootLists(root, log);
+        debs = await attempt();
+      }
+      if (debs === null) throw new Error(`apt-get download in ${root} found neither ${sets.map((s) => s.join(' + ')).join(' nor ')}`);
+      return debs;
+    } finally {
+      rmSync(where, { recursive: true, force: true });
+    }
+  };
+}
+
+async function fetchImage(
+  release: string,
+  packageVersion: string,
+  cacheDir: string,
+  log: Logger,
+  download: ImageDownloader = downloadImage,
+  configFallback: string | null = null,
+): Promise<CachedKernel> {
   const cached = readCachedKernel(cacheDir, release);
   if (cached) return cached;
   const lockFile = join(kernelsCacheDir(), `.${release}.lock`);
@@ -313,19 +375,28 @@ async function fetchImage(release: string, packageVersion: string, cacheDir: str
     rmSync(work, { recursive: true, force: true });
     mkdirSync(join(work, 'download'), { recursive: true });
     try {
-      const deb = await downloadImage(release, join(work, 'download'), log);
-      log(`unpacking ${deb.slice(deb.lastIndexOf('/') + 1)}`);
+      const debs = await download(release, join(work, 'download'), log);
+      const deb = debs[0]!;
       const unpacked = join(work, 'unpacked');
-      await exec('dpkg-deb', ['-x', deb, unpacked]);
-      const vmlinuz = join(unpacked, 'boot', `vmlinuz-${release}`);
-      const modules = join(unpacked, 'lib/modules', release);
-      if (!existsSync(vmlinuz)) throw new Error(`${deb} has no boot/vmlinuz-${release}`);
-      if (!existsSync(modules)) throw new Error(`${deb} has no lib/modules/${release}`);
+      for (const file of debs) {
+        log(`unpacking ${file.slice(file.lastIndexOf('/') + 1)}`);
+        await exec('dpkg-deb', ['-x', file, unpacked]);
+      }
+      // The classic layout (boot/vmlinuz-<release>, lib/modules) or the split one of 7.x
+      // (usr/lib/modules/<release>/vmlinuz, and its modules beside it).
+      const merged = join(unpacked, 'usr/lib/modules', release);
+      const vmlinuz = [join(unpacked, 'boot', `vmlinuz-${release}`), join(merged, 'vmlinuz')].find((p) => existsSync(p));
+      const modules = [join(unpacked, 'lib/modules', release), merged].find((p) => existsSync(join(p, 'kernel')));
+      const names = debs.map((f) => f.slice(f.lastIndexOf('/') + 1)).join(', ');
+      if (vmlinuz === undefined) throw new Error(`${names}: no boot/vmlinuz-${release} nor usr/lib/modules/${release}/vmlinuz`);
+      if (modules === undefined) throw new Error(`${names}: no lib/modules/${release}/kernel nor usr/lib/modules/${release}/kernel`);
       const staged = join(work, 'kernel');
       mkdirSync(join(staged, 'lib/modules'), { recursive: true });
       renameSync(vmlinuz, join(staged, 'vmlinuz'));
-      const config = join(unpacked, 'boot', `config-${release}`);
-      if (existsSync(config)) renameSync(config, join(staged, 'config'));
+      const config = [join(unpacked, 'boot', `config-${release}`), join(merged, 'config'), configFallback].find(
+        (p): p is string => p !== null && existsSync(p),
+      );
+      if (config !== undefined) writeFileSync(join(staged, 'config'), readFileSync(config));
       renameSync(modules, join(staged, 'lib/modules', release));
       // The package leaves depmod to its postinst; the guest's modprobe and our module
       // dependency resolution need modules.dep.
@@ -344,7 +415,7 @@ async function fetchImage(release: string, packageVersion: string, cacheDir: str
         format: CACHE_FORMAT,
         release,
         packageVersion,
-        package: deb.slice(deb.lastIndexOf('/') + 1),
+        package: debs.map((f) => f.slice(f.lastIndexOf('/') + 1)).join(' '),
         vmlinux,
       };
       writeFileSync(join(staged, 'kernel.json'), `${JSON.stringify(meta, null, 2)}\n`);
@@ -443,6 +514,7 @@ function debugKernel(log: Logger): Kernel {
     modulesDir: join(dir, 'root/lib/modules', meta.release),
     headersDir: join(dir, 'linux'),
     cacheDir: dir,
+    buildRoot: null,
   };
   for (const path of [kernel.vmlinuz, join(kernel.modulesDir, 'modules.dep'), join(kernel.headersDir, 'Module.symvers')]) {
     if (!existsSync(path)) throw new Error(`the debug kernel in ${dir} is incomplete (no ${path}): remove the directory and run ${debugKernelBuildScript}`);
@@ -452,6 +524,7 @@ function debugKernel(log: Logger): Kernel {
 }
 
 async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
+  if (needsBuildRoot(spec)) return prepareRootKernel(spec, log);
   for (let attempt = 0; ; attempt += 1) {
     const updatesBefore = aptUpdates;
     let release: string;
@@ -478,6 +551,7 @@ async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
         modulesDir: join(cacheDir, 'lib/modules', release),
         headersDir: headers.dir,
         cacheDir,
+        buildRoot: null,
       };
     } catch (error) {
       if (spec.kind !== 'series' || attempt > 0) throw error;
@@ -489,5 +563,89 @@ async function prepareKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
       }
       log(`${(error as Error).message.split('\n')[0]}; resolving ${spec.series} again with fresh lists`);
     }
+  }
+}
+
+// ---- kernels built in the trixie root (7.x) ---------------------------------------------------
+
+/** 7.x and later: Debian 12's toolchain cannot build for them. */
+function needsBuildRoot(spec: KernelSpec): boolean {
+  const series = spec.kind === 'series' ? spec.series : seriesOfRelease(spec.release);
+  return series !== null && majorOf(series) >= 7;
+}
+
+/** The newest release of a series (`7` or `7.3`) that the build root's apt knows. */
+async function resolveInRoot(root: string, series: string, log: Logger): Promise<HeadersCandidate> {
+  const query = async (): Promise<HeadersCandidate | null> => {
+    const show = await inRoot(root, ['apt-cache', 'show', 'linux-headers-amd64'], { allowFailure: true });
+    return newestOfSeries(headersCandidatesFromMeta(parseAptStanzas(show.stdout)), series);
+  };
+  let found = rootListsFresh(root) ? await query() : null;
+  if (found === null) {
+    await updateRootLists(root, log);
+    found = await query();
+  }
+  if (found === null) {
+    throw new Error(
+      `no Debian kernel of series ${series} is available from ${BUILD_ROOT_SUITE}, ${BUILD_ROOT_SUITE}-updates or ` +
+        `${BUILD_ROOT_SUITE}-backports (looked at linux-headers-amd64 in the build root ${root})`,
+    );
+  }
+  return found;
+}
+
+async function prepareRootKernel(spec: KernelSpec, log: Logger): Promise<Kernel> {
+  const root = await ensureBuildRoot(log);
+  let release: string;
+  let version = '';
+  if (spec.kind === 'series') {
+    const cacheKey = `root:${spec.series}`;
+    const fingerprint = `${aptListsFingerprint()}\n${rootListsStamp(root)}`;
+    const cache = readResolutionCache(fingerprint);
+    let found = cache.series[cacheKey];
+    if (!found) {
+      found = await resolveInRoot(root, spec.series, log);
+      const fresh = readResolutionCache(`${aptListsFingerprint()}\n${rootListsStamp(root)}`);
+      fresh.series[cacheKey] = found;
+      mkdirSync(kernelsCacheDir(), { recursive: true });
+      writeAtomically(resolutionCachePath(), `${JSON.stringify(fresh, null, 2)}\n`);
+    }
+    release = spec.flavour === 'rt' ? rtRelease(found.release) : found.release;
+    version = spec.flavour === 'rt' ? '' : found.version;
+  } else {
+    release = spec.release;
+  }
+  const headersInRoot = `/usr/src/linux-headers-${release}`;
+  await withFileLock(join(kernelsCacheDir(), `.root-headers-${release}.lock`), `installing linux-headers-${release}`, async () => {
+    if (!existsSync(join(root, headersInRoot, 'Makefile'))) await installInRoot(root, [`linux-headers-${release}`], log, true);
+  });
+  if (!existsSync(join(root, headersInRoot, 'Makefile'))) throw new Error(`linux-headers-${release} is not installed in ${root} (no ${headersInRoot}/Makefile)`);
+  if (version === '') {
+    const r = await inRoot(root, ['dpkg-query', '-W', '-f=${Version}', `linux-headers-${release}`], { allowFailure: true });
+    version = r.code === 0 ? r.stdout.trim() : '';
+  }
+  const cacheDir = join(kernelsCacheDir(), release);
+  // The split packages carry no config: the headers' .config is the kernel's.
+  const meta = await fetchImage(release, version, cacheDir, log, rootImageDownloader(root), join(root, headersInRoot, '.config'));
+  return {
+    selector: spec.kind === 'series' ? `${spec.series}${spec.flavour ? `-${spec.flavour}` : ''}` : spec.release,
+    series: seriesOfRelease(release) ?? (spec.kind === 'series' ? spec.series : release),
+    release,
+    packageVersion: meta.packageVersion || version,
+    vmlinuz: join(cacheDir, 'vmlinuz'),
+    vmlinux: meta.vmlinux ? join(cacheDir, 'vmlinux') : null,
+    modulesDir: join(cacheDir, 'lib/modules', release),
+    headersDir: join(root, headersInRoot),
+    cacheDir,
+    buildRoot: root,
+  };
+}
+
+/** Changes when the build root's apt lists do (resolutions are cached until then). */
+function rootListsStamp(root: string): string {
+  try {
+    return `${root}:${statSync(join(root, '.usip-apt-updated')).mtimeMs}`;
+  } catch {
+    return `${root}:never`;
   }
 }

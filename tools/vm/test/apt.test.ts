@@ -3,6 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   headersCandidatesFromMeta,
+  inSeries,
+  majorOf,
   headersCandidatesFromNames,
   newestOfSeries,
   parseAptStanzas,
@@ -14,6 +16,8 @@ import {
 // Real `apt-cache show linux-headers-amd64 linux-headers-6.12-amd64` output (some fields left
 // out) from a bookworm machine with -security and -backports.
 const metaShow = readFileSync(new URL('fixtures/apt-show-headers-meta.txt', import.meta.url), 'utf8');
+// The same from the trixie build root (trixie, -updates, -backports), where 7.x lives.
+const trixieMetaShow = readFileSync(new URL('fixtures/apt-show-headers-meta-trixie.txt', import.meta.url), 'utf8');
 
 test('selectors: series, all, exact releases, lists', () => {
   assert.equal(parseKernelSelector('6.1'), [{ kind: 'series', series: '6.1' }]);
@@ -103,3 +107,23 @@ test('package names give the newest plain release of a series when no meta packa
 });
 
 test.run();
+
+test('a bare major selects the newest X.Y of it: 7 is 7.3 in trixie-backports, not trixie\'s 6.12', () => {
+  assert.equal(parseKernelSelector('7'), [{ kind: 'series', series: '7' }]);
+  assert.equal(parseKernelSelector('6.12,7,7-rt'), [
+    { kind: 'series', series: '6.12' },
+    { kind: 'series', series: '7' },
+    { kind: 'series', series: '7', flavour: 'rt' },
+  ]);
+  assert.is(seriesOfRelease('7.3.4+deb13-amd64'), '7.3');
+  assert.is(majorOf('7.3'), 7);
+  assert.is(majorOf('7'), 7);
+  assert.is(majorOf('6.12'), 6);
+  assert.ok(inSeries('7.3', '7'));
+  assert.not.ok(inSeries('7.3', '7.2'));
+  assert.not.ok(inSeries('6.12', '6.1'), 'a series is not a prefix of another');
+  const candidates = headersCandidatesFromMeta(parseAptStanzas(trixieMetaShow));
+  assert.equal(newestOfSeries(candidates, '7'), { release: '7.3.4+deb13-amd64', series: '7.3', version: '7.3.4-1~bpo13+1' });
+  assert.is(newestOfSeries(candidates, '6.12')?.release, '6.12.117+deb13-amd64');
+  assert.is(newestOfSeries(candidates, '8'), null);
+});

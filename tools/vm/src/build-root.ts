@@ -1,0 +1,144 @@
+// A Debian build root for kernels the host cannot build for: Linux 7.x headers need trixie's
+// compiler and libc, which Debian 12 does not have. The root is made once with debootstrap
+// (from Debian's own packages), cached next to the kernels, and used with chroot for apt
+// (resolving, downloading and installing 7.x packages from trixie-backports) and for Kbuild.
+// The host's apt is never pointed at trixie, so nothing on the host is upgraded by accident.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { exec, type ExecOptions, type ExecResult } from './exec.js';
+import { withFileLock } from './lock.js';
+import { kernelsCacheDir } from './paths.js';
+
+export type Logger = (message: string) => void;
+
+/** The Debian release whose toolchain builds 7.x modules, and the suites the root uses. */
+export const BUILD_ROOT_SUITE = 'trixie';
+const SUITES = ['trixie', 'trixie-updates', 'trixie-backports'];
+/** What Kbuild needs in the root besides the headers (which pull in linux-kbuild). */
+const BUILD_PACKAGES = ['gcc', 'make', 'libc6-dev', 'bc', 'ca-certificates'];
+// Bump when the root's contents or sources change: an old root is then made again.
+const ROOT_FORMAT = 1;
+
+interface BuildRootMeta {
+  format: number;
+  suite: string;
+  mirror: string;
+  created: string;
+}
+
+/** `<cache>/usip/build-roots/<suite>` (next to `<cache>/usip/kernels`). */
+export function buildRootDir(suite = BUILD_ROOT_SUITE): string {
+  return join(dirname(kernelsCacheDir()), 'build-roots', suite);
+}
+
+/** The Debian mirror the host's own apt sources use for the distribution itself. */
+export function hostMirror(): string {
+  const candidates = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'];
+  for (const file of candidates) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const deb822 = /^URIs:\s*(\S+)/m.exec(text);
+    if (deb822?.[1] && !/security/.test(deb822[1])) return deb822[1];
+    const oneLine = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+/m.exec(text);
+    if (oneLine?.[1] && !/security/.test(oneLine[1])) return oneLine[1];
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+function readMeta(root: string): BuildRootMeta | null {
+  try {
+    const meta = JSON.parse(readFileSync(join(root, '.usip-build-root.json'), 'utf8')) as BuildRootMeta;
+    return meta.format === ROOT_FORMAT ? meta : null;
+  } catch {
+    return null;
+  }
+}
+
+const ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  DEBIAN_FRONTEND: 'noninteractive',
+  HOME: '/root',
+};
+
+/** Runs a command inside the root (chroot, a clean environment). */
+export function inRoot(root: string, args: readonly string[], options: Omit<ExecOptions, 'env'> = {}): Promise<ExecResult> {
+  return exec('chroot', [root, ...args], { ...options, env: ENV });
+}
+
+const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=600', '-o', 'APT::Sandbox::User=root'];
+
+/** apt-get update in the root; marks when it was done (the lists' own times are the mirror's). */
+export async function updateRootLists(root: string, log: Logger): Promise<void> {
+  log(`apt-get update in the ${BUILD_ROOT_SUITE} build root`);
+  await inRoot(root, [...APT, '-qq', 'update']);
+  writeFileSync(join(root, '.usip-apt-updated'), `${new Date().toISOString()}\n`);
+}
+
+/** True when this tool refreshed the root's apt lists in the last hour. */
+export function rootListsFresh(root: string): boolean {
+  try {
+    return Date.now() - statSync(join(root, '.usip-apt-updated')).mtimeMs < 60 * 60 * 1000;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs packages in the root (from trixie-backports when `backports`), if missing. */
+export async function installInRoot(root: string, packages: readonly string[], log: Logger, backports = false): Promise<void> {
+  const missing: string[] = [];
+  for (const name of packages) {
+    const r = await inRoot(root, ['dpkg-query', '-W', '-f=${db:Status-Abbrev}', name], { allowFailure: true });
+    if (!(r.code === 0 && r.stdout.startsWith('ii'))) missing.push(name);
+  }
+  if (missing.length === 0) return;
+  log(`installing ${missing.join(' ')} in the ${BUILD_ROOT_SUITE} build root`);
+  const args = [...APT, '-y', '-q', '--no-install-recommends', ...(backports ? ['-t', `${BUILD_ROOT_SUITE}-backports`] : []), 'install', ...missing];
+  let r = await inRoot(root, args, { allowFailure: true });
+  if (r.code !== 0) {
+    await updateRootLists(root, log);
+    r = await inRoot(root, args, { allowFailure: true });
+  }
+  if (r.code !== 0) throw new Error(`apt-get install ${missing.join(' ')} in ${root} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`);
+}
+
+/**
+ * The cached build root, made with debootstrap on first use (about 20 s from a near mirror).
+ * Safe to call from several processes at once: the making is serialized on a lock file.
+ */
+export async function ensureBuildRoot(log: Logger): Promise<string> {
+  const root = buildRootDir();
+  if (readMeta(root) !== null) return root;
+  mkdirSync(dirname(root), { recursive: true });
+  return withFileLock(`${root}.lock`, `making the ${BUILD_ROOT_SUITE} build root`, async () => {
+    if (readMeta(root) !== null) return root;
+    const mirror = hostMirror();
+    const work = `${root}.tmp-${process.pid}`;
+    rmSync(work, { recursive: true, force: true });
+    try {
+      log(`debootstrap --variant=minbase ${BUILD_ROOT_SUITE} ${work} ${mirror}`);
+      const r = await exec('debootstrap', ['--variant=minbase', BUILD_ROOT_SUITE, work, mirror], { allowFailure: true });
+      if (r.code !== 0) {
+        const detail = existsSync(join(work, 'debootstrap/debootstrap.log'))
+          ? readFileSync(join(work, 'debootstrap/debootstrap.log'), 'utf8').trim().split('\n').slice(-15).join('\n')
+          : (r.stderr || r.stdout).trim();
+        throw new Error(`debootstrap of ${BUILD_ROOT_SUITE} from ${mirror} failed (exit ${r.code}):\n${detail}`);
+      }
+      writeFileSync(join(work, 'etc/apt/sources.list'), SUITES.map((s) => `deb ${mirror} ${s} main\n`).join(''));
+      await updateRootLists(work, log);
+      await installInRoot(work, BUILD_PACKAGES, log);
+      const meta: BuildRootMeta = { format: ROOT_FORMAT, suite: BUILD_ROOT_SUITE, mirror, created: new Date().toISOString() };
+      writeFileSync(join(work, '.usip-build-root.json'), `${JSON.stringify(meta, null, 2)}\n`);
+      rmSync(root, { recursive: true, force: true });
+      renameSync(work, root);
+      log(`made the ${BUILD_ROOT_SUITE} build root in ${root}`);
+      return root;
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+}
