@@ -35,60 +35,7 @@
 
 #include "bench-common.h"
 
-/* --- The kernel's ABI (include/uapi/linux/mount.h, Linux 6.8+), defined here because the
- * build host's headers may predate it. Offsets checked against 6.12's header. */
-#define SYS_statmount_nr	457	/* x86_64 */
-#define SYS_listmount_nr	458
-
-struct bench_mnt_id_req {
-	uint32_t size;
-	uint32_t spare;		/* mnt_ns_fd in later kernels; 0: the caller's namespace */
-	uint64_t mnt_id;
-	uint64_t param;
-};
-#define BENCH_MNT_ID_REQ_SIZE_VER0	24
-
-struct bench_statmount {
-	uint32_t size;
-	uint32_t mnt_opts;
-	uint64_t mask;
-	uint32_t sb_dev_major;
-	uint32_t sb_dev_minor;
-	uint64_t sb_magic;
-	uint32_t sb_flags;
-	uint32_t fs_type;
-	uint64_t mnt_id;
-	uint64_t mnt_parent_id;
-	uint32_t mnt_id_old;
-	uint32_t mnt_parent_id_old;
-	uint64_t mnt_attr;
-	uint64_t mnt_propagation;
-	uint64_t mnt_peer_group;
-	uint64_t mnt_master;
-	uint64_t propagate_from;
-	uint32_t mnt_root;
-	uint32_t mnt_point;
-	uint64_t mnt_ns_id;
-	uint64_t spare2[49];
-	char str[];
-};
-_Static_assert(sizeof(struct bench_mnt_id_req) == BENCH_MNT_ID_REQ_SIZE_VER0, "mnt_id_req");
-_Static_assert(offsetof(struct bench_statmount, fs_type) == 36, "statmount.fs_type");
-_Static_assert(offsetof(struct bench_statmount, mnt_id) == 40, "statmount.mnt_id");
-_Static_assert(offsetof(struct bench_statmount, mnt_attr) == 64, "statmount.mnt_attr");
-_Static_assert(offsetof(struct bench_statmount, mnt_root) == 104, "statmount.mnt_root");
-_Static_assert(offsetof(struct bench_statmount, mnt_point) == 108, "statmount.mnt_point");
-_Static_assert(offsetof(struct bench_statmount, mnt_ns_id) == 112, "statmount.mnt_ns_id");
-_Static_assert(sizeof(struct bench_statmount) == 512, "statmount");
-
-#define STATMOUNT_SB_BASIC		0x01u
-#define STATMOUNT_MNT_BASIC		0x02u
-#define STATMOUNT_PROPAGATE_FROM	0x04u
-#define STATMOUNT_MNT_ROOT		0x08u
-#define STATMOUNT_MNT_POINT		0x10u
-#define STATMOUNT_FS_TYPE		0x20u
-#define STATMOUNT_MNT_OPTS		0x80u	/* 6.11+ */
-#define LSMT_ROOT			0xffffffffffffffffull
+#include "mount-api.h"
 
 /* --- Records ---------------------------------------------------------------------------- */
 
