@@ -74,6 +74,8 @@ export const UnavailableReason = {
   armFailed: 8,
   /** The kernel was built without the option the feature needs (e.g. CONFIG_QUOTA_NETLINK_INTERFACE for quota warnings). */
   notConfigured: 9,
+  /** Turned off when the module was loaded by its fail_check parameter, as if the kernel's structures or prototypes had not matched (for tests of how clients cope with a missing feature). */
+  forcedOff: 10,
 } as const;
 export type UnavailableReasonName = keyof typeof UnavailableReason;
 /** Spec names of the values of UnavailableReason, for display. */
@@ -87,6 +89,7 @@ export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, string>> = {
   7: 'needs-mount-table',
   8: 'arm-failed',
   9: 'not-configured',
+  10: 'forced-off',
 };
 
 /** Whose counters a stats reply holds. */
@@ -402,7 +405,7 @@ export const FEATURE_STATUS_ATTRIBUTE_SET: AttributeSetSpec<FeatureStatusAttribu
   attributes: [
     { id: 1, name: 'feature', key: 'feature', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x7ff } },
     { id: 2, name: 'available', key: 'available', type: 'u8', bigEndian: false, multi: false, checks: { max: 1 } },
-    { id: 3, name: 'reason', key: 'reason', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 9 } },
+    { id: 3, name: 'reason', key: 'reason', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 10 } },
   ],
 };
 

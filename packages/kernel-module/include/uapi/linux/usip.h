@@ -134,6 +134,12 @@ enum usip_unavailable_reason {
 	 * CONFIG_QUOTA_NETLINK_INTERFACE for quota warnings).
 	 */
 	USIP_UNAVAILABLE_REASON_NOT_CONFIGURED = 9,
+	/*
+	 * Turned off when the module was loaded by its fail_check parameter, as
+	 * if the kernel's structures or prototypes had not matched (for tests of
+	 * how clients cope with a missing feature).
+	 */
+	USIP_UNAVAILABLE_REASON_FORCED_OFF = 10,
 };
 
 /* Whose counters a stats reply holds. */
