@@ -72,3 +72,56 @@ export function fromNativeError(value: unknown): unknown {
   if (!isNativeNetlinkError(value)) return value;
   return new NetlinkError(value.message, value);
 }
+
+/** The fields of a failed system call of the mount APIs (mounts.ts), as the addon reports them. */
+export interface SyscallErrorDetails {
+  /** Positive errno, as in C: EPERM is 1. */
+  errno: number;
+  /** The errno's symbolic name: 'EPERM', 'ENOENT', 'ETIMEDOUT', ... */
+  code: string;
+  /** The system call that failed: 'statmount', 'fanotify_mark', 'read', 'statfs', ... */
+  syscall: string;
+  /** What was being done, e.g. 'watch the mounts of /proc/self/ns/mnt'. */
+  operation: string;
+  /** More words when there are some, e.g. why fanotify refused:
+   *  'EPERM: marking a mount namespace needs CAP_SYS_ADMIN in its user namespace'. */
+  detail?: string;
+}
+
+/** What the mount APIs (listKernelMounts, MountinfoWatch, FanotifyMountWatch, statfsPath, ...)
+ *  throw or reject with when a system call fails. */
+export class SyscallError extends Error implements SyscallErrorDetails {
+  override readonly name = 'SyscallError';
+  readonly errno: number;
+  readonly code: string;
+  readonly syscall: string;
+  readonly operation: string;
+  declare readonly detail?: string;
+
+  constructor(message: string, details: SyscallErrorDetails) {
+    super(message);
+    this.errno = details.errno;
+    this.code = details.code;
+    this.syscall = details.syscall;
+    this.operation = details.operation;
+    if (details.detail !== undefined) this.detail = details.detail;
+  }
+}
+
+export function isSyscallError(value: unknown): value is SyscallError {
+  return value instanceof SyscallError;
+}
+
+/** Re-creates an addon's SyscallError where the caller's `await` resumes (see fromNativeError);
+ *  anything else is returned unchanged. */
+export function fromNativeSyscallError(value: unknown): unknown {
+  if (
+    value instanceof Error &&
+    value.name === 'SyscallError' &&
+    typeof (value as Partial<SyscallErrorDetails>).errno === 'number' &&
+    typeof (value as Partial<SyscallErrorDetails>).code === 'string'
+  ) {
+    return new SyscallError(value.message, value as Error & SyscallErrorDetails);
+  }
+  return value;
+}

@@ -2,21 +2,40 @@
 // runs its socket I/O on the addon's tokio runtime and settles one promise, so the JS thread
 // never blocks and a dump of thousands of messages crosses into JavaScript once. Notifications
 // (multicast and unsolicited messages) arrive through an async iterator, in batches.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { NetlinkError, fromNativeError, isNetlinkError } from './errors.js';
-import type { NetlinkErrorDetails } from './errors.js';
+import { loadBinding } from './binding.js';
+import { NetlinkError, SyscallError, fromNativeError, isNetlinkError, isSyscallError } from './errors.js';
+import type { NetlinkErrorDetails, SyscallErrorDetails } from './errors.js';
 import type {
-  NativeBinding,
   NativeFamilyInfo,
   NativeGenlSocket,
   NativeMessageBatch,
   NativeNotificationBatch,
 } from './native.js';
 
-export { NetlinkError, isNetlinkError };
-export type { NetlinkErrorDetails };
+export { NetlinkError, isNetlinkError, SyscallError, isSyscallError };
+export type { NetlinkErrorDetails, SyscallErrorDetails };
+export {
+  FanotifyMountWatch,
+  MAX_STATFS_THREADS,
+  MountAttr,
+  MountinfoWatch,
+  Propagation,
+  StatmountMask,
+  listKernelMounts,
+  mountApiSupport,
+  statKernelMount,
+  statfsPath,
+} from './mounts.js';
+export type {
+  FanotifyMountWatchOptions,
+  KernelMount,
+  MountApiSupport,
+  MountEvent,
+  MountEventBatch,
+  MountinfoBatch,
+  StatfsOptions,
+  StatfsResult,
+} from './mounts.js';
 
 export interface FamilyOperation {
   /** The command number. */
@@ -118,26 +137,6 @@ export const Nlctrl = {
     multicastGroups: 7,
   },
 } as const;
-
-const ADDON_FILE = 'usip-netlink.node';
-let binding: NativeBinding | undefined;
-
-/** Loads the addon on first use, so importing this module (for types, constants or error
- *  checks) works where the addon is not built or cannot load. */
-function loadBinding(): NativeBinding {
-  if (binding) return binding;
-  // The addon sits in dist/ both for the built module (dist/index.js) and for the sources
-  // (src/index.ts, run by the tests through tsx).
-  const path = fileURLToPath(new URL(`../dist/${ADDON_FILE}`, import.meta.url));
-  if (!existsSync(path)) {
-    throw new Error(
-      `@usip/netlink-native: the native addon ${path} is missing; build it with ` +
-        '`npx nx build netlink-native` (needs Rust and cargo)',
-    );
-  }
-  binding = createRequire(import.meta.url)(path) as NativeBinding;
-  return binding;
-}
 
 function checkInteger(name: string, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {

@@ -66,6 +66,86 @@ export interface NativeGenlSocket {
   nextNotifications(): Promise<NativeNotificationBatch | null>;
 }
 
-export interface NativeBinding {
+export interface NativeBinding extends NativeMountBinding {
   NativeGenlSocket: new (notificationQueueLimit?: number) => NativeGenlSocket;
+}
+
+// The mount APIs (crates/binding/src/mounts.rs). Fields the kernel did not answer are undefined.
+export interface NativeKernelMount {
+  id?: number;
+  parentId?: number;
+  uniqueId?: bigint;
+  parentUniqueId?: bigint;
+  major?: number;
+  minor?: number;
+  root?: string;
+  mountPoint?: string;
+  mountAttr?: bigint;
+  propagation?: bigint;
+  peerGroup?: number;
+  master?: number;
+  propagateFrom?: number;
+  fsType?: string;
+  source?: string;
+  mountOptions?: string;
+  sbFlags?: number;
+  sbMagic?: bigint;
+  mntNsId?: bigint;
+}
+
+export interface NativeMountApiSupport {
+  listmount: boolean;
+  statmount: boolean;
+  statmountMask: bigint;
+  fanotifyMount: { available: boolean; reason?: string | null };
+}
+
+export interface NativeMountinfoBatch {
+  generation: number;
+  added: string[];
+  removed: number[];
+  changed: string[];
+  lines: number;
+}
+
+export interface NativeMountinfoWatch {
+  readonly closed: boolean;
+  close(): void;
+  next(): Promise<NativeMountinfoBatch | null>;
+}
+
+export interface NativeMountEventBatch {
+  events: Array<{ kind: string; uniqueId: bigint }>;
+  overflow: boolean;
+  mounts?: Array<NativeKernelMount | null> | null;
+}
+
+export interface NativeFanotifyMountWatch {
+  readonly closed: boolean;
+  close(): void;
+  next(): Promise<NativeMountEventBatch | null>;
+}
+
+export interface NativeStatfs {
+  type: bigint;
+  blockSize: bigint;
+  fragmentSize: bigint;
+  blocks: bigint;
+  blocksFree: bigint;
+  blocksAvailable: bigint;
+  files: bigint;
+  filesFree: bigint;
+  fsid: bigint;
+  nameMax: bigint;
+  flags: bigint;
+}
+
+export interface NativeMountBinding {
+  mountApiSupport(): NativeMountApiSupport;
+  listKernelMounts(): Promise<NativeKernelMount[]>;
+  statKernelMount(uniqueId: bigint): Promise<NativeKernelMount | null>;
+  NativeMountinfoWatch: new (path: string) => NativeMountinfoWatch;
+  NativeFanotifyMountWatch: new (nsPath?: string, statmount?: boolean) => NativeFanotifyMountWatch;
+  statfsPath(path: string, timeoutMs?: number): Promise<NativeStatfs>;
+  maxStatfsThreads(): number;
 }

@@ -15,6 +15,8 @@ use napi::bindgen_prelude::{
 };
 use napi_derive::napi;
 
+mod mounts;
+
 #[napi(object)]
 pub struct NativeOperation {
     pub id: u32,
