@@ -15,10 +15,22 @@ export const MODULE_NOT_LOADED_HELP =
   `in this network namespace. Load it with "modprobe usip" (installed with DKMS, see docs/install.md) ` +
   `or, from a build tree, "insmod packages/kernel-module/build/$(uname -r)/usip.ko"; both need root.`;
 
-/** The usip family is not registered: the module is not loaded (or not in this kernel at all). */
+/**
+ * The usip family is not registered: the module is not loaded (or not in this kernel at all).
+ * With `needs`, the message first says what needed it (e.g. "storage events need the usip kernel
+ * module: no other backend provides them"), then how to load it.
+ */
 export class UsipModuleNotLoadedError extends UsipError {
-  constructor(options?: { cause?: unknown }) {
-    super('USIP_MODULE_NOT_LOADED', MODULE_NOT_LOADED_HELP, options);
+  /** What needed the module, when the caller said. */
+  readonly needs?: string;
+  constructor(options?: { cause?: unknown; needs?: string }) {
+    const needs = options?.needs;
+    super(
+      'USIP_MODULE_NOT_LOADED',
+      needs === undefined ? MODULE_NOT_LOADED_HELP : `${needs}. ${MODULE_NOT_LOADED_HELP}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    if (needs !== undefined) this.needs = needs;
   }
 }
 

@@ -48,6 +48,38 @@ export {
   type ParseMountinfoOptions,
   type ReadMountinfoOptions,
 } from './mounts.js';
+export {
+  BACKEND_FEATURES,
+  chooseBackends,
+  choiceOf,
+  fanotifyReason,
+  FEATURE_TITLES,
+  MOUNT_BACKENDS,
+  probeBackends,
+  probeKernel,
+  requireBackend,
+  UsipBackendUnavailableError,
+  type BackendChoice,
+  type BackendFeature,
+  type BackendPlan,
+  type BackendProbe,
+  type MountBackend,
+  type PassedOver,
+} from './backends.js';
+export { kernelMountInfo, mountAttrOfKernel } from './kernel-mounts.js';
+export { missingKernelApi, type FanotifyBatch, type KernelMount, type MountApiSupport, type MountinfoBatch, type NativeStatfs } from './kernel-api.js';
+export {
+  kernelTable,
+  mountOfPath,
+  openMounts,
+  statfsOfMount,
+  UsipMounts,
+  UsipNoSuchMountError,
+  UsipSystemError,
+  type OpenMountsOptions,
+  type WatchMountsOptions,
+} from './mount-service.js';
+export { UserSpaceMountWatcher, type MountTableWatcher, type UserWatcherIo, type UserWatcherOptions } from './user-watcher.js';
 export { MountWatcher, type MountChange, type MountResync, type MountResyncReason, type MountTableChange } from './mount-watcher.js';
 export {
   ACTIONS_OF_TYPE,

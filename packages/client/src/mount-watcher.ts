@@ -131,6 +131,8 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   #closing: Promise<void> | undefined;
   #turn: Promise<unknown> = Promise.resolve();
   #resyncs = 0;
+  /** Who reports the changes: the usip module (see UserSpaceMountWatcher for the others). */
+  readonly backend = 'module' as const;
   /** The listener's id. */
   readonly listenerId: number;
   /** Inode number of the mount namespace watched. */
