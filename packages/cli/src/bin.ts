@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { devices, type NotifierOptions } from '@usip/client';
+import { UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
-import { EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient } from './common.js';
+import { BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, backendName, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
 import {
   DEFAULT_DEVICE_COLUMNS,
   DEVICE_COLUMNS,
@@ -30,10 +30,11 @@ const program = new Command('usip')
 
 program
   .command('status')
-  .description('check that the usip module is loaded and show its versions and features')
+  .description('check that the usip module is loaded and show its versions and features, and which backend serves each feature')
   .option('--json', 'print the status as JSON')
-  .action(async (options: { json?: boolean }) => {
-    const report = await collectStatus(pkg.version);
+  .option('--backend <backend>', `show the choice with this backend forced: ${'module, kernel, mountinfo'}`, backendName)
+  .action(async (options: { json?: boolean; backend?: MountBackend }) => {
+    const report = await collectStatus(pkg.version, options.backend);
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else process.stdout.write(formatStatus(report));
     if (report.error) {
@@ -77,7 +78,13 @@ program
       if (notifier === undefined) {
         command.error("error: required option '--notifier <spec>' not specified", { exitCode: EXIT_USAGE });
       }
-      await withClient((client) => listen(client, { ...options, notifier }));
+      await withClient((client) => listen(client, { ...options, notifier }), (error) => {
+        // Storage events have no backend but the module: say so.
+        const storage = notifier.find((n) => n.type === 'storage');
+        if (!(error instanceof UsipModuleNotLoadedError) || storage === undefined) return error;
+        const what = storage.action === 'lowSpace' ? 'low-space notifications need' : 'storage events need';
+        return new UsipModuleNotLoadedError({ needs: `${what} the usip kernel module: no other backend provides them`, cause: error });
+      });
     },
   );
 
@@ -120,9 +127,10 @@ program
   .description("list the mounts of this mount namespace, as seen from this process's root (like findmnt -l)")
   .addOption(new Option('--json', 'print {"mounts": [...], "nsSeq": ...} (ids as numbers, 64-bit values as strings)').conflicts('tree'))
   .option('--tree', 'show each mount below its parent (like findmnt)')
-  .action(async (options: { json?: boolean; tree?: boolean }) => {
-    await withClient(async (client) => {
-      const { mounts, nsSeq } = await client.mounts();
+  .option('--backend <backend>', BACKEND_HELP, backendName)
+  .action(async (options: { json?: boolean; tree?: boolean; backend?: MountBackend }) => {
+    await withMounts(options.backend, async (source) => {
+      const { mounts, nsSeq } = await source.mounts();
       if (options.json) process.stdout.write(`${toJson({ mounts: mounts.map(mountJson), nsSeq }, 2)}\n`);
       else process.stdout.write(options.tree ? formatMountTree(mounts) : formatMountTable(mounts));
     });
@@ -134,15 +142,16 @@ program
   .argument('[id]', 'the mount id (mountinfo\'s first field)', integer(0, Number.MAX_SAFE_INTEGER))
   .option('--unique-id <id>', "the mount's 64-bit unique id instead (Linux 6.8 and later)", u64)
   .option('--json', 'print it as JSON (ids as numbers, 64-bit values as strings)')
-  .action(async (id: number | undefined, options: { uniqueId?: bigint; json?: boolean }, command: Command) => {
+  .option('--backend <backend>', BACKEND_HELP, backendName)
+  .action(async (id: number | undefined, options: { uniqueId?: bigint; json?: boolean; backend?: MountBackend }, command: Command) => {
     if ((id === undefined) === (options.uniqueId === undefined)) {
       command.error(
         id === undefined ? 'error: give a mount id or --unique-id <id>' : `error: give a mount id (${id}) or --unique-id, not both`,
         { exitCode: EXIT_USAGE },
       );
     }
-    await withClient(async (client) => {
-      const mount = await client.mount(id ?? { uniqueId: options.uniqueId! });
+    await withMounts(options.backend, async (source) => {
+      const mount = await source.mount(id ?? { uniqueId: options.uniqueId! });
       process.stdout.write(options.json ? `${toJson(mountJson(mount), 2)}\n` : formatMount(mount));
     });
   });
@@ -172,6 +181,7 @@ program
   )
   .option('--timeout <ms>', "how long to wait for each file system, in milliseconds (1 to 60000; default: the module's statfs_timeout_ms)", integer(1, 60_000))
   .addOption(new Option('--json', 'print {"filesystems": [...]}: sizes in bytes, 64-bit values as strings').conflicts(['output']))
+  .option('--backend <backend>', BACKEND_HELP, backendName)
   .action(
     async (
       files: string[],
@@ -185,6 +195,7 @@ program
         output?: DfField[] | true;
         timeout?: number;
         json?: boolean;
+        backend?: MountBackend;
       },
     ) => {
       const dfOptions: DfOptions = {
@@ -198,8 +209,8 @@ program
         timeoutMs: options.timeout,
         json: options.json,
       };
-      await withClient(async (client) => {
-        process.exitCode = await df(client, files, dfOptions);
+      await withMounts(options.backend, async (source) => {
+        process.exitCode = await df(source, files, dfOptions);
       });
     },
   );
@@ -210,8 +221,10 @@ program
   .option('--json', 'print each change as one JSON line')
   .option('--count <n>', 'stop after n changes', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--receive-buffer-size <bytes>', 'SO_RCVBUF of the listener socket (default 4 MiB)', integer(1, 0x7fffffff))
-  .action(async (options: WatchCommandOptions) => {
-    await withClient((client) => watch(client, options));
+  .option('--backend <backend>', BACKEND_HELP, backendName)
+  .action(async (options: WatchCommandOptions & { backend?: MountBackend }) => {
+    const { backend, ...rest } = options;
+    await withMounts(backend, (source) => watch(source, rest));
   });
 
 program
@@ -228,16 +241,25 @@ program
     parseColumns,
   )
   .option('--sysroot <dir>', "read DIR/sys, DIR/proc/self/mountinfo, DIR/proc/swaps and DIR/run/udev/data instead of the system's (as lsblk --sysroot)")
-  .action(async (names: string[], options: DevicesCommandOptions) => {
+  .option('--backend <backend>', BACKEND_HELP, backendName)
+  .action(async (names: string[], options: DevicesCommandOptions & { backend?: MountBackend }) => {
+    if (options.sysroot === undefined) {
+      await withMounts(options.backend, async (source) => showDevices(await source.devices(), names, options));
+      return;
+    }
     try {
-      const all = options.sysroot === undefined ? await devices() : await devicesOfSysroot(options.sysroot);
-      const shown = names.length > 0 ? await selectNamed(all, names) : options.all ? all : all.filter(shownByDefault).map((d) => ({ ...d, partitions: d.partitions.filter(shownByDefault) }));
-      const view = { columns: options.output ?? DEFAULT_DEVICE_COLUMNS, bytes: options.bytes === true, list: options.list === true };
-      process.stdout.write(options.json ? devicesJson(shown, view) : formatDevices(shown, view));
+      await showDevices(await devicesOfSysroot(options.sysroot), names, options);
     } catch (error) {
       reportError(error);
     }
   });
+
+/** `usip devices`: the devices named (or all that lsblk would show), as a tree, list or JSON. */
+async function showDevices(all: BlockDevice[], names: string[], options: DevicesCommandOptions): Promise<void> {
+  const shown = names.length > 0 ? await selectNamed(all, names) : options.all ? all : all.filter(shownByDefault).map((d) => ({ ...d, partitions: d.partitions.filter(shownByDefault) }));
+  const view = { columns: options.output ?? DEFAULT_DEVICE_COLUMNS, bytes: options.bytes === true, list: options.list === true };
+  process.stdout.write(options.json ? devicesJson(shown, view) : formatDevices(shown, view));
+}
 
 try {
   await program.parseAsync();

@@ -3,13 +3,17 @@
 import { InvalidArgumentError } from 'commander';
 import {
   ACTIONS_OF_TYPE,
+  MOUNT_BACKENDS,
+  openMounts,
   UsipArgumentError,
   UsipClient,
+  UsipMounts,
   UsipError,
   actionFromName,
   actionSpecName,
   isNetlinkError,
   protocol,
+  type MountBackend,
   type TypedAction,
 } from '@usip/client';
 
@@ -34,13 +38,14 @@ export function reportError(error: unknown): void {
   }
 }
 
-/** Connects, runs `action`, closes; errors are reported with reportError. */
-export async function withClient(action: (client: UsipClient) => Promise<void>): Promise<void> {
+/** Connects, runs `action`, closes; errors are reported with reportError (`explain` may first
+ *  replace a connection error with one that says more). */
+export async function withClient(action: (client: UsipClient) => Promise<void>, explain?: (error: unknown) => unknown): Promise<void> {
   let client: UsipClient;
   try {
     client = await UsipClient.connect();
   } catch (error) {
-    reportError(error);
+    reportError(explain === undefined ? error : explain(error));
     return;
   }
   try {
@@ -51,6 +56,35 @@ export async function withClient(action: (client: UsipClient) => Promise<void>):
     client.close();
   }
 }
+
+/**
+ * Opens the mount API on the best backend for each feature (or the one `backend` forces), runs
+ * `action`, closes; errors are reported with reportError.
+ */
+export async function withMounts(backend: MountBackend | undefined, action: (mounts: UsipMounts) => Promise<void>): Promise<void> {
+  let mounts: UsipMounts;
+  try {
+    mounts = await openMounts(backend === undefined ? {} : { backend });
+  } catch (error) {
+    reportError(error);
+    return;
+  }
+  try {
+    await action(mounts);
+  } catch (error) {
+    reportError(error);
+  } finally {
+    mounts.close();
+  }
+}
+
+/** The --backend option's parser: module, kernel or mountinfo. */
+export function backendName(value: string): MountBackend {
+  if (!(MOUNT_BACKENDS as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${MOUNT_BACKENDS.join(', ')}`);
+  return value as MountBackend;
+}
+
+export const BACKEND_HELP = `where the mount table and its changes come from: ${MOUNT_BACKENDS.join(', ')} (default: the best available; see usip status)`;
 
 /** JSON text in which 64-bit values (bigint) are decimal strings, exact at any size. */
 export function toJson(value: unknown, indent?: number): string {

@@ -2,7 +2,7 @@
 // prints it (its columns, headers, rounding, alignment, and which mounts it leaves out), with
 // --json for scripts. A file system that does not answer in time is reported on stderr, as df
 // reports a failed statfs, instead of hanging the command.
-import { isNetlinkError, statfsError, UsipDumpInterruptedError, type MountInfo, type StatfsInfo, type UsipClient } from '@usip/client';
+import { isNetlinkError, statfsError, UsipDumpInterruptedError, UsipSystemError, type MountInfo, type StatfsInfo, type UsipMounts } from '@usip/client';
 import { EXIT_FAILURE, toJson } from './common.js';
 
 /** df's --output fields, in the order `--output` alone prints them. */
@@ -370,13 +370,17 @@ export function quoteName(name: string): string {
 // The command
 
 /** The entries for FILE arguments, each read by path; an error of one is reported, the others go on. */
-async function byPath(client: UsipClient, files: readonly string[], timeoutMs: number | undefined, problems: string[]): Promise<DfEntry[]> {
+async function byPath(client: Pick<UsipMounts, 'statfs'>, files: readonly string[], timeoutMs: number | undefined, problems: string[]): Promise<DfEntry[]> {
   const entries: DfEntry[] = [];
   for (const file of files) {
     try {
       const info = await client.statfs({ path: file }, { timeoutMs });
       entries.push({ info, file });
     } catch (error) {
+      if (error instanceof UsipSystemError) {
+        problems.push(`usip df: ${quoteName(file)}: ${statusText(error.errno, error.code)}`);
+        continue;
+      }
       if (!isNetlinkError(error) || error.operation !== 'usip statfs') throw error;
       const text = statusText(error.errno, error.code);
       const extra = error.extack !== undefined && error.extack.toLowerCase() !== text.toLowerCase() ? ` (${error.extack})` : '';
@@ -393,7 +397,7 @@ function statusText(errno: number, code: string): string {
 }
 
 /** `usip df [FILE...]`: prints the table (or JSON) and returns the exit status. */
-export async function df(client: UsipClient, files: readonly string[], options: DfOptions): Promise<number> {
+export async function df(client: Pick<UsipMounts, 'statfs' | 'statfsAll' | 'mounts'>, files: readonly string[], options: DfOptions): Promise<number> {
   const problems: string[] = [];
   let entries: DfEntry[];
   if (files.length > 0) {

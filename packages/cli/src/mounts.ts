@@ -1,6 +1,6 @@
 // usip mounts, usip mount and usip watch: the mount table as a table (findmnt's list view) or a
 // tree, one mount with every field, and its changes as a live stream (findmnt --poll).
-import { escapeMountinfo, type MountChange, type MountInfo, type UsipClient } from '@usip/client';
+import { escapeMountinfo, MountWatcher, type MountChange, type MountInfo, type MountTableWatcher, type UsipMounts } from '@usip/client';
 import { toJson, untilStopped } from './common.js';
 
 /** A mount in --json output: ids as numbers, 64-bit values as decimal strings, fixed key order. */
@@ -144,14 +144,13 @@ export interface WatchCommandOptions {
 
 /**
  * Watches the mount table and prints each change until SIGINT/SIGTERM, a closed stdout, or
- * `count` changes (resync items do not count). A line on stderr says when it is watching.
+ * `count` changes (resync items do not count). A line on stderr says when it is watching, and
+ * from which backend.
  */
-export async function watch(client: UsipClient, options: WatchCommandOptions): Promise<void> {
-  const watcher = await client.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
-  client.close();
-  process.stderr.write(
-    `usip: watching: ${watcher.table.size} mounts, ns-seq ${watcher.nsSeq}, mnt-ns ${watcher.mntNs}, listener ${watcher.listenerId}\n`,
-  );
+export async function watch(source: UsipMounts, options: WatchCommandOptions): Promise<void> {
+  const watcher = await source.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
+  source.close();
+  process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
   await untilStopped(
     () => watcher.close(),
     async () => {
@@ -163,4 +162,14 @@ export async function watch(client: UsipClient, options: WatchCommandOptions): P
       }
     },
   );
+}
+
+/** What `usip watch` says on stderr once it watches: the module's listener, or the backend and why. */
+export function watchingLine(watcher: MountTableWatcher & { listenerId?: number; fallbackReason?: string }): string {
+  if (watcher instanceof MountWatcher) {
+    return `${watcher.table.size} mounts, ns-seq ${watcher.nsSeq}, mnt-ns ${watcher.mntNs}, listener ${watcher.listenerId}`;
+  }
+  const how = watcher.backend === 'kernel' ? 'fanotify mount events + mountinfo poll for remounts' : 'mountinfo poll';
+  const why = watcher.fallbackReason === undefined ? '' : ` (${watcher.fallbackReason})`;
+  return `${watcher.table.size} mounts, mnt-ns ${watcher.mntNs}, backend ${watcher.backend}: ${how}${why}`;
 }

@@ -1,4 +1,17 @@
-import { protocol, UsipClient, UsipError, isNetlinkError, type FamilyInfo, type FeatureStatus, type PingResult } from '@usip/client';
+import {
+  chooseBackends,
+  FEATURE_TITLES,
+  probeBackends,
+  protocol,
+  UsipClient,
+  UsipError,
+  isNetlinkError,
+  type BackendPlan,
+  type FamilyInfo,
+  type FeatureStatus,
+  type MountBackend,
+  type PingResult,
+} from '@usip/client';
 
 /** What `usip status` reports; also its --json output. */
 export interface StatusReport {
@@ -23,6 +36,8 @@ export interface StatusReport {
   };
   /** Whether this client and the module speak the same protocol version. */
   compatible?: boolean;
+  /** Which backend serves each feature (mount table, changes, statfs, ...) and why. */
+  backends: BackendPlan;
   error?: { code: string; message: string };
 }
 
@@ -55,22 +70,19 @@ function errorCode(error: unknown): string {
   return 'EUNKNOWN';
 }
 
-export async function collectStatus(clientVersion: string): Promise<StatusReport> {
-  const report: StatusReport = {
-    loaded: false,
-    client: { version: clientVersion, protocolVersion: protocol.PROTOCOL_VERSION },
-  };
-  let client: UsipClient;
+export async function collectStatus(clientVersion: string, backend?: MountBackend): Promise<StatusReport> {
+  const client = { version: clientVersion, protocolVersion: protocol.PROTOCOL_VERSION };
+  let connection: UsipClient;
   try {
-    client = await UsipClient.connect();
+    connection = await UsipClient.connect();
   } catch (error) {
-    report.error = { code: errorCode(error), message: (error as Error).message };
-    return report;
+    const backends = chooseBackends(await probeBackends(), backend === undefined ? {} : { backend });
+    return { loaded: false, client, backends, error: { code: errorCode(error), message: (error as Error).message } };
   }
+  const report: StatusReport = { loaded: true, client, backends: chooseBackends(await probeBackends({ client: connection }), backend === undefined ? {} : { backend }) };
   try {
-    report.loaded = true;
-    report.family = describeFamily(client.family);
-    const ping = await client.ping();
+    report.family = describeFamily(connection.family);
+    const ping = await connection.ping();
     report.module = describeModule(ping);
     report.compatible = ping.protocolVersion === protocol.PROTOCOL_VERSION;
     if (!report.compatible) {
@@ -84,13 +96,25 @@ export async function collectStatus(clientVersion: string): Promise<StatusReport
   } catch (error) {
     report.error = { code: errorCode(error), message: (error as Error).message };
   } finally {
-    client.close();
+    connection.close();
   }
   return report;
 }
 
+/** The backends section: one row per feature, FEATURE BACKEND MECHANISM WHY. */
+export function formatBackends(plan: BackendPlan): string {
+  const rows = plan.features.map((c) => [FEATURE_TITLES[c.feature], c.backend, c.backend === 'none' ? '-' : c.mechanism, c.reason]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const head = `backends${plan.forced === undefined ? '' : ` (--backend ${plan.forced})`}, kernel ${plan.kernelRelease}`;
+  return [head, ...rows.map((r) => `  ${r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}`.trimEnd())].join('\n') + '\n';
+}
+
 export function formatStatus(report: StatusReport): string {
-  if (!report.loaded || !report.family) return '';
+  if (!report.loaded || !report.family) {
+    const unavailable = report.backends.features.filter((c) => c.backend === 'none').map((c) => FEATURE_TITLES[c.feature]);
+    const title = `usip module is not loaded${unavailable.length > 0 ? `: ${unavailable.join(' and ')} unavailable` : ''}; the rest is served without it`;
+    return `${title}\n${formatBackends(report.backends)}`;
+  }
   const rows: [string, string][] = [];
   const family = report.family;
   if (report.module) {
@@ -108,5 +132,5 @@ export function formatStatus(report: StatusReport): string {
   rows.push(['multicast groups', family.multicastGroups.map((g) => g.name).join(', ')]);
   const width = Math.max(...rows.map(([key]) => key.length));
   const title = report.module ? `usip module ${report.module.version} is loaded` : 'usip module is loaded';
-  return [title, ...rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`)].join('\n') + '\n';
+  return [title, ...rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`)].join('\n') + '\n' + formatBackends(report.backends);
 }
