@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-// Mount-table watching, measured in the 6.12 guest in one boot, side by side: (a) a watcher that
-// polls /proc/self/mountinfo and re-reads it, (b) the USIP watcher (UsipClient.watchMounts():
-// events + mount-get by id), (b') the same protocol from lean C, (c) listmount(2) +
-// statmount(2) of the whole table; at N = 1,000 and 15,000 mounts: CPU per change, latency from
-// the mount(2) return, total CPU for a storm; UsipClient.mounts() vs mountinfo parsed in JS; and
-// what a registered mtab listener costs mount(2). Before the VM, a few host-side figures (real
-// CPU). Prints ratios and whether the targets are met; asserts nothing (exit 0), but exits 1
-// when it could not run. Method and figures: docs/mount-benchmark.md.
+// Mount-table watching, measured per guest kernel (Debian's 6.12 and newest 7.x by default), each
+// side by side in its own boots: (a) a watcher that polls /proc/self/mountinfo and re-reads it,
+// (b) the USIP watcher (UsipClient.watchMounts(): events + mount-get by id), (b') the same
+// protocol from lean C, (c) listmount(2) + statmount(2) of the whole table, and on kernels with
+// fanotify mount events (6.15+) (f) fanotify + one statmount per event in lean C and (g)
+// watchMounts() on the client's native backend (no module); at N = 1,000 and 15,000 mounts: CPU
+// per change, latency from the mount(2) return, total CPU for a storm; UsipClient.mounts() vs
+// mountinfo parsed in JS; and what a registered mtab listener costs mount(2). Before the VMs, a
+// few host-side figures (real CPU). Prints ratios and whether the targets are met; asserts
+// nothing (exit 0), but exits 1 when it could not run. Method and figures:
+// docs/mount-benchmark.md.
 //
-//   node tools/bench/mount-watch.mjs [--sizes 1000,15000] [--storm 15000] [--rounds 2]
-//        [--changes a=16,b=96,bc=400,c=8] [--storm-watchers none,a,b,bc,c] [--pairs 150] [--pair-blocks 6]
+//   node tools/bench/mount-watch.mjs [--kernels 6.12,7] [--sizes 1000,15000] [--storm 15000] [--rounds 2]
+//        [--changes a=16,b=96,bc=400,c=8,f=400,g=96] [--storm-watchers none,a,b,bc,c,f,g] [--pairs 150] [--pair-blocks 6]
 //        [--dump-reps N] [--cpus 1] [--storm-cpus 2] [--warmup 300] [--quick] [--profile] [--host-only] [--timeout 2400]
 //   (--cpus: the guest's vCPUs. One by default: QEMU emulates every vCPU on one host thread, and a
 //    wake-up across vCPUs then costs milliseconds, which weighs on thread-hopping runtimes such as
@@ -19,8 +22,13 @@
 //   (--profile: V8 CPU profiles of the USIP watcher's runs, in the run's results directory;
 //    --host-only: only the host-side figures, no VM)
 //   node tools/bench/mount-watch.mjs --from RESULTS.json     (print the tables of an earlier run)
+//   (--kernels: usip-vm selectors, one after the other; a kernel without a built usip.ko runs
+//    without the module's watchers, with a note; (f) and (g) are probed in the guest and left out,
+//    with the reason, where the kernel or the client lacks them)
 //
-// Needs usip.ko built for 6.12 and the packages built: `npx nx run bench:mount-watch` does both.
+// Needs usip.ko built for each kernel (packages/kernel-module/build/<release>/usip.ko; for 7.x:
+// node tools/vm/dist/cli.js build-module --kernel 7 --src packages/kernel-module --out
+// packages/kernel-module/build) and the packages built: `npx nx run bench:mount-watch` builds them.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -34,11 +42,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const { values: opts } = parseArgs({
   options: {
+    kernels: { type: 'string', default: '6.12,7' },
     sizes: { type: 'string' },
     storm: { type: 'string' },
     rounds: { type: 'string' },
     changes: { type: 'string' },
-    'storm-watchers': { type: 'string', default: 'none,a,b,bc,c' },
+    'storm-watchers': { type: 'string', default: 'none,a,b,bc,c,f,g' },
     pairs: { type: 'string' },
     'pair-blocks': { type: 'string', default: '6' },
     cpus: { type: 'string', default: '1' },
@@ -54,10 +63,10 @@ const { values: opts } = parseArgs({
 });
 // --quick: a smoke run of the whole pipeline in a few minutes (figures not worth quoting).
 const defaults = opts.quick
-  ? { sizes: '200,1000', storm: '1000', rounds: '1', changes: 'a=4,b=8,bc=8,c=4', pairs: '100' }
+  ? { sizes: '200,1000', storm: '1000', rounds: '1', changes: 'a=4,b=8,bc=8,c=4,f=8,g=8', pairs: '100' }
   : // Enough changes that a watcher's CPU per change is many ticks of the guest's CPU
     // accounting (HZ=250 here): ~1 ms a change for the lean client needs hundreds.
-    { sizes: '1000,15000', storm: '15000', rounds: '2', changes: 'a=16,b=96,bc=400,c=8', pairs: '150' };
+    { sizes: '1000,15000', storm: '15000', rounds: '2', changes: 'a=16,b=96,bc=400,c=8,f=400,g=96', pairs: '150' };
 for (const [k, v] of Object.entries(defaults)) opts[k] ??= v;
 
 if (opts.from) {
@@ -77,9 +86,10 @@ const int = (name, text) => {
 };
 
 const sizes = opts.sizes.split(',').map((x) => int('sizes', x));
-const changes = Object.fromEntries(['a', 'b', 'bc', 'c'].map((k) => [k, 0]));
+const WATCHER_KEYS = ['a', 'b', 'bc', 'c', 'f', 'g'];
+const changes = Object.fromEntries(WATCHER_KEYS.map((k) => [k, 0]));
 for (const [k, v] of opts.changes.split(',').map((kv) => kv.split('='))) {
-  if (!(k in changes)) fail(`--changes: watchers are a, b, bc and c (got ${k})`);
+  if (!(k in changes)) fail(`--changes: watchers are ${WATCHER_KEYS.join(', ')} (got ${k})`);
   changes[k] = int('changes', v);
   if (changes[k] % 2) fail(`--changes ${k}=${v}: must be even (mount + umount pairs)`);
 }
@@ -88,7 +98,7 @@ const config = {
   sizes,
   rounds: int('rounds', opts.rounds),
   changes,
-  watchers: ['a', 'b', 'bc', 'c'].filter((k) => changes[k] > 0),
+  watchers: WATCHER_KEYS.filter((k) => changes[k] > 0),
   storm: int('storm', opts.storm),
   stormWatchers: opts['storm-watchers'].split(',').filter(Boolean),
   pairs: int('pairs', opts.pairs),
@@ -96,11 +106,11 @@ const config = {
   // --dump-reps 0 leaves the comparison out.
   dumpReps: dumpReps === 0 ? undefined : Object.fromEntries(sizes.map((n) => [n, dumpReps ?? (n > 5000 ? 6 : 12)])),
   // Changes made with the Node watcher before its per-change figures are taken (not counted).
-  warmup: { b: int('warmup', opts.warmup) },
+  warmup: { b: int('warmup', opts.warmup), g: int('warmup', opts.warmup) },
   out: '/run/usip-vm/results/mount-watch.json',
   profile: opts.profile,
 };
-for (const k of config.stormWatchers) if (!['none', 'a', 'b', 'bc', 'c'].includes(k)) fail(`--storm-watchers: none, a, b, bc, c (got ${k})`);
+for (const k of config.stormWatchers) if (!['none', ...WATCHER_KEYS].includes(k)) fail(`--storm-watchers: none, ${WATCHER_KEYS.join(', ')} (got ${k})`);
 
 // The C helpers, built on the host; the guest sees this directory through its 9p root.
 const bin = join(here, 'build');
@@ -109,6 +119,7 @@ for (const [out, src] of [
   ['mw-watcher', 'watcher.c'],
   ['mw-mounter', 'mounter.c'],
   ['mw-usip-watcher', 'usip-watcher.c'],
+  ['mw-fanotify-watcher', 'fanotify-watcher.c'],
 ]) {
   try {
     execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(bin, out), join(here, 'mount-watch', src)], { stdio: 'inherit' });
@@ -161,17 +172,22 @@ if (opts['host-only']) {
   process.exit(0);
 }
 
-const [kernel] = await resolveKernels('6.12');
-const module = join(root, 'packages/kernel-module/build', kernel.release, 'usip.ko');
-if (!existsSync(module)) fail(`${relative(root, module)} is missing: build it with npx nx run kernel-module:build`);
+const kernels = [];
+for (const selector of opts.kernels.split(',').filter(Boolean)) {
+  try {
+    kernels.push(...(await resolveKernels(selector)));
+  } catch (error) {
+    fail(`--kernels ${selector}: ${error.message}`);
+  }
+}
 if (!existsSync(join(root, 'packages/client/dist/index.js'))) fail('packages/client is not built: npx nx run client:build');
 
-/** One boot of the guest running `cfg`; its results, and what the run was. */
-async function boot(cfg, vcpus) {
+/** One boot of `kernel` running `cfg`; its results, and what the run was. */
+async function boot(kernel, module, cfg, vcpus) {
   console.error(`mount-watch: booting ${kernel.release} (TCG, ${vcpus} vCPU(s)); config ${JSON.stringify({ ...cfg, bin: undefined })}`);
   const r = await runInVm({
     kernel,
-    modules: [module],
+    modules: module ? [module] : [],
     command: ['unshare', '-m', '--propagation', 'private', process.execPath, join(here, 'mount-watch', 'guest.mjs'), JSON.stringify(cfg)],
     cwd: root,
     timeoutMs: int('timeout', opts.timeout) * 1000,
@@ -182,7 +198,7 @@ async function boot(cfg, vcpus) {
   const resultsFile = join(r.resultsDir, 'mount-watch.json');
   if (!r.ok) {
     console.error(formatVerdict(r));
-    if (!existsSync(resultsFile)) fail('the benchmark did not run to the end');
+    if (!existsSync(resultsFile)) fail(`the benchmark did not run to the end on ${kernel.release}`);
     console.error('mount-watch: the run failed; what it measured before that follows');
   }
   if (!existsSync(resultsFile)) fail(`the guest wrote no ${resultsFile}`);
@@ -197,37 +213,53 @@ async function boot(cfg, vcpus) {
 
 const started = performance.now();
 const hostBefore = loadavg();
-// Per change and the dump comparison on one vCPU, where a wake-up is a context switch (see
-// --cpus); the storm and the cost to mount(2) on --storm-cpus, where watcher and mounter run at
-// the same time, as they would on a real machine. Each comparison is within one boot.
-const perChangeCfg = { ...config, storm: 0, stormWatchers: [], pairs: 0 };
-const stormCfg = { ...config, watchers: [], dumpReps: undefined, sizes: [sizes[sizes.length - 1]] };
-const wantStorm = config.stormWatchers.length > 0 || config.pairs > 0;
-const first = await boot(perChangeCfg, int('cpus', opts.cpus));
-const runs = [first];
-const results = first.results;
-results.perChangeCpus = int('cpus', opts.cpus);
-if (wantStorm) {
-  const second = await boot(stormCfg, int('storm-cpus', opts['storm-cpus']));
-  runs.push(second);
-  const last = String(sizes[sizes.length - 1]);
-  results.sizes[last].storm = second.results.sizes[last]?.storm ?? [];
-  results.sizes[last].listenerCost = second.results.sizes[last]?.listenerCost;
-  results.stormCpus = int('storm-cpus', opts['storm-cpus']);
+// Per kernel, one after the other (one VM at a time). Per change and the dump comparison on one
+// vCPU, where a wake-up is a context switch (see --cpus); the storm and the cost to mount(2) on
+// --storm-cpus, where watcher and mounter run at the same time, as they would on a real machine.
+// Each comparison is within one boot.
+const perKernel = [];
+const runs = [];
+for (const kernel of kernels) {
+  const module = join(root, 'packages/kernel-module/build', kernel.release, 'usip.ko');
+  const moduleMissing = existsSync(module) ? undefined : `${relative(root, module)} is not built`;
+  if (moduleMissing) console.error(`mount-watch: ${moduleMissing}: ${kernel.release} runs without the module's watchers (b, b'), the dump comparison and the listener cost`);
+  const kcfg = { ...config, module: !moduleMissing, moduleMissing };
+  const perChangeCfg = { ...kcfg, storm: 0, stormWatchers: [], pairs: 0 };
+  const stormCfg = { ...kcfg, watchers: [], dumpReps: undefined, sizes: [sizes[sizes.length - 1]], pairs: moduleMissing ? 0 : config.pairs };
+  const wantStorm = config.stormWatchers.length > 0 || stormCfg.pairs > 0;
+  const first = await boot(kernel, moduleMissing ? undefined : module, perChangeCfg, int('cpus', opts.cpus));
+  runs.push(first);
+  const results = first.results;
+  results.perChangeCpus = int('cpus', opts.cpus);
+  results.qemuAccel = first.qemu;
+  if (wantStorm) {
+    const second = await boot(kernel, moduleMissing ? undefined : module, stormCfg, int('storm-cpus', opts['storm-cpus']));
+    runs.push(second);
+    const last = String(sizes[sizes.length - 1]);
+    results.sizes[last].storm = second.results.sizes[last]?.storm ?? [];
+    results.sizes[last].listenerCost = second.results.sizes[last]?.listenerCost;
+    results.stormCpus = int('storm-cpus', opts['storm-cpus']);
+    results.skipped = { ...second.results.skipped, ...results.skipped };
+  }
+  results.vmSeconds = runs.slice(-1 - (wantStorm ? 1 : 0)).reduce((t, x) => t + x.r.durationMs, 0) / 1000;
+  perKernel.push(results);
 }
 const r = { ok: runs.every((x) => x.r.ok), durationMs: runs.reduce((t, x) => t + x.r.durationMs, 0) };
-const qemu = first.qemu;
 const resultsFile = runs.map((x) => x.resultsFile).join(', ');
 // What the host was and did: the figures are only comparable within one run.
-results.hostSide = hostSide;
-results.host = {
-  kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
-  cpu: cpus()[0]?.model,
-  cpus: cpus().length,
-  loadavgBefore: hostBefore,
-  loadavgAfter: loadavg(),
-  qemuAccel: qemu,
-  vmSeconds: r.durationMs / 1000,
+const results = {
+  date: new Date().toISOString(),
+  kernels: perKernel,
+  hostSide,
+  host: {
+    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
+    cpu: cpus()[0]?.model,
+    cpus: cpus().length,
+    loadavgBefore: hostBefore,
+    loadavgAfter: loadavg(),
+    qemuAccel: runs[0]?.qemu,
+    vmSeconds: r.durationMs / 1000,
+  },
 };
 const keep = join(bin, 'mount-watch.json');
 writeFileSync(keep, `${JSON.stringify(results, null, 2)}\n`);

@@ -17,6 +17,11 @@
 //     CPU from the storm's start until it has caught up with the final state;
 //   - mount(2) cost of a listener: blocks of mount+umount pairs rotating between no usip
 //     listener (hooks disarmed), a listener in another namespace, one here, watchMounts() here.
+// On kernels with fanotify mount events (6.15+) also (f) C: fanotify FAN_MNT_ATTACH/DETACH +
+// one statmount(2) per event; and (g) Node: UsipClient.watchMounts() on the client's native
+// backend (no module: fanotify + statmount through the binding), where the client has it.
+// Without usip.ko (config.module false: not built for this kernel) the module's watchers, the
+// dump comparison and the listener cost are left out, and the rest runs.
 // Everything goes to CONFIG.out as JSON; a short log goes to stderr.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -47,7 +52,18 @@ const WATCHERS = {
   },
   bc: { name: 'USIP, lean C client: events + mount-get by unique id', cmd: [`${BIN}/mw-usip-watcher`, MARKER, SDIR, END] },
   c: { name: 'poll mountinfo + listmount + statmount (C)', cmd: [`${BIN}/mw-watcher`, 'listmount', MARKER, SDIR, END] },
+  f: { name: 'fanotify mount events + statmount per event (C)', cmd: [`${BIN}/mw-fanotify-watcher`, MARKER, SDIR, END] },
+  g: {
+    name: 'USIP watchMounts() on the native backend: fanotify + statmount (Node, no module)',
+    cmd: [process.execPath, ...(config.profile ? ['--cpu-prof', `--cpu-prof-dir=${dirname(config.out)}/profiles`] : []), join(here, 'usip-watcher.mjs'), '--backend', 'kernel', MARKER, SDIR, END],
+  },
 };
+// Whether a watcher can run on this kernel: a command that exits 0, or prints why not.
+const PROBES = {
+  f: [`${BIN}/mw-fanotify-watcher`, '--probe'],
+  g: [process.execPath, join(here, 'usip-watcher.mjs'), '--probe', '--backend', 'kernel'],
+};
+const hasModule = config.module !== false;
 const USIP = new Set(['b', 'bc']);
 const log = (...args) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s]`, ...args);
 const t0 = performance.now();
@@ -142,11 +158,12 @@ async function serve(command) {
 // ---------------------------------------------------------------------------------------------
 // The module
 
-const client = await UsipClient.connect();
-const raw = new GenlSocket();
+const client = hasModule ? await UsipClient.connect() : undefined;
+const raw = hasModule ? new GenlSocket() : undefined;
 
 /** The module's counters, mount-hooks included (read raw: the client may not return it). */
 async function stats() {
+  if (!hasModule) return undefined;
   const [reply] = await raw.request(client.family.id, protocol.Command.stats, protocol.FAMILY_VERSION);
   return decodeAttributes(protocol.STATS_ATTRIBUTE_SET, reply.attributes);
 }
@@ -154,6 +171,7 @@ async function stats() {
 /** Waits until the mount hooks are armed (true) or disarmed (false): they go a second after
  *  the last mtab listener. */
 async function hooks(armed, timeoutMs = 10_000) {
+  if (!hasModule) return undefined;
   const until = performance.now() + timeoutMs;
   for (;;) {
     const s = await stats();
@@ -211,6 +229,9 @@ const optional = (f, i) => (f[i] === undefined ? undefined : num(f[i]));
 async function cpuOf(w) {
   w.send('cpu');
   const f = fields(await w.next('cpu'));
+  // (f) answers "cpu user sys events resyncs statmounts"; the USIP watchers "... changes resyncs
+  // table-dumps listener-dumps"
+  if (w.name === 'f') return { userUs: num(f[0]), sysUs: num(f[1]), count: num(f[2]), resyncs: optional(f, 3), statmounts: optional(f, 4) };
   return { userUs: num(f[0]), sysUs: num(f[1]), count: num(f[2]), resyncs: optional(f, 3), tableDumps: optional(f, 4), listenerDumps: optional(f, 5) };
 }
 
@@ -289,6 +310,7 @@ async function perChange(key, k) {
     resyncs: after.resyncs === undefined ? undefined : after.resyncs - before.resyncs,
     tableDumps: after.tableDumps === undefined ? undefined : after.tableDumps - before.tableDumps,
     listenerDumps: after.listenerDumps === undefined ? undefined : after.listenerDumps - before.listenerDumps,
+    statmounts: after.statmounts === undefined ? undefined : after.statmounts - before.statmounts,
     receiveBufferSize,
     latencyMs: latency,
     syscallUs,
@@ -371,7 +393,7 @@ async function storm(key, count) {
     });
   }
   const s1 = await stats();
-  result.module = { posted: Number(s1.posted - s0.posted), dropped: Number(s1.dropped - s0.dropped), delivered: Number(s1.delivered - s0.delivered) };
+  if (s1) result.module = { posted: Number(s1.posted - s0.posted), dropped: Number(s1.dropped - s0.dropped), delivered: Number(s1.delivered - s0.delivered) };
   await serve(`umount ${END}`);
   if (w) await w.quit();
   log(`  ${JSON.stringify(result)}`);
@@ -441,13 +463,39 @@ const results = {
   kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
   cpus: Number(execFileSync('nproc', { encoding: 'utf8' })),
   config,
-  module: await client.ping(),
+  module: hasModule ? await client.ping() : undefined,
   sizes: {},
+  skipped: {},
 };
-results.module.cookie = undefined;
-log(`kernel ${results.kernel}, usip ${results.module.moduleVersion}, features ${results.module.features.join(',')}`);
+if (hasModule) {
+  results.module.cookie = undefined;
+  log(`kernel ${results.kernel}, usip ${results.module.moduleVersion}, features ${results.module.features.join(',')}`);
+} else {
+  log(`kernel ${results.kernel}, no usip.ko: ${config.moduleMissing ?? 'not loaded'}`);
+  for (const k of ['b', 'bc']) if (config.changes?.[k] || config.stormWatchers.includes(k)) results.skipped[k] = `no usip.ko for this kernel (${config.moduleMissing ?? 'not loaded'})`;
+  config.watchers = config.watchers.filter((k) => USIP.has(k) === false);
+  config.stormWatchers = config.stormWatchers.filter((k) => !USIP.has(k));
+  config.dumpReps = undefined;
+  config.pairs = 0;
+}
+// The watchers this kernel (or the client) may not have: probed, left out with the reason.
+for (const [key, argv] of Object.entries(PROBES)) {
+  if (!config.watchers.includes(key) && !config.stormWatchers.includes(key)) continue;
+  let why;
+  try {
+    execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    why = `${String(error.stdout ?? '').trim() || String(error.stderr ?? '').trim().split('\n').pop() || error.message}`;
+  }
+  if (why !== undefined) {
+    results.skipped[key] = why;
+    config.watchers = config.watchers.filter((k) => k !== key);
+    config.stormWatchers = config.stormWatchers.filter((k) => k !== key);
+    log(`watcher ${key} left out: ${why}`);
+  }
+}
 const needed = [...(config.watchers.includes('b') || config.stormWatchers.includes('b') ? ['watchMounts'] : []), ...(config.dumpReps ? ['mounts'] : [])];
-const missing = needed.filter((m) => typeof client[m] !== 'function');
+const missing = needed.filter((m) => typeof client?.[m] !== 'function');
 if (missing.length > 0) throw new Error(`@usip/client has no ${missing.join(', ')}: build packages/client first`);
 
 mkdirSync(BASE, { recursive: true });
@@ -469,7 +517,7 @@ for (const n of sizes) {
   const r = { mounts: mountinfoLines(), perChange: [], dump: undefined, storm: [], listenerCost: undefined };
   results.sizes[n] = r;
   for (let round = 0; round < config.rounds; round++) {
-    const order = ['a', 'b', 'bc', 'c'].filter((k) => config.watchers.includes(k));
+    const order = ['a', 'b', 'bc', 'c', 'f', 'g'].filter((k) => config.watchers.includes(k));
     for (let i = 0; i < round % order.length; i++) order.push(order.shift());
     for (const key of order) {
       const k = config.changes[key];
@@ -500,6 +548,6 @@ function median(xs) {
 }
 
 await server.quit();
-raw.close();
-client.close();
+raw?.close();
+client?.close();
 log('done');

@@ -5,7 +5,9 @@ export const TARGETS = {
   perChangeVsMountinfo: 100, // (a) / (b) CPU per change at the largest N: at least this
   flatInN: 1.5, // (b) CPU per change, largest N / smallest N: at most this
   dumpVsMountinfo: 1.0, // mounts() / (read + parseMountinfo) wall time: at most this
+  vsFanotify: 2, // issue 11: USIP on 7.x, CPU per change / (f)'s: at most this
 };
+export const KEYS = ['a', 'b', 'bc', 'c', 'f', 'g'];
 
 export const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
@@ -23,6 +25,8 @@ const NAMES = {
   b: '(b) USIP watchMounts() (Node)',
   bc: "(b') USIP, lean C client",
   c: '(c) poll + listmount/statmount (C)',
+  f: '(f) fanotify + statmount per event (C)',
+  g: '(g) USIP watchMounts(), native backend (Node)',
   none: 'no watcher',
 };
 
@@ -65,7 +69,7 @@ export function summarize(results) {
   const small = sizes[0];
   const large = sizes[sizes.length - 1];
   const pc = {};
-  for (const n of sizes) for (const k of ['a', 'b', 'bc', 'c']) (pc[k] ??= {})[n] = perChange(results, n, k);
+  for (const n of sizes) for (const k of KEYS) (pc[k] ??= {})[n] = perChange(results, n, k);
   const dump = {};
   for (const n of sizes) {
     const d = results.sizes[n].dump;
@@ -114,14 +118,62 @@ export function summarize(results) {
     dump: dump[large]?.ratio,
     dumpSmall: dump[small]?.ratio,
   };
+  // Issue 11: USIP (module: b, b'; native: g) CPU per change over (f)'s, at each N.
+  targets.vsFanotify = {};
+  for (const u of ['b', 'bc', 'g']) {
+    targets.vsFanotify[u] = {};
+    for (const n of sizes) {
+      const x = pc[u]?.[n];
+      const f = pc.f?.[n];
+      targets.vsFanotify[u][n] = x && f ? { cpu: x.cpuPerChangeMs / f.cpuPerChangeMs, latency: x.latencyMs / f.latencyMs } : undefined;
+    }
+  }
   return { sizes, small, large, pc, dump, storm, listener, targets };
 }
 
+/** The report of a run: one section per kernel (or the one kernel of an older run). */
 export function report(results) {
+  if (!Array.isArray(results.kernels)) return [reportKernel(results), ...targetLines(results, summarize(results))].join('\n');
+  const out = [];
+  out.push(`mount-watch: ${results.date}; kernels ${results.kernels.map((k) => k.kernel).join(', ')}`);
+  if (results.host) {
+    const h = results.host;
+    const load = (l) => (l ? l.map((x) => x.toFixed(1)).join(' ') : '?');
+    out.push(`host: ${h.kernel}, ${h.cpus} x ${h.cpu}; QEMU -accel ${h.qemuAccel ?? '?'}; load average ${load(h.loadavgBefore)} before, ${load(h.loadavgAfter)} after; VM runs ${Math.round(h.vmSeconds)} s`);
+  }
+  out.push('');
+  for (const k of results.kernels) {
+    out.push(`=== kernel ${k.kernel} ===`, reportKernel({ ...k, hostSide: undefined, host: undefined }), ...targetLines(k, summarize(k)), '');
+  }
+  if (results.hostSide) out.push(hostLines({ ...results.kernels[0], hostSide: results.hostSide, host: results.host }, summarize(results.kernels[0])).join('\n'));
+  out.push(...fanotifyTarget(results.kernels));
+  return out.join('\n');
+}
+
+/** Issue 11's target: USIP on 7.x within 2x of fanotify + statmount per change. */
+function fanotifyTarget(kernels) {
+  const out = [`Issue 11: USIP on 7.x within ${TARGETS.vsFanotify}x of fanotify + statmount (f) per change (CPU per change / (f)'s; latency ratio in brackets)`];
+  const rows = [];
+  for (const k of kernels) {
+    const s = summarize(k);
+    for (const u of ['b', 'bc', 'g']) {
+      const cells = s.sizes.map((n) => s.targets.vsFanotify[u][n]);
+      const why = !s.pc.f || s.sizes.every((n) => !s.pc.f[n]) ? `no (f): ${k.skipped?.f ?? 'not measured'}` : s.sizes.every((n) => !s.pc[u]?.[n]) ? `not measured${k.skipped?.[u] ? `: ${k.skipped[u]}` : ''}` : undefined;
+      const big = cells[cells.length - 1];
+      const verdict = why ?? (big === undefined ? 'NOT MEASURED' : big.cpu <= TARGETS.vsFanotify ? 'MET' : 'NOT MET');
+      rows.push([k.kernel, NAMES[u], ...cells.map((c) => (c ? `${ratio(c.cpu)} (${ratio(c.latency)})` : '–')), verdict]);
+    }
+  }
+  const sizes = summarize(kernels[0]).sizes;
+  out.push(table(['kernel', 'USIP watcher', ...sizes.map((n) => `vs (f) N=${n}`), `verdict (N=${sizes[sizes.length - 1]})`], rows));
+  return out;
+}
+
+function reportKernel(results) {
   const s = summarize(results);
   const { sizes, small, large, pc, dump, storm, listener, targets } = s;
   const out = [];
-  out.push(`mount-watch: ${results.date}, kernel ${results.kernel}, ${results.perChangeCpus ?? results.cpus} vCPU(s) for per change and the dump comparison${results.stormCpus ? `, ${results.stormCpus} for the storm and the cost to mount(2) (a second boot)` : ''} (QEMU TCG: absolute times are ~10-50x real hardware; compare ratios), usip ${results.module?.moduleVersion ?? '?'}`);
+  out.push(`mount-watch: ${results.date}, kernel ${results.kernel}, ${results.perChangeCpus ?? results.cpus} vCPU(s) for per change and the dump comparison${results.stormCpus ? `, ${results.stormCpus} for the storm and the cost to mount(2) (a second boot)` : ''} (QEMU TCG: absolute times are ~10-50x real hardware; compare ratios), usip ${results.module?.moduleVersion ?? 'not loaded'}${results.vmSeconds ? `; ${Math.round(results.vmSeconds)} s in VMs` : ''}`);
   if (results.host) {
     const h = results.host;
     const load = (l) => (l ? l.map((x) => x.toFixed(1)).join(' ') : '?');
@@ -130,7 +182,7 @@ export function report(results) {
   out.push('');
   out.push('Per change (each watcher alone; a tmpfs mounted on a marker and unmounted, paced): watcher CPU per change, and latency from the mount(2)/umount(2) return until the watcher knows');
   const rows = [];
-  for (const k of ['a', 'b', 'bc', 'c']) {
+  for (const k of KEYS) {
     if (!pc[k] || sizes.every((n) => !pc[k][n])) continue;
     const row = [NAMES[k]];
     for (const n of sizes) row.push(ms(pc[k][n]?.cpuPerChangeMs));
@@ -146,8 +198,10 @@ export function report(results) {
     ),
   );
   out.push('');
+  for (const [k, why] of Object.entries(results.skipped ?? {})) out.push(`  ${NAMES[k]}: left out: ${why}`);
+  if (Object.keys(results.skipped ?? {}).length) out.push('');
   const vs = [];
-  for (const u of ['b', 'bc']) {
+  for (const u of ['b', 'bc', 'g', 'f']) {
     for (const k of ['a', 'c']) {
       if (!pc[k] || !pc[u] || sizes.every((n) => !pc[u][n] || !pc[k][n])) continue;
       vs.push([
@@ -156,6 +210,14 @@ export function report(results) {
         ...sizes.map((n) => ratio(pc[k][n]?.latencyMs / pc[u][n]?.latencyMs)),
       ]);
     }
+  }
+  for (const u of ['b', 'bc', 'g']) {
+    if (!pc.f || !pc[u] || sizes.every((n) => !pc[u][n] || !pc.f[n])) continue;
+    vs.push([
+      `${NAMES[u].split(' ')[0]} / (f)`,
+      ...sizes.map((n) => ratio(pc[u][n]?.cpuPerChangeMs / pc.f[n]?.cpuPerChangeMs)),
+      ...sizes.map((n) => ratio(pc[u][n]?.latencyMs / pc.f[n]?.latencyMs)),
+    ]);
   }
   if (vs.length) out.push(table(['ratio', ...sizes.map((n) => `CPU N=${n}`), ...sizes.map((n) => `latency N=${n}`)], vs), '');
 
@@ -175,8 +237,8 @@ export function report(results) {
           ms(x.mountPhaseMs / 1e3),
           ms(x.umountPhaseMs / 1e3),
           none ? ratio(x.stormMs / none.stormMs) : '–',
-          x.watcher === 'b' || x.watcher === 'bc' ? `${x.reads} changes, ${x.resyncs} resyncs (${x.tableDumps ?? '?'} table dumps)` : x.reads === undefined ? '–' : `${x.reads} reads`,
-          x.module.posted ? `${x.module.posted} / ${x.module.delivered}${x.module.dropped ? ` (${x.module.dropped} dropped)` : ''}` : '–',
+          x.watcher === 'f' ? `${x.reads} events, ${x.resyncs} resyncs` : x.watcher === 'b' || x.watcher === 'bc' || x.watcher === 'g' ? `${x.reads} changes, ${x.resyncs} resyncs (${x.tableDumps ?? '?'} table dumps)` : x.reads === undefined ? '–' : `${x.reads} reads`,
+          x.module?.posted ? `${x.module.posted} / ${x.module.delivered}${x.module.dropped ? ` (${x.module.dropped} dropped)` : ''}` : '–',
         ]),
       ),
       '',
@@ -230,6 +292,13 @@ export function report(results) {
     );
   }
 
+  out.push(...hostLines(results, s));
+  return out.join('\n');
+}
+
+function hostLines(results, s) {
+  const { sizes } = s;
+  const out = [];
   const hs = results.hostSide;
   if (hs?.replay || hs?.wholeTable) {
     out.push(`On the host (${results.host?.kernel ?? '?'}, real CPU, no TCG; no usip module there): what one whole-table read costs (a) and (c), and the user-space part of the Node client per change (MountWatcher fed encoded events, plus one request round trip through the binding for the mount-get of a mount event)`);
@@ -254,6 +323,12 @@ export function report(results) {
     );
   }
 
+  return out;
+}
+
+function targetLines(results, s) {
+  const { large, small, targets } = s;
+  const out = [];
   const verdict = (ok) => (Number.isFinite(ok.value) ? (ok.pass ? 'MET' : 'NOT MET') : 'NOT MEASURED');
   const t1 = { value: targets.perChange, pass: targets.perChange >= TARGETS.perChangeVsMountinfo };
   const t2 = { value: targets.flat, pass: targets.flat <= TARGETS.flatInN };
@@ -267,5 +342,5 @@ export function report(results) {
   out.push(
     `  mounts() no slower than mountinfo + parse in JS: ${ratio(targets.dump)} at N=${large}, ${ratio(targets.dumpSmall)} at N=${small} -> ${verdict(t3)}`,
   );
-  return out.join('\n');
+  return out;
 }

@@ -1,6 +1,10 @@
 // (b) of the mount-watch benchmark: the USIP watcher (UsipClient.watchMounts(): events, and a
-// mount-get by id for each mount they name). It speaks the line protocol of watcher.c:
-//   usage: node usip-watcher.mjs MARKER STORM_DIR END
+// mount-get by id for each mount they name); with --backend kernel, (g): the same watcher on the
+// client's native backend (no module: fanotify mount events + statmount through the binding).
+// It speaks the line protocol of watcher.c:
+//   usage: node usip-watcher.mjs [--backend module|kernel|mountinfo] MARKER STORM_DIR END
+//          node usip-watcher.mjs --probe [--backend kernel]   exit 0 if that watcher can run
+//          here, else print why and exit 1
 //   stdout: "ready <mounts> <learn_ns> <SO_RCVBUF>", "marker <0|1> <t_ns> <mounts>",
 //           "caught <t_ns> <user_us> <sys_us> <changes> <resyncs> <table dumps> <listener dumps>"
 //   stdin:  "cpu" -> "cpu <user_us> <sys_us> <changes> <resyncs> <table dumps> <listener dumps>",
@@ -10,13 +14,46 @@
 // whether MARKER and END are mount points, as the watcher's table has them after each change.
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { UsipClient } from '@usip/client';
+import * as usip from '@usip/client';
 import { GenlSocket } from '@usip/netlink-native';
 
-const [marker, stormDir, end] = process.argv.slice(2);
-if (end === undefined) {
-  console.error('usage: node usip-watcher.mjs MARKER STORM_DIR END');
+const { UsipClient } = usip;
+const args = process.argv.slice(2);
+const probe = args[0] === '--probe' && args.shift() !== undefined;
+let backend;
+if (args[0] === '--backend') {
+  backend = args[1];
+  args.splice(0, 2);
+}
+const [marker, stormDir, end] = args;
+if (end === undefined && !probe) {
+  console.error('usage: node usip-watcher.mjs [--backend module|kernel|mountinfo] MARKER STORM_DIR END | --probe [--backend B]');
   process.exit(2);
+}
+
+/** The client and its watcher, on the backend asked for (the module's by default). */
+async function open() {
+  if (backend === undefined) {
+    const client = await UsipClient.connect();
+    return { client, watcher: await client.watchMounts() };
+  }
+  // The client's backend choice (packages/client/src/backends.ts): forced per connection.
+  if (typeof usip.chooseBackends !== 'function') throw new Error('this build of @usip/client has no backends (chooseBackends): build packages/client');
+  const client = await UsipClient.connect({ backend });
+  const watcher = await client.watchMounts({ backend });
+  return { client, watcher };
+}
+
+if (probe) {
+  try {
+    const { client, watcher } = await open();
+    await watcher.close();
+    client.close();
+    process.exit(0);
+  } catch (error) {
+    console.log(String(error?.message ?? error).split('\n')[0]);
+    process.exit(1);
+  }
 }
 const prefix = `${stormDir}/`;
 // One write(2) per line, without the stream machinery: the reporting should cost what it costs
@@ -36,9 +73,8 @@ GenlSocket.prototype.dump = function (familyId, command, ...rest) {
   return dump.call(this, familyId, command, ...rest);
 };
 
-const client = await UsipClient.connect();
 const started = process.hrtime.bigint();
-const watcher = await client.watchMounts();
+const { client, watcher } = await open();
 const learnNs = process.hrtime.bigint() - started;
 
 // How many table entries are on each interesting mount point: markers can be stacked.
