@@ -342,7 +342,8 @@ export interface StatfsResult {
   flags: bigint;
 }
 
-/** How many statfs threads may exist at once, blocked ones included. */
+/** How many statfs threads may exist at once, blocked ones included (MAX_STATFS_THREADS of
+ *  crates/mountapi/src/statfs.rs; the hung-FUSE test checks that they agree). */
 export const MAX_STATFS_THREADS = 16;
 
 /**

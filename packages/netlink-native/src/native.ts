@@ -147,5 +147,4 @@ export interface NativeMountBinding {
   NativeMountinfoWatch: new (path: string) => NativeMountinfoWatch;
   NativeFanotifyMountWatch: new (nsPath?: string, statmount?: boolean) => NativeFanotifyMountWatch;
   statfsPath(path: string, timeoutMs?: number): Promise<NativeStatfs>;
-  maxStatfsThreads(): number;
 }

@@ -15,7 +15,7 @@ use napi::bindgen_prelude::{
 };
 use napi_derive::napi;
 
-mod mounts;
+pub mod mounts;
 
 #[napi(object)]
 pub struct NativeOperation {

@@ -345,9 +345,3 @@ pub fn statfs_path(
         NativeStatfs::from,
     )
 }
-
-/// How many statfs threads may exist at once (blocked ones included).
-#[napi]
-pub fn max_statfs_threads() -> u32 {
-    mountapi::MAX_STATFS_THREADS as u32
-}

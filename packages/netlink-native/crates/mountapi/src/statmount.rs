@@ -195,11 +195,10 @@ pub fn parse_statmount(
     if let (Some(fs_type), Some(subtype)) = (
         &mut mount.fs_type,
         string(STATMOUNT_FS_SUBTYPE, OFF_FS_SUBTYPE)?,
-    ) {
-        if !subtype.is_empty() {
-            fs_type.push('.');
-            fs_type.push_str(&subtype);
-        }
+    ) && !subtype.is_empty()
+    {
+        fs_type.push('.');
+        fs_type.push_str(&subtype);
     }
     let empty_if_known = |bit: u64| (requested & supported & bit != 0).then(String::new);
     mount.source =

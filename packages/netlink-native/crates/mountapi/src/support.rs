@@ -36,11 +36,8 @@ pub fn statmount_mask() -> u64 {
 
 fn probe() -> MountApiSupport {
     let mut ids = [0u64; 1];
-    let listmount = match sys::listmount(&MntIdReq::new(LSMT_ROOT, 0, 0), &mut ids) {
-        Ok(_) => true,
-        // Any refusal (ENOSYS, or a seccomp filter's EPERM) means it cannot serve.
-        Err(_) => false,
-    };
+    // Any refusal (ENOSYS, or a seccomp filter's EPERM) means it cannot serve.
+    let listmount = sys::listmount(&MntIdReq::new(LSMT_ROOT, 0, 0), &mut ids).is_ok();
     let (statmount, statmount_mask) = probe_statmount();
     let (fanotify_mount, fanotify_reason) =
         match fanotify::check_mount_events(Path::new("/proc/self/ns/mnt")) {
