@@ -103,19 +103,14 @@ function listmountReason(probe: BackendProbe): string | undefined {
   return `${listmount ? 'statmount' : 'listmount'} needs Linux 6.8 (this kernel: ${probe.kernelRelease})`;
 }
 
-/** fanotify's refusal as people read it. */
+/** fanotify's refusal as people read it: the binding's reason is an errno name, maybe followed by ": details". */
 export function fanotifyReason(reason: string | undefined, kernelRelease: string): string {
-  switch (reason) {
-    case 'EPERM':
-    case 'EACCES':
-      return 'fanotify needs CAP_SYS_ADMIN (to mark the mount namespace)';
-    case 'EINVAL':
-    case 'ENOSYS':
-    case undefined:
-      return `fanotify mount events need Linux 6.15 (this kernel: ${kernelRelease})`;
-    default:
-      return reason.startsWith('fanotify') ? reason : `fanotify: ${reason}`;
+  const code = reason === undefined ? undefined : /^E[A-Z]+\b/.exec(reason)?.[0];
+  if (code === 'EPERM' || code === 'EACCES') return `fanotify needs CAP_SYS_ADMIN (${reason})`;
+  if (reason === undefined || code === 'EINVAL' || code === 'ENOSYS') {
+    return `fanotify mount events need Linux 6.15 (this kernel: ${kernelRelease}${reason === undefined ? '' : `; ${reason}`})`;
   }
+  return reason.startsWith('fanotify') ? reason : `fanotify: ${reason}`;
 }
 
 function fanotifyUnavailable(probe: BackendProbe): string | undefined {

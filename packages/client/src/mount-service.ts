@@ -2,9 +2,9 @@
 // kernel, module or not, each feature from the backend chooseBackends() picked for it (the
 // module, the kernel's listmount/statmount/fanotify/statfs(2), or /proc/self/mountinfo).
 import { realpath, stat } from 'node:fs/promises';
-import { constants } from 'node:os';
+import { constants, release } from 'node:os';
 import { UsipClient } from './client.js';
-import { chooseBackends, choiceOf, probeBackends, probeKernel, requireBackend, UsipBackendUnavailableError, type BackendPlan, type BackendProbe, type MountBackend } from './backends.js';
+import { chooseBackends, choiceOf, fanotifyReason, probeBackends, probeKernel, requireBackend, UsipBackendUnavailableError, type BackendPlan, type BackendProbe, type MountBackend } from './backends.js';
 import { readBlockDevices, splitDev, type BlockDevice, type BlockDeviceOptions } from './devices.js';
 import { UsipError, UsipModuleNotLoadedError } from './errors.js';
 import { requireKernelApi, type KernelMount, type NativeStream, type FanotifyBatch } from './kernel-api.js';
@@ -231,9 +231,7 @@ export function openMounts(options: OpenMountsOptions = {}): Promise<UsipMounts>
 }
 
 function fanotifyRefusal(code: unknown, error: unknown): string {
-  if (code === 'EPERM' || code === 'EACCES') return 'fanotify needs CAP_SYS_ADMIN (to mark the mount namespace): EPERM';
-  if (code === 'EINVAL' || code === 'ENOSYS') return `fanotify mount events need Linux 6.15: ${String(code)}`;
-  return `fanotify: ${(error as Error).message}`;
+  return fanotifyReason(typeof code === 'string' ? `${code}: ${(error as Error).message}` : (error as Error).message, release());
 }
 
 /** The table from listmount + statmount, completed from mountinfo where statmount lacks fields. */
