@@ -415,7 +415,15 @@ export async function df(client: Pick<UsipMounts, 'statfs' | 'statfsAll' | 'moun
         if (!(error instanceof UsipDumpInterruptedError)) throw error;
       }
     }
-    const all = infos.map((info) => ({ info, ...(roots.has(info.id) ? { root: roots.get(info.id)! } : {}) }));
+    // Without the module, statfs(2) cannot reach a mount hidden below another on the same mount
+    // point: its path leads to the top one, as it does for df, which then shows the top one's
+    // numbers and device in the hidden one's place.
+    const reachable = infos.map((info) => {
+      if (info.error?.code !== 'USIP_OVERMOUNTED') return info;
+      const top = infos.findLast((other) => other.mountPoint === info.mountPoint && other.error?.code !== 'USIP_OVERMOUNTED');
+      return top === undefined ? info : { ...top, id: info.id, source: info.source, fsType: info.fsType };
+    });
+    const all = reachable.map((info) => ({ info, ...(roots.has(info.id) ? { root: roots.get(info.id)! } : {}) }));
     entries = options.all ? filterAll(all, options) : filterLikeDf(all, options);
   }
   const failed = entries.filter((e) => e.info.error !== undefined);

@@ -19,15 +19,18 @@ async function usip(...args: string[]): Promise<{ code: number; stdout: string; 
   }
 }
 
-test('status without the module exits 1 and says how to load it', async () => {
+test('status without the module exits 1, says how to load it, and shows which backend serves each feature', async () => {
   const { code, stdout, stderr } = await usip('status');
   assert.is(code, 1);
-  assert.is(stdout, '');
+  assert.match(stdout, /^usip module is not loaded: storage events and low space unavailable; the rest is served without it\nbackends, kernel /);
+  for (const feature of ['mount table', 'mount changes', 'remounts', 'statfs', 'block devices', 'storage events', 'low space']) {
+    assert.match(stdout, new RegExp(`\\n  ${feature} +(kernel|mountinfo|none) `), feature);
+  }
   assert.match(stderr, /^usip: The usip kernel module is not loaded/);
   assert.match(stderr, 'modprobe usip');
 });
 
-test('status --json without the module reports loaded: false with the same message', async () => {
+test('status --json without the module reports loaded: false with the same message, and the backends', async () => {
   const { code, stdout, stderr } = await usip('status', '--json');
   assert.is(code, 1);
   const report = JSON.parse(stdout);
@@ -35,6 +38,8 @@ test('status --json without the module reports loaded: false with the same messa
   assert.is(report.error.code, 'USIP_MODULE_NOT_LOADED');
   assert.match(stderr, report.error.message);
   assert.is(report.client.protocolVersion, 1);
+  assert.is(report.backends.moduleLoaded, false);
+  assert.equal(report.backends.features.map((c: { feature: string }) => c.feature), ['mount-table', 'mount-changes', 'remounts', 'statfs', 'block-devices', 'storage-events', 'low-space']);
 });
 
 test('an unknown option or command is a usage error (exit 2) that names it', async () => {
@@ -46,28 +51,46 @@ test('an unknown option or command is a usage error (exit 2) that names it', asy
   assert.match(command.stderr, "unknown command 'statsu'");
 });
 
-test('listeners, stats, inject, listen, mounts, mount, watch and df without the module exit 1 with the same message', async () => {
+test('listeners, stats, inject, listen and --backend module without the module exit 1 with the same message', async () => {
   for (const args of [
     ['listeners'],
     ['listeners', '--json'],
     ['stats', '--json'],
     ['inject', '--type', 'mtab', '--action', 'mount'],
     ['listen', '--notifier', 'mtab:mount'],
-    ['mounts'],
-    ['mounts', '--json'],
-    ['mounts', '--tree'],
-    ['mount', '27'],
-    ['mount', '--unique-id', '2147483677', '--json'],
-    ['watch', '--json', '--count', '1'],
-    ['df'],
-    ['df', '-h', '--json'],
-    ['df', '-i', '/tmp'],
+    ['mounts', '--backend', 'module'],
+    ['mounts', '--json', '--backend', 'module'],
+    ['mount', '27', '--backend', 'module'],
+    ['watch', '--json', '--count', '1', '--backend', 'module'],
+    ['df', '--backend', 'module'],
+    ['devices', '--backend', 'module'],
   ]) {
     const { code, stdout, stderr } = await usip(...args);
     assert.is(code, 1, args.join(' '));
     assert.is(stdout, '', args.join(' '));
-    assert.match(stderr, /^usip: The usip kernel module is not loaded/, args.join(' '));
+    assert.match(stderr, /^usip: (the module backend was asked for \(--backend module\), and it cannot serve the [a-z ]+\. )?The usip kernel module is not loaded/, args.join(' '));
   }
+});
+
+test('mounts, mount, df and devices work without the module', async () => {
+  for (const args of [['mounts'], ['mounts', '--json'], ['mounts', '--tree'], ['df', '-h', '--json'], ['df', '-i', '/tmp'], ['devices']]) {
+    const { code, stdout, stderr } = await usip(...args);
+    assert.is(code, 0, `${args.join(' ')}: ${stderr}`);
+    assert.ok(stdout.length > 0, args.join(' '));
+  }
+  const { stdout } = await usip('mounts', '--json');
+  const root = (JSON.parse(stdout).mounts as { id: number; mountPoint: string }[]).find((m) => m.mountPoint === '/')!;
+  const one = await usip('mount', String(root.id), '--json');
+  assert.is(one.code, 0, one.stderr);
+  assert.is(JSON.parse(one.stdout).mountPoint, '/');
+  const none = await usip('mount', '999999999');
+  assert.is(none.code, 1);
+  assert.match(none.stderr, "usip: usip mount-get: no mount 999999999 in the caller's mount namespace, under its root");
+});
+
+test('--backend takes module, kernel or mountinfo; anything else is a usage error naming them', async () => {
+  await usage(['mounts', '--backend', 'netlink'], "option '--backend <backend>' argument 'netlink' is invalid. expected one of module, kernel, mountinfo");
+  await usage(['status', '--backend', ''], 'expected one of module, kernel, mountinfo');
 });
 
 async function usage(args: string[], ...patterns: (string | RegExp)[]): Promise<void> {

@@ -72,6 +72,7 @@ export {
   kernelTable,
   mountOfPath,
   openMounts,
+  OVERMOUNTED,
   statfsOfMount,
   UsipMounts,
   UsipNoSuchMountError,

@@ -11,7 +11,7 @@ import { requireKernelApi, type KernelMount, type NativeStream, type FanotifyBat
 import { isComplete, kernelMountInfo } from './kernel-mounts.js';
 import { parseMountinfo, readMountinfo, type MountInfo, type MountTable } from './mounts.js';
 import { mountKey, mountWatcherOptions, statfsOptions, statfsRequest, type MountWatcherOptions, type StatfsOptions, type StatfsTarget } from './options.js';
-import { statfsError, type StatfsInfo } from './statfs.js';
+import { statfsError, type StatfsError, type StatfsInfo } from './statfs.js';
 import { STATFS_FLAGS_NAMES, type StatfsFlagsName } from './generated/usip.js';
 import { flagNames } from './netlink/attributes.js';
 import { readOwnMountinfo, UserSpaceMountWatcher, type MountTableWatcher, type UserWatcherIo } from './user-watcher.js';
@@ -202,11 +202,14 @@ export class UsipMounts {
     const timeoutMs = statfsOptions('usip statfs', options);
     const { mounts } = await this.mounts();
     const out = new Array<StatfsInfo>(mounts.length);
+    // A mount with another on its very mount point is out of statfs(2)'s reach: the path leads to the top one.
+    const hidden = new Set(mounts.filter((m) => m.parentId !== m.id).flatMap((m) => (mounts.some((p) => p.id === m.parentId && p.mountPoint === m.mountPoint) ? [m.parentId] : [])));
     let next = 0;
     const worker = async () => {
       while (next < mounts.length) {
         const i = next++;
-        out[i] = await statfsOfMount(mounts[i]!, mounts[i]!.mountPoint, timeoutMs);
+        const mount = mounts[i]!;
+        out[i] = hidden.has(mount.id) ? { ...(await statfsBase(mount)), error: OVERMOUNTED } : await statfsOfMount(mount, mount.mountPoint, timeoutMs);
       }
     };
     await Promise.all(Array.from({ length: Math.min(STATFS_CONCURRENCY, mounts.length) }, worker));
@@ -285,9 +288,11 @@ export async function mountOfPath(operation: string, mounts: readonly MountInfo[
   return found;
 }
 
-/** statfs(2) of `path` (the mount's mount point, or a path on it), as the module's StatfsInfo. */
-export async function statfsOfMount(mount: MountInfo, path: string, timeoutMs: number | undefined): Promise<StatfsInfo> {
-  const base = {
+/** The StatfsInfo error of a mount that another mount on the same mount point hides from statfs(2). */
+export const OVERMOUNTED: StatfsError = { errno: 0, code: 'USIP_OVERMOUNTED', message: 'Hidden by a mount on the same mount point: statfs(2) cannot reach it' };
+
+async function statfsBase(mount: MountInfo) {
+  return {
     id: mount.id,
     ...(mount.uniqueId === undefined ? {} : { uniqueId: mount.uniqueId }),
     mountPoint: mount.mountPoint,
@@ -297,6 +302,11 @@ export async function statfsOfMount(mount: MountInfo, path: string, timeoutMs: n
     minor: mount.minor,
     mntNs: mount.mntNs ?? (await ownMntNs()),
   };
+}
+
+/** statfs(2) of `path` (the mount's mount point, or a path on it), as the module's StatfsInfo. */
+export async function statfsOfMount(mount: MountInfo, path: string, timeoutMs: number | undefined): Promise<StatfsInfo> {
+  const base = await statfsBase(mount);
   const statfsPath = requireKernelApi('statfsPath');
   try {
     const s = await statfsPath(path, timeoutMs === undefined ? { timeoutMs: 1000 } : { timeoutMs });

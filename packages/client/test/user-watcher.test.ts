@@ -135,7 +135,7 @@ async function converge(watcher: UserSpaceMountWatcher, ns: Namespace): Promise<
     });
     if (equal) return seen;
     if (Date.now() > deadline) throw new Error(`did not converge: ${JSON.stringify(seen.map((c) => c.kind))}`);
-    const next = await Promise.race([watcher.next(), new Promise<undefined>((r) => setTimeout(r, 100))]);
+    const next = await Promise.race([watcher.next(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
     if (next !== undefined && next.done !== true) seen.push(next.value);
   }
 }
