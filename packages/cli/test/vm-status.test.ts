@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocol } from '@usip/client';
+import { parseMountinfo, protocol, sameMount, type MountInfo } from '@usip/client';
 import { runInVm, type VmRunResult } from '@usip/vm';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -99,6 +99,42 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(status, 1);
     assert.is(JSON.parse(out).error.code, 'USIP_MODULE_NOT_LOADED');
     assert.match(err, 'usip kernel module is not loaded');
+  });
+
+  test('without the module, status names each feature\'s backend: 6.1 mountinfo, 6.12 listmount and the mountinfo poll', () => {
+    const report = JSON.parse(step(run, 'unloaded-json').out);
+    const backends = Object.fromEntries(report.backends.features.map((c: { feature: string; backend: string; mechanism: string }) => [c.feature, [c.backend, c.mechanism]]));
+    const table = kernel === '6.1' ? ['mountinfo', 'read /proc/self/mountinfo'] : ['kernel', 'listmount+statmount'];
+    assert.equal(backends['mount-table'], table);
+    assert.equal(backends['mount-changes'], ['mountinfo', 'poll(mountinfo)']);
+    assert.equal(backends.statfs, ['kernel', 'statfs(2)']);
+    assert.equal(backends['storage-events'][0], 'none');
+    const changes = report.backends.features.find((c: { feature: string }) => c.feature === 'mount-changes');
+    assert.match(changes.reason, kernel === '6.1' ? /^module not loaded; listmount needs Linux 6\.8/ : /^module not loaded; fanotify mount events need Linux 6\.15/);
+    const human = step(run, 'unloaded-human');
+    assert.is(human.status, 1);
+    assert.match(human.out, /^usip module is not loaded: storage events and low space unavailable; the rest is served without it\n/);
+    assert.match(human.out, new RegExp(`\\n  mount table +${table[0]} +${table[1]!.replace(/[+/]/g, '\\$&')} +module not loaded`));
+  });
+
+  test('without the module, usip mounts is mountinfo and usip watch sees a mount, a remount and an umount', () => {
+    const mounts = step(run, 'unloaded-mounts');
+    assert.is(mounts.status, 0, mounts.err);
+    const listed = (JSON.parse(mounts.out).mounts as Record<string, unknown>[]).map((m) => {
+      const { uniqueId: _u, mntNs: _n, ...rest } = m;
+      return rest as unknown as MountInfo;
+    });
+    const truth = parseMountinfo(readFileSync(join(run.resultsDir, 'unloaded-mountinfo'), 'utf8'));
+    assert.is(listed.length, truth.length);
+    listed.forEach((m, i) => assert.ok(sameMount(m, truth[i]!), `${JSON.stringify(m)} vs ${JSON.stringify(truth[i])}`));
+    assert.is(step(run, 'unloaded-watch-run').status, 0, step(run, 'unloaded-watch-run').err);
+    const watch = readFileSync(join(run.resultsDir, 'unloaded-watch.out'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(watch.map((c: { kind: string; mount: { mountPoint: string; options: string } }) => [c.kind, c.mount.mountPoint, c.mount.options]), [
+      ['mount', '/tmp/unloaded-watch', 'rw,relatime'],
+      ['remount', '/tmp/unloaded-watch', 'ro,relatime'],
+      ['umount', '/tmp/unloaded-watch', 'ro,relatime'],
+    ]);
+    assert.match(readFileSync(join(run.resultsDir, 'unloaded-watch.err'), 'utf8'), 'backend mountinfo: mountinfo poll');
   });
 
   test.run();

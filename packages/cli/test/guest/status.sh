@@ -21,4 +21,9 @@ step nobody-json setpriv --reuid=65534 --regid=65534 --clear-groups node "$usip"
 step netns-json unshare --net node "$usip" status --json
 step rmmod rmmod usip
 step unloaded-json node "$usip" status --json
+# Without the module, the mount table and its changes come from the kernel's own interfaces.
+step unloaded-human node "$usip" status
+step unloaded-mounts node "$usip" mounts --json
+cp /proc/self/mountinfo "$results/unloaded-mountinfo"
+step unloaded-watch-run unshare -m --propagation private sh packages/cli/test/guest/unloaded-watch.sh "$results"
 uname -r >"$results/uname"
