@@ -24,6 +24,7 @@
 #include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -142,6 +143,7 @@ struct usip_symbol {
 	unsigned long end;	/* with want_end: the address of the next symbol */
 	unsigned int count;	/* how many times the name appears */
 	bool want_end;
+	bool clones_ok;		/* a compiler's clone of it (name.isra.0) counts too */
 };
 
 struct usip_kallsyms_scan {
@@ -152,6 +154,21 @@ struct usip_kallsyms_scan {
 	/* Functions found on an earlier line, waiting for the next address. */
 	struct usip_symbol *awaiting_end[4];
 };
+
+/* Is @name @want, or with clones_ok a compiler's clone of it (not its .cold part)? */
+static bool usip_symbol_is(const char *name, const struct usip_symbol *want)
+{
+	size_t len = strlen(want->name);
+
+	if (strncmp(name, want->name, len))
+		return false;
+	if (!name[len])
+		return true;
+	return want->clones_ok && name[len] == '.' &&
+	       (str_has_prefix(name + len, ".isra.") ||
+		str_has_prefix(name + len, ".constprop.") ||
+		str_has_prefix(name + len, ".part."));
+}
 
 /* One line "ADDRESS TYPE NAME" of the core kernel; module lines are ignored. */
 static void usip_kallsyms_line(char *line, struct usip_kallsyms_scan *scan)
@@ -182,7 +199,7 @@ static void usip_kallsyms_line(char *line, struct usip_kallsyms_scan *scan)
 		struct usip_symbol *sym = &scan->syms[i];
 		unsigned int slot;
 
-		if (strcmp(name, sym->name) || !strchr(sym->types, type[0]))
+		if (!usip_symbol_is(name, sym) || !strchr(sym->types, type[0]))
 			continue;
 		if (sym->count++)
 			continue;	/* ambiguous: judged later */
@@ -511,10 +528,82 @@ static void usip_btf_members(const struct usip_btf *btf, const char *struct_name
 	}
 }
 
+/* The value of enumerator @name of any enum in the BTF; false if there is none. */
+static bool usip_btf_enumerator(const struct usip_btf *btf, const char *name, s64 *value)
+{
+	u32 id;
+
+	for (id = 1; id <= btf->n_types; id++) {
+		const struct btf_type *t = btf->types[id];
+		const struct btf_enum *e = (const void *)(t + 1);
+		u16 i, vlen = BTF_INFO_VLEN(t->info);
+
+		if (BTF_INFO_KIND(t->info) != BTF_KIND_ENUM)
+			continue;
+		for (i = 0; i < vlen; i++) {
+			if (strcmp(usip_btf_name(btf, e[i].name_off), name))
+				continue;
+			*value = e[i].val;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Where a mount's shared and unbindable flags are: in mnt_t_flags, by the
+ * BTF's T_SHARED and T_UNBINDABLE (7.x), or else MNT_SHARED and MNT_UNBINDABLE
+ * of the vfsmount's mnt_flags, as the headers say (6.1, 6.12).
+ */
+static bool usip_check_prop_flags(const struct usip_btf *btf, bool has_t_flags)
+{
+	s64 shared, unbindable;
+
+	if (has_t_flags && usip_btf_enumerator(btf, "T_SHARED", &shared) &&
+	    usip_btf_enumerator(btf, "T_UNBINDABLE", &unbindable) &&
+	    shared > 0 && shared <= U32_MAX && unbindable > 0 && unbindable <= U32_MAX) {
+		usip_k.shared_flag = shared;
+		usip_k.unbindable_flag = unbindable;
+		return true;
+	}
+#ifdef MNT_SHARED
+	usip_k.mnt_prop_flags = usip_k.mnt_vfs + offsetof(struct vfsmount, mnt_flags);
+	usip_k.shared_flag = MNT_SHARED;
+	usip_k.unbindable_flag = MNT_UNBINDABLE;
+	return true;
+#else
+	return false;
+#endif
+}
+
+/* How a superblock lists its mounts: a list through mnt_instance, or a chain. */
+static void usip_check_sb_mounts(const struct usip_btf *btf, bool has_instance,
+				 bool has_next_for_sb)
+{
+	bool sb_list = false, sb_chain = false;
+	const struct usip_member_spec sb_members[] = {
+		{ "s_mounts", BTF_KIND_STRUCT, "list_head", 0, &usip_k.sb_mounts,
+		  USIP_N_FEATURES, &sb_list },
+		{ "s_mounts", BTF_KIND_PTR, NULL, 0, &usip_k.sb_mounts,
+		  USIP_N_FEATURES, &sb_chain },
+	};
+	const struct btf_type *sb = usip_btf_struct(btf, "super_block", "s_mounts");
+
+	if (sb)
+		usip_btf_members(btf, "super_block", sb, sb_members, ARRAY_SIZE(sb_members));
+	if (sb_chain && has_next_for_sb)
+		usip_k.sb_mounts_chain = true;
+	else if (!sb_list || !has_instance)
+		usip_feature_off(USIP_F_REMOUNT_EVENTS, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+				 "a superblock's mounts are linked in an unknown way");
+}
+
 static void usip_check_layouts(const struct usip_btf *btf)
 {
 	bool ns_has_list = false, ns_has_lock = false, has_node = false;
-	bool has_list = false, has_seq = false;
+	bool has_list = false, has_seq = false, has_t_flags = false;
+	bool has_instance = false, has_next_for_sb = false;
+	bool slave_list = false, slave_hlist = false, slave_node = false, slave_hnode = false;
 	size_t ns_common_offset = 1;
 	const struct usip_member_spec mount_members[] = {
 		{ "mnt_parent", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_parent, USIP_F_MOUNT_TABLE },
@@ -536,14 +625,23 @@ static void usip_check_layouts(const struct usip_btf *btf)
 		/* The namespace's list (6.1), and the list of mounts a umount takes. */
 		{ "mnt_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_list,
 		  USIP_N_FEATURES, &has_list },
-		/* A superblock's mounts, walked for its remount events. */
+		/* A superblock's mounts, walked for its remount events: a list or a chain. */
 		{ "mnt_instance", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_instance,
-		  USIP_F_REMOUNT_EVENTS },
-		/* A mount's slaves, told of a new master. */
+		  USIP_N_FEATURES, &has_instance },
+		{ "mnt_next_for_sb", BTF_KIND_PTR, NULL, 0, &usip_k.mnt_next_for_sb,
+		  USIP_N_FEATURES, &has_next_for_sb },
+		/* A mount's slaves, told of a new master: a list or an hlist. */
 		{ "mnt_slave_list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave_list,
-		  USIP_F_PROPAGATION_EVENTS },
+		  USIP_N_FEATURES, &slave_list },
+		{ "mnt_slave_list", BTF_KIND_STRUCT, "hlist_head", 0, &usip_k.mnt_slave_list,
+		  USIP_N_FEATURES, &slave_hlist },
 		{ "mnt_slave", BTF_KIND_STRUCT, "list_head", 0, &usip_k.mnt_slave,
-		  USIP_F_PROPAGATION_EVENTS },
+		  USIP_N_FEATURES, &slave_node },
+		{ "mnt_slave", BTF_KIND_STRUCT, "hlist_node", 0, &usip_k.mnt_slave,
+		  USIP_N_FEATURES, &slave_hnode },
+		/* Shared and unbindable, where they are not mnt_flags (7.x). */
+		{ "mnt_t_flags", BTF_KIND_INT, NULL, 4, &usip_k.mnt_prop_flags,
+		  USIP_N_FEATURES, &has_t_flags },
 		{ "mnt_id_unique", BTF_KIND_INT, NULL, 8, &usip_k.mnt_id_unique,
 		  USIP_N_FEATURES, &usip_k.has_unique_id },
 		{ "mnt_node", BTF_KIND_STRUCT, "rb_node", 0, &usip_k.mnt_node,
@@ -553,8 +651,10 @@ static void usip_check_layouts(const struct usip_btf *btf)
 		{ "ns", BTF_KIND_STRUCT, "ns_common", 0, &ns_common_offset, USIP_F_MOUNT_TABLE },
 		{ "root", BTF_KIND_PTR, NULL, 0, &usip_k.ns_root, USIP_F_MOUNT_TABLE },
 		{ "event", BTF_KIND_INT, NULL, 8, &usip_k.ns_event, USIP_F_MOUNT_TABLE },
-		/* Tells anonymous namespaces (0), which get no events. */
+		/* Tells anonymous namespaces (0), which get no events; or is_anon (7.x). */
 		{ "seq", BTF_KIND_INT, NULL, 8, &usip_k.ns_seq, USIP_N_FEATURES, &has_seq },
+		{ "is_anon", BTF_KIND_INT, NULL, 1, &usip_k.ns_is_anon, USIP_N_FEATURES,
+		  &usip_k.ns_has_is_anon },
 		{ "mounts", BTF_KIND_STRUCT, "rb_root", 0, &usip_k.ns_mounts,
 		  USIP_N_FEATURES, &usip_k.ns_rbtree },
 		{ "list", BTF_KIND_STRUCT, "list_head", 0, &usip_k.ns_list,
@@ -591,13 +691,40 @@ static void usip_check_layouts(const struct usip_btf *btf)
 	if (!has_list)
 		usip_feature_off(USIP_F_MOUNT_EVENTS, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
 				 "struct mount has no mnt_list for the mounts a umount takes");
-	/* Every event feature tells anonymous namespaces apart by their seq. */
-	for (f = USIP_F_MOUNT_EVENTS; f <= USIP_F_SETATTR_EVENTS && !has_seq; f++)
-		usip_feature_off(f, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
-				 "struct mnt_namespace has no seq");
+	if (!usip_check_prop_flags(btf, has_t_flags))
+		usip_all_off(USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+			     "the module cannot tell where a mount's shared flag is");
+	if (slave_hlist && slave_hnode)
+		usip_k.slaves_hlist = true;
+	else if (!slave_list || !slave_node)
+		usip_feature_off(USIP_F_PROPAGATION_EVENTS, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+				 "struct mount's slaves are linked in an unknown way");
+	usip_check_sb_mounts(btf, has_instance, has_next_for_sb);
+	/* Every event of a mount tells anonymous namespaces apart, by seq or is_anon. */
+	for (f = 0; f < USIP_N_FEATURES && !has_seq && !usip_k.ns_has_is_anon; f++)
+		if ((f >= USIP_F_MOUNT_EVENTS && f <= USIP_F_SETATTR_EVENTS) ||
+		    f == USIP_F_SPACE_ERRORS || f == USIP_F_QUOTA_WARNINGS)
+			usip_feature_off(f, USIP_UNAVAILABLE_REASON_LAYOUT_MISMATCH,
+					 "struct mnt_namespace has neither seq nor is_anon");
 }
 
 /* --- Hooked functions' prototypes ---------------------------------------- */
+
+/*
+ * Records why @hook does not fit this kernel, and returns @reason. It is
+ * logged once the roles are settled: a hook of an alternative that another
+ * one replaces is not worth a line in the kernel log.
+ */
+static __printf(3, 4) u32 usip_hook_fail(struct usip_hook *hook, u32 reason,
+					 const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(hook->why, sizeof(hook->why), fmt, args);
+	va_end(args);
+	return reason;
+}
 
 /* Is @name one of the '|'-separated @names? */
 static bool usip_name_in(const char *name, const char *names)
@@ -678,24 +805,22 @@ static u32 usip_check_prototype(const struct usip_btf *btf, struct usip_hook *ho
 	const struct btf_param *params;
 	u16 i, vlen;
 
-	if (!proto || BTF_INFO_KIND(proto->info) != BTF_KIND_FUNC_PROTO) {
-		pr_notice("%s: its BTF type is not a function prototype\n", hook->name);
-		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
-	}
+	if (!proto || BTF_INFO_KIND(proto->info) != BTF_KIND_FUNC_PROTO)
+		return usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH,
+				      "%s: its BTF type is not a function prototype", hook->name);
 	params = (const void *)(proto + 1);
 	vlen = BTF_INFO_VLEN(proto->info);
 	if (vlen < hook->min_args || vlen > hook->max_args ||
-	    (vlen && !params[vlen - 1].type)) {
-		pr_notice("%s takes %u arguments, the hook reads a prototype of %u to %u\n",
-			  hook->name, vlen, hook->min_args, hook->max_args);
-		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
-	}
+	    (vlen && !params[vlen - 1].type))
+		return usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH,
+				      "%s takes %u arguments, the hook reads a prototype of %u to %u",
+				      hook->name, vlen, hook->min_args, hook->max_args);
 	for (i = 0; i < vlen && i < USIP_HOOK_MAX_ARGS; i++) {
 		if (usip_btf_arg_ok(btf, &params[i], &hook->args[i]))
 			continue;
-		pr_notice("%s: argument %u (%s) is not what the hook reads\n", hook->name, i,
-			  usip_btf_name(btf, params[i].name_off));
-		return USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+		return usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH,
+				      "%s: argument %u (%s) is not what the hook reads", hook->name,
+				      i, usip_btf_name(btf, params[i].name_off));
 	}
 	return 0;
 }
@@ -716,16 +841,17 @@ static void usip_check_tracepoint(const struct usip_btf *btf, struct usip_hook *
 			continue;
 		t = t->type <= btf->n_types ? btf->types[t->type] : NULL;
 		if (!t || BTF_INFO_KIND(t->info) != BTF_KIND_PTR) {
-			pr_notice("%s is not a pointer to a function in the kernel's BTF\n", name);
-			tp->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+			tp->reason = usip_hook_fail(tp, USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH,
+						    "%s is not a pointer to a function in the kernel's BTF",
+						    name);
 			return;
 		}
 		tp->reason = usip_check_prototype(btf, tp, t);
 		return;
 	}
-	pr_notice("the tracepoint %s has no prototype (%s) in the kernel's BTF\n",
-		  tp->symbol, name);
-	tp->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
+	tp->reason = usip_hook_fail(tp, USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH,
+				    "the tracepoint %s has no prototype (%s) in the kernel's BTF",
+				    tp->symbol, name);
 }
 
 static void usip_check_prototypes(const struct usip_btf *btf)
@@ -753,20 +879,21 @@ static void usip_check_prototypes(const struct usip_btf *btf)
 		}
 	}
 	for (h = 0; h < usip_n_hooks; h++) {
+		const u32 mismatch = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
 		struct usip_hook *hook = &usip_hooks[h];
 
 		if (hook->reason)
 			continue;
-		if (!found[h]) {
-			pr_notice("%s has no prototype in the kernel's BTF\n", hook->name);
-			hook->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
-		} else if (count[h] > 1) {
-			pr_notice("%s has %u prototypes in the kernel's BTF\n", hook->name,
-				  count[h]);
-			hook->reason = USIP_UNAVAILABLE_REASON_PROTOTYPE_MISMATCH;
-		} else {
+		if (!found[h])
+			hook->reason = usip_hook_fail(hook, mismatch,
+						      "%s has no prototype in the kernel's BTF",
+						      hook->name);
+		else if (count[h] > 1)
+			hook->reason = usip_hook_fail(hook, mismatch,
+						      "%s has %u prototypes in the kernel's BTF",
+						      hook->name, count[h]);
+		else
 			hook->reason = usip_check_prototype(btf, hook, found[h]);
-		}
 	}
 }
 
@@ -810,9 +937,10 @@ struct usip_hook_syms {
 };
 
 static unsigned int usip_add_symbol(struct usip_symbol *syms, unsigned int *n,
-				    const char *name, bool want_end)
+				    const char *name, bool caller)
 {
-	syms[*n] = (struct usip_symbol){ .name = name, .types = "tT", .want_end = want_end };
+	syms[*n] = (struct usip_symbol){ .name = name, .types = "tT", .want_end = caller,
+					 .clones_ok = caller };
 	return (*n)++;
 }
 
@@ -827,28 +955,146 @@ static void usip_judge_hook_symbols(struct usip_hook *hook, struct usip_symbol *
 		sym = &syms[at->old_symbol];
 	hook->name = sym->name;
 	if (!sym->count) {
-		pr_notice("the kernel has no %s to hook\n", hook->symbol);
-		hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+		hook->absent = true;
+		hook->reason = usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+					      "the kernel has no %s to hook", hook->symbol);
 		return;
 	}
 	if (sym->count > 1) {
-		pr_notice("the kernel has %u functions named %s: cannot tell which to hook\n",
-			  sym->count, sym->name);
-		hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+		hook->reason = usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+					      "the kernel has %u functions named %s: cannot tell which to hook",
+					      sym->count, sym->name);
 		return;
 	}
 	for (c = 0; c < USIP_HOOK_MAX_CALLERS && hook->callers[c]; c++) {
 		struct usip_symbol *caller = &syms[at->callers[c]];
 
 		if (caller->count != 1 || !caller->end) {
-			pr_notice("%s: cannot tell its caller %s apart\n", hook->name,
-				  hook->callers[c]);
-			hook->reason = USIP_UNAVAILABLE_REASON_MISSING_SYMBOL;
+			hook->absent = !caller->count;
+			hook->reason = usip_hook_fail(hook, USIP_UNAVAILABLE_REASON_MISSING_SYMBOL,
+						      "%s: %s its caller %s", hook->name,
+						      caller->count ? "cannot tell apart" :
+								      "the kernel has no",
+						      hook->callers[c]);
 			return;
 		}
 		hook->caller_ranges[c].start = caller->addr;
 		hook->caller_ranges[c].end = caller->end;
 	}
+}
+
+/* Logs why @hook does not fit, if it said. */
+static void usip_hook_log(const struct usip_hook *hook)
+{
+	if (hook->why[0])
+		pr_notice("%s\n", hook->why);
+}
+
+static bool usip_same_role(const struct usip_hook *a, const struct usip_hook *b)
+{
+	return a->role && a->feature == b->feature && a->role == b->role;
+}
+
+/* Do all hooks of alternative @alt of @role's role check out? */
+static bool usip_alt_fits(unsigned int role, u8 alt)
+{
+	unsigned int h;
+
+	for (h = 0; h < usip_n_hooks; h++)
+		if (usip_same_role(&usip_hooks[role], &usip_hooks[h]) &&
+		    usip_hooks[h].alt == alt && usip_hooks[h].reason)
+			return false;
+	return true;
+}
+
+/*
+ * Settles which hooks are armed: a hook needed on its own must fit, a role
+ * takes its first alternative that fits (the others are left unused), and a
+ * hook the kernel does not have, where that is fine, is left unused.
+ * Features lose what does not fit, with its reasons in the kernel log.
+ */
+static void usip_settle_hooks(void)
+{
+	unsigned int h, k;
+
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *hook = &usip_hooks[h];
+
+		if (hook->absent_ok && hook->absent) {
+			pr_debug("%s (not hooked)\n", hook->why);
+			hook->unused = true;
+			hook->reason = 0;
+		} else if (!hook->role && hook->reason) {
+			usip_hook_log(hook);
+			usip_feature_off(hook->feature, hook->reason,
+					 "its hook on %s cannot be used (see above)",
+					 hook->name ?: hook->symbol);
+		}
+	}
+	for (h = 0; h < usip_n_hooks; h++) {
+		struct usip_hook *first = &usip_hooks[h];
+		int chosen = -1;
+
+		/* Each role once, from its first hook. */
+		for (k = 0; k < h && !usip_same_role(first, &usip_hooks[k]); k++)
+			;
+		if (!first->role || k < h)
+			continue;
+		for (k = h; k < usip_n_hooks && chosen < 0; k++)
+			if (usip_same_role(first, &usip_hooks[k]) &&
+			    usip_alt_fits(h, usip_hooks[k].alt))
+				chosen = usip_hooks[k].alt;
+		for (k = h; k < usip_n_hooks; k++) {
+			struct usip_hook *hook = &usip_hooks[k];
+
+			if (!usip_same_role(first, hook))
+				continue;
+			if (chosen >= 0) {
+				hook->unused = hook->alt != chosen;
+				continue;
+			}
+			usip_hook_log(hook);
+			if (hook->reason)
+				usip_feature_off(hook->feature, hook->reason,
+						 "no variant of its hooks fits this kernel (see above)");
+		}
+	}
+}
+
+/*
+ * usip.fail_check: features whose checks fail at load, as if the kernel did
+ * not match, for tests of how clients cope. Names a check that did not pass
+ * anyway keep its own reason.
+ */
+static char *usip_fail_check;
+module_param_named(fail_check, usip_fail_check, charp, 0444);
+MODULE_PARM_DESC(fail_check,
+		 "comma-separated features (as ping names them, e.g. mount-events) whose load-time checks fail, for tests; load time only");
+
+static int usip_fail_checks(void)
+{
+	const char *p = usip_fail_check;
+
+	while (p && *p) {
+		size_t len = strchrnul(p, ',') - p;
+		int f;
+
+		for (f = 0; f < USIP_N_FEATURES; f++)
+			if (strlen(usip_feature_names[f].name) == len &&
+			    !strncmp(usip_feature_names[f].name, p, len))
+				break;
+		if (len && f == USIP_N_FEATURES) {
+			pr_err("fail_check: no feature is called %.*s\n", (int)len, p);
+			return -EINVAL;
+		}
+		if (len)
+			usip_feature_off(f, USIP_UNAVAILABLE_REASON_FORCED_OFF,
+					 "its checks were made to fail (usip.fail_check)");
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
 }
 
 int usip_internals_init(void)
@@ -862,6 +1108,7 @@ int usip_internals_init(void)
 	memset(&usip_k, 0, sizeof(usip_k));
 	/* Until its BTF says otherwise. */
 	usip_sys_exit_tracepoint.reason = USIP_UNAVAILABLE_REASON_NO_BTF;
+	usip_sys_exit_tracepoint.why[0] = '\0';
 #ifndef FAN_MNT_ATTACH
 	usip_feature_off(USIP_F_NATIVE_MOUNT_NOTIFY, USIP_UNAVAILABLE_REASON_NOT_BUILT,
 			 "the kernel headers have no fanotify mount events (Linux 6.15+)");
@@ -872,8 +1119,9 @@ int usip_internals_init(void)
 		err = -ENOMEM;
 		goto out;
 	}
-	syms[n++] = (struct usip_symbol){ "namespace_sem", "dDbB" };
-	syms[n++] = (struct usip_symbol){ "mount_lock", "dDbB" };
+	/* Variables; 7.x lists those of .data..cacheline_aligned (mount_lock) as t/T. */
+	syms[n++] = (struct usip_symbol){ "namespace_sem", "dDbBtT" };
+	syms[n++] = (struct usip_symbol){ "mount_lock", "dDbBtT" };
 	syms[n++] = (struct usip_symbol){ "__start_BTF", "rRdD" };
 	syms[n++] = (struct usip_symbol){ "__stop_BTF", "rRdD" };
 	for (h = 0; h < usip_n_hooks; h++) {
@@ -881,6 +1129,9 @@ int usip_internals_init(void)
 
 		hook->reason = 0;
 		hook->name = NULL;
+		hook->why[0] = '\0';
+		hook->absent = false;
+		hook->unused = false;
 		memset(hook->caller_ranges, 0, sizeof(hook->caller_ranges));
 		at[h].symbol = usip_add_symbol(syms, &n, hook->symbol, false);
 		if (hook->old_symbol)
@@ -904,18 +1155,16 @@ int usip_internals_init(void)
 	}
 	err = 0;
 
-	/* An event feature works if the table does and each of its hooks checked out. */
-	for (h = 0; h < usip_n_hooks; h++) {
-		struct usip_hook *hook = &usip_hooks[h];
-
-		if (hook->reason)
-			usip_feature_off(hook->feature, hook->reason,
-					 "its hook on %s cannot be used (see above)",
-					 hook->name ?: hook->symbol);
-	}
-	if (usip_sys_exit_tracepoint.reason)
+	/* An event feature works if the table does and its hooks checked out. */
+	usip_settle_hooks();
+	if (usip_sys_exit_tracepoint.reason) {
+		usip_hook_log(&usip_sys_exit_tracepoint);
 		usip_feature_off(USIP_F_SPACE_ERRORS, usip_sys_exit_tracepoint.reason,
 				 "the sys_exit tracepoint cannot be used (see above)");
+	}
+	err = usip_fail_checks();
+	if (err)
+		goto out;
 	for (f = 0; f < USIP_N_FEATURES; f++)
 		if (usip_needs_mount_table(f) && !usip_feature_available(USIP_F_MOUNT_TABLE))
 			usip_feature_off(f, USIP_UNAVAILABLE_REASON_NEEDS_MOUNT_TABLE,

@@ -27,6 +27,7 @@
 #include <linux/seqlock.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/usip.h>
 
 struct mount;
 struct mnt_namespace;
@@ -60,6 +61,14 @@ extern u32 usip_feature_reason[USIP_N_FEATURES];
 static inline bool usip_feature_available(enum usip_feature_index f)
 {
 	return !READ_ONCE(usip_feature_reason[f]);
+}
+
+/* Available, or only waiting for its hooks to arm (with the next listener). */
+static inline bool usip_feature_usable(enum usip_feature_index f)
+{
+	u32 reason = READ_ONCE(usip_feature_reason[f]);
+
+	return !reason || reason == USIP_UNAVAILABLE_REASON_ARM_FAILED;
 }
 
 /* The feature's flag (USIP_FEATURE_*), name, and the flags of every available one. */
@@ -103,16 +112,34 @@ struct usip_text_range {
 /*
  * One hooked kernel function: what it must look like and what handles it
  * (usip-mount-events.c defines the table), and what loading found.
+ *
+ * Where kernels differ (a function inlined, renamed or given another
+ * prototype), a feature's job is a role its hooks play in one of several
+ * ways: the hooks of a role (same feature and @role, not 0) form
+ * alternatives by @alt, and the first alternative whose every hook checks out
+ * against this kernel is armed; the others are left alone. The feature is
+ * off only if no alternative fits. @role 0: the hook is needed on its own.
  */
 struct usip_hook {
 	const char *symbol;
 	/* Its name on older kernels (user_path_at_empty() before 6.8), or NULL. */
 	const char *old_symbol;
 	enum usip_feature_index feature;
+	u8 role, alt;
+	/*
+	 * A kernel without the function (or its callers) does that work where
+	 * another hook sees it: then it is left alone. A kernel that has it
+	 * must have the prototype described.
+	 */
+	bool absent_ok;
 	/* The prototype's argument count, and the arguments the hook reads. */
 	u8 min_args, max_args;
 	struct usip_hook_arg args[USIP_HOOK_MAX_ARGS];
-	/* If set, only calls from these functions are reported. */
+	/*
+	 * If set, only calls from these functions are reported. A caller may
+	 * be a compiler's clone of the function (name.isra.0, name.constprop.0,
+	 * name.part.0): what it is called from is all that matters.
+	 */
 	const char *callers[USIP_HOOK_MAX_CALLERS];
 	/* A kprobe (pre) or a return probe (entry + ret, with per-call data). */
 	kprobe_pre_handler_t pre;
@@ -125,6 +152,9 @@ struct usip_hook {
 	const char *name;			/* symbol or old_symbol */
 	struct usip_text_range caller_ranges[USIP_HOOK_MAX_CALLERS];
 	u32 reason;				/* 0: found and checked */
+	char why[112];				/* what did not check out */
+	bool absent;				/* the function or a caller is not there */
+	bool unused;				/* another alternative is armed, or absent_ok */
 
 	/* The probe (its .kp for a kprobe), and whether it is registered. */
 	struct kretprobe probe;
@@ -171,13 +201,32 @@ struct usip_kernel {
 	/* Offsets in struct mount, and its size. */
 	size_t mount_size;
 	size_t mnt_parent, mnt_mountpoint, mnt_vfs, mnt_mounts, mnt_child;
-	size_t mnt_instance, mnt_devname, mnt_list, mnt_share, mnt_slave_list;
+	size_t mnt_devname, mnt_list, mnt_share, mnt_slave_list;
 	size_t mnt_slave, mnt_master, mnt_ns, mnt_id, mnt_group_id;
 	size_t mnt_id_unique, mnt_node;	/* Linux 6.8+, when has_unique_id */
 	bool has_unique_id;
+	/* A mount's slaves: a list_head list, or (7.x) an hlist. */
+	bool slaves_hlist;
+	/*
+	 * Shared and unbindable: MNT_SHARED and MNT_UNBINDABLE of the
+	 * vfsmount's mnt_flags, or (7.x) T_SHARED and T_UNBINDABLE of
+	 * mnt_t_flags, read from the BTF. The int that holds them, and their bits.
+	 */
+	size_t mnt_prop_flags;
+	u32 shared_flag, unbindable_flag;
+	/*
+	 * A superblock's mounts (super_block.s_mounts): a list_head list
+	 * through mnt_instance, or (7.x) a chain of pointers through
+	 * mnt_next_for_sb. The offset of each, in its struct.
+	 */
+	bool sb_mounts_chain;
+	size_t sb_mounts, mnt_instance, mnt_next_for_sb;
 
 	/* Offsets in struct mnt_namespace. */
-	size_t ns_root, ns_event, ns_seq;
+	size_t ns_root, ns_event;
+	/* Anonymous namespaces: a seq of 0, or (7.x) is_anon. */
+	bool ns_has_is_anon;
+	size_t ns_seq, ns_is_anon;
 	/* The namespace's mounts: an rbtree by unique id (6.8+) or a list. */
 	bool ns_rbtree;
 	size_t ns_mounts;		/* struct rb_root, when ns_rbtree */
@@ -263,15 +312,84 @@ static inline unsigned int usip_mnt_flags(const struct mount *m)
 	return READ_ONCE(usip_mnt_vfs(m)->mnt_flags);
 }
 
+static inline bool usip_mnt_shared(const struct mount *m)
+{
+	return READ_ONCE(*USIP_AT(m, usip_k.mnt_prop_flags, int)) & usip_k.shared_flag;
+}
+
+static inline bool usip_mnt_unbindable(const struct mount *m)
+{
+	return READ_ONCE(*USIP_AT(m, usip_k.mnt_prop_flags, int)) & usip_k.unbindable_flag;
+}
+
+/* The first of @m's slaves, or NULL; mount_lock or namespace_sem held. */
+static inline struct mount *usip_mnt_first_slave(const struct mount *m)
+{
+	void *first;
+
+	if (usip_k.slaves_hlist) {
+		first = USIP_AT(m, usip_k.mnt_slave_list, struct hlist_head)->first;
+	} else {
+		struct list_head *head = USIP_AT(m, usip_k.mnt_slave_list, struct list_head);
+
+		first = head->next == head ? NULL : head->next;
+	}
+	return first ? (struct mount *)((char *)first - usip_k.mnt_slave) : NULL;
+}
+
+/* The slave of @master after @slave, or NULL. */
+static inline struct mount *usip_mnt_next_slave(const struct mount *master,
+						const struct mount *slave)
+{
+	void *next;
+
+	if (usip_k.slaves_hlist) {
+		next = USIP_AT(slave, usip_k.mnt_slave, struct hlist_node)->next;
+	} else {
+		struct list_head *head = USIP_AT(master, usip_k.mnt_slave_list, struct list_head);
+
+		next = USIP_AT(slave, usip_k.mnt_slave, struct list_head)->next;
+		if (next == head)
+			next = NULL;
+	}
+	return next ? (struct mount *)((char *)next - usip_k.mnt_slave) : NULL;
+}
+
+/* The first mount of superblock @sb, or NULL; mount_lock held. */
+static inline struct mount *usip_sb_first_mount(struct super_block *sb)
+{
+	void *at = (char *)sb + usip_k.sb_mounts;
+	struct list_head *head = at;
+
+	if (usip_k.sb_mounts_chain)
+		return *(struct mount **)at;
+	return head->next == head ? NULL :
+	       (struct mount *)((char *)head->next - usip_k.mnt_instance);
+}
+
+/* The mount of @sb after @m, or NULL; mount_lock held. */
+static inline struct mount *usip_sb_next_mount(struct super_block *sb, struct mount *m)
+{
+	struct list_head *head = (struct list_head *)((char *)sb + usip_k.sb_mounts);
+	struct list_head *next;
+
+	if (usip_k.sb_mounts_chain)
+		return *USIP_AT(m, usip_k.mnt_next_for_sb, struct mount *);
+	next = USIP_AT(m, usip_k.mnt_instance, struct list_head)->next;
+	return next == head ? NULL : (struct mount *)((char *)next - usip_k.mnt_instance);
+}
+
 static inline struct mount *usip_ns_root(const struct mnt_namespace *ns)
 {
 	return READ_ONCE(*USIP_AT(ns, usip_k.ns_root, struct mount *));
 }
 
-/* The namespace's creation number; 0 for anonymous ones (open_tree(), fsmount()). */
-static inline u64 usip_ns_seq_number(const struct mnt_namespace *ns)
+/* Is @ns anonymous (open_tree(), fsmount())? Its seq is 0, or (7.x) is_anon says so. */
+static inline bool usip_ns_anonymous(const struct mnt_namespace *ns)
 {
-	return *USIP_AT(ns, usip_k.ns_seq, u64);
+	if (usip_k.ns_has_is_anon)
+		return READ_ONCE(*USIP_AT(ns, usip_k.ns_is_anon, bool));
+	return !*USIP_AT(ns, usip_k.ns_seq, u64);
 }
 
 static inline u64 usip_ns_event(const struct mnt_namespace *ns)

@@ -135,7 +135,8 @@ static int __init usip_init(void)
 	err = usip_internals_init();
 	if (err)
 		return err;
-	usip_wq = alloc_workqueue("usip", 0, 0);
+	/* Nothing on it is tied to a CPU; 7.x wants that said (or WQ_PERCPU). */
+	usip_wq = alloc_workqueue("usip", WQ_UNBOUND, 0);
 	if (!usip_wq)
 		return -ENOMEM;
 	err = usip_statfs_init();

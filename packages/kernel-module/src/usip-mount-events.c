@@ -47,6 +47,24 @@
  *    user_path_at() call inside the syscall (the rest of it is inlined),
  *    and held until the syscall returns.
  *
+ * Linux 7.x moved things (fs/namespace.c, fs/pnode.c of 7.3), and the table
+ * describes both ways; the BTF check picks the one that fits (see struct
+ * usip_hook's roles):
+ *  - commit_tree() and attach_mnt() are inlined, commit_tree() also commits
+ *    moved trees, and attach_recursive_mnt() is only a compiler's clone:
+ *    mnt_add_to_ns() sees a new tree join (its root, not yet among its
+ *    parent's children), make_visible() called by attach_recursive_mnt()
+ *    sees a moved tree (one that did not just join) and, called by
+ *    pivot_root(), its two mounts;
+ *  - mount_setattr(2) is one function, __x64_sys_mount_setattr(), which
+ *    looks the path up with filename_lookup();
+ *  - umount_tree() makes its mounts private at once (bulk_make_private()),
+ *    not through change_mnt_propagation(): the slaves that stay get their
+ *    new master in transfer_propagation(), which is hooked where it exists;
+ *  - a superblock's mounts and a mount's slaves are linked differently,
+ *    shared and unbindable are no longer mnt_flags, and anonymous
+ *    namespaces are told by is_anon: all read as the BTF says.
+ *
  * Every event of a namespace with a listener registered in it gets the next
  * ns-seq of that namespace; a hook hit that the kprobe core had to skip
  * (recursion, no free return instance) leaves a gap too.
@@ -97,8 +115,8 @@ static bool usip_ns_wanted(struct mnt_namespace *ns)
 	 * Not in a namespace, in an anonymous one (open_tree(), fsmount()), or
 	 * in one being torn down (its last reference is gone): nobody to tell.
 	 */
-	if (!ns || IS_ERR(ns) || !usip_ns_seq_number(ns) ||
-	    !refcount_read(&usip_ns_common(ns)->count))
+	if (!ns || IS_ERR(ns) || usip_ns_anonymous(ns) ||
+	    !usip_mnt_ns_alive(usip_ns_common(ns)))
 		return false;
 	return usip_mntns_watched(usip_ns_common(ns));
 }
@@ -202,23 +220,51 @@ static void usip_mount_tree_event(struct mount *root, u32 action,
  */
 static void usip_mount_sb_event(struct super_block *sb)
 {
-	struct list_head *pos;
 	unsigned int n = 0;
+	struct mount *m;
 
 	read_seqlock_excl(usip_k.mount_lock);
-	list_for_each(pos, &sb->s_mounts)
-		if (++n > USIP_HOOK_BUDGET)
-			break;
+	for (m = usip_sb_first_mount(sb); m && n <= USIP_HOOK_BUDGET;
+	     m = usip_sb_next_mount(sb, m))
+		n++;
 	if (n > USIP_HOOK_BUDGET) {
 		usip_mount_gap();
 	} else {
-		list_for_each(pos, &sb->s_mounts) {
-			struct mount *m = (struct mount *)((char *)pos - usip_k.mnt_instance);
-
+		for (m = usip_sb_first_mount(sb); m; m = usip_sb_next_mount(sb, m))
 			usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
-		}
 	}
 	read_sequnlock_excl(usip_k.mount_lock);
+}
+
+/* @m's slaves get another master: their master:N may change. */
+static void usip_slaves_event(struct mount *m)
+{
+	struct mount *slave;
+	unsigned int n = 0;
+
+	for (slave = usip_mnt_first_slave(m); slave && n <= USIP_HOOK_BUDGET;
+	     slave = usip_mnt_next_slave(m, slave))
+		n++;
+	if (n > USIP_HOOK_BUDGET) {
+		usip_mount_gap();
+		return;
+	}
+	for (slave = usip_mnt_first_slave(m); slave; slave = usip_mnt_next_slave(m, slave))
+		if (!(usip_mnt_flags(slave) & MNT_UMOUNT))
+			usip_mount_event(slave, USIP_ACTION_REMOUNT, usip_mnt_ns(slave), 0);
+}
+
+/*
+ * @m, already in its namespace, was attached somewhere else: a move. Moved
+ * under a shared mount, every mount of its tree was made shared
+ * (set_mnt_shared(), not change_mnt_propagation()): their shared:N changed.
+ * The moved mount's own change comes with its move event.
+ */
+static void usip_moved(struct mount *m)
+{
+	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m), 0);
+	if (usip_mnt_shared(m))
+		usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL, true);
 }
 
 /* --- The hooks' handlers -------------------------------------------------- */
@@ -228,13 +274,68 @@ static void *usip_arg_ptr(struct pt_regs *regs, unsigned int n)
 	return (void *)regs_get_kernel_argument(regs, n);
 }
 
-/* commit_tree(struct mount *mnt): a tree joins its parent's namespace. */
+/*
+ * commit_tree(struct mount *mnt): a tree joins its parent's namespace. Newer
+ * kernels also commit a moved tree, already in that namespace: its move is
+ * reported by attach_recursive_mnt()'s hook.
+ */
 static int usip_commit_tree(struct kprobe *p, struct pt_regs *regs)
 {
 	struct mount *root = usip_arg_ptr(regs, 0);
+	struct mnt_namespace *ns = usip_mnt_ns(usip_mnt_parent(root));
 
-	usip_mount_tree_event(root, USIP_ACTION_MOUNT, usip_mnt_ns(usip_mnt_parent(root)),
-			      false);
+	if (usip_mnt_ns(root) != ns)
+		usip_mount_tree_event(root, USIP_ACTION_MOUNT, ns, false);
+	return 0;
+}
+
+/*
+ * Where commit_tree() is inlined (7.x), the same is seen in two steps, both
+ * under namespace_sem held for write and mount_lock: each mount of a tree
+ * joining a namespace is added to it (mnt_add_to_ns()), then the tree's root
+ * is made visible under its parent (make_visible()). A move makes a tree
+ * visible elsewhere without adding it, and so does pivot_root(). The root of
+ * the last tree that joined, compared with, never followed.
+ */
+static struct mount *usip_joining;
+
+/* mnt_add_to_ns(struct mnt_namespace *ns, struct mount *mnt) */
+static int usip_add_to_ns(struct kprobe *p, struct pt_regs *regs)
+{
+	struct mnt_namespace *ns = usip_arg_ptr(regs, 0);
+	struct mount *m = usip_arg_ptr(regs, 1);
+
+	/*
+	 * The root of a tree joining under a parent: not yet among its
+	 * parent's children, as the rest of the tree is among theirs. The
+	 * roots of new namespaces (no parent) join nothing anybody watches.
+	 */
+	if (!usip_mnt_has_parent(m) || !list_empty(usip_mnt_child(m)))
+		return 0;
+	WRITE_ONCE(usip_joining, m);
+	usip_mount_tree_event(m, USIP_ACTION_MOUNT, ns, false);
+	return 0;
+}
+
+/* make_visible(struct mount *mnt), when attach_recursive_mnt() or pivot_root() calls it. */
+static int usip_make_visible(struct kprobe *p, struct pt_regs *regs)
+{
+	struct usip_hook *hook = container_of(p, struct usip_hook, probe.kp);
+	struct mount *m = usip_arg_ptr(regs, 0);
+
+	if (usip_called_from(regs, &hook->caller_ranges[1])) {
+		/* pivot_root() attaches its two mounts in their new places. */
+		usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m), 0);
+		return 0;
+	}
+	if (!usip_called_from(regs, &hook->caller_ranges[0]))
+		return 0;
+	if (m == READ_ONCE(usip_joining)) {
+		/* The tree that just joined: reported as it did. */
+		WRITE_ONCE(usip_joining, NULL);
+		return 0;
+	}
+	usip_moved(m);
 	return 0;
 }
 
@@ -260,29 +361,28 @@ static int usip_change_propagation(struct kprobe *p, struct pt_regs *regs)
 {
 	struct mount *m = usip_arg_ptr(regs, 0);
 	int type = regs_get_kernel_argument(regs, 1);
-	struct list_head *slaves, *pos;
-	unsigned int n = 0;
 
 	/* umount_tree() makes every mount it takes private: that is its umount. */
 	if (!(usip_mnt_flags(m) & MNT_UMOUNT))
 		usip_mount_event(m, USIP_ACTION_REMOUNT, usip_mnt_ns(m), 0);
-	if (type == MS_SHARED)
-		return 0;
 	/* Its slaves are handed to another master: their master:N may change. */
-	slaves = USIP_AT(m, usip_k.mnt_slave_list, struct list_head);
-	list_for_each(pos, slaves)
-		if (++n > USIP_HOOK_BUDGET)
-			break;
-	if (n > USIP_HOOK_BUDGET) {
-		usip_mount_gap();
-		return 0;
-	}
-	list_for_each(pos, slaves) {
-		struct mount *slave = (struct mount *)((char *)pos - usip_k.mnt_slave);
+	if (type != MS_SHARED)
+		usip_slaves_event(m);
+	return 0;
+}
 
-		if (!(usip_mnt_flags(slave) & MNT_UMOUNT))
-			usip_mount_event(slave, USIP_ACTION_REMOUNT, usip_mnt_ns(slave), 0);
-	}
+/*
+ * transfer_propagation(struct mount *mnt, struct mount *to), when
+ * bulk_make_private() calls it: where umount_tree() makes the mounts it takes
+ * private at once (7.x) instead of through change_mnt_propagation(), the
+ * slaves of each that stay get another master.
+ */
+static int usip_transfer_propagation(struct kprobe *p, struct pt_regs *regs)
+{
+	struct usip_hook *hook = container_of(p, struct usip_hook, probe.kp);
+
+	if (usip_called_from(regs, &hook->caller_ranges[0]))
+		usip_slaves_event(usip_arg_ptr(regs, 0));
 	return 0;
 }
 
@@ -308,18 +408,8 @@ static int usip_attach_recursive_entry(struct kretprobe_instance *ri, struct pt_
 
 static int usip_moved_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	struct mount *m = usip_entry(ri)->arg;
-
-	if (regs_return_value(regs))
-		return 0;
-	usip_mount_event(m, USIP_ACTION_MOVE, usip_mnt_ns(m), 0);
-	/*
-	 * Moved under a shared mount, every mount of the tree was made shared
-	 * (set_mnt_shared(), not change_mnt_propagation()): their shared:N
-	 * changed. The moved mount's own change comes with its move event.
-	 */
-	if (usip_mnt_flags(m) & MNT_SHARED)
-		usip_mount_tree_event(m, USIP_ACTION_REMOUNT, NULL, true);
+	if (!regs_return_value(regs))
+		usip_moved(usip_entry(ri)->arg);
 	return 0;
 }
 
@@ -471,8 +561,8 @@ static struct usip_setattr *usip_setattr_of_current(void)
 	return NULL;
 }
 
-/* __do_sys_mount_setattr(dfd, path, flags, uattr, usize) */
-static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+/* A mount_setattr(2) call begins, with these flags. */
+static int usip_setattr_begin(unsigned int at_flags)
 {
 	struct usip_setattr *slot = NULL;
 	unsigned long flags;
@@ -485,7 +575,7 @@ static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *reg
 	if (slot) {
 		slot->task = current;
 		slot->mnt = NULL;
-		slot->recursive = regs_get_kernel_argument(regs, 2) & AT_RECURSIVE;
+		slot->recursive = at_flags & AT_RECURSIVE;
 		atomic_inc(&usip_setattrs_busy);
 	}
 	spin_unlock_irqrestore(&usip_setattrs_lock, flags);
@@ -495,6 +585,23 @@ static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *reg
 		return 1;
 	}
 	return 0;
+}
+
+/* __do_sys_mount_setattr(dfd, path, flags, uattr, usize) */
+static int usip_setattr_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	return usip_setattr_begin(regs_get_kernel_argument(regs, 2));
+}
+
+/*
+ * __x64_sys_mount_setattr(const struct pt_regs *regs), where the rest is
+ * inlined (7.x): the system call's own registers, flags the third argument.
+ */
+static int usip_setattr_x64_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	const struct pt_regs *user = usip_arg_ptr(regs, 0);
+
+	return usip_setattr_begin(user->dx);
 }
 
 static int usip_setattr_return(struct kretprobe_instance *ri, struct pt_regs *regs)
@@ -530,7 +637,10 @@ static int usip_setattr_return(struct kretprobe_instance *ri, struct pt_regs *re
 	return 0;
 }
 
-/* user_path_at(dfd, name, flags, struct path *path), inside mount_setattr(2). */
+/*
+ * user_path_at(dfd, name, flags, struct path *path), inside mount_setattr(2);
+ * or filename_lookup(dfd, name, flags, struct path *path, root) on 7.x.
+ */
 static int usip_user_path_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	if (!atomic_read(&usip_setattrs_busy) ||
@@ -564,30 +674,28 @@ static int usip_user_path_return(struct kretprobe_instance *ri, struct pt_regs *
 #define USIP_RETPROBE(e, r, active) \
 	.entry = (e), .ret = (r), .data_size = sizeof(struct usip_entry), .maxactive = (active)
 
+/* Roles of hooks that differ between kernels (see struct usip_hook). */
+enum {
+	USIP_ROLE_ATTACH = 1,	/* mount-events: trees join, move, pivot */
+	USIP_ROLE_SETATTR,	/* setattr-events: the call, and the mount it found */
+};
+
 /*
  * The functions serialised by namespace_sem need few return instances;
  * path_mount() and reconfigure_super() can sleep in a file system with many
  * callers, but an instance is kept only for a remount.
  */
 struct usip_hook usip_hooks[] = {
+	/* Attaching, 6.1 and 6.12: commit_tree() for new trees only. */
 	{
 		.symbol = "commit_tree", .feature = USIP_F_MOUNT_EVENTS,
+		.role = USIP_ROLE_ATTACH, .alt = 1,
 		.min_args = 1, .max_args = 1, .args = { USIP_MOUNT_ARG("mnt") },
 		.pre = usip_commit_tree,
 	},
 	{
-		.symbol = "umount_tree", .feature = USIP_F_MOUNT_EVENTS,
-		.min_args = 2, .max_args = 2, .args = { USIP_MOUNT_ARG("mnt") },
-		.pre = usip_umount_tree,
-	},
-	{
-		.symbol = "propagate_umount", .feature = USIP_F_MOUNT_EVENTS,
-		.min_args = 1, .max_args = 1,
-		.args = { { .kind = USIP_ARG_STRUCT_PTR, .name = "list", .type = "list_head" } },
-		USIP_RETPROBE(usip_propagate_umount_entry, usip_propagate_umount_return, 16),
-	},
-	{
 		.symbol = "attach_recursive_mnt", .feature = USIP_F_MOUNT_EVENTS,
+		.role = USIP_ROLE_ATTACH, .alt = 1,
 		.min_args = 4, .max_args = 4,
 		.args = {
 			USIP_MOUNT_ARG("source_mnt"), {}, {},
@@ -598,16 +706,54 @@ struct usip_hook usip_hooks[] = {
 		USIP_RETPROBE(usip_attach_recursive_entry, usip_moved_return, 16),
 	},
 	{
-		.symbol = "mnt_change_mountpoint", .feature = USIP_F_MOUNT_EVENTS,
-		.min_args = 3, .max_args = 3, .args = { {}, {}, USIP_MOUNT_ARG("mnt") },
-		USIP_RETPROBE(usip_change_mountpoint_entry, usip_reparented_return, 16),
-	},
-	{
 		/* Inlined elsewhere on 6.1; told apart by its caller. */
 		.symbol = "attach_mnt", .feature = USIP_F_MOUNT_EVENTS,
+		.role = USIP_ROLE_ATTACH, .alt = 1,
 		.min_args = 3, .max_args = 4, .args = { USIP_MOUNT_ARG("mnt") },
 		.callers = { "__do_sys_pivot_root" },
 		USIP_RETPROBE(usip_attach_mnt_entry, usip_reparented_return, 16),
+	},
+	/*
+	 * Attaching, 7.x: commit_tree() and attach_mnt() are inlined, and
+	 * attach_recursive_mnt() (two arguments now) is a compiler's clone
+	 * whose prototype the BTF does not describe. mnt_add_to_ns() sees trees
+	 * join, make_visible() trees moved by attach_recursive_mnt() and the two
+	 * mounts pivot_root() moves.
+	 */
+	{
+		.symbol = "mnt_add_to_ns", .feature = USIP_F_MOUNT_EVENTS,
+		.role = USIP_ROLE_ATTACH, .alt = 2,
+		.min_args = 2, .max_args = 2,
+		.args = {
+			{ .kind = USIP_ARG_STRUCT_PTR, .name = "ns", .type = "mnt_namespace" },
+			USIP_MOUNT_ARG("mnt"),
+		},
+		.pre = usip_add_to_ns,
+	},
+	{
+		.symbol = "make_visible", .feature = USIP_F_MOUNT_EVENTS,
+		.role = USIP_ROLE_ATTACH, .alt = 2,
+		.min_args = 1, .max_args = 1, .args = { USIP_MOUNT_ARG("mnt") },
+		.callers = { "attach_recursive_mnt", "path_pivot_root" },
+		.pre = usip_make_visible,
+	},
+	{
+		.symbol = "umount_tree", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 2, .max_args = 2, .args = { USIP_MOUNT_ARG("mnt") },
+		.pre = usip_umount_tree,
+	},
+	{
+		.symbol = "propagate_umount", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 1, .max_args = 1,
+		/* @list until 7.x, @set since */
+		.args = { { .kind = USIP_ARG_STRUCT_PTR, .name = "list|set",
+			    .type = "list_head" } },
+		USIP_RETPROBE(usip_propagate_umount_entry, usip_propagate_umount_return, 16),
+	},
+	{
+		.symbol = "mnt_change_mountpoint", .feature = USIP_F_MOUNT_EVENTS,
+		.min_args = 3, .max_args = 3, .args = { {}, {}, USIP_MOUNT_ARG("mnt") },
+		USIP_RETPROBE(usip_change_mountpoint_entry, usip_reparented_return, 16),
 	},
 	{
 		.symbol = "path_mount", .feature = USIP_F_REMOUNT_EVENTS,
@@ -629,7 +775,18 @@ struct usip_hook usip_hooks[] = {
 		.pre = usip_change_propagation,
 	},
 	{
+		/* 7.x only; before, umount_tree() calls change_mnt_propagation(). */
+		.symbol = "transfer_propagation", .feature = USIP_F_PROPAGATION_EVENTS,
+		.absent_ok = true,
+		.min_args = 2, .max_args = 2,
+		.args = { USIP_MOUNT_ARG("mnt"), USIP_MOUNT_ARG("to") },
+		.callers = { "bulk_make_private" },
+		.pre = usip_transfer_propagation,
+	},
+	/* mount_setattr(2), 6.1 and 6.12 */
+	{
 		.symbol = "__do_sys_mount_setattr", .feature = USIP_F_SETATTR_EVENTS,
+		.role = USIP_ROLE_SETATTR, .alt = 1,
 		.min_args = 5, .max_args = 5, .args = { {}, {}, USIP_INT_ARG("flags") },
 		USIP_RETPROBE(usip_setattr_entry, usip_setattr_return, 16),
 	},
@@ -637,8 +794,24 @@ struct usip_hook usip_hooks[] = {
 		/* Renamed in 6.8, when it lost its last argument. */
 		.symbol = "user_path_at", .old_symbol = "user_path_at_empty",
 		.feature = USIP_F_SETATTR_EVENTS,
+		.role = USIP_ROLE_SETATTR, .alt = 1,
 		.min_args = 4, .max_args = 5, .args = { {}, {}, {}, USIP_PATH_ARG("path") },
 		.callers = { "__do_sys_mount_setattr" },
+		USIP_RETPROBE(usip_user_path_entry, usip_user_path_return, 64),
+	},
+	/* mount_setattr(2), 7.x: the system call is one function that looks its path up. */
+	{
+		.symbol = "__x64_sys_mount_setattr", .feature = USIP_F_SETATTR_EVENTS,
+		.role = USIP_ROLE_SETATTR, .alt = 2,
+		.min_args = 1, .max_args = 1,
+		.args = { { .kind = USIP_ARG_STRUCT_PTR, .name = "regs", .type = "pt_regs" } },
+		USIP_RETPROBE(usip_setattr_x64_entry, usip_setattr_return, 16),
+	},
+	{
+		.symbol = "filename_lookup", .feature = USIP_F_SETATTR_EVENTS,
+		.role = USIP_ROLE_SETATTR, .alt = 2,
+		.min_args = 5, .max_args = 5, .args = { {}, {}, {}, USIP_PATH_ARG("path") },
+		.callers = { "__x64_sys_mount_setattr" },
 		USIP_RETPROBE(usip_user_path_entry, usip_user_path_return, 64),
 	},
 	{
@@ -758,7 +931,7 @@ static int usip_feature_arm(enum usip_feature_index f)
 	for (h = 0; h < usip_n_hooks && !err; h++) {
 		struct usip_hook *hook = &usip_hooks[h];
 
-		if (hook->feature != f)
+		if (hook->feature != f || hook->unused)
 			continue;
 		err = usip_hook_register(hook);
 		if (err) {

@@ -469,7 +469,6 @@ static int usip_mount_put(struct sk_buff *skb, struct mount *m,
 {
 	struct vfsmount *vfs = usip_mnt_vfs(m);
 	struct super_block *sb = vfs->mnt_sb;
-	int flags = READ_ONCE(vfs->mnt_flags);
 	struct mount *master = usip_mnt_master(m);
 	int dominating;
 
@@ -488,7 +487,7 @@ static int usip_mount_put(struct sk_buff *skb, struct mount *m,
 	    nla_put_string(skb, USIP_A_MOUNT_SOURCE, t->source) ||
 	    nla_put_string(skb, USIP_A_MOUNT_SUPER_OPTIONS, t->options))
 		return -EMSGSIZE;
-	if ((flags & MNT_SHARED) &&
+	if (usip_mnt_shared(m) &&
 	    nla_put_u32(skb, USIP_A_MOUNT_SHARED, usip_mnt_group_id(m)))
 		return -EMSGSIZE;
 	if (master) {
@@ -499,7 +498,7 @@ static int usip_mount_put(struct sk_buff *skb, struct mount *m,
 		    nla_put_u32(skb, USIP_A_MOUNT_PROPAGATE_FROM, dominating))
 			return -EMSGSIZE;
 	}
-	if ((flags & MNT_UNBINDABLE) && nla_put_flag(skb, USIP_A_MOUNT_UNBINDABLE))
+	if (usip_mnt_unbindable(m) && nla_put_flag(skb, USIP_A_MOUNT_UNBINDABLE))
 		return -EMSGSIZE;
 	if (nla_put_u64_64bit(skb, USIP_A_MOUNT_MNT_NS,
 			      usip_mnt_ns_inum(usip_ns_common(usip_mnt_ns(m))),

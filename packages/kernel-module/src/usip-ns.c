@@ -10,6 +10,13 @@
  * refcount, inode number and operations (get/put) are public. No mount
  * namespace helper is exported to modules, so the module takes references
  * through that embedded ns_common, and checks the layout once at load time.
+ *
+ * How a namespace is counted is the one thing here that differs at compile
+ * time: older kernels (6.1, 6.12) count with a refcount_t count in
+ * ns_common; newer ones (7.x) with __ns_ref, reached through the inline
+ * helpers of <linux/ns_common.h> (which leave the initial namespaces, never
+ * freed, uncounted). The helpers come with the ns_ref_inc() macro, which
+ * tells the two apart.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -33,12 +40,44 @@ static struct ns_common *usip_task_mnt_ns(struct task_struct *task)
 	return (struct ns_common *)task->nsproxy->mnt_ns;
 }
 
+#ifdef ns_ref_inc
+static void usip_ns_ref_inc(struct ns_common *ns)
+{
+	__ns_ref_inc(ns);
+}
+
+static bool usip_ns_ref_get(struct ns_common *ns)
+{
+	return __ns_ref_get(ns);
+}
+
+static unsigned int usip_ns_ref_read(const struct ns_common *ns)
+{
+	return __ns_ref_read(ns);
+}
+#else
+static void usip_ns_ref_inc(struct ns_common *ns)
+{
+	refcount_inc(&ns->count);
+}
+
+static bool usip_ns_ref_get(struct ns_common *ns)
+{
+	return refcount_inc_not_zero(&ns->count);
+}
+
+static unsigned int usip_ns_ref_read(const struct ns_common *ns)
+{
+	return refcount_read(&ns->count);
+}
+#endif
+
 int usip_ns_init(void)
 {
 	const struct ns_common *ns = usip_task_mnt_ns(current);
 
-	if (!ns->ops || ns->ops->type != CLONE_NEWNS ||
-	    strcmp(ns->ops->name, "mnt") != 0) {
+	/* The operations' name is there on every kernel; their type is not (7.x). */
+	if (!ns->ops || !ns->ops->name || strcmp(ns->ops->name, "mnt") != 0) {
 		pr_err("struct mnt_namespace does not start with its ns_common on this kernel\n");
 		return -EOPNOTSUPP;
 	}
@@ -57,14 +96,29 @@ struct ns_common *usip_mnt_ns_get_current(void)
 	struct ns_common *ns = usip_task_mnt_ns(current);
 
 	/* What get_mnt_ns() does; current's nsproxy keeps ns alive meanwhile. */
-	refcount_inc(&ns->count);
+	usip_ns_ref_inc(ns);
 	return ns;
+}
+
+/*
+ * A reference to @ns, taken where a task's nsproxy holds it (a hook in that
+ * task's context): what get_mnt_ns() does.
+ */
+void usip_mnt_ns_get(struct ns_common *ns)
+{
+	usip_ns_ref_inc(ns);
+}
+
+/* Whether @ns still has references: a namespace being torn down has none. */
+bool usip_mnt_ns_alive(const struct ns_common *ns)
+{
+	return usip_ns_ref_read(ns) != 0;
 }
 
 /* A reference to @ns, unless it is on its way out (no references left). */
 bool usip_mnt_ns_tryget(struct ns_common *ns)
 {
-	return refcount_inc_not_zero(&ns->count);
+	return usip_ns_ref_get(ns);
 }
 
 /* Drops a reference; may sleep (the last one tears the namespace down). */

@@ -363,7 +363,7 @@ int usip_quota_warning_pre(struct kprobe *p, struct pt_regs *regs)
 	rec->warning = (u8)regs->dx;
 	/* What get_mnt_ns() does; current's nsproxy holds it meanwhile. */
 	rec->mnt_ns = (struct ns_common *)nsproxy->mnt_ns;
-	refcount_inc(&rec->mnt_ns->count);
+	usip_mnt_ns_get(rec->mnt_ns);
 	usip_space_rec_caller(rec);
 	usip_space_queue(rec);
 	return 0;
@@ -545,7 +545,7 @@ static void usip_space_post(struct usip_event_info *info, struct mount *m)
 	char fs_type[64];
 	u64 seq;
 
-	if (!ns || IS_ERR(ns) || !usip_ns_seq_number(ns))
+	if (!ns || IS_ERR(ns) || usip_ns_anonymous(ns))
 		return;
 	info->type = USIP_EVENT_TYPE_STORAGE;
 	info->present |= USIP_EVENT_HAS_MOUNT_ID | USIP_EVENT_HAS_DEV | USIP_EVENT_HAS_TASK;
@@ -605,7 +605,7 @@ static void usip_space_failed(struct usip_space_rec *rec, const struct path *whe
 	down_read(usip_k.namespace_sem);
 	/* Where a delayed message looks the mount up again. */
 	ns = usip_mnt_ns(m);
-	if (ns && !IS_ERR(ns) && usip_ns_seq_number(ns) &&
+	if (ns && !IS_ERR(ns) && !usip_ns_anonymous(ns) &&
 	    slot->mnt_ns != usip_ns_common(ns) && usip_mnt_ns_tryget(usip_ns_common(ns))) {
 		old_ns = slot->mnt_ns;
 		slot->mnt_ns = usip_ns_common(ns);

@@ -57,6 +57,8 @@ int usip_ns_init(void);
 struct ns_common *usip_mnt_ns_current(void);
 struct ns_common *usip_mnt_ns_get_current(void);
 bool usip_mnt_ns_tryget(struct ns_common *ns);
+void usip_mnt_ns_get(struct ns_common *ns);
+bool usip_mnt_ns_alive(const struct ns_common *ns);
 void usip_mnt_ns_put(struct ns_common *ns);
 unsigned int usip_mnt_ns_inum(const struct ns_common *ns);
 
