@@ -1015,6 +1015,56 @@ static int usip_notifier_parse_space(struct usip_notifier *n, struct nlattr **tb
 	return usip_notifier_space_ranges(n, tb, extack);
 }
 
+/*
+ * A notifier whose events come from a feature this kernel does not have
+ * would never hear anything: refused, naming the feature. A feature whose
+ * hooks failed to arm is not refused: the next listener arms them again.
+ */
+static int usip_notifier_feature(const struct usip_notifier *n, const struct nlattr *action,
+				 struct netlink_ext_ack *extack)
+{
+	switch (n->action) {
+	case USIP_ACTION_MOUNT:
+	case USIP_ACTION_UMOUNT:
+	case USIP_ACTION_MOVE:
+		if (usip_feature_usable(USIP_F_MOUNT_EVENTS))
+			return 0;
+		NL_SET_ERR_MSG_ATTR(extack, action,
+				    "mount, umount and move notifiers need the feature mount-events, which is not available (ping's feature-status says why)");
+		break;
+	case USIP_ACTION_REMOUNT:
+		if (usip_feature_usable(USIP_F_REMOUNT_EVENTS) ||
+		    usip_feature_usable(USIP_F_PROPAGATION_EVENTS) ||
+		    usip_feature_usable(USIP_F_SETATTR_EVENTS))
+			return 0;
+		NL_SET_ERR_MSG_ATTR(extack, action,
+				    "remount notifiers need the feature remount-events, propagation-events or setattr-events, none of which is available (ping's feature-status says why)");
+		break;
+	case USIP_ACTION_ENOSPC:
+	case USIP_ACTION_EDQUOT:
+		if (usip_feature_usable(USIP_F_SPACE_ERRORS))
+			return 0;
+		NL_SET_ERR_MSG_ATTR(extack, action,
+				    "enospc and edquot notifiers need the feature space-errors, which is not available (ping's feature-status says why)");
+		break;
+	case USIP_ACTION_QUOTA:
+		if (usip_feature_usable(USIP_F_QUOTA_WARNINGS))
+			return 0;
+		NL_SET_ERR_MSG_ATTR(extack, action,
+				    "quota notifiers need the feature quota-warnings, which is not available (ping's feature-status says why)");
+		break;
+	case USIP_ACTION_LOW_SPACE:
+		if (usip_feature_usable(USIP_F_LOW_SPACE))
+			return 0;
+		NL_SET_ERR_MSG_ATTR(extack, action,
+				    "low-space notifiers need the feature low-space, which is not available (ping's feature-status says why)");
+		break;
+	default:
+		return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
 static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nest,
 			       struct netlink_ext_ack *extack)
 {
@@ -1046,6 +1096,9 @@ static int usip_notifier_parse(struct usip_notifier *n, const struct nlattr *nes
 				    "a notifier needs notify, kern-log or both");
 		return -EINVAL;
 	}
+	err = usip_notifier_feature(n, tb[USIP_A_NOTIFIER_ACTION], extack);
+	if (err)
+		return err;
 	if (tb[USIP_A_NOTIFIER_CMD]) {
 		n->cmd = nla_get_u32(tb[USIP_A_NOTIFIER_CMD]);
 		n->present |= USIP_NOTIFIER_HAS_CMD;
