@@ -33,6 +33,13 @@ export function vmTimeout(ms: number): number {
   return Math.round(ms * factor);
 }
 
+/** Whether a kernel series ('6.1', '6.12', '7.3') has unique mount ids: Linux 6.8 and later. */
+export function hasUniqueMountIds(series: string): boolean {
+  const [major, minor] = series.split('.').map(Number);
+  if (!Number.isInteger(major) || !Number.isInteger(minor)) throw new Error(`not a kernel series: ${series}`);
+  return major > 6 || (major === 6 && minor >= 8);
+}
+
 /** The usip.ko that `nx run kernel-module:build` made for a kernel. */
 export function builtModule(release: string): string {
   return join(moduleRoot, 'build', release, 'usip.ko');

@@ -57,10 +57,11 @@ SYS_PIDFD_GETFD = 438  # x86-64
 CHAIN = 15
 CGROUP = '/sys/fs/cgroup'
 KPROBES_LIST = '/sys/kernel/debug/kprobes/list'
-# The module's hooked functions, as /sys/kernel/debug/kprobes/list names them.
+# The module's hooked functions, as /sys/kernel/debug/kprobes/list names them (6.1 and 6.12; and
+# where 7.x inlined some: mnt_add_to_ns, make_visible, transfer_propagation, filename_lookup).
 HOOKED = ('commit_tree', 'umount_tree', 'propagate_umount', 'attach_recursive_mnt', 'mnt_change_mountpoint',
           'attach_mnt', 'path_mount', 'reconfigure_super', 'change_mnt_propagation', 'mount_setattr',
-          'user_path_at')
+          'user_path_at', 'mnt_add_to_ns', 'make_visible', 'transfer_propagation', 'filename_lookup')
 
 
 # ---------------------------------------------------------------- the protocol, from the uapi header
