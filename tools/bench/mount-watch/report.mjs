@@ -19,6 +19,10 @@ const quantile = (xs, q) => {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+// A latency at or below zero (the watcher knew before the mounter's syscall returned to it: the
+// event is posted from inside the syscall, and one vCPU may run the watcher first) makes a
+// ratio meaningless: none.
+const latencyRatio = (x, y) => (x > 0 && y > 0 ? x / y : NaN);
 
 const NAMES = {
   a: '(a) poll + re-read mountinfo (C)',
@@ -125,7 +129,7 @@ export function summarize(results) {
     for (const n of sizes) {
       const x = pc[u]?.[n];
       const f = pc.f?.[n];
-      targets.vsFanotify[u][n] = x && f ? { cpu: x.cpuPerChangeMs / f.cpuPerChangeMs, latency: x.latencyMs / f.latencyMs } : undefined;
+      targets.vsFanotify[u][n] = x && f ? { cpu: x.cpuPerChangeMs / f.cpuPerChangeMs, latency: latencyRatio(x.latencyMs, f.latencyMs) } : undefined;
     }
   }
   return { sizes, small, large, pc, dump, storm, listener, targets };
@@ -207,7 +211,7 @@ function reportKernel(results) {
       vs.push([
         `${NAMES[k].split(' ')[0]} / ${NAMES[u].split(' ')[0]}`,
         ...sizes.map((n) => ratio(pc[k][n]?.cpuPerChangeMs / pc[u][n]?.cpuPerChangeMs)),
-        ...sizes.map((n) => ratio(pc[k][n]?.latencyMs / pc[u][n]?.latencyMs)),
+        ...sizes.map((n) => ratio(latencyRatio(pc[k][n]?.latencyMs, pc[u][n]?.latencyMs))),
       ]);
     }
   }
@@ -216,7 +220,7 @@ function reportKernel(results) {
     vs.push([
       `${NAMES[u].split(' ')[0]} / (f)`,
       ...sizes.map((n) => ratio(pc[u][n]?.cpuPerChangeMs / pc.f[n]?.cpuPerChangeMs)),
-      ...sizes.map((n) => ratio(pc[u][n]?.latencyMs / pc.f[n]?.latencyMs)),
+      ...sizes.map((n) => ratio(latencyRatio(pc[u][n]?.latencyMs, pc.f[n]?.latencyMs))),
     ]);
   }
   if (vs.length) out.push(table(['ratio', ...sizes.map((n) => `CPU N=${n}`), ...sizes.map((n) => `latency N=${n}`)], vs), '');

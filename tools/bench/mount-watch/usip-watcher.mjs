@@ -37,11 +37,19 @@ async function open() {
     const client = await UsipClient.connect();
     return { client, watcher: await client.watchMounts() };
   }
-  // The client's backend choice (packages/client/src/backends.ts): forced per connection.
-  if (typeof usip.chooseBackends !== 'function') throw new Error('this build of @usip/client has no backends (chooseBackends): build packages/client');
-  const client = await UsipClient.connect({ backend });
-  const watcher = await client.watchMounts({ backend });
-  return { client, watcher };
+  // The client's backends (packages/client/src/mount-service.ts): openMounts() with the backend
+  // forced, then its watchMounts() (without the module: fanotify + statmount, and the mountinfo
+  // poll for remounts, through the binding).
+  if (typeof usip.openMounts !== 'function') throw new Error('this build of @usip/client has no openMounts() (the backends without the module): build packages/client');
+  const client = await usip.openMounts({ backend });
+  try {
+    const watcher = await client.watchMounts();
+    if (watcher.backend !== backend) throw new Error(`watchMounts() runs on the ${watcher.backend} backend, not ${backend}${watcher.fallbackReason ? `: ${watcher.fallbackReason}` : ''}`);
+    return { client, watcher };
+  } catch (error) {
+    client.close();
+    throw error;
+  }
 }
 
 if (probe) {
@@ -87,7 +95,7 @@ const count = (mountPoint, delta) => {
   else if (mountPoint === end) ends += delta;
 };
 for (const mount of watcher.table.values()) count(mount.mountPoint, 1);
-write(`ready ${watcher.table.size} ${learnNs} ${watcher.receiveBufferSize}`);
+write(`ready ${watcher.table.size} ${learnNs}${watcher.receiveBufferSize === undefined ? '' : ` ${watcher.receiveBufferSize}`}`);
 
 let changes = 0;
 let resyncs = 0;
