@@ -138,14 +138,37 @@ interface EventsReport {
   burstAfterClose: IteratorResult<unknown>;
 }
 
+interface MountApiReport {
+  guestRelease: string;
+  support: {
+    listmount: boolean;
+    statmount: boolean;
+    statmountMask: string;
+    fanotifyMount: { available: boolean; reason?: string };
+  };
+  listed: Outcome<[number, string][]>;
+  mountinfo: [number, string][];
+  fanotify: Outcome<unknown>;
+  watch: Outcome<{
+    firstLines: number;
+    firstAdded: number;
+    mounted: string;
+    linesAfterUmount: number;
+    afterClose: IteratorResult<unknown>;
+  }>;
+}
+
 interface Probe {
   run: VmRunResult;
   report?: ProbeReport;
   events?: EventsReport;
+  mountApi?: MountApiReport;
 }
 
-/** Runs each guest script, whatever the other's status; fails if either failed. */
-const GUEST_SCRIPT = 'node "$1"; probe=$?; node "$2"; events=$?; [ "$probe" -eq 0 ] && [ "$events" -eq 0 ]';
+/** Runs each guest script, whatever the others' status; fails if any failed. */
+const GUEST_SCRIPT =
+  'node "$1"; probe=$?; node "$2"; events=$?; node "$3"; mounts=$?; ' +
+  '[ "$probe" -eq 0 ] && [ "$events" -eq 0 ] && [ "$mounts" -eq 0 ]';
 
 /** Boots the guest once per kernel; every test of that kernel reads the same run. A failure to
  *  boot fails each test with the reason (uvu would swallow an error thrown in a `before` hook). */
@@ -164,6 +187,7 @@ function probe(series: string): Promise<Probe> {
           'sh',
           join(packageDir, 'test/guest/usip-probe.mjs'),
           join(packageDir, 'test/guest/usip-events.mjs'),
+          join(packageDir, 'test/guest/mount-api.mjs'),
         ],
         cwd: workspaceRoot,
         timeoutMs: 300_000,
@@ -172,7 +196,12 @@ function probe(series: string): Promise<Probe> {
         const path = join(run.resultsDir, name);
         return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : undefined;
       };
-      return { run, report: read<ProbeReport>('usip-probe.json'), events: read<EventsReport>('usip-events.json') };
+      return {
+        run,
+        report: read<ProbeReport>('usip-probe.json'),
+        events: read<EventsReport>('usip-events.json'),
+        mountApi: read<MountApiReport>('mount-api.json'),
+      };
     })();
     probes.set(series, pending);
   }
@@ -197,6 +226,16 @@ async function events(series: string): Promise<EventsReport> {
     );
   }
   return events;
+}
+
+async function mountApi(series: string): Promise<MountApiReport> {
+  const { run, mountApi } = await probe(series);
+  if (!mountApi) {
+    throw new Error(
+      `the guest wrote no mount-api report (${run.failures.join('; ')}); guest output:\n${run.output}`,
+    );
+  }
+  return mountApi;
 }
 
 function message(item: EventItem | undefined, what: string): EventItem {
@@ -396,6 +435,36 @@ for (const series of ['6.1', '6.12']) {
     const after = message(report.afterBurst, 'the next event');
     assert.is(after.path, '/later');
     assert.is(after.missed, 0);
+  });
+
+  vm('the kernel\'s own mount APIs: what this kernel has, and MountinfoWatch sees a mount and its umount', async () => {
+    const report = await mountApi(series);
+    const { support } = report;
+    const noMountEvents = 'EINVAL: the kernel has no fanotify mount events (Linux 6.15+)';
+    assert.equal(support.fanotifyMount, { available: false, reason: noMountEvents });
+    const fanotify = failure(report.fanotify, 'FanotifyMountWatch before 6.15');
+    assert.is(fanotify.code, 'EINVAL');
+    assert.is((fanotify as ErrorFields & { syscall?: string }).syscall, 'fanotify_init');
+    if (series === '6.1') {
+      assert.equal([support.listmount, support.statmount, support.statmountMask], [false, false, '0n']);
+      assert.is(failure(report.listed, 'listKernelMounts on 6.1').code, 'ENOSYS');
+    } else {
+      assert.equal([support.listmount, support.statmount], [true, true]);
+      // 6.12 answers SB_BASIC..MNT_OPTS (0xff) at most; the root may leave MNT_OPTS out.
+      const mask = BigInt(support.statmountMask.slice(0, -1));
+      assert.is(mask & 0x7fn, 0x7fn, support.statmountMask);
+      assert.is(mask & ~0xffn, 0n, support.statmountMask);
+      assert.ok(report.listed.ok, JSON.stringify(report.listed));
+      const byId = (rows: [number, string][]) => [...rows].sort((a, b) => a[0] - b[0]);
+      assert.equal(byId(report.listed.value), byId(report.mountinfo), 'the same mounts as mountinfo');
+    }
+    assert.ok(report.watch.ok, JSON.stringify(report.watch));
+    const watch = report.watch.value;
+    assert.is(watch.firstAdded, watch.firstLines, 'the first batch is the whole table');
+    assert.ok(watch.firstLines >= report.mountinfo.length);
+    assert.match(watch.mounted, / - tmpfs usip-guest rw/);
+    assert.is(watch.linesAfterUmount, watch.firstLines);
+    assert.equal(watch.afterClose, DONE);
   });
 
   vm.run();
