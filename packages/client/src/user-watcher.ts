@@ -70,6 +70,9 @@ export interface UserWatcherOptions {
 const DEFAULT_CHECK_INTERVAL_MS = 5000;
 /** How long the streams must be quiet before the 'kernel' watcher checks that both agree. */
 const SETTLE_MS = 50;
+/** After a disagreement, how long they must be quiet before it counts as a loss: fanotify's
+ *  batches (read and statmount'ed by the binding) can trail the mountinfo poll in a storm. */
+const SUSPECT_SETTLE_MS = 1000;
 
 type Item = { source: 'mountinfo'; batch: MountinfoBatch } | { source: 'fanotify'; batch: FanotifyBatch } | { source: 'timer' } | { source: 'settle' } | { source: 'ended' };
 
@@ -112,6 +115,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   #lastActivity = Date.now();
   /** 'kernel': the streams had items since the last agreement check. */
   #unsettled = false;
+  #settleMs = SETTLE_MS;
   /** 'kernel': mounts fanotify named whose mountinfo line is needed and not there yet. */
   readonly #waiting = new Set<bigint>();
   #ended = false;
@@ -252,7 +256,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
       waits.push(this.#fanPull.then((r) => (r.done === true ? { source: 'ended' } : { source: 'fanotify', batch: r.value })));
     }
     let settle: NodeJS.Timeout | undefined;
-    if (this.#unsettled) waits.push(new Promise<Item>((resolve) => (settle = setTimeout(resolve, SETTLE_MS, { source: 'settle' }))));
+    if (this.#unsettled) waits.push(new Promise<Item>((resolve) => (settle = setTimeout(resolve, this.#settleMs, { source: 'settle' }))));
     if (this.#checkIntervalMs > 0) {
       if (this.#timer === undefined) {
         let handle!: NodeJS.Timeout;
@@ -483,7 +487,18 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     const table = this.#projected();
     let same = table.size === this.#lines.size && this.#waiting.size === 0;
     if (same) for (const id of this.#lines.keys()) if (!table.has(id)) same = false;
-    if (!same) await this.#resync('gap');
+    if (same) {
+      this.#settleMs = SETTLE_MS;
+      return;
+    }
+    if (this.#settleMs < SUSPECT_SETTLE_MS) {
+      // Look again once both streams have been quiet for longer.
+      this.#settleMs = SUSPECT_SETTLE_MS;
+      this.#unsettled = true;
+      return;
+    }
+    this.#settleMs = SETTLE_MS;
+    await this.#resync('gap');
   }
 
   /** Compares the whole table with the kernel's, and queues the differences as changes (a resync item first when `reason`). */
