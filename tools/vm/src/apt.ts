@@ -5,7 +5,7 @@ import { compareDebianVersions } from './debian-version.js';
  * The kernel series USIP supports, in the order `all` runs them. A bare major (`7`) means the
  * newest X.Y of it that Debian has (7.x lives in trixie-backports).
  */
-export const SUPPORTED_SERIES = ['6.1', '6.12'] as const;
+export const SUPPORTED_SERIES = ['6.1', '6.12', '7'] as const;
 
 /** "7.3" -> 7, "7" -> 7, "6.12" -> 6. */
 export function majorOf(series: string): number {
@@ -67,7 +67,7 @@ export function parseKernelSelector(selector: string): KernelSpec[] {
     else if (seriesOfRelease(word) !== null) add({ kind: 'release', release: word });
     else
       throw new Error(
-        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')}, 7 (the newest 7.x), all, a series' PREEMPT_RT flavour such as 6.1-rt, or an exact amd64 release such as 6.1.0-56-amd64`,
+        `unknown kernel selector "${word}": use ${SUPPORTED_SERIES.join(', ')} (the newest 7.x), all, a series' PREEMPT_RT flavour such as 6.1-rt, or an exact amd64 release such as 6.1.0-56-amd64`,
       );
   }
   return specs;

@@ -65,9 +65,15 @@ const ENV = {
   HOME: '/root',
 };
 
-/** Runs a command inside the root (chroot, a clean environment). */
+/**
+ * Runs a command inside the root: chroot, a clean environment, and a /proc of its own (objtool
+ * and apt read it) in a private mount namespace, so nothing stays mounted on the host.
+ */
 export function inRoot(root: string, args: readonly string[], options: Omit<ExecOptions, 'env'> = {}): Promise<ExecResult> {
-  return exec('chroot', [root, ...args], { ...options, env: ENV });
+  return exec('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', `--mount-proc=${join(root, 'proc')}`, 'chroot', root, ...args], {
+    ...options,
+    env: ENV,
+  });
 }
 
 const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=600', '-o', 'APT::Sandbox::User=root'];

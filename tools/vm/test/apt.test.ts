@@ -24,6 +24,7 @@ test('selectors: series, all, exact releases, lists', () => {
   assert.equal(parseKernelSelector('all'), [
     { kind: 'series', series: '6.1' },
     { kind: 'series', series: '6.12' },
+    { kind: 'series', series: '7' },
   ]);
   assert.equal(parseKernelSelector('6.12.117+deb12-amd64'), [{ kind: 'release', release: '6.12.117+deb12-amd64' }]);
   assert.equal(parseKernelSelector('6.12, 6.1.0-56-amd64,6.12'), [
@@ -43,7 +44,7 @@ test('selectors: a series\' PREEMPT_RT flavour, beside the plain one', () => {
 });
 
 test('selectors: bad input gets an error naming the word and the accepted forms', () => {
-  assert.throws(() => parseKernelSelector('latest'), /unknown kernel selector "latest": use 6\.1, 6\.12, all, a series' PREEMPT_RT flavour such as 6\.1-rt, or an exact amd64 release/);
+  assert.throws(() => parseKernelSelector('latest'), /unknown kernel selector "latest": use 6\.1, 6\.12, 7 \(the newest 7\.x\), all, a series' PREEMPT_RT flavour such as 6\.1-rt, or an exact amd64 release/);
   assert.throws(() => parseKernelSelector('6.12-cloud'), /unknown kernel selector "6\.12-cloud"/);
   assert.throws(() => parseKernelSelector('6.1.0-56-cloud-amd64'), /unknown kernel selector "6\.1\.0-56-cloud-amd64"/);
   assert.throws(() => parseKernelSelector(' , '), /empty kernel selector/);

@@ -17,25 +17,31 @@ function usipVm(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('kernels --json: both kernels, with their files', () => {
+test('kernels --json: every supported kernel, with its files (7.x headers in the trixie build root)', () => {
   const r = usipVm('kernels', '--json');
   assert.is(r.code, 0, r.stderr);
   const kernels = JSON.parse(r.stdout) as Array<{ selector: string; release: string; vmlinuz: string; headersDir: string }>;
-  assert.equal(kernels.map((k) => k.selector), ['6.1', '6.12']);
+  assert.equal(kernels.map((k) => k.selector), ['6.1', '6.12', '7']);
   for (const k of kernels) {
     assert.ok(k.vmlinuz.endsWith(`/usip/kernels/${k.release}/vmlinuz`));
-    assert.is(k.headersDir, `/usr/src/linux-headers-${k.release}`);
+    if (k.selector === '7') {
+      assert.match(k.release, /^7\.\d+\.\d+\+deb13-amd64$/);
+      assert.ok(k.headersDir.endsWith(`/usip/build-roots/trixie/usr/src/linux-headers-${k.release}`), k.headersDir);
+    } else assert.is(k.headersDir, `/usr/src/linux-headers-${k.release}`);
   }
 });
 
 test('build-module prints one .ko path per kernel on stdout; make output goes to stderr', () => {
   const out = mkdtempSync(join(tmpdir(), 'usip-vm-cli-build-'));
   const r = usipVm('build-module', '--kernel', 'all', '--src', fixtureSrc, '--out', out);
+  const paths = r.stdout.trim().split('\n');
+  const vermagics = paths.map((p) => spawnSync('modinfo', ['-F', 'vermagic', p], { encoding: 'utf8' }).stdout);
   rmSync(out, { recursive: true, force: true });
   assert.is(r.code, 0, r.stderr);
-  const paths = r.stdout.trim().split('\n');
-  assert.is(paths.length, 2);
-  for (const p of paths) assert.match(p, new RegExp(`^${out}/6\\.1[^/]*-amd64/usip_vm_fixture\\.ko$`));
+  assert.is(paths.length, 3);
+  for (const p of paths) assert.match(p, new RegExp(`^${out}/(6\\.1|7\\.)[^/]*-amd64/usip_vm_fixture\\.ko$`));
+  // The 7.x module was built in the trixie build root, by its gcc 14, and copied back.
+  assert.match(vermagics[paths.findIndex((p) => p.includes('/7.'))] ?? '', /^7\.\d+\.\d+\+deb13-amd64 /);
   assert.match(r.stderr, /LD \[M\]\s+\S+usip_vm_fixture\.ko/);
 });
 
@@ -44,12 +50,13 @@ test('run --kernel all: the command output exactly once on stdout, a verdict per
     'run', '--kernel', 'all', '--module-src', fixtureSrc, '--param', 'usip_vm_fixture.tag=5', '--timeout', '120',
     '--', 'sh', '-c', 'echo "$USIP_VM_SERIES tag $(cat /sys/module/usip_vm_fixture/parameters/tag)"; echo err >&2; [ "$USIP_VM_SERIES" = 6.1 ]',
   );
-  assert.is(r.stdout, '6.1 tag 5\nerr\n6.12 tag 5\nerr\n');
+  assert.match(r.stdout, /^6\.1 tag 5\nerr\n6\.12 tag 5\nerr\n7\.\d+ tag 5\nerr\n$/);
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /usip-vm: 6\.1 \(6\.1\.0-\d+-amd64\): ok in [\d.]+ s/);
   assert.match(r.stderr, /usip-vm: 6\.12 \(6\.12\.\d+\+deb12-amd64\): FAILED in [\d.]+ s\n {2}- the command exited with status 1\n/);
   assert.match(r.stderr, /kernel log: \/\S+\/kernel\.log/);
-  assert.match(r.stderr, /usip-vm: 1 of 2 kernels ok/);
+  assert.match(r.stderr, /usip-vm: 7 \(7\.\d+\.\d+\+deb13-amd64\): FAILED in [\d.]+ s\n {2}- the command exited with status 1\n/);
+  assert.match(r.stderr, /usip-vm: 1 of 3 kernels ok/);
 });
 
 test('bad input: exit 2 and a message that names what was wrong', () => {

@@ -58,12 +58,12 @@ function closedWorkspace(parent: string): { base: string; ws: string } {
 
 test('resolveKernels("all")', async () => {
   kernels = await resolveKernels('all');
-  assert.equal(kernels.map((k) => k.series), ['6.1', '6.12']);
+  assert.equal(kernels.map((k) => k.selector), ['6.1', '6.12', '7']);
 });
 
-for (const series of ['6.1', '6.12']) {
+for (const series of ['6.1', '6.12', '7']) {
   const kernelOf = () => {
-    const k = kernels.find((x) => x.series === series);
+    const k = kernels.find((x) => x.selector === series);
     if (!k) throw new Error(`kernel ${series} was not resolved`);
     return k;
   };
