@@ -247,7 +247,8 @@ export interface MountEvent {
   /** 'move' is one kernel event with both FAN_MNT_ATTACH and FAN_MNT_DETACH. */
   kind: 'attach' | 'detach' | 'move';
   uniqueId: bigint;
-  /** With `statmount: true`: the mount as statmount saw it when the batch was read. */
+  /** With `statmount: true`: the mount as statmount saw it when the batch was read; null for
+   *  a detach, or when statmount could not describe it (gone by then, or refused). */
   mount?: KernelMount | null;
 }
 

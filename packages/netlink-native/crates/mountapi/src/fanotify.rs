@@ -45,7 +45,7 @@ pub struct MountEventBatch {
     /// The kernel's queue overflowed (FAN_Q_OVERFLOW): events were lost here.
     pub overflow: bool,
     /// With the statmount option: per event, the attached or moved mount as statmount saw it
-    /// when the batch was read (`None` for a detach, or for a mount gone by then).
+    /// when the batch was read (`None` for a detach, or a mount gone by then or refused).
     pub mounts: Option<Vec<Option<KernelMount>>>,
 }
 
@@ -280,18 +280,37 @@ impl FanotifyMountWatch {
         }
         drop(buffer);
         if self.statmount {
-            let mut statmounter = Statmounter::new();
-            let mut mounts = Vec::with_capacity(batch.events.len());
-            for event in &batch.events {
-                mounts.push(match event.kind {
-                    MountEventKind::Detach => None,
-                    _ => statmounter.stat(event.unique_id, STATMOUNT_WANTED, self.mnt_ns_id)?,
-                });
-            }
-            batch.mounts = Some(mounts);
+            // On the blocking pool: a batch of thousands of statmounts (each takes the
+            // namespace lock for read) must not hold up the runtime's other tasks.
+            let mnt_ns_id = self.mnt_ns_id;
+            batch = tokio::task::spawn_blocking(move || describe(batch, mnt_ns_id))
+                .await
+                .map_err(|error| {
+                    SyscallError::new("statmount of attached mounts", "thread", libc::EIO)
+                        .with_detail(error.to_string())
+                })?;
         }
         Ok(Some(batch))
     }
+}
+
+/// statmount of each attached or moved mount of a batch. A mount statmount cannot describe
+/// (gone already, or refused) is `None`: the events themselves are never dropped for it.
+fn describe(mut batch: MountEventBatch, mnt_ns_id: u64) -> MountEventBatch {
+    let mut statmounter = Statmounter::new();
+    let mounts = batch
+        .events
+        .iter()
+        .map(|event| match event.kind {
+            MountEventKind::Detach => None,
+            _ => statmounter
+                .stat(event.unique_id, STATMOUNT_WANTED, mnt_ns_id)
+                .ok()
+                .flatten(),
+        })
+        .collect();
+    batch.mounts = Some(mounts);
+    batch
 }
 
 impl Drop for FanotifyMountWatch {
