@@ -367,6 +367,12 @@ test('MountinfoWatch: a path that cannot be opened throws; a read error rejects 
   assert.match(failure.message, /watch \/proc/);
   assert.equal(await watch.next(), { done: true, value: undefined });
   watch.close();
+  // A file that is not a mountinfo file: its first read is refused (EPROTO), naming the line.
+  const notMountinfo = new MountinfoWatch('/proc/self/status');
+  const refused = await rejection(within(notMountinfo.next(), 5000, 'not mountinfo'));
+  assert.is(refused.code, 'EPROTO');
+  assert.match(refused.detail ?? '', /must start with a mount id/);
+  notMountinfo.close();
   assert.instance(thrown(() => new MountinfoWatch(7 as unknown as string)), TypeError);
 });
 
