@@ -1066,7 +1066,7 @@ static void usip_settle_hooks(void)
  * not match, for tests of how clients cope. Names a check that did not pass
  * anyway keep its own reason.
  */
-static char *usip_fail_check;
+static char *usip_fail_check = "";
 module_param_named(fail_check, usip_fail_check, charp, 0444);
 MODULE_PARM_DESC(fail_check,
 		 "comma-separated features (as ping names them, e.g. mount-events) whose load-time checks fail, for tests; load time only");

@@ -146,7 +146,7 @@ for (const report of reports) {
     assert.is(report.get<boolean>('end'), true);
   });
 
-  test('module parameters: defaults, allow_inject and statfs_max_running set at load only, the others writable by root', () => {
+  test('module parameters: defaults, allow_inject, statfs_max_running and fail_check set at load only, the others writable by root', () => {
     const start = report.get<{
       params: Record<string, string>;
       param_modes: Record<string, string>;
@@ -155,6 +155,7 @@ for (const report of reports) {
     assert.equal(start.params, {
       allow_inject: 'Y',
       event_queue_len: '4096',
+      fail_check: '',
       inject_arm_failures: '0',
       listener_queue_len: '1024',
       max_coalesce_slots: '1024',
@@ -173,6 +174,7 @@ for (const report of reports) {
     assert.equal(start.param_modes, {
       allow_inject: '0o444',
       event_queue_len: '0o644',
+      fail_check: '0o444',
       inject_arm_failures: '0o644',
       listener_queue_len: '0o644',
       max_coalesce_slots: '0o644',
