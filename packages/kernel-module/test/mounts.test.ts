@@ -293,6 +293,19 @@ for (const report of reports) {
     describes(step.events[0]!, line, 'remount', 'fsconfig reconfigure');
   });
 
+  test('a shared mount unmounted while its slave stays: a umount event for it, a remount event for the slave (its master is gone)', () => {
+    const setup = steps().get('master-and-slave')!;
+    const slaveBefore = Object.values(setup.mountinfo).find((l) => l.mount_point.endsWith('/ev/sl'))!;
+    assert.match(slaveBefore.optional, /master:\d+/, 'a slave of the shared mount');
+    const step = steps().get('umount-master')!;
+    assert.is(step.removed.length, 1, JSON.stringify(step.removed));
+    const slave = Object.values(step.mountinfo).find((l) => l.mount_point.endsWith('/ev/sl'))!;
+    assert.not.match(slave.optional, /master:/, 'the slave has no master left');
+    assert.equal(step.events.map((e) => e.action_name), ['umount', 'remount'], JSON.stringify(step.events));
+    describes(step.events[0]!, step.removed[0]!, 'umount', 'the master');
+    describes(step.events[1]!, slave, 'remount', 'the slave');
+  });
+
   test('a tree moved under a shared mount: a move event for its top, a remount event for each mount below it (now shared too)', () => {
     const step = steps().get('move-into-shared')!;
     const top = Object.values(step.mountinfo).find((l) => l.mount_point.endsWith('/ev/s/in'))!;

@@ -623,6 +623,16 @@ class Checks:
             slave.wait()
             step('mount-setattr-recursive', lambda: mount_setattr(f'{base}/s', AT_RECURSIVE, MOUNT_ATTR_NOEXEC))
             step('fsconfig-reconfigure', lambda: reconfigure_read_only(f'{base}/s/p'))
+
+            # A master unmounted while its slave stays: the slave loses its master:N.
+            def master_and_slave():
+                tmpfs(f'{base}/m', 'ev-m', 'size=64k')
+                mount(None, f'{base}/m', None, MS_SHARED)
+                os.makedirs(f'{base}/sl', exist_ok=True)
+                mount(f'{base}/m', f'{base}/sl', None, MS_BIND)
+                mount(None, f'{base}/sl', None, MS_SLAVE)
+            step('master-and-slave', master_and_slave)
+            step('umount-master', lambda: umount(f'{base}/m'))
             bystander.send({'stop': True})
             others = bystander.recv(timeout=120)['events']
             bystander.wait()
