@@ -22,6 +22,11 @@
 # Linux 6.1 has neither (YNL's genetlink.yaml and tools/net/ynl came later):
 # schema= and cli= are empty for it, and that is not an error.
 #
+# A series the host's apt does not know (7.x on Debian 12) is looked up with
+# the apt of the VM harness's build root of a newer release
+# (USIP_CACHE_DIR/build-roots/<suite>, made by tools/vm for 7.x kernels), in a
+# chroot, as the harness itself does for 7.x headers.
+#
 # Environment: USIP_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/usip).
 set -eu
 
@@ -34,8 +39,19 @@ package=linux-source-$series
 cache_root=${USIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/usip}
 mkdir -p "$cache_root"
 
+# The build root whose apt is used, or empty for the host's.
+apt_root=
+
+run_apt() {
+	if [ -n "$apt_root" ]; then
+		chroot "$apt_root" "$@"
+	else
+		"$@"
+	fi
+}
+
 candidate_version() {
-	apt-cache policy "$package" 2>/dev/null |
+	run_apt apt-cache policy "$package" 2>/dev/null |
 		awk '/Candidate:/ { if ($2 != "(none)") print $2 }'
 }
 
@@ -52,6 +68,15 @@ if [ -z "$version" ]; then
 	# A fresh machine may not have read the package lists yet.
 	apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || true
 	version=$(candidate_version)
+fi
+if [ -z "$version" ]; then
+	for root in "$cache_root"/build-roots/*; do
+		[ -x "$root/usr/bin/apt-get" ] || continue
+		apt_root=$root
+		version=$(candidate_version)
+		[ -n "$version" ] && break
+		apt_root=
+	done
 fi
 if [ -z "$version" ]; then
 	# Offline: fall back to what was extracted before for this series.
@@ -72,7 +97,14 @@ fi
 
 work=$(mktemp -d "$cache_root/fetch-ynl.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download -q "$package=$version" >&2)
+if [ -n "$apt_root" ]; then
+	inside=$(mktemp -d "$apt_root/tmp/fetch-ynl.XXXXXX")
+	trap 'rm -rf "$work" "$inside"' EXIT
+	chroot "$apt_root" sh -c "cd /tmp/${inside##*/} && apt-get download -q '$package=$version'" >&2
+	mv "$inside"/*.deb "$work"/
+else
+	(cd "$work" && apt-get download -q "$package=$version" >&2)
+fi
 deb=$(ls "$work"/*.deb)
 # The .deb holds one tarball of the whole tree; pull only what YNL needs.
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards './usr/src/linux-source-*.tar.*'
