@@ -11,7 +11,7 @@
 # the tree's layout (newer CLIs find the schemas relative to themselves).
 # Idempotent, and safe to run in parallel (flock).
 #
-# Usage: fetch-kernel-ynl.sh SERIES        e.g. 6.12
+# Usage: fetch-kernel-ynl.sh SERIES        e.g. 6.12, or 7 for the newest 7.x apt knows
 #
 # Prints, one per line:
 #   series=6.12
@@ -30,8 +30,8 @@
 # Environment: USIP_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/usip).
 set -eu
 
-if [ $# -ne 1 ] || ! printf '%s\n' "$1" | grep -Eq '^[0-9]+\.[0-9]+$'; then
-	echo "usage: fetch-kernel-ynl.sh SERIES (a kernel series such as 6.12)" >&2
+if [ $# -ne 1 ] || ! printf '%s\n' "$1" | grep -Eq '^[0-9]+(\.[0-9]+)?$'; then
+	echo "usage: fetch-kernel-ynl.sh SERIES (a kernel series such as 6.12, or a major such as 7)" >&2
 	exit 2
 fi
 series=$1
@@ -60,8 +60,37 @@ print_manifest() {
 	cat "$1/manifest"
 }
 
+# The newest series of major $1 whose linux-source apt knows, or nothing.
+newest_series() {
+	run_apt apt-cache pkgnames "linux-source-$1." 2>/dev/null |
+		sed -n "s/^linux-source-\($1\.[0-9][0-9]*\)\$/\1/p" | sort -t. -k2,2n | tail -n 1
+}
+
 exec 9>"$cache_root/kernel-ynl.lock"
 flock 9
+
+if [ "${series#*.}" = "$series" ]; then
+	major=$series
+	series=$(newest_series "$major")
+	for root in "$cache_root"/build-roots/*; do
+		[ -z "$series" ] || break
+		[ -x "$root/usr/bin/apt-get" ] || continue
+		apt_root=$root
+		series=$(newest_series "$major")
+		[ -n "$series" ] || apt_root=
+	done
+	if [ -z "$series" ]; then
+		# Offline: the newest series of that major extracted before.
+		existing=$(ls -d "$cache_root/kernel-ynl-$major."*/manifest 2>/dev/null | sort -V | tail -n 1 || true)
+		if [ -n "$existing" ]; then
+			print_manifest "$(dirname "$existing")"
+			exit 0
+		fi
+		echo "fetch-kernel-ynl: apt knows no linux-source-$major.* and nothing is cached in $cache_root" >&2
+		exit 1
+	fi
+	package=linux-source-$series
+fi
 
 version=$(candidate_version)
 if [ -z "$version" ]; then
@@ -69,7 +98,7 @@ if [ -z "$version" ]; then
 	apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || true
 	version=$(candidate_version)
 fi
-if [ -z "$version" ]; then
+if [ -z "$version" ] && [ -z "$apt_root" ]; then
 	for root in "$cache_root"/build-roots/*; do
 		[ -x "$root/usr/bin/apt-get" ] || continue
 		apt_root=$root
