@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { inRoot } from './build-root.js';
 import { exec, tail, type ExecResult } from './exec.js';
 import { resolveKernels, type Kernel, type Logger } from './kernels.js';
@@ -90,18 +90,21 @@ export async function buildModule(options: BuildModuleOptions): Promise<BuiltMod
   const results: BuiltModule[] = [];
   for (const kernel of kernels) {
     const dir = join(out, kernel.release);
-    // Timestamps are kept, so make rebuilds only what changed since the last copy.
-    cpSync(src, dir, {
-      recursive: true,
-      preserveTimestamps: true,
-      filter: (from) => {
-        const rel = relative(src, from);
-        if (rel === '') return true;
-        const abs = resolve(from);
-        if (abs === out || abs.startsWith(out + sep)) return false;
-        return !EXCLUDED.has(rel.split(sep)[0] ?? '');
-      },
-    });
+    // Timestamps are kept, so make rebuilds only what changed since the last copy. Entry by
+    // entry: the output directory may lie inside the source (cpSync refuses a copy into itself).
+    mkdirSync(dir, { recursive: true });
+    for (const entry of readdirSync(src)) {
+      const from = join(src, entry);
+      if (EXCLUDED.has(entry) || resolve(from) === out || out.startsWith(resolve(from) + sep)) continue;
+      cpSync(from, join(dir, entry), {
+        recursive: true,
+        preserveTimestamps: true,
+        filter: (path) => {
+          const abs = resolve(path);
+          return abs !== out && !abs.startsWith(out + sep);
+        },
+      });
+    }
     log(`building ${src} for ${kernel.release} in ${dir}${kernel.buildRoot ? ` (in the build root ${kernel.buildRoot})` : ''}`);
     const r = kernel.buildRoot ? await makeInRoot(kernel, kernel.buildRoot, dir, echo) : await exec(
       'make',
