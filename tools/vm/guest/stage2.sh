@@ -46,8 +46,14 @@ if [ -z "$out" ] || [ ! -c "$out" ]; then
 	fail "no virtio-serial port named usip.out for the command's output"
 fi
 
-# The kernel's own modules, where the guest's modprobe looks for them.
-if [ -n "$run_modules_tree" ] && [ -d "$run_modules_tree" ] && [ -d "/lib/modules/$run_kver" ]; then
+# The kernel's own modules, where the guest's modprobe looks for them. The host has a
+# /lib/modules/<release> to mount on only for kernels whose headers it installed itself (not
+# 7.x, built in the trixie root); its root is read-only here, so a tmpfs gives the place.
+if [ -n "$run_modules_tree" ] && [ -d "$run_modules_tree" ]; then
+	if [ ! -d "/lib/modules/$run_kver" ]; then
+		$B mount -t tmpfs -o mode=0755 usip-modules /lib/modules
+		$B mkdir "/lib/modules/$run_kver"
+	fi
 	$B mount --bind "$run_modules_tree" "/lib/modules/$run_kver"
 fi
 
