@@ -215,8 +215,9 @@ export function chooseBackends(probe: BackendProbe, options: { backend?: MountBa
     table.backend === 'none'
       ? { ...table, feature: 'block-devices' }
       : { feature: 'block-devices', backend: table.backend, mechanism: `sysfs + ${table.mechanism}`, reason: table.reason, passedOver: table.passedOver };
-  const storage = decide('storage-events', [{ backend: 'module', mechanism: 'space-errors, quota-warnings', unavailable: reasonOf(moduleFeature(probe, 'space-errors')) }], 'module');
-  const lowSpace = decide('low-space', [{ backend: 'module', mechanism: 'low-space', unavailable: reasonOf(moduleFeature(probe, 'low-space')) }], 'module');
+  // Only the module has these, whatever backend the mount features were forced to.
+  const storage = decide('storage-events', [{ backend: 'module', mechanism: 'space-errors, quota-warnings', unavailable: reasonOf(moduleFeature(probe, 'space-errors')) }], undefined);
+  const lowSpace = decide('low-space', [{ backend: 'module', mechanism: 'low-space', unavailable: reasonOf(moduleFeature(probe, 'low-space')) }], undefined);
   const plan: BackendPlan = {
     kernelRelease: probe.kernelRelease,
     moduleLoaded: probe.module.loaded,

@@ -174,6 +174,16 @@ test('a forced backend serves the mount features alone, or requireBackend says w
   assert.throws(() => chooseBackends(probe('6.18'), { backend: 'netlink' as MountBackend }), (e: unknown) => e instanceof UsipArgumentError && /expected one of module, kernel, mountinfo/.test((e as Error).message));
 });
 
+test('storage events and low space come from the module, "module loaded, feature on", whatever the mount features were forced to', () => {
+  for (const forced of [undefined, 'kernel', 'mountinfo', 'module'] as const) {
+    const plan = chooseBackends(probe('6.18', moduleProbe()), forced === undefined ? {} : { backend: forced });
+    for (const feature of ['storage-events', 'low-space'] as const) {
+      assert.is(choiceOf(plan, feature).backend, 'module', `${feature}, forced ${forced}`);
+      assert.is(choiceOf(plan, feature).reason, 'module loaded, feature on', `${feature}, forced ${forced}`);
+    }
+  }
+});
+
 test('storage events and low space need the module: the error says so and how to load it', () => {
   const plan = chooseBackends(probe('6.18'));
   for (const feature of ['storage-events', 'low-space'] as const) {
