@@ -33,6 +33,7 @@ export type {
   MountEvent,
   MountEventBatch,
   MountinfoBatch,
+  MountinfoWatchOptions,
   StatfsOptions,
   StatfsResult,
 } from './mounts.js';

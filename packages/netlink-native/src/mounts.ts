@@ -178,8 +178,23 @@ export interface MountinfoBatch {
   removed: number[];
   /** Whole new lines of the mounts whose line text differs (remount, propagation change...). */
   changed: string[];
-  /** The table's size (lines) after this batch. */
+  /** The table's size (lines) after this batch (as of the last read). */
   lines: number;
+  /** How many times the thread was woken (POLLPRI) since the previous batch; with `reread`,
+   *  the wakeups before that read (one after it comes in a later batch). Wakeups coalesce:
+   *  changes made while the thread was not waiting in poll() are one wakeup. */
+  wakeups: number;
+  /** The file was read for this batch: `added`, `removed` and `changed` are that read's
+   *  difference (possibly empty with `reread: 'on-request'`). Always true by default; with
+   *  `reread: 'on-request'` a batch without it only reports `wakeups`. */
+  reread: boolean;
+}
+
+export interface MountinfoWatchOptions {
+  /** When the thread re-reads the file: `'every-wakeup'` (default: each batch is a difference)
+   *  or `'on-request'`: it reads once at the start, then only after requestRead(); a wakeup
+   *  is only counted (a batch with `wakeups` and no read), O(1) per change. */
+  reread?: 'every-wakeup' | 'on-request';
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -188,7 +203,9 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * Watches a mountinfo file the way every kernel allows: a thread (in the addon) waits in poll()
  * for the file's mount-change signal (POLLPRI | POLLERR), re-reads the whole file after each
  * wakeup and diffs it against the previous read by mount id, off the JS thread. The first batch
- * is the whole table, so the snapshot and the changes come from the same reads.
+ * is the whole table, so the snapshot and the changes come from the same reads. With
+ * `{ reread: 'on-request' }` the thread only counts wakeups (batches with `wakeups` and
+ * `reread: false`) and reads again when asked with requestRead().
  *
  * Is its own async iterator: `for await (const batch of watch)` or `await watch.next()`.
  * Ending a for-await loop (break, return()) closes the watch. An error (e.g. a read that
@@ -197,19 +214,36 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  */
 export class MountinfoWatch implements AsyncIterableIterator<MountinfoBatch> {
   readonly path: string;
+  readonly reread: 'every-wakeup' | 'on-request';
   readonly #native: NativeMountinfoWatch;
 
   /** Opens the file and starts the thread; throws a SyscallError (ENOENT, EACCES) when it
    *  cannot open the file. */
-  constructor(path = '/proc/self/mountinfo') {
+  constructor(path = '/proc/self/mountinfo', options: MountinfoWatchOptions = {}) {
     if (typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`);
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`options must be an object, got ${describe(options)}`);
+    }
+    const { reread = 'every-wakeup' } = options;
+    if (reread !== 'every-wakeup' && reread !== 'on-request') {
+      throw new TypeError(`options.reread must be 'every-wakeup' or 'on-request', got ${describe(reread)}`);
+    }
     this.path = path;
+    this.reread = reread;
     const { NativeMountinfoWatch } = loadBinding();
-    this.#native = construct(() => new NativeMountinfoWatch(path));
+    this.#native = construct(() => new NativeMountinfoWatch(path, reread === 'on-request'));
   }
 
   get closed(): boolean {
     return this.#native.closed;
+  }
+
+  /** Asks the thread to read the file again: the next batch with `reread: true` is the
+   *  difference from a read that began after this call (requests before that read begins
+   *  are one read). Meant for `reread: 'on-request'`; by default it just adds a read. Does
+   *  nothing once closed. */
+  requestRead(): void {
+    this.#native.requestRead();
   }
 
   async next(): Promise<IteratorResult<MountinfoBatch, undefined>> {

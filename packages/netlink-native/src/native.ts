@@ -106,11 +106,14 @@ export interface NativeMountinfoBatch {
   removed: number[];
   changed: string[];
   lines: number;
+  wakeups: number;
+  reread: boolean;
 }
 
 export interface NativeMountinfoWatch {
   readonly closed: boolean;
   close(): void;
+  requestRead(): void;
   next(): Promise<NativeMountinfoBatch | null>;
 }
 
@@ -144,7 +147,7 @@ export interface NativeMountBinding {
   mountApiSupport(): NativeMountApiSupport;
   listKernelMounts(): Promise<NativeKernelMount[]>;
   statKernelMount(uniqueId: bigint): Promise<NativeKernelMount | null>;
-  NativeMountinfoWatch: new (path: string) => NativeMountinfoWatch;
+  NativeMountinfoWatch: new (path: string, onRequest?: boolean) => NativeMountinfoWatch;
   NativeFanotifyMountWatch: new (nsPath?: string, statmount?: boolean) => NativeFanotifyMountWatch;
   statfsPath(path: string, timeoutMs?: number): Promise<NativeStatfs>;
 }

@@ -355,6 +355,49 @@ test('MountinfoWatch: breaking out of for-await closes it; a coalesced burst is 
   }
 });
 
+test("MountinfoWatch { reread: 'on-request' }: wakeups only, until requestRead(): then one difference", async () => {
+  const ns = await PrivateNamespace.create();
+  const watch = new MountinfoWatch(ns.mountinfoPath, { reread: 'on-request' });
+  try {
+    assert.is(watch.reread, 'on-request');
+    const first = await within(watch.next(), 5000, 'first batch');
+    assert.ok(!first.done);
+    assert.equal([first.value.reread, first.value.wakeups, first.value.generation], [true, 0, 1]);
+    const lines = first.value.lines;
+    assert.is(first.value.added.length, lines);
+    ns.run('mkdir a; mount -t tmpfs usip-req a');
+    // A wakeup, no read: nothing in the difference, the line count is the last read's.
+    const woken = await within(watch.next(), 5000, 'wakeup');
+    assert.ok(!woken.done);
+    assert.equal(
+      [woken.value.reread, woken.value.added, woken.value.removed, woken.value.changed, woken.value.lines, woken.value.generation],
+      [false, [], [], [], lines, 1],
+    );
+    assert.ok(woken.value.wakeups >= 1);
+    ns.run('mount -o remount,ro a');
+    // Two requests before the read are one read; its difference covers the mount and the remount.
+    watch.requestRead();
+    watch.requestRead();
+    const seen = await batchesUntil(watch, (all) => all.some((b) => b.reread), 'read');
+    const read = seen.at(-1)!;
+    const a = parseMountinfoLine(lineAt(read.added, `${ns.dir}/a`)!);
+    assert.ok(a.mountOptions.startsWith('ro,'), a.mountOptions);
+    assert.is(read.lines, lines + 1);
+    assert.is(read.generation, 2);
+    assert.is(seen.reduce((sum, b) => sum + b.wakeups, 0) >= 1, true);
+    // A read that finds nothing new still answers.
+    watch.requestRead();
+    const again = await batchesUntil(watch, (all) => all.some((b) => b.reread), 'empty read');
+    assert.equal([again.at(-1)!.added, again.at(-1)!.removed, again.at(-1)!.changed, again.at(-1)!.generation], [[], [], [], 2]);
+    assert.throws(() => new MountinfoWatch(ns.mountinfoPath, { reread: 'never' as 'on-request' }), /reread/);
+  } finally {
+    watch.close();
+    ns.close();
+  }
+  watch.requestRead(); // closed: nothing
+  assert.equal(await watch.next(), { done: true, value: undefined });
+});
+
 test('MountinfoWatch: a path that cannot be opened throws; a read error rejects once, then the iterator is done', async () => {
   const error = thrown(() => new MountinfoWatch('/nonexistent/mountinfo'));
   assert.instance(error, SyscallError);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mountapi::{
-    FanotifyMountWatch, FanotifyOptions, KernelMount, MountEventKind, MountinfoWatch, Statfs,
-    SyscallError,
+    FanotifyMountWatch, FanotifyOptions, KernelMount, MountEventKind, MountinfoWatch, Reread,
+    Statfs, SyscallError,
 };
 use napi::bindgen_prelude::{
     BigInt, Env, JsObjectValue, JsValue, Object, PromiseRaw, Result, Status,
@@ -169,6 +169,8 @@ pub struct NativeMountinfoBatch {
     pub removed: Vec<u32>,
     pub changed: Vec<String>,
     pub lines: u32,
+    pub wakeups: f64,
+    pub reread: bool,
 }
 
 #[napi]
@@ -178,9 +180,16 @@ pub struct NativeMountinfoWatch {
 
 #[napi]
 impl NativeMountinfoWatch {
+    /// `on_request`: the thread re-reads only when asked (`request_read`) and otherwise reports
+    /// its wakeups; default false: a re-read after every wakeup.
     #[napi(constructor)]
-    pub fn new(env: Env, path: String) -> Result<Self> {
-        MountinfoWatch::open(&PathBuf::from(path))
+    pub fn new(env: Env, path: String, on_request: Option<bool>) -> Result<Self> {
+        let mode = if on_request.unwrap_or(false) {
+            Reread::OnRequest
+        } else {
+            Reread::EveryWakeup
+        };
+        MountinfoWatch::open_with(&PathBuf::from(path), mode)
             .map(|watch| Self {
                 watch: Arc::new(watch),
             })
@@ -197,6 +206,12 @@ impl NativeMountinfoWatch {
         self.watch.close();
     }
 
+    /// Asks for a read of the file; its difference is the next batch with `reread`.
+    #[napi]
+    pub fn request_read(&self) {
+        self.watch.request_read();
+    }
+
     /// The next batch, or null once closed (or after an error was delivered).
     #[napi(ts_return_type = "Promise<NativeMountinfoBatch | null>")]
     pub fn next<'env>(
@@ -211,6 +226,8 @@ impl NativeMountinfoWatch {
                 removed: batch.diff.removed,
                 changed: batch.diff.changed,
                 lines: u32::try_from(batch.lines).unwrap_or(u32::MAX),
+                wakeups: batch.wakeups as f64,
+                reread: batch.reread,
             })
         })
     }

@@ -23,7 +23,7 @@ pub use mountinfo::{Diff, Table};
 pub use statfs::{MAX_STATFS_THREADS, Statfs, statfs_path};
 pub use statmount::{KernelMount, STATMOUNT_WANTED, list_kernel_mounts};
 pub use support::{MountApiSupport, support};
-pub use watch::{MountinfoBatch, MountinfoWatch};
+pub use watch::{MountinfoBatch, MountinfoWatch, Reread};
 
 /// statmount of one mount of the caller's namespace by unique id; `None` if there is none.
 pub fn stat_kernel_mount(unique_id: u64) -> Result<Option<KernelMount>, SyscallError> {

@@ -1,7 +1,13 @@
 //! MountinfoWatch: a thread that waits in poll() for the mount-change signal of a mountinfo
-//! file (POLLPRI | POLLERR), re-reads the whole file after each wakeup and keeps the latest
-//! table. A consumer takes the difference between the table it saw last and the latest one,
-//! so a slow consumer gets one coalesced batch, never a backlog.
+//! file (POLLPRI | POLLERR) and keeps the latest table. A consumer takes the difference between
+//! the table it saw last and the latest one, so a slow consumer gets one coalesced batch, never
+//! a backlog.
+//!
+//! Two modes ([`Reread`]): by default the thread re-reads the whole file after each wakeup
+//! (O(mounts) per change); with [`Reread::OnRequest`] it only counts wakeups (a poll() and a
+//! counter: O(1) per change) and re-reads when the consumer asks ([`MountinfoWatch::request_read`]),
+//! for a consumer that learns most changes elsewhere (fanotify) and needs the file only for
+//! the changes nothing else reports.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -18,6 +24,17 @@ use crate::sys;
 /// whole table usually comes in one read() (each read takes the namespace lock once).
 const READ_CHUNK: usize = 64 * 1024;
 
+/// When the watch's thread re-reads the file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Reread {
+    /// After every wakeup (and once at the start): each batch is a difference.
+    #[default]
+    EveryWakeup,
+    /// Once at the start, then only when asked ([`MountinfoWatch::request_read`]); a wakeup is
+    /// only counted, and reported as a batch with `wakeups > 0` and `reread == false`.
+    OnRequest,
+}
+
 /// What changed since the consumer's previous batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountinfoBatch {
@@ -25,8 +42,15 @@ pub struct MountinfoBatch {
     /// several: the consumer gets the difference since its previous batch.
     pub generation: u64,
     pub diff: Diff,
-    /// The table's size (lines) after this batch.
+    /// The table's size (lines) after this batch (as of the last read).
     pub lines: usize,
+    /// How many wakeups (POLLPRI) the thread had since the previous batch. With `reread`, the
+    /// ones before the read: a wakeup after it comes in a later batch.
+    pub wakeups: u64,
+    /// The file was read since the previous batch (`diff` is from that read, maybe empty). Always
+    /// true with [`Reread::EveryWakeup`]; with [`Reread::OnRequest`], the answer to a request
+    /// (or the first read).
+    pub reread: bool,
 }
 
 #[derive(Default)]
@@ -35,6 +59,15 @@ struct State {
     latest_generation: u64,
     delivered: Option<Arc<Table>>,
     delivered_generation: u64,
+    /// Wakeups counted by the thread, in all.
+    wakeups: u64,
+    /// `wakeups` when the last read began.
+    read_wakeups: u64,
+    delivered_wakeups: u64,
+    /// Reads done, in all; and how many of them the consumer has had.
+    reads: u64,
+    delivered_reads: u64,
+    read_requested: bool,
     error: Option<SyscallError>,
     error_delivered: bool,
     closed: bool,
@@ -43,6 +76,7 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     changed: Notify,
+    mode: Reread,
 }
 
 pub struct MountinfoWatch {
@@ -55,6 +89,11 @@ impl MountinfoWatch {
     /// Opens `path` (errors are thrown now) and starts the thread, which reads the whole table
     /// at once and then after each change.
     pub fn open(path: &Path) -> Result<Self, SyscallError> {
+        Self::open_with(path, Reread::EveryWakeup)
+    }
+
+    /// Like [`open`](Self::open), with the thread re-reading as `mode` says.
+    pub fn open_with(path: &Path, mode: Reread) -> Result<Self, SyscallError> {
         let operation = format!("watch {}", path.display());
         let file = sys::open(path, libc::O_RDONLY)
             .map_err(|error| SyscallError::from_io(operation.clone(), "open", &error))?;
@@ -65,6 +104,7 @@ impl MountinfoWatch {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
+            mode,
         });
         let thread_shared = Arc::clone(&shared);
         let thread_wake = Arc::clone(&wake);
@@ -97,10 +137,27 @@ impl MountinfoWatch {
         self.shared.changed.notify_waiters();
     }
 
+    /// With [`Reread::OnRequest`]: asks the thread to read the file again; the difference
+    /// comes as the next batch with `reread` (even if empty). Requests made before that read
+    /// begins are one read. Does nothing once closed; with [`Reread::EveryWakeup`] it reads at
+    /// once too.
+    pub fn request_read(&self) {
+        let mut state = self.shared.state.lock().expect("state lock");
+        if state.closed || state.read_requested {
+            return;
+        }
+        state.read_requested = true;
+        drop(state);
+        // If the signal cannot be written the read happens at the thread's next wakeup.
+        let _ = sys::eventfd_signal(self.wake.as_fd());
+    }
+
     /// The changes since the previous batch (the whole table first), waiting until there are
-    /// some; `None` once closed or after an error was returned.
+    /// some (with [`Reread::OnRequest`]: a read or a wakeup); `None` once closed or after an
+    /// error was returned.
     pub async fn next(&self) -> Result<Option<MountinfoBatch>, SyscallError> {
         let _turn = self.consumer.lock().await;
+        let on_request = self.shared.mode == Reread::OnRequest;
         loop {
             let changed = self.shared.changed.notified();
             tokio::pin!(changed);
@@ -110,9 +167,32 @@ impl MountinfoWatch {
                 if state.closed {
                     return Ok(None);
                 }
-                if state.latest_generation > state.delivered_generation {
-                    let new = Arc::clone(state.latest.as_ref().expect("a generation has a table"));
-                    Some((state.delivered.clone(), new, state.latest_generation))
+                let read = if on_request {
+                    state.reads > state.delivered_reads
+                } else {
+                    state.latest_generation > state.delivered_generation
+                };
+                if read {
+                    let new = Arc::clone(state.latest.as_ref().expect("a read has a table"));
+                    let taken = (
+                        state.delivered.clone(),
+                        new,
+                        state.latest_generation,
+                        state.read_wakeups.saturating_sub(state.delivered_wakeups),
+                    );
+                    state.delivered_wakeups = state.delivered_wakeups.max(state.read_wakeups);
+                    state.delivered_reads = state.reads;
+                    Some(taken)
+                } else if on_request && state.wakeups > state.delivered_wakeups {
+                    let wakeups = state.wakeups - state.delivered_wakeups;
+                    state.delivered_wakeups = state.wakeups;
+                    return Ok(Some(MountinfoBatch {
+                        generation: state.delivered_generation,
+                        diff: Diff::default(),
+                        lines: state.delivered.as_ref().map_or(0, |table| table.len()),
+                        wakeups,
+                        reread: false,
+                    }));
                 } else if let Some(error) = state.error.clone() {
                     if state.error_delivered {
                         return Ok(None);
@@ -123,24 +203,31 @@ impl MountinfoWatch {
                     None
                 }
             };
-            let Some((old, new, generation)) = taken else {
+            let Some((old, new, generation, wakeups)) = taken else {
                 changed.await;
                 continue;
             };
             let first = old.is_none();
-            let change = diff(old.as_deref(), &new);
+            let change = if old.as_ref().is_some_and(|old| Arc::ptr_eq(old, &new)) {
+                Diff::default()
+            } else {
+                diff(old.as_deref(), &new)
+            };
             let lines = new.len();
             {
                 let mut state = self.shared.state.lock().expect("state lock");
                 state.delivered = Some(new);
                 state.delivered_generation = generation;
             }
-            // A table that changed and changed back between two batches has nothing to say.
-            if first || !change.is_empty() {
+            // A table that changed and changed back between two batches has nothing to say
+            // (unless it answers a request: the consumer waits for that answer).
+            if first || on_request || !change.is_empty() {
                 return Ok(Some(MountinfoBatch {
                     generation,
                     diff: change,
                     lines,
+                    wakeups,
+                    reread: true,
                 }));
             }
         }
@@ -185,30 +272,35 @@ fn run(path: &Path, file: &OwnedFd, wake: &OwnedFd, shared: &Shared) {
     let mut buffer = Vec::new();
     let mut previous: Vec<u8> = Vec::new();
     let mut first = true;
+    // Whether to read before the next poll(): at the start, after a request, and (EveryWakeup)
+    // after each wakeup.
+    let mut read = true;
     loop {
-        if shared.state.lock().expect("state lock").closed {
-            return;
-        }
-        if let Err(error) = read_all(file, &mut buffer) {
-            return fail(SyscallError::from_io(operation, "read", &error));
-        }
-        if first || buffer != previous {
-            first = false;
-            let text = String::from_utf8_lossy(&buffer);
-            let table = match Table::parse(&text) {
-                Ok(table) => table,
-                Err(detail) => {
-                    return fail(
-                        SyscallError::new(operation, "read", libc::EPROTO).with_detail(detail),
-                    );
-                }
-            };
-            std::mem::swap(&mut previous, &mut buffer);
+        {
             let mut state = shared.state.lock().expect("state lock");
-            state.latest = Some(Arc::new(table));
-            state.latest_generation += 1;
-            drop(state);
-            shared.changed.notify_waiters();
+            if state.closed {
+                return;
+            }
+            if state.read_requested {
+                state.read_requested = false;
+                read = true;
+            }
+            if read {
+                state.read_wakeups = state.wakeups;
+            }
+        }
+        if read {
+            read = false;
+            if let Err(error) = read_table(
+                &operation,
+                file,
+                &mut buffer,
+                &mut previous,
+                &mut first,
+                shared,
+            ) {
+                return fail(error);
+            }
         }
         let ready = sys::poll(
             &[
@@ -218,12 +310,60 @@ fn run(path: &Path, file: &OwnedFd, wake: &OwnedFd, shared: &Shared) {
             -1,
         );
         match ready {
-            Ok(revents) if revents[1] != 0 => return, // closed
             Ok(revents) if revents[0] & libc::POLLNVAL != 0 => {
                 return fail(SyscallError::new(operation, "poll", libc::EBADF));
             }
-            Ok(_) => {}
+            Ok(revents) => {
+                if revents[1] != 0 {
+                    // A request or close(): empty the eventfd (non-blocking) and look at the state.
+                    let mut count = [0u8; 8];
+                    let _ = sys::read(wake.as_fd(), &mut count);
+                }
+                if revents[0] & (libc::POLLPRI | libc::POLLERR) != 0 {
+                    shared.state.lock().expect("state lock").wakeups += 1;
+                    match shared.mode {
+                        Reread::EveryWakeup => read = true,
+                        Reread::OnRequest => shared.changed.notify_waiters(),
+                    }
+                }
+            }
             Err(error) => return fail(SyscallError::from_io(operation, "poll", &error)),
         }
     }
+}
+
+/// Reads the whole file; a new generation when it differs from the previous read (or is the
+/// first). Counts the read either way and wakes the consumer.
+fn read_table(
+    operation: &str,
+    file: &OwnedFd,
+    buffer: &mut Vec<u8>,
+    previous: &mut Vec<u8>,
+    first: &mut bool,
+    shared: &Shared,
+) -> Result<(), SyscallError> {
+    read_all(file, buffer).map_err(|error| SyscallError::from_io(operation, "read", &error))?;
+    let changed = *first || *buffer != *previous;
+    let table = if changed {
+        *first = false;
+        let text = String::from_utf8_lossy(buffer);
+        let table = Table::parse(&text).map_err(|detail| {
+            SyscallError::new(operation, "read", libc::EPROTO).with_detail(detail)
+        })?;
+        std::mem::swap(previous, buffer);
+        Some(table)
+    } else {
+        None
+    };
+    let mut state = shared.state.lock().expect("state lock");
+    if let Some(table) = table {
+        state.latest = Some(Arc::new(table));
+        state.latest_generation += 1;
+    }
+    state.reads += 1;
+    drop(state);
+    if changed || shared.mode == Reread::OnRequest {
+        shared.changed.notify_waiters();
+    }
+    Ok(())
 }

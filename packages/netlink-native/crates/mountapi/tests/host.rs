@@ -9,7 +9,8 @@ use std::time::Duration;
 use mountapi::mountinfo::Table;
 use mountapi::statfs::statfs_now;
 use mountapi::{
-    MountinfoWatch, STATMOUNT_WANTED, list_kernel_mounts, stat_kernel_mount, statfs_path, support,
+    MountinfoWatch, Reread, STATMOUNT_WANTED, list_kernel_mounts, stat_kernel_mount, statfs_path,
+    support,
 };
 
 fn mountinfo_ids() -> BTreeSet<u32> {
@@ -67,5 +68,33 @@ async fn statfs_on_a_thread_and_mountinfo_watch_first_batch_and_close() {
     // The host's table may have changed since; the size is close either way.
     assert!(first.lines.abs_diff(table.len()) < 10);
     watch.close();
+    assert_eq!(watch.next().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn mountinfo_watch_on_request_reads_when_asked() {
+    let watch =
+        MountinfoWatch::open_with(Path::new("/proc/self/mountinfo"), Reread::OnRequest).unwrap();
+    let first = watch.next().await.unwrap().unwrap();
+    assert!(first.reread);
+    assert_eq!((first.generation, first.wakeups), (1, 0));
+    assert_eq!(first.lines, first.diff.added.len());
+    // Nothing to say until asked (the host's table may change meanwhile: then wakeups come).
+    watch.request_read();
+    watch.request_read();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let batch = watch.next().await.unwrap().unwrap();
+            if batch.reread {
+                return batch;
+            }
+            assert!(batch.wakeups > 0 && batch.diff.is_empty());
+        }
+    })
+    .await
+    .expect("a read within 5 s");
+    assert!(answer.generation >= 1);
+    watch.close();
+    watch.request_read();
     assert_eq!(watch.next().await.unwrap(), None);
 }
