@@ -51,8 +51,13 @@ export interface MountinfoBatch {
   removed: number[];
   /** Whole lines of mounts whose line changed. */
   changed: string[];
-  /** Lines in the file after this batch. */
+  /** Lines in the file after this batch (as of the last read). */
   lines: number;
+  /** The watch thread's wakeups since the previous batch (with `reread`: those before the read). */
+  wakeups?: number;
+  /** The batch comes from a read (always, by default); false: a `reread: 'on-request'` watch
+   *  reports only wakeups. Absent from a binding built before the option: true. */
+  reread?: boolean;
 }
 
 export interface FanotifyMountEvent {
@@ -74,6 +79,11 @@ export interface NativeStream<T> extends AsyncIterable<T> {
   close(): void;
 }
 
+/** The mountinfo poll: with `reread: 'on-request'` it reads the file only after requestRead(). */
+export interface MountinfoStream extends NativeStream<MountinfoBatch> {
+  requestRead?(): void;
+}
+
 /** statfs(2) of a path, as the binding reports it (every number a bigint). */
 export interface NativeStatfs {
   type: bigint;
@@ -93,7 +103,7 @@ export interface KernelApi {
   mountApiSupport(): MountApiSupport;
   listKernelMounts(): Promise<KernelMount[]>;
   statKernelMount(uniqueId: bigint): Promise<KernelMount | null>;
-  MountinfoWatch: new (path?: string) => NativeStream<MountinfoBatch>;
+  MountinfoWatch: new (path?: string, options?: { reread?: 'every-wakeup' | 'on-request' }) => MountinfoStream;
   FanotifyMountWatch: new (options?: { nsPath?: string; statmount?: boolean }) => NativeStream<FanotifyBatch>;
   statfsPath(path: string, options?: { timeoutMs?: number }): Promise<NativeStatfs>;
 }

@@ -161,7 +161,8 @@ export class UsipMounts {
       if (fanotify !== undefined) {
         let mountinfo;
         try {
-          mountinfo = new (requireKernelApi('MountinfoWatch'))();
+          // Its wakeups only; it reads mountinfo when the watcher asks (remounts and the like).
+          mountinfo = new (requireKernelApi('MountinfoWatch'))(undefined, { reread: 'on-request' });
         } catch (error) {
           fanotify.close();
           throw error;

@@ -11,9 +11,15 @@
 //    is one event with both bits), each applied with one statmount of the mount (and of the
 //    submounts of a moved mount, whose mount points change without events): O(1) per change.
 //    fanotify does not report remounts, mount_setattr or propagation changes, so the mountinfo
-//    poll runs alongside: its difference names the mounts whose line changed, and those are
-//    read again with statmount. The re-read of mountinfo is still O(mounts) per wakeup, in the
-//    binding's thread; the JS thread does O(1) per change. A queue overflow is a resync.
+//    poll runs alongside in its 'on-request' mode: its thread only counts wakeups (O(1)), and
+//    the watcher pairs them with fanotify's events. A burst (items less than SETTLE_MS apart)
+//    whose wakeups and events balance is explained by the events: no read. A wakeup no event
+//    explains (a remount, mount_setattr) leaves the burst unbalanced: at its end the watcher
+//    asks for a re-read, whose difference names the mounts whose line changed, read again
+//    with statmount (O(mounts), for those changes only). Counts more than one apart (wakeups
+//    the kernel merged: a storm, a recursive bind) make the table maybe stale: a re-read at its
+//    end, and in a burst longer than STALE_READ_INTERVAL_MS at most one per that interval while
+//    it goes on. A queue overflow is a resync. The exact guarantee is in the README.
 //
 // Neither fanotify nor the mountinfo poll hears a propagation change made with mount(2)
 // (mount --make-shared ...): the kernel does not wake mountinfo pollers for it. Both backends
@@ -24,7 +30,7 @@
 // and every event is applied by reading the mount's state now (statmount) or by its line, so an
 // event that raced the snapshot changes nothing.
 import { readFile } from 'node:fs/promises';
-import type { FanotifyBatch, KernelMount, MountinfoBatch, NativeStream } from './kernel-api.js';
+import type { FanotifyBatch, KernelMount, MountinfoBatch, MountinfoStream, NativeStream } from './kernel-api.js';
 import { kernelMountInfo, isComplete } from './kernel-mounts.js';
 import { formatMountinfoLine, parseMountinfo, sameMount, type MountInfo } from './mounts.js';
 import type { MountChange, MountResyncReason, MountTableChange } from './mount-watcher.js';
@@ -49,8 +55,9 @@ export interface MountTableWatcher extends AsyncIterable<MountChange> {
 
 /** What the watcher needs of the outside world; @internal (openMounts() fills it with the binding). */
 export interface UserWatcherIo {
-  /** The mountinfo poll stream; its first batch is the whole table. */
-  mountinfo: NativeStream<MountinfoBatch>;
+  /** The mountinfo poll stream; its first batch is the whole table. 'kernel' needs its
+   *  'on-request' mode (requestRead(); batches with `wakeups` and `reread`). */
+  mountinfo: MountinfoStream;
   /** The fanotify stream ('kernel' only). */
   fanotify?: NativeStream<FanotifyBatch>;
   /** statmount of one mount by unique id; null when it is not (any more) in the namespace ('kernel'). */
@@ -73,6 +80,9 @@ const SETTLE_MS = 50;
 /** After a disagreement, how long they must be quiet before it counts as a loss: fanotify's
  *  batches (read and statmount'ed by the binding) can trail the mountinfo poll in a storm. */
 const SUSPECT_SETTLE_MS = 1000;
+/** 'kernel': while a burst whose wakeups fanotify does not explain goes on, at most one re-read
+ *  of mountinfo per this many ms (and one at its end). */
+export const STALE_READ_INTERVAL_MS = 1000;
 
 type Item = { source: 'mountinfo'; batch: MountinfoBatch } | { source: 'fanotify'; batch: FanotifyBatch } | { source: 'timer' } | { source: 'settle' } | { source: 'ended' };
 
@@ -118,6 +128,22 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   #settleMs = SETTLE_MS;
   /** 'kernel': mounts fanotify named whose mountinfo line is needed and not there yet. */
   readonly #waiting = new Set<bigint>();
+  /** 'kernel': the poll's wakeups and fanotify's events in the current burst (since it last balanced). */
+  #burstWakeups = 0;
+  #burstEvents = 0;
+  /** 'kernel': a re-read of mountinfo is owed (wakeups fanotify does not explain, or may not). */
+  #stale = false;
+  /** 'kernel': a re-read was made while the burst went on: its end owes one too. */
+  #owedAtEnd = false;
+  #readPending = false;
+  #lastReadAt = -Infinity;
+  /** 'kernel': when the current burst began (its first item after a quiet moment). */
+  #burstStartedAt = 0;
+  #rereads = 0;
+  /** 'kernel': wakeups since the last read: #lines are the namespace's only while 0. */
+  #wakeupsSinceRead = 0;
+  /** 'kernel': a read came since the last agreement check. */
+  #verify = false;
   #ended = false;
   #wake: (() => void) | undefined;
 
@@ -135,8 +161,8 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
    * whole table), then ('kernel') the table with listmount + statmount, which becomes the snapshot.
    */
   static async open(backend: 'kernel' | 'mountinfo', io: UserWatcherIo, options: UserWatcherOptions = {}): Promise<UserSpaceMountWatcher> {
-    if (backend === 'kernel' && (io.fanotify === undefined || io.stat === undefined || io.list === undefined)) {
-      throw new Error('UserSpaceMountWatcher: the kernel backend needs fanotify, stat and list');
+    if (backend === 'kernel' && (io.fanotify === undefined || io.stat === undefined || io.list === undefined || io.mountinfo.requestRead === undefined)) {
+      throw new Error("UserSpaceMountWatcher: the kernel backend needs fanotify, stat, list and a mountinfo watch with reread: 'on-request'");
     }
     const watcher = new UserSpaceMountWatcher(backend, io, options);
     try {
@@ -162,6 +188,12 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
 
   get resyncs(): number {
     return this.#resyncs;
+  }
+
+  /** 'kernel': how many times the watcher asked for a re-read of mountinfo (0 for 'mountinfo',
+   *  whose poll re-reads after every wakeup). */
+  get rereads(): number {
+    return this.#rereads;
   }
 
   get closed(): boolean {
@@ -287,7 +319,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
         return;
       case 'settle':
         this.#unsettled = false;
-        await this.#agree();
+        await this.#settled();
         return;
       case 'mountinfo':
         this.#infoPull = undefined;
@@ -344,13 +376,32 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
       this.#queueChanges(sortChanges(changes));
       return;
     }
-    // 'kernel': the lines say which mounts to read again; fanotify says which came and went.
-    this.#unsettled = true;
+    // 'kernel': wakeups are counted against fanotify's events; a read's lines say which mounts
+    // to read again (fanotify says which came and went).
+    this.#active();
+    const wakeups = batch.wakeups ?? 0;
+    if (wakeups > 0) {
+      this.#wakeupsSinceRead += wakeups;
+      this.#burstWakeups += wakeups;
+      this.#balance();
+    }
+    if (batch.reread === false) return;
+    this.#readPending = false;
+    this.#verify = true;
+    this.#wakeupsSinceRead = 0;
     const uniqueIds = new Set<bigint>();
     const table = this.#projected();
     for (const id of touched) {
       const entry = table.get(id);
       if (entry?.uniqueId !== undefined) uniqueIds.add(entry.uniqueId);
+    }
+    // A line new to the reads whose mount fanotify already reported: it may have changed since
+    // (attached, then remounted before this read). A mount not in the table is fanotify's to report.
+    for (const id of added) {
+      const entry = table.get(id);
+      if (entry?.uniqueId === undefined) continue;
+      const { uniqueId, ...known } = entry;
+      if (!sameMount(known, this.#parse(this.#lines.get(id)!))) uniqueIds.add(uniqueId);
     }
     for (const uniqueId of this.#waiting) uniqueIds.add(uniqueId);
     this.#waiting.clear();
@@ -358,7 +409,9 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   }
 
   async #fanotifyBatch(batch: FanotifyBatch): Promise<void> {
-    this.#unsettled = true;
+    this.#active();
+    this.#burstEvents += batch.events.length;
+    this.#balance();
     if (batch.overflow) {
       await this.#resync('overrun');
       return;
@@ -482,12 +535,71 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     return parseMountinfo(await this.#io.readMountinfo(), { mntNs: this.mntNs });
   }
 
-  /** 'kernel', once the streams are quiet: the table must hold the mounts mountinfo shows. */
+  /**
+   * 'kernel', after each item: a burst whose counts balance has every wakeup explained by an
+   * event (reset); counts two or more apart mean merged wakeups or changes fanotify does not
+   * report: maybe stale, a re-read once the burst has lasted STALE_READ_INTERVAL_MS, at most
+   * once per STALE_READ_INTERVAL_MS while it lasts (and one at its end: #settled).
+   */
+  #balance(): void {
+    const drift = this.#burstWakeups - this.#burstEvents;
+    if (drift === 0) {
+      this.#burstWakeups = 0;
+      this.#burstEvents = 0;
+      return;
+    }
+    if (drift >= 2 || drift <= -2) this.#stale = true;
+    // Not before the burst has lasted that long either: a short one (a recursive bind) is read once, at its end.
+    if (this.#stale && !this.#readPending && Date.now() - Math.max(this.#lastReadAt, this.#burstStartedAt) >= STALE_READ_INTERVAL_MS) {
+      this.#owedAtEnd = true;
+      this.#requestRead();
+    }
+  }
+
+  /** 'kernel': an item came; the first after a quiet moment begins a burst. */
+  #active(): void {
+    if (!this.#unsettled) this.#burstStartedAt = Date.now();
+    this.#unsettled = true;
+  }
+
+  #requestRead(): void {
+    this.#stale = false;
+    this.#readPending = true;
+    this.#lastReadAt = Date.now();
+    this.#rereads++;
+    this.#io.mountinfo.requestRead!();
+  }
+
+  /** Both streams quiet for #settleMs: the end of a burst ('kernel'). */
+  async #settled(): Promise<void> {
+    if (this.#burstWakeups !== this.#burstEvents || this.#waiting.size > 0) this.#stale = true;
+    this.#burstWakeups = 0;
+    this.#burstEvents = 0;
+    if (this.#stale || this.#owedAtEnd) {
+      // A pending read may have begun before the burst ended: ask again once it is answered.
+      if (this.#readPending) return;
+      this.#owedAtEnd = false;
+      this.#settleMs = SETTLE_MS;
+      this.#requestRead();
+      return;
+    }
+    if (this.#readPending) return;
+    await this.#agree();
+  }
+
+  /** 'kernel', once the streams are quiet after a read and no wakeup since (so the read's lines
+   *  are the namespace's): the table must hold the mounts mountinfo shows. */
   async #agree(): Promise<void> {
+    if (!this.#verify || this.#wakeupsSinceRead > 0) {
+      this.#verify = false;
+      this.#settleMs = SETTLE_MS;
+      return;
+    }
     const table = this.#projected();
     let same = table.size === this.#lines.size && this.#waiting.size === 0;
     if (same) for (const id of this.#lines.keys()) if (!table.has(id)) same = false;
     if (same) {
+      this.#verify = false;
       this.#settleMs = SETTLE_MS;
       return;
     }
@@ -498,6 +610,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
       return;
     }
     this.#settleMs = SETTLE_MS;
+    this.#verify = false;
     await this.#resync('gap');
   }
 

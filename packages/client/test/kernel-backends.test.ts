@@ -4,7 +4,9 @@
 // /proc/self/mountinfo after a few hundred mounts of every kind; a watcher sees a mount, a bind,
 // a submount, a move (with its submount), a remount, a propagation change, mount_setattr and
 // umounts, and its table equals mountinfo after each; a storm of 3000 mounts from one loop and
-// their lazy umount converge exactly. As uid 65534 (host/nobody.sh): fanotify is refused (EPERM),
+// their lazy umount converge exactly. With no periodic check: a remount alone is reported (the
+// kernel backend reads mountinfo once for it, and for none of 16 paced mounts and umounts), and
+// a remount made while a storm of mounts runs is reported and the table converges. As uid 65534 (host/nobody.sh): fanotify is refused (EPERM),
 // the watcher polls mountinfo, and the plan says why.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -91,6 +93,27 @@ for (const backend of ['kernel', 'mountinfo'] as const) {
     assert.is(out.stormUmount.changes, STORM + 1, 'one change per mount, and the storm root');
     assert.is(out.stormUmount.tableSize, out.tableSize, 'back to the table before the watcher\'s steps');
     assert.ok(out.closed);
+  });
+
+  test('with no periodic check: a remount alone is reported; paced mounts read no mountinfo (kernel); a remount inside a storm is reported and the table converges', () => {
+    assert.equal(out.remountAlone.kinds, ['remount /r/x']);
+    assert.equal(out.remountAlone.differences, []);
+    const paced = out.paced as { kinds: string[][]; rereads: number };
+    assert.equal(paced.kinds, Array.from({ length: 8 }, (_, i) => [[`mount /r/p${i}`], [`umount /r/p${i}`]]).flat());
+    const storm = out.stormRemount;
+    assert.ok(storm.duringStorm, 'the remount came while the storm ran');
+    assert.is(storm.code, 0);
+    assert.equal(storm.differences, []);
+    assert.is(storm.mounts, STORM);
+    assert.equal(storm.kinds, ['remount /r/x']);
+    assert.equal(out.quietDifferences, []);
+    if (backend === 'kernel') {
+      assert.is(out.remountAlone.rereads, 1, 'one read of mountinfo for the remount');
+      // Each paced change's wakeup is explained by its fanotify event (a merged wakeup on a busy machine may cost one).
+      assert.ok(paced.rereads <= 1, `reads for 16 paced changes: ${paced.rereads}`);
+      // At most one a second during the storm, and one at its end (and one after its trailing batches).
+      assert.ok(storm.rereads >= 1 && storm.rereads <= 12, `reads in the storm: ${storm.rereads}`);
+    }
   });
 
   test.run();

@@ -73,17 +73,17 @@ class Namespace {
     return mount;
   }
   line(m: KernelMount): string {
-    return `${m.id} ${m.parentId} ${m.major}:${m.minor} / ${m.mountPoint.replace(/ /g, '\\040')} rw,relatime - tmpfs src${m.id} rw,inode64`;
+    const access = (m.mountAttr & 1n) === 0n ? 'rw' : 'ro';
+    return `${m.id} ${m.parentId} ${m.major}:${m.minor} / ${m.mountPoint.replace(/ /g, '\\040')} ${access},relatime - tmpfs src${m.id} rw,inode64`;
   }
   text(): string {
     return [...this.mounts.values()].map((m) => `${this.line(m)}\n`).join('');
   }
-  /** What the binding's statmount would say: no source (6.12). */
+  /** What the binding's statmount would say: no source (6.12), unless the test gave the mount one (6.15+). */
   stat(uniqueId: bigint): KernelMount | null {
     const m = this.mounts.get(uniqueId);
     if (m === undefined) return null;
-    const { source: _s, ...rest } = m;
-    return { ...rest };
+    return { ...m };
   }
 }
 
@@ -92,10 +92,11 @@ function io(ns: Namespace, kernel: boolean) {
   const fanotify = new Feed<FanotifyBatch>();
   let last = new Map<number, string>();
   let generation = 0;
-  /** Pushes the difference since the last batch, as MountinfoWatch does after a wakeup. */
-  const poll = (tamper?: (batch: MountinfoBatch) => void) => {
+  const reads = { requested: 0 };
+  /** Pushes the difference since the last batch, as MountinfoWatch does after a read. */
+  const read = (tamper?: (batch: MountinfoBatch) => void) => {
     const now = new Map([...ns.mounts.values()].map((m) => [m.id, ns.line(m)]));
-    const batch: MountinfoBatch = { generation: ++generation, added: [], removed: [], changed: [], lines: now.size };
+    const batch: MountinfoBatch = { generation: ++generation, added: [], removed: [], changed: [], lines: now.size, wakeups: 0, reread: true };
     for (const [id, line] of now) {
       const old = last.get(id);
       if (old === undefined) batch.added.push(line);
@@ -106,8 +107,24 @@ function io(ns: Namespace, kernel: boolean) {
     tamper?.(batch);
     mountinfo.push(batch);
   };
+  /** A change's wakeup: 'mountinfo' re-reads (every wakeup); 'kernel' (reread: 'on-request')
+   *  reports the wakeup only, after its first read. */
+  const poll = (tamper?: (batch: MountinfoBatch) => void) => {
+    if (!kernel || generation === 0) read(tamper);
+    else mountinfo.push({ generation, added: [], removed: [], changed: [], lines: last.size, wakeups: 1, reread: false });
+  };
   const value: UserWatcherIo = {
-    mountinfo,
+    mountinfo: Object.assign(
+      mountinfo,
+      kernel
+        ? {
+            requestRead: () => {
+              reads.requested++;
+              read();
+            },
+          }
+        : {},
+    ),
     readMountinfo: async () => ns.text(),
     mntNs: 7n,
     ...(kernel
@@ -118,7 +135,7 @@ function io(ns: Namespace, kernel: boolean) {
         }
       : {}),
   };
-  return { value, poll, fanotify };
+  return { value, poll, fanotify, reads };
 }
 
 /** A next() still pending from the last converge() (a change is never dropped). */
@@ -225,6 +242,86 @@ test('kernel: a mount fanotify never reported is found once the streams are quie
   assert.ok(Date.now() - start >= 1000, `${Date.now() - start} ms`);
   await watcher.close();
   pending = undefined;
+});
+
+test('kernel: a wakeup fanotify explains is not read again; a lone wakeup (remount) is, at the end of its burst', async () => {
+  const ns = new Namespace();
+  const { value, poll, fanotify, reads } = io(ns, true);
+  poll();
+  const watcher = await UserSpaceMountWatcher.open('kernel', value, { checkIntervalMs: 0 });
+  for (let i = 0; i < 5; i++) {
+    const m = ns.add(`/p${i}`);
+    m.source = `src${m.id}`; // statmount knows the source (6.15+): no line needed
+    fanotify.push({ events: [{ kind: 'attach', uniqueId: m.uniqueId }], overflow: false });
+    poll();
+    assert.equal(describe(await converge(watcher, ns)), [`mount /p${i}`]);
+  }
+  await new Promise((r) => setTimeout(r, 120));
+  assert.is(reads.requested, 0, 'each wakeup had its event');
+  assert.is(watcher.rereads, 0);
+  // A remount: a wakeup and no event.
+  const p0 = [...ns.mounts.values()].find((m) => m.mountPoint === '/p0')!;
+  p0.mountAttr = 1n;
+  poll();
+  assert.equal(describe(await converge(watcher, ns)), ['remount /p0']);
+  assert.is(reads.requested, 1);
+  await watcher.close();
+  pending = undefined;
+});
+
+test('kernel: a storm whose wakeups merged hides a remount; re-read at most once a second, and once at its end; exact', async () => {
+  const ns = new Namespace();
+  const { value, poll, fanotify, reads } = io(ns, true);
+  poll();
+  const watcher = await UserSpaceMountWatcher.open('kernel', value, { checkIntervalMs: 0 });
+  const victim = ns.add('/victim');
+  victim.source = `src${victim.id}`;
+  fanotify.push({ events: [{ kind: 'attach', uniqueId: victim.uniqueId }], overflow: false });
+  poll();
+  await converge(watcher, ns);
+  const seen: MountChange[] = [];
+  const consuming = (async () => {
+    for (;;) {
+      const next = await watcher.next();
+      if (next.done === true) return;
+      seen.push(next.value);
+    }
+  })();
+  const start = Date.now();
+  // 2.5 s of attaches, 4 per batch and one wakeup per batch (the kernel merged the others); the
+  // remount of /victim in the middle has no wakeup of its own.
+  for (let i = 0; Date.now() - start < 2500; i++) {
+    const batch = [0, 1, 2, 3].map((k) => {
+      const m = ns.add(`/s/${i}.${k}`);
+      m.source = `src${m.id}`;
+      return { kind: 'attach' as const, uniqueId: m.uniqueId };
+    });
+    if (i === 20) victim.mountAttr = 1n;
+    fanotify.push({ events: batch, overflow: false });
+    poll();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const during = reads.requested;
+  assert.ok(during >= 2 && during <= 3, `reads during 2.5 s: ${during}`);
+  const truth = () => parseMountinfo(ns.text(), { mntNs: 7n });
+  const same = () =>
+    truth().length === watcher.table.size &&
+    truth().every((m) => {
+      const have = watcher.table.get(m.id);
+      if (have === undefined) return false;
+      const { uniqueId: _u, ...rest } = have;
+      return formatMountinfoLine(rest) === formatMountinfoLine(m);
+    });
+  const deadline = Date.now() + 3000;
+  while ((!same() || reads.requested === during) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(same(), 'the table converged on the namespace');
+  assert.is(reads.requested, during + 1, 'one read at the end');
+  const remounts = describe(seen).filter((c) => c.startsWith('remount'));
+  assert.equal(remounts, ['remount /victim']);
+  assert.is(watcher.resyncs, 0);
+  await watcher.close();
+  await consuming;
 });
 
 test.run();

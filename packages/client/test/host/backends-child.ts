@@ -116,6 +116,80 @@ out.stormUmount = { ...stormDown, kinds: undefined, changes: stormDown.kinds.len
 
 await watcher.close();
 await consuming;
-source.close();
 out.closed = watcher.closed;
+
+// --- Remounts with no periodic check to fall back on (checkIntervalMs: 0): a remount alone, paced
+// mounts (the kernel backend reads mountinfo for none of them), and a remount in the middle of a
+// storm of mounts; the table equals mountinfo after each.
+{
+  const quiet = await source.watchMounts({ checkIntervalMs: 0 });
+  const rereads = () => (quiet as { rereads?: number }).rereads ?? 0;
+  const changes: MountChange[] = [];
+  const pulling = (async () => {
+    for await (const change of quiet) changes.push(change);
+  })();
+  const until = async (label: string, timeoutMs = 20_000) => {
+    const start = Date.now();
+    const from = changes.length;
+    let problems: string[] = [];
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      problems = differences(quiet.table.values(), await readMountinfo());
+      if (problems.length === 0 || Date.now() - start > timeoutMs) break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const kinds = changes.slice(from).map((c) => (c.kind === 'resync' ? `resync:${c.reason}` : `${c.kind} ${c.mount.mountPoint.slice(dir.length)}`));
+    return { step: label, kinds, differences: problems.slice(0, 5) };
+  };
+  const r = `${dir}/r`;
+  mkdirSync(`${r}/x`, { recursive: true });
+  mkdirSync(`${r}/s`, { recursive: true });
+  sh('mount', '-t', 'tmpfs', 'rx', `${r}/x`);
+  await until('x');
+  let before = rereads();
+  sh('mount', '-o', 'remount,ro', `${r}/x`);
+  out.remountAlone = { ...(await until('remount-alone')), rereads: rereads() - before };
+  before = rereads();
+  const paced: string[][] = [];
+  for (let i = 0; i < 8; i++) {
+    mkdirSync(`${r}/p${i}`, { recursive: true });
+    sh('mount', '-t', 'tmpfs', `rp${i}`, `${r}/p${i}`);
+    paced.push((await until(`paced-mount-${i}`)).kinds);
+    sh('umount', `${r}/p${i}`);
+    paced.push((await until(`paced-umount-${i}`)).kinds);
+  }
+  out.paced = { kinds: paced, rereads: rereads() - before };
+  sh('mount', '-t', 'tmpfs', 'rs', `${r}/s`);
+  await until('storm-root');
+  before = rereads();
+  const base = (await readMountinfo()).length;
+  const stormFrom = changes.length;
+  const { spawn } = await import('node:child_process');
+  const stormChild = spawn(storm, ['mount', `${r}/s`, stormSize], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => stormChild.on('exit', (code) => resolve(code)));
+  let running = true;
+  void exited.then(() => (running = false));
+  // Once a tenth of the storm is in, remount x (rw again) while the storm goes on.
+  while (running && (await readMountinfo()).length < base + Number(stormSize) / 10) await new Promise((resolve) => setTimeout(resolve, 2));
+  const duringStorm = running;
+  sh('mount', '-o', 'remount,rw', `${r}/x`);
+  const code = await exited;
+  const stormRemount = await until('storm-remount', 120_000);
+  const stormKinds = changes.slice(stormFrom).map((c) => (c.kind === 'resync' ? `resync:${c.reason}` : `${c.kind} ${c.mount.mountPoint.slice(dir.length)}`));
+  out.stormRemount = {
+    ...stormRemount,
+    kinds: stormKinds.filter((k) => !k.startsWith('mount /r/s/')),
+    mounts: stormKinds.filter((k) => k.startsWith('mount /r/s/')).length,
+    duringStorm,
+    code,
+    rereads: rereads() - before,
+  };
+  sh('umount', '-l', `${r}/s`);
+  await until('storm-umount', 120_000);
+  sh('umount', `${r}/x`);
+  out.quietDifferences = (await until('x-umount')).differences;
+  await quiet.close();
+  await pulling;
+}
+source.close();
 process.stdout.write(`${JSON.stringify(out, big)}\n`);
