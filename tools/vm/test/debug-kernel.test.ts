@@ -59,6 +59,7 @@ test('6.12-debug: the newest complete build of this config, as a Kernel of serie
       modulesDir: join(newest, 'root/lib/modules/6.12.118-usip-debug'),
       headersDir: join(newest, 'linux'),
       cacheDir: newest,
+      buildRoot: null,
     });
     // Named twice, it is there once.
     assert.is((await resolveKernels('6.12-debug,6.12-debug')).length, 1);

@@ -22,12 +22,16 @@ function fixtureKo(kernel: Kernel): string {
   return ko;
 }
 
-test('resolveKernels("all"): 6.1 and 6.12 with installed headers, a cached image and a bootable vmlinux', async () => {
+test('resolveKernels("all"): 6.1, 6.12 and 7.x with installed headers, a cached image and a bootable vmlinux', async () => {
   kernels = await resolveKernels('all');
-  assert.equal(kernels.map((k) => k.series), ['6.1', '6.12']);
-  assert.equal(kernels.map((k) => k.selector), ['6.1', '6.12']);
+  assert.equal(kernels.map((k) => k.selector), ['6.1', '6.12', '7']);
+  assert.equal(kernels.map((k) => k.series).slice(0, 2), ['6.1', '6.12']);
+  assert.match(kernels[2]!.series, /^7\.\d+$/);
+  const releaseOf: Record<string, RegExp> = { '6.1': /^6\.1\.0-\d+-amd64$/, '6.12': /^6\.12\.\d+\+deb12-amd64$/, '7': /^7\.\d+\.\d+\+deb13-amd64$/ };
   for (const k of kernels) {
-    assert.match(k.release, k.series === '6.1' ? /^6\.1\.0-\d+-amd64$/ : /^6\.12\.\d+\+deb12-amd64$/);
+    assert.match(k.release, releaseOf[k.selector]!);
+    // 7.x builds in the trixie root (Debian 12's gcc cannot use its headers); the others on the host.
+    assert.is(k.buildRoot === null, k.selector !== '7', `${k.selector}: build root ${k.buildRoot}`);
     assert.ok(existsSync(join(k.headersDir, 'Makefile')), `${k.headersDir}/Makefile`);
     assert.ok(existsSync(join(k.modulesDir, 'modules.dep')), 'depmod ran on the cached modules');
     assert.ok(existsSync(k.vmlinuz));
@@ -43,7 +47,7 @@ test('resolveKernels("all"): 6.1 and 6.12 with installed headers, a cached image
 
 test('buildModule: the fixture builds for each kernel in its own tree, for that kernel, without warnings', async () => {
   builds = await buildModule({ kernel: kernels, src: fixtureSrc, out: buildDir, echo: null });
-  assert.is(builds.length, 2);
+  assert.is(builds.length, 3);
   for (const b of builds) {
     assert.is(b.dir, join(buildDir, b.kernel.release));
     assert.equal(b.modules, [join(b.dir, 'usip_vm_fixture.ko')]);
@@ -54,9 +58,9 @@ test('buildModule: the fixture builds for each kernel in its own tree, for that 
   }
 });
 
-for (const series of ['6.1', '6.12']) {
+for (const series of ['6.1', '6.12', '7']) {
   const kernelOf = () => {
-    const k = kernels.find((x) => x.series === series);
+    const k = kernels.find((x) => x.selector === series);
     if (!k) throw new Error(`kernel ${series} was not resolved`);
     return k;
   };
@@ -79,7 +83,7 @@ for (const series of ['6.1', '6.12']) {
       r.output,
       [
         'tag=42',
-        `kernel=${kernel.release} series=${series}`,
+        `kernel=${kernel.release} series=${kernel.series}`,
         `cwd=${workspaceRoot}`,
         'package=@usip/vm',
         "env=hello 'guest' $HOME",
@@ -101,7 +105,7 @@ for (const series of ['6.1', '6.12']) {
     assert.is(readFileSync(r.kernelLogPath, 'utf8'), r.kernelLog);
     // kernelArgs come after the harness's own arguments.
     assert.match(r.kernelLog, /Kernel command line: console=ttyS0 \S.* slab_nomerge kfence\.sample_interval=0\s*$/m);
-    assert.equal(r.kernel, { selector: series, series, release: kernel.release });
+    assert.equal(r.kernel, { selector: series, series: kernel.series, release: kernel.release });
   });
 
   test(`${series}: a WARN in module init and a failing command fail the run and say why`, async () => {
@@ -123,7 +127,8 @@ for (const series of ['6.1', '6.12']) {
     assert.is(r.output, 'visible under /tmp\n');
     assert.ok(r.failures.includes('the command exited with status 3'), r.failures.join('\n'));
     assert.ok(r.failures.some((f) => /^the kernel log shows 2 problem line\(s\) \(WARNING, call trace\)/.test(f)), r.failures.join('\n'));
-    assert.match(r.problems[0] ?? '', /WARNING: CPU: \d+ PID: \d+ at .*usip_vm_fixture\.c:\d+ usip_vm_fixture_init/);
+    // 6.x: "WARNING: CPU: 0 PID: 1 at FILE:LINE FUNC"; 7.x: "WARNING: FILE:LINE at FUNC+OFF [MOD], CPU#0: COMM/PID".
+    assert.match(r.problems[0] ?? '', /WARNING: (CPU: \d+ PID: \d+ at .*usip_vm_fixture\.c:\d+ usip_vm_fixture_init|usip_vm_fixture\.c:\d+ at usip_vm_fixture_init\+)/);
     assert.match(r.problems[1] ?? '', /Call Trace:/);
     // unload: false leaves the module loaded, and that is not a failure.
     assert.is(r.unloaded, false);
@@ -181,7 +186,7 @@ test('runInVm refuses bad options before booting, naming what is wrong', async (
   await rejects({ kernel, command: ['true'], timeoutMs: 100 }, /timeoutMs must be at least 5000 \(got 100\)/);
   await rejects({ kernel, command: ['true'], memoryMb: 12.5 }, /memoryMb must be an integer of at least 256 \(got 12\.5\)/);
   await rejects({ kernel, command: ['true'], cwd: '/no/such/dir' }, /the working directory \/no\/such\/dir does not exist/);
-  await rejects({ kernel: 'all', command: ['true'] }, /runInVm boots one kernel, but "all" selects 2/);
+  await rejects({ kernel: 'all', command: ['true'] }, /runInVm boots one kernel, but "all" selects 3/);
   await rejects({ kernel: '5.10', command: ['true'] }, /no Debian kernel of series 5\.10 is available from apt/);
   await rejects({ kernel, command: ['true'], modules: ['/no/such.ko'] }, /module \/no\/such\.ko does not exist/);
   await rejects({ kernel, command: ['true'], modules: [fixtureSrc] }, /is not a kernel module \(\.ko\)/);
