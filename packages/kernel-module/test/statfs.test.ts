@@ -327,7 +327,7 @@ for (const report of reports) {
   test('a second hung file system times out in timeout-ms 300; with statfs_max_running=2 both hung, a tmpfs statfs cannot start, times out and leaves nothing behind', () => {
     const h = report.get<{ b_short: Answer; b_requests: unknown[]; stats_pending_two: Stats; pool_full_tmpfs: Answer; stats_pool_full: Stats }>('hung');
     assert.is(h.b_short.record?.error, ETIMEDOUT);
-    assert.ok(h.b_short.seconds >= 0.28 && h.b_short.seconds < 1.5, `${h.b_short.seconds} s`);
+    assert.ok(h.b_short.seconds >= 0.15 && h.b_short.seconds < 1.5, `${h.b_short.seconds} s (timeout-ms 300; loose, as below)`);
     assert.is(h.b_requests.length, 1);
     assert.equal([h.stats_pending_two.statfs_pending, h.stats_pending_two.objects], [2, 2]);
     assert.is(h.pool_full_tmpfs.record?.error, ETIMEDOUT, JSON.stringify(h.pool_full_tmpfs));
