@@ -110,10 +110,16 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   readonly #byUnique = new Map<bigint, number>();
   /** The binding's view of mountinfo: id -> line (what the batches so far make). */
   readonly #lines = new Map<number, string>();
+  /** The queue's last change of each mount id not yet applied (null: an umount), and the ids of
+   *  the unique ids it names: the table as the queue will leave it, without copying the table. */
+  readonly #overlay = new Map<number, MountInfo | null>();
+  readonly #overlayByUnique = new Map<bigint, number>();
   readonly #checkIntervalMs: number;
   #queue: MountChange[] = [];
   #queueHead = 0;
   #seq = 0n;
+  /** The nsSeq of the last change queued. */
+  #tailSeq = 0n;
   #resyncs = 0;
   #closing: Promise<void> | undefined;
   #turn: Promise<unknown> = Promise.resolve();
@@ -245,6 +251,8 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     if (this.#queueHead === this.#queue.length) {
       this.#queue = [];
       this.#queueHead = 0;
+      this.#overlay.clear();
+      this.#overlayByUnique.clear();
     }
     if (change.kind === 'umount') this.#delete(change.mount);
     else if (change.kind !== 'resync') this.#set(change.mount);
@@ -266,14 +274,21 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     if (entry.uniqueId !== undefined) this.#byUnique.delete(entry.uniqueId);
   }
 
-  /** The table as the changes queued so far will leave it (the queue is applied in order). */
+  /** One entry of the table as the changes queued so far will leave it: O(1), whatever the queue. */
+  #lookup(id: number): MountInfo | undefined {
+    const queued = this.#overlay.get(id);
+    if (queued !== undefined) return queued ?? undefined;
+    return this.#table.get(id);
+  }
+
+  /** The whole table as the changes queued so far will leave it: O(mounts) while changes are
+   *  queued (for the rare whole-table uses: a move's submounts, a comparison). */
   #projected(): Map<number, MountInfo> {
-    if (this.#queueHead >= this.#queue.length) return this.#table;
+    if (this.#overlay.size === 0) return this.#table;
     const table = new Map(this.#table);
-    for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const change = this.#queue[i]!;
-      if (change.kind === 'umount') table.delete(change.mount.id);
-      else if (change.kind !== 'resync') table.set(change.mount.id, change.mount);
+    for (const [id, mount] of this.#overlay) {
+      if (mount === null) table.delete(id);
+      else table.set(id, mount);
     }
     return table;
   }
@@ -363,7 +378,6 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
         await this.#resync('gap');
         return;
       }
-      const table = this.#projected();
       const changes: MountTableChange[] = [];
       const seen = new Set<number>();
       for (const id of [...touched, ...added]) {
@@ -371,7 +385,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
         seen.add(id);
         const line = this.#lines.get(id);
         const now = line === undefined ? undefined : this.#parse(line);
-        changes.push(...changesFor(table.get(id), now));
+        changes.push(...changesFor(this.#lookup(id), now));
       }
       this.#queueChanges(sortChanges(changes));
       return;
@@ -390,15 +404,14 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     this.#verify = true;
     this.#wakeupsSinceRead = 0;
     const uniqueIds = new Set<bigint>();
-    const table = this.#projected();
     for (const id of touched) {
-      const entry = table.get(id);
+      const entry = this.#lookup(id);
       if (entry?.uniqueId !== undefined) uniqueIds.add(entry.uniqueId);
     }
     // A line new to the reads whose mount fanotify already reported: it may have changed since
     // (attached, then remounted before this read). A mount not in the table is fanotify's to report.
     for (const id of added) {
-      const entry = table.get(id);
+      const entry = this.#lookup(id);
       if (entry?.uniqueId === undefined) continue;
       const { uniqueId, ...known } = entry;
       if (!sameMount(known, this.#parse(this.#lines.get(id)!))) uniqueIds.add(uniqueId);
@@ -435,9 +448,10 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
    * changed without an event) and queues what changed: umounts first, then the rest in order.
    */
   async #refresh(uniqueIds: bigint[], moved: Set<bigint>, known: ReadonlyMap<bigint, KernelMount | null> = new Map()): Promise<void> {
-    const table = this.#projected();
     const wanted = new Set(uniqueIds);
     if (moved.size > 0) {
+      // The submounts of a moved mount: a walk of the whole table (O(mounts) in JS, per batch with a move).
+      const table = this.#projected();
       const byParent = new Map<number, MountInfo[]>();
       for (const mount of table.values()) {
         if (mount.parentId === mount.id) continue;
@@ -446,7 +460,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
         else list.push(mount);
       }
       for (const uniqueId of moved) {
-        const id = this.#idOf(table, uniqueId);
+        const id = this.#idOf(uniqueId);
         if (id === undefined) continue;
         const stack = [...(byParent.get(id) ?? [])];
         while (stack.length > 0) {
@@ -462,8 +476,8 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     const others: MountTableChange[] = [];
     order.forEach((uniqueId, i) => {
       const state = states[i];
-      const id = this.#idOf(table, uniqueId);
-      const previous = id === undefined ? undefined : table.get(id);
+      const id = this.#idOf(uniqueId);
+      const previous = id === undefined ? undefined : this.#lookup(id);
       if (state === null || state === undefined) {
         if (previous !== undefined) umounts.push({ kind: 'umount', mount: previous, nsSeq: 0n });
         return;
@@ -474,19 +488,18 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
         this.#waiting.add(uniqueId);
         return;
       }
-      for (const change of changesFor(previous ?? table.get(now.id), now)) (change.kind === 'umount' ? umounts : others).push(change);
+      for (const change of changesFor(previous ?? this.#lookup(now.id), now)) (change.kind === 'umount' ? umounts : others).push(change);
     });
     this.#queueChanges([...umounts, ...others]);
   }
 
-  #idOf(table: ReadonlyMap<number, MountInfo>, uniqueId: bigint): number | undefined {
+  /** The mount id of a unique id in the table as the queue will leave it. */
+  #idOf(uniqueId: bigint): number | undefined {
     const id = this.#byUnique.get(uniqueId);
-    if (id !== undefined && table.get(id)?.uniqueId === uniqueId) return id;
+    if (id !== undefined && this.#lookup(id)?.uniqueId === uniqueId) return id;
     // Queued changes not applied yet.
-    for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const change = this.#queue[i]!;
-      if (change.kind !== 'resync' && change.kind !== 'umount' && change.mount.uniqueId === uniqueId) return change.mount.id;
-    }
+    const queued = this.#overlayByUnique.get(uniqueId);
+    if (queued !== undefined && this.#lookup(queued)?.uniqueId === uniqueId) return queued;
     return undefined;
   }
 
@@ -655,15 +668,22 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
 
   /** The count of changes once everything queued is applied. */
   #queuedSeq(): bigint {
-    let seq = this.#seq;
-    for (let i = this.#queueHead; i < this.#queue.length; i++) if (this.#queue[i]!.kind !== 'resync') seq++;
-    return seq;
+    // The number of the last change queued, unless every one was applied since.
+    return this.#tailSeq > this.#seq ? this.#tailSeq : this.#seq;
   }
 
   /** Queues changes, numbering them: each one's nsSeq is the watcher's count once it is applied. */
   #queueChanges(changes: MountTableChange[]): void {
     let seq = this.#queuedSeq();
-    for (const change of changes) this.#queue.push({ ...change, nsSeq: ++seq });
+    for (const change of changes) {
+      this.#queue.push({ ...change, nsSeq: ++seq });
+      this.#tailSeq = seq;
+      if (change.kind === 'umount') this.#overlay.set(change.mount.id, null);
+      else {
+        this.#overlay.set(change.mount.id, change.mount);
+        if (change.mount.uniqueId !== undefined) this.#overlayByUnique.set(change.mount.uniqueId, change.mount.id);
+      }
+    }
   }
 }
 
