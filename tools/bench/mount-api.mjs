@@ -2,9 +2,11 @@
 // The kernel's own mount APIs through @usip/netlink-native, on the host (real CPU): does
 // FanotifyMountWatch's `statmount: true` (statmount of each attached mount in the addon, before
 // the batch crosses into JS) pay, against statKernelMount() from JS per event (one crossing
-// each)? And what MountinfoWatch costs per change next to fanotify. The watcher's own CPU
-// (process.cpuUsage: the mounter is another process), for paced single changes and for a
-// storm. Prints; asserts nothing.
+// each)? And what MountinfoWatch costs per change next to fanotify, re-reading after every
+// wakeup or ({ reread: 'on-request' }) only counting wakeups; and what the client's kernel
+// watcher (openMounts({ backend: 'kernel' }).watchMounts(), fanotify + the on-request poll)
+// costs. The watcher's own CPU (process.cpuUsage: the mounter is another process), for paced
+// single changes and for a storm. Prints; asserts nothing.
 //
 //   node tools/bench/mount-api.mjs [--paced 300] [--storm 5000] [--base 1000] [--rounds 3]
 //
@@ -102,17 +104,30 @@ async function fanotifyRun(mode, count, sleepMs, tag) {
   return { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: wall, described, crossings };
 }
 
-async function mountinfoRun(count, sleepMs, tag) {
-  const watch = new MountinfoWatch();
+async function mountinfoRun(count, sleepMs, tag, reread = 'every-wakeup') {
+  const watch = new MountinfoWatch(undefined, { reread });
   await watch.next(); // the table
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const done = mounter(count, sleepMs, tag);
+  let finished = false;
+  const done = mounter(count, sleepMs, tag).then(() => (finished = true));
   let added = 0;
   let crossings = 0;
+  let wakeups = 0;
+  let asked = false;
+  let pending;
   while (added < count) {
-    const next = await watch.next();
+    // On request: only wakeups until the mounter is done, then one read (counted) for the lines.
+    if (reread === 'on-request' && finished && !asked) {
+      watch.requestRead();
+      asked = true;
+    }
+    pending ??= watch.next();
+    const next = await (asked || reread !== 'on-request' ? pending : Promise.race([pending, done.then(() => undefined)]));
+    if (next === undefined) continue;
+    pending = undefined;
     crossings += 1;
+    wakeups += next.value.wakeups ?? 0;
     added += next.value.added.filter((line) => line.includes(`/work/${tag}/`)).length;
     if (next.value.removed.length > 0) throw new Error('mount-api: unexpected removals while mounting');
   }
@@ -122,7 +137,40 @@ async function mountinfoRun(count, sleepMs, tag) {
   watch.close();
   cleanup(tag);
   // The poll thread's CPU is in process.cpuUsage() too: it belongs to this process.
-  return { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: wall, described: added, crossings };
+  return { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: wall, described: added, crossings, wakeups };
+}
+
+/** The client's kernel watcher (no periodic check): until its table holds every mount made. */
+async function clientRun(count, sleepMs, tag) {
+  const { openMounts } = await import('@usip/client');
+  const source = await openMounts({ backend: 'kernel' });
+  const watcher = await source.watchMounts({ checkIntervalMs: 0 });
+  const mine = (change) => change.kind === 'mount' && change.mount.mountPoint.includes(`/work/${tag}/`);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const done = mounter(count, sleepMs, tag);
+  let added = 0;
+  let crossings = 0;
+  while (added < count) {
+    const next = await watcher.next();
+    crossings += 1;
+    if (mine(next.value)) added += 1;
+  }
+  // What it does once the mounter stops (its end-of-burst read, if any) counts too: it works
+  // while pulled.
+  const draining = (async () => {
+    for (;;) if ((await watcher.next()).done) return;
+  })();
+  await done;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - t0;
+  const rereads = watcher.rereads; // undefined for a client from before it
+  await watcher.close();
+  await draining;
+  source.close();
+  cleanup(tag);
+  return { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: wall, described: added, crossings, rereads };
 }
 
 const modes = [
@@ -131,6 +179,11 @@ const modes = [
   ['fanotify, statmount: true (in the addon)', (n, s, t) => fanotifyRun('in-addon', n, s, t)],
   ['MountinfoWatch (re-read + diff)', (n, s, t) => mountinfoRun(n, s, t)],
 ];
+// A binding built before the option has no on-request mode; a client before it, no rereads.
+const probe = new MountinfoWatch(undefined, { reread: 'on-request' });
+if (probe.reread === 'on-request') modes.push(["MountinfoWatch { reread: 'on-request' }", (n, s, t) => mountinfoRun(n, s, t, 'on-request')]);
+probe.close();
+modes.push(['client kernel watcher (watchMounts)', (n, s, t) => clientRun(n, s, t)]);
 
 console.log(`mount-api: ${base} mounts in the table; ${rounds} rounds, interleaved; the watcher's CPU (user+sys)`);
 for (const [label, count, sleepMs] of [
@@ -144,12 +197,13 @@ for (const [label, count, sleepMs] of [
     }
   }
   console.log(`\n${label}`);
-  console.log('  watcher                                       CPU/change   CPU total   wall     crossings  described');
+  console.log('  watcher                                       CPU/change   CPU total   wall     crossings  described  wakeups  re-reads');
   for (const [name, runs] of results) {
     const median = (pick) => runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
     const cpu = median((r) => r.cpuMs);
+    const optional = (key) => (runs[0][key] === undefined ? '–' : String(median((r) => r[key])));
     console.log(
-      `  ${name.padEnd(44)}  ${((cpu / count) * 1000).toFixed(1).padStart(7)} µs  ${cpu.toFixed(0).padStart(7)} ms  ${median((r) => r.wallMs).toFixed(0).padStart(6)} ms  ${String(median((r) => r.crossings)).padStart(8)}  ${median((r) => r.described)}`,
+      `  ${name.padEnd(44)}  ${((cpu / count) * 1000).toFixed(1).padStart(7)} µs  ${cpu.toFixed(0).padStart(7)} ms  ${median((r) => r.wallMs).toFixed(0).padStart(6)} ms  ${String(median((r) => r.crossings)).padStart(8)}  ${String(median((r) => r.described)).padStart(9)}  ${optional('wakeups').padStart(7)}  ${optional('rereads').padStart(8)}`,
     );
   }
 }
