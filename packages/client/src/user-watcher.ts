@@ -350,8 +350,9 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   }
 
   /** Applies the binding's view of one batch to #lines; returns the ids whose line changed or went. */
-  #applyLines(batch: MountinfoBatch): { touched: number[]; added: number[] } {
+  #applyLines(batch: MountinfoBatch): { touched: number[]; changed: number[]; added: number[] } {
     const touched: number[] = [];
+    const changed: number[] = [];
     const added: number[] = [];
     for (const id of batch.removed) {
       this.#lines.delete(id);
@@ -361,17 +362,18 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
       const id = lineId(line);
       this.#lines.set(id, line);
       touched.push(id);
+      changed.push(id);
     }
     for (const line of batch.added) {
       const id = lineId(line);
       this.#lines.set(id, line);
       added.push(id);
     }
-    return { touched, added };
+    return { touched, changed, added };
   }
 
   async #mountinfoBatch(batch: MountinfoBatch): Promise<void> {
-    const { touched, added } = this.#applyLines(batch);
+    const { touched, changed, added } = this.#applyLines(batch);
     if (this.backend === 'mountinfo') {
       if (this.#lines.size !== batch.lines) {
         // The batches do not add up to the file: read it again.
@@ -403,8 +405,10 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     this.#readPending = false;
     this.#verify = true;
     this.#wakeupsSinceRead = 0;
+    // Removed lines are fanotify's detaches (reported, or a loss the agreement check finds):
+    // in a storm the reads' removed lines are thousands, each a statmount if read again here.
     const uniqueIds = new Set<bigint>();
-    for (const id of touched) {
+    for (const id of changed) {
       const entry = this.#lookup(id);
       if (entry?.uniqueId !== undefined) uniqueIds.add(entry.uniqueId);
     }
