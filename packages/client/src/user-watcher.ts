@@ -143,6 +143,8 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   #owedAtEnd = false;
   #readPending = false;
   #lastReadAt = -Infinity;
+  /** 'kernel': since when the counts have been two or more apart. */
+  #driftSince: number | undefined;
   /** 'kernel': when the current burst began (its first item after a quiet moment). */
   #burstStartedAt = 0;
   #rereads = 0;
@@ -554,20 +556,27 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
 
   /**
    * 'kernel', after each item: a burst whose counts balance has every wakeup explained by an
-   * event (reset); counts two or more apart mean merged wakeups or changes fanotify does not
-   * report: maybe stale, a re-read once the burst has lasted STALE_READ_INTERVAL_MS, at most
-   * once per STALE_READ_INTERVAL_MS while it lasts (and one at its end: #settled).
+   * event (reset); counts two or more apart for STALE_READ_INTERVAL_MS mean merged wakeups or
+   * changes fanotify does not report: maybe stale, a re-read once the burst has lasted that
+   * long, at most once per that interval while it lasts (and one at its end: #settled).
    */
   #balance(): void {
     const drift = this.#burstWakeups - this.#burstEvents;
     if (drift === 0) {
       this.#burstWakeups = 0;
       this.#burstEvents = 0;
+      this.#driftSince = undefined;
       return;
     }
-    if (drift >= 2 || drift <= -2) this.#stale = true;
+    // Apart by one is a change in flight; by more, briefly, the binding's batching (wakeups come
+    // at most every 10 ms, fanotify's batches when read); for a second, merged wakeups.
+    const now = Date.now();
+    if (drift >= 2 || drift <= -2) {
+      this.#driftSince ??= now;
+      if (now - this.#driftSince >= STALE_READ_INTERVAL_MS) this.#stale = true;
+    } else this.#driftSince = undefined;
     // Not before the burst has lasted that long either: a short one (a recursive bind) is read once, at its end.
-    if (this.#stale && !this.#readPending && Date.now() - Math.max(this.#lastReadAt, this.#burstStartedAt) >= STALE_READ_INTERVAL_MS) {
+    if (this.#stale && !this.#readPending && now - Math.max(this.#lastReadAt, this.#burstStartedAt) >= STALE_READ_INTERVAL_MS) {
       this.#owedAtEnd = true;
       this.#requestRead();
     }
@@ -592,6 +601,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     if (this.#burstWakeups !== this.#burstEvents || this.#waiting.size > 0) this.#stale = true;
     this.#burstWakeups = 0;
     this.#burstEvents = 0;
+    this.#driftSince = undefined;
     if (this.#stale || this.#owedAtEnd) {
       // A pending read may have begun before the burst ended: ask again once it is answered.
       if (this.#readPending) return;
