@@ -13,7 +13,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -24,11 +23,6 @@ use crate::sys;
 /// The smallest read: 64 KiB; a read asks for the previous file size plus this much, so a
 /// whole table usually comes in one read() (each read takes the namespace lock once).
 const READ_CHUNK: usize = 64 * 1024;
-
-/// With [`Reread::OnRequest`], wakeup-only batches come at most this often: the wakeups of a
-/// storm of changes (each one a wakeup of the consumer, costly in Node) are handed over
-/// together, 10 ms late at most. The first after a quiet moment comes at once.
-pub const WAKEUP_COALESCE: Duration = Duration::from_millis(10);
 
 /// When the watch's thread re-reads the file.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +68,6 @@ struct State {
     reads: u64,
     delivered_reads: u64,
     read_requested: bool,
-    /// When the last wakeup-only batch was handed over.
-    wakeup_batch_at: Option<Instant>,
     error: Option<SyscallError>,
     error_delivered: bool,
     closed: bool,
@@ -190,28 +182,17 @@ impl MountinfoWatch {
                     );
                     state.delivered_wakeups = state.delivered_wakeups.max(state.read_wakeups);
                     state.delivered_reads = state.reads;
-                    Some(Ok(taken))
+                    Some(taken)
                 } else if on_request && state.wakeups > state.delivered_wakeups {
-                    let now = Instant::now();
-                    let due = state
-                        .wakeup_batch_at
-                        .map(|at| at + WAKEUP_COALESCE)
-                        .filter(|&due| due > now);
-                    if let Some(due) = due {
-                        // Hand them over together, a little later.
-                        Some(Err(due - now))
-                    } else {
-                        state.wakeup_batch_at = Some(now);
-                        let wakeups = state.wakeups - state.delivered_wakeups;
-                        state.delivered_wakeups = state.wakeups;
-                        return Ok(Some(MountinfoBatch {
-                            generation: state.delivered_generation,
-                            diff: Diff::default(),
-                            lines: state.delivered.as_ref().map_or(0, |table| table.len()),
-                            wakeups,
-                            reread: false,
-                        }));
-                    }
+                    let wakeups = state.wakeups - state.delivered_wakeups;
+                    state.delivered_wakeups = state.wakeups;
+                    return Ok(Some(MountinfoBatch {
+                        generation: state.delivered_generation,
+                        diff: Diff::default(),
+                        lines: state.delivered.as_ref().map_or(0, |table| table.len()),
+                        wakeups,
+                        reread: false,
+                    }));
                 } else if let Some(error) = state.error.clone() {
                     if state.error_delivered {
                         return Ok(None);
@@ -222,16 +203,9 @@ impl MountinfoWatch {
                     None
                 }
             };
-            let (old, new, generation, wakeups) = match taken {
-                Some(Ok(taken)) => taken,
-                Some(Err(delay)) => {
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                None => {
-                    changed.await;
-                    continue;
-                }
+            let Some((old, new, generation, wakeups)) = taken else {
+                changed.await;
+                continue;
             };
             let first = old.is_none();
             let change = if old.as_ref().is_some_and(|old| Arc::ptr_eq(old, &new)) {
