@@ -568,8 +568,8 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
       this.#driftSince = undefined;
       return;
     }
-    // Apart by one is a change in flight; by more, briefly, the binding's batching (wakeups come
-    // at most every 10 ms, fanotify's batches when read); for a second, merged wakeups.
+    // Apart by one is a change in flight; by more, briefly, the streams' batching (fanotify's
+    // batches come when the binding has read and statmounted them); for a second, merged wakeups.
     const now = Date.now();
     if (drift >= 2 || drift <= -2) {
       this.#driftSince ??= now;
