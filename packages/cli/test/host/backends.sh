@@ -18,6 +18,16 @@ step() { # step NAME COMMAND...: run COMMAND, keep its output and exit status
 	echo $? >"$results/$name.status"
 }
 
+wait_lines() { # wait_lines FILE N PID: until FILE has N lines, or PID is gone (60 s at most)
+	tries=0
+	until [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ]; do
+		kill -0 "$3" 2>/dev/null || return 1
+		tries=$((tries + 1))
+		[ $tries -lt 1200 ] || return 1
+		sleep 0.05
+	done
+}
+
 wait_watching() { # wait_watching NAME PID
 	until grep -q '^usip: watching' "$results/$1.err" 2>/dev/null; do
 		kill -0 "$2" 2>/dev/null || return 1
@@ -42,13 +52,18 @@ for b in kernel mountinfo; do
 	step "df-files-$b" $usip df -h "$dir/t1" "$dir/t2/" "$dir/ro" --backend "$b"
 	step "df-missing-$b" $usip df "$dir/nope" --backend "$b"
 	step "devices-$b" $usip devices --json --backend "$b"
-	# A watcher through a mount, a move, a remount and an umount.
-	$usip watch --json --count 4 --backend "$b" >"$results/watch-$b.out" 2>"$results/watch-$b.err" &
+	# A watcher through a mount, a move, a remount and an umount, each once the one before was
+	# reported: without the module, changes that follow each other faster than the watcher reads
+	# may be seen as their sum (a remount of a mount already gone is not reported at all).
+	timeout 120 $usip watch --json --count 4 --backend "$b" >"$results/watch-$b.out" 2>"$results/watch-$b.err" &
 	pid=$!
 	wait_watching "watch-$b" $pid
 	mount -t tmpfs "w$b" "$dir/w"
+	wait_lines "$results/watch-$b.out" 1 $pid
 	mount --move "$dir/w" "$dir/m"
+	wait_lines "$results/watch-$b.out" 2 $pid
 	mount -o remount,ro "$dir/m"
+	wait_lines "$results/watch-$b.out" 3 $pid
 	umount "$dir/m"
 	wait $pid
 	echo $? >"$results/watch-$b.status"
