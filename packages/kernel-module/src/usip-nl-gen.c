@@ -7,12 +7,17 @@
 #include "usip-nl-gen.h"
 
 /* Attribute set "notifier", when nested in a request */
+static struct netlink_range_validation usip_notifier_mount_id_range = {
+	.min	= 0ULL,
+	.max	= USIP_MOUNT_ID_MAX,
+};
+
 const struct nla_policy usip_notifier_nl_policy[USIP_A_NOTIFIER_INTERVAL_MS + 1] = {
 	[USIP_A_NOTIFIER_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
 	[USIP_A_NOTIFIER_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 8U),
 	[USIP_A_NOTIFIER_CMD] = { .type = NLA_U32, },
 	[USIP_A_NOTIFIER_FLAGS] = NLA_POLICY_MASK(NLA_U32, USIP_NOTIFIER_FLAGS_MASK),
-	[USIP_A_NOTIFIER_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_NOTIFIER_MOUNT_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &usip_notifier_mount_id_range),
 	[USIP_A_NOTIFIER_PATH_PREFIX] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
 	[USIP_A_NOTIFIER_THRESHOLD] = { .type = NLA_U32, },
 	[USIP_A_NOTIFIER_THRESHOLD_INODES] = { .type = NLA_U32, },
@@ -38,6 +43,16 @@ static const struct nla_policy usip_listener_unregister_nl_policy[USIP_A_LISTENE
 };
 
 /* USIP_CMD_INJECT - do */
+static struct netlink_range_validation usip_inject_mount_id_range = {
+	.min	= 0ULL,
+	.max	= USIP_MOUNT_ID_MAX,
+};
+
+static struct netlink_range_validation usip_inject_parent_id_range = {
+	.min	= 0ULL,
+	.max	= USIP_MOUNT_ID_MAX,
+};
+
 static struct netlink_range_validation usip_inject_repeat_range = {
 	.min	= 1U,
 	.max	= 65536U,
@@ -46,8 +61,8 @@ static struct netlink_range_validation usip_inject_repeat_range = {
 static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_SUBTREE + 1] = {
 	[USIP_A_EVENT_TYPE] = NLA_POLICY_RANGE(NLA_U32, 1U, 2U),
 	[USIP_A_EVENT_ACTION] = NLA_POLICY_RANGE(NLA_U32, 1U, 8U),
-	[USIP_A_EVENT_MOUNT_ID] = { .type = NLA_U64, },
-	[USIP_A_EVENT_PARENT_ID] = { .type = NLA_U64, },
+	[USIP_A_EVENT_MOUNT_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &usip_inject_mount_id_range),
+	[USIP_A_EVENT_PARENT_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &usip_inject_parent_id_range),
 	[USIP_A_EVENT_PATH] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
 	[USIP_A_EVENT_FS_TYPE] = { .type = NLA_NUL_STRING, .len = 63, },
 	[USIP_A_EVENT_SOURCE] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
@@ -58,19 +73,29 @@ static const struct nla_policy usip_inject_nl_policy[USIP_A_EVENT_SUBTREE + 1] =
 };
 
 /* USIP_CMD_MOUNT_GET - do, dump */
+static struct netlink_range_validation usip_mount_get_mount_id_range = {
+	.min	= 0ULL,
+	.max	= USIP_MOUNT_ID_MAX,
+};
+
 static const struct nla_policy usip_mount_get_nl_policy[USIP_A_MOUNT_UNIQUE_ID + 1] = {
-	[USIP_A_MOUNT_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_MOUNT_MOUNT_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &usip_mount_get_mount_id_range),
 	[USIP_A_MOUNT_UNIQUE_ID] = { .type = NLA_U64, },
 };
 
 /* USIP_CMD_STATFS - do, dump */
+static struct netlink_range_validation usip_statfs_mount_id_range = {
+	.min	= 0ULL,
+	.max	= USIP_MOUNT_ID_MAX,
+};
+
 static struct netlink_range_validation usip_statfs_timeout_ms_range = {
 	.min	= 1U,
 	.max	= 60000U,
 };
 
 static const struct nla_policy usip_statfs_nl_policy[USIP_A_STATFS_TIMEOUT_MS + 1] = {
-	[USIP_A_STATFS_MOUNT_ID] = { .type = NLA_U64, },
+	[USIP_A_STATFS_MOUNT_ID] = NLA_POLICY_FULL_RANGE(NLA_U64, &usip_statfs_mount_id_range),
 	[USIP_A_STATFS_UNIQUE_ID] = { .type = NLA_U64, },
 	[USIP_A_STATFS_PATH] = { .type = NLA_NUL_STRING, .len = USIP_PATH_MAX, },
 	[USIP_A_STATFS_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &usip_statfs_timeout_ms_range),

@@ -35,7 +35,11 @@ export interface ConstDefinition {
   readonly value: number;
   /** The C macro, e.g. USIP_PROTOCOL_VERSION. */
   readonly cName: string;
+  /** uapi: in every output; user: in the TypeScript output and the docs, not in the C files. */
+  readonly scope: DefinitionScope;
 }
+
+export type DefinitionScope = 'uapi' | 'user';
 
 export interface EnumEntry {
   readonly name: string;
@@ -56,6 +60,7 @@ export interface EnumDefinition {
   /** With render-max: the C names of the max (enum) or mask (flags) members. */
   readonly cMaxName: string;
   readonly cCountName: string;
+  readonly scope: DefinitionScope;
 }
 
 export type Definition = ConstDefinition | EnumDefinition;
@@ -66,12 +71,20 @@ export interface LengthCheck {
   readonly define: ConstDefinition | undefined;
 }
 
-/** A bound from the checks: a number, possibly written as a type limit such as u32-max. */
+/**
+ * A bound from the checks: a number, possibly written as a type limit such as u32-max or as the
+ * name of a const definition such as mount-id-max.
+ */
 export interface LimitCheck {
   readonly value: bigint;
-  /** The spelling in the spec when it was a named limit (u32-max), for the docs and C. */
+  /** The spelling in the spec when it was a named limit (u32-max, mount-id-max), for the docs and C. */
   readonly named: string | undefined;
+  /** The const definition it names, if it names one. */
+  readonly define?: ConstDefinition | undefined;
 }
+
+/** The largest integer a JavaScript number holds exactly (Number.MAX_SAFE_INTEGER). */
+export const MAX_SAFE_INTEGER = 2n ** 53n - 1n;
 
 export interface Checks {
   readonly min: LimitCheck | undefined;
@@ -96,6 +109,11 @@ export interface Attribute {
   readonly enumAsFlags: boolean;
   readonly displayHint: string | undefined;
   readonly checks: Checks;
+  /**
+   * A 64-bit attribute whose checks bound it within Number.MAX_SAFE_INTEGER (e.g. `max:
+   * mount-id-max`): TypeScript holds it as a number, not a bigint, and the codec converts.
+   */
+  readonly safeNumber: boolean;
 }
 
 export interface AttributeSet {
@@ -191,6 +209,12 @@ export interface Family {
   readonly cCmdCountName: string;
   readonly cCmdEnumName: string | undefined;
   readonly mcastGroups: readonly McastGroup[];
+  /**
+   * Which actions belong to which event type, read from the enums `<type>-action` (one per entry
+   * of the enum `event-type`, each a subset of the enum `action` with the same values); empty
+   * when the spec has no `event-type` and `action` enums.
+   */
+  readonly actionsOfType: readonly { readonly type: EnumEntry; readonly actions: readonly EnumEntry[] }[];
 }
 
 /** usip-a-ping- → USIP_A_PING_ */

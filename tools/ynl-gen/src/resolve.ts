@@ -8,6 +8,7 @@ import {
   isIntegerType,
   isSignedType,
   mcastJoinText,
+  MAX_SAFE_INTEGER,
   type Attribute,
   type AttributeSet,
   type AttributeType,
@@ -41,6 +42,7 @@ interface RawDefinition {
   'name-prefix'?: string;
   'enum-name'?: string;
   'render-max'?: boolean;
+  scope?: 'uapi' | 'user';
   entries?: (string | RawEntry)[];
 }
 interface RawChecks {
@@ -133,11 +135,14 @@ class Resolver {
   }
 }
 
-function parseLimit(raw: number | string): LimitCheck {
-  if (typeof raw === 'number') return { value: BigInt(raw), named: undefined };
-  const [type, bound] = raw.split('-') as [IntegerType, 'min' | 'max'];
-  const bounds = integerBounds(type);
-  return { value: bound === 'min' ? bounds.min : bounds.max, named: raw };
+const TYPE_LIMIT = /^[su](8|16|32|64)-(min|max)$/;
+
+/** A 64-bit attribute whose checks keep it within Number.MAX_SAFE_INTEGER either way. */
+function safeNumber(type: AttributeType, checks: Checks): boolean {
+  if (type !== 'u64' && type !== 's64') return false;
+  const max = checks.max?.value;
+  const min = type === 'u64' ? 0n : checks.min?.value;
+  return max !== undefined && max <= MAX_SAFE_INTEGER && min !== undefined && min >= -MAX_SAFE_INTEGER;
 }
 
 export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: string }): ResolveResult {
@@ -158,7 +163,7 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
       for (const key of ['entries', 'value-start', 'render-max', 'name-prefix', 'enum-name'] as const) {
         if (d[key] !== undefined) r.fail(joinPointer(at, key), 'const-keys', `"${key}" is for enum and flags definitions, not for const "${d.name}"`);
       }
-      def = { kind: 'const', name: d.name, doc: d.doc, value: d.value ?? 0, cName: `${prefix}_${cMacro(d.name)}` };
+      def = { kind: 'const', name: d.name, doc: d.doc, value: d.value ?? 0, cName: `${prefix}_${cMacro(d.name)}`, scope: d.scope ?? 'uapi' };
     } else {
       if (d.value !== undefined) r.fail(joinPointer(at, 'value'), 'enum-keys', `"value" is for const definitions; ${d.type} "${d.name}" takes "entries"`);
       if (d.entries === undefined) r.fail(at, 'enum-entries', `${d.type} "${d.name}" needs "entries"`);
@@ -187,6 +192,7 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
         renderMax: d['render-max'] ?? false,
         cMaxName: d.type === 'flags' ? `${entryPrefix}MASK` : `${entryPrefix}MAX`,
         cCountName: `__${entryPrefix}MAX`,
+        scope: d.scope ?? 'uapi',
       };
     }
     definitions.push(def);
@@ -204,6 +210,21 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
       return undefined;
     }
     return def;
+  };
+  const parseLimit = (raw: number | string, at: string): LimitCheck => {
+    if (typeof raw === 'number') return { value: BigInt(raw), named: undefined };
+    if (TYPE_LIMIT.test(raw)) {
+      const [type, bound] = raw.split('-') as [IntegerType, 'min' | 'max'];
+      const bounds = integerBounds(type);
+      return { value: bound === 'min' ? bounds.min : bounds.max, named: raw };
+    }
+    const def = definitionsByName.get(raw);
+    if (def === undefined || def.kind !== 'const') {
+      r.fail(at, 'reference', `"${raw}" is neither a type limit (such as u32-max) nor a const definition`);
+      return { value: 0n, named: undefined };
+    }
+    if (def.scope !== 'uapi') r.fail(at, 'reference', `const "${raw}" bounds a kernel policy, so it must be in the uapi header (scope uapi)`);
+    return { value: BigInt(def.value), named: raw, define: def };
   };
   const lookupLength = (rawLen: number | string, at: string): LengthCheck => {
     if (typeof rawLen === 'number') return { value: rawLen, define: undefined };
@@ -296,6 +317,7 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
         enumAsFlags: a['enum-as-flags'] ?? enumDef?.kind === 'flags',
         displayHint: a['display-hint'],
         checks,
+        safeNumber: safeNumber(a.type, checks),
       });
     });
     if (pads > 1) r.fail(at, 'pad', `attribute set "${s.name}" has ${pads} pad attributes; one is enough`);
@@ -332,8 +354,8 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
     };
     let min: LimitCheck | undefined;
     let max: LimitCheck | undefined;
-    if (onlyFor('min', integer, 'integer attributes')) min = parseLimit(c.min as number | string);
-    if (onlyFor('max', integer, 'integer attributes')) max = parseLimit(c.max as number | string);
+    if (onlyFor('min', integer, 'integer attributes')) min = parseLimit(c.min as number | string, joinPointer(at, 'min'));
+    if (onlyFor('max', integer, 'integer attributes')) max = parseLimit(c.max as number | string, joinPointer(at, 'max'));
     if (integer) {
       const bounds = integerBounds(a.type as IntegerType);
       for (const [key, limit] of [['min', min], ['max', max]] as const) {
@@ -536,6 +558,43 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
     }
   });
 
+  // The actions of each event type: an enum `<type>-action` per entry of `event-type`, whose
+  // entries are entries of `action` with the same values, every action in exactly one of them.
+  // The kernel's schema has no way to say "this enum is a subset of that one", so the subsets are
+  // enums of their own, found by name; the TypeScript output derives ACTIONS_OF_TYPE from them.
+  const actionsOfType: { type: EnumEntry; actions: EnumEntry[] }[] = [];
+  const typeEnum = definitionsByName.get('event-type');
+  const actionEnum = definitionsByName.get('action');
+  if (typeEnum?.kind === 'enum' && actionEnum?.kind === 'enum') {
+    const owner = new Map<string, string>();
+    for (const type of typeEnum.entries) {
+      const name = `${type.name}-action`;
+      const index = rawDefinitions.findIndex((d) => d.name === name);
+      const subset = definitionsByName.get(name);
+      if (subset === undefined || subset.kind !== 'enum') {
+        r.fail('/definitions', 'actions-of-type', `event type "${type.name}" needs an enum definition "${name}" listing its actions (entries of "action", same values)`);
+        continue;
+      }
+      const actions: EnumEntry[] = [];
+      subset.entries.forEach((entry, entryIndex) => {
+        const at = joinPointer('/definitions', index, 'entries', entryIndex);
+        const action = actionEnum.entries.find((a) => a.name === entry.name);
+        if (action === undefined) r.fail(at, 'actions-of-type', `"${entry.name}" is not an entry of the enum "action"`);
+        else if (action.value !== entry.value) r.fail(at, 'actions-of-type', `"${entry.name}" is ${entry.value} here but ${action.value} in the enum "action"`);
+        else if (owner.has(entry.name)) r.fail(at, 'actions-of-type', `action "${entry.name}" is already an action of type "${owner.get(entry.name) as string}"`);
+        else {
+          owner.set(entry.name, type.name);
+          actions.push(action);
+        }
+      });
+      actionsOfType.push({ type, actions });
+    }
+    const orphans = actionEnum.entries.filter((a) => !owner.has(a.name)).map((a) => a.name);
+    if (orphans.length > 0 && actionsOfType.length === typeEnum.entries.length) {
+      r.fail('/definitions', 'actions-of-type', `action ${orphans.map((o) => `"${o}"`).join(', ')} belongs to no event type (add it to a "<type>-action" enum)`);
+    }
+  }
+
   if (r.problems.length > 0) return { ok: false, problems: r.problems };
   return {
     ok: true,
@@ -555,6 +614,7 @@ export function resolveSpec(raw: RawSpec, options: { file: string; specLabel: st
       cCmdCountName: `__${cmdPrefix}MAX`,
       cCmdEnumName: raw.operations['enum-name'] === undefined ? undefined : cIdentifier(raw.operations['enum-name']),
       mcastGroups,
+      actionsOfType,
     },
   };
 }

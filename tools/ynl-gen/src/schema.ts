@@ -22,11 +22,14 @@ const lenOrDefine = {
   else: { minimum: 0 },
 } as const;
 
-/** A limit: a literal, or a fixed-width type's bound such as u32-max (the kernel's len-or-limit). */
+/**
+ * A limit: a literal, a fixed-width type's bound such as u32-max, or the name of a const
+ * definition (the kernel's len-or-limit); the resolver tells the two names apart.
+ */
 const lenOrLimit = {
   type: ['integer', 'string'],
   if: { type: 'string' },
-  then: { pattern: '^[su](8|16|32|64)-(min|max)$' },
+  then: { pattern: '^[a-z][a-z0-9]*(-[a-z0-9]+)*$' },
 } as const;
 
 export const ATTRIBUTE_TYPES = [
@@ -100,6 +103,10 @@ export const specSchema = {
           'name-prefix': { type: 'string', pattern: '^[a-z][a-z0-9-]*-$' },
           'enum-name': { type: 'string', pattern: '^[a-z][a-z0-9-]*$' },
           'render-max': { type: 'boolean' },
+          // The kernel's schema also has "kernel" (a definition for the kernel's generated
+          // header only); we generate none, so only "uapi" (the default) and "user" (the
+          // TypeScript output and the docs, not the C files) are accepted.
+          scope: { enum: ['uapi', 'user'] },
           entries: {
             type: 'array',
             minItems: 1,

@@ -34,8 +34,11 @@ test('uapi header: licence, notice, guard, family and constants', () => {
     '#define FULL_FAMILY_NAME\t\t"full"',
     '#define FULL_FAMILY_VERSION\t\t1',
     '#define FULL_NAME_LEN\t\t\t16',
+    '#define FULL_OFFSET_MAX\t\t\t100000',
     '#endif /* _UAPI_LINUX_FULL_H */',
   ]);
+  // scope: user definitions are for the TypeScript output and the docs only.
+  assert.not.ok(h.includes('WARM_COLOUR'), 'a user-scope enum stays out of the uapi header');
 });
 
 test('uapi header: enums start at value-start, flags are bits, render-max adds max or mask', () => {
@@ -86,7 +89,8 @@ test('kernel source: a policy per op with each check mapped to its NLA_POLICY fo
     '\t[FULL_ITEM_ATTR_BLOB] = NLA_POLICY_RANGE(NLA_BINARY, 2, 64),',
     '\t[FULL_ITEM_ATTR_NOTE] = NLA_POLICY_MIN_LEN(1),',
     '\t[FULL_ITEM_ATTR_OFFSET] = NLA_POLICY_FULL_RANGE_SIGNED(NLA_S32, &full_set_offset_range),',
-    'static struct netlink_range_validation_signed full_set_offset_range = {\n\t.min\t= -100000,\n\t.max\t= 100000,\n};',
+    // A bound named by a const is written as the const's macro.
+    'static struct netlink_range_validation_signed full_set_offset_range = {\n\t.min\t= -100000,\n\t.max\t= FULL_OFFSET_MAX,\n};',
     '\t[FULL_ITEM_ATTR_SMALL] = NLA_POLICY_MIN(NLA_S8, -5),',
     '\t[FULL_ITEM_ATTR_HIDDEN] = { .type = NLA_FLAG, },',
     '\t[FULL_ITEM_ATTR_TAGS] = { .type = NLA_U32, },',
@@ -155,12 +159,14 @@ test('TypeScript: type-checks under the workspace strict settings', () => {
     writeFileSync(
       join(dir, 'use.ts'),
       [
-        "import { ITEM_ATTRIBUTE_SET, GET_OPERATION, type GetRequest, type ItemAttributes, type AttributeSetSpec } from './full.js';",
-        'const request: GetRequest = { id: 1n, endpoint: { port: 80, host: "h" } };',
+        "import { ITEM_ATTRIBUTE_SET, GET_OPERATION, COLOUR_NAMES, type ColourName, type GetRequest, type ItemAttributes, type AttributeSetSpec } from './full.js';",
+        'const request: GetRequest = { id: 1, endpoint: { port: 80, host: "h" } };',
+        "const colour: ColourName | undefined = COLOUR_NAMES[7];",
+        "const names: ColourName[] = ['red', 'green', 'blue'];",
         'const table: AttributeSetSpec<ItemAttributes> = ITEM_ATTRIBUTE_SET;',
         "const cmd: 1 = GET_OPERATION.command;",
         "const key: 'id' | 'endpoint' = GET_OPERATION.do.request[0];",
-        'export { request, table, cmd, key };',
+        'export { request, table, cmd, key, colour, names };',
       ].join('\n'),
     );
     const program = ts.createProgram([file, join(dir, 'use.ts')], {
@@ -203,7 +209,12 @@ test('TypeScript: constants, flag bits, tables and operations carry the spec val
     const item = m.ITEM_ATTRIBUTE_SET as { name: string; attributes: Record<string, unknown>[] };
     const endpoint = m.ENDPOINT_ATTRIBUTE_SET;
     assert.is(item.name, 'item');
-    assert.equal(item.attributes[0], { id: 1, name: 'id', key: 'id', type: 'u64', bigEndian: false, multi: false, checks: { min: 1n, max: 4294967295n } });
+    // A u64 the checks bound below 2^53 is a number, marked for the codec to convert.
+    assert.equal(item.attributes[0], { id: 1, name: 'id', key: 'id', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { min: 1, max: 4294967295 } });
+    // Names are the spec's: a union of them, a table by value and one by name.
+    assert.equal(m.COLOUR_NAMES, { 1: 'red', 2: 'green', 7: 'blue' });
+    assert.equal(m.COLOUR_VALUES, { red: 1, green: 2, blue: 7 });
+    assert.equal(m.WARM_COLOUR_VALUES, { red: 1, green: 2 });
     assert.equal(item.attributes[3]?.checks, { flagsMask: 0x80000003 });
     assert.equal(item.attributes[5]?.checks, { exactLen: 32 });
     assert.equal(item.attributes[6]?.checks, { minLen: 2, maxLen: 64 });
@@ -249,6 +260,9 @@ test('Markdown: family, operations with their attributes, checks, perms, groups,
     '- command: 1 (`FULL_OP_GET`)',
     '- permissions: `admin-perm` (GENL_ADMIN_PERM',
     '| 1 | `id` | `FULL_ITEM_ATTR_ID` | u64 | min 1, max u32-max (4294967295) | Identifier. |',
+    '64-bit attributes whose checks keep them below 2^53, a `number` in TypeScript: `id`.',
+    '| 11 | `offset` | `FULL_ITEM_ATTR_OFFSET` | s32 | min -100000, max offset-max (100000) | Signed offset. |',
+    'Not in the C header (scope user): for the TypeScript output and these docs.',
     '| 14 | `endpoint` | `FULL_ITEM_ATTR_ENDPOINT` | nest of [endpoint](#attribute-set-endpoint) |  | Where. |',
     '| 3 | `colour` | `FULL_ITEM_ATTR_COLOUR` | u32 (enum [colour](#enum-colour)) | max 7 | Its colour. |',
     '| 4 | `opts` | `FULL_ITEM_ATTR_OPTS` | u32 (flags [opt](#flags-opt)) | flags-mask opt | Its options. |',

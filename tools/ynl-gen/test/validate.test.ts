@@ -75,7 +75,7 @@ test('names must be lower-case-with-dashes, and the family name fits GENL_NAMSIZ
 
 test('wrong value types are reported with the value', () => {
   expectProblem(edit('        doc: A number.\n', '        doc: A number.\n        multi-attr: "yes"\n'), '/attribute-sets/0/attributes/0/multi-attr', 'type', /"yes" must be of type boolean/);
-  expectProblem(edit('        doc: A number.\n', '        doc: A number.\n        checks:\n          max: u33-max\n'), '/attribute-sets/0/attributes/0/checks/max', 'pattern', /"u33-max" does not match/);
+  expectProblem(edit('        doc: A number.\n', '        doc: A number.\n        checks:\n          max: u33-max\n'), '/attribute-sets/0/attributes/0/checks/max', 'reference', /"u33-max" is neither a type limit \(such as u32-max\) nor a const definition/);
 });
 
 test('YAML syntax errors and duplicate keys carry a line', () => {
@@ -157,7 +157,7 @@ test("multicast groups: only the kernel schema's name and flags [admin-perm], an
   // The kernel's genetlink.yaml has no doc on a group: the docs of the operations sent to it say
   // what it carries.
   const doc = expectProblem(edit('      name: events\n', '      name: events\n      doc: Item events.\n', FULL), '/mcast-groups/list/0/doc', 'additionalProperties', /^unknown key "doc"; allowed here: name, flags$/);
-  assert.is(doc.line, 207);
+  assert.is(doc.line, 219);
   // Its flags take admin-perm only (which becomes GENL_MCAST_CAP_SYS_ADMIN), not a capability name.
   expectProblem(edit('name: other\n      flags: [ admin-perm ]', 'name: other\n      flags: [ cap-sys-admin ]', FULL), '/mcast-groups/list/1/flags/0', 'enum', /"cap-sys-admin" is not one of: admin-perm$/);
   expectProblem(edit('name: other\n      flags: [ admin-perm ]', 'name: other\n      flags: [ uns-admin-perm ]', FULL), '/mcast-groups/list/1/flags/0', 'enum', /"uns-admin-perm" is not one of: admin-perm$/);
@@ -168,7 +168,7 @@ test("multicast groups: only the kernel schema's name and flags [admin-perm], an
 test('dump hooks: pre/post take YNL names, are not generated handlers, and are refused on do', () => {
   // A name in YNL's dash style: lower-case letters, digits and dashes, starting with a letter.
   const badName = expectProblem(edit('pre: full-nl-list-start', 'pre: Full_nl_list_start', FULL), '/operations/list/2/dump/pre', 'pattern', /"Full_nl_list_start" does not match/);
-  assert.is(badName.line, 187);
+  assert.is(badName.line, 199);
   expectProblem(edit('pre: full-nl-list-start', 'pre: 1st-start', FULL), '/operations/list/2/dump/pre', 'pattern', /"1st-start" does not match/);
   expectProblem(edit('pre: full-nl-list-start', 'pre: full-nl-list-start-', FULL), '/operations/list/2/dump/pre', 'pattern', /does not match/);
   expectProblem(edit('post: full-nl-dump-done\n        reply', 'post: [ done ]\n        reply', FULL), '/operations/list/2/dump/post', 'type', /must be of type string/);
@@ -195,6 +195,59 @@ test('YAML anchors and aliases: an aliased message is read, and errors in it poi
   assert.ok(direct !== undefined && viaAlias !== undefined, problems.map((p) => `${p.pointer}: ${p.message}`).join('\n'));
   assert.is(viaAlias?.line, direct?.line);
   assert.is(viaAlias?.column, direct?.column);
+});
+
+
+test('limits: a check may name a const (uapi scope), and a 64-bit value bounded below 2^53 is a safe number', () => {
+  const withConst = (value: string, scope = ''): string =>
+    edit(
+      'attribute-sets:\n',
+      `definitions:\n  -\n    type: const\n    name: id-max\n    value: ${value}\n    doc: The largest id.\n${scope}attribute-sets:\n`,
+      edit('        type: u32\n        doc: A number.\n', '        type: u64\n        doc: A number.\n        checks:\n          max: id-max\n      -\n        name: pad\n        type: pad\n        doc: Padding.\n'),
+    );
+  const family = loadSpecText(withConst('2147483647'), { file: 'ok.yaml' });
+  const attr = family.attributeSets[0]?.attributes[0];
+  assert.is(attr?.checks.max?.value, 2147483647n);
+  assert.is(attr?.checks.max?.define?.cName, 'MINI_ID_MAX');
+  assert.is(attr?.safeNumber, true);
+  // 2^53 itself no longer fits a double exactly.
+  assert.is(loadSpecText(withConst('9007199254740992'), { file: 'ok.yaml' }).attributeSets[0]?.attributes[0]?.safeNumber, false);
+  assert.is(loadSpecText(withConst('9007199254740991'), { file: 'ok.yaml' }).attributeSets[0]?.attributes[0]?.safeNumber, true);
+  expectProblem(withConst('1', '    scope: user\n'), '/attribute-sets/0/attributes/0/checks/max', 'reference', /must be in the uapi header/);
+  expectProblem(
+    edit('        doc: A number.\n', '        doc: A number.\n        checks:\n          max: no-such-const\n'),
+    '/attribute-sets/0/attributes/0/checks/max',
+    'reference',
+    /"no-such-const" is neither a type limit/,
+  );
+});
+
+test('actions of each type: an enum <type>-action per event type, a subset of action with its values', () => {
+  const spec = (mtab: string, storage: string | undefined): string =>
+    edit(
+      'attribute-sets:\n',
+      [
+        'definitions:',
+        '  - { type: enum, name: event-type, doc: Types., value-start: 1, entries: [ mtab, storage ] }',
+        '  - { type: enum, name: action, doc: Actions., value-start: 1, entries: [ mount, umount, enospc ] }',
+        `  - { type: enum, name: mtab-action, scope: user, doc: Mtab actions., value-start: 1, entries: ${mtab} }`,
+        ...(storage === undefined ? [] : [`  - { type: enum, name: storage-action, scope: user, doc: Storage actions., value-start: 3, entries: ${storage} }`]),
+        'attribute-sets:',
+        '',
+      ].join('\n'),
+    );
+  const family = loadSpecText(spec('[ mount, umount ]', '[ enospc ]'), { file: 'ok.yaml' });
+  assert.equal(
+    family.actionsOfType.map(({ type, actions }) => [type.name, actions.map((a) => a.name)]),
+    [
+      ['mtab', ['mount', 'umount']],
+      ['storage', ['enospc']],
+    ],
+  );
+  expectProblem(spec('[ mount, umount ]', undefined), '/definitions', 'actions-of-type', /event type "storage" needs an enum definition "storage-action"/);
+  expectProblem(spec('[ mount, remount ]', '[ enospc ]'), '/definitions/2/entries/1', 'actions-of-type', /"remount" is not an entry of the enum "action"/);
+  expectProblem(spec('[ umount, mount ]', '[ enospc ]'), '/definitions/2/entries/0', 'actions-of-type', /"umount" is 1 here but 2 in the enum "action"/);
+  expectProblem(spec('[ mount ]', '[ enospc ]'), '/definitions', 'actions-of-type', /action "umount" belongs to no event type/);
 });
 
 test.run();

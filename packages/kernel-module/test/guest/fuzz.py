@@ -297,7 +297,7 @@ class Spec:
         self.protocol_version = int(self._const(text, 'PROTOCOL_VERSION', r'(\d+)'))
         self.path_max = int(self._const(text, 'PATH_MAX', r'(\d+)'))
         self.enums = {}
-        for m in re.finditer(r"export const (\w+)_NAMES: Readonly<Record<number, string>> = \{\n(.*?)\n\};", text, re.S):
+        for m in re.finditer(r"export const (\w+)_NAMES: Readonly<Record<number, \w+>> = \{\n(.*?)\n\};", text, re.S):
             entries = re.findall(r"^\s+(0x[0-9a-fA-F]+|\d+): '([^']+)',$", m.group(2), re.M)
             self.enums[m.group(1).lower().replace('_', '-')] = {name: int(value, 0) for value, name in entries}
         self.masks = {m.group(1).lower().replace('_', '-'): int(m.group(2), 0)
@@ -312,7 +312,7 @@ class Spec:
             for line in body.split('\n'):
                 m = re.fullmatch(
                     r"\s+\{ id: (\d+), name: '([\w-]+)', key: '(\w+)', type: '(\w+)', bigEndian: (?:true|false), "
-                    r"multi: (true|false)(?:, nested: (\w+)_ATTRIBUTE_SET)?(?:, checks: \{ (.*?) \})? \},", line)
+                    r"multi: (true|false)(?:, nested: (\w+)_ATTRIBUTE_SET)?(?:, safeNumber: true)?(?:, checks: \{ (.*?) \})? \},", line)
                 if not m:
                     raise SpecError(f'{path}: cannot parse an attribute of set {name}: {line.strip()}')
                 checks = {}
@@ -1136,6 +1136,12 @@ class Fuzzer:
     def rand_u64(self):
         return self.rng.choice([0, 1, 0xffffffffffffffff, self.rng.getrandbits(64), self.rng.randint(0, 10000)])
 
+    def rand_mount_id(self):
+        """A mount id the policy accepts: the spec bounds mount-id by mount-id-max (the kernel's
+        ids are ints from an IDA); bigger ones are refused with ERANGE (gen_mount_get)."""
+        top = self.spec.sets['mount'].by_name['mount-id'].checks['max']
+        return self.rng.choice([0, 1, top, self.rng.randint(0, top), self.rng.randint(0, 10000)])
+
     def string_attr(self, t, s):
         return A(t, s.encode() + b'\0')
 
@@ -1164,7 +1170,7 @@ class Fuzzer:
                 model['cmd'] = self.rand_u32()
                 kids.append(A(na('cmd'), u32(model['cmd'])))
             if r.random() < 0.2:
-                model['mount-id'] = self.rand_u64()
+                model['mount-id'] = self.rand_mount_id()
                 kids.append(A(na('mount-id'), u64(model['mount-id'])))
             if r.random() < 0.3 or long_prefix:
                 p = ('/' + self.rand_string(self.spec.path_max - 1)) if long_prefix else self.rand_path()
@@ -1781,7 +1787,8 @@ class Fuzzer:
 
     def pick_mount_id(self):
         """A mount id: one of mountinfo's, or one that is not there (never used, hidden outside
-        the caller's root, or a known one with high bits set)."""
+        the caller's root, or a known one with bit 30 set; the policy refuses ids above
+        mount-id-max, see gen_mount_get)."""
         r = self.rng
         known = sorted(self.mounts)
         if known and r.random() < 0.65:
@@ -1789,9 +1796,8 @@ class Fuzzer:
         top = max(known, default=0)
         hidden = [i for i in range(1, top) if i not in self.mounts]
         for _ in range(10):
-            x = r.choice([0, top + 1, top + r.randint(2, 1000), 0x7fffffff, 0xffffffff, 0xffffffffffffffff,
-                          r.getrandbits(31), r.getrandbits(64),
-                          (r.choice(known) if known else 1) | (1 << r.choice([31, 32, 63]))]
+            x = r.choice([0, top + 1, top + r.randint(2, 1000), 0x7fffffff, r.getrandbits(31),
+                          (r.choice(known) if known else 1) | (1 << 30)]
                          + ([r.choice(hidden)] * 3 if hidden else []))
             if x not in self.mounts:
                 return x
@@ -2283,9 +2289,14 @@ class Fuzzer:
         r = self.rng
         ma = lambda n: self.spec.attr('mount', n)  # noqa: E731
         if mode == 'semantic':
-            kind = r.choice(['no-id', 'both-ids', 'dump-with-attributes'])
+            kind = r.choice(['no-id', 'both-ids', 'dump-with-attributes', 'mount-id-out-of-range'])
             if kind == 'no-id':
                 return kind, [], self.expect_mount_get(None, None)
+            if kind == 'mount-id-out-of-range':
+                # Mount ids are ints (an IDA's): the policy's range (max mount-id-max) refuses more.
+                top = self.spec.sets['mount'].by_name['mount-id'].checks['max']
+                bad = r.choice([top + 1, 0xffffffff, 0xffffffffffffffff, top + 1 + r.getrandbits(40)])
+                return kind, [A(ma('mount-id'), u64(bad))], Expect(True, errors={errno.ERANGE})
             mount_id, unique_id = self.pick_mount_id(), self.pick_unique_id()
             attrs = [A(ma('mount-id'), u64(mount_id)), A(ma('unique-id'), u64(unique_id))]
             r.shuffle(attrs)
@@ -2505,9 +2516,9 @@ class Fuzzer:
         if picked is not None and 'mount-id' in picked and r.random() < 0.8:
             ev['mount-id'] = picked['mount-id']
         elif r.random() < 0.5:
-            ev['mount-id'] = self.rand_u64()
+            ev['mount-id'] = self.rand_mount_id()
         if r.random() < 0.3:
-            ev['parent-id'] = self.rand_u64()
+            ev['parent-id'] = self.rand_mount_id()
         if picked is not None and 'path-prefix' in picked and r.random() < 0.8:
             p = picked['path-prefix']
             ev['path'] = r.choice([p, p.rstrip('/') + '/' + self.rand_string(3), p + self.rand_string(2)])[:4000]

@@ -4,7 +4,7 @@
 // The ops are `struct genl_ops` with a per-op .policy/.maxattr, not `struct genl_split_ops`:
 // split ops only exist from Linux 6.2, per-op policies from 5.10, so this one form builds on
 // every kernel we support (6.1 and later) without #if.
-import type { Attribute, AttributeSet, Family, IntegerType, LengthCheck, Operation } from '../model.js';
+import type { Attribute, AttributeSet, Family, IntegerType, LengthCheck, LimitCheck, Operation } from '../model.js';
 import { integerBits, isIntegerType, isSignedType } from '../model.js';
 import { generatedNotice, tabTo } from './common.js';
 
@@ -24,7 +24,9 @@ const S16_MIN = -32768n;
 const S16_MAX = 32767n;
 const fitsS16 = (v: bigint): boolean => v >= S16_MIN && v <= S16_MAX;
 
-function cLimit(value: bigint, named: string | undefined, type: IntegerType): string {
+function cLimit(limit: LimitCheck, type: IntegerType): string {
+  const { value, named, define } = limit;
+  if (define !== undefined) return define.cName;
   if (named !== undefined) return named.toUpperCase().replace('-', '_');
   const suffix = integerBits(type) === 64 ? (isSignedType(type) ? 'LL' : 'ULL') : isSignedType(type) ? '' : 'U';
   return `${String(value)}${value < 0n ? '' : suffix}`;
@@ -76,21 +78,21 @@ function policyEntry(family: Family, owner: string, attr: Attribute): PolicyEntr
   const small = (min === undefined || fitsS16(min.value)) && (max === undefined || fitsS16(max.value));
   if (small) {
     if (min !== undefined && max !== undefined) {
-      return { before: [], value: `NLA_POLICY_RANGE(${nla}, ${cLimit(min.value, min.named, type)}, ${cLimit(max.value, max.named, type)})` };
+      return { before: [], value: `NLA_POLICY_RANGE(${nla}, ${cLimit(min, type)}, ${cLimit(max, type)})` };
     }
-    if (min !== undefined) return { before: [], value: `NLA_POLICY_MIN(${nla}, ${cLimit(min.value, min.named, type)})` };
-    return { before: [], value: `NLA_POLICY_MAX(${nla}, ${cLimit((max as { value: bigint }).value, max?.named, type)})` };
+    if (min !== undefined) return { before: [], value: `NLA_POLICY_MIN(${nla}, ${cLimit(min, type)})` };
+    return { before: [], value: `NLA_POLICY_MAX(${nla}, ${cLimit(max as LimitCheck, type)})` };
   }
   // Bounds beyond an s16 need a range struct the policy points to.
   const signed = isSignedType(type);
   const rangeName = `${family.cSymbolPrefix}_${owner.replace(/-/g, '_')}_${attr.name.replace(/-/g, '_')}_range`;
-  const lowest = min ?? { value: signed ? -(1n << BigInt(integerBits(type) - 1)) : 0n, named: signed ? `${type}-min` : undefined };
-  const highest = max ?? { value: (1n << BigInt(integerBits(type) - (signed ? 1 : 0))) - 1n, named: `${type}-max` };
+  const lowest: LimitCheck = min ?? { value: signed ? -(1n << BigInt(integerBits(type) - 1)) : 0n, named: signed ? `${type}-min` : undefined };
+  const highest: LimitCheck = max ?? { value: (1n << BigInt(integerBits(type) - (signed ? 1 : 0))) - 1n, named: `${type}-max` };
   const before = [
     // Not const: Linux 6.1's struct nla_policy points to a non-const range.
     `static struct netlink_range_validation${signed ? '_signed' : ''} ${rangeName} = {`,
-    `\t.min\t= ${cLimit(lowest.value, lowest.named, type)},`,
-    `\t.max\t= ${cLimit(highest.value, highest.named, type)},`,
+    `\t.min\t= ${cLimit(lowest, type)},`,
+    `\t.max\t= ${cLimit(highest, type)},`,
     '};',
     '',
   ];

@@ -110,6 +110,8 @@ export function emitMarkdown(family: Family): string {
   for (const set of family.attributeSets) {
     out.push(`### Attribute set ${set.name}`, '', oneLine(set.doc), '');
     out.push(`TypeScript: \`${setInterfaceName(set)}\` (properties: ${set.attributes.filter((a) => a.type !== 'pad').map((a) => `\`${camelCase(a.name)}\``).join(', ')}).`, '');
+    const numbers = set.attributes.filter((a) => a.safeNumber).map((a) => `\`${a.name}\``);
+    if (numbers.length > 0) out.push(`64-bit attributes whose checks keep them below 2^53, a \`number\` in TypeScript: ${numbers.join(', ')}.`, '');
     out.push(...attributeTable(set.attributes), '');
   }
   out.push('## Definitions', '');
@@ -118,11 +120,14 @@ export function emitMarkdown(family: Family): string {
       out.push(`### const ${def.name}`, '', `\`${def.cName}\` = ${def.value}. ${oneLine(def.doc)}`, '');
       continue;
     }
-    out.push(`### ${def.kind} ${def.name}`, '', oneLine(def.doc), '', `C: \`enum ${def.cEnumName}\`.`, '');
-    out.push('| value | name | C name | description |', '|---|---|---|---|');
+    const inC = def.scope === 'uapi';
+    const where = inC ? `C: \`enum ${def.cEnumName}\`.` : 'Not in the C header (scope user): for the TypeScript output and these docs.';
+    out.push(`### ${def.kind} ${def.name}`, '', oneLine(def.doc), '', where, '');
+    out.push(inC ? '| value | name | C name | description |' : '| value | name | description |', inC ? '|---|---|---|---|' : '|---|---|---|');
     for (const e of def.entries) {
       const v = def.kind === 'flags' ? `0x${e.value.toString(16)}` : String(e.value);
-      out.push(`| ${v} | \`${e.name}\` | \`${e.cName}\` | ${e.doc === undefined ? '' : cell(e.doc)} |`);
+      const doc = e.doc === undefined ? '' : cell(e.doc);
+      out.push(inC ? `| ${v} | \`${e.name}\` | \`${e.cName}\` | ${doc} |` : `| ${v} | \`${e.name}\` | ${doc} |`);
     }
     out.push('');
   }

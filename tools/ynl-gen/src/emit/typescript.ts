@@ -18,7 +18,7 @@ function valueType(attr: Attribute): string {
   switch (attr.type) {
     case 'u64':
     case 's64':
-      t = 'bigint';
+      t = attr.safeNumber ? 'number' : 'bigint';
       break;
     case 'string':
       t = 'string';
@@ -54,7 +54,7 @@ function literal(value: bigint | number, wide: boolean): string {
 
 function checksLiteral(attr: Attribute): string | undefined {
   const c = attr.checks;
-  const wide = attr.type === 'u64' || attr.type === 's64';
+  const wide = (attr.type === 'u64' || attr.type === 's64') && !attr.safeNumber;
   const parts: string[] = [];
   if (c.min !== undefined) parts.push(`min: ${literal(c.min.value, wide)}`);
   if (c.max !== undefined) parts.push(`max: ${literal(c.max.value, wide)}`);
@@ -70,15 +70,22 @@ function checksLiteral(attr: Attribute): string | undefined {
 function enumBlock(def: EnumDefinition): string[] {
   const name = pascalCase(def.name);
   const table = `${upperSnake(def.name)}_NAMES`;
+  const values = `${upperSnake(def.name)}_VALUES`;
   const value = (v: number): string => (def.kind === 'flags' ? hex(v) : String(v));
+  const what = def.kind === 'flags' ? 'bits' : 'values';
+  // The constant's keys are identifiers (camelCase); the names, as strings, are the spec's own.
   const out = [...jsDoc(def.doc), `export const ${name} = {`];
   for (const entry of def.entries) out.push(...jsDoc(entry.doc, '  '), `  ${camelCase(entry.name)}: ${value(entry.value)},`);
-  out.push('} as const;', `export type ${name}Name = keyof typeof ${name};`);
+  out.push('} as const;');
   out.push(
-    `/** Spec names of the ${def.kind === 'flags' ? 'bits' : 'values'} of ${name}, for display. */`,
-    `export const ${table}: Readonly<Record<number, string>> = {`,
+    `/** The ${what} of ${name} by their names in the spec. */`,
+    `export type ${name}Name = ${def.entries.map((e) => `'${e.name}'`).join(' | ')};`,
+    `/** The spec names of the ${what} of ${name}, by ${def.kind === 'flags' ? 'bit' : 'value'}. */`,
+    `export const ${table}: Readonly<Record<number, ${name}Name>> = {`,
   );
   for (const entry of def.entries) out.push(`  ${value(entry.value)}: '${entry.name}',`);
+  out.push('};', `/** The ${what} of ${name} by spec name, in the spec's order. */`, `export const ${values}: Readonly<Record<${name}Name, number>> = {`);
+  for (const entry of def.entries) out.push(`  '${entry.name}': ${value(entry.value)},`);
   out.push('};');
   if (def.kind === 'flags') {
     const mask = def.entries.reduce((m, e) => m | e.value, 0) >>> 0;
@@ -111,6 +118,19 @@ export function emitTypeScript(family: Family): string {
   ];
   for (const def of family.consts) out.push('', ...jsDoc(def.doc), `export const ${upperSnake(def.name)} = ${def.value};`);
   for (const def of family.enums) out.push('', ...enumBlock(def));
+  if (family.actionsOfType.length > 0) {
+    out.push(
+      '',
+      '/** The actions of each event type (the spec\'s enums `<type>-action`). */',
+      'export const ACTIONS_OF_TYPE = {',
+      ...family.actionsOfType.map(({ type, actions }) => `  '${type.name}': [${actions.map((a) => `'${a.name}'`).join(', ')}],`),
+      '} as const satisfies Readonly<Record<EventTypeName, readonly ActionName[]>>;',
+      '/** The event type of each action. */',
+      'export const TYPE_OF_ACTION = {',
+      ...family.actionsOfType.flatMap(({ type, actions }) => actions.map((a) => `  '${a.name}': '${type.name}',`)),
+      '} as const satisfies Readonly<Record<ActionName, EventTypeName>>;',
+    );
+  }
 
   out.push(
     '',
@@ -142,6 +162,8 @@ export function emitTypeScript(family: Family): string {
     '  readonly multi: boolean;',
     '  readonly nested?: AttributeSetSpec<object>;',
     '  readonly checks?: AttributeChecks;',
+    '  /** A 64-bit attribute the spec bounds below 2^53: a number in JavaScript, converted by the codec. */',
+    '  readonly safeNumber?: true;',
     '}',
     '',
     '/** An attribute set; T is the type of the objects it encodes and decodes. */',
@@ -175,6 +197,7 @@ export function emitTypeScript(family: Family): string {
         `multi: ${attr.multi}`,
       ];
       if (attr.nested !== undefined) fields.push(`nested: ${setTableName(attr.nested)}`);
+      if (attr.safeNumber) fields.push('safeNumber: true');
       const checks = checksLiteral(attr);
       if (checks !== undefined) fields.push(`checks: ${checks}`);
       out.push(`    { ${fields.join(', ')} },`);

@@ -45,10 +45,11 @@ export function emitUapiHeader(family: Family): string {
     `#define ${tabTo(`${family.cPrefix}_FAMILY_NAME`, 4)}"${family.name}"`,
     `#define ${tabTo(`${family.cPrefix}_FAMILY_VERSION`, 4)}1`,
   ];
-  for (const def of family.consts) {
+  // scope: user definitions are for the TypeScript output and the docs only.
+  for (const def of family.consts.filter((d) => d.scope === 'uapi')) {
     out.push('', ...docComment(def.doc, ''), `#define ${tabTo(def.cName, 4)}${def.value}`);
   }
-  for (const def of family.enums) out.push('', ...enumBlock(def));
+  for (const def of family.enums.filter((d) => d.scope === 'uapi')) out.push('', ...enumBlock(def));
   for (const set of family.attributeSets) {
     out.push('', ...docComment(`Attribute set "${set.name}": ${set.doc}`, ''));
     out.push(set.cEnumName === undefined ? 'enum {' : `enum ${set.cEnumName} {`);

@@ -21,6 +21,14 @@
 #define USIP_PROTOCOL_VERSION		1
 
 /*
+ * The largest mount id (mount-id, parent-id): the kernel's mount ids are
+ * ints handed out by an IDA (ida_alloc: 0 to INT_MAX), although the
+ * attributes are u64. Bounding them lets a client hold them in a double (a
+ * JavaScript number) exactly.
+ */
+#define USIP_MOUNT_ID_MAX		2147483647
+
+/*
  * The longest path an attribute carries, without its terminating NUL
  * (PATH_MAX - 1).
  */
@@ -163,8 +171,8 @@ enum usip_event_type {
 };
 
 /*
- * What happened. mount, umount, move and remount are mtab actions; enospc,
- * edquot and low-space are storage actions. A notifier names one action of
+ * What happened. Each action belongs to one event type: the definitions
+ * mtab-action and storage-action list them. A notifier names one action of
  * its type.
  */
 enum usip_action {
@@ -463,7 +471,8 @@ enum {
 	USIP_A_LISTENER_SCOPE,
 	/*
 	 * u64: Inode number of the mount namespace the listener was registered
-	 * in, as in /proc/PID/ns/mnt.
+	 * in, as in /proc/PID/ns/mnt (the kernel's ns_common.inum, an unsigned
+	 * int, hence the check).
 	 */
 	USIP_A_LISTENER_MNT_NS,
 	/*
@@ -531,7 +540,10 @@ enum {
 	 * (CLOCK_REALTIME).
 	 */
 	USIP_A_EVENT_TIMESTAMP,
-	/* u64: Inode number of the mount namespace the event happened in. */
+	/*
+	 * u64: Inode number of the mount namespace the event happened in (an
+	 * unsigned int, as the listener's mnt-ns).
+	 */
 	USIP_A_EVENT_MNT_NS,
 	/*
 	 * u32: Process id of the task that caused the event, in the pid namespace
@@ -704,7 +716,10 @@ enum {
 	USIP_A_MOUNT_PROPAGATE_FROM,
 	/* flag: The mount is unbindable. */
 	USIP_A_MOUNT_UNBINDABLE,
-	/* u64: Inode number of the mount namespace the mount belongs to. */
+	/*
+	 * u64: Inode number of the mount namespace the mount belongs to (an
+	 * unsigned int, as the listener's mnt-ns).
+	 */
 	USIP_A_MOUNT_MNT_NS,
 	/*
 	 * u64: The namespace's event number (see the event's ns-seq) when the
@@ -782,7 +797,10 @@ enum {
 	 * once).
 	 */
 	USIP_A_STATFS_ERROR,
-	/* u64: Inode number of the mount namespace the mount belongs to. */
+	/*
+	 * u64: Inode number of the mount namespace the mount belongs to (an
+	 * unsigned int, as the listener's mnt-ns).
+	 */
 	USIP_A_STATFS_MNT_NS,
 	/* pad: Padding that aligns 64-bit attributes; carries no information. */
 	USIP_A_STATFS_PAD,
