@@ -437,7 +437,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
     familyId,
     async fetch(mountId, uniqueId) {
       const socket = requestSockets[turn++ % requestSockets.length]!;
-      const request = mountGetRequest(uniqueId === undefined ? { mountId: BigInt(mountId) } : { uniqueId });
+      const request = mountGetRequest(uniqueId === undefined ? { mountId } : { uniqueId });
       try {
         return decodeMount(label, single(label, await socket.request(familyId, Command.mountGet, FAMILY_VERSION, request, { label })));
       } catch (error) {

@@ -1,63 +1,97 @@
 // Events as the client hands them out: the notifications of a socket (unicast events for a
-// listener, or multicast copies for a watcher) decoded into the generated UsipEvent union, and
-// the socket's overruns as items of their own.
+// listener, or multicast copies for a watcher) decoded into a union told apart by `kind`, and
+// within an event by `type` and `action` (spec names), and the socket's overruns as items of
+// their own.
 import type { GenlNotification, GenlSocket } from '@usip/netlink-native';
 import {
-  Action,
+  ACTION_NAMES,
   EVENT_ATTRIBUTE_SET,
   EVENT_OPERATIONS,
-  EventType,
-  SpaceState,
-  type ActionName,
-  type EventTypeName,
+  EVENT_TYPE_NAMES,
+  QUOTA_TYPE_NAMES,
+  QUOTA_WARNING_NAMES,
+  SPACE_STATE_NAMES,
+  TYPE_OF_ACTION,
+  type EventAttributes,
+  type MtabActionName,
+  type MtabEvent,
+  type QuotaTypeName,
+  type QuotaWarningName,
   type SpaceStateName,
-  type UsipEvent,
-  type UsipEventKind,
+  type StorageEvent,
 } from './generated/usip.js';
 import { UsipProtocolError } from './errors.js';
 import { AttributeError, decodeAttributes } from './netlink/attributes.js';
 
-/** The names of an event's type and action, next to their numbers. */
-export interface EventNames {
-  /** `type` by name; undefined if the module sent a type this client does not know. */
-  readonly typeName: EventTypeName | undefined;
-  /** `action` by name; undefined if the module sent an action this client does not know. */
-  readonly actionName: ActionName | undefined;
-}
-
-/** An event: the generated union (told apart by `kind`), with its type and action named. */
-export type ListenerEvent = Exclude<UsipEvent, { kind: 'missed' }> & EventNames & SpaceStateNames;
-
-/** A low-space event's space-state by name, next to its number. */
-export interface SpaceStateNames {
-  /**
-   * 'low' (free space fell below the notifier's threshold), 'recovered' (it rose above the
-   * threshold plus the hysteresis) or 'mountGone' (the watched mount went; the notifier stays);
-   * undefined on other events, or for a state this client does not know.
-   */
-  readonly spaceStateName?: SpaceStateName;
-}
+/** What every event carries, whatever made it (the module's event builder always puts them). */
+const ALWAYS = ['seq', 'missed', 'timestamp', 'mntNs'] as const;
+type Always = (typeof ALWAYS)[number];
+/** What every event carries except a low-space one (a timer's check, no task's doing). */
+const TASK = ['pid', 'uid'] as const;
+type Task = (typeof TASK)[number];
+/** Attributes decoded from numbers into names. */
+type Named = 'type' | 'action' | 'spaceState' | 'quotaType' | 'quotaWarning';
 
 /**
- * A low-space event: a storage event with action lowSpace. The check runs in the kernel, so it
- * has no causing process (no pid, uid or comm). `low` and `recovered` carry the mount (mountId,
- * path as the listener sees it, fsType, source, dev) and the usage read (bytesTotal,
- * bytesAvailable, filesTotal, filesFree); `mountGone` carries the mount's ids only.
+ * What a listener's event and a watch's multicast copy both have. `listenerId` is on every event
+ * of a Listener (decoding checks it) and never on a Watch's copies; `cmd` is on a listener's
+ * events whose notifier has one.
  */
-export type LowSpaceEvent = Extract<ListenerEvent, { kind: 'storage-event' }> & {
-  readonly actionName: 'lowSpace';
-  readonly spaceState: number;
-  readonly mountId: bigint;
-};
+type Carried<E, Required_ extends keyof E> = Required<Pick<E, Required_>> & Omit<E, Required_ | Named>;
 
-/** Is this item a low-space event (a storage event of action lowSpace with its space-state)? */
+/** A mount table event: `action` is one of the mtab actions. */
+export type MtabListenerEvent = { readonly kind: 'mtab-event'; readonly type: 'mtab'; readonly action: MtabActionName } & Carried<
+  MtabEvent,
+  Always | Task
+>;
+
+type StorageBase = { readonly kind: 'storage-event'; readonly type: 'storage' };
+
+/** A system call failed with ENOSPC or EDQUOT. */
+export type SpaceErrorEvent = StorageBase & { readonly action: 'enospc' | 'edquot' } & Carried<StorageEvent, Always | Task>;
+
+/** The kernel's disk quota code warned a user. */
+export type QuotaEvent = StorageBase & {
+  readonly action: 'quota';
+  readonly quotaType?: QuotaTypeName;
+  readonly quotaWarning?: QuotaWarningName;
+} & Carried<StorageEvent, Always | Task>;
+
+/**
+ * A low-space event. The check runs in the kernel, so it has no causing process (no pid, uid or
+ * comm), and it always names its mount (mountId) and which way it went (spaceState): 'low' (free
+ * space fell below the notifier's threshold) and 'recovered' (it rose above the threshold plus
+ * the hysteresis) carry the mount (path as the listener sees it, fsType, source, dev) and the
+ * usage read (bytesTotal, bytesAvailable, filesTotal, filesFree); 'mount-gone' (the watched
+ * mount went; the notifier stays) carries the mount's ids only.
+ */
+export type LowSpaceEvent = StorageBase & { readonly action: 'low-space'; readonly spaceState: SpaceStateName } & Carried<
+  StorageEvent,
+  Always | 'mountId'
+>;
+
+/** A storage event: its `action` tells which of these it is. */
+export type StorageListenerEvent = SpaceErrorEvent | QuotaEvent | LowSpaceEvent;
+
+/** An event: `kind` tells mtab from storage, then `type` and `action` (spec names) what it is. */
+export type ListenerEvent = MtabListenerEvent | StorageListenerEvent;
+
+/**
+ * An event this client cannot name: its type, action or another enumerated attribute (space
+ * state, quota type or warning) has a value that a newer module knows and this client does not.
+ * It is handed out rather than thrown, so that a loop over a listener keeps going; `attributes`
+ * has everything it carried, as numbers.
+ */
+export interface UnknownEvent {
+  readonly kind: 'unknown-event';
+  /** The operation it came as. */
+  readonly operation: 'mtab-event' | 'storage-event';
+  readonly attributes: EventAttributes;
+}
+
+/** Is this item a low-space event? */
 export function isLowSpaceEvent(item: ListenerItem): item is LowSpaceEvent {
-  return (
-    item.kind === 'storage-event' &&
-    item.actionName === 'lowSpace' &&
-    typeof item.spaceState === 'number' &&
-    typeof item.mountId === 'bigint'
-  );
+  return item.kind === 'storage-event' && item.action === 'low-space';
 }
 
 /**
@@ -81,23 +115,76 @@ export interface Missed {
 }
 
 /** What iterating a listener or a watch yields. */
-export type ListenerItem = ListenerEvent | Overrun | Missed;
+export type ListenerItem = ListenerEvent | UnknownEvent | Overrun | Missed;
 
-const TYPE_NAMES = new Map<number, EventTypeName>(
-  (Object.entries(EventType) as [EventTypeName, number][]).map(([name, value]) => [value, name]),
-);
-const ACTION_NAMES = new Map<number, ActionName>(
-  (Object.entries(Action) as [ActionName, number][]).map(([name, value]) => [value, name]),
-);
-const SPACE_STATE_NAMES = new Map<number, SpaceStateName>(
-  (Object.entries(SpaceState) as [SpaceStateName, number][]).map(([name, value]) => [value, name]),
-);
+/** The spec name of an event attribute, for messages: mntNs -> mnt-ns. */
+const SPEC_NAMES = new Map(EVENT_ATTRIBUTE_SET.attributes.map((a) => [a.key, a.name]));
+
+function decodeEvent(operation: string, attributes: Uint8Array): EventAttributes {
+  try {
+    return decodeAttributes(EVENT_ATTRIBUTE_SET, attributes);
+  } catch (error) {
+    if (error instanceof AttributeError) {
+      throw new UsipProtocolError(`usip ${operation}: malformed ${operation === 'missed' ? 'message' : 'event'} from the module: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+function lacks(operation: string, attributes: EventAttributes, keys: readonly (keyof EventAttributes)[]): void {
+  const missing = keys.filter((key) => attributes[key] === undefined);
+  if (missing.length > 0) {
+    throw new UsipProtocolError(`usip ${operation}: the event lacks ${missing.map((key) => SPEC_NAMES.get(key) ?? key).join(', ')}`);
+  }
+}
+
+/** A known enumerated value by name; undefined if absent; null if this client does not know it. */
+function named<N extends string>(table: Readonly<Record<number, N>>, value: number | undefined): N | undefined | null {
+  if (value === undefined) return undefined;
+  return table[value] ?? null;
+}
+
+/**
+ * One event message as an item. `unicast`: sent to a listener's socket (which always carries
+ * listener-id), not a multicast copy. Throws UsipProtocolError when the message is malformed or
+ * lacks what the protocol guarantees; an event with values this client does not know is an
+ * UnknownEvent.
+ */
+export function eventItem(operation: 'mtab-event' | 'storage-event', attributes: EventAttributes, unicast: boolean): ListenerEvent | UnknownEvent {
+  lacks(operation, attributes, ['type', 'action', ...ALWAYS, ...(unicast ? (['listenerId'] as const) : [])]);
+  const type = named(EVENT_TYPE_NAMES, attributes.type);
+  const action = named(ACTION_NAMES, attributes.action);
+  const spaceState = named(SPACE_STATE_NAMES, attributes.spaceState);
+  const quotaType = named(QUOTA_TYPE_NAMES, attributes.quotaType);
+  const quotaWarning = named(QUOTA_WARNING_NAMES, attributes.quotaWarning);
+  if (type === null || action === null || spaceState === null || quotaType === null || quotaWarning === null) {
+    return { kind: 'unknown-event', operation, attributes };
+  }
+  const expected = operation === 'mtab-event' ? 'mtab' : 'storage';
+  if (type !== expected) throw new UsipProtocolError(`usip ${operation}: the event has type ${String(type)}, not ${expected}`);
+  if (TYPE_OF_ACTION[action as keyof typeof TYPE_OF_ACTION] !== type) {
+    throw new UsipProtocolError(`usip ${operation}: action ${String(action)} is not a${type === 'mtab' ? 'n' : ''} ${type} action`);
+  }
+  if (action === 'low-space') {
+    lacks(operation, attributes, ['spaceState', 'mountId']);
+  } else {
+    lacks(operation, attributes, TASK);
+  }
+  const event: Record<string, unknown> = { kind: operation };
+  for (const [key, value] of Object.entries(attributes)) if (value !== undefined) event[key] = value;
+  event.type = type;
+  event.action = action;
+  if (spaceState !== undefined) event.spaceState = spaceState;
+  if (quotaType !== undefined) event.quotaType = quotaType;
+  if (quotaWarning !== undefined) event.quotaWarning = quotaWarning;
+  return event as unknown as ListenerEvent;
+}
 
 /**
  * Turns one notification into an item, or undefined when it is not for this stream: another
  * family, another group (`group` 0 is unicast to the socket), or an event command this client
- * does not know (a newer module). Throws UsipProtocolError when an event's attributes are
- * malformed.
+ * does not know (a newer module). Throws UsipProtocolError when an event is malformed or lacks
+ * an attribute the protocol guarantees (naming it).
  */
 export function notificationItem(notification: GenlNotification, familyId: number, group: number): ListenerItem | undefined {
   if (notification.kind === 'overrun') {
@@ -107,38 +194,19 @@ export function notificationItem(notification: GenlNotification, familyId: numbe
   if (notification.familyId !== familyId || notification.group !== group) return undefined;
   const operation = EVENT_OPERATIONS[notification.command];
   if (operation === undefined || operation.event === undefined) return undefined;
+  const attributes = decodeEvent(operation.name, notification.attributes);
   if (operation.name === 'missed') {
-    let missed: unknown;
-    try {
-      missed = decodeAttributes(EVENT_ATTRIBUTE_SET, notification.attributes).missed;
-    } catch (error) {
-      if (error instanceof AttributeError) {
-        throw new UsipProtocolError(`usip missed: malformed message from the module: ${error.message}`, { cause: error });
-      }
-      throw error;
-    }
-    if (typeof missed !== 'number') throw new UsipProtocolError('usip missed: the message lacks its missed count');
-    return { kind: 'missed', missed };
+    if (attributes.missed === undefined) throw new UsipProtocolError('usip missed: the message lacks its missed count');
+    return { kind: 'missed', missed: attributes.missed };
   }
-  let attributes: Record<string, unknown>;
-  try {
-    attributes = decodeAttributes(EVENT_ATTRIBUTE_SET, notification.attributes) as Record<string, unknown>;
-  } catch (error) {
-    if (error instanceof AttributeError) {
-      throw new UsipProtocolError(`usip ${operation.name}: malformed event from the module: ${error.message}`, { cause: error });
-    }
-    throw error;
-  }
-  const event: Record<string, unknown> = { kind: operation.name as UsipEventKind };
+  if (operation.name !== 'mtab-event' && operation.name !== 'storage-event') return undefined;
+  // Only the attributes the operation's event carries (the set is shared with inject).
+  const carried: Record<string, unknown> = {};
   for (const key of operation.event) {
-    if (attributes[key] !== undefined) event[key] = attributes[key];
+    const value = (attributes as Record<string, unknown>)[key];
+    if (value !== undefined) carried[key] = value;
   }
-  event.typeName = typeof attributes.type === 'number' ? TYPE_NAMES.get(attributes.type) : undefined;
-  event.actionName = typeof attributes.action === 'number' ? ACTION_NAMES.get(attributes.action) : undefined;
-  if (operation.name === 'storage-event' && typeof attributes.spaceState === 'number') {
-    event.spaceStateName = SPACE_STATE_NAMES.get(attributes.spaceState);
-  }
-  return event as unknown as ListenerEvent;
+  return eventItem(operation.name, carried as EventAttributes, group === 0);
 }
 
 /**

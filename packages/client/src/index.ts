@@ -19,16 +19,20 @@ export {
   UsipUnsupportedError,
 } from './errors.js';
 export {
+  eventItem,
   EventStream,
   isLowSpaceEvent,
   notificationItem,
-  type EventNames,
   type ListenerEvent,
   type ListenerItem,
   type LowSpaceEvent,
   type Missed,
+  type MtabListenerEvent,
   type Overrun,
-  type SpaceStateNames,
+  type QuotaEvent,
+  type SpaceErrorEvent,
+  type StorageListenerEvent,
+  type UnknownEvent,
 } from './events.js';
 export { Listener, Watch, type ListenerRegistration } from './listener.js';
 export {
@@ -85,7 +89,6 @@ export { MountWatcher, type MountChange, type MountResync, type MountResyncReaso
 export {
   ACTIONS_OF_TYPE,
   actionFromName,
-  actionSpecName,
   DEFAULT_WATCH_RECEIVE_BUFFER,
   LOW_SPACE_KEYS,
   type InjectOptions,
@@ -99,9 +102,10 @@ export {
   type StorageActionName,
   type TypedAction,
   type WatchOptions,
+  renamedValue,
 } from './options.js';
 export { decodeStatfs, statfsError, type StatfsError, type StatfsInfo, type StatfsUsage } from './statfs.js';
-export { decodeStats, type InjectResult, type ListenerInfo, type NotifierInfo, type StatsResult } from './replies.js';
+export { decodeStats, enumName, type InjectResult, type ListenerInfo, type NotifierInfo, type StatsResult } from './replies.js';
 export { AttributeError, decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
 export * as protocol from './generated/usip.js';
 export { isNetlinkError, NetlinkError, type FamilyInfo } from '@usip/netlink-native';

@@ -72,7 +72,7 @@ export function isComplete(mount: KernelMount): boolean {
  * what statmount did not answer. Throws when something is missing and no line is given, or the
  * line is another mount's.
  */
-export function kernelMountInfo(mount: KernelMount, line: MountInfo | undefined, mntNs: bigint | undefined): MountInfo {
+export function kernelMountInfo(mount: KernelMount, line: MountInfo | undefined, mntNs: number | undefined): MountInfo {
   if (line !== undefined && line.id !== mount.id) throw new Error(`kernelMountInfo: the mountinfo line of mount ${line.id} given for mount ${mount.id}`);
   const source = mount.source !== undefined && mount.source !== '' ? mount.source : (line?.source ?? mount.source);
   let superOptions: string | undefined;

@@ -15,10 +15,10 @@ export interface ListenerRegistration {
   id: number;
   /** The multicast groups its events are copied to, one per event type of its notifiers. */
   groups: string[];
-  /** Whose events it receives: its mount namespace's ('mntNs') or every one's ('global'). */
+  /** Whose events it receives: its mount namespace's ('mnt-ns') or every one's ('global'). */
   scope: ScopeName;
   /** Inode number of the mount namespace it was registered in (as `stat -L -c %i /proc/self/ns/mnt`). */
-  mntNs: bigint;
+  mntNs: number;
 }
 
 /**
@@ -30,7 +30,7 @@ export class Listener extends EventStream implements ListenerRegistration {
   readonly id: number;
   readonly groups: string[];
   readonly scope: ScopeName;
-  readonly mntNs: bigint;
+  readonly mntNs: number;
   readonly #familyId: number;
 
   /** @internal Made by UsipClient.register(). */

@@ -118,7 +118,7 @@ export function decodeMount(operation: string, buf: Buffer): MountInfo {
   let master: number | undefined;
   let propagateFrom: number | undefined;
   let unbindable = false;
-  let mntNs: bigint | undefined;
+  let mntNs: number | undefined;
   const end = buf.length;
   let offset = 0;
   try {
@@ -175,7 +175,9 @@ export function decodeMount(operation: string, buf: Buffer): MountInfo {
           unbindable = true;
           break;
         case A.mntNs:
-          mntNs = u64(buf, start);
+          // An unsigned int in the kernel (ns_common.inum), bounded so by the spec.
+          mntNs = u64Number(buf, start);
+          if (mntNs === -1 || mntNs > 0xffffffff) throw new UsipProtocolError(`${operation}: mnt-ns ${u64(buf, start)} is larger than the spec's u32-max`);
           break;
         default:
           // ns-seq (read by dumpNsSeq), pad, and attributes of a newer module.
@@ -247,9 +249,9 @@ export function dumpNsSeq(operation: string, buf: Buffer): bigint | undefined {
 }
 
 /** A mount-get do request: mount-id or unique-id, 12 bytes. */
-export function mountGetRequest(key: { mountId: bigint } | { uniqueId: bigint }): Buffer {
+export function mountGetRequest(key: { mountId: number } | { uniqueId: bigint }): Buffer {
   const buf = Buffer.allocUnsafe(NLA_HDRLEN + 8);
-  const [type, value] = 'uniqueId' in key ? [A.uniqueId, key.uniqueId] : [A.mountId, key.mountId];
+  const [type, value] = 'uniqueId' in key ? [A.uniqueId, key.uniqueId] : [A.mountId, BigInt(key.mountId)];
   if (LITTLE) {
     buf.writeUInt16LE(NLA_HDRLEN + 8, 0);
     buf.writeUInt16LE(type, 2);

@@ -43,8 +43,8 @@ export class UsipSystemError extends UsipError {
   }
 }
 
-async function ownMntNs(): Promise<bigint> {
-  return (await stat('/proc/self/ns/mnt', { bigint: true })).ino;
+async function ownMntNs(): Promise<number> {
+  return (await stat('/proc/self/ns/mnt')).ino;
 }
 
 const STATFS_CONCURRENCY = 16;
@@ -125,7 +125,7 @@ export class UsipMounts {
       return kernelMountInfo(found, line, mntNs);
     }
     const { mounts } = await this.mounts();
-    const found = mounts.find((m) => BigInt(m.id) === key.mountId);
+    const found = mounts.find((m) => m.id === key.mountId);
     if (found === undefined) throw new UsipNoSuchMountError(label, String(key.mountId));
     return found;
   }
@@ -239,7 +239,7 @@ function fanotifyRefusal(code: unknown, error: unknown): string {
 }
 
 /** The table from listmount + statmount, completed from mountinfo where statmount lacks fields. */
-export async function kernelTable(mntNs: bigint | undefined): Promise<MountInfo[]> {
+export async function kernelTable(mntNs: number | undefined): Promise<MountInfo[]> {
   const list = requireKernelApi('listKernelMounts');
   for (let attempt = 1; ; attempt++) {
     const mounts: KernelMount[] = await list();

@@ -136,7 +136,7 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   /** The listener's id. */
   readonly listenerId: number;
   /** Inode number of the mount namespace watched. */
-  readonly mntNs: bigint;
+  readonly mntNs: number;
   /** SO_RCVBUF of the listener socket as the kernel applied it (twice what was asked, capped
    *  by net.core.rmem_max). */
   readonly receiveBufferSize: number;
@@ -145,7 +145,7 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   constructor(
     io: MountWatcherIo,
     initial: MountTable,
-    info: { listenerId: number; mntNs: bigint; receiveBufferSize: number },
+    info: { listenerId: number; mntNs: number; receiveBufferSize: number },
     tuning: Partial<MountWatcherTuning> = {},
   ) {
     this.#io = io;

@@ -50,7 +50,7 @@ export interface MountInfo {
   superOptions: string;
   /** Inode number of the mount namespace. Always set by the client; set by parseMountinfo and
    *  readMountinfo only when they know it (an option, or the reader's /proc/PID/ns/mnt). */
-  mntNs?: bigint;
+  mntNs?: number;
 }
 
 /** The mount table of the caller's namespace, as one consistent dump. */
@@ -231,7 +231,7 @@ const PEER = /^(shared|master|propagate_from):(\d{1,10})$/;
 
 export interface ParseMountinfoOptions {
   /** The mount namespace the text describes (its inode number), put into every MountInfo. */
-  mntNs?: bigint;
+  mntNs?: number;
 }
 
 /**
@@ -244,8 +244,8 @@ export interface ParseMountinfoOptions {
  */
 export function parseMountinfo(text: string, options: ParseMountinfoOptions = {}): MountInfo[] {
   const { mntNs } = options;
-  if (mntNs !== undefined && typeof mntNs !== 'bigint') {
-    throw new TypeError(`parseMountinfo: options.mntNs must be a bigint, got ${typeof mntNs}`);
+  if (mntNs !== undefined && (typeof mntNs !== 'number' || !Number.isInteger(mntNs) || mntNs < 0 || mntNs > 0xffffffff)) {
+    throw new TypeError(`parseMountinfo: options.mntNs must be a namespace inode number (an integer from 0 to ${0xffffffff}), got ${typeof mntNs === 'number' ? mntNs : typeof mntNs}`);
   }
   const mounts: MountInfo[] = [];
   const lines = text.split('\n');
@@ -257,7 +257,7 @@ export function parseMountinfo(text: string, options: ParseMountinfoOptions = {}
   return mounts;
 }
 
-function parseLine(line: string, number: number, mntNs: bigint | undefined): MountInfo {
+function parseLine(line: string, number: number, mntNs: number | undefined): MountInfo {
   const fail = (message: string): never => {
     throw new UsipMountinfoError(number, message);
   };
@@ -326,7 +326,7 @@ function parseLine(line: string, number: number, mntNs: bigint | undefined): Mou
 export interface ReadMountinfoOptions {
   /** The mount namespace the file describes; by default the inode of /proc/PID/ns/mnt next to
    *  a /proc/PID/mountinfo path (none for other paths, or if it cannot be read). */
-  mntNs?: bigint;
+  mntNs?: number;
 }
 
 const PROC_MOUNTINFO = /^\/proc\/(self|thread-self|\d+)\/mountinfo$/;
@@ -342,7 +342,7 @@ export async function readMountinfo(path = '/proc/self/mountinfo', options: Read
   const proc = PROC_MOUNTINFO.exec(path);
   if (mntNs === undefined && proc !== null) {
     try {
-      mntNs = (await stat(`/proc/${proc[1]}/ns/mnt`, { bigint: true })).ino;
+      mntNs = (await stat(`/proc/${proc[1]}/ns/mnt`)).ino;
     } catch {
       // Not ours to see (another user's process): mntNs stays unknown.
     }

@@ -3,9 +3,10 @@
 // again (policy + handler); checking here too gives errors that name the caller's own field
 // (`notifiers[1].action`) instead of an attribute offset in a netlink message.
 import {
-  Action,
+  ACTION_VALUES,
+  ACTIONS_OF_TYPE,
   EVENT_ATTRIBUTE_SET,
-  EventType,
+  EVENT_TYPE_VALUES,
   ListenerFlags,
   MOUNT_ATTRIBUTE_SET,
   NOTIFIER_ATTRIBUTE_SET,
@@ -18,22 +19,16 @@ import {
   type EventTypeName,
   type InjectRequest,
   type ListenerRegisterRequest,
+  type MtabActionName,
   type NotifierAttributes,
   type StatfsRequest,
+  type StorageActionName,
 } from './generated/usip.js';
 import { UsipArgumentError } from './errors.js';
 
-/**
- * The actions of each event type. The spec says it in prose ("mount, umount, move and remount
- * are mtab actions; ..."); the module refuses a notifier or an injection that mixes them.
- */
-export const ACTIONS_OF_TYPE = {
-  mtab: ['mount', 'umount', 'move', 'remount'],
-  storage: ['enospc', 'edquot', 'lowSpace', 'quota'],
-} as const satisfies Record<EventTypeName, readonly ActionName[]>;
-
-export type MtabActionName = (typeof ACTIONS_OF_TYPE.mtab)[number];
-export type StorageActionName = (typeof ACTIONS_OF_TYPE.storage)[number];
+// The actions of each type come from the spec (its mtab-action and storage-action enums); the
+// module refuses a notifier or an injection that mixes them.
+export { ACTIONS_OF_TYPE, type MtabActionName, type StorageActionName };
 
 /** A type and one of its actions. */
 export type TypedAction = { type: 'mtab'; action: MtabActionName } | { type: 'storage'; action: StorageActionName };
@@ -46,18 +41,18 @@ export type NotifierOptions = TypedAction & {
   notify?: boolean;
   /** Write a line about each matching event to the kernel log (default false). */
   kernLog?: boolean;
-  /** Match only events of this mount. */
-  mountId?: bigint;
+  /** Match only events of this mount (a mount id, 0 to 2^31 - 1). */
+  mountId?: number;
   /** Match only events at or below this absolute path (whole path components). */
   pathPrefix?: string;
 } & LowSpaceOptions;
 
 /**
- * A low-space notifier's options (action 'lowSpace' only; other actions take none of them). The
+ * A low-space notifier's options (action 'low-space' only; other actions take none of them). The
  * module reads the usage of the mounts it selects (mountId, pathPrefix, or every mount below the
  * listener's root) every intervalMs and reports a crossing of exactly one threshold: `low` when
  * free space falls below it, `recovered` when it rises above threshold * (100 + hysteresis) / 100,
- * `mountGone` when a watched mount goes.
+ * `mount-gone` when a watched mount goes.
  */
 export interface LowSpaceOptions {
   /** Percentage (1..100) of blocks available to unprivileged users (df's Avail over Size). */
@@ -86,8 +81,8 @@ export interface RegisterOptions {
 }
 
 export type InjectOptions = TypedAction & {
-  mountId?: bigint;
-  parentId?: bigint;
+  mountId?: number;
+  parentId?: number;
   path?: string;
   fsType?: string;
   source?: string;
@@ -104,21 +99,20 @@ export interface WatchOptions {
   receiveBufferSize?: number;
 }
 
-/** The action names as the spec spells them ('low-space') and as the TypeScript keys do ('lowSpace'). */
-const ACTION_BY_NAME = new Map<string, ActionName>();
-for (const key of Object.keys(Action) as ActionName[]) {
-  ACTION_BY_NAME.set(key, key);
-  ACTION_BY_NAME.set(key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), key);
-}
-
-/** The action a name means, in spec spelling ('low-space') or key spelling ('lowSpace'). */
+/** The action a name means: its spec name ('low-space'), the one spelling there is. */
 export function actionFromName(name: string): ActionName | undefined {
-  return ACTION_BY_NAME.get(name);
+  return Object.hasOwn(ACTION_VALUES, name) ? (name as ActionName) : undefined;
 }
 
-/** The spec spelling of an action ('lowSpace' -> 'low-space'), for display. */
-export function actionSpecName(action: ActionName): string {
-  return action.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/**
+ * The spec name that a value spelt the old way means ('lowSpace', 'mountGone' and 'mntNs' were
+ * names of 'low-space', 'mount-gone' and 'mnt-ns'), for an error that tells the new name;
+ * undefined when `value` is no such spelling of one of `names`.
+ */
+export function renamedValue(value: unknown, names: readonly string[]): string | undefined {
+  if (typeof value !== 'string' || names.includes(value)) return undefined;
+  const dashed = value.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return names.includes(dashed) ? dashed : undefined;
 }
 
 function describe(value: unknown): string {
@@ -187,6 +181,15 @@ function checkAttributeValue(
       return;
     }
     case 'u64': {
+      if (spec.safeNumber === true) {
+        // A mount id or namespace inode: the spec bounds it below 2^53, so it is a number.
+        const min = Number(checks.min ?? 0);
+        const max = Number(checks.max);
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+          fail(operation, field, `expected an integer from ${min} to ${max}, got ${describe(value)}`);
+        }
+        return;
+      }
       const min = BigInt(checks.min ?? 0);
       const max = BigInt(checks.max ?? 0xffffffffffffffffn);
       if (typeof value !== 'bigint') {
@@ -213,15 +216,16 @@ function checkTypedAction(operation: string, field: string, record: Record<strin
   const { type, action } = record;
   const typeField = join(field, 'type');
   const actionField = join(field, 'action');
-  const types = Object.keys(EventType) as EventTypeName[];
+  const types = Object.keys(EVENT_TYPE_VALUES) as EventTypeName[];
   if (type === undefined) fail(operation, typeField, `is required: one of ${types.join(', ')}`);
   if (typeof type !== 'string' || !(types as string[]).includes(type)) {
     fail(operation, typeField, `expected one of ${types.join(', ')}, got ${describe(type)}`);
   }
   const allowed: readonly string[] = ACTIONS_OF_TYPE[type as EventTypeName];
   if (action === undefined) fail(operation, actionField, `is required: one of ${allowed.join(', ')}`);
-  if (typeof action !== 'string' || !(action in Action)) {
-    fail(operation, actionField, `expected an action name (${Object.keys(Action).join(', ')}), got ${describe(action)}`);
+  if (typeof action !== 'string' || actionFromName(action) === undefined) {
+    const renamed = renamedValue(action, allowed);
+    fail(operation, actionField, renamed !== undefined ? `${describe(action)} is now called ${describe(renamed)}` : `expected an action name (${Object.keys(ACTION_VALUES).join(', ')}), got ${describe(action)}`);
   }
   if (!allowed.includes(action)) {
     fail(operation, actionField, `${describe(action)} is not a${type === 'mtab' ? 'n' : ''} ${type} action; ${type} actions are ${allowed.join(', ')}`);
@@ -257,11 +261,11 @@ export function notifierAttributes(options: NotifierOptions, field = 'notifier',
   }
   checkLowSpace(operation, field, action, record);
   return {
-    type: EventType[type],
-    action: Action[action],
+    type: EVENT_TYPE_VALUES[type],
+    action: ACTION_VALUES[action],
     cmd: record.cmd as number | undefined,
     flags: (notify ? NotifierFlags.notify : 0) | (kernLog ? NotifierFlags.kernLog : 0),
-    mountId: record.mountId as bigint | undefined,
+    mountId: record.mountId as number | undefined,
     pathPrefix: record.pathPrefix as string | undefined,
     threshold: record.threshold as number | undefined,
     thresholdInodes: record.thresholdInodes as number | undefined,
@@ -277,8 +281,8 @@ function checkLowSpace(operation: string, field: string, action: ActionName, rec
     checkAttributeValue(operation, join(field, key), record[key], NOTIFIER_ATTRIBUTE_SET, key);
   }
   const given = LOW_SPACE_KEYS.find((key) => record[key] !== undefined);
-  if (action !== 'lowSpace') {
-    if (given !== undefined) fail(operation, join(field, given), `only a lowSpace notifier takes ${LOW_SPACE_KEYS.join(', ')}`);
+  if (action !== 'low-space') {
+    if (given !== undefined) fail(operation, join(field, given), `only a low-space notifier takes ${LOW_SPACE_KEYS.join(', ')}`);
     return;
   }
   const thresholds = THRESHOLD_KEYS.filter((key) => record[key] !== undefined);
@@ -286,7 +290,7 @@ function checkLowSpace(operation: string, field: string, action: ActionName, rec
     fail(
       operation,
       field,
-      `a lowSpace notifier needs exactly one of ${THRESHOLD_KEYS.join(', ')}${thresholds.length ? `, got ${thresholds.join(' and ')}` : ''}`,
+      `a low-space notifier needs exactly one of ${THRESHOLD_KEYS.join(', ')}${thresholds.length ? `, got ${thresholds.join(' and ')}` : ''}`,
     );
   }
   const [key] = thresholds as [(typeof THRESHOLD_KEYS)[number]];
@@ -330,7 +334,10 @@ export function injectRequest(options: InjectOptions): InjectRequest {
   const operation = 'usip inject';
   const record = checkObject(operation, '', options, INJECT_KEYS);
   const { type, action } = checkTypedAction(operation, '', record);
-  const request: InjectRequest = { type: EventType[type], action: Action[action] };
+  // The module's low-space events come from its timer with a space-state, which an injection
+  // cannot carry: an injected one would be an event the protocol says cannot exist.
+  if (action === 'low-space') fail(operation, 'action', 'low-space events cannot be injected: they carry a space-state, which inject has no attribute for');
+  const request: InjectRequest = { type: EVENT_TYPE_VALUES[type], action: ACTION_VALUES[action] };
   for (const key of INJECT_KEYS) {
     if (key === 'type' || key === 'action') continue;
     checkAttributeValue(operation, key, record[key], EVENT_ATTRIBUTE_SET, key);
@@ -342,7 +349,7 @@ export function injectRequest(options: InjectOptions): InjectRequest {
 /** Checks watch()'s options. */
 export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined } {
   const operation = 'usip watch';
-  const groups = Object.keys(EventType);
+  const groups = Object.keys(EVENT_TYPE_VALUES);
   if (typeof group !== 'string' || !groups.includes(group)) {
     fail(operation, 'group', `expected one of ${groups.join(', ')}, got ${describe(group)}`);
   }
@@ -376,10 +383,10 @@ export function mountWatcherOptions(options: unknown): { receiveBufferSize: numb
 }
 
 /** Checks mount()'s argument: a mount id, or { uniqueId }. Returns the request's key. */
-export function mountKey(operation: string, id: unknown): { mountId: bigint } | { uniqueId: bigint } {
+export function mountKey(operation: string, id: unknown): { mountId: number } | { uniqueId: bigint } {
   if (typeof id === 'number') {
-    if (!Number.isSafeInteger(id) || id < 0) fail(operation, 'id', `expected a mount id (an integer from 0 to ${Number.MAX_SAFE_INTEGER}), got ${describe(id)}`);
-    return { mountId: BigInt(id) };
+    checkAttributeValue(operation, 'id', id, MOUNT_ATTRIBUTE_SET, 'mountId');
+    return { mountId: id };
   }
   if (id !== null && typeof id === 'object' && !Array.isArray(id)) {
     const record = checkObject(operation, 'id', id, ['uniqueId']);
@@ -391,7 +398,7 @@ export function mountKey(operation: string, id: unknown): { mountId: bigint } | 
 }
 
 /** Which mount statfs() reads: by mount id, by unique id (Linux 6.8+), or the mount a path is on. */
-export type StatfsTarget = { mountId: number | bigint } | { uniqueId: bigint } | { path: string };
+export type StatfsTarget = { mountId: number } | { uniqueId: bigint } | { path: string };
 
 export interface StatfsOptions {
   /**
@@ -419,9 +426,8 @@ export function statfsRequest(operation: string, target: unknown, options: unkno
   }
   const { mountId, uniqueId, path } = record;
   if (mountId !== undefined) {
-    const ok = typeof mountId === 'bigint' ? mountId >= 0n && mountId <= 0xffffffffffffffffn : Number.isSafeInteger(mountId) && (mountId as number) >= 0;
-    if (!ok) fail(operation, 'target.mountId', `expected a mount id (a non-negative integer or bigint), got ${describe(mountId)}`);
-    return { mountId: BigInt(mountId as number | bigint), timeoutMs };
+    checkAttributeValue(operation, 'target.mountId', mountId, STATFS_ATTRIBUTE_SET, 'mountId');
+    return { mountId: mountId as number, timeoutMs };
   }
   if (uniqueId !== undefined) {
     checkAttributeValue(operation, 'target.uniqueId', uniqueId, STATFS_ATTRIBUTE_SET, 'uniqueId');

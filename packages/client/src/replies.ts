@@ -1,13 +1,13 @@
 // The module's replies, decoded with the generated tables and checked for what they must carry.
 import {
-  Action,
-  EventType,
+  ACTION_NAMES,
+  EVENT_TYPE_NAMES,
   ListenerFlags,
   NotifierFlags,
+  SCOPE_NAMES,
   STATS_ATTRIBUTE_SET,
   STATS_OPERATION,
-  Scope,
-  StatsScope,
+  STATS_SCOPE_NAMES,
   type ActionName,
   type EventTypeName,
   type InjectReply,
@@ -30,9 +30,9 @@ export interface NotifierInfo {
   kernLog: boolean;
   /** The raw notifier-flags mask. */
   flags: number;
-  mountId?: bigint;
+  mountId?: number;
   pathPrefix?: string;
-  /** lowSpace notifiers: the one threshold they have, and their hysteresis and interval. */
+  /** low-space notifiers: the one threshold they have, and their hysteresis and interval. */
   threshold?: number;
   thresholdInodes?: number;
   thresholdBytes?: bigint;
@@ -48,7 +48,8 @@ export interface ListenerInfo {
   /** The raw listener-flags mask. */
   flags: number;
   scope: ScopeName;
-  mntNs: bigint;
+  /** Inode number of the mount namespace it was registered in. */
+  mntNs: number;
   /** Registering process, in the caller's pid namespace; 0 if not visible there. */
   ownerPid: number;
   ownerUid: number;
@@ -88,11 +89,6 @@ type StatsAlways = (typeof STATS_ALWAYS)[number];
  */
 export type StatsResult = { scope: StatsScopeName } & Required<Pick<StatsReply, StatsAlways>> & Omit<StatsReply, StatsAlways | 'scope'>;
 
-const byValue = <K extends string>(table: Record<K, number>): Map<number, K> =>
-  new Map((Object.entries(table) as [K, number][]).map(([name, value]) => [value, name]));
-const SCOPES = byValue<ScopeName>(Scope);
-const TYPES = byValue<EventTypeName>(EventType);
-const ACTIONS = byValue<ActionName>(Action);
 
 function requireAll<T extends object, K extends keyof T>(operation: string, reply: T, keys: readonly K[]): Required<Pick<T, K>> {
   const missing = keys.filter((key) => reply[key] === undefined);
@@ -100,23 +96,35 @@ function requireAll<T extends object, K extends keyof T>(operation: string, repl
   return reply as Required<Pick<T, K>>;
 }
 
-function enumName<K extends string>(operation: string, what: string, table: Map<number, K>, value: number): K {
-  const name = table.get(value);
-  if (name === undefined) throw new UsipProtocolError(`${operation}: unknown ${what} ${value} in the reply`);
+/**
+ * The spec name of an enumerated value, from a generated name table such as ACTION_NAMES; the
+ * number itself when the table does not have it (a newer module's), and undefined for undefined.
+ * For display: a reply this client must understand uses knownName, which refuses the unknown.
+ */
+export function enumName<N extends string>(names: Readonly<Record<number, N>>, value: number): N | number;
+export function enumName<N extends string>(names: Readonly<Record<number, N>>, value: number | undefined): N | number | undefined;
+export function enumName<N extends string>(names: Readonly<Record<number, N>>, value: number | undefined): N | number | undefined {
+  if (value === undefined) return undefined;
+  return Object.hasOwn(names, value) ? (names[value] as N) : value;
+}
+
+function knownName<N extends string>(operation: string, what: string, names: Readonly<Record<number, N>>, value: number): N {
+  const name = enumName(names, value);
+  if (typeof name === 'number') throw new UsipProtocolError(`${operation}: unknown ${what} ${value} in the reply`);
   return name;
 }
 
 export function registrationFromReply(reply: ListenerAttributes): ListenerRegistration {
   const operation = 'usip listener-register';
   const { id, scope, mntNs } = requireAll(operation, reply, ['id', 'scope', 'mntNs']);
-  return { id, groups: reply.group ?? [], scope: enumName(operation, 'scope', SCOPES, scope), mntNs };
+  return { id, groups: reply.group ?? [], scope: knownName(operation, 'scope', SCOPE_NAMES, scope), mntNs };
 }
 
 export function notifierInfo(operation: string, notifier: NotifierAttributes): NotifierInfo {
   const { type, action, flags } = requireAll(operation, notifier, ['type', 'action', 'flags']);
   const info: NotifierInfo = {
-    type: enumName(operation, 'notifier type', TYPES, type),
-    action: enumName(operation, 'notifier action', ACTIONS, action),
+    type: knownName(operation, 'notifier type', EVENT_TYPE_NAMES, type),
+    action: knownName(operation, 'notifier action', ACTION_NAMES, action),
     notify: (flags & NotifierFlags.notify) !== 0,
     kernLog: (flags & NotifierFlags.kernLog) !== 0,
     flags,
@@ -138,7 +146,7 @@ export function listenerInfo(reply: ListenerAttributes): ListenerInfo {
     id: r.id,
     global: (r.flags & ListenerFlags.global) !== 0,
     flags: r.flags,
-    scope: enumName(operation, 'scope', SCOPES, r.scope),
+    scope: knownName(operation, 'scope', SCOPE_NAMES, r.scope),
     mntNs: r.mntNs,
     ownerPid: r.ownerPid,
     ownerUid: r.ownerUid,
@@ -155,13 +163,12 @@ export function injectResult(reply: InjectReply): InjectResult {
   return { seq, queued, dropped };
 }
 
-const STATS_SCOPES = byValue<StatsScopeName>(StatsScope);
 
 /** A decoded stats reply as a StatsResult: every attribute the operation's reply has, as sent. */
 export function statsResult(reply: StatsReply): StatsResult {
   const operation = 'usip stats';
   requireAll(operation, reply, STATS_ALWAYS);
-  const scope = reply.scope === undefined ? 'host' : enumName(operation, 'stats scope', STATS_SCOPES, reply.scope);
+  const scope = reply.scope === undefined ? 'host' : knownName(operation, 'stats scope', STATS_SCOPE_NAMES, reply.scope);
   const out: Record<string, unknown> = { scope };
   // The generated list of the reply's attributes, so that none is left out (mount-hooks was).
   for (const key of STATS_OPERATION.do.reply) {

@@ -57,7 +57,7 @@ export type StatfsInfo = {
   major: number;
   minor: number;
   /** Inode number of the mount namespace. */
-  mntNs: bigint;
+  mntNs: number;
 } & ({ usage: StatfsUsage; error?: undefined } | { usage?: undefined; error: StatfsError });
 
 const ERRORS = getSystemErrorMap();
@@ -103,9 +103,8 @@ export function decodeStatfs(operation: string, bytes: Uint8Array): StatfsInfo {
     .filter(([, value]) => value === undefined)
     .map(([key]) => key);
   if (missing.length > 0) throw new UsipProtocolError(`${operation}: the reply lacks ${missing.join(', ')}`);
-  if (mountId! > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsipProtocolError(`${operation}: mount id ${mountId} out of range`);
   const mount = {
-    id: Number(mountId),
+    id: mountId!,
     ...(uniqueId === undefined ? {} : { uniqueId }),
     mountPoint: mountPoint!,
     fsType: fsType!,

@@ -47,7 +47,7 @@ export interface MountTableWatcher extends AsyncIterable<MountChange> {
   /** How many times the watcher read the whole table again after a loss. */
   readonly resyncs: number;
   /** Inode number of the mount namespace watched. */
-  readonly mntNs: bigint;
+  readonly mntNs: number;
   readonly closed: boolean;
   next(): Promise<IteratorResult<MountChange, undefined>>;
   close(): Promise<void>;
@@ -66,7 +66,7 @@ export interface UserWatcherIo {
   list?(): Promise<KernelMount[]>;
   /** The text of /proc/self/mountinfo now. */
   readMountinfo(): Promise<string>;
-  mntNs: bigint;
+  mntNs: number;
 }
 
 export interface UserWatcherOptions {
@@ -103,7 +103,7 @@ function lineId(line: string): number {
  */
 export class UserSpaceMountWatcher implements MountTableWatcher {
   readonly backend: MountBackend;
-  readonly mntNs: bigint;
+  readonly mntNs: number;
   readonly #io: UserWatcherIo;
   readonly #table = new Map<number, MountInfo>();
   /** 'kernel': unique id -> mount id. */

@@ -15,7 +15,7 @@ import { sameMount, type MountInfo, type MountTable } from '../src/mounts.js';
 import { encodeAttributes } from '../src/netlink/attributes.js';
 
 const FAMILY = 0x22;
-const MNT_NS = 4026532000n;
+const MNT_NS = 4026532000;
 
 interface FakeMount {
   id: number;
@@ -55,8 +55,8 @@ class FakeNamespace {
     const event: EventAttributes = {
       type: 1,
       action,
-      mountId: BigInt(m.id),
-      parentId: BigInt(m.parentId),
+      mountId: m.id,
+      parentId: m.parentId,
       dev: encodeDev(0, m.minor),
       fsType: 'tmpfs',
       source: `src${m.minor}`,
@@ -153,8 +153,8 @@ class FakeNamespace {
 
   info(m: FakeMount): MountInfo {
     const attributes = encodeAttributes(MOUNT_ATTRIBUTE_SET, {
-      mountId: BigInt(m.id),
-      parentId: BigInt(m.parentId),
+      mountId: m.id,
+      parentId: m.parentId,
       uniqueId: this.options.uniqueIds ? m.uniqueId : undefined,
       devMajor: 0,
       devMinor: m.minor,
@@ -486,8 +486,8 @@ test('events the dump already has, and injected events (no ns-seq), are skipped'
   const h = await harness({ setup: (ns) => ns.mount(1, 'late') });
   assert.is(h.watcher.nsSeq, 1n);
   // The event of the mount the dump has (ns-seq 1), delivered after the dump.
-  h.channel.push(message({ type: 1, action: Action.umount, mountId: 2n, uniqueId: h.ns.mounts.get(2)!.uniqueId, nsSeq: 1n }));
-  h.channel.push(message({ type: 1, action: Action.mount, mountId: 99n, path: '/injected' }));
+  h.channel.push(message({ type: 1, action: Action.umount, mountId: 2, uniqueId: h.ns.mounts.get(2)!.uniqueId, nsSeq: 1n }));
+  h.channel.push(message({ type: 1, action: Action.mount, mountId: 99, path: '/injected' }));
   const a = h.ns.mount(1, 'a');
   h.channel.deliver(h.ns);
   assert.equal(summary(await catchUp(h)), [`mount ${a} /a`]);

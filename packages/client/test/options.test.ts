@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  ACTION_VALUES,
   Action,
   EVENT_ATTRIBUTE_SET,
   EventType,
@@ -15,7 +16,7 @@ import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js
 import {
   ACTIONS_OF_TYPE,
   actionFromName,
-  actionSpecName,
+  renamedValue,
   injectRequest,
   listenerId,
   mountKey,
@@ -47,8 +48,8 @@ const loose = <T>(value: unknown): T => value as T;
 test('a notifier is encoded with notify by default, its selectors and cmd', () => {
   const { request, receiveBufferSize } = registerRequest({
     notifiers: [
-      { type: 'mtab', action: 'mount', cmd: 7, pathPrefix: '/mnt', mountId: 42n },
-      { type: 'storage', action: 'lowSpace', kernLog: true, notify: false, threshold: 10 },
+      { type: 'mtab', action: 'mount', cmd: 7, pathPrefix: '/mnt', mountId: 42 },
+      { type: 'storage', action: 'low-space', kernLog: true, notify: false, threshold: 10 },
     ],
   });
   assert.is(receiveBufferSize, undefined);
@@ -58,7 +59,7 @@ test('a notifier is encoded with notify by default, its selectors and cmd', () =
   assert.equal(decoded, {
     flags: 0,
     notifier: [
-      { type: EventType.mtab, action: Action.mount, cmd: 7, flags: NotifierFlags.notify, mountId: 42n, pathPrefix: '/mnt' },
+      { type: EventType.mtab, action: Action.mount, cmd: 7, flags: NotifierFlags.notify, mountId: 42, pathPrefix: '/mnt' },
       { type: EventType.storage, action: Action.lowSpace, flags: NotifierFlags.kernLog, threshold: 10 },
     ],
   });
@@ -84,7 +85,7 @@ test('an action of the other type is refused, naming the notifier and both lists
   rejects(
     () => registerRequest({ notifiers: [loose({ type: 'storage', action: 'mount' })] }),
     'notifiers[0].action',
-    'is not a storage action; storage actions are enospc, edquot, lowSpace, quota',
+    'is not a storage action; storage actions are enospc, edquot, low-space, quota',
   );
 });
 
@@ -93,8 +94,8 @@ test('missing or unknown types and actions are named', () => {
   rejects(() => registerRequest({ notifiers: [loose({ type: 'disk', action: 'mount' })] }), 'notifiers[0].type', 'got "disk"');
   rejects(() => registerRequest({ notifiers: [loose({ type: 'mtab' })] }), 'notifiers[0].action', 'is required');
   rejects(() => registerRequest({ notifiers: [loose({ type: 'mtab', action: 'mounted' })] }), 'notifiers[0].action', 'got "mounted"');
-  // The spec spelling is not a key of the TypeScript API.
-  rejects(() => registerRequest({ notifiers: [loose({ type: 'storage', action: 'low-space' })] }), 'notifiers[0].action', 'got "low-space"');
+  // One spelling, the spec's: the old camelCase one is refused with the name it has now.
+  rejects(() => registerRequest({ notifiers: [loose({ type: 'storage', action: 'lowSpace' })] }), 'notifiers[0].action', '"lowSpace" is now called "low-space"');
 });
 
 test('a listener needs notifiers, and each notifier must do something', () => {
@@ -110,27 +111,29 @@ test('a listener needs notifiers, and each notifier must do something', () => {
 });
 
 test('selectors and cmd are checked against the spec limits', () => {
-  const one = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'lowSpace', ...extra }] });
+  const one = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'low-space', ...extra }] });
   rejects(() => registerRequest(one({ threshold: 101 })), 'notifiers[0].threshold', 'from 1 to 100, got number 101');
   rejects(() => registerRequest(one({ threshold: 1.5 })), 'notifiers[0].threshold', 'integer');
   rejects(() => registerRequest(one({ cmd: -1 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
   rejects(() => registerRequest(one({ cmd: 2 ** 32 })), 'notifiers[0].cmd', 'from 0 to 4294967295');
-  rejects(() => registerRequest(one({ mountId: 42 })), 'notifiers[0].mountId', 'expected a bigint (e.g. 42n), got number 42');
-  rejects(() => registerRequest(one({ mountId: -1n })), 'notifiers[0].mountId', 'from 0 to 18446744073709551615');
+  // Mount ids are numbers, bounded by the spec's mount-id-max (the kernel's ids are ints).
+  rejects(() => registerRequest(one({ mountId: 42n })), 'notifiers[0].mountId', 'expected an integer from 0 to 2147483647, got 42n');
+  rejects(() => registerRequest(one({ mountId: -1 })), 'notifiers[0].mountId', 'from 0 to 2147483647');
+  rejects(() => registerRequest(one({ mountId: 2 ** 31 })), 'notifiers[0].mountId', 'from 0 to 2147483647, got number 2147483648');
   rejects(() => registerRequest(one({ pathPrefix: 'mnt' })), 'notifiers[0].pathPrefix', 'must be an absolute path');
   rejects(() => registerRequest(one({ pathPrefix: '/a\0b' })), 'notifiers[0].pathPrefix', 'NUL');
   rejects(() => registerRequest(one({ pathPrefix: `/${'a'.repeat(4095)}` })), 'notifiers[0].pathPrefix', '4096 bytes long, longer than the maximum of 4095');
   rejects(() => registerRequest(one({ notify: 'yes' })), 'notifiers[0].notify', 'expected true or false, got "yes"');
   // The limits that pass are the spec's own.
-  const { request } = registerRequest(one({ threshold: 100, cmd: 0xffffffff, mountId: 0xffffffffffffffffn, pathPrefix: `/${'a'.repeat(4094)}` }));
+  const { request } = registerRequest(one({ threshold: 100, cmd: 0xffffffff, mountId: 0x7fffffff, pathPrefix: `/${'a'.repeat(4094)}` }));
   assert.is(request.notifier?.[0]?.threshold, 100);
 });
 
 test('low-space notifiers: one threshold of three kinds, hysteresis and interval, encoded as the module reads them', () => {
   const { request } = registerRequest({
     notifiers: [
-      { type: 'storage', action: 'lowSpace', thresholdBytes: 1n << 30n, hysteresis: 20, intervalMs: 500, pathPrefix: '/var' },
-      { type: 'storage', action: 'lowSpace', thresholdInodes: 5 },
+      { type: 'storage', action: 'low-space', thresholdBytes: 1n << 30n, hysteresis: 20, intervalMs: 500, pathPrefix: '/var' },
+      { type: 'storage', action: 'low-space', thresholdInodes: 5 },
     ],
   });
   const decoded = decodeAttributes(LISTENER_ATTRIBUTE_SET, encodeAttributes(LISTENER_ATTRIBUTE_SET, request));
@@ -140,8 +143,8 @@ test('low-space notifiers: one threshold of three kinds, hysteresis and interval
   ]);
 });
 
-test('low-space rules, as the module has them: exactly one threshold, not 0, in range, on lowSpace notifiers only', () => {
-  const low = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'lowSpace', ...extra }] });
+test('low-space rules, as the module has them: exactly one threshold, not 0, in range, on low-space notifiers only', () => {
+  const low = (extra: object): RegisterOptions => loose({ notifiers: [{ type: 'storage', action: 'low-space', ...extra }] });
   rejects(() => registerRequest(low({})), 'notifiers[0]', 'needs exactly one of threshold, thresholdInodes, thresholdBytes');
   rejects(() => registerRequest(low({ threshold: 5, thresholdBytes: 1n })), 'notifiers[0]', 'got threshold and thresholdBytes');
   rejects(() => registerRequest(low({ threshold: 0 })), 'notifiers[0].threshold', 'a threshold of 0 can never be crossed');
@@ -154,12 +157,12 @@ test('low-space rules, as the module has them: exactly one threshold, not 0, in 
   rejects(
     () => registerRequest({ notifiers: [{ type: 'storage', action: 'enospc', threshold: 10 }] }),
     'notifiers[0].threshold',
-    'only a lowSpace notifier takes',
+    'only a low-space notifier takes',
   );
   rejects(
     () => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount', intervalMs: 500 }] }),
     'notifiers[0].intervalMs',
-    'only a lowSpace notifier takes',
+    'only a low-space notifier takes',
   );
 });
 
@@ -171,9 +174,9 @@ test('unknown options are refused by name (typos do not pass silently)', () => {
 });
 
 test('inject: type and action, optional event fields, repeat bounds from the spec', () => {
-  const request = injectRequest({ type: 'mtab', action: 'mount', path: '/mnt/a', mountId: 42n, parentId: 1n, fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
+  const request = injectRequest({ type: 'mtab', action: 'mount', path: '/mnt/a', mountId: 42, parentId: 1, fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
   const decoded = decodeAttributes(EVENT_ATTRIBUTE_SET, encodeAttributes(EVENT_ATTRIBUTE_SET, request));
-  assert.equal(decoded, { type: 1, action: 1, mountId: 42n, parentId: 1n, path: '/mnt/a', fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
+  assert.equal(decoded, { type: 1, action: 1, mountId: 42, parentId: 1, path: '/mnt/a', fsType: 'tmpfs', source: 'none', dev: 0x1234, repeat: 3 });
   assert.equal(injectRequest({ type: 'storage', action: 'enospc', count: 5 }), { type: 2, action: 5, count: 5 } as object);
   const inject = (o: object) => injectRequest(loose<InjectOptions>(o));
   rejects(() => inject({ type: 'mtab', action: 'enospc' }), 'action', '"enospc" is not an mtab action');
@@ -183,6 +186,9 @@ test('inject: type and action, optional event fields, repeat bounds from the spe
   rejects(() => inject({ type: 'mtab', action: 'mount', fsType: 'x'.repeat(64) }), 'fsType', 'longer than the maximum of 63');
   rejects(() => inject({ type: 'mtab', action: 'mount', listenerId: 3 }), 'listenerId', 'unknown option');
   assert.is(injectRequest({ type: 'mtab', action: 'mount', repeat: 65536 }).repeat, 65536);
+  rejects(() => inject({ type: 'mtab', action: 'mount', parentId: 2 ** 31 }), 'parentId', 'from 0 to 2147483647');
+  // A low-space event carries a space-state, which an injection cannot give it.
+  rejects(() => inject({ type: 'storage', action: 'low-space' }), 'action', 'low-space events cannot be injected');
 });
 
 test('watch options and listener ids', () => {
@@ -197,10 +203,11 @@ test('watch options and listener ids', () => {
 
 test('mount(): a mount id or { uniqueId }, checked before anything is sent', () => {
   const op = 'usip mount-get';
-  assert.equal(mountKey(op, 27), { mountId: 27n });
-  assert.equal(mountKey(op, 0), { mountId: 0n });
+  assert.equal(mountKey(op, 27), { mountId: 27 });
+  assert.equal(mountKey(op, 0), { mountId: 0 });
   assert.equal(mountKey(op, { uniqueId: 0x80000001n }), { uniqueId: 0x80000001n });
-  rejects(() => mountKey(op, -1), 'id', 'usip mount-get: id: expected a mount id (an integer from 0 to 9007199254740991), got number -1');
+  rejects(() => mountKey(op, -1), 'id', 'usip mount-get: id: expected an integer from 0 to 2147483647, got number -1');
+  rejects(() => mountKey(op, 2 ** 31), 'id', 'got number 2147483648');
   rejects(() => mountKey(op, 1.5), 'id', 'got number 1.5');
   rejects(() => mountKey(op, loose('27')), 'id', 'expected a mount id (a number) or { uniqueId: bigint }, got "27"');
   rejects(() => mountKey(op, loose(27n)), 'id', 'got 27n');
@@ -219,13 +226,16 @@ test('watchMounts(): a 4 MiB receive buffer unless told otherwise, and nothing e
 
 test('action names: each type has its own actions, and spec spellings map to keys', () => {
   const all = [...ACTIONS_OF_TYPE.mtab, ...ACTIONS_OF_TYPE.storage].sort();
-  assert.equal(all, Object.keys(Action).sort(), 'every action belongs to exactly one type');
-  assert.is(actionFromName('low-space'), 'lowSpace');
-  assert.is(actionFromName('lowSpace'), 'lowSpace');
+  assert.equal(all, Object.keys(ACTION_VALUES).sort(), 'every action belongs to exactly one type');
+  assert.is(actionFromName('low-space'), 'low-space');
+  assert.is(actionFromName('lowSpace'), undefined);
   assert.is(actionFromName('mount'), 'mount');
   assert.is(actionFromName('Mount'), undefined);
-  assert.is(actionSpecName('lowSpace'), 'low-space');
-  assert.is(actionSpecName('enospc'), 'enospc');
+  assert.is(actionFromName('toString'), undefined);
+  assert.is(renamedValue('lowSpace', Object.keys(ACTION_VALUES)), 'low-space');
+  assert.is(renamedValue('mntNs', ['mnt-ns', 'global']), 'mnt-ns');
+  assert.is(renamedValue('mnt-ns', ['mnt-ns', 'global']), undefined);
+  assert.is(renamedValue('mounted', Object.keys(ACTION_VALUES)), undefined);
 });
 
 test.run();

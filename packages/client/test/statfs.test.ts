@@ -15,14 +15,14 @@ import { decodeStatfs as exported, statfsError as exportedError } from '../src/i
 const encode = (reply: StatfsAttributes): Buffer => encodeAttributes(STATFS_ATTRIBUTE_SET, reply);
 
 const mount: StatfsAttributes = {
-  mountId: 41n,
+  mountId: 41,
   uniqueId: 2_147_483_690n,
   mountPoint: '/srv/data dir',
   fsType: 'tmpfs',
   source: 'tmpfs',
   devMajor: 0,
   devMinor: 31,
-  mntNs: 4_026_531_841n,
+  mntNs: 4_026_531_841,
 };
 
 const numbers: StatfsAttributes = {
@@ -48,7 +48,7 @@ test('a reply with numbers: the mount, and its usage with every field and the fl
     source: 'tmpfs',
     major: 0,
     minor: 31,
-    mntNs: 4_026_531_841n,
+    mntNs: 4_026_531_841,
     usage: {
       bsize: 4096n,
       frsize: 4096n,
@@ -104,8 +104,8 @@ test('replies this client cannot use are refused, naming what is wrong', () => {
 
 test('statfs targets: a mount id (number or bigint), a unique id, a path; with or without timeoutMs', () => {
   const op = 'usip statfs';
-  assert.equal(statfsRequest(op, { mountId: 41 }, {}), { mountId: 41n, timeoutMs: undefined });
-  assert.equal(statfsRequest(op, { mountId: 41n }, undefined), { mountId: 41n, timeoutMs: undefined });
+  assert.equal(statfsRequest(op, { mountId: 41 }, {}), { mountId: 41, timeoutMs: undefined });
+  assert.equal(statfsRequest(op, { mountId: 41 }, undefined), { mountId: 41, timeoutMs: undefined });
   assert.equal(statfsRequest(op, { uniqueId: 2_147_483_690n }, { timeoutMs: 250 }), { uniqueId: 2_147_483_690n, timeoutMs: 250 });
   assert.equal(statfsRequest(op, { path: 'relative/dir' }, { timeoutMs: 60_000 }), { path: 'relative/dir', timeoutMs: 60_000 });
   // The request's bytes carry exactly those attributes.
@@ -119,7 +119,8 @@ test('bad statfs arguments throw UsipArgumentError naming the field, before anyt
   const cases: [unknown, unknown, string, RegExp][] = [
     [{}, {}, 'target', /exactly one of mountId, uniqueId or path, got none/],
     [{ mountId: 1, path: '/' }, {}, 'target', /exactly one of mountId, uniqueId or path, got mountId and path/],
-    [{ mountId: -1 }, {}, 'target.mountId', /expected a mount id \(a non-negative integer or bigint\), got number -1/],
+    [{ mountId: -1 }, {}, 'target.mountId', /expected an integer from 0 to 2147483647, got number -1/],
+    [{ mountId: 2 ** 31 }, {}, 'target.mountId', /from 0 to 2147483647, got number 2147483648/],
     [{ mountId: 1.5 }, {}, 'target.mountId', /got number 1.5/],
     [{ mountId: '3' }, {}, 'target.mountId', /got "3"/],
     [{ uniqueId: 5 }, {}, 'target.uniqueId', /expected a bigint \(e\.g\. 5n\)/],

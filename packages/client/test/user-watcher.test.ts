@@ -126,7 +126,7 @@ function io(ns: Namespace, kernel: boolean) {
         : {},
     ),
     readMountinfo: async () => ns.text(),
-    mntNs: 7n,
+    mntNs: 7,
     ...(kernel
       ? {
           fanotify,
@@ -146,7 +146,7 @@ async function converge(watcher: UserSpaceMountWatcher, ns: Namespace): Promise<
   const seen: MountChange[] = [];
   const deadline = Date.now() + 3000;
   for (;;) {
-    const truth = parseMountinfo(ns.text(), { mntNs: 7n });
+    const truth = parseMountinfo(ns.text(), { mntNs: 7 });
     const equal = truth.length === watcher.table.size && truth.every((m) => {
       const have = watcher.table.get(m.id);
       if (have === undefined) return false;
@@ -303,7 +303,7 @@ test('kernel: a storm whose wakeups merged hides a remount; re-read at most once
   }
   const during = reads.requested;
   assert.ok(during >= 2 && during <= 3, `reads during 2.5 s: ${during}`);
-  const truth = () => parseMountinfo(ns.text(), { mntNs: 7n });
+  const truth = () => parseMountinfo(ns.text(), { mntNs: 7 });
   const same = () =>
     truth().length === watcher.table.size &&
     truth().every((m) => {

@@ -8,6 +8,9 @@ export const FAMILY_VERSION = 1;
 /** Version of the USIP protocol described by this specification. It grows when a change is not backwards compatible; a client compares it with the protocol-version attribute of the ping reply. */
 export const PROTOCOL_VERSION = 1;
 
+/** The largest mount id (mount-id, parent-id): the kernel's mount ids are ints handed out by an IDA (ida_alloc: 0 to INT_MAX), although the attributes are u64. Bounding them lets a client hold them in a double (a JavaScript number) exactly. */
+export const MOUNT_ID_MAX = 2147483647;
+
 /** The longest path an attribute carries, without its terminating NUL (PATH_MAX - 1). */
 export const PATH_MAX = 4095;
 
@@ -36,9 +39,10 @@ export const Feature = {
   /** low-space notifiers are checked: the module reads each watched mount's usage on a timer and reports crossings of their thresholds. */
   lowSpace: 0x400,
 } as const;
-export type FeatureName = keyof typeof Feature;
-/** Spec names of the bits of Feature, for display. */
-export const FEATURE_NAMES: Readonly<Record<number, string>> = {
+/** The bits of Feature by their names in the spec. */
+export type FeatureName = 'netns' | 'native-mount-notify' | 'mount-table' | 'mount-events' | 'remount-events' | 'propagation-events' | 'setattr-events' | 'statfs' | 'space-errors' | 'quota-warnings' | 'low-space';
+/** The spec names of the bits of Feature, by bit. */
+export const FEATURE_NAMES: Readonly<Record<number, FeatureName>> = {
   0x1: 'netns',
   0x2: 'native-mount-notify',
   0x4: 'mount-table',
@@ -50,6 +54,20 @@ export const FEATURE_NAMES: Readonly<Record<number, string>> = {
   0x100: 'space-errors',
   0x200: 'quota-warnings',
   0x400: 'low-space',
+};
+/** The bits of Feature by spec name, in the spec's order. */
+export const FEATURE_VALUES: Readonly<Record<FeatureName, number>> = {
+  'netns': 0x1,
+  'native-mount-notify': 0x2,
+  'mount-table': 0x4,
+  'mount-events': 0x8,
+  'remount-events': 0x10,
+  'propagation-events': 0x20,
+  'setattr-events': 0x40,
+  'statfs': 0x80,
+  'space-errors': 0x100,
+  'quota-warnings': 0x200,
+  'low-space': 0x400,
 };
 /** Every bit of Feature. */
 export const FEATURE_MASK = 0x7ff;
@@ -77,9 +95,10 @@ export const UnavailableReason = {
   /** Turned off when the module was loaded by its fail_check parameter, as if the kernel's structures or prototypes had not matched (for tests of how clients cope with a missing feature). */
   forcedOff: 10,
 } as const;
-export type UnavailableReasonName = keyof typeof UnavailableReason;
-/** Spec names of the values of UnavailableReason, for display. */
-export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, string>> = {
+/** The values of UnavailableReason by their names in the spec. */
+export type UnavailableReasonName = 'not-built' | 'kallsyms-hidden' | 'missing-symbol' | 'no-btf' | 'layout-mismatch' | 'prototype-mismatch' | 'needs-mount-table' | 'arm-failed' | 'not-configured' | 'forced-off';
+/** The spec names of the values of UnavailableReason, by value. */
+export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, UnavailableReasonName>> = {
   1: 'not-built',
   2: 'kallsyms-hidden',
   3: 'missing-symbol',
@@ -91,6 +110,19 @@ export const UNAVAILABLE_REASON_NAMES: Readonly<Record<number, string>> = {
   9: 'not-configured',
   10: 'forced-off',
 };
+/** The values of UnavailableReason by spec name, in the spec's order. */
+export const UNAVAILABLE_REASON_VALUES: Readonly<Record<UnavailableReasonName, number>> = {
+  'not-built': 1,
+  'kallsyms-hidden': 2,
+  'missing-symbol': 3,
+  'no-btf': 4,
+  'layout-mismatch': 5,
+  'prototype-mismatch': 6,
+  'needs-mount-table': 7,
+  'arm-failed': 8,
+  'not-configured': 9,
+  'forced-off': 10,
+};
 
 /** Whose counters a stats reply holds. */
 export const StatsScope = {
@@ -99,11 +131,17 @@ export const StatsScope = {
   /** The caller's own (its effective uid's listeners), for everybody else: host-wide counters would tell an unprivileged user what other users and containers do. */
   user: 2,
 } as const;
-export type StatsScopeName = keyof typeof StatsScope;
-/** Spec names of the values of StatsScope, for display. */
-export const STATS_SCOPE_NAMES: Readonly<Record<number, string>> = {
+/** The values of StatsScope by their names in the spec. */
+export type StatsScopeName = 'host' | 'user';
+/** The spec names of the values of StatsScope, by value. */
+export const STATS_SCOPE_NAMES: Readonly<Record<number, StatsScopeName>> = {
   1: 'host',
   2: 'user',
+};
+/** The values of StatsScope by spec name, in the spec's order. */
+export const STATS_SCOPE_VALUES: Readonly<Record<StatsScopeName, number>> = {
+  'host': 1,
+  'user': 2,
 };
 
 /** What an event is about, and so the multicast group that carries it. */
@@ -113,14 +151,20 @@ export const EventType = {
   /** Storage and space (group storage). */
   storage: 2,
 } as const;
-export type EventTypeName = keyof typeof EventType;
-/** Spec names of the values of EventType, for display. */
-export const EVENT_TYPE_NAMES: Readonly<Record<number, string>> = {
+/** The values of EventType by their names in the spec. */
+export type EventTypeName = 'mtab' | 'storage';
+/** The spec names of the values of EventType, by value. */
+export const EVENT_TYPE_NAMES: Readonly<Record<number, EventTypeName>> = {
   1: 'mtab',
   2: 'storage',
 };
+/** The values of EventType by spec name, in the spec's order. */
+export const EVENT_TYPE_VALUES: Readonly<Record<EventTypeName, number>> = {
+  'mtab': 1,
+  'storage': 2,
+};
 
-/** What happened. mount, umount, move and remount are mtab actions; enospc, edquot and low-space are storage actions. A notifier names one action of its type. */
+/** What happened. Each action belongs to one event type: the definitions mtab-action and storage-action list them. A notifier names one action of its type. */
 export const Action = {
   /** A mount was attached. */
   mount: 1,
@@ -139,9 +183,10 @@ export const Action = {
   /** The kernel's disk quota code warned a user (soft limit exceeded, grace period over, hard limit reached, or usage back below a limit). */
   quota: 8,
 } as const;
-export type ActionName = keyof typeof Action;
-/** Spec names of the values of Action, for display. */
-export const ACTION_NAMES: Readonly<Record<number, string>> = {
+/** The values of Action by their names in the spec. */
+export type ActionName = 'mount' | 'umount' | 'move' | 'remount' | 'enospc' | 'edquot' | 'low-space' | 'quota';
+/** The spec names of the values of Action, by value. */
+export const ACTION_NAMES: Readonly<Record<number, ActionName>> = {
   1: 'mount',
   2: 'umount',
   3: 'move',
@@ -151,6 +196,65 @@ export const ACTION_NAMES: Readonly<Record<number, string>> = {
   7: 'low-space',
   8: 'quota',
 };
+/** The values of Action by spec name, in the spec's order. */
+export const ACTION_VALUES: Readonly<Record<ActionName, number>> = {
+  'mount': 1,
+  'umount': 2,
+  'move': 3,
+  'remount': 4,
+  'enospc': 5,
+  'edquot': 6,
+  'low-space': 7,
+  'quota': 8,
+};
+
+/** The actions of mtab events: the entries of action that an mtab notifier or event may have, with the same values. */
+export const MtabAction = {
+  mount: 1,
+  umount: 2,
+  move: 3,
+  remount: 4,
+} as const;
+/** The values of MtabAction by their names in the spec. */
+export type MtabActionName = 'mount' | 'umount' | 'move' | 'remount';
+/** The spec names of the values of MtabAction, by value. */
+export const MTAB_ACTION_NAMES: Readonly<Record<number, MtabActionName>> = {
+  1: 'mount',
+  2: 'umount',
+  3: 'move',
+  4: 'remount',
+};
+/** The values of MtabAction by spec name, in the spec's order. */
+export const MTAB_ACTION_VALUES: Readonly<Record<MtabActionName, number>> = {
+  'mount': 1,
+  'umount': 2,
+  'move': 3,
+  'remount': 4,
+};
+
+/** The actions of storage events: the entries of action that a storage notifier or event may have, with the same values. */
+export const StorageAction = {
+  enospc: 5,
+  edquot: 6,
+  lowSpace: 7,
+  quota: 8,
+} as const;
+/** The values of StorageAction by their names in the spec. */
+export type StorageActionName = 'enospc' | 'edquot' | 'low-space' | 'quota';
+/** The spec names of the values of StorageAction, by value. */
+export const STORAGE_ACTION_NAMES: Readonly<Record<number, StorageActionName>> = {
+  5: 'enospc',
+  6: 'edquot',
+  7: 'low-space',
+  8: 'quota',
+};
+/** The values of StorageAction by spec name, in the spec's order. */
+export const STORAGE_ACTION_VALUES: Readonly<Record<StorageActionName, number>> = {
+  'enospc': 5,
+  'edquot': 6,
+  'low-space': 7,
+  'quota': 8,
+};
 
 /** What to do when a notifier matches an event. */
 export const NotifierFlags = {
@@ -159,11 +263,17 @@ export const NotifierFlags = {
   /** Write a line about the event to the kernel log (rate limited). */
   kernLog: 0x2,
 } as const;
-export type NotifierFlagsName = keyof typeof NotifierFlags;
-/** Spec names of the bits of NotifierFlags, for display. */
-export const NOTIFIER_FLAGS_NAMES: Readonly<Record<number, string>> = {
+/** The bits of NotifierFlags by their names in the spec. */
+export type NotifierFlagsName = 'notify' | 'kern-log';
+/** The spec names of the bits of NotifierFlags, by bit. */
+export const NOTIFIER_FLAGS_NAMES: Readonly<Record<number, NotifierFlagsName>> = {
   0x1: 'notify',
   0x2: 'kern-log',
+};
+/** The bits of NotifierFlags by spec name, in the spec's order. */
+export const NOTIFIER_FLAGS_VALUES: Readonly<Record<NotifierFlagsName, number>> = {
+  'notify': 0x1,
+  'kern-log': 0x2,
 };
 /** Every bit of NotifierFlags. */
 export const NOTIFIER_FLAGS_MASK = 0x3;
@@ -173,10 +283,15 @@ export const ListenerFlags = {
   /** Receive the events of every mount namespace, not only the registering process's own. Needs CAP_SYS_ADMIN in the initial user namespace. */
   global: 0x1,
 } as const;
-export type ListenerFlagsName = keyof typeof ListenerFlags;
-/** Spec names of the bits of ListenerFlags, for display. */
-export const LISTENER_FLAGS_NAMES: Readonly<Record<number, string>> = {
+/** The bits of ListenerFlags by their names in the spec. */
+export type ListenerFlagsName = 'global';
+/** The spec names of the bits of ListenerFlags, by bit. */
+export const LISTENER_FLAGS_NAMES: Readonly<Record<number, ListenerFlagsName>> = {
   0x1: 'global',
+};
+/** The bits of ListenerFlags by spec name, in the spec's order. */
+export const LISTENER_FLAGS_VALUES: Readonly<Record<ListenerFlagsName, number>> = {
+  'global': 0x1,
 };
 /** Every bit of ListenerFlags. */
 export const LISTENER_FLAGS_MASK = 0x1;
@@ -188,11 +303,17 @@ export const Scope = {
   /** Events of every mount namespace. */
   global: 2,
 } as const;
-export type ScopeName = keyof typeof Scope;
-/** Spec names of the values of Scope, for display. */
-export const SCOPE_NAMES: Readonly<Record<number, string>> = {
+/** The values of Scope by their names in the spec. */
+export type ScopeName = 'mnt-ns' | 'global';
+/** The spec names of the values of Scope, by value. */
+export const SCOPE_NAMES: Readonly<Record<number, ScopeName>> = {
   1: 'mnt-ns',
   2: 'global',
+};
+/** The values of Scope by spec name, in the spec's order. */
+export const SCOPE_VALUES: Readonly<Record<ScopeName, number>> = {
+  'mnt-ns': 1,
+  'global': 2,
 };
 
 /** Per-mount options, the sixth field of /proc/self/mountinfo (rw is the absence of ro; strictatime the absence of noatime and relatime). */
@@ -216,9 +337,10 @@ export const MountAttr = {
   /** The mount is idmapped (it maps ids through a user namespace). */
   idmapped: 0x100,
 } as const;
-export type MountAttrName = keyof typeof MountAttr;
-/** Spec names of the bits of MountAttr, for display. */
-export const MOUNT_ATTR_NAMES: Readonly<Record<number, string>> = {
+/** The bits of MountAttr by their names in the spec. */
+export type MountAttrName = 'ro' | 'nosuid' | 'nodev' | 'noexec' | 'noatime' | 'nodiratime' | 'relatime' | 'nosymfollow' | 'idmapped';
+/** The spec names of the bits of MountAttr, by bit. */
+export const MOUNT_ATTR_NAMES: Readonly<Record<number, MountAttrName>> = {
   0x1: 'ro',
   0x2: 'nosuid',
   0x4: 'nodev',
@@ -228,6 +350,18 @@ export const MOUNT_ATTR_NAMES: Readonly<Record<number, string>> = {
   0x40: 'relatime',
   0x80: 'nosymfollow',
   0x100: 'idmapped',
+};
+/** The bits of MountAttr by spec name, in the spec's order. */
+export const MOUNT_ATTR_VALUES: Readonly<Record<MountAttrName, number>> = {
+  'ro': 0x1,
+  'nosuid': 0x2,
+  'nodev': 0x4,
+  'noexec': 0x8,
+  'noatime': 0x10,
+  'nodiratime': 0x20,
+  'relatime': 0x40,
+  'nosymfollow': 0x80,
+  'idmapped': 0x100,
 };
 /** Every bit of MountAttr. */
 export const MOUNT_ATTR_MASK = 0x1ff;
@@ -241,12 +375,19 @@ export const SpaceState = {
   /** The mount the notifier watched is gone (unmounted, or no longer visible to the listener). The notifier stays, dormant, and fires again if a mount with that id comes back (Linux 6.1 reuses mount ids; a path-prefix notifier simply watches the new mount). A mount-id notifier is told once, also at its first check when no mount has that id; a path-prefix or every-mount notifier only for a mount whose last event was low. It carries the mount's ids, no path and no usage. */
   mountGone: 3,
 } as const;
-export type SpaceStateName = keyof typeof SpaceState;
-/** Spec names of the values of SpaceState, for display. */
-export const SPACE_STATE_NAMES: Readonly<Record<number, string>> = {
+/** The values of SpaceState by their names in the spec. */
+export type SpaceStateName = 'low' | 'recovered' | 'mount-gone';
+/** The spec names of the values of SpaceState, by value. */
+export const SPACE_STATE_NAMES: Readonly<Record<number, SpaceStateName>> = {
   1: 'low',
   2: 'recovered',
   3: 'mount-gone',
+};
+/** The values of SpaceState by spec name, in the spec's order. */
+export const SPACE_STATE_VALUES: Readonly<Record<SpaceStateName, number>> = {
+  'low': 1,
+  'recovered': 2,
+  'mount-gone': 3,
 };
 
 /** Whose quota a quota event is about (the kernel's USRQUOTA, GRPQUOTA, PRJQUOTA). */
@@ -255,12 +396,19 @@ export const QuotaType = {
   group: 1,
   project: 2,
 } as const;
-export type QuotaTypeName = keyof typeof QuotaType;
-/** Spec names of the values of QuotaType, for display. */
-export const QUOTA_TYPE_NAMES: Readonly<Record<number, string>> = {
+/** The values of QuotaType by their names in the spec. */
+export type QuotaTypeName = 'user' | 'group' | 'project';
+/** The spec names of the values of QuotaType, by value. */
+export const QUOTA_TYPE_NAMES: Readonly<Record<number, QuotaTypeName>> = {
   0: 'user',
   1: 'group',
   2: 'project',
+};
+/** The values of QuotaType by spec name, in the spec's order. */
+export const QUOTA_TYPE_VALUES: Readonly<Record<QuotaTypeName, number>> = {
+  'user': 0,
+  'group': 1,
+  'project': 2,
 };
 
 /** The kernel's quota warning (QUOTA_NL_* of linux/quota.h, same values). */
@@ -287,9 +435,10 @@ export const QuotaWarning = {
   /** Usage fell below the block soft limit. */
   bsoftbelow: 10,
 } as const;
-export type QuotaWarningName = keyof typeof QuotaWarning;
-/** Spec names of the values of QuotaWarning, for display. */
-export const QUOTA_WARNING_NAMES: Readonly<Record<number, string>> = {
+/** The values of QuotaWarning by their names in the spec. */
+export type QuotaWarningName = 'nowarn' | 'ihardwarn' | 'isoftlongwarn' | 'isoftwarn' | 'bhardwarn' | 'bsoftlongwarn' | 'bsoftwarn' | 'ihardbelow' | 'isoftbelow' | 'bhardbelow' | 'bsoftbelow';
+/** The spec names of the values of QuotaWarning, by value. */
+export const QUOTA_WARNING_NAMES: Readonly<Record<number, QuotaWarningName>> = {
   0: 'nowarn',
   1: 'ihardwarn',
   2: 'isoftlongwarn',
@@ -301,6 +450,20 @@ export const QUOTA_WARNING_NAMES: Readonly<Record<number, string>> = {
   8: 'isoftbelow',
   9: 'bhardbelow',
   10: 'bsoftbelow',
+};
+/** The values of QuotaWarning by spec name, in the spec's order. */
+export const QUOTA_WARNING_VALUES: Readonly<Record<QuotaWarningName, number>> = {
+  'nowarn': 0,
+  'ihardwarn': 1,
+  'isoftlongwarn': 2,
+  'isoftwarn': 3,
+  'bhardwarn': 4,
+  'bsoftlongwarn': 5,
+  'bsoftwarn': 6,
+  'ihardbelow': 7,
+  'isoftbelow': 8,
+  'bhardbelow': 9,
+  'bsoftbelow': 10,
 };
 
 /** The mount flags statfs(2) reports in f_flag (ST_* of sys/statvfs.h). */
@@ -324,9 +487,10 @@ export const StatfsFlags = {
   relatime: 0x1000,
   nosymfollow: 0x2000,
 } as const;
-export type StatfsFlagsName = keyof typeof StatfsFlags;
-/** Spec names of the bits of StatfsFlags, for display. */
-export const STATFS_FLAGS_NAMES: Readonly<Record<number, string>> = {
+/** The bits of StatfsFlags by their names in the spec. */
+export type StatfsFlagsName = 'rdonly' | 'nosuid' | 'nodev' | 'noexec' | 'synchronous' | 'valid' | 'mandlock' | 'write' | 'append' | 'immutable' | 'noatime' | 'nodiratime' | 'relatime' | 'nosymfollow';
+/** The spec names of the bits of StatfsFlags, by bit. */
+export const STATFS_FLAGS_NAMES: Readonly<Record<number, StatfsFlagsName>> = {
   0x1: 'rdonly',
   0x2: 'nosuid',
   0x4: 'nodev',
@@ -342,8 +506,42 @@ export const STATFS_FLAGS_NAMES: Readonly<Record<number, string>> = {
   0x1000: 'relatime',
   0x2000: 'nosymfollow',
 };
+/** The bits of StatfsFlags by spec name, in the spec's order. */
+export const STATFS_FLAGS_VALUES: Readonly<Record<StatfsFlagsName, number>> = {
+  'rdonly': 0x1,
+  'nosuid': 0x2,
+  'nodev': 0x4,
+  'noexec': 0x8,
+  'synchronous': 0x10,
+  'valid': 0x20,
+  'mandlock': 0x40,
+  'write': 0x80,
+  'append': 0x100,
+  'immutable': 0x200,
+  'noatime': 0x400,
+  'nodiratime': 0x800,
+  'relatime': 0x1000,
+  'nosymfollow': 0x2000,
+};
 /** Every bit of StatfsFlags. */
 export const STATFS_FLAGS_MASK = 0x3fff;
+
+/** The actions of each event type (the spec's enums `<type>-action`). */
+export const ACTIONS_OF_TYPE = {
+  'mtab': ['mount', 'umount', 'move', 'remount'],
+  'storage': ['enospc', 'edquot', 'low-space', 'quota'],
+} as const satisfies Readonly<Record<EventTypeName, readonly ActionName[]>>;
+/** The event type of each action. */
+export const TYPE_OF_ACTION = {
+  'mount': 'mtab',
+  'umount': 'mtab',
+  'move': 'mtab',
+  'remount': 'mtab',
+  'enospc': 'storage',
+  'edquot': 'storage',
+  'low-space': 'storage',
+  'quota': 'storage',
+} as const satisfies Readonly<Record<ActionName, EventTypeName>>;
 
 /** How an attribute's payload is encoded on the wire. */
 export type AttributeType = 'pad' | 'flag' | 'binary' | 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | 's64' | 'string' | 'nest';
@@ -373,6 +571,8 @@ export interface AttributeSpec {
   readonly multi: boolean;
   readonly nested?: AttributeSetSpec<object>;
   readonly checks?: AttributeChecks;
+  /** A 64-bit attribute the spec bounds below 2^53: a number in JavaScript, converted by the codec. */
+  readonly safeNumber?: true;
 }
 
 /** An attribute set; T is the type of the objects it encodes and decodes. */
@@ -460,7 +660,7 @@ export interface NotifierAttributes {
   /** What to do on a match. A notifier without any flag is refused. */
   flags?: number;
   /** Selector: match only events of this mount (its mount id). */
-  mountId?: bigint;
+  mountId?: number;
   /** Selector: match only events whose mount point is this path or lies below it (whole path components: /mnt matches /mnt/a, not /mnta). */
   pathPrefix?: string;
   /** low-space notifiers: the percentage of blocks available to unprivileged users (df's Avail over Size) below which the event fires, 1 to 100. A low-space notifier has exactly one of threshold, threshold-inodes and threshold-bytes; other actions have none. The ranges of the low-space attributes are checked by the handler, which refuses a value out of range with EINVAL and a message naming the attribute. */
@@ -498,7 +698,7 @@ export const NOTIFIER_ATTRIBUTE_SET: AttributeSetSpec<NotifierAttributes> = {
     { id: 2, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
     { id: 3, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
     { id: 4, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false, checks: { flagsMask: 0x3 } },
-    { id: 5, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 5, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
     { id: 6, name: 'path-prefix', key: 'pathPrefix', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
     { id: 7, name: 'threshold', key: 'threshold', type: 'u32', bigEndian: false, multi: false },
     { id: 8, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
@@ -521,8 +721,8 @@ export interface ListenerAttributes {
   group?: string[];
   /** Whose events the listener receives. */
   scope?: number;
-  /** Inode number of the mount namespace the listener was registered in, as in /proc/PID/ns/mnt. */
-  mntNs?: bigint;
+  /** Inode number of the mount namespace the listener was registered in, as in /proc/PID/ns/mnt (the kernel's ns_common.inum, an unsigned int, hence the check). */
+  mntNs?: number;
   /** Process (thread group) id of the registering process, in the caller's pid namespace; 0 when that process is not visible there. */
   ownerPid?: number;
   /** Effective uid of the registering process, in the caller's user namespace. */
@@ -559,7 +759,7 @@ export const LISTENER_ATTRIBUTE_SET: AttributeSetSpec<ListenerAttributes> = {
     { id: 3, name: 'notifier', key: 'notifier', type: 'nest', bigEndian: false, multi: true, nested: NOTIFIER_ATTRIBUTE_SET },
     { id: 4, name: 'group', key: 'group', type: 'string', bigEndian: false, multi: true, checks: { maxLen: 15 } },
     { id: 5, name: 'scope', key: 'scope', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 2 } },
-    { id: 6, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 6, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 4294967295 } },
     { id: 7, name: 'owner-pid', key: 'ownerPid', type: 'u32', bigEndian: false, multi: false },
     { id: 8, name: 'owner-uid', key: 'ownerUid', type: 'u32', bigEndian: false, multi: false },
     { id: 9, name: 'port-id', key: 'portId', type: 'u32', bigEndian: false, multi: false },
@@ -585,16 +785,16 @@ export interface EventAttributes {
   cmd?: number;
   /** When the event happened, in nanoseconds since the Unix epoch (CLOCK_REALTIME). */
   timestamp?: bigint;
-  /** Inode number of the mount namespace the event happened in. */
-  mntNs?: bigint;
+  /** Inode number of the mount namespace the event happened in (an unsigned int, as the listener's mnt-ns). */
+  mntNs?: number;
   /** Process id of the task that caused the event, in the pid namespace of the listener (multicast copies, which only the initial network namespace gets: of the initial pid namespace); 0 if not visible there. */
   pid?: number;
   /** Effective uid of the task that caused the event, in the user namespace of the listener (multicast copies: the initial one); the overflow uid (65534) if it is not mapped there. */
   uid?: number;
   /** Id of the mount the event is about. */
-  mountId?: bigint;
+  mountId?: number;
   /** Id of the mount's parent mount. */
-  parentId?: bigint;
+  parentId?: number;
   /** The mount point the event is about: relative to the listener's root directory for a listener of mnt-ns scope (it never gets an event about a mount outside that root); relative to the root of the event's mount namespace for a global listener, in multicast copies and in the kernel log. Absent if it does not fit in path-max bytes. */
   path?: string;
   /** File system type of the mount, e.g. ext4. */
@@ -690,11 +890,11 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
     { id: 5, name: 'action', key: 'action', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 8 } },
     { id: 6, name: 'cmd', key: 'cmd', type: 'u32', bigEndian: false, multi: false },
     { id: 7, name: 'timestamp', key: 'timestamp', type: 'u64', bigEndian: false, multi: false },
-    { id: 8, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 8, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 4294967295 } },
     { id: 9, name: 'pid', key: 'pid', type: 'u32', bigEndian: false, multi: false },
     { id: 10, name: 'uid', key: 'uid', type: 'u32', bigEndian: false, multi: false },
-    { id: 11, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
-    { id: 12, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false },
+    { id: 11, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
+    { id: 12, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
     { id: 13, name: 'path', key: 'path', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
     { id: 14, name: 'fs-type', key: 'fsType', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 63 } },
     { id: 15, name: 'source', key: 'source', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
@@ -724,9 +924,9 @@ export const EVENT_ATTRIBUTE_SET: AttributeSetSpec<EventAttributes> = {
 /** Attribute set "mount": One mount, as a line of /proc/self/mountinfo describes it, seen from the requesting process: its mount namespace and its root directory. */
 export interface MountAttributes {
   /** The mount's id, as in mountinfo's first field (reused after umount). */
-  mountId?: bigint;
+  mountId?: number;
   /** Id of the parent mount (mountinfo's second field); a mount whose parent is outside the caller's root, or that is the namespace's root, names itself or that parent exactly as mountinfo does. */
-  parentId?: bigint;
+  parentId?: number;
   /** The id that is never reused until reboot (Linux 6.8 and later), as statmount and listmount use it; absent on older kernels. mount-get by unique-id is a tree lookup, by mount-id a walk of the namespace. */
   uniqueId?: bigint;
   /** Major number of the file system's device (st_dev). */
@@ -753,8 +953,8 @@ export interface MountAttributes {
   propagateFrom?: number;
   /** The mount is unbindable. */
   unbindable?: boolean;
-  /** Inode number of the mount namespace the mount belongs to. */
-  mntNs?: bigint;
+  /** Inode number of the mount namespace the mount belongs to (an unsigned int, as the listener's mnt-ns). */
+  mntNs?: number;
   /** The namespace's event number (see the event's ns-seq) when the dump began, or when a do request's answer was read: what it shows reflects every event up to that number. 0 when no listener is registered in the namespace. */
   nsSeq?: bigint;
 }
@@ -784,8 +984,8 @@ export const MountAttribute = {
 export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
   name: 'mount',
   attributes: [
-    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
-    { id: 2, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false },
+    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
+    { id: 2, name: 'parent-id', key: 'parentId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
     { id: 3, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
     { id: 4, name: 'dev-major', key: 'devMajor', type: 'u32', bigEndian: false, multi: false },
     { id: 5, name: 'dev-minor', key: 'devMinor', type: 'u32', bigEndian: false, multi: false },
@@ -799,7 +999,7 @@ export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
     { id: 13, name: 'master', key: 'master', type: 'u32', bigEndian: false, multi: false },
     { id: 14, name: 'propagate-from', key: 'propagateFrom', type: 'u32', bigEndian: false, multi: false },
     { id: 15, name: 'unbindable', key: 'unbindable', type: 'flag', bigEndian: false, multi: false },
-    { id: 16, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 16, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 4294967295 } },
     { id: 17, name: 'ns-seq', key: 'nsSeq', type: 'u64', bigEndian: false, multi: false },
     { id: 18, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
   ],
@@ -808,7 +1008,7 @@ export const MOUNT_ATTRIBUTE_SET: AttributeSetSpec<MountAttributes> = {
 /** Attribute set "statfs": The usage of one mount's file system, as statfs(2) reports it, and which mount it is. In a reply, either the numbers or error is present. */
 export interface StatfsAttributes {
   /** The mount's id (request: which mount; reply: the mount's). */
-  mountId?: bigint;
+  mountId?: number;
   /** The mount's unique id (Linux 6.8 and later), request or reply. */
   uniqueId?: bigint;
   /** Request: any path, resolved from the caller's root and working directory as statfs(2) would; the reply is about the mount it is on. */
@@ -847,8 +1047,8 @@ export interface StatfsAttributes {
   flags?: number;
   /** Why this mount has no numbers: a positive errno; ETIMEDOUT when its statfs did not finish within timeout-ms (it goes on in the background, and the mount is skipped until it does: ETIMEDOUT again at once). */
   error?: number;
-  /** Inode number of the mount namespace the mount belongs to. */
-  mntNs?: bigint;
+  /** Inode number of the mount namespace the mount belongs to (an unsigned int, as the listener's mnt-ns). */
+  mntNs?: number;
 }
 
 /** Attribute ids of the set "statfs". */
@@ -880,7 +1080,7 @@ export const StatfsAttribute = {
 export const STATFS_ATTRIBUTE_SET: AttributeSetSpec<StatfsAttributes> = {
   name: 'statfs',
   attributes: [
-    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false },
+    { id: 1, name: 'mount-id', key: 'mountId', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 2147483647 } },
     { id: 2, name: 'unique-id', key: 'uniqueId', type: 'u64', bigEndian: false, multi: false },
     { id: 3, name: 'path', key: 'path', type: 'string', bigEndian: false, multi: false, checks: { maxLen: 4095 } },
     { id: 4, name: 'timeout-ms', key: 'timeoutMs', type: 'u32', bigEndian: false, multi: false, checks: { min: 1, max: 60000 } },
@@ -900,7 +1100,7 @@ export const STATFS_ATTRIBUTE_SET: AttributeSetSpec<StatfsAttributes> = {
     { id: 18, name: 'name-max', key: 'nameMax', type: 'u32', bigEndian: false, multi: false },
     { id: 19, name: 'flags', key: 'flags', type: 'u32', bigEndian: false, multi: false },
     { id: 20, name: 'error', key: 'error', type: 'u32', bigEndian: false, multi: false },
-    { id: 21, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false },
+    { id: 21, name: 'mnt-ns', key: 'mntNs', type: 'u64', bigEndian: false, multi: false, safeNumber: true, checks: { max: 4294967295 } },
     { id: 22, name: 'pad', key: 'pad', type: 'pad', bigEndian: false, multi: false },
   ],
 };

@@ -200,9 +200,13 @@ function decodeValue(
     case 's32':
       return little ? buf.readInt32LE(start) : buf.readInt32BE(start);
     case 'u64':
-      return little ? buf.readBigUInt64LE(start) : buf.readBigUInt64BE(start);
-    case 's64':
-      return little ? buf.readBigInt64LE(start) : buf.readBigInt64BE(start);
+    case 's64': {
+      const value =
+        attr.type === 'u64'
+          ? little ? buf.readBigUInt64LE(start) : buf.readBigUInt64BE(start)
+          : little ? buf.readBigInt64LE(start) : buf.readBigInt64BE(start);
+      return attr.safeNumber === true ? safeNumber(set, attr, value, at) : value;
+    }
     case 'flag':
       return true;
     case 'string': {
@@ -221,6 +225,23 @@ function decodeValue(
     default:
       return undefined;
   }
+}
+
+/**
+ * A 64-bit value the spec bounds below 2^53 (safeNumber), as a number; a value beyond the spec's
+ * bounds is malformed rather than silently rounded.
+ */
+function safeNumber(set: AttributeSetSpec<object>, attr: AttributeSpec, value: bigint, at: number): number {
+  const { min, max } = attr.checks ?? {};
+  if ((max !== undefined && value > BigInt(max)) || (min !== undefined && value < BigInt(min))) {
+    throw new AttributeError(
+      `${set.name}.${attr.name}: ${String(value)} at offset ${at} is outside the spec's range ${String(min ?? 0)} to ${String(max)}`,
+      set.name,
+      attr.name,
+      at,
+    );
+  }
+  return Number(value);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +327,11 @@ function measure(set: AttributeSetSpec<object>, value: Record<string, unknown>):
 
 function checkInteger(set: AttributeSetSpec<object>, attr: AttributeSpec, v: unknown): number | bigint {
   const bigRange = BIGINT_RANGES[attr.type];
+  if (bigRange !== undefined && attr.safeNumber === true) {
+    // Held as a number (the spec bounds it below 2^53); checkValue applies those bounds.
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(set, attr, `${attr.type} held as a number expects a safe integer, got ${typeof v === 'number' ? String(v) : typeof v}`);
+    return BigInt(v);
+  }
   if (bigRange !== undefined) {
     if (typeof v !== 'bigint') fail(set, attr, `${attr.type} expects a bigint, got ${typeof v}`);
     if (v < bigRange[0] || v > bigRange[1]) fail(set, attr, `${String(v)} is out of the range of ${attr.type}`);
@@ -369,7 +395,7 @@ function write(set: AttributeSetSpec<object>, value: Record<string, unknown>, bu
         case 'u64':
         case 's64': {
           const n = checkInteger(set, attr, v) as bigint;
-          checkValue(set, attr, n);
+          checkValue(set, attr, attr.safeNumber === true ? Number(n) : n);
           if (attr.type === 'u64') {
             if (little) buf.writeBigUInt64LE(n, payloadStart);
             else buf.writeBigUInt64BE(n, payloadStart);
