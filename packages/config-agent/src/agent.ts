@@ -412,9 +412,9 @@ export class Agent {
         void this.#lost(kernel);
         return;
       }
-      const fields: Record<string, unknown> = { file, scope: desired.scope ?? 'namespace', ...errorFields(error) };
+      const fields: Record<string, unknown> = { file, scope: desired.scope ?? 'mnt-ns', ...errorFields(error) };
       if (isNetlinkError(error) && error.code === 'EPERM' && options.global) {
-        fields.hint = 'scope "global" sees the mounts of every mount namespace: it needs CAP_SYS_ADMIN in the initial user namespace (run the agent as root, or use scope "namespace")';
+        fields.hint = 'scope "global" sees the mounts of every mount namespace: it needs CAP_SYS_ADMIN in the initial user namespace (run the agent as root, or use scope "mnt-ns")';
       }
       this.#log.error(fields, "cannot register this file's listener");
       if (active !== undefined) {
@@ -493,8 +493,14 @@ export class Agent {
       state.overruns.add(item.lost ?? 0);
       return;
     }
-    if (item.missed !== undefined && item.missed > 0) state.missed.add(item.missed);
-    if (item.seq !== undefined && !state.seen.add(item.seq)) return;
+    if (item.kind === 'unknown-event') {
+      // A newer module's type, action or state: no notifier of a file (whose names this agent
+      // validated) can mean it. Said once per event, and the loop goes on.
+      this.#log.warn({ file: state.file, listenerId: active.listener.id, operation: item.operation, type: item.attributes.type, action: item.attributes.action }, 'an event this agent does not know (a newer module?): skipped');
+      return;
+    }
+    if (item.missed > 0) state.missed.add(item.missed);
+    if (!state.seen.add(item.seq)) return;
     const event = eventJson(item);
     const { content } = active;
     let matched = 0;

@@ -1,7 +1,7 @@
 // An event as the agent hands it on: to a notifier's command (one JSON line on stdin and USIP_EVENT_*
 // environment variables) or to stdout (a notifier without `run`). The JSON has the shape of
 // `usip listen --json`: type and action by their spec names, 64-bit values as decimal strings.
-import { actionFromName, protocol, type ListenerEvent, type NotifierOptions } from '@usip/client';
+import { actionFromName, type ListenerEvent, type NotifierOptions } from '@usip/client';
 import type { NotifierDeclaration, NotifierFileContent } from './schema.js';
 
 /** An event in JSON form: what a command reads on stdin. */
@@ -12,27 +12,15 @@ export function toJsonText(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 }
 
-function enumName(names: Readonly<Record<number, string>>, value: unknown): string | number | undefined {
-  if (typeof value !== 'number') return undefined;
-  return names[value] ?? value;
-}
-
-/** The event as JSON data: spec names for type and action, bigints as strings. */
+/**
+ * The event as JSON data: its fields as the client decoded them (type, action and the storage
+ * events' enums already by their spec names), bigints as strings.
+ */
 export function eventJson(event: ListenerEvent): EventJson {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(event)) {
-    if (key === 'typeName' || key === 'actionName' || key === 'spaceStateName' || value === undefined) continue;
+    if (value === undefined) continue;
     out[key] = typeof value === 'bigint' ? value.toString() : value;
-  }
-  out.type = enumName(protocol.EVENT_TYPE_NAMES, event.type);
-  out.action = enumName(protocol.ACTION_NAMES, event.action);
-  // Storage events' enums by their spec names too, as `usip listen --json` gives them.
-  for (const [key, names] of [
-    ['spaceState', protocol.SPACE_STATE_NAMES],
-    ['quotaType', protocol.QUOTA_TYPE_NAMES],
-    ['quotaWarning', protocol.QUOTA_WARNING_NAMES],
-  ] as const) {
-    if (out[key] !== undefined) out[key] = enumName(names, out[key]);
   }
   return out as EventJson;
 }
@@ -81,11 +69,11 @@ export function pathWithin(path: string, prefix: string): boolean {
  */
 export function notifierMatches(notifier: NotifierDeclaration, event: ListenerEvent, index?: number): boolean {
   if (notifier.notify === false) return false;
-  if (event.typeName !== notifier.type) return false;
-  if (event.actionName !== actionFromName(notifier.action)) return false;
+  if (event.type !== notifier.type) return false;
+  if (event.action !== notifier.action) return false;
   // The module sends a low-space event for one notifier only (its threshold was crossed), with
   // that notifier's cmd, which is its index in the file (registerOptions).
-  if (event.actionName === 'lowSpace' && index !== undefined && event.cmd !== index) return false;
+  if (event.action === 'low-space' && index !== undefined && event.cmd !== index) return false;
   if (notifier.pathPrefix !== undefined && (event.path === undefined || !pathWithin(event.path, notifier.pathPrefix))) return false;
   return true;
 }
@@ -102,7 +90,7 @@ export function registerOptions(content: NotifierFileContent): { global: boolean
       if (action === undefined) throw new Error(`notifier ${index}: unknown action ${n.action}`);
       const options = { type: n.type, action, cmd: index } as NotifierOptions;
       if (n.notify !== undefined) options.notify = n.notify;
-      if (n.kernelLog !== undefined) options.kernLog = n.kernelLog;
+      if (n.kernLog !== undefined) options.kernLog = n.kernLog;
       if (n.pathPrefix !== undefined) options.pathPrefix = n.pathPrefix;
       if (n.threshold !== undefined) options.threshold = n.threshold;
       if (n.thresholdInodes !== undefined) options.thresholdInodes = n.thresholdInodes;

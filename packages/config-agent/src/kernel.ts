@@ -7,7 +7,7 @@ export interface AgentListener extends AsyncIterable<ListenerItem> {
   readonly id: number;
   /** The netlink port id of its socket: with `id`, what tells it apart after a module reload. */
   readonly portId: number;
-  /** 'mntNs' or 'global'. */
+  /** 'mnt-ns' or 'global'. */
   readonly scope: string;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { ENTRY_RULES, MAX_FILE_BYTES, PERMISSIONS_RULE, readEntry, runPermissionProblems } from './files.js';
 import validateNotifierFile from './generated/validate-notifier-file.cjs';
-import { PATTERN_MEANINGS, type NotifierFileContent } from './schema.js';
+import { PATTERN_MEANINGS, RENAMED_KEYS, RENAMED_VALUES, type NotifierFileContent } from './schema.js';
 
 /** One thing wrong with a notifier file: where (file + JSON pointer), which rule, and why. */
 export interface ConfigProblem {
@@ -56,12 +56,31 @@ export function formatProblem(p: ConfigProblem): string {
 // test guests, where each start counts).
 const validate = validateNotifierFile as ValidateFunction<NotifierFileContent>;
 
-function describe(error: ErrorObject): string {
+/** The value at a JSON pointer of the document (ajv's instancePath). */
+function valueAt(document: unknown, pointer: string): unknown {
+  let value = document;
+  for (const part of pointer.split('/').slice(1)) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return value;
+}
+
+function describe(error: ErrorObject, document: unknown): string {
   switch (error.keyword) {
-    case 'enum':
-      return `must be one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'additionalProperties':
-      return `unknown property ${JSON.stringify(error.params.additionalProperty)}`;
+    case 'enum': {
+      const allowed = error.params.allowedValues as unknown[];
+      const list = `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+      // A name spelt the old way gets its new name, so that nobody's file silently stops working.
+      const value = valueAt(document, error.instancePath);
+      const renamed = typeof value === 'string' && Object.hasOwn(RENAMED_VALUES, value) ? RENAMED_VALUES[value] : undefined;
+      return renamed !== undefined && allowed.includes(renamed) ? `${JSON.stringify(value)} is now called ${JSON.stringify(renamed)}; ${list}` : list;
+    }
+    case 'additionalProperties': {
+      const key = String(error.params.additionalProperty);
+      const renamed = Object.hasOwn(RENAMED_KEYS, key) ? RENAMED_KEYS[key] : undefined;
+      return renamed !== undefined ? `unknown key ${JSON.stringify(key)} (it is called ${JSON.stringify(renamed)})` : `unknown property ${JSON.stringify(key)}`;
+    }
     case 'required':
       return `missing required property ${JSON.stringify(error.params.missingProperty)}`;
     case 'pattern':
@@ -103,12 +122,12 @@ function semanticProblems(file: string, content: NotifierFileContent): ConfigPro
         rule: 'notify',
         message: '"notify" is false, so the agent receives no event to run this command for; remove "run" or "notify"',
       });
-    } else if (notifier.notify === false && notifier.kernelLog !== true) {
+    } else if (notifier.notify === false && notifier.kernLog !== true) {
       problems.push({
         file,
         pointer: `${at}/notify`,
         rule: 'notify',
-        message: '"notify" is false and "kernelLog" is not true: this notifier would do nothing',
+        message: '"notify" is false and "kernLog" is not true: this notifier would do nothing',
       });
     }
     if (notifier.timeoutSeconds !== undefined && notifier.run === undefined) {
@@ -137,7 +156,7 @@ export function parseNotifierFile(file: string, text: string): NotifierFile {
       // A discriminator error is raised on the notifier object; point at its `type` instead.
       pointer: e.keyword === 'discriminator' ? `${e.instancePath}/${String(e.params.tag)}` : e.instancePath,
       rule: e.keyword,
-      message: describe(e),
+      message: describe(e, document),
     }));
     throw new NotifierFileError(problems);
   }

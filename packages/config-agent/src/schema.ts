@@ -1,10 +1,19 @@
 // JSON Schema of one notifier file in /etc/usip.d. It is the contract with admins: every rule
-// here is reported by name (ajv keyword) with the JSON pointer of the offending value.
-export const MTAB_ACTIONS = ['mount', 'umount', 'move', 'remount'] as const;
-export const STORAGE_ACTIONS = ['enospc', 'edquot', 'low-space', 'quota'] as const;
+// here is reported by name (ajv keyword) with the JSON pointer of the offending value. Keys are
+// the spec's names camelCased (kernLog, pathPrefix), values the spec's names as they are
+// ('low-space', scope 'mnt-ns'), as in the client and in `usip listen --json`.
+import { ACTIONS_OF_TYPE, type MtabActionName, type protocol, type StorageActionName } from '@usip/client';
 
-export type MtabAction = (typeof MTAB_ACTIONS)[number];
-export type StorageAction = (typeof STORAGE_ACTIONS)[number];
+/** The actions of each type, from the spec (through the client's generated tables). */
+export const MTAB_ACTIONS = ACTIONS_OF_TYPE.mtab;
+export const STORAGE_ACTIONS = ACTIONS_OF_TYPE.storage;
+
+export type MtabAction = MtabActionName;
+export type StorageAction = StorageActionName;
+
+/** Keys and values the files once spelt otherwise, and their names now: refused with a hint. */
+export const RENAMED_KEYS: Readonly<Record<string, string>> = { kernelLog: 'kernLog' };
+export const RENAMED_VALUES: Readonly<Record<string, string>> = { namespace: 'mnt-ns' };
 
 /**
  * The options of ajv the schema is compiled with (by scripts/generate-validator.ts). strictTuples
@@ -23,8 +32,8 @@ export interface NotifierDeclaration {
   pathPrefix?: string;
   /** Deliver matching events to this agent (default true). */
   notify?: boolean;
-  /** Ask the kernel to log matching events to the kernel log. */
-  kernelLog?: boolean;
+  /** Ask the kernel to log matching events to the kernel log (the notifier flag kern-log). */
+  kernLog?: boolean;
   /** Command (argv, no shell) the agent runs for each matching event. */
   run?: string[];
   /** How long `run` may take before it is stopped (default: the agent's --action-timeout). */
@@ -42,7 +51,7 @@ export interface NotifierDeclaration {
 export interface NotifierFileContent {
   $schema?: string;
   description?: string;
-  scope?: 'namespace' | 'global';
+  scope?: protocol.ScopeName;
   notifiers: NotifierDeclaration[];
 }
 
@@ -60,7 +69,7 @@ const notifierCommon = {
     maxLength: 4095,
   },
   notify: { type: 'boolean', description: 'Deliver matching events to the agent (default true).' },
-  kernelLog: { type: 'boolean', description: 'Also write a rate-limited line to the kernel log.' },
+  kernLog: { type: 'boolean', description: 'Also write a rate-limited line to the kernel log.' },
   run: {
     type: 'array',
     description:
@@ -128,8 +137,8 @@ export const notifierFileSchema = {
     $schema: { type: 'string' },
     description: { type: 'string' },
     scope: {
-      enum: ['namespace', 'global'],
-      description: 'namespace: events of the agent\'s mount namespace; global: of every namespace.',
+      enum: ['mnt-ns', 'global'],
+      description: 'mnt-ns: events of the agent\'s mount namespace (the default); global: of every namespace.',
     },
     notifiers: {
       type: 'array',

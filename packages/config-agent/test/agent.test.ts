@@ -71,7 +71,7 @@ test('start: each valid file gets a listener with its scope and notifiers; an in
         { type: 'mtab', action: 'umount', pathPrefix: '/srv' },
       ],
     });
-    await write(dir, '20-global.json', { scope: 'global', notifiers: [{ type: 'storage', action: 'enospc', kernelLog: true }] });
+    await write(dir, '20-global.json', { scope: 'global', notifiers: [{ type: 'storage', action: 'enospc', kernLog: true }] });
     await write(dir, '30-bad.json', { notifiers: [{ type: 'mtab', action: 'enospc' }] });
     await write(dir, 'README.txt', 'not a notifier file');
     await write(dir, '.hidden.json', { notifiers: [{ type: 'mtab', action: 'move' }] });
@@ -81,7 +81,7 @@ test('start: each valid file gets a listener with its scope and notifiers; an in
 
     assert.is(module.listeners.length, 2, module.ops.join(', '));
     const byScope = Object.fromEntries(module.listeners.map((l) => [l.scope, l.options]));
-    assert.equal(byScope.mntNs, {
+    assert.equal(byScope['mnt-ns'], {
       global: false,
       notifiers: [
         { type: 'mtab', action: 'mount', cmd: 0 },
@@ -111,7 +111,7 @@ test('start: each valid file gets a listener with its scope and notifiers; an in
     assert.equal(
       agent.status().map((s) => [s.file, s.notifiers, s.listenerId === undefined ? 'none' : s.scope]),
       [
-        [join(dir, '10-mounts.json'), 2, 'mntNs'],
+        [join(dir, '10-mounts.json'), 2, 'mnt-ns'],
         [join(dir, '20-global.json'), 1, 'global'],
       ],
     );
@@ -132,7 +132,7 @@ test('events: a run notifier runs its command; one without run writes a JSON lin
     const { agent, output, outcomes } = await run();
     module.post({ type: 'mtab', action: 'mount', path: '/srv/x' });
     module.post({ type: 'mtab', action: 'mount', path: '/home' });
-    const umountSeq = module.post({ type: 'mtab', action: 'umount', path: '/srv/x', mountId: 12n });
+    const umountSeq = module.post({ type: 'mtab', action: 'umount', path: '/srv/x', mountId: 12 });
     module.post({ type: 'mtab', action: 'move', path: '/srv/x' });
     await waitFor('three commands', () => outcomes.length === 3);
     await agent.actions.idle();
@@ -144,7 +144,7 @@ test('events: a run notifier runs its command; one without run writes a JSON lin
     assert.equal([line.file, line.notifier], [join(dir, '10-a.json'), 2]);
     assert.equal(
       [line.event.kind, line.event.type, line.event.action, line.event.path, line.event.mountId, line.event.seq],
-      ['mtab-event', 'mtab', 'umount', '/srv/x', '12', String(umountSeq)],
+      ['mtab-event', 'mtab', 'umount', '/srv/x', 12, String(umountSeq)],
     );
   });
 });

@@ -7,6 +7,7 @@ import {
   NetlinkError,
   UsipModuleNotLoadedError,
   actionFromName,
+  eventItem,
   protocol,
   type ListenerEvent,
   type ListenerItem,
@@ -73,7 +74,7 @@ export interface PostOptions {
   action: string;
   path?: string;
   missed?: number;
-  mountId?: bigint;
+  mountId?: number;
 }
 
 function within(path: string, prefix: string): boolean {
@@ -117,7 +118,7 @@ export class FakeModule {
           throw refusal;
         }
         const id = this.#nextId++;
-        const listener = new FakeListener(id, 1000 + id, options.global === true ? 'global' : 'mntNs', options, generation, this.ops);
+        const listener = new FakeListener(id, 1000 + id, options.global === true ? 'global' : 'mnt-ns', options, generation, this.ops);
         this.listeners.push(listener);
         this.ops.push(`register ${id}`);
         this.onRegister?.(listener);
@@ -142,29 +143,34 @@ export class FakeModule {
     return seq;
   }
 
+  /** The event as the module would send it, decoded by the client's own eventItem(). */
   event(listener: FakeListener, seq: bigint, options: PostOptions, cmd: number | undefined): ListenerEvent {
     const action = actionFromName(options.action)!;
-    return {
-      kind: options.type === 'mtab' ? 'mtab-event' : 'storage-event',
-      listenerId: listener.id,
-      seq,
-      missed: options.missed ?? 0,
-      type: protocol.EventType[options.type],
-      action: protocol.Action[action],
-      ...(cmd !== undefined ? { cmd } : {}),
-      timestamp: 1_767_225_600_123_456_789n,
-      mntNs: 4026531841n,
-      pid: 4242,
-      uid: 0,
-      mountId: options.mountId ?? 77n,
-      ...(options.type === 'mtab' ? { parentId: 1n } : { count: 1 }),
-      ...(options.path !== undefined ? { path: options.path } : {}),
-      fsType: 'tmpfs',
-      source: 'none',
-      dev: 0x2a,
-      typeName: options.type,
-      actionName: action,
-    } as ListenerEvent;
+    const lowSpace = action === 'low-space';
+    const item = eventItem(
+      options.type === 'mtab' ? 'mtab-event' : 'storage-event',
+      {
+        listenerId: listener.id,
+        seq,
+        missed: options.missed ?? 0,
+        type: protocol.EVENT_TYPE_VALUES[options.type],
+        action: protocol.ACTION_VALUES[action],
+        ...(cmd !== undefined ? { cmd } : {}),
+        timestamp: 1_767_225_600_123_456_789n,
+        mntNs: 4026531841,
+        // A low-space check is no process's doing: no pid or uid, a space-state instead.
+        ...(lowSpace ? { spaceState: protocol.SpaceState.low } : { pid: 4242, uid: 0 }),
+        mountId: options.mountId ?? 77,
+        ...(options.type === 'mtab' ? { parentId: 1 } : { count: 1 }),
+        ...(options.path !== undefined ? { path: options.path } : {}),
+        fsType: 'tmpfs',
+        source: 'none',
+        dev: 0x2a,
+      },
+      true,
+    );
+    if (item.kind === 'unknown-event') throw new Error(`fake kernel: cannot make a ${options.type}/${options.action} event`);
+    return item;
   }
 
   /** Unloads the module: its listeners are gone (their sockets stay open, silent). */

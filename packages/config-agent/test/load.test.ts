@@ -27,7 +27,7 @@ async function runAgent(args: string[]): Promise<{ code: number; stdout: string;
 const enospcToLog = {
   description: 'log ENOSPC everywhere',
   scope: 'global',
-  notifiers: [{ type: 'storage', action: 'enospc', kernelLog: true, run: ['/usr/bin/logger', 'disk full'] }],
+  notifiers: [{ type: 'storage', action: 'enospc', kernLog: true, run: ['/usr/bin/logger', 'disk full'] }],
 };
 
 function problemsOf(text: string) {
@@ -82,6 +82,26 @@ test('unknown types, unknown keys and missing keys are each reported', () => {
   assert.ok(problems.some((p) => p.message === 'unknown property "colour"'));
 });
 
+test('names spelt the old way are refused with their new name, so that no file silently stops working', () => {
+  const problems = problemsOf(
+    JSON.stringify({
+      scope: 'namespace',
+      notifiers: [
+        { type: 'mtab', action: 'umount', kernelLog: true },
+        { type: 'storage', action: 'lowSpace', threshold: 5 },
+      ],
+    }),
+  );
+  const messages = problems.map((p) => `${p.pointer}: ${p.message}`);
+  assert.ok(messages.includes('/scope: "namespace" is now called "mnt-ns"; must be one of "mnt-ns", "global"'), messages.join('; '));
+  assert.ok(messages.includes('/notifiers/0: unknown key "kernelLog" (it is called "kernLog")'), messages.join('; '));
+  // The spec's spelling is the one accepted: the file's actions are the spec's names.
+  assert.ok(messages.some((m) => m.startsWith('/notifiers/1/action: must be one of "enospc", "edquot", "low-space", "quota"')), messages.join('; '));
+  // The new names are accepted.
+  const ok = JSON.stringify({ scope: 'mnt-ns', notifiers: [{ type: 'mtab', action: 'umount', kernLog: true }] });
+  assert.is(parseNotifierFile('/ok.json', ok).scope, 'mnt-ns');
+});
+
 test('a JSON syntax error gives line and column', () => {
   const problems = problemsOf('{\n  "notifiers": [\n    { "type": "mtab", }\n  ]\n}\n');
   assert.is(problems.length, 1);
@@ -132,7 +152,7 @@ test('the agent\'s own rules: a notifier must do something, run needs notify, ti
     JSON.stringify({
       notifiers: [
         { type: 'mtab', action: 'mount', notify: false },
-        { type: 'mtab', action: 'umount', notify: false, kernelLog: true, run: ['/bin/true'] },
+        { type: 'mtab', action: 'umount', notify: false, kernLog: true, run: ['/bin/true'] },
         { type: 'mtab', action: 'move', timeoutSeconds: 3 },
       ],
     }),
@@ -147,7 +167,7 @@ test('the agent\'s own rules: a notifier must do something, run needs notify, ti
   );
   assert.match(problems[0]!.message, 'this notifier would do nothing');
   // kern-log only is a notifier that does something.
-  parseNotifierFile('/k.json', JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', notify: false, kernelLog: true }] }));
+  parseNotifierFile('/k.json', JSON.stringify({ notifiers: [{ type: 'mtab', action: 'mount', notify: false, kernLog: true }] }));
 });
 
 test('a bad update keeps the last good content of that file', () => {

@@ -19,7 +19,7 @@ const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const NOBODY = 65534;
 
 const withRun = { notifiers: [{ type: 'mtab', action: 'mount', run: ['/bin/true'] }] };
-const withoutRun = { notifiers: [{ type: 'mtab', action: 'mount', kernelLog: true }] };
+const withoutRun = { notifiers: [{ type: 'mtab', action: 'mount', kernLog: true }] };
 
 /** Writes a notifier file with this owner and mode (chown, then chmod, which a chown would
  *  clear set-id bits after: after writing, so that no umask is in the way). */

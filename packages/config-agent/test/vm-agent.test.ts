@@ -110,7 +110,7 @@ for (const kernel of ['6.1', '6.12']) {
     assert.equal(
       registered.slice(0, 2).map((r) => [r.file, r.scope]).sort(),
       [
-        [mountsFile, 'mntNs'],
+        [mountsFile, 'mnt-ns'],
         [globalFile, 'global'],
       ],
     );

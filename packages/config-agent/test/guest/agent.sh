@@ -117,7 +117,7 @@ write_conf 10-mounts.json "{
   \"description\": \"VM test, version 2\",
   \"notifiers\": [
     { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action v2) },
-    { \"type\": \"mtab\", \"action\": \"umount\", \"pathPrefix\": \"/tmp/agent\", \"kernelLog\": true }
+    { \"type\": \"mtab\", \"action\": \"umount\", \"pathPrefix\": \"/tmp/agent\", \"kernLog\": true }
   ]
 }"
 wait_for v2-registered 30 at_least 1 '"replaces":' "$log"
