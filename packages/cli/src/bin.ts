@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
+import { UsipModuleNotLoadedError, protocol, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
-import { BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, backendName, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
+import { BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, actionsOf, backendName, deviceNumber, integer, mountId, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
 import {
   DEFAULT_DEVICE_COLUMNS,
   DEVICE_COLUMNS,
@@ -82,7 +82,7 @@ program
         // Storage events have no backend but the module: say so.
         const storage = notifier.find((n) => n.type === 'storage');
         if (!(error instanceof UsipModuleNotLoadedError) || storage === undefined) return error;
-        const what = storage.action === 'lowSpace' ? 'low-space notifications need' : 'storage events need';
+        const what = storage.action === 'low-space' ? 'low-space notifications need' : 'storage events need';
         return new UsipModuleNotLoadedError({ needs: `${what} the usip kernel module: no other backend provides them`, cause: error });
       });
     },
@@ -92,10 +92,10 @@ program
   .command('inject')
   .description('post a synthetic event, for tests (module loaded with allow_inject=1; needs CAP_SYS_ADMIN)')
   .addOption(new Option('--type <type>', 'event type').choices(TYPE_NAMES).makeOptionMandatory())
-  .requiredOption('--action <action>', 'mtab: mount, umount, move, remount; storage: enospc, edquot, low-space')
+  .requiredOption('--action <action>', `mtab: ${actionsOf('mtab').join(', ')}; storage: ${actionsOf('storage').filter((a) => a !== 'low-space').join(', ')} (low-space events come from the module's checks only)`)
   .option('--path <path>', 'mount point')
-  .option('--mount-id <id>', 'mount id', u64)
-  .option('--parent-id <id>', 'parent mount id', u64)
+  .option('--mount-id <id>', `mount id (0 to ${protocol.MOUNT_ID_MAX})`, mountId)
+  .option('--parent-id <id>', `parent mount id (0 to ${protocol.MOUNT_ID_MAX})`, mountId)
   .option('--fs-type <type>', 'file system type, e.g. ext4')
   .option('--source <source>', 'mount source, e.g. /dev/sda1')
   .option('--dev <dev>', 'device number, MAJOR:MINOR (or encoded)', deviceNumber)

@@ -10,8 +10,8 @@ import {
   UsipMounts,
   UsipError,
   actionFromName,
-  actionSpecName,
   isNetlinkError,
+  renamedValue,
   protocol,
   type MountBackend,
   type TypedAction,
@@ -138,10 +138,13 @@ export function decodeDev(dev: number): string {
 
 export const TYPE_NAMES = Object.keys(protocol.EventType) as protocol.EventTypeName[];
 
-/** Names of the actions of a type, spelled as in the spec (low-space). */
+/** Names of the actions of a type, from the spec (low-space). */
 export function actionsOf(type: protocol.EventTypeName): string[] {
-  return ACTIONS_OF_TYPE[type].map((a) => actionSpecName(a));
+  return [...ACTIONS_OF_TYPE[type]];
 }
+
+/** An option parser for a mount id: 0 to the spec's mount-id-max (the kernel's ids are ints). */
+export const mountId = integer(0, protocol.MOUNT_ID_MAX);
 
 /**
  * Checks a type and an action given on the command line. Returns the pair, or the reason it is
@@ -151,7 +154,10 @@ export function typedAction(type: string, action: string): TypedAction | string 
   if (!(TYPE_NAMES as string[]).includes(type)) return `unknown event type "${type}"; the types are ${TYPE_NAMES.join(', ')}`;
   const key = actionFromName(action);
   const allowed = actionsOf(type as protocol.EventTypeName);
-  if (key === undefined) return `unknown action "${action}"; ${type} actions are ${allowed.join(', ')}`;
+  if (key === undefined) {
+    const renamed = renamedValue(action, allowed);
+    return `unknown action "${action}"${renamed === undefined ? '' : ` (it is called "${renamed}")`}; ${type} actions are ${allowed.join(', ')}`;
+  }
   if (!(ACTIONS_OF_TYPE[type as protocol.EventTypeName] as readonly string[]).includes(key)) {
     return `"${action}" is not a${type === 'mtab' ? 'n' : ''} ${type} action; ${type} actions are ${allowed.join(', ')}`;
   }
@@ -159,10 +165,7 @@ export function typedAction(type: string, action: string): TypedAction | string 
 }
 
 /** Spec spelling of an enum value by number, or the number if this client does not know it. */
-export function enumName(names: Readonly<Record<number, string>>, value: number | undefined): string | number | undefined {
-  if (value === undefined) return undefined;
-  return names[value] ?? value;
-}
+export { enumName } from '@usip/client';
 
 /**
  * Runs `stream` (a loop over a listener or a watcher) until it ends, stopping it with `close` on

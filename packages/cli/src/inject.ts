@@ -1,10 +1,10 @@
-import { actionSpecName, type InjectOptions, type TypedAction, type UsipClient } from '@usip/client';
+import type { InjectOptions, TypedAction, UsipClient } from '@usip/client';
 import { toJson } from './common.js';
 
 /** The options of `usip inject`, as commander parsed them (type and action are checked apart). */
 export interface InjectCommandOptions {
-  mountId?: bigint;
-  parentId?: bigint;
+  mountId?: number;
+  parentId?: number;
   path?: string;
   fsType?: string;
   source?: string;
@@ -25,6 +25,6 @@ export async function inject(client: UsipClient, event: TypedAction, options: In
   }
   const times = options.repeat === undefined ? '' : ` x ${options.repeat}`;
   process.stdout.write(
-    `injected ${event.type}/${actionSpecName(event.action)}${times}: seq ${result.seq}, queued ${result.queued}, dropped ${result.dropped}\n`,
+    `injected ${event.type}/${event.action}${times}: seq ${result.seq}, queued ${result.queued}, dropped ${result.dropped}\n`,
   );
 }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { LOW_SPACE_KEYS, protocol, type ListenerItem, type NotifierOptions, type UsipClient } from '@usip/client';
-import { decodeDev, enumName, integer, toJson, typedAction, u64, untilStopped } from './common.js';
+import { decodeDev, enumName, integer, mountId, toJson, typedAction, untilStopped } from './common.js';
 
 const NOTIFIER_OPTIONS =
   'kern-log, cmd=N, mount-id=N, path-prefix=PATH, and for low-space threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE, hysteresis=N, interval-ms=N';
@@ -65,7 +65,7 @@ export function parseNotifier(spec: string): NotifierOptions {
         notifier.cmd = parsed(integer(0, 0xffffffff));
         break;
       case 'mount-id':
-        notifier.mountId = parsed(u64);
+        notifier.mountId = parsed(mountId);
         break;
       case 'threshold':
         notifier.threshold = parsed(percent);
@@ -92,10 +92,10 @@ export function parseNotifier(spec: string): NotifierOptions {
     }
   }
   const lowSpace = LOW_SPACE_KEYS.filter((key) => notifier[key] !== undefined);
-  if (notifier.action !== 'lowSpace' && lowSpace.length > 0) {
+  if (notifier.action !== 'low-space' && lowSpace.length > 0) {
     throw new InvalidArgumentError(`${optionName(lowSpace[0]!)} is for low-space notifiers only`);
   }
-  if (notifier.action === 'lowSpace') {
+  if (notifier.action === 'low-space') {
     const thresholds = (['threshold', 'thresholdInodes', 'thresholdBytes'] as const).filter((key) => notifier[key] !== undefined);
     if (thresholds.length !== 1) {
       throw new InvalidArgumentError('a low-space notifier needs exactly one of threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE');
@@ -135,29 +135,14 @@ export function isoTime(ns: bigint): string {
   return `${ms.slice(0, -4)}${(ns % 1_000_000_000n).toString().padStart(9, '0')}Z`;
 }
 
-/** An item of `usip listen --json`: spec names for type and action, 64-bit values as strings. */
+/**
+ * An item of `usip listen --json`: the item as the client decoded it (type, action and the
+ * storage events' enums by their spec names, ids as numbers); toJson writes 64-bit counters as
+ * strings. An event of a newer module is `{ kind: 'unknown-event', operation, attributes }`,
+ * its attributes as numbers.
+ */
 export function itemJson(item: ListenerItem): Record<string, unknown> {
-  if (item.kind === 'overrun') return { ...item };
-  if (item.kind === 'missed') return { ...item };
-  const { typeName: _typeName, actionName: _actionName, spaceStateName: _spaceStateName, ...event } = item;
-  return {
-    ...event,
-    type: enumName(protocol.EVENT_TYPE_NAMES, item.type),
-    action: enumName(protocol.ACTION_NAMES, item.action),
-    ...('spaceState' in item && item.spaceState !== undefined
-      ? { spaceState: enumName(protocol.SPACE_STATE_NAMES, item.spaceState) }
-      : {}),
-    ...('quotaType' in item && item.quotaType !== undefined ? { quotaType: enumName(protocol.QUOTA_TYPE_NAMES, item.quotaType) } : {}),
-    ...('quotaWarning' in item && item.quotaWarning !== undefined
-      ? { quotaWarning: enumName(protocol.QUOTA_WARNING_NAMES, item.quotaWarning) }
-      : {}),
-  };
-}
-
-/** An enum value by its spec name, as text; the number if this client does not know it. */
-function named(names: Readonly<Record<number, string>>, value: number | undefined): string | undefined {
-  const name = enumName(names, value);
-  return name === undefined ? undefined : String(name);
+  return { ...item };
 }
 
 function quote(value: string): string {
@@ -172,10 +157,12 @@ export function formatItem(item: ListenerItem): string {
   if (item.kind === 'missed') {
     return `missed: ${item.missed} events for this listener were lost (the module's event queue was full)\n`;
   }
-  const type = enumName(protocol.EVENT_TYPE_NAMES, item.type) ?? '?';
-  const action = enumName(protocol.ACTION_NAMES, item.action) ?? '?';
+  if (item.kind === 'unknown-event') {
+    const { type, action, seq } = item.attributes;
+    return `unknown event: a ${item.operation} of type ${enumName(protocol.EVENT_TYPE_NAMES, type) ?? '?'} and action ${enumName(protocol.ACTION_NAMES, action) ?? '?'}${seq === undefined ? '' : ` (seq ${seq})`} that this usip does not know (a newer module?)\n`;
+  }
   const fields: [string, string | undefined][] = [
-    ['seq', item.seq?.toString()],
+    ['seq', item.seq.toString()],
     ['missed', item.missed ? String(item.missed) : undefined],
     ['listener', item.listenerId?.toString()],
     ['cmd', item.cmd?.toString()],
@@ -186,24 +173,23 @@ export function formatItem(item: ListenerItem): string {
     ['source', item.source === undefined ? undefined : quote(item.source)],
     ['dev', item.dev === undefined ? undefined : decodeDev(item.dev)],
     ['count', 'count' in item ? item.count?.toString() : undefined],
-    ['space-state', 'spaceState' in item ? enumName(protocol.SPACE_STATE_NAMES, item.spaceState)?.toString() : undefined],
+    ['space-state', 'spaceState' in item ? item.spaceState : undefined],
     ['bytes-available', 'bytesAvailable' in item ? item.bytesAvailable?.toString() : undefined],
     ['bytes-total', 'bytesTotal' in item ? item.bytesTotal?.toString() : undefined],
     ['files-free', 'filesFree' in item ? item.filesFree?.toString() : undefined],
     ['files-total', 'filesTotal' in item ? item.filesTotal?.toString() : undefined],
-    ['pid', item.pid?.toString()],
-    ['uid', item.uid?.toString()],
+    ['pid', 'pid' in item ? item.pid?.toString() : undefined],
+    ['uid', 'uid' in item ? item.uid?.toString() : undefined],
     ['comm', 'comm' in item && item.comm !== undefined ? quote(item.comm) : undefined],
     ['syscall', 'syscall' in item ? item.syscall : undefined],
     ['ino', 'ino' in item ? item.ino?.toString() : undefined],
-    ['quota-type', 'quotaType' in item ? named(protocol.QUOTA_TYPE_NAMES, item.quotaType) : undefined],
+    ['quota-type', 'quotaType' in item ? item.quotaType : undefined],
     ['quota-id', 'quotaId' in item ? item.quotaId?.toString() : undefined],
-    ['quota-warning', 'quotaWarning' in item ? named(protocol.QUOTA_WARNING_NAMES, item.quotaWarning) : undefined],
-    ['mnt-ns', item.mntNs?.toString()],
+    ['quota-warning', 'quotaWarning' in item ? item.quotaWarning : undefined],
+    ['mnt-ns', item.mntNs.toString()],
   ];
-  const time = item.timestamp === undefined ? '-' : isoTime(item.timestamp);
   const rest = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-  return `${time} ${type}/${action} ${rest.join(' ')}\n`;
+  return `${isoTime(item.timestamp)} ${item.type}/${item.action} ${rest.join(' ')}\n`;
 }
 
 export interface ListenOptions {
@@ -225,9 +211,8 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     ...(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize }),
   });
   client.close();
-  const scope = protocol.SCOPE_NAMES[protocol.Scope[listener.scope]];
   process.stderr.write(
-    `usip: listening: listener ${listener.id}, scope ${scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
+    `usip: listening: listener ${listener.id}, scope ${listener.scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
   );
   await untilStopped(
     () => listener.close(),

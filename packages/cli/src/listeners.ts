@@ -1,11 +1,14 @@
-import { actionSpecName, protocol, type ListenerInfo, type NotifierInfo } from '@usip/client';
+import type { ListenerInfo, NotifierInfo, protocol } from '@usip/client';
 
-/** A listener in `usip listeners --json`: spec spellings for names, 64-bit values as strings. */
+/**
+ * A listener in `usip listeners --json`: keys are the spec's names camelCased, names (scope,
+ * type, action, flags) the spec's own, 64-bit counters as strings.
+ */
 export interface ListenerJson {
   id: number;
-  scope: string;
+  scope: protocol.ScopeName;
   global: boolean;
-  mntNs: bigint;
+  mntNs: number;
   ownerPid: number;
   ownerUid: number;
   portId: number;
@@ -16,11 +19,11 @@ export interface ListenerJson {
 }
 
 export interface NotifierJson {
-  type: string;
-  action: string;
-  flags: string[];
+  type: protocol.EventTypeName;
+  action: protocol.ActionName;
+  flags: protocol.NotifierFlagsName[];
   cmd?: number;
-  mountId?: bigint;
+  mountId?: number;
   pathPrefix?: string;
   threshold?: number;
   thresholdInodes?: number;
@@ -32,8 +35,8 @@ export interface NotifierJson {
 function notifierJson(n: NotifierInfo): NotifierJson {
   const out: NotifierJson = {
     type: n.type,
-    action: actionSpecName(n.action),
-    flags: [...(n.notify ? ['notify'] : []), ...(n.kernLog ? ['kern-log'] : [])],
+    action: n.action,
+    flags: [...(n.notify ? (['notify'] as const) : []), ...(n.kernLog ? (['kern-log'] as const) : [])],
   };
   if (n.cmd !== undefined) out.cmd = n.cmd;
   if (n.mountId !== undefined) out.mountId = n.mountId;
@@ -49,7 +52,7 @@ function notifierJson(n: NotifierInfo): NotifierJson {
 export function listenerJson(info: ListenerInfo): ListenerJson {
   return {
     id: info.id,
-    scope: protocol.SCOPE_NAMES[protocol.Scope[info.scope]] ?? info.scope,
+    scope: info.scope,
     global: info.global,
     mntNs: info.mntNs,
     ownerPid: info.ownerPid,

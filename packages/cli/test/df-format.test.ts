@@ -59,7 +59,7 @@ function fs(id: number, source: string, fsType: string, mountPoint: string, bloc
     source,
     major: dev[0],
     minor: dev[1],
-    mntNs: 4026531841n,
+    mntNs: 4026531841,
     usage: {
       bsize: 4096n,
       frsize: 4096n,

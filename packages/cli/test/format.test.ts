@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from 'commander';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeStats, encodeAttributes, protocol, type ListenerInfo, type ListenerItem } from '@usip/client';
+import { decodeStats, encodeAttributes, eventItem, protocol, type ListenerInfo, type ListenerItem } from '@usip/client';
 import { decodeDev, deviceNumber, encodeDev, toJson, typedAction, u64 } from '../src/common.js';
 import { formatItem, isoTime, itemJson, parseNotifier } from '../src/listen.js';
 import { formatListeners, formatNotifier, listenerJson } from '../src/listeners.js';
@@ -26,25 +26,25 @@ test('notifier specs: type, action (spec spelling), flags and selectors', () => 
   assert.equal(parseNotifier('mtab:umount:kern-log:cmd=7'), { type: 'mtab', action: 'umount', kernLog: true, cmd: 7 });
   assert.equal(parseNotifier('storage:low-space:threshold=10:mount-id=0x10'), {
     type: 'storage',
-    action: 'lowSpace',
+    action: 'low-space',
     threshold: 10,
-    mountId: 16n,
+    mountId: 16,
   });
   assert.equal(parseNotifier('mtab:move:path-prefix=/srv/a:b:kern-log'), { type: 'mtab', action: 'move', pathPrefix: '/srv/a:b:kern-log' });
 });
 
 test('low-space notifier specs: thresholds in percent, inodes or bytes, hysteresis, interval, and "," between options', () => {
-  assert.equal(parseNotifier('storage:low-space,threshold=10%'), { type: 'storage', action: 'lowSpace', threshold: 10 });
+  assert.equal(parseNotifier('storage:low-space,threshold=10%'), { type: 'storage', action: 'low-space', threshold: 10 });
   assert.equal(parseNotifier('storage:low-space:threshold-inodes=5%:hysteresis=20:interval-ms=500'), {
     type: 'storage',
-    action: 'lowSpace',
+    action: 'low-space',
     thresholdInodes: 5,
     hysteresis: 20,
     intervalMs: 500,
   });
   assert.equal(parseNotifier('storage:low-space,threshold-bytes=1G,path-prefix=/var/a,b:c'), {
     type: 'storage',
-    action: 'lowSpace',
+    action: 'low-space',
     thresholdBytes: 1n << 30n,
     pathPrefix: '/var/a,b:c',
   });
@@ -80,11 +80,13 @@ test('bad notifier specs name what is wrong', () => {
   invalid(() => parseNotifier('mtab:mount:cmd=x'), 'cmd: expected an integer from 0 to 4294967295');
   invalid(() => parseNotifier('mtab:mount:path-prefix=srv'), 'path-prefix must be an absolute path');
   invalid(() => parseNotifier('mtab:mount:notify'), 'unknown notifier option "notify"');
+  // Mount ids are ints in the kernel: the spec's mount-id-max bounds them.
+  invalid(() => parseNotifier('mtab:mount:mount-id=2147483648'), 'mount-id: expected an integer from 0 to 2147483647');
 });
 
-test('typedAction accepts both spellings of low-space and refuses mixed pairs', () => {
-  assert.equal(typedAction('storage', 'low-space'), { type: 'storage', action: 'lowSpace' });
-  assert.equal(typedAction('storage', 'lowSpace'), { type: 'storage', action: 'lowSpace' });
+test('typedAction accepts the spec spelling of low-space, names it for the old one, and refuses mixed pairs', () => {
+  assert.equal(typedAction('storage', 'low-space'), { type: 'storage', action: 'low-space' });
+  assert.is(typedAction('storage', 'lowSpace'), 'unknown action "lowSpace" (it is called "low-space"); storage actions are enospc, edquot, low-space, quota');
   assert.is(typedAction('mtab', 'edquot'), '"edquot" is not an mtab action; mtab actions are mount, umount, move, remount');
 });
 
@@ -102,8 +104,12 @@ test('64-bit and device numbers', () => {
   assert.is(toJson({ a: 1n << 63n, b: [2n] }), '{"a":"9223372036854775808","b":["2"]}');
 });
 
-const event: ListenerItem = {
-  kind: 'mtab-event',
+/** An event as the client decodes the module's attributes. */
+function decoded(operation: 'mtab-event' | 'storage-event', attributes: protocol.EventAttributes): ListenerItem {
+  return eventItem(operation, attributes, true);
+}
+
+const eventAttributes: protocol.EventAttributes = {
   listenerId: 3,
   seq: 17n,
   missed: 0,
@@ -111,18 +117,17 @@ const event: ListenerItem = {
   action: 4,
   cmd: 9,
   timestamp: 1_700_000_000_012_345_678n,
-  mntNs: 4026531841n,
+  mntNs: 4026531841,
   pid: 1234,
   uid: 0,
-  mountId: 42n,
-  parentId: 1n,
+  mountId: 42,
+  parentId: 1,
   path: '/mnt/my disk',
   fsType: 'ext4',
   source: '/dev/sda1',
   dev: 0x801,
-  typeName: 'mtab',
-  actionName: 'remount',
 };
+const event = decoded('mtab-event', eventAttributes);
 
 test('an event as a line for people and as a JSON line', () => {
   assert.is(isoTime(1_700_000_000_012_345_678n), '2023-11-14T22:13:20.012345678Z');
@@ -131,8 +136,9 @@ test('an event as a line for people and as a JSON line', () => {
     '2023-11-14T22:13:20.012345678Z mtab/remount seq=17 listener=3 cmd=9 path="/mnt/my disk" mount-id=42 parent-id=1 ' +
       'fs-type=ext4 source=/dev/sda1 dev=8:1 pid=1234 uid=0 mnt-ns=4026531841\n',
   );
-  assert.match(formatItem({ ...event, missed: 12 }), ' seq=17 missed=12 ');
-  const json = JSON.parse(toJson(itemJson({ ...event, missed: 12 })));
+  const missed = decoded('mtab-event', { ...eventAttributes, missed: 12 });
+  assert.match(formatItem(missed), ' seq=17 missed=12 ');
+  const json = JSON.parse(toJson(itemJson(missed)));
   assert.equal(json, {
     kind: 'mtab-event',
     listenerId: 3,
@@ -142,32 +148,39 @@ test('an event as a line for people and as a JSON line', () => {
     action: 'remount',
     cmd: 9,
     timestamp: '1700000000012345678',
-    mntNs: '4026531841',
+    mntNs: 4026531841,
     pid: 1234,
     uid: 0,
-    mountId: '42',
-    parentId: '1',
+    mountId: 42,
+    parentId: 1,
     path: '/mnt/my disk',
     fsType: 'ext4',
     source: '/dev/sda1',
     dev: 0x801,
   });
-  const storage: ListenerItem = { kind: 'storage-event', seq: 2n, type: 2, action: 7, count: 4, typeName: 'storage', actionName: 'lowSpace' };
-  assert.is(formatItem(storage), '- storage/low-space seq=2 count=4\n');
-  assert.equal(JSON.parse(toJson(itemJson(storage))), { kind: 'storage-event', seq: '2', type: 'storage', action: 'low-space', count: 4 });
+  const storage = decoded('storage-event', { listenerId: 1, seq: 2n, missed: 0, timestamp: 0n, mntNs: 1, type: 2, action: 5, pid: 7, uid: 0, count: 4 });
+  assert.is(formatItem(storage), '1970-01-01T00:00:00.000000000Z storage/enospc seq=2 listener=1 count=4 pid=7 uid=0 mnt-ns=1\n');
+  assert.equal(JSON.parse(toJson(itemJson(storage))), {
+    kind: 'storage-event', listenerId: 1, seq: '2', missed: 0, timestamp: '0', mntNs: 1, type: 'storage', action: 'enospc', pid: 7, uid: 0, count: 4,
+  });
+  // An event of a newer module: a line that says so, and its attributes as numbers in JSON.
+  const unknown = eventItem('mtab-event', { listenerId: 1, seq: 3n, missed: 0, timestamp: 0n, mntNs: 1, type: 1, action: 99 }, true);
+  assert.is(formatItem(unknown), 'unknown event: a mtab-event of type mtab and action 99 (seq 3) that this usip does not know (a newer module?)\n');
+  assert.equal(JSON.parse(toJson(itemJson(unknown))), {
+    kind: 'unknown-event', operation: 'mtab-event', attributes: { listenerId: 1, seq: '3', missed: 0, timestamp: '0', mntNs: 1, type: 1, action: 99 },
+  });
 });
 
 test('a low-space event: its space state by name, the usage it was judged by, no pid or uid', () => {
-  const low: ListenerItem = {
-    kind: 'storage-event',
+  const low = decoded('storage-event', {
     listenerId: 4,
     seq: 9n,
     missed: 0,
     type: 2,
     action: 7,
     timestamp: 1_700_000_000_012_345_678n,
-    mntNs: 4026531841n,
-    mountId: 36n,
+    mntNs: 4026531841,
+    mountId: 36,
     uniqueId: 2147483685n,
     path: '/var',
     fsType: 'tmpfs',
@@ -178,10 +191,7 @@ test('a low-space event: its space state by name, the usage it was judged by, no
     bytesAvailable: 6291456n,
     filesTotal: 100n,
     filesFree: 39n,
-    typeName: 'storage',
-    actionName: 'lowSpace',
-    spaceStateName: 'low',
-  };
+  });
   assert.is(
     formatItem(low),
     '2023-11-14T22:13:20.012345678Z storage/low-space seq=9 listener=4 path=/var mount-id=36 fs-type=tmpfs source=tmpfs dev=0:31 ' +
@@ -189,10 +199,9 @@ test('a low-space event: its space state by name, the usage it was judged by, no
   );
   const json = JSON.parse(toJson(itemJson(low)));
   assert.is(json.spaceState, 'low');
-  assert.is(json.spaceStateName, undefined);
   assert.is(json.bytesAvailable, '6291456');
   assert.is(json.pid, undefined);
-  const gone = { ...low, spaceState: 3, spaceStateName: 'mountGone', path: undefined, bytesTotal: undefined } as ListenerItem;
+  const gone = decoded('storage-event', { listenerId: 4, seq: 10n, missed: 0, type: 2, action: 7, timestamp: 1n, mntNs: 1, mountId: 36, spaceState: 3 });
   assert.match(formatItem(gone), ' space-state=mount-gone ');
 });
 
@@ -206,14 +215,14 @@ const info: ListenerInfo = {
   id: 12,
   global: false,
   flags: 0,
-  scope: 'mntNs',
-  mntNs: 4026531841n,
+  scope: 'mnt-ns',
+  mntNs: 4026531841,
   ownerPid: 456,
   ownerUid: 0,
   portId: 3000,
   notifiers: [
     { type: 'mtab', action: 'mount', notify: true, kernLog: true, flags: 3 },
-    { type: 'storage', action: 'lowSpace', notify: true, kernLog: false, flags: 1, cmd: 2, pathPrefix: '/srv', threshold: 5 },
+    { type: 'storage', action: 'low-space', notify: true, kernLog: false, flags: 1, cmd: 2, pathPrefix: '/srv', threshold: 5 },
   ],
   groups: ['mtab', 'storage'],
   delivered: 1000n,
@@ -226,7 +235,7 @@ test('listeners as JSON and as a table', () => {
     id: 12,
     scope: 'mnt-ns',
     global: false,
-    mntNs: '4026531841',
+    mntNs: 4026531841,
     ownerPid: 456,
     ownerUid: 0,
     portId: 3000,

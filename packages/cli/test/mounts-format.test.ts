@@ -15,7 +15,7 @@ const mounts: MountInfo[] = parseMountinfo(
     '65 64 0:43 / /mnt/my\\040disk/sub rw,relatime unbindable - tmpfs none rw,size=1024k,inode64',
     '70 27 0:50 / /home/u/remote rw,nosuid,nodev,relatime - fuse.sshfs u@host:/home/u rw,user_id=1000,group_id=1000',
   ].join('\n'),
-  { mntNs: 4026531841n },
+  { mntNs: 4026531841 },
 ).map((m) => (m.id === 65 ? { ...m, uniqueId: 0x80000041n } : m));
 
 test('OPTIONS are the per-mount options and the file system\'s, without its repeated ro/rw (as findmnt)', () => {
@@ -100,7 +100,7 @@ test('--json: ids are numbers, 64-bit values strings, and every field is there',
     fsType: 'tmpfs',
     source: 'none',
     superOptions: 'rw,size=1024k,inode64',
-    mntNs: '4026531841',
+    mntNs: 4026531841,
   });
   const slave = JSON.parse(toJson(mountJson(mounts[2]!)));
   assert.equal([slave.master, slave.propagateFrom, slave.shared], [7, 3, undefined]);

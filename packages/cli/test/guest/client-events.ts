@@ -75,8 +75,8 @@ if (mode === 'root') {
     type: 'mtab',
     action: 'mount',
     path: '/client/a',
-    mountId: 7n,
-    parentId: 1n,
+    mountId: 7,
+    parentId: 1,
     fsType: 'ext4',
     source: '/dev/vda',
     dev: 0x801,
@@ -123,9 +123,10 @@ if (mode === 'root') {
       missedSum += item.missed;
       continue;
     }
+    if (item.kind === 'unknown-event') throw new Error(`an event this client does not know: ${item.operation}`);
     received++;
-    missedSum += item.missed ?? 0;
-    if ((item.missed ?? 0) > 0) eventsWithMissed++;
+    missedSum += item.missed;
+    if (item.missed > 0) eventsWithMissed++;
     if (item.path === '/marker') markerSeq = item.seq;
   }
   report.overrun = {

@@ -40,7 +40,7 @@ const client = await UsipClient.connect();
 // mounts() and mountinfo of this very process, one right after the other.
 const table = await client.mounts();
 report.mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
-report.mntNs = statSync('/proc/self/ns/mnt', { bigint: true }).ino;
+report.mntNs = statSync('/proc/self/ns/mnt').ino;
 report.dump = table;
 
 // mount(): every tenth mount by id, the first by unique id (6.8+), and refusals.
