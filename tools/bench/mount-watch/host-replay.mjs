@@ -28,7 +28,7 @@ function mountInfo(id, mountPoint) {
     fsType: 'tmpfs',
     source: 'bench',
     superOptions: 'rw,inode64',
-    mntNs: 4026532000n,
+    mntNs: 4026532000,
   };
 }
 
@@ -49,7 +49,7 @@ async function replay(n) {
     listenerMissed: async () => 0n,
     close: async () => {},
   };
-  const watcher = new MountWatcher(io, { mounts, nsSeq: 0n }, { listenerId: 1, mntNs: 4026532000n, receiveBufferSize: 425984 });
+  const watcher = new MountWatcher(io, { mounts, nsSeq: 0n }, { listenerId: 1, mntNs: 4026532000, receiveBufferSize: 425984 });
   const event = (seq, action) => ({
     kind: 'message',
     familyId: 35,
@@ -63,11 +63,11 @@ async function replay(n) {
       type: EventType.mtab,
       action,
       timestamp: 0n,
-      mntNs: 4026532000n,
+      mntNs: 4026532000,
       pid: 1,
       uid: 0,
-      mountId: BigInt(marker.id),
-      parentId: 100n,
+      mountId: marker.id,
+      parentId: 100,
       path: marker.mountPoint,
       fsType: 'tmpfs',
       source: 'bench-marker',
