@@ -130,7 +130,7 @@ for (const kernel of ['6.1', '6.12']) {
     const ns = listeners(run, '1').find((l) => l.ownerPid === agentPid() && l.scope === 'mnt-ns')!;
     for (const a of v1) {
       assert.equal([a.event.kind, a.event.type, a.event.action, a.event.path, a.event.source, a.event.fsType], ['mtab-event', 'mtab', a.action, '/tmp/agent/a', 'agent-v1', 'tmpfs']);
-      assert.is(a.event.mountId, a.mountId, 'USIP_EVENT_MOUNT_ID is the JSON mountId');
+      assert.is(String(a.event.mountId), a.mountId, 'USIP_EVENT_MOUNT_ID is the JSON mountId');
       assert.is(a.event.listenerId, ns.id);
       assert.match(a.event.seq, /^\d+$/);
       assert.match(a.event.nsSeq, /^\d+$/);
