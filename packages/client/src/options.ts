@@ -22,6 +22,7 @@ import {
   type StatfsRequest,
 } from './generated/usip.js';
 import { UsipArgumentError } from './errors.js';
+import { checkSignal } from './lifetime.js';
 
 /**
  * The actions of each event type. The spec says it in prose ("mount, umount, move and remount
@@ -83,6 +84,9 @@ export interface RegisterOptions {
   notifiers: NotifierOptions[];
   /** SO_RCVBUF of the listener's socket in bytes (the kernel doubles it); default: the system's. */
   receiveBufferSize?: number;
+  /** Cancels the registration while it waits (nothing stays registered), and later ends the
+   *  listener: it closes, and its pending and later next() reject with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export type InjectOptions = TypedAction & {
@@ -102,6 +106,8 @@ export type InjectOptions = TypedAction & {
 export interface WatchOptions {
   /** SO_RCVBUF of the subscription's socket in bytes (the kernel doubles it). */
   receiveBufferSize?: number;
+  /** Cancels the subscription while it waits, and later ends it (as RegisterOptions.signal). */
+  signal?: AbortSignal;
 }
 
 /** The action names as the spec spells them ('low-space') and as the TypeScript keys do ('lowSpace'). */
@@ -238,7 +244,7 @@ function checkReceiveBufferSize(operation: string, value: unknown): number | und
 }
 
 const NOTIFIER_KEYS = ['type', 'action', 'cmd', 'notify', 'kernLog', 'mountId', 'pathPrefix', ...LOW_SPACE_KEYS] as const;
-const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize'] as const;
+const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize', 'signal'] as const;
 
 /** Checks one notifier and returns its attributes. */
 export function notifierAttributes(options: NotifierOptions, field = 'notifier', operation = 'usip listener-register'): NotifierAttributes {
@@ -309,7 +315,7 @@ const LOW_SPACE_RANGES = [
 ] as const;
 
 /** Checks register()'s options; returns the request's attributes and the socket's buffer size. */
-export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined } {
+export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined; signal: AbortSignal | undefined } {
   const operation = 'usip listener-register';
   const record = checkObject(operation, '', options, REGISTER_KEYS);
   const global = checkBoolean(operation, 'global', record.global) ?? false;
@@ -320,6 +326,7 @@ export function registerRequest(options: RegisterOptions): { request: ListenerRe
   return {
     request: { flags: global ? ListenerFlags.global : 0, notifier },
     receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize),
+    signal: checkSignal(operation, record.signal),
   };
 }
 
@@ -340,14 +347,18 @@ export function injectRequest(options: InjectOptions): InjectRequest {
 }
 
 /** Checks watch()'s options. */
-export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined } {
+export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined; signal: AbortSignal | undefined } {
   const operation = 'usip watch';
   const groups = Object.keys(EventType);
   if (typeof group !== 'string' || !groups.includes(group)) {
     fail(operation, 'group', `expected one of ${groups.join(', ')}, got ${describe(group)}`);
   }
-  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize']);
-  return { group: group as EventTypeName, receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize) };
+  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize', 'signal']);
+  return {
+    group: group as EventTypeName,
+    receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize),
+    signal: checkSignal(operation, record.signal),
+  };
 }
 
 /** Checks a listener id. */
