@@ -224,7 +224,7 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     notifiers: options.notifier,
     ...(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize }),
   });
-  client.close();
+  await client.close();
   const scope = protocol.SCOPE_NAMES[protocol.Scope[listener.scope]];
   process.stderr.write(
     `usip: listening: listener ${listener.id}, scope ${scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
