@@ -163,19 +163,18 @@ export abstract class EventStream implements AsyncIterableIterator<ListenerItem>
   readonly #group: number;
   readonly #source: AsyncIterator<GenlNotification>;
   readonly #lifetime: Lifetime;
-  /** Resolves once closing began: a pending pull gives up at once rather than wait for the
-   *  unregister request and the socket's end. */
-  readonly #ended: Promise<typeof ENDED>;
-  #end!: () => void;
+  /** Ends the pending pull once closing begins, rather than after the unregister request and the
+   *  socket's end. One per pull (not one promise raced by every pull, which would keep a
+   *  reaction per item until close). */
+  #wake: (() => void) | undefined;
 
   protected constructor(socket: GenlSocket, familyId: number, group: number, signal?: AbortSignal) {
     this.#socket = socket;
     this.#familyId = familyId;
     this.#group = group;
     this.#source = socket.notifications();
-    this.#ended = new Promise((resolve) => (this.#end = () => resolve(ENDED)));
     this.#lifetime = new Lifetime(async () => {
-      this.#end();
+      this.#wake?.();
       try {
         await this.release();
       } finally {
@@ -209,7 +208,13 @@ export abstract class EventStream implements AsyncIterableIterator<ListenerItem>
   async next(): Promise<IteratorResult<ListenerItem, undefined>> {
     for (;;) {
       if (this.closed) return this.#closedResult();
-      const next = await Promise.race([this.#source.next(), this.#ended]);
+      let wake: (() => void) | undefined;
+      const next = await new Promise<IteratorResult<GenlNotification> | typeof ENDED>((resolve, reject) => {
+        wake = this.#wake = () => resolve(ENDED);
+        this.#source.next().then(resolve, reject);
+      }).finally(() => {
+        if (this.#wake === wake) this.#wake = undefined;
+      });
       if (next === ENDED || next.done === true) return this.#closedResult();
       const item = notificationItem(next.value, this.#familyId, this.#group);
       if (item !== undefined) return { done: false, value: item };
