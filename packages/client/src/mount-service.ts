@@ -6,7 +6,7 @@ import { constants, release } from 'node:os';
 import { UsipClient } from './client.js';
 import { chooseBackends, choiceOf, fanotifyReason, probeBackends, probeKernel, requireBackend, UsipBackendUnavailableError, type BackendPlan, type BackendProbe, type MountBackend } from './backends.js';
 import { readBlockDevices, splitDev, type BlockDevice, type BlockDeviceOptions } from './devices.js';
-import { UsipError, UsipModuleNotLoadedError } from './errors.js';
+import { UsipArgumentError, UsipError, UsipModuleNotLoadedError } from './errors.js';
 import { requireKernelApi, type KernelMount, type NativeStream, type FanotifyBatch } from './kernel-api.js';
 import { isComplete, kernelMountInfo } from './kernel-mounts.js';
 import { parseMountinfo, readMountinfo, type MountInfo, type MountTable } from './mounts.js';
@@ -75,7 +75,7 @@ export class UsipMounts implements AsyncDisposable {
   /** Probes the module and the kernel and decides (see chooseBackends). */
   static async open(options: OpenMountsOptions = {}): Promise<UsipMounts> {
     if (typeof options !== 'object' || options === null) {
-      throw new UsipError('USIP_INVALID_ARGUMENT', `usip open-mounts: options must be an object, got ${options === null ? 'null' : typeof options}`);
+      throw new UsipArgumentError('options', `usip open-mounts: options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
     const signal = checkSignal('usip open-mounts', options.signal);
     signal?.throwIfAborted();

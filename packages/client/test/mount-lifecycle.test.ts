@@ -49,6 +49,10 @@ test('connect() and openMounts() with an aborted signal reject with its reason; 
   assert.ok(isSignalError(await failure(UsipClient.connect({ signal: 'soon' as unknown as AbortSignal }))));
   assert.ok(isSignalError(await failure(openMounts({ signal: 1 as unknown as AbortSignal }))));
   assert.is(await failure(devices({ signal: AbortSignal.abort(reason) })), reason);
+  for (const open of [() => UsipClient.connect(null as unknown as object), () => openMounts('fast' as unknown as object)]) {
+    const error = await failure(open());
+    assert.ok(error instanceof UsipArgumentError && error.field === 'options' && /options must be an object/.test(error.message), String(error));
+  }
 });
 
 const support = mountApiSupport();
