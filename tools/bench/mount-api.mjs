@@ -168,7 +168,7 @@ async function clientRun(count, sleepMs, tag) {
   const rereads = watcher.rereads; // undefined for a client from before it
   await watcher.close();
   await draining;
-  source.close();
+  await source.close();
   cleanup(tag);
   return { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: wall, described: added, crossings, rereads };
 }

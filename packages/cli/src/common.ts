@@ -53,7 +53,7 @@ export async function withClient(action: (client: UsipClient) => Promise<void>, 
   } catch (error) {
     reportError(error);
   } finally {
-    client.close();
+    await client.close();
   }
 }
 
@@ -74,7 +74,7 @@ export async function withMounts(backend: MountBackend | undefined, action: (mou
   } catch (error) {
     reportError(error);
   } finally {
-    mounts.close();
+    await mounts.close();
   }
 }
 

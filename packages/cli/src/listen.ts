@@ -210,7 +210,7 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     notifiers: options.notifier,
     ...(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize }),
   });
-  client.close();
+  await client.close();
   process.stderr.write(
     `usip: listening: listener ${listener.id}, scope ${listener.scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
   );

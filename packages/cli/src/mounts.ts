@@ -149,7 +149,7 @@ export interface WatchCommandOptions {
  */
 export async function watch(source: UsipMounts, options: WatchCommandOptions): Promise<void> {
   const watcher = await source.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
-  source.close();
+  await source.close();
   process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
   await untilStopped(
     () => watcher.close(),

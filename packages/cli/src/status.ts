@@ -96,7 +96,7 @@ export async function collectStatus(clientVersion: string, backend?: MountBacken
   } catch (error) {
     report.error = { code: errorCode(error), message: (error as Error).message };
   } finally {
-    connection.close();
+    await connection.close();
   }
   return report;
 }

@@ -261,7 +261,7 @@ export async function probeBackends(options: { client?: UsipClient } = {}): Prom
     try {
       module = { loaded: true, ping: await client.ping() };
     } finally {
-      if (options.client === undefined) client.close();
+      if (options.client === undefined) await client.close();
     }
   } catch (error) {
     module = { loaded: false, reason: error instanceof UsipModuleNotLoadedError ? 'module not loaded' : `module: ${(error as Error).message}` };

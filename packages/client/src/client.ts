@@ -14,7 +14,7 @@ import {
   type PingReply,
 } from './generated/usip.js';
 import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './devices.js';
-import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
+import { UsipArgumentError, UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
 import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
@@ -38,6 +38,7 @@ import {
   type WatchOptions,
 } from './options.js';
 import { decodeStatfs, type StatfsInfo } from './statfs.js';
+import { checkSignal, Lifetime, onAbort, takeSignal, whileNotAborted, type AbortOptions } from './lifetime.js';
 import {
   injectResult,
   listenerInfo,
@@ -72,47 +73,77 @@ export interface FeatureStatus {
   reason?: string;
 }
 
-export interface PingOptions {
+export interface PingOptions extends AbortOptions {
   /** A value the module echoes back, to match replies to requests. */
   cookie?: bigint;
 }
 
+/** UsipClient.connect()'s options. */
+export interface ConnectOptions {
+  /** Cancels the connection while it is made (the socket is closed, and connect() rejects with
+   *  the signal's reason). The client's life is not bound to it: close() the client. */
+  signal?: AbortSignal;
+}
+
 /**
  * A connection to the usip kernel module over generic netlink. Open one with
- * `UsipClient.connect()`, and `close()` it when done (it holds a netlink socket).
+ * `UsipClient.connect()`, and `close()` it when done (it holds a netlink socket), or let
+ * `await using client = await UsipClient.connect()` close it at the end of the block.
  */
-export class UsipClient {
+export class UsipClient implements AsyncDisposable {
   readonly #socket: GenlSocket;
+  readonly #lifetime: Lifetime;
   /** The usip family as the kernel's generic netlink controller describes it. */
   readonly family: FamilyInfo;
 
   private constructor(socket: GenlSocket, family: FamilyInfo) {
     this.#socket = socket;
     this.family = family;
+    this.#lifetime = new Lifetime(async () => socket.close());
   }
 
   /**
    * Opens a netlink socket and looks up the usip family. Rejects with UsipModuleNotLoadedError,
-   * whose message says how to load the module, when the family does not exist.
+   * whose message says how to load the module, when the family does not exist; with the
+   * signal's reason when `signal` aborts first (nothing stays open).
    */
-  static async connect(): Promise<UsipClient> {
+  static async connect(options: ConnectOptions = {}): Promise<UsipClient> {
+    if (typeof options !== 'object' || options === null) {
+      throw new UsipArgumentError('options', `usip connect: options must be an object, got ${options === null ? 'null' : typeof options}`);
+    }
+    const signal = checkSignal('usip connect', options.signal);
+    signal?.throwIfAborted();
     const socket = new GenlSocket();
+    // Closing the socket ends the pending lookup (ECANCELED); the caller gets the signal's reason.
+    const stop = onAbort(signal, () => socket.close());
     try {
       const family = await socket.resolveFamily(FAMILY_NAME);
+      signal?.throwIfAborted();
       return new UsipClient(socket, family);
     } catch (error) {
       socket.close();
+      if (signal?.aborted === true) throw signal.reason;
       if (isNetlinkError(error) && error.code === 'ENOENT') throw new UsipModuleNotLoadedError({ cause: error });
       throw error;
+    } finally {
+      stop();
     }
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#lifetime.closed;
   }
 
   /** Asks the module what it is: versions, kernel release and features. */
   async ping(options: PingOptions = {}): Promise<PingResult> {
-    const request = encodeAttributes(PING_ATTRIBUTE_SET, { cookie: options.cookie });
-    const replies = await this.#socket.request(this.family.id, Command.ping, FAMILY_VERSION, request, {
-      label: 'usip ping',
-    });
+    const { signal, rest } = takeSignal('usip ping', options);
+    const request = encodeAttributes(PING_ATTRIBUTE_SET, { cookie: rest.cookie });
+    const replies = await whileNotAborted(signal, () =>
+      this.#socket.request(this.family.id, Command.ping, FAMILY_VERSION, request, {
+        label: 'usip ping',
+      }),
+    );
     if (replies.length !== 1) {
       throw new UsipProtocolError(`usip ping: expected one reply message, got ${replies.length}`);
     }
@@ -146,32 +177,31 @@ export class UsipClient {
 
   /**
    * Registers a listener on a socket of its own and returns it; iterate it for its events.
-   * The listener lives until its close() or the end of the process, independently of this
-   * client. Options are checked first (UsipArgumentError naming the field); the module's
+   * The listener lives until its close() (or leaving a `for await` loop over it, or the end of
+   * an `await using` block), the abort of `signal`, or the end of the process, independently of
+   * this client. Options are checked first (UsipArgumentError naming the field); the module's
    * refusals (EPERM for global without CAP_SYS_ADMIN, EMFILE, E2BIG, ...) reject with a
-   * NetlinkError whose message ends with the module's explanation.
+   * NetlinkError whose message ends with the module's explanation. A signal that aborts before
+   * the listener is handed over rejects with its reason, and nothing stays registered.
    */
   async register(options: RegisterOptions): Promise<Listener> {
-    const { request, receiveBufferSize } = registerRequest(options);
+    const { request, receiveBufferSize, signal } = registerRequest(options);
+    signal?.throwIfAborted();
     const attributes = encodeAttributes(LISTENER_ATTRIBUTE_SET, request);
-    const socket = new GenlSocket();
-    try {
-      if (receiveBufferSize !== undefined) socket.setReceiveBufferSize(receiveBufferSize);
+    return this.#onOwnSocket(signal, receiveBufferSize, async (socket) => {
       const replies = await socket.request(this.family.id, Command.listenerRegister, FAMILY_VERSION, attributes, {
         label: 'usip listener-register',
       });
       const reply = decodeAttributes(LISTENER_ATTRIBUTE_SET, this.#single('usip listener-register', replies));
-      return new Listener(socket, this.family.id, registrationFromReply(reply));
-    } catch (error) {
-      socket.close();
-      throw error;
-    }
+      return () => new Listener(socket, this.family.id, registrationFromReply(reply), signal);
+    });
   }
 
   /**
    * Subscribes, on a socket of its own, to the multicast group of an event type: copies of
    * the events delivered to any listener in this network namespace. Joining needs
-   * CAP_SYS_ADMIN (EPERM otherwise).
+   * CAP_SYS_ADMIN (EPERM otherwise). `signal` cancels the subscription while it is made and
+   * ends it later, as register()'s does.
    */
   async watch(group: 'mtab' | 'storage', options: WatchOptions = {}): Promise<Watch> {
     const checked = watchOptions(group, options);
@@ -179,22 +209,44 @@ export class UsipClient {
     if (groupId === undefined) {
       throw new UsipProtocolError(`usip watch: the module has no multicast group "${checked.group}"`);
     }
-    const socket = new GenlSocket();
-    try {
-      if (checked.receiveBufferSize !== undefined) socket.setReceiveBufferSize(checked.receiveBufferSize);
+    const { signal } = checked;
+    signal?.throwIfAborted();
+    return this.#onOwnSocket(signal, checked.receiveBufferSize, async (socket) => {
       await socket.joinGroup(FAMILY_NAME, checked.group);
-      return new Watch(socket, this.family.id, checked.group, groupId);
+      return () => new Watch(socket, this.family.id, checked.group, groupId, signal);
+    });
+  }
+
+  /**
+   * Runs `setup` on a new socket and makes the object it returns; the socket is closed if setup
+   * fails or `signal` aborts first. Closing a listener's socket also unregisters the listener,
+   * so a registration the module made for a caller who is gone does not stay behind.
+   */
+  async #onOwnSocket<T>(signal: AbortSignal | undefined, receiveBufferSize: number | undefined, setup: (socket: GenlSocket) => Promise<() => T>): Promise<T> {
+    const socket = new GenlSocket();
+    const stop = onAbort(signal, () => socket.close());
+    try {
+      if (receiveBufferSize !== undefined) socket.setReceiveBufferSize(receiveBufferSize);
+      const make = await setup(socket);
+      signal?.throwIfAborted();
+      return make();
     } catch (error) {
       socket.close();
+      if (signal?.aborted === true) throw signal.reason;
       throw error;
+    } finally {
+      stop();
     }
   }
 
   /** The listeners of this network namespace that the caller could unregister. */
-  async listeners(): Promise<ListenerInfo[]> {
-    const messages = await this.#socket.dump(this.family.id, Command.listenerGet, FAMILY_VERSION, undefined, {
-      label: 'usip listener-get',
-    });
+  async listeners(options: AbortOptions = {}): Promise<ListenerInfo[]> {
+    const { signal } = takeSignal('usip listener-get', options);
+    const messages = await whileNotAborted(signal, () =>
+      this.#socket.dump(this.family.id, Command.listenerGet, FAMILY_VERSION, undefined, {
+        label: 'usip listener-get',
+      }),
+    );
     return messages.map((message) => listenerInfo(decodeAttributes(LISTENER_ATTRIBUTE_SET, message.attributes)));
   }
 
@@ -223,17 +275,20 @@ export class UsipClient {
    * interrupted is retried a few times, then UsipDumpInterruptedError. EOPNOTSUPP (NetlinkError)
    * when the module cannot read the mount table on this kernel (feature mount-table).
    */
-  async mounts(): Promise<MountTable> {
-    return readMountTable(this.#socket, this.family.id, MOUNTS_ATTEMPTS);
+  async mounts(options: AbortOptions = {}): Promise<MountTable> {
+    const { signal } = takeSignal('usip mount-get', options);
+    return whileNotAborted(signal, () => readMountTable(this.#socket, this.family.id, MOUNTS_ATTEMPTS));
   }
 
   /**
    * One mount of the caller's namespace, by mount id or by `{ uniqueId }` (Linux 6.8+). ENOENT
    * (NetlinkError, with the module's message) when no such mount is visible to the caller.
    */
-  async mount(id: number | { uniqueId: bigint }): Promise<MountInfo> {
+  async mount(id: number | { uniqueId: bigint }, options: AbortOptions = {}): Promise<MountInfo> {
     const label = 'usip mount-get';
-    const replies = await this.#socket.request(this.family.id, Command.mountGet, FAMILY_VERSION, mountGetRequest(mountKey(label, id)), { label });
+    const { signal } = takeSignal(label, options);
+    const request = mountGetRequest(mountKey(label, id));
+    const replies = await whileNotAborted(signal, () => this.#socket.request(this.family.id, Command.mountGet, FAMILY_VERSION, request, { label }));
     return decodeMount(label, this.#single(label, replies));
   }
 
@@ -309,10 +364,11 @@ export class UsipClient {
    * the path does not exist or the mount is not visible to the caller; EOPNOTSUPP when the module
    * lacks the feature statfs.
    */
-  async statfs(target: StatfsTarget, options: StatfsOptions = {}): Promise<StatfsInfo> {
+  async statfs(target: StatfsTarget, options: StatfsOptions & AbortOptions = {}): Promise<StatfsInfo> {
     const label = 'usip statfs';
-    const request = encodeAttributes(STATFS_ATTRIBUTE_SET, statfsRequest(label, target, options));
-    const replies = await this.#socket.request(this.family.id, Command.statfs, FAMILY_VERSION, request, { label });
+    const { signal, rest } = takeSignal(label, options);
+    const request = encodeAttributes(STATFS_ATTRIBUTE_SET, statfsRequest(label, target, rest));
+    const replies = await whileNotAborted(signal, () => this.#socket.request(this.family.id, Command.statfs, FAMILY_VERSION, request, { label }));
     return decodeStatfs(label, this.#single(label, replies));
   }
 
@@ -322,11 +378,12 @@ export class UsipClient {
    * `usage`, or `error` (ETIMEDOUT for a file system that did not answer within `timeoutMs`):
    * one slow file system does not hold up the others.
    */
-  async statfsAll(options: StatfsOptions = {}): Promise<StatfsInfo[]> {
+  async statfsAll(options: StatfsOptions & AbortOptions = {}): Promise<StatfsInfo[]> {
     const label = 'usip statfs';
-    const timeoutMs = statfsOptions(label, options);
+    const { signal, rest } = takeSignal(label, options);
+    const timeoutMs = statfsOptions(label, rest);
     const request = timeoutMs === undefined ? undefined : encodeAttributes(STATFS_ATTRIBUTE_SET, { timeoutMs });
-    const messages = await this.#socket.dump(this.family.id, Command.statfs, FAMILY_VERSION, request, { label });
+    const messages = await whileNotAborted(signal, () => this.#socket.dump(this.family.id, Command.statfs, FAMILY_VERSION, request, { label }));
     return messages.map((message) => decodeStatfs(label, message.attributes));
   }
 
@@ -336,21 +393,26 @@ export class UsipClient {
    * caller's namespace; /proc/self/mountinfo when the module cannot dump it on this kernel
    * (EOPNOTSUPP) or the table kept changing while it was dumped.
    */
-  async devices(options: Omit<BlockDeviceOptions, 'mounts'> = {}): Promise<BlockDevice[]> {
-    let mounts: MountInfo[];
-    try {
-      mounts = (await this.mounts()).mounts;
-    } catch (error) {
-      if (!(error instanceof UsipDumpInterruptedError || (isNetlinkError(error) && error.code === 'EOPNOTSUPP'))) throw error;
-      mounts = await readMountinfo();
-    }
-    return readBlockDevices({ ...options, mounts });
+  async devices(options: Omit<BlockDeviceOptions, 'mounts'> & AbortOptions = {}): Promise<BlockDevice[]> {
+    const { signal, rest } = takeSignal('usip devices', options);
+    return whileNotAborted(signal, async () => {
+      let mounts: MountInfo[];
+      try {
+        mounts = (await this.mounts({ signal })).mounts;
+      } catch (error) {
+        if (!(error instanceof UsipDumpInterruptedError || (isNetlinkError(error) && error.code === 'EOPNOTSUPP'))) throw error;
+        mounts = await readMountinfo();
+      }
+      signal?.throwIfAborted();
+      return readBlockDevices({ ...rest, mounts });
+    });
   }
 
   /** The module's counters. */
-  async stats(): Promise<StatsResult> {
+  async stats(options: AbortOptions = {}): Promise<StatsResult> {
     const label = 'usip stats';
-    return decodeStats(this.#single(label, await this.#socket.request(this.family.id, Command.stats, FAMILY_VERSION, undefined, { label })));
+    const { signal } = takeSignal(label, options);
+    return decodeStats(this.#single(label, await whileNotAborted(signal, () => this.#socket.request(this.family.id, Command.stats, FAMILY_VERSION, undefined, { label }))));
   }
 
   async #do<T extends object>(label: string, command: number, set: AttributeSetSpec<T>, attributes?: Buffer): Promise<T> {
@@ -362,10 +424,14 @@ export class UsipClient {
     return single(label, replies);
   }
 
-  /** Closes the socket; later calls reject. Closing twice is harmless. Listeners and watches
-   *  have sockets of their own and stay open. */
-  close(): void {
-    this.#socket.close();
+  /** Closes the socket; later calls reject. Idempotent: every call returns the same promise.
+   *  Listeners, watches and mount watchers have sockets of their own and stay open. */
+  close(): Promise<void> {
+    return this.#lifetime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
@@ -375,18 +441,19 @@ export class UsipClient {
  * /proc/self/mountinfo when it is not (or netlink is out of reach). The devices themselves
  * always come from sysfs.
  */
-export async function devices(options: Omit<BlockDeviceOptions, 'mounts'> = {}): Promise<BlockDevice[]> {
+export async function devices(options: Omit<BlockDeviceOptions, 'mounts'> & AbortOptions = {}): Promise<BlockDevice[]> {
+  const { signal, rest } = takeSignal('usip devices', options);
   let client: UsipClient;
   try {
-    client = await UsipClient.connect();
+    client = await UsipClient.connect({ signal });
   } catch (error) {
-    if (error instanceof UsipModuleNotLoadedError || isNetlinkError(error)) return readBlockDevices(options);
+    if (error instanceof UsipModuleNotLoadedError || isNetlinkError(error)) return whileNotAborted(signal, () => readBlockDevices(rest));
     throw error;
   }
   try {
-    return await client.devices(options);
+    return await client.devices({ ...rest, signal });
   } finally {
-    client.close();
+    await client.close();
   }
 }
 

@@ -22,6 +22,7 @@ import {
 } from './generated/usip.js';
 import { UsipProtocolError } from './errors.js';
 import { AttributeError, decodeAttributes } from './netlink/attributes.js';
+import { abortable, checkSignal, Lifetime, onAbort } from './lifetime.js';
 
 /** What every event carries, whatever made it (the module's event builder always puts them). */
 const ALWAYS = ['seq', 'missed', 'timestamp', 'mntNs'] as const;
@@ -209,23 +210,45 @@ export function notificationItem(notification: GenlNotification, familyId: numbe
   return eventItem(operation.name, carried as EventAttributes, group === 0);
 }
 
+/** Options of one loop over a stream (EventStream#iterate). */
+export interface IterateOptions {
+  /** Ends this loop: a pending next() rejects with the signal's reason, and the stream closes
+   *  (as leaving the loop does). */
+  signal?: AbortSignal;
+}
+
 /**
  * The items arriving on one socket of its own. Iterate it with `for await`; leaving the loop
- * early (break, return, throw) stops that iteration only: the stream keeps receiving until
- * close(), and a later loop continues where the previous one stopped. One consumer at a time.
+ * (break, return, throw) closes the stream, since a loop that stopped reading would leave the
+ * kernel queueing for nobody: a listener is unregistered, and with it the module's hooks may be
+ * disarmed. After close() iteration ends (next() resolves done), unless the stream's signal ended
+ * it: then next() rejects with the signal's reason. One consumer at a time; `await using` closes
+ * it at the end of the block.
  */
-export abstract class EventStream implements AsyncIterable<ListenerItem> {
+export abstract class EventStream implements AsyncIterableIterator<ListenerItem>, AsyncDisposable {
   readonly #socket: GenlSocket;
   readonly #familyId: number;
   readonly #group: number;
   readonly #source: AsyncIterator<GenlNotification>;
-  #closing: Promise<void> | undefined;
+  readonly #lifetime: Lifetime;
+  /** Ends the pending pull once closing begins, rather than after the unregister request and the
+   *  socket's end. One per pull (not one promise raced by every pull, which would keep a
+   *  reaction per item until close). */
+  #wake: (() => void) | undefined;
 
-  protected constructor(socket: GenlSocket, familyId: number, group: number) {
+  protected constructor(socket: GenlSocket, familyId: number, group: number, signal?: AbortSignal) {
     this.#socket = socket;
     this.#familyId = familyId;
     this.#group = group;
     this.#source = socket.notifications();
+    this.#lifetime = new Lifetime(async () => {
+      this.#wake?.();
+      try {
+        await this.release();
+      } finally {
+        this.#socket.close();
+      }
+    }, signal);
   }
 
   /** The port id of the stream's netlink socket. */
@@ -233,36 +256,91 @@ export abstract class EventStream implements AsyncIterable<ListenerItem> {
     return this.#socket.portId;
   }
 
-  /** True once close() was called. */
+  /** True once close() was called (or the stream's signal aborted). */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#lifetime.closed;
   }
 
   protected get socket(): GenlSocket {
     return this.#socket;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<ListenerItem> {
-    return this.#items();
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 
-  async *#items(): AsyncGenerator<ListenerItem, void, undefined> {
-    // The source is pulled by hand rather than with for-await, so that leaving this loop
-    // does not end the socket's notifications.
+  /**
+   * The next item. Resolves done once the stream is closed; rejects with the signal's reason
+   * if the stream's signal ended it (also while waiting).
+   */
+  async next(): Promise<IteratorResult<ListenerItem, undefined>> {
     for (;;) {
-      const next = await this.#source.next();
-      if (next.done === true) return;
+      if (this.closed) return this.#closedResult();
+      let wake: (() => void) | undefined;
+      const next = await new Promise<IteratorResult<GenlNotification> | typeof ENDED>((resolve, reject) => {
+        wake = this.#wake = () => resolve(ENDED);
+        this.#source.next().then(resolve, reject);
+      }).finally(() => {
+        if (this.#wake === wake) this.#wake = undefined;
+      });
+      if (next === ENDED || next.done === true) return this.#closedResult();
       const item = notificationItem(next.value, this.#familyId, this.#group);
-      if (item !== undefined) yield item;
+      if (item !== undefined) return { done: false, value: item };
     }
   }
 
-  /** Stops the stream: iteration ends, the socket is closed. Idempotent; resolves when done. */
+  /** Leaving a `for await` loop: closes the stream (unregisters a listener) and waits for it. */
+  async return(): Promise<IteratorResult<ListenerItem, undefined>> {
+    await this.close();
+    return DONE;
+  }
+
+  /**
+   * One loop with a signal of its own: when it aborts, a pending next() rejects with its reason
+   * and the stream closes (as leaving the loop would).
+   */
+  iterate(options: IterateOptions = {}): AsyncIterableIterator<ListenerItem> {
+    const signal = checkSignal('usip iterate', (options as IterateOptions | undefined)?.signal);
+    if (signal === undefined) return this;
+    const stop = onAbort(signal, () => void this.close().catch(() => undefined));
+    const iterator: AsyncIterableIterator<ListenerItem> = {
+      next: async () => {
+        signal.throwIfAborted();
+        const result = await abortable(this.next(), signal);
+        // The stream closing for the loop's signal is the loop's abort, not a plain end.
+        if (result.done === true) {
+          stop();
+          signal.throwIfAborted();
+        }
+        return result;
+      },
+      return: async () => {
+        stop();
+        return this.return();
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  #closedResult(): IteratorResult<ListenerItem, undefined> {
+    this.#lifetime.throwIfAborted();
+    return DONE;
+  }
+
+  /** Stops the stream: iteration ends, the socket is closed. Idempotent (every call returns the
+   *  same promise); resolves when done. */
   close(): Promise<void> {
-    this.#closing ??= this.release().finally(() => this.#socket.close());
-    return this.#closing;
+    return this.#lifetime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** What to do before the socket is closed. */
   protected abstract release(): Promise<void>;
 }
+
+const ENDED = Symbol('ended');
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });

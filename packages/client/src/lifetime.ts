@@ -111,3 +111,30 @@ export class Lifetime {
     return this.#closing;
   }
 }
+
+/** The option of every operation that can wait. */
+export interface AbortOptions {
+  /** Cancels the wait: the operation rejects with the signal's reason (an AbortError unless
+   *  the signal says otherwise) and releases what it had opened. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Takes `signal` out of an operation's options (checked with checkSignal), so that the rest can
+ * go to a validator that does not know it. Options that are not an object are passed on as they
+ * are, for that validator to name.
+ */
+export function takeSignal<T extends object>(operation: string, options: T | undefined): { signal: AbortSignal | undefined; rest: Omit<T, 'signal'> } {
+  if (typeof options !== 'object' || options === null || !('signal' in options)) {
+    return { signal: undefined, rest: options as Omit<T, 'signal'> };
+  }
+  const { signal, ...rest } = options as T & { signal?: unknown };
+  return { signal: checkSignal(operation, signal), rest: rest as Omit<T, 'signal'> };
+}
+
+/** Runs `operation` unless `signal` has aborted, and gives up on it (rejecting with the reason)
+ *  if the signal aborts while it runs; what it resolves to later goes to `release`. */
+export function whileNotAborted<T>(signal: AbortSignal | undefined, operation: () => Promise<T>, release?: (value: T) => unknown): Promise<T> {
+  if (signal?.aborted === true) return Promise.reject(signal.reason);
+  return abortable(operation(), signal, release);
+}

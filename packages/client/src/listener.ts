@@ -23,8 +23,9 @@ export interface ListenerRegistration {
 
 /**
  * A registered listener: the events its notifiers match, delivered to its own socket. It lives
- * as long as that socket: close() unregisters it and closes the socket, and so does the end of
- * the process. Iterate it for its events (and overruns).
+ * as long as that socket: close() unregisters it and closes the socket, and so do leaving a
+ * `for await` loop over it, the end of an `await using` block, the abort of the signal it was
+ * registered with, and the end of the process. Iterate it for its events (and overruns).
  */
 export class Listener extends EventStream implements ListenerRegistration {
   readonly id: number;
@@ -34,8 +35,8 @@ export class Listener extends EventStream implements ListenerRegistration {
   readonly #familyId: number;
 
   /** @internal Made by UsipClient.register(). */
-  constructor(socket: GenlSocket, familyId: number, registration: ListenerRegistration) {
-    super(socket, familyId, 0);
+  constructor(socket: GenlSocket, familyId: number, registration: ListenerRegistration, signal?: AbortSignal) {
+    super(socket, familyId, 0, signal);
     this.#familyId = familyId;
     this.id = registration.id;
     this.groups = registration.groups;
@@ -60,13 +61,14 @@ export class Listener extends EventStream implements ListenerRegistration {
 /**
  * A passive subscription to a multicast group: copies of the events of that type delivered to
  * any listener in this network namespace (without `listenerId` and `cmd`). Needs CAP_SYS_ADMIN.
+ * Ends as a listener does (close(), leaving a loop, `await using`, its signal).
  */
 export class Watch extends EventStream {
   readonly group: EventTypeName;
 
   /** @internal Made by UsipClient.watch(). */
-  constructor(socket: GenlSocket, familyId: number, group: EventTypeName, groupId: number) {
-    super(socket, familyId, groupId);
+  constructor(socket: GenlSocket, familyId: number, group: EventTypeName, groupId: number, signal?: AbortSignal) {
+    super(socket, familyId, groupId, signal);
     this.group = group;
   }
 

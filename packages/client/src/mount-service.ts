@@ -6,7 +6,7 @@ import { constants, release } from 'node:os';
 import { UsipClient } from './client.js';
 import { chooseBackends, choiceOf, fanotifyReason, probeBackends, probeKernel, requireBackend, UsipBackendUnavailableError, type BackendPlan, type BackendProbe, type MountBackend } from './backends.js';
 import { readBlockDevices, splitDev, type BlockDevice, type BlockDeviceOptions } from './devices.js';
-import { UsipError, UsipModuleNotLoadedError } from './errors.js';
+import { UsipArgumentError, UsipError, UsipModuleNotLoadedError } from './errors.js';
 import { requireKernelApi, type KernelMount, type NativeStream, type FanotifyBatch } from './kernel-api.js';
 import { isComplete, kernelMountInfo } from './kernel-mounts.js';
 import { parseMountinfo, readMountinfo, type MountInfo, type MountTable } from './mounts.js';
@@ -15,16 +15,22 @@ import { statfsError, type StatfsError, type StatfsInfo } from './statfs.js';
 import { STATFS_FLAGS_NAMES, type StatfsFlagsName } from './generated/usip.js';
 import { flagNames } from './netlink/attributes.js';
 import { readOwnMountinfo, UserSpaceMountWatcher, type MountTableWatcher, type UserWatcherIo } from './user-watcher.js';
+import { checkSignal, Lifetime, onAbort, takeSignal, whileNotAborted, type AbortOptions } from './lifetime.js';
 
 export interface OpenMountsOptions {
   /** Serve the mount features from this backend only (default: the best for each feature). */
   backend?: MountBackend;
+  /** Cancels the opening (the probes, the module's connection): open() rejects with the
+   *  signal's reason and nothing stays open. The UsipMounts' life is not bound to it. */
+  signal?: AbortSignal;
 }
 
 export interface WatchMountsOptions extends MountWatcherOptions {
   /** Without the module: how often the whole table is compared with the kernel's while quiet, to
    *  catch propagation changes nothing reports (ms, default 5000; 0 never). */
   checkIntervalMs?: number;
+  /** Cancels watchMounts() while it waits (nothing stays open), and later ends the watcher. */
+  signal?: AbortSignal;
 }
 
 /** No mount with this id is visible to the caller (in its namespace, under its root). */
@@ -53,35 +59,49 @@ const STATFS_CONCURRENCY = 16;
  * The mount information of the caller's namespace from the best backend for each feature (see
  * `plan`). Open with openMounts(); close() when done (it may hold the module's netlink socket).
  */
-export class UsipMounts {
+export class UsipMounts implements AsyncDisposable {
   /** Which backend serves each feature, and why. */
   readonly plan: BackendPlan;
   /** The module's connection, when the module is loaded. */
   readonly client: UsipClient | undefined;
+  readonly #lifetime: Lifetime;
 
   private constructor(plan: BackendPlan, client: UsipClient | undefined) {
     this.plan = plan;
     this.client = client;
+    this.#lifetime = new Lifetime(async () => client?.close());
   }
 
   /** Probes the module and the kernel and decides (see chooseBackends). */
   static async open(options: OpenMountsOptions = {}): Promise<UsipMounts> {
+    if (typeof options !== 'object' || options === null) {
+      throw new UsipArgumentError('options', `usip open-mounts: options must be an object, got ${options === null ? 'null' : typeof options}`);
+    }
+    const signal = checkSignal('usip open-mounts', options.signal);
+    signal?.throwIfAborted();
     let client: UsipClient | undefined;
     let refused: string | undefined;
     try {
-      client = await UsipClient.connect();
+      client = await UsipClient.connect({ signal });
     } catch (error) {
+      if (signal?.aborted === true) throw signal.reason;
       // Not loaded, or netlink out of reach (a seccomp filter, ...): served without it.
       refused = error instanceof UsipModuleNotLoadedError ? 'module not loaded' : `module: ${(error as Error).message}`;
     }
     try {
-      const probe: BackendProbe = client === undefined ? { ...probeKernel(), module: { loaded: false, reason: refused! } } : await probeBackends({ client });
+      const probe: BackendProbe =
+        client === undefined ? { ...probeKernel(), module: { loaded: false, reason: refused! } } : await whileNotAborted(signal, () => probeBackends({ client: client! }));
       const plan = chooseBackends(probe, options.backend === undefined ? {} : { backend: options.backend });
       return new UsipMounts(plan, client);
     } catch (error) {
-      client?.close();
+      await client?.close();
       throw error;
     }
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#lifetime.closed;
   }
 
   /** The backend of a feature, or the error that says why none can serve it. */
@@ -95,23 +115,29 @@ export class UsipMounts {
   }
 
   /** The mount table of the caller's namespace, in its order (what /proc/self/mountinfo shows). */
-  async mounts(): Promise<MountTable> {
+  async mounts(options: AbortOptions = {}): Promise<MountTable> {
+    const { signal } = takeSignal('usip mount-get', options);
     switch (this.backendOf('mount-table')) {
       case 'module':
-        return this.#client().mounts();
+        return this.#client().mounts({ signal });
       case 'kernel':
-        return { mounts: await kernelTable(await ownMntNs()), nsSeq: 0n };
+        return whileNotAborted(signal, async () => ({ mounts: await kernelTable(await ownMntNs(), signal), nsSeq: 0n }));
       case 'mountinfo':
-        return { mounts: await readMountinfo(), nsSeq: 0n };
+        return whileNotAborted(signal, async () => ({ mounts: await readMountinfo(), nsSeq: 0n }));
     }
   }
 
   /** One mount, by mount id or `{ uniqueId }` (the module, or Linux 6.8+'s statmount). */
-  async mount(id: number | { uniqueId: bigint }): Promise<MountInfo> {
+  async mount(id: number | { uniqueId: bigint }, options: AbortOptions = {}): Promise<MountInfo> {
     const label = 'usip mount-get';
+    const { signal } = takeSignal(label, options);
     const key = mountKey(label, id);
     const backend = this.backendOf('mount-table');
-    if (backend === 'module') return this.#client().mount(id);
+    if (backend === 'module') return this.#client().mount(id, { signal });
+    return whileNotAborted(signal, () => this.#kernelMount(label, key, backend, signal));
+  }
+
+  async #kernelMount(label: string, key: { mountId: number } | { uniqueId: bigint }, backend: MountBackend, signal: AbortSignal | undefined): Promise<MountInfo> {
     if ('uniqueId' in key) {
       if (backend !== 'kernel') {
         throw new UsipBackendUnavailableError('mount-table', backend, 'mountinfo has no unique ids (they need listmount/statmount, Linux 6.8, or the module)');
@@ -124,7 +150,7 @@ export class UsipMounts {
       if (line === undefined) throw new UsipNoSuchMountError(label, `with unique id ${key.uniqueId}`);
       return kernelMountInfo(found, line, mntNs);
     }
-    const { mounts } = await this.mounts();
+    const { mounts } = await this.mounts({ signal });
     const found = mounts.find((m) => m.id === key.mountId);
     if (found === undefined) throw new UsipNoSuchMountError(label, String(key.mountId));
     return found;
@@ -137,14 +163,22 @@ export class UsipMounts {
    * `fallbackReason` says why fanotify was not used when the kernel backend was chosen but refused.
    */
   async watchMounts(options: WatchMountsOptions = {}): Promise<MountTableWatcher & { fallbackReason?: string }> {
-    const { checkIntervalMs, ...moduleOptions } = options;
+    const { checkIntervalMs, signal: given, ...moduleOptions } = options;
+    const signal = checkSignal('usip watch-mounts', given);
     if (checkIntervalMs !== undefined && (!Number.isSafeInteger(checkIntervalMs) || checkIntervalMs < 0)) {
       throw new UsipError('USIP_INVALID_ARGUMENT', `usip watch-mounts: checkIntervalMs: expected an integer >= 0, got ${checkIntervalMs}`);
     }
     const backend = this.backendOf('mount-changes');
-    if (backend === 'module') return this.#client().watchMounts(mountWatcherOptions(moduleOptions));
-    const watchOptions = checkIntervalMs === undefined ? {} : { checkIntervalMs };
-    const mntNs = await ownMntNs();
+    signal?.throwIfAborted();
+    if (backend === 'module') {
+      // MountWatcher (client.ts, mount-watcher.ts) does not take the signal itself here: a watcher
+      // made after the abort is closed, and the abort closes it later (its pending next() then ends).
+      const watcher = await whileNotAborted(signal, () => this.#client().watchMounts(mountWatcherOptions(moduleOptions)), (w) => w.close());
+      onAbort(signal, () => void watcher.close().catch(() => undefined));
+      return watcher;
+    }
+    const watchOptions = { ...(checkIntervalMs === undefined ? {} : { checkIntervalMs }), ...(signal === undefined ? {} : { signal }) };
+    const mntNs = await whileNotAborted(signal, ownMntNs);
     let fallbackReason: string | undefined;
     if (backend === 'kernel') {
       // Subscribe first: fanotify, then the mountinfo poll, then the table.
@@ -184,30 +218,39 @@ export class UsipMounts {
   }
 
   /** File system usage of one mount (see UsipClient#statfs); without the module, statfs(2). */
-  async statfs(target: StatfsTarget, options: StatfsOptions = {}): Promise<StatfsInfo> {
+  async statfs(target: StatfsTarget, options: StatfsOptions & AbortOptions = {}): Promise<StatfsInfo> {
     const label = 'usip statfs';
     if (this.backendOf('statfs') === 'module') return this.#client().statfs(target, options);
-    const request = statfsRequest(label, target, options);
-    if (request.path !== undefined) {
-      const { mounts } = await this.mounts();
-      const mount = await mountOfPath(label, mounts, request.path);
-      return statfsOfMount(mount, request.path, request.timeoutMs);
-    }
-    const mount = await this.mount(request.uniqueId !== undefined ? { uniqueId: request.uniqueId } : Number(request.mountId!));
-    return statfsOfMount(mount, mount.mountPoint, request.timeoutMs);
+    const { signal, rest } = takeSignal(label, options);
+    const request = statfsRequest(label, target, rest);
+    return whileNotAborted(signal, async () => {
+      if (request.path !== undefined) {
+        const { mounts } = await this.mounts({ signal });
+        const mount = await mountOfPath(label, mounts, request.path);
+        return statfsOfMount(mount, request.path, request.timeoutMs);
+      }
+      const mount = await this.mount(request.uniqueId !== undefined ? { uniqueId: request.uniqueId } : Number(request.mountId!), { signal });
+      return statfsOfMount(mount, mount.mountPoint, request.timeoutMs);
+    });
   }
 
   /** File system usage of every mount, in the table's order (see UsipClient#statfsAll). */
-  async statfsAll(options: StatfsOptions = {}): Promise<StatfsInfo[]> {
+  async statfsAll(options: StatfsOptions & AbortOptions = {}): Promise<StatfsInfo[]> {
     if (this.backendOf('statfs') === 'module') return this.#client().statfsAll(options);
-    const timeoutMs = statfsOptions('usip statfs', options);
-    const { mounts } = await this.mounts();
+    const { signal, rest } = takeSignal('usip statfs', options);
+    const timeoutMs = statfsOptions('usip statfs', rest);
+    return whileNotAborted(signal, () => this.#statfsAll(timeoutMs, signal));
+  }
+
+  async #statfsAll(timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<StatfsInfo[]> {
+    const { mounts } = await this.mounts({ signal });
     const out = new Array<StatfsInfo>(mounts.length);
     // A mount with another on its very mount point is out of statfs(2)'s reach: the path leads to the top one.
     const hidden = new Set(mounts.filter((m) => m.parentId !== m.id).flatMap((m) => (mounts.some((p) => p.id === m.parentId && p.mountPoint === m.mountPoint) ? [m.parentId] : [])));
     let next = 0;
     const worker = async () => {
-      while (next < mounts.length) {
+      // An abandoned call stops starting statfs(2)s (each may wait out a hung file system's timeout).
+      while (next < mounts.length && signal?.aborted !== true) {
         const i = next++;
         const mount = mounts[i]!;
         out[i] = hidden.has(mount.id) ? { ...(await statfsBase(mount)), error: OVERMOUNTED } : await statfsOfMount(mount, mount.mountPoint, timeoutMs);
@@ -218,14 +261,24 @@ export class UsipMounts {
   }
 
   /** The block devices (sysfs) with the mounts that use them, from this backend's mount table. */
-  async devices(options: Omit<BlockDeviceOptions, 'mounts'> = {}): Promise<BlockDevice[]> {
+  async devices(options: Omit<BlockDeviceOptions, 'mounts'> & AbortOptions = {}): Promise<BlockDevice[]> {
     if (this.backendOf('mount-table') === 'module') return this.#client().devices(options);
-    return readBlockDevices({ ...options, mounts: (await this.mounts()).mounts });
+    const { signal, rest } = takeSignal('usip devices', options);
+    return whileNotAborted(signal, async () => {
+      const { mounts } = await this.mounts({ signal });
+      signal?.throwIfAborted();
+      return readBlockDevices({ ...rest, mounts });
+    });
   }
 
-  /** Closes the module's connection, if any. Watchers have their own and stay open. */
-  close(): void {
-    this.client?.close();
+  /** Closes the module's connection, if any. Idempotent: every call returns the same promise.
+   *  Watchers have their own and stay open. */
+  close(): Promise<void> {
+    return this.#lifetime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
@@ -239,9 +292,11 @@ function fanotifyRefusal(code: unknown, error: unknown): string {
 }
 
 /** The table from listmount + statmount, completed from mountinfo where statmount lacks fields. */
-export async function kernelTable(mntNs: number | undefined): Promise<MountInfo[]> {
+export async function kernelTable(mntNs: number | undefined, signal?: AbortSignal): Promise<MountInfo[]> {
   const list = requireKernelApi('listKernelMounts');
   for (let attempt = 1; ; attempt++) {
+    // A caller who gave up does not need another attempt.
+    signal?.throwIfAborted();
     const mounts: KernelMount[] = await list();
     if (mounts.every(isComplete)) return mounts.map((m) => kernelMountInfo(m, undefined, mntNs));
     const lines = new Map(parseMountinfo(await readOwnMountinfo()).map((m) => [m.id, m]));

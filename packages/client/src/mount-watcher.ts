@@ -198,6 +198,11 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     return this.#closing;
   }
 
+  /** close(), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async #next(): Promise<IteratorResult<MountChange, undefined>> {
     try {
       for (;;) {

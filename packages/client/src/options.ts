@@ -25,6 +25,7 @@ import {
   type StorageActionName,
 } from './generated/usip.js';
 import { UsipArgumentError } from './errors.js';
+import { checkSignal } from './lifetime.js';
 
 // The actions of each type come from the spec (its mtab-action and storage-action enums); the
 // module refuses a notifier or an injection that mixes them.
@@ -78,6 +79,9 @@ export interface RegisterOptions {
   notifiers: NotifierOptions[];
   /** SO_RCVBUF of the listener's socket in bytes (the kernel doubles it); default: the system's. */
   receiveBufferSize?: number;
+  /** Cancels the registration while it waits (nothing stays registered), and later ends the
+   *  listener: it closes, and its pending and later next() reject with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export type InjectOptions = TypedAction & {
@@ -97,6 +101,8 @@ export type InjectOptions = TypedAction & {
 export interface WatchOptions {
   /** SO_RCVBUF of the subscription's socket in bytes (the kernel doubles it). */
   receiveBufferSize?: number;
+  /** Cancels the subscription while it waits, and later ends it (as RegisterOptions.signal). */
+  signal?: AbortSignal;
 }
 
 /** The action a name means: its spec name ('low-space'), the one spelling there is. */
@@ -242,7 +248,7 @@ function checkReceiveBufferSize(operation: string, value: unknown): number | und
 }
 
 const NOTIFIER_KEYS = ['type', 'action', 'cmd', 'notify', 'kernLog', 'mountId', 'pathPrefix', ...LOW_SPACE_KEYS] as const;
-const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize'] as const;
+const REGISTER_KEYS = ['global', 'notifiers', 'receiveBufferSize', 'signal'] as const;
 
 /** Checks one notifier and returns its attributes. */
 export function notifierAttributes(options: NotifierOptions, field = 'notifier', operation = 'usip listener-register'): NotifierAttributes {
@@ -313,7 +319,7 @@ const LOW_SPACE_RANGES = [
 ] as const;
 
 /** Checks register()'s options; returns the request's attributes and the socket's buffer size. */
-export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined } {
+export function registerRequest(options: RegisterOptions): { request: ListenerRegisterRequest; receiveBufferSize: number | undefined; signal: AbortSignal | undefined } {
   const operation = 'usip listener-register';
   const record = checkObject(operation, '', options, REGISTER_KEYS);
   const global = checkBoolean(operation, 'global', record.global) ?? false;
@@ -324,6 +330,7 @@ export function registerRequest(options: RegisterOptions): { request: ListenerRe
   return {
     request: { flags: global ? ListenerFlags.global : 0, notifier },
     receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize),
+    signal: checkSignal(operation, record.signal),
   };
 }
 
@@ -347,14 +354,18 @@ export function injectRequest(options: InjectOptions): InjectRequest {
 }
 
 /** Checks watch()'s options. */
-export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined } {
+export function watchOptions(group: unknown, options: unknown): { group: EventTypeName; receiveBufferSize: number | undefined; signal: AbortSignal | undefined } {
   const operation = 'usip watch';
   const groups = Object.keys(EVENT_TYPE_VALUES);
   if (typeof group !== 'string' || !groups.includes(group)) {
     fail(operation, 'group', `expected one of ${groups.join(', ')}, got ${describe(group)}`);
   }
-  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize']);
-  return { group: group as EventTypeName, receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize) };
+  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize', 'signal']);
+  return {
+    group: group as EventTypeName,
+    receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize),
+    signal: checkSignal(operation, record.signal),
+  };
 }
 
 /** Checks a listener id. */

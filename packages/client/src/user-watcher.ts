@@ -35,6 +35,7 @@ import { kernelMountInfo, isComplete } from './kernel-mounts.js';
 import { formatMountinfoLine, parseMountinfo, sameMount, type MountInfo } from './mounts.js';
 import type { MountChange, MountResyncReason, MountTableChange } from './mount-watcher.js';
 import type { MountBackend } from './backends.js';
+import { abortable, checkSignal, Lifetime } from './lifetime.js';
 
 /** What every mount watcher offers, whatever its backend. */
 export interface MountTableWatcher extends AsyncIterable<MountChange> {
@@ -49,8 +50,13 @@ export interface MountTableWatcher extends AsyncIterable<MountChange> {
   /** Inode number of the mount namespace watched. */
   readonly mntNs: number;
   readonly closed: boolean;
+  /** The next change; done once the watcher is closed, or rejects with the reason of the signal
+   *  that ended it. */
   next(): Promise<IteratorResult<MountChange, undefined>>;
+  /** Ends the watcher (its listener, its streams). Idempotent: every call returns the same promise. */
   close(): Promise<void>;
+  /** close(), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** What the watcher needs of the outside world; @internal (openMounts() fills it with the binding). */
@@ -72,6 +78,9 @@ export interface UserWatcherIo {
 export interface UserWatcherOptions {
   /** How often the whole table is compared with the kernel's while quiet, in ms (default 5000; 0: never). */
   checkIntervalMs?: number;
+  /** Cancels open() (the streams are closed, it rejects with the reason), and later ends the
+   *  watcher: it closes, and a pending or later next() rejects with the reason. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_CHECK_INTERVAL_MS = 5000;
@@ -101,7 +110,7 @@ function lineId(line: string): number {
  * The mount table of the caller's namespace kept current without the module (see the top of
  * this file). Made by openMounts().watchMounts(); the same use as MountWatcher.
  */
-export class UserSpaceMountWatcher implements MountTableWatcher {
+export class UserSpaceMountWatcher implements MountTableWatcher, AsyncIterableIterator<MountChange, undefined> {
   readonly backend: MountBackend;
   readonly mntNs: number;
   readonly #io: UserWatcherIo;
@@ -121,7 +130,7 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   /** The nsSeq of the last change queued. */
   #tailSeq = 0n;
   #resyncs = 0;
-  #closing: Promise<void> | undefined;
+  readonly #lifetime: Lifetime;
   #turn: Promise<unknown> = Promise.resolve();
   #infoIterator: AsyncIterator<MountinfoBatch>;
   #fanIterator: AsyncIterator<FanotifyBatch> | undefined;
@@ -162,25 +171,43 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     this.#checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.#infoIterator = io.mountinfo[Symbol.asyncIterator]();
     this.#fanIterator = io.fanotify?.[Symbol.asyncIterator]();
+    this.#lifetime = new Lifetime(async () => {
+      this.#closeStreams();
+      this.#wake?.();
+    }, options.signal);
   }
 
   /**
    * Opens a watcher on streams that are already subscribed: reads the first mountinfo batch (the
    * whole table), then ('kernel') the table with listmount + statmount, which becomes the snapshot.
+   * The streams are the watcher's from the start: closed if open() fails or `signal` aborts.
    */
   static async open(backend: 'kernel' | 'mountinfo', io: UserWatcherIo, options: UserWatcherOptions = {}): Promise<UserSpaceMountWatcher> {
-    if (backend === 'kernel' && (io.fanotify === undefined || io.stat === undefined || io.list === undefined || io.mountinfo.requestRead === undefined)) {
-      throw new Error("UserSpaceMountWatcher: the kernel backend needs fanotify, stat, list and a mountinfo watch with reread: 'on-request'");
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkSignal('usip watch-mounts', options.signal);
+      if (backend === 'kernel' && (io.fanotify === undefined || io.stat === undefined || io.list === undefined || io.mountinfo.requestRead === undefined)) {
+        throw new Error("UserSpaceMountWatcher: the kernel backend needs fanotify, stat, list and a mountinfo watch with reread: 'on-request'");
+      }
+    } catch (error) {
+      io.mountinfo.close();
+      io.fanotify?.close();
+      throw error;
     }
     const watcher = new UserSpaceMountWatcher(backend, io, options);
-    try {
+    const opening = (async () => {
       const first = await watcher.#infoIterator.next();
       if (first.done === true) throw new Error('the mountinfo watch ended before its first batch');
       for (const line of first.value.added) watcher.#lines.set(lineId(line), line);
       const table = backend === 'kernel' ? await watcher.#kernelTable() : watcher.#mountinfoTable();
       for (const mount of table) watcher.#set(mount);
+    })();
+    try {
+      // An abort closes the streams (the watcher's lifetime) and gives up on the snapshot at once.
+      await abortable(opening, signal);
     } catch (error) {
-      watcher.#closeStreams();
+      await watcher.close();
+      if (signal?.aborted === true) throw signal.reason;
       throw error;
     }
     return watcher;
@@ -205,11 +232,17 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   }
 
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#lifetime.closed;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<MountChange> {
-    return { next: () => this.next(), return: async () => ({ done: true, value: undefined }) };
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Leaving a `for await` loop (break, return, throw) closes the watcher. */
+  async return(): Promise<IteratorResult<MountChange, undefined>> {
+    await this.close();
+    return { done: true, value: undefined };
   }
 
   next(): Promise<IteratorResult<MountChange, undefined>> {
@@ -218,12 +251,13 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
     return result;
   }
 
+  /** Closes the streams; iteration ends. Idempotent: every call returns the same promise. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#closeStreams();
-      this.#wake?.();
-    })();
-    return this.#closing;
+    return this.#lifetime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #closeStreams(): void {
@@ -236,15 +270,21 @@ export class UserSpaceMountWatcher implements MountTableWatcher {
   async #next(): Promise<IteratorResult<MountChange, undefined>> {
     try {
       for (;;) {
-        if (this.closed) return { done: true, value: undefined };
+        if (this.closed) return this.#closedResult();
         if (this.#queueHead < this.#queue.length) return { done: false, value: this.#take() };
         if (this.#ended) return { done: true, value: undefined };
         await this.#advance();
       }
     } catch (error) {
-      if (this.closed) return { done: true, value: undefined };
+      if (this.closed) return this.#closedResult();
       throw error;
     }
+  }
+
+  /** What next() gives once closed: the end, or the reason of the signal that ended the watcher. */
+  #closedResult(): IteratorResult<MountChange, undefined> {
+    this.#lifetime.throwIfAborted();
+    return { done: true, value: undefined };
   }
 
   /** Yields the next queued change, applying it to the table. */

@@ -1,8 +1,7 @@
 // Events and replies as the module sends them, built with the real codec and generated tables:
-// decoding into the typed union, overruns as items, what a stream skips, malformed input, and
-// the iteration/close semantics of Listener (over a scripted socket; the real socket is tested
-// in the VM by packages/cli/test/vm-events.test.ts).
-import { NetlinkError, type GenlNotification, type GenlSocket } from '@usip/netlink-native';
+// decoding into the typed union, overruns as items, what a stream skips, malformed input. The
+// iteration/close semantics of Listener and Watch: listener.test.ts.
+import type { GenlNotification } from '@usip/netlink-native';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -16,8 +15,7 @@ import {
   type ListenerAttributes,
 } from '../src/generated/usip.js';
 import { UsipProtocolError } from '../src/errors.js';
-import { isLowSpaceEvent, notificationItem, type ListenerItem } from '../src/events.js';
-import { Listener } from '../src/listener.js';
+import { isLowSpaceEvent, notificationItem } from '../src/events.js';
 import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
 import { injectResult, listenerInfo, registrationFromReply } from '../src/replies.js';
 
@@ -247,106 +245,6 @@ test('a dumped listener decodes with its notifiers as registered', () => {
 test('inject replies (stats replies: stats.test.ts)', () => {
   assert.equal(injectResult({ seq: 9n, queued: 3, dropped: 1 }), { seq: 9n, queued: 3, dropped: 1 });
   assert.throws(() => injectResult({ seq: 9n }), /usip inject: the reply lacks queued, dropped/);
-});
-
-/** A socket whose notifications are pushed by the test, recording requests and close(). */
-class ScriptedSocket {
-  readonly requests: { command: number; attributes: Buffer }[] = [];
-  closed = false;
-  readonly portId = 1234;
-  readonly #queue: GenlNotification[] = [];
-  #wake: (() => void) | undefined;
-  unregisterError: Error | undefined;
-
-  push(notification: GenlNotification): void {
-    this.#queue.push(notification);
-    this.#wake?.();
-  }
-
-  notifications(): AsyncIterableIterator<GenlNotification> {
-    const self = this;
-    return (async function* () {
-      for (;;) {
-        while (self.#queue.length > 0) yield self.#queue.shift()!;
-        if (self.closed) return;
-        await new Promise<void>((resolve) => (self.#wake = resolve));
-      }
-    })();
-  }
-
-  async request(_family: number, command: number, _version: number, attributes: Buffer): Promise<[]> {
-    this.requests.push({ command, attributes });
-    if (this.unregisterError) throw this.unregisterError;
-    return [];
-  }
-
-  close(): void {
-    this.closed = true;
-    this.#wake?.();
-  }
-}
-
-function scriptedListener(): { socket: ScriptedSocket; listener: Listener } {
-  const socket = new ScriptedSocket();
-  const listener = new Listener(socket as unknown as GenlSocket, FAMILY, { id: 3, groups: ['mtab'], scope: 'mnt-ns', mntNs: 1 });
-  return { socket, listener };
-}
-
-test('a listener yields events and overruns in order; leaving a loop does not end it; close() does', async () => {
-  const { socket, listener } = scriptedListener();
-  socket.push(message(Command.mtabEvent, { ...mount, seq: 1n }));
-  socket.push({ kind: 'overrun' });
-  socket.push(message(Command.mtabEvent, { ...mount, seq: 2n, missed: 5 }));
-  socket.push(message(Command.mtabEvent, { ...mount, seq: 3n }));
-  const seen: ListenerItem[] = [];
-  for await (const item of listener) {
-    seen.push(item);
-    if (seen.length === 3) break;
-  }
-  assert.equal(seen.map((i) => ('seq' in i ? `${i.seq}/${i.missed}` : i.kind)), ['1/0', 'overrun', '2/5']);
-  assert.is(socket.closed, false, 'break leaves the listener registered');
-  const rest: ListenerItem[] = [];
-  const loop = (async () => {
-    for await (const item of listener) rest.push(item);
-  })();
-  await listener.close();
-  await loop;
-  assert.equal(rest.map((i) => ('seq' in i ? i.seq : i.kind)), [3n], 'the next loop continues, then ends on close');
-  assert.is(socket.closed, true);
-  assert.is(listener.closed, true);
-  assert.is(socket.requests.length, 1);
-  assert.is(socket.requests[0]!.command, Command.listenerUnregister);
-  assert.equal(decodeAttributes(LISTENER_ATTRIBUTE_SET, socket.requests[0]!.attributes), { id: 3 });
-});
-
-test('close() tolerates a listener that is already gone (ENOENT), and is idempotent', async () => {
-  const { socket, listener } = scriptedListener();
-  socket.unregisterError = new NetlinkError('usip listener-unregister: No such file or directory (ENOENT)', {
-    errno: 2,
-    code: 'ENOENT',
-    operation: 'usip listener-unregister',
-  });
-  await listener.close();
-  await listener.close();
-  assert.is(socket.closed, true);
-  assert.is(socket.requests.length, 1, 'unregistered once');
-  const items: ListenerItem[] = [];
-  for await (const item of listener) items.push(item);
-  assert.equal(items, [], 'iterating a closed listener ends at once');
-});
-
-test('close() passes other unregister errors on, and closes the socket all the same', async () => {
-  const { socket, listener } = scriptedListener();
-  socket.unregisterError = new NetlinkError('usip listener-unregister: Operation not permitted (EPERM): not yours', {
-    errno: 1,
-    code: 'EPERM',
-    operation: 'usip listener-unregister',
-    extack: 'not yours',
-  });
-  const error = await listener.close().then(() => undefined, (e: unknown) => e);
-  assert.instance(error, NetlinkError);
-  assert.match((error as Error).message, 'not yours');
-  assert.is(socket.closed, true);
 });
 
 test.run();

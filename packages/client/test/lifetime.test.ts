@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { abortable, checkSignal, Lifetime, onAbort } from '../src/lifetime.js';
+import { abortable, checkSignal, Lifetime, onAbort, takeSignal, whileNotAborted } from '../src/lifetime.js';
 import { UsipArgumentError } from '../src/errors.js';
 
 test('checkSignal takes an AbortSignal or nothing and names the option otherwise', () => {
@@ -80,6 +80,41 @@ test('Lifetime closes once, and a signal ends it with its reason', async () => {
   await ended.close();
   assert.is(releases, 2);
   assert.throws(() => ended.throwIfAborted(), /enough/);
+});
+
+test('takeSignal splits the signal off the options, checks it, and leaves what is not an object to the validator', () => {
+  const { signal } = new AbortController();
+  assert.equal(takeSignal('op', { timeoutMs: 5, signal }), { signal, rest: { timeoutMs: 5 } });
+  assert.equal(takeSignal('op', { timeoutMs: 5 }), { signal: undefined, rest: { timeoutMs: 5 } });
+  assert.equal(takeSignal('op', undefined), { signal: undefined, rest: undefined });
+  assert.equal(takeSignal('op', 'fast' as unknown as object), { signal: undefined, rest: 'fast' });
+  assert.throws(
+    () => takeSignal('usip statfs', { signal: 'stop' }),
+    (e: unknown) => e instanceof UsipArgumentError && e.field === 'signal' && /usip statfs: signal must be an AbortSignal/.test(e.message),
+  );
+});
+
+test('whileNotAborted does not start the operation for an aborted signal, and gives up on a running one at the abort', async () => {
+  let started = 0;
+  const reason = new Error('stop');
+  await whileNotAborted(AbortSignal.abort(reason), async () => started++).then(
+    () => assert.unreachable(),
+    (e: unknown) => assert.is(e, reason),
+  );
+  assert.is(started, 0, 'not started');
+  assert.is(await whileNotAborted(undefined, async () => ++started), 1);
+  const controller = new AbortController();
+  let finish!: (value: string) => void;
+  const released: string[] = [];
+  const running = whileNotAborted(controller.signal, () => new Promise<string>((resolve) => (finish = resolve)), (value) => released.push(value));
+  controller.abort(reason);
+  await running.then(
+    () => assert.unreachable(),
+    (e: unknown) => assert.is(e, reason),
+  );
+  finish('socket');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(released, ['socket'], 'what the abandoned operation made is released');
 });
 
 test.run();

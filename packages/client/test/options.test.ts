@@ -168,9 +168,16 @@ test('low-space rules, as the module has them: exactly one threshold, not 0, in 
 
 test('unknown options are refused by name (typos do not pass silently)', () => {
   rejects(() => registerRequest(loose({ notifiers: [{ type: 'mtab', action: 'mount', pathprefix: '/x' }] })), 'notifiers[0].pathprefix', 'unknown option');
-  rejects(() => registerRequest(loose({ global: true, notifier: [] })), 'notifier', 'unknown option; the options are global, notifiers, receiveBufferSize');
+  rejects(() => registerRequest(loose({ global: true, notifier: [] })), 'notifier', 'unknown option; the options are global, notifiers, receiveBufferSize, signal');
   rejects(() => registerRequest(loose({ global: 1, notifiers: [{ type: 'mtab', action: 'mount' }] })), 'global', 'expected true or false');
   rejects(() => registerRequest({ notifiers: [{ type: 'mtab', action: 'mount' }], receiveBufferSize: 0 }), 'receiveBufferSize', 'from 1 to');
+});
+
+test('register takes an AbortSignal as signal, and refuses anything else by name', () => {
+  const { signal } = new AbortController();
+  assert.is(registerRequest({ notifiers: [{ type: 'mtab', action: 'mount' }], signal }).signal, signal);
+  assert.is(registerRequest({ notifiers: [{ type: 'mtab', action: 'mount' }] }).signal, undefined);
+  rejects(() => registerRequest(loose({ notifiers: [{ type: 'mtab', action: 'mount' }], signal: { aborted: false } })), 'signal', 'usip listener-register: signal must be an AbortSignal');
 });
 
 test('inject: type and action, optional event fields, repeat bounds from the spec', () => {
@@ -192,8 +199,11 @@ test('inject: type and action, optional event fields, repeat bounds from the spe
 });
 
 test('watch options and listener ids', () => {
-  assert.equal(watchOptions('mtab', undefined), { group: 'mtab', receiveBufferSize: undefined });
-  assert.equal(watchOptions('storage', { receiveBufferSize: 1024 }), { group: 'storage', receiveBufferSize: 1024 });
+  assert.equal(watchOptions('mtab', undefined), { group: 'mtab', receiveBufferSize: undefined, signal: undefined });
+  assert.equal(watchOptions('storage', { receiveBufferSize: 1024 }), { group: 'storage', receiveBufferSize: 1024, signal: undefined });
+  const { signal } = new AbortController();
+  assert.is(watchOptions('mtab', { signal }).signal, signal);
+  rejects(() => watchOptions('mtab', loose({ signal: 'later' })), 'signal', 'usip watch: signal must be an AbortSignal');
   rejects(() => watchOptions('events', {}), 'group', 'expected one of mtab, storage, got "events"');
   rejects(() => watchOptions('mtab', { bufferSize: 1 }), 'bufferSize', 'unknown option');
   assert.is(listenerId('op', 1), 1);

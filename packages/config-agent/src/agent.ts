@@ -596,7 +596,7 @@ export class Agent {
       }),
     );
     await Promise.all(closing);
-    kernel.close();
+    await kernel.close();
     if (!this.#retry) {
       this.#onFatal?.(new Error('the usip module went away'));
       return;
@@ -623,7 +623,7 @@ export class Agent {
     this.#debounce.clear();
     await this.#watcher?.close();
     await Promise.all([...this.#files.values()].map((state) => this.#enqueue(state, () => this.#reconcile(state))));
-    this.#kernel?.close();
+    await this.#kernel?.close();
     this.#kernel = undefined;
     for (const state of this.#files.values()) {
       state.missed.flush();

@@ -23,7 +23,7 @@ export interface AgentKernel {
    * the module was unloaded (its listeners went with it), even if it was loaded again since.
    */
   alive(listeners: readonly AgentListener[]): Promise<boolean>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Connects to the module; rejects with UsipModuleNotLoadedError when it is not loaded. */

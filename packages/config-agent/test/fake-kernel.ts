@@ -126,7 +126,7 @@ export class FakeModule {
       },
       alive: async (listeners) =>
         this.loaded && generation === this.generation && listeners.every((l) => (l as FakeListener).generation === this.generation && !(l as FakeListener).closed),
-      close: () => undefined,
+      close: async () => undefined,
     };
     return kernel;
   };

@@ -549,5 +549,5 @@ function median(xs) {
 
 await server.quit();
 raw?.close();
-client?.close();
+await client?.close();
 log('done');

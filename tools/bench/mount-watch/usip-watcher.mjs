@@ -47,7 +47,7 @@ async function open() {
     if (watcher.backend !== backend) throw new Error(`watchMounts() runs on the ${watcher.backend} backend, not ${backend}${watcher.fallbackReason ? `: ${watcher.fallbackReason}` : ''}`);
     return { client, watcher };
   } catch (error) {
-    client.close();
+    await client.close();
     throw error;
   }
 }
@@ -56,7 +56,7 @@ if (probe) {
   try {
     const { client, watcher } = await open();
     await watcher.close();
-    client.close();
+    await client.close();
     process.exit(0);
   } catch (error) {
     console.log(String(error?.message ?? error).split('\n')[0]);
@@ -148,4 +148,4 @@ for await (const line of input) {
 }
 await watcher.close();
 await loop;
-client.close();
+await client.close();

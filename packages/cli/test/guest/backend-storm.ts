@@ -161,7 +161,7 @@ try {
   await consumer;
   if (consumerError !== undefined) report.consumerError = String(consumerError);
   report.resyncsTotal = watcher.resyncs;
-  api.close();
+  await api.close();
   execFileSync('umount', [top]);
   save();
 }

@@ -174,6 +174,6 @@ if (mode === 'root') {
   report.listedAfterClose = await client.listeners();
 }
 
-client.close();
+await client.close();
 // On stdout, which the guest script keeps in $USIP_VM_RESULTS (not writable for uid 65534).
 process.stdout.write(`${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);

@@ -60,7 +60,7 @@ if (process.argv[2] === 'race') {
     try {
       viaClient = await client.devices();
     } finally {
-      client.close();
+      await client.close();
     }
   } catch (error) {
     connectError = (error as { code?: string }).code ?? String(error);

@@ -175,7 +175,7 @@ try {
   await consumer;
   if (consumerError !== undefined) report.consumerError = String(consumerError);
   report.resyncsTotal = watcher.resyncs;
-  client.close();
+  await client.close();
   if (values.umount === 'loop') execFileSync('umount', [root]);
   execFileSync('umount', [top]);
   save();

@@ -114,5 +114,5 @@ report.afterAll = await differences(watcher);
 await watcher.close();
 await consumer;
 report.resyncs = watcher.resyncs;
-client.close();
+await client.close();
 process.stdout.write(`${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);
