@@ -13,7 +13,7 @@ import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js
 const FAMILY = 0x22;
 const MTAB_GROUP = 5;
 
-const mount: EventAttributes = { listenerId: 3, seq: 1n, missed: 0, type: 1, action: 1, mntNs: 1, mountId: 7, path: '/mnt/a' };
+const mount: EventAttributes = { listenerId: 3, seq: 1n, missed: 0, type: 1, action: 1, cmd: 0, timestamp: 1n, mntNs: 1, pid: 1, uid: 0, mountId: 7, parentId: 1, path: '/mnt/a', fsType: 'tmpfs', source: 'none', dev: 0x2a, nsSeq: 1n };
 
 function message(seq: bigint, group = 0): GenlNotification {
   return { kind: 'message', familyId: FAMILY, command: Command.mtabEvent, version: 1, attributes: encodeAttributes(EVENT_ATTRIBUTE_SET, { ...mount, seq }), group };
