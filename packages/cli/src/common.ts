@@ -15,7 +15,11 @@ import {
   protocol,
   type MountBackend,
   type TypedAction,
+  encodeDev,
 } from '@usip/client';
+
+// The shared text helpers, one copy in @usip/client, re-exported for the commands.
+export { decodeDev, encodeDev, quote, toJson } from '@usip/client';
 
 /** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage. */
 export const EXIT_FAILURE = 1;
@@ -86,11 +90,6 @@ export function backendName(value: string): MountBackend {
 
 export const BACKEND_HELP = `where the mount table and its changes come from: ${MOUNT_BACKENDS.join(', ')} (default: the best available; see usip status)`;
 
-/** JSON text in which 64-bit values (bigint) are decimal strings, exact at any size. */
-export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent);
-}
-
 /** An option parser for an integer from min to max (decimal, or hexadecimal with 0x). */
 export function integer(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -122,18 +121,6 @@ export function deviceNumber(value: string): number {
     throw new InvalidArgumentError('expected MAJOR:MINOR with a major up to 4095 and a minor up to 1048575');
   }
   return encodeDev(major, minor);
-}
-
-/** The kernel's new_encode_dev(): the format of the dev attribute. */
-export function encodeDev(major: number, minor: number): number {
-  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
-}
-
-/** new_decode_dev(), for display. */
-export function decodeDev(dev: number): string {
-  const major = (dev & 0xfff00) >>> 8;
-  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
-  return `${major}:${minor}`;
 }
 
 export const TYPE_NAMES = Object.keys(protocol.EventType) as protocol.EventTypeName[];

@@ -3,7 +3,7 @@
 // --json for scripts. A file system that does not answer in time is reported on stderr, as df
 // reports a failed statfs, instead of hanging the command.
 import { isNetlinkError, statfsError, UsipDumpInterruptedError, UsipSystemError, type MountInfo, type StatfsInfo, type UsipMounts } from '@usip/client';
-import { EXIT_FAILURE, toJson } from './common.js';
+import { EXIT_FAILURE, quote, toJson } from './common.js';
 
 /** df's --output fields, in the order `--output` alone prints them. */
 export const DF_FIELDS = ['source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent', 'size', 'used', 'avail', 'pcent', 'file', 'target'] as const;
@@ -360,12 +360,6 @@ export function dfJson(entry: DfEntry): Record<string, unknown> {
   return out;
 }
 
-/** A name as df quotes it in messages: as it is, or in single quotes when the shell would need them. */
-export function quoteName(name: string): string {
-  if (/^[\w./@%+,=:-]+$/.test(name)) return name;
-  return `'${name.replace(/'/g, "'\\''")}'`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The command
 
@@ -378,13 +372,13 @@ async function byPath(client: Pick<UsipMounts, 'statfs'>, files: readonly string
       entries.push({ info, file });
     } catch (error) {
       if (error instanceof UsipSystemError) {
-        problems.push(`usip df: ${quoteName(file)}: ${statusText(error.errno, error.code)}`);
+        problems.push(`usip df: ${quote(file, 'shell')}: ${statusText(error.errno, error.code)}`);
         continue;
       }
       if (!isNetlinkError(error) || error.operation !== 'usip statfs') throw error;
       const text = statusText(error.errno, error.code);
       const extra = error.extack !== undefined && error.extack.toLowerCase() !== text.toLowerCase() ? ` (${error.extack})` : '';
-      problems.push(`usip df: ${quoteName(file)}: ${text}${extra}`);
+      problems.push(`usip df: ${quote(file, 'shell')}: ${text}${extra}`);
     }
   }
   return entries;
@@ -427,7 +421,7 @@ export async function df(client: Pick<UsipMounts, 'statfs' | 'statfsAll' | 'moun
     entries = options.all ? filterAll(all, options) : filterLikeDf(all, options);
   }
   const failed = entries.filter((e) => e.info.error !== undefined);
-  for (const e of failed) problems.push(`usip df: ${quoteName(e.file ?? e.info.mountPoint)}: ${e.info.error!.message}`);
+  for (const e of failed) problems.push(`usip df: ${quote(e.file ?? e.info.mountPoint, 'shell')}: ${e.info.error!.message}`);
   if (options.json) {
     process.stdout.write(`${toJson({ filesystems: entries.map(dfJson) }, 2)}\n`);
   } else {

@@ -1,7 +1,7 @@
 // usip mounts, usip mount and usip watch: the mount table as a table (findmnt's list view) or a
 // tree, one mount with every field, and its changes as a live stream (findmnt --poll).
 import { escapeMountinfo, MountWatcher, type MountChange, type MountInfo, type MountTableWatcher, type UsipMounts } from '@usip/client';
-import { toJson, untilStopped } from './common.js';
+import { quote, toJson, untilStopped } from './common.js';
 
 /** A mount in --json output: ids as numbers, 64-bit values as decimal strings, fixed key order. */
 export function mountJson(mount: MountInfo): Record<string, unknown> {
@@ -88,11 +88,6 @@ export function formatMountTree(mounts: readonly MountInfo[]): string {
   // A cycle of parents (which a consistent table does not have) still gets its rows.
   for (const mount of mounts) visit(mount, '', '');
   return table(rows);
-}
-
-/** A value for people: as it is when plain, JSON-quoted when it has spaces or unusual characters. */
-function quote(value: string): string {
-  return /^[\w./:@+,=-]+$/.test(value) ? value : JSON.stringify(value);
 }
 
 /** `usip mount ID`: every field, one per line. */

@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { StatfsInfo } from '@usip/client';
-import { dfColumns, dfJson, filterAll, filterLikeDf, formatDf, humanReadable, isRemote, parseOutputFields, percent, quoteName, type DfEntry } from '../src/df.js';
+import { quote } from '@usip/client';
+import { dfColumns, dfJson, filterAll, filterLikeDf, formatDf, humanReadable, isRemote, parseOutputFields, percent, type DfEntry } from '../src/df.js';
 
 const K = 1024n;
 
@@ -183,9 +184,9 @@ test('--json: the mount, its usage in bytes and inodes and the percentages as nu
 });
 
 test('names in messages are quoted as df quotes them: only when the shell would need it', () => {
-  assert.is(quoteName('/mnt/x'), '/mnt/x');
-  assert.is(quoteName('/mnt/with space'), "'/mnt/with space'");
-  assert.is(quoteName("/it's"), "'/it'\\''s'");
+  assert.is(quote('/mnt/x', 'shell'), '/mnt/x');
+  assert.is(quote('/mnt/with space', 'shell'), "'/mnt/with space'");
+  assert.is(quote("/it's", 'shell'), "'/it'\\''s'");
 });
 
 test.run();
