@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
+import { mountOfPath, UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
 import { BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, backendName, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
 import {
@@ -18,9 +18,35 @@ import { df, parseOutputFields, type DfField, type DfOptions } from './df.js';
 import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
 import { formatListeners, listenerJson } from './listeners.js';
-import { formatMount, formatMountTable, formatMountTree, mountJson, watch, type WatchCommandOptions } from './mounts.js';
+import {
+  columnParser,
+  DEFAULT_MOUNT_COLUMNS,
+  DEFAULT_POLL_COLUMNS,
+  formatMounts,
+  matchesTypes,
+  MOUNT_COLUMNS,
+  mountsJson,
+  POLL_ACTIONS,
+  POLL_COLUMNS,
+  pollActions,
+  type MountColumn,
+} from './findmnt.js';
+import { formatMount, mountJson, watch, type WatchCommandOptions } from './mounts.js';
+import { terminalWidth } from './table.js';
 import { formatStats, formatStatsJson } from './stats.js';
 import { collectStatus, formatStatus } from './status.js';
+
+interface MountsCommandOptions {
+  output?: MountColumn[];
+  noheadings?: boolean;
+  raw?: boolean;
+  json?: boolean;
+  list?: boolean;
+  types?: string;
+  target?: string;
+  dump?: boolean;
+  backend?: MountBackend;
+}
 
 const program = new Command('usip')
   .description('USIP: storage information and events from the Linux kernel (usip module)')
@@ -124,15 +150,40 @@ program
 
 program
   .command('mounts')
-  .description("list the mounts of this mount namespace, as seen from this process's root (like findmnt -l)")
-  .addOption(new Option('--json', 'print {"mounts": [...], "nsSeq": ...} (ids as numbers, 64-bit values as strings)').conflicts('tree'))
-  .option('--tree', 'show each mount below its parent (like findmnt)')
+  .description("list the mounts of this mount namespace, as seen from this process's root, as findmnt does (a tree; -l a list)")
+  .addOption(
+    new Option('-o, --output <list>', `the columns, comma-separated, any case (+LIST adds to the default): ${Object.keys(MOUNT_COLUMNS).join(', ')}; default ${DEFAULT_MOUNT_COLUMNS.join(',')}`).argParser(
+      columnParser(MOUNT_COLUMNS, DEFAULT_MOUNT_COLUMNS),
+    ),
+  )
+  .option('-n, --noheadings', 'no header line')
+  .option('-r, --raw', 'one line per mount, columns one space apart, blanks, backslashes and unusual bytes as \\xHH (implies -l)')
+  .option('-J, --json', 'print findmnt -J\'s JSON: {"filesystems": [...]}, submounts as "children" in the tree')
+  .option('-l, --list', 'a list, not a tree')
+  .option('-t, --types <list>', 'only these file system types, comma-separated; "no" before the list negates it (nosysfs,proc)')
+  .option('-T, --target <path>', 'only the mount that holds PATH (implies -l)')
+  .addOption(new Option('--dump', 'print {"mounts": [...], "nsSeq": ...} with every field of each mount (ids as numbers, 64-bit values as strings)').conflicts(['json', 'raw', 'output']))
   .option('--backend <backend>', BACKEND_HELP, backendName)
-  .action(async (options: { json?: boolean; tree?: boolean; backend?: MountBackend }) => {
+  .action(async (options: MountsCommandOptions) => {
     await withMounts(options.backend, async (source) => {
       const { mounts, nsSeq } = await source.mounts();
-      if (options.json) process.stdout.write(`${toJson({ mounts: mounts.map(mountJson), nsSeq }, 2)}\n`);
-      else process.stdout.write(options.tree ? formatMountTree(mounts) : formatMountTable(mounts));
+      if (options.dump) {
+        process.stdout.write(`${toJson({ mounts: mounts.map(mountJson), nsSeq }, 2)}\n`);
+        return;
+      }
+      let shown = options.types === undefined ? mounts : mounts.filter((m) => matchesTypes(m.fsType, options.types!));
+      if (options.target !== undefined) shown = [await mountOfPath('mounts', shown, options.target)];
+      // A mount whose parent was filtered out is a root of the tree, as in findmnt.
+      const tree = !options.list && !options.raw;
+      // No match: findmnt's list prints nothing and exits 1; its tree exits 0 (-J: no filesystems).
+      if (shown.length === 0) {
+        if (!tree) process.exitCode = EXIT_FAILURE;
+        else if (options.json) process.stdout.write('{\n   "filesystems": [\n\n   ]\n}\n');
+        return;
+      }
+      const columns = options.output ?? DEFAULT_MOUNT_COLUMNS;
+      if (options.json) process.stdout.write(mountsJson(shown, { columns, tree, table: mounts }));
+      else process.stdout.write(formatMounts(shown, { columns, tree, table: mounts, raw: options.raw, noHeadings: options.noheadings, width: options.raw ? undefined : terminalWidth() }));
     });
   });
 
@@ -217,14 +268,25 @@ program
 
 program
   .command('watch')
-  .description('print the changes of this mount namespace\'s mount table as they happen, until interrupted (like findmnt --poll)')
-  .option('--json', 'print each change as one JSON line')
+  .description("print the changes of this mount namespace's mount table as they happen, until interrupted (like findmnt --poll)")
+  .addOption(
+    new Option('-p, --poll [actions]', `only these actions, comma-separated: ${POLL_ACTIONS.join(', ')} (default all; findmnt --poll's)`).argParser(pollActions),
+  )
+  .addOption(
+    new Option('-o, --output <list>', `the columns, comma-separated, any case (+LIST adds to the default): ${Object.keys(POLL_COLUMNS).join(', ')}; default ${DEFAULT_POLL_COLUMNS.join(',')}`).argParser(
+      columnParser(POLL_COLUMNS, DEFAULT_POLL_COLUMNS),
+    ),
+  )
+  .option('-n, --noheadings', 'no header line')
+  .option('-r, --raw', 'blanks, backslashes and unusual bytes as \\xHH, as findmnt -r')
+  .option('-J, --json', 'print each change as one JSON line of its columns (lower-case names as keys)')
+  .addOption(new Option('--dump', 'print each change as one JSON line with every field: {"kind", "nsSeq", "mount", "previous"?}').conflicts(['json', 'raw', 'output']))
   .option('--count <n>', 'stop after n changes', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--receive-buffer-size <bytes>', 'SO_RCVBUF of the listener socket (default 4 MiB)', integer(1, 0x7fffffff))
   .option('--backend <backend>', BACKEND_HELP, backendName)
-  .action(async (options: WatchCommandOptions & { backend?: MountBackend }) => {
-    const { backend, ...rest } = options;
-    await withMounts(backend, (source) => watch(source, rest));
+  .action(async (options: WatchCommandOptions & { noheadings?: boolean; backend?: MountBackend }) => {
+    const { backend, noheadings, ...rest } = options;
+    await withMounts(backend, (source) => watch(source, { ...rest, noHeadings: noheadings }));
   });
 
 program

@@ -59,9 +59,9 @@ test('listeners, stats, inject, listen and --backend module without the module e
     ['inject', '--type', 'mtab', '--action', 'mount'],
     ['listen', '--notifier', 'mtab:mount'],
     ['mounts', '--backend', 'module'],
-    ['mounts', '--json', '--backend', 'module'],
+    ['mounts', '--dump', '--backend', 'module'],
     ['mount', '27', '--backend', 'module'],
-    ['watch', '--json', '--count', '1', '--backend', 'module'],
+    ['watch', '--dump', '--count', '1', '--backend', 'module'],
     ['df', '--backend', 'module'],
     ['devices', '--backend', 'module'],
   ]) {
@@ -73,12 +73,12 @@ test('listeners, stats, inject, listen and --backend module without the module e
 });
 
 test('mounts, mount, df and devices work without the module', async () => {
-  for (const args of [['mounts'], ['mounts', '--json'], ['mounts', '--tree'], ['df', '-h', '--json'], ['df', '-i', '/tmp'], ['devices']]) {
+  for (const args of [['mounts'], ['mounts', '--dump'], ['mounts', '-J'], ['mounts', '-l'], ['df', '-h', '--json'], ['df', '-i', '/tmp'], ['devices']]) {
     const { code, stdout, stderr } = await usip(...args);
     assert.is(code, 0, `${args.join(' ')}: ${stderr}`);
     assert.ok(stdout.length > 0, args.join(' '));
   }
-  const { stdout } = await usip('mounts', '--json');
+  const { stdout } = await usip('mounts', '--dump');
   const root = (JSON.parse(stdout).mounts as { id: number; mountPoint: string }[]).find((m) => m.mountPoint === '/')!;
   const one = await usip('mount', String(root.id), '--json');
   assert.is(one.code, 0, one.stderr);
@@ -138,7 +138,10 @@ test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming th
   await usage(['mount', '-3'], "value '-3' is invalid for argument 'id'");
   await usage(['mount', '--unique-id', 'abc'], "'--unique-id <id>' argument 'abc' is invalid. expected an integer from 0 to 18446744073709551615");
   await usage(['mount', '1', '2'], 'too many arguments');
-  await usage(['mounts', '--json', '--tree'], "option '--json' cannot be used with option '--tree'");
+  await usage(['mounts', '--dump', '-J'], "option '--dump' cannot be used with option '-J, --json'");
+  await usage(['mounts', '-o', 'TARGET,SIZZLE'], "option '-o, --output <list>' argument 'TARGET,SIZZLE' is invalid. unknown column \"SIZZLE\"; the columns are FSROOT, FSTYPE");
+  await usage(['watch', '-o', 'ACTION,NOPE'], 'unknown column "NOPE"; the columns are FSROOT');
+  await usage(['watch', '--poll=mount,explode'], "option '-p, --poll [actions]' argument 'mount,explode' is invalid. unknown action \"explode\"; the actions are mount, umount, remount, move");
   await usage(['mounts', 'x'], 'too many arguments');
   await usage(['watch', '--count', '0'], "'--count <n>' argument '0' is invalid. expected an integer from 1");
   await usage(['watch', '--receive-buffer-size', '2147483648'], "'--receive-buffer-size <bytes>' argument '2147483648' is invalid");
