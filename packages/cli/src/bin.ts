@@ -52,6 +52,8 @@ const program = new Command('usip')
   .description('USIP: storage information and events from the Linux kernel (usip module)')
   .version(pkg.version)
   .showHelpAfterError('(run "usip --help" for usage)')
+  // Every error as "usip: message" on stderr, commander's usage errors too.
+  .configureOutput({ outputError: (text, write) => write(`usip: ${text.replace(/^error: /, '')}`) })
   .exitOverride();
 
 program

@@ -21,9 +21,11 @@ import {
 // The shared text helpers, one copy in @usip/client, re-exported for the commands.
 export { decodeDev, encodeDev, quote, toJson } from '@usip/client';
 
-/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage. */
+/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage, 130
+ *  interrupted (SIGINT: 128 + 2, what a shell reports for a command killed by it). */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
 
 /**
  * Prints an error the user can act on (`usip: <message>`) and sets the exit code: 2 for a bad
@@ -153,23 +155,28 @@ export function enumName(names: Readonly<Record<number, string>>, value: number 
 
 /**
  * Runs `stream` (a loop over a listener or a watcher) until it ends, stopping it with `close` on
- * SIGINT, SIGTERM or a closed stdout (EPIPE), and closing it in any case.
+ * SIGINT (exit status 130), SIGTERM (0: asked to stop) or a closed stdout (EPIPE), and closing
+ * it in any case.
  */
 export async function untilStopped(close: () => Promise<void>, stream: () => Promise<void>): Promise<void> {
   const stop = () => {
     close().catch(() => undefined);
   };
+  const interrupt = () => {
+    process.exitCode = EXIT_INTERRUPTED;
+    stop();
+  };
   const onStdoutError = (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
     stop();
   };
-  process.once('SIGINT', stop);
+  process.once('SIGINT', interrupt);
   process.once('SIGTERM', stop);
   process.stdout.on('error', onStdoutError);
   try {
     await stream();
   } finally {
-    process.off('SIGINT', stop);
+    process.off('SIGINT', interrupt);
     process.off('SIGTERM', stop);
     await close();
     process.stdout.off('error', onStdoutError);

@@ -102,10 +102,11 @@ export function pollPasses(change: MountChange, poll: WatchCommandOptions['poll'
 export async function watch(source: UsipMounts, options: WatchCommandOptions): Promise<void> {
   const watcher = await source.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
   await source.close();
-  process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
   await untilStopped(
     () => watcher.close(),
     async () => {
+      // Said once SIGINT and SIGTERM are handled: a script may signal as soon as it reads this.
+      process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
       if (!options.dump && !options.json && !options.noHeadings) process.stdout.write(`${(options.output ?? DEFAULT_POLL_COLUMNS).join(' ')}\n`);
       let changes = 0;
       for await (const change of watcher) {

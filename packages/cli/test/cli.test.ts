@@ -1,6 +1,7 @@
 // Host tests: `usip` as a real child process, on the development machine's kernel, which has
 // generic netlink but not the usip module.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
@@ -132,8 +133,8 @@ test('listen: notifiers are required and checked, and so is --count', async () =
 });
 
 test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming them, before any module call', async () => {
-  await usage(['mount'], 'error: give a mount id or --unique-id <id>');
-  await usage(['mount', '27', '--unique-id', '5'], 'error: give a mount id (27) or --unique-id, not both');
+  await usage(['mount'], /^usip: give a mount id or --unique-id <id>\n/);
+  await usage(['mount', '27', '--unique-id', '5'], /^usip: give a mount id \(27\) or --unique-id, not both\n/);
   await usage(['mount', 'x'], "value 'x' is invalid for argument 'id'. expected an integer from 0 to 9007199254740991");
   await usage(['mount', '-3'], "value '-3' is invalid for argument 'id'");
   await usage(['mount', '--unique-id', 'abc'], "'--unique-id <id>' argument 'abc' is invalid. expected an integer from 0 to 18446744073709551615");
@@ -145,6 +146,38 @@ test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming th
   await usage(['mounts', 'x'], 'too many arguments');
   await usage(['watch', '--count', '0'], "'--count <n>' argument '0' is invalid. expected an integer from 1");
   await usage(['watch', '--receive-buffer-size', '2147483648'], "'--receive-buffer-size <bytes>' argument '2147483648' is invalid");
+});
+
+test('every error is one line on stderr prefixed "usip: ", usage errors of commander too', async () => {
+  for (const args of [['status', '--jsonn'], ['mounts', '-o', 'NOPE'], ['watch', '--count', 'x'], ['statsu'], ['mounts', '--backend', 'module']]) {
+    const { stderr } = await usip(...args);
+    assert.match(stderr, /^usip: \S/, args.join(' '));
+    assert.not.match(stderr, /^error:/m, args.join(' '));
+  }
+});
+
+/** Runs `usip ARGS`, waits until it says on stderr that it is watching, sends `signal`; its exit status. */
+async function signalled(signal: NodeJS.Signals, ...args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stdout.resume();
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (/^usip: watching: /m.test(stderr)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`usip ${args.join(' ')} exited before it watched: ${stderr}`)));
+  });
+  child.kill(signal);
+  const [code, by] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  return { code, signal: by, stderr };
+}
+
+test('usip watch: SIGINT exits 130, SIGTERM 0 (exit codes, not deaths by signal)', async () => {
+  const int = await signalled('SIGINT', 'watch', '--backend', 'mountinfo');
+  assert.equal([int.code, int.signal], [130, null], int.stderr);
+  const term = await signalled('SIGTERM', 'watch', '--backend', 'mountinfo', '-J');
+  assert.equal([term.code, term.signal], [0, null], term.stderr);
 });
 
 test('--version prints the package version and exits 0', async () => {
