@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { mountOfPath, UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { MOUNT_BACKENDS, mountOfPath, UsipModuleNotLoadedError, type BlockDevice, type MountBackend, type NotifierOptions } from '@usip/client';
 import pkg from '../package.json' with { type: 'json' };
-import { BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, backendName, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
+import { actionsOf, BACKEND_HELP, EXIT_FAILURE, EXIT_USAGE, TYPE_NAMES, backendName, deviceNumber, integer, reportError, toJson, typedAction, u64, withClient, withMounts } from './common.js';
 import {
   DEFAULT_DEVICE_COLUMNS,
   DEVICE_COLUMNS,
@@ -14,7 +16,8 @@ import {
   shownByDefault,
   type DevicesCommandOptions,
 } from './devices.js';
-import { df, parseOutputFields, type DfField, type DfOptions } from './df.js';
+import { completionScript, SHELLS, type Shell, type ValueSet, type ValueTable } from './completion.js';
+import { DF_FIELDS, df, parseOutputFields, type DfField, type DfOptions } from './df.js';
 import { inject, type InjectCommandOptions } from './inject.js';
 import { listen, parseNotifier } from './listen.js';
 import { formatListeners, listenerJson } from './listeners.js';
@@ -325,10 +328,45 @@ async function showDevices(all: BlockDevice[], names: string[], options: Devices
   process.stdout.write(options.json ? devicesJson(shown, view) : formatDevices(shown, view));
 }
 
-try {
-  await program.parseAsync();
-} catch (error) {
-  if (!(error instanceof CommanderError)) throw error;
-  // Help and --version "fail" with exit code 0; everything else commander rejects is usage.
-  process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+program
+  .command('completion')
+  .description('print a completion script for bash, zsh or fish, generated from these command definitions')
+  .addArgument(new Argument('<shell>', `the shell: ${SHELLS.join(', ')}`).choices(SHELLS))
+  .addHelpText(
+    'after',
+    '\nLoad it:\n  bash: source <(usip completion bash)\n  zsh:  source <(usip completion zsh)\n  fish: usip completion fish | source',
+  )
+  .action((shell: Shell) => {
+    process.stdout.write(completionScript(shell, program, completionValues()));
+  });
+
+/** What the completion scripts offer for option values that are a known set. */
+export function completionValues(): ValueTable {
+  const table: Record<string, Record<string, ValueSet>> = {
+    mounts: { '--output': { values: Object.keys(MOUNT_COLUMNS), list: true } },
+    watch: { '--output': { values: Object.keys(POLL_COLUMNS), list: true }, '--poll': { values: POLL_ACTIONS, list: true } },
+    devices: { '--output': { values: DEVICE_COLUMNS, list: true } },
+    df: { '--output': { values: DF_FIELDS, list: true } },
+    listen: { '--notifier': { values: TYPE_NAMES.flatMap((type) => actionsOf(type).map((action) => `${type}:${action}`)) } },
+  };
+  for (const command of program.commands) {
+    if (command.options.some((o) => o.long === '--backend')) (table[command.name()] ??= {})['--backend'] = { values: MOUNT_BACKENDS };
+  }
+  return table;
 }
+
+export { program };
+
+/** Parses the command line and runs the command; the exit status is process.exitCode. */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    // Help and --version "fail" with exit code 0; everything else commander rejects is usage.
+    process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+  }
+}
+
+// Run as the command, not when imported (the man page generator reads the definitions).
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
