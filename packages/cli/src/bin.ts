@@ -212,6 +212,9 @@ program
     });
   });
 
+// df's -h, -H and -k: the last one given wins, as in df.
+let dfScale: 'human' | 'si' | 'k' | undefined;
+
 program
   .command('df')
   .description('file system usage of the mounts of this mount namespace, like df (or of the mounts FILEs are on)')
@@ -219,13 +222,17 @@ program
   .argument('[file...]', 'show the file system each FILE is on (the mount, its usage read at FILE)')
   .option('-a, --all', 'include pseudo, duplicate and zero-size file systems')
   .option('-h, --human-readable', 'print sizes in powers of 1024 (e.g. 1023M)')
+  .option('-H, --si', 'print sizes in powers of 1000 (e.g. 1.1G)')
   .addOption(new Option('-i, --inodes', 'list inode information instead of block usage').conflicts(['output']))
   .option('-k', 'sizes in 1K blocks (the default)')
+  .option('-l, --local', 'only local file systems')
+  .addOption(new Option('-P, --portability', 'use the POSIX output format').conflicts(['output']))
+  .option('--total', 'a last row with the sums of the others')
   .addOption(new Option('-T, --print-type', 'print the file system type').conflicts(['output']))
   .option('-t, --type <type>', 'only file systems of this type (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
   .option('-x, --exclude-type <type>', 'no file systems of this type (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
   .addOption(
-    new Option('--output [fields]', `the columns, comma-separated, of ${'source,fstype,itotal,iused,iavail,ipcent,size,used,avail,pcent,file,target'} (all without a list)`).argParser(
+    new Option('--output [fields]', `the columns, comma-separated, of ${DF_FIELDS.join(',')} (all without a list)`).argParser(
       (value: string) => {
         try {
           return parseOutputFields(value);
@@ -238,13 +245,18 @@ program
   .option('--timeout <ms>', "how long to wait for each file system, in milliseconds (1 to 60000; default: the module's statfs_timeout_ms)", integer(1, 60_000))
   .addOption(new Option('--json', 'print {"filesystems": [...]}: sizes in bytes, 64-bit values as strings').conflicts(['output']))
   .option('--backend <backend>', BACKEND_HELP, backendName)
+  .on('option:human-readable', () => (dfScale = 'human'))
+  .on('option:si', () => (dfScale = 'si'))
+  .on('option:k', () => (dfScale = 'k'))
   .action(
     async (
       files: string[],
       options: {
         all?: boolean;
-        humanReadable?: boolean;
         inodes?: boolean;
+        local?: boolean;
+        portability?: boolean;
+        total?: boolean;
         printType?: boolean;
         type?: string[];
         excludeType?: string[];
@@ -256,10 +268,14 @@ program
     ) => {
       const dfOptions: DfOptions = {
         all: options.all,
-        human: options.humanReadable,
+        human: dfScale === 'human',
+        si: dfScale === 'si',
         inodes: options.inodes,
+        local: options.local,
+        portability: options.portability,
+        total: options.total,
         printType: options.printType,
-        output: options.output === true ? ['source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent', 'size', 'used', 'avail', 'pcent', 'file', 'target'] : options.output,
+        output: options.output === true ? [...DF_FIELDS] : options.output,
         types: options.type,
         excludeTypes: options.excludeType,
         timeoutMs: options.timeout,

@@ -13,6 +13,8 @@ export interface TableColumn {
   truncate?: boolean;
   /** ...but not below this width (the header's). */
   minWidth?: number;
+  /** The column is at least this wide, whatever its cells (df's minimum widths). */
+  atLeast?: number;
 }
 
 const NO_BORDERS = {
@@ -58,8 +60,10 @@ export function layout(rows: readonly (readonly string[])[], columns: readonly T
   if (rows.length === 0) return '';
   let cells = rows.map((row) => [...row]);
   if (width !== undefined && width > 0) cells = fitToWidth(cells, columns, width);
+  const widest = columns.map((c, i) => Math.max(c.atLeast ?? 0, ...cells.map((row) => displayWidth(row[i]!))));
   const table = new Table({
     chars: NO_BORDERS,
+    colWidths: widest,
     style: { 'padding-left': 0, 'padding-right': 0, head: [], border: [], compact: true },
     colAligns: columns.map((c) => c.align ?? 'left'),
     wordWrap: false,
@@ -68,7 +72,7 @@ export function layout(rows: readonly (readonly string[])[], columns: readonly T
   const lines = table.toString().split('\n');
   // cli-table3 pads every column; util-linux leaves the last one as it is.
   const last = columns.length - 1;
-  const lastWidth = Math.max(...cells.map((row) => displayWidth(row[last]!)));
+  const lastWidth = widest[last]!;
   return `${lines
     .map((line, i) => {
       const cell = cells[i]![last]!;

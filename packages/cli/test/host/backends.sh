@@ -49,6 +49,7 @@ for b in kernel mountinfo; do
 	id=$(awk -v p="$dir/t1" '$5 == p { print $1 }' /proc/self/mountinfo)
 	step "mount-$b" $usip mount "$id" --json --backend "$b"
 	step "df-$b" $usip df -T -t tmpfs --backend "$b"
+	for o in -H -P --total -l -i -Ph; do step "df$o-$b" $usip df $o -t tmpfs --backend "$b"; done
 	step "df-files-$b" $usip df -h "$dir/t1" "$dir/t2/" "$dir/ro" --backend "$b"
 	step "df-missing-$b" $usip df "$dir/nope" --backend "$b"
 	step "devices-$b" $usip devices --json --backend "$b"
@@ -69,6 +70,7 @@ for b in kernel mountinfo; do
 	echo $? >"$results/watch-$b.status"
 done
 step df-coreutils df -T -t tmpfs
+for o in -H -P --total -l -i -Ph; do step "df$o-coreutils" df $o -t tmpfs; done
 step df-files-coreutils df -h "$dir/t1" "$dir/t2/" "$dir/ro"
 step df-missing-coreutils df "$dir/nope"
 step module-mounts $usip mounts --backend module
