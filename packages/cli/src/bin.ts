@@ -317,6 +317,9 @@ program
   .option('-a, --all', 'also unbound loop devices, RAM disks and hidden devices')
   .option('-b, --bytes', 'sizes in bytes')
   .option('-l, --list', 'a list, not a tree')
+  .option('-n, --noheadings', 'no header line')
+  .option('-p, --paths', 'device paths (/dev/sda1) as names')
+  .option('-r, --raw', 'no tree, columns one space apart, blanks, backslashes and unusual bytes as \\xHH')
   .option('-J, --json', 'print lsblk -J\'s JSON: {"blockdevices": [...]}, partitions as "children"')
   .option(
     '-o, --output <list>',
@@ -340,7 +343,14 @@ program
 /** `usip devices`: the devices named (or all that lsblk would show), as a tree, list or JSON. */
 async function showDevices(all: BlockDevice[], names: string[], options: DevicesCommandOptions): Promise<void> {
   const shown = names.length > 0 ? await selectNamed(all, names) : options.all ? all : all.filter(shownByDefault).map((d) => ({ ...d, partitions: d.partitions.filter(shownByDefault) }));
-  const view = { columns: options.output ?? DEFAULT_DEVICE_COLUMNS, bytes: options.bytes === true, list: options.list === true };
+  const view = {
+    columns: options.output ?? DEFAULT_DEVICE_COLUMNS,
+    bytes: options.bytes === true,
+    list: options.list === true,
+    raw: options.raw === true,
+    noHeadings: options.noheadings === true,
+    paths: options.paths === true,
+  };
   process.stdout.write(options.json ? devicesJson(shown, view) : formatDevices(shown, view));
 }
 
