@@ -137,9 +137,13 @@ export function changeValue(change: Exclude<MountChange, { kind: 'resync' }>, co
   switch (column) {
     case 'ACTION':
       return change.kind;
+    // As findmnt --poll: the old target of a move, the old options of a remount, and for an
+    // umount what went.
     case 'OLD-TARGET':
+      if (change.kind === 'umount') return change.mount.mountPoint;
       return change.kind === 'move' && change.previous !== undefined ? change.previous.mountPoint : null;
     case 'OLD-OPTIONS':
+      if (change.kind === 'umount') return allOptions(change.mount);
       return change.kind === 'remount' && change.previous !== undefined ? allOptions(change.previous) : null;
     default:
       return mountValue(change.mount, column, padDevice);

@@ -178,6 +178,8 @@ test('usip watch: findmnt --poll\'s columns (ACTION TARGET SOURCE FSTYPE OPTIONS
     'old-target': null,
     'old-options': 'rw,relatime,errors=remount-ro',
   });
+  const umount: MountChange = { kind: 'umount', mount: mounts[3]!, nsSeq: 15n };
+  assert.is(watchLine(umount, { output: columns }), 'umount 65 /mnt/my disk/sub /mnt/my disk/sub rw,relatime,size=1024k,inode64\n');
   assert.equal(JSON.parse(watchLine(move, { json: true })), { action: 'move', target: '/elsewhere', source: 'none', fstype: 'tmpfs', options: 'rw,relatime,size=1024k,inode64' });
   const json = JSON.parse(watchLine(move, { dump: true }));
   assert.equal([json.kind, json.nsSeq, json.mount.mountPoint, json.previous.mountPoint, json.mount.id], ['move', '13', '/elsewhere', '/mnt/my disk/sub', 65]);
