@@ -180,6 +180,17 @@ test('usip watch: SIGINT exits 130, SIGTERM 0 (exit codes, not deaths by signal)
   assert.equal([term.code, term.signal], [0, null], term.stderr);
 });
 
+test('on a terminal (a pty, COLUMNS=20), usip mounts cuts the options to fit; into a pipe it does not', async () => {
+  const command = `COLUMNS=20 ${process.execPath} ${bin} mounts -l -o FSTYPE,OPTIONS --backend mountinfo`;
+  const { stdout } = await execFileAsync('script', ['-qec', command, '/dev/null']);
+  const lines = stdout.replace(/\r/g, '').trimEnd().split('\n');
+  assert.ok(lines.length > 3, stdout);
+  for (const line of lines) assert.ok(line.length <= 20, `wider than 20: ${JSON.stringify(line)}`);
+  assert.match(lines[0]!, /^FSTYPE +OPTIONS$/);
+  const piped = await usip('mounts', '-l', '-o', 'FSTYPE,OPTIONS', '--backend', 'mountinfo');
+  assert.ok(piped.stdout.split('\n').some((line) => line.length > 20), piped.stdout);
+});
+
 test('--version prints the package version and exits 0', async () => {
   const { code, stdout } = await usip('--version');
   assert.is(code, 0);
