@@ -11,6 +11,9 @@ export const DEVICE_COLUMNS = ['NAME', 'MAJ:MIN', 'RM', 'SIZE', 'RO', 'TYPE', 'M
 export type DeviceColumn = (typeof DEVICE_COLUMNS)[number];
 export const DEFAULT_DEVICE_COLUMNS: readonly DeviceColumn[] = ['NAME', 'MAJ:MIN', 'RM', 'SIZE', 'RO', 'TYPE', 'MOUNTPOINTS'];
 
+/** lsblk's minimum widths beyond the header's (its width hints): SIZE is 5 wide even for "20M". */
+const MIN_WIDTH: Partial<Record<DeviceColumn, number>> = { SIZE: 5 };
+
 /** Columns whose values are numbers or flags: right-aligned, as lsblk aligns them. */
 const RIGHT: ReadonlySet<DeviceColumn> = new Set(['RM', 'SIZE', 'RO', 'ROTA', 'LOG-SEC', 'PHY-SEC']);
 
@@ -201,7 +204,10 @@ export function formatDevices(devices: readonly BlockDevice[], view: DevicesView
   }
   if (view.raw) return (view.noHeadings ? rows : [[...view.columns], ...rows]).map((row) => `${row.join(' ')}\n`).join('');
   // Columns are as wide as their header even without it (-n), as in lsblk.
-  const text = layout([[...view.columns], ...rows], view.columns.map((c) => ({ align: RIGHT.has(c) ? 'right' : 'left' })));
+  const text = layout(
+    [[...view.columns], ...rows],
+    view.columns.map((c) => ({ align: RIGHT.has(c) ? 'right' : 'left', atLeast: MIN_WIDTH[c] })),
+  );
   return view.noHeadings ? text.slice(text.indexOf('\n') + 1) : text;
 }
 

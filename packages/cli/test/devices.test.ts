@@ -337,6 +337,11 @@ test('--sysroot: the table, tree and list, for people and in bytes, have lsblk\'
   }
 });
 
+test('SIZE is at least 5 wide, as lsblk\'s width hint makes it', () => {
+  const small = { ...loop0, size: 20n * 1024n * 1024n };
+  assert.is(formatDevices([small], { columns: ['NAME', 'SIZE'], bytes: false, list: false }), 'NAME   SIZE\nloop0   20M\n');
+});
+
 test('--sysroot: -r, -n, -p and the tables are lsblk\'s bytes', async () => {
   const root = await fakeRoot();
   for (const flags of [[], ['-b'], ['-l'], ['-a'], ['-r'], ['-rn'], ['-r', '-a'], ['-n'], ['-p'], ['-pl'], ['-rp'], ['-o', 'NAME,SIZE,RO,TYPE']]) {
