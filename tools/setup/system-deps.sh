@@ -37,10 +37,16 @@ readonly BACKPORTS_FILE=/etc/apt/sources.list.d/usip-backports.sources
 #   e2fsprogs xfsprogs btrfs-progs fdisk quota
 #                     the storage tests make real file systems (ext4 with quota, xfs, btrfs)
 #                     on loop devices and partitions in the guest, which runs the host's root
+#   zsh fish          usip's completion tests check that its zsh and fish scripts parse (and fish's
+#                     completes); bash is there already
+#   mandoc groff-base man-db
+#                     the man page tests lint the generated pages (mandoc -Tlint, groff -ww) and
+#                     render them (man -l)
 readonly PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd dkms
 	debootstrap make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
 	e2fsprogs xfsprogs btrfs-progs fdisk quota
+	zsh fish mandoc groff-base man-db
 )
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }

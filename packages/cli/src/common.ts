@@ -15,11 +15,17 @@ import {
   protocol,
   type MountBackend,
   type TypedAction,
+  encodeDev,
 } from '@usip/client';
 
-/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage. */
+// The shared text helpers, one copy in @usip/client, re-exported for the commands.
+export { decodeDev, encodeDev, quote, toJson } from '@usip/client';
+
+/** Exit codes: 0 success, 1 the operation failed (e.g. module not loaded), 2 bad usage, 130
+ *  interrupted (SIGINT: 128 + 2, what a shell reports for a command killed by it). */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
 
 /**
  * Prints an error the user can act on (`usip: <message>`) and sets the exit code: 2 for a bad
@@ -86,11 +92,6 @@ export function backendName(value: string): MountBackend {
 
 export const BACKEND_HELP = `where the mount table and its changes come from: ${MOUNT_BACKENDS.join(', ')} (default: the best available; see usip status)`;
 
-/** JSON text in which 64-bit values (bigint) are decimal strings, exact at any size. */
-export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent);
-}
-
 /** An option parser for an integer from min to max (decimal, or hexadecimal with 0x). */
 export function integer(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -122,18 +123,6 @@ export function deviceNumber(value: string): number {
     throw new InvalidArgumentError('expected MAJOR:MINOR with a major up to 4095 and a minor up to 1048575');
   }
   return encodeDev(major, minor);
-}
-
-/** The kernel's new_encode_dev(): the format of the dev attribute. */
-export function encodeDev(major: number, minor: number): number {
-  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
-}
-
-/** new_decode_dev(), for display. */
-export function decodeDev(dev: number): string {
-  const major = (dev & 0xfff00) >>> 8;
-  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
-  return `${major}:${minor}`;
 }
 
 export const TYPE_NAMES = Object.keys(protocol.EventType) as protocol.EventTypeName[];
@@ -169,23 +158,28 @@ export { enumName } from '@usip/client';
 
 /**
  * Runs `stream` (a loop over a listener or a watcher) until it ends, stopping it with `close` on
- * SIGINT, SIGTERM or a closed stdout (EPIPE), and closing it in any case.
+ * SIGINT (exit status 130), SIGTERM (0: asked to stop) or a closed stdout (EPIPE), and closing
+ * it in any case.
  */
 export async function untilStopped(close: () => Promise<void>, stream: () => Promise<void>): Promise<void> {
   const stop = () => {
     close().catch(() => undefined);
   };
+  const interrupt = () => {
+    process.exitCode = EXIT_INTERRUPTED;
+    stop();
+  };
   const onStdoutError = (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
     stop();
   };
-  process.once('SIGINT', stop);
+  process.once('SIGINT', interrupt);
   process.once('SIGTERM', stop);
   process.stdout.on('error', onStdoutError);
   try {
     await stream();
   } finally {
-    process.off('SIGINT', stop);
+    process.off('SIGINT', interrupt);
     process.off('SIGTERM', stop);
     await close();
     process.stdout.off('error', onStdoutError);

@@ -4,10 +4,15 @@ import { stat } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { readBlockDevices, readMountinfo, splitDev, UsipError, type BlockDevice, type MountInfo } from '@usip/client';
+import { rawEscape } from './findmnt.js';
+import { layout } from './table.js';
 
 export const DEVICE_COLUMNS = ['NAME', 'MAJ:MIN', 'RM', 'SIZE', 'RO', 'TYPE', 'MOUNTPOINTS', 'MODEL', 'SERIAL', 'ROTA', 'LOG-SEC', 'PHY-SEC', 'FSTYPE'] as const;
 export type DeviceColumn = (typeof DEVICE_COLUMNS)[number];
 export const DEFAULT_DEVICE_COLUMNS: readonly DeviceColumn[] = ['NAME', 'MAJ:MIN', 'RM', 'SIZE', 'RO', 'TYPE', 'MOUNTPOINTS'];
+
+/** lsblk's minimum widths beyond the header's (its width hints): SIZE is 5 wide even for "20M". */
+const MIN_WIDTH: Partial<Record<DeviceColumn, number>> = { SIZE: 5 };
 
 /** Columns whose values are numbers or flags: right-aligned, as lsblk aligns them. */
 const RIGHT: ReadonlySet<DeviceColumn> = new Set(['RM', 'SIZE', 'RO', 'ROTA', 'LOG-SEC', 'PHY-SEC']);
@@ -68,10 +73,10 @@ export function mountPoints(device: BlockDevice): string[] {
 type Value = string | number | bigint | boolean | null | string[] | (string | null)[];
 
 /** A column's value: JSON's (booleans, numbers, null when unknown), which the table renders. */
-function value(device: BlockDevice, column: DeviceColumn, bytes: boolean): Value {
+function value(device: BlockDevice, column: DeviceColumn, bytes: boolean, paths = false): Value {
   switch (column) {
     case 'NAME':
-      return device.name;
+      return paths ? `/dev/${device.name}` : device.name;
     case 'MAJ:MIN':
       return `${device.major}:${device.minor}`;
     case 'RM':
@@ -105,6 +110,9 @@ export interface DevicesCommandOptions {
   all?: boolean;
   bytes?: boolean;
   list?: boolean;
+  raw?: boolean;
+  noheadings?: boolean;
+  paths?: boolean;
   json?: boolean;
   output?: DeviceColumn[];
   sysroot?: string;
@@ -135,14 +143,25 @@ export interface DevicesView {
   bytes: boolean;
   /** A flat list instead of a tree. */
   list: boolean;
+  /** -r: no tree drawn, columns one space apart, blanks and unusual bytes as \xHH. */
+  raw?: boolean;
+  /** -n: no header line. */
+  noHeadings?: boolean;
+  /** -p: names as device paths (/dev/sda1). */
+  paths?: boolean;
 }
 
 /** Control characters and backslashes as \xNN, so that a cell stays on its line. */
 const cell = (text: string) => text.replace(/[\x00-\x1f\x7f\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 /** The text lines of a cell: a device mounted in several places gets a line for each. */
-function cellLines(device: BlockDevice, column: DeviceColumn, bytes: boolean): string[] {
-  const v = value(device, column, bytes);
+function cellLines(device: BlockDevice, column: DeviceColumn, view: DevicesView): string[] {
+  const v = value(device, column, view.bytes, view.paths);
+  if (view.raw) {
+    // lsblk -r: one line per device, several mount points in one cell split by a newline (\x0a).
+    if (Array.isArray(v)) return [rawEscape((v as (string | null)[]).filter((x): x is string => x !== null).join('\n'))];
+    return [v === null ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : rawEscape(String(v))];
+  }
   if (column === 'MAJ:MIN') return [`${String(device.major).padStart(3)}:${String(device.minor).padEnd(3)}`];
   if (Array.isArray(v)) return (v as (string | null)[]).filter((x): x is string => x !== null).map(cell);
   if (v === null) return [''];
@@ -159,13 +178,13 @@ function flat(devices: readonly BlockDevice[]): BlockDevice[] {
 export function formatDevices(devices: readonly BlockDevice[], view: DevicesView): string {
   const rows: string[][] = [];
   const add = (device: BlockDevice, branch: string, guide: string) => {
-    const cells = view.columns.map((column) => cellLines(device, column, view.bytes));
+    const cells = view.columns.map((column) => cellLines(device, column, view));
     const height = Math.max(1, ...cells.map((lines) => lines.length));
     for (let line = 0; line < height; line++) {
       rows.push(
         view.columns.map((column, i) => {
           const text = cells[i]![line] ?? '';
-          if (column !== 'NAME') return text;
+          if (column !== 'NAME' || view.raw) return text;
           return line === 0 ? `${branch}${text}` : guide;
         }),
       );
@@ -183,19 +202,19 @@ export function formatDevices(devices: readonly BlockDevice[], view: DevicesView
       });
     }
   }
-  const widths = view.columns.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const render = (cells: readonly string[]) =>
-    cells
-      .map((text, i) => (RIGHT.has(view.columns[i]!) ? text.padStart(widths[i]!) : text.padEnd(widths[i]!)))
-      .join(' ')
-      .trimEnd();
-  return `${[render(view.columns), ...rows.map(render)].join('\n')}\n`;
+  if (view.raw) return (view.noHeadings ? rows : [[...view.columns], ...rows]).map((row) => `${row.join(' ')}\n`).join('');
+  // Columns are as wide as their header even without it (-n), as in lsblk.
+  const text = layout(
+    [[...view.columns], ...rows],
+    view.columns.map((c) => ({ align: RIGHT.has(c) ? 'right' : 'left', atLeast: MIN_WIDTH[c] })),
+  );
+  return view.noHeadings ? text.slice(text.indexOf('\n') + 1) : text;
 }
 
 /** lsblk -J's object of a device: the columns' lower-case names, partitions as children. */
 function deviceObject(device: BlockDevice, view: DevicesView, children: boolean): Record<string, Value | Record<string, unknown>[]> {
   const out: Record<string, Value | Record<string, unknown>[]> = {};
-  for (const column of view.columns) out[column.toLowerCase()] = value(device, column, view.bytes);
+  for (const column of view.columns) out[column.toLowerCase()] = value(device, column, view.bytes, view.paths);
   if (children && device.partitions.length > 0) out.children = device.partitions.map((p) => deviceObject(p, view, false));
   return out;
 }

@@ -3,7 +3,8 @@
 // --json for scripts. A file system that does not answer in time is reported on stderr, as df
 // reports a failed statfs, instead of hanging the command.
 import { isNetlinkError, statfsError, UsipDumpInterruptedError, UsipSystemError, type MountInfo, type StatfsInfo, type UsipMounts } from '@usip/client';
-import { EXIT_FAILURE, toJson } from './common.js';
+import { EXIT_FAILURE, quote, toJson } from './common.js';
+import { layout, type Align } from './table.js';
 
 /** df's --output fields, in the order `--output` alone prints them. */
 export const DF_FIELDS = ['source', 'fstype', 'itotal', 'iused', 'iavail', 'ipcent', 'size', 'used', 'avail', 'pcent', 'file', 'target'] as const;
@@ -14,6 +15,14 @@ export interface DfOptions {
   all?: boolean;
   /** -h: sizes in powers of 1024 (1.5G). */
   human?: boolean;
+  /** -H (--si): sizes in powers of 1000 (1.6G). */
+  si?: boolean;
+  /** -P: POSIX headers (1024-blocks, Capacity). */
+  portability?: boolean;
+  /** -l: local file systems only. */
+  local?: boolean;
+  /** --total: a last row with the sums. */
+  total?: boolean;
   /** -i: inodes instead of blocks. */
   inodes?: boolean;
   /** -T: a Type column. */
@@ -48,10 +57,9 @@ const POWER_LETTERS = ['', 'K', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y', 'R', 'Q'];
 /**
  * gnulib's human_readable() as df calls it: `n` units of `from` bytes written in units of `to`
  * bytes, rounded up (df's default); with `autoscale`, in powers of 1024 with a one-letter
- * suffix and one decimal below 10 (df -h: 1.5G, 10G, 1023, 0).
+ * suffix and one decimal below 10 (df -h: 1.5G, 10G, 1023, 0); `base` 1000 for df -H.
  */
-export function humanReadable(n: bigint, from: bigint, to: bigint, autoscale: boolean): string {
-  const base = 1024n;
+export function humanReadable(n: bigint, from: bigint, to: bigint, autoscale: boolean, base = 1024n): string {
   // amt.tenths and how far the rest lies from a tenth: 0 none, 1 below half, 2 half, 3 above.
   const exact = n * from;
   let amt = exact / to;
@@ -94,7 +102,9 @@ export function humanReadable(n: bigint, from: bigint, to: bigint, autoscale: bo
       amt = 1n;
     }
   }
-  return `${amt}${fraction}${POWER_LETTERS[exponent]}`;
+  // SI's kilo is a lower-case k (gnulib writes 1.1k for -H, 1.1K for -h).
+  const letter = base === 1000n && exponent === 1 ? 'k' : POWER_LETTERS[exponent];
+  return `${amt}${fraction}${letter}`;
 }
 
 /** df's Use%: used over used + available, rounded up; "-" when that is 0 or not known. */
@@ -199,7 +209,6 @@ const MIN_WIDTH: Record<DfField, number> = {
   target: 0,
 };
 
-type Align = 'left' | 'right';
 const ALIGN: Record<DfField, Align> = {
   source: 'left',
   fstype: 'left',
@@ -215,6 +224,9 @@ const ALIGN: Record<DfField, Align> = {
   target: 'left',
 };
 
+/** -h or -H: sizes with a unit letter. */
+const scaled = (options: Pick<DfOptions, 'human' | 'si'>) => options.human === true || options.si === true;
+
 /** The columns df prints for these options, with their headers. */
 export function dfColumns(options: DfOptions): { field: DfField; header: string }[] {
   const type = options.printType ? [{ field: 'fstype' as const, header: 'Type' }] : [];
@@ -226,7 +238,7 @@ export function dfColumns(options: DfOptions): { field: DfField; header: string 
       iused: 'IUsed',
       iavail: 'IFree',
       ipcent: 'IUse%',
-      size: options.human ? 'Size' : '1K-blocks',
+      size: scaled(options) ? 'Size' : '1K-blocks',
       used: 'Used',
       avail: 'Avail',
       pcent: 'Use%',
@@ -249,21 +261,24 @@ export function dfColumns(options: DfOptions): { field: DfField; header: string 
   return [
     { field: 'source', header: 'Filesystem' },
     ...type,
-    { field: 'size', header: options.human ? 'Size' : '1K-blocks' },
+    { field: 'size', header: scaled(options) ? 'Size' : options.portability ? '1024-blocks' : '1K-blocks' },
     { field: 'used', header: 'Used' },
-    { field: 'avail', header: options.human ? 'Avail' : 'Available' },
-    { field: 'pcent', header: 'Use%' },
+    { field: 'avail', header: scaled(options) ? 'Avail' : 'Available' },
+    { field: 'pcent', header: options.portability && !scaled(options) ? 'Capacity' : 'Use%' },
     { field: 'target', header: 'Mounted on' },
   ];
 }
 
 /** One cell of an entry with usage. */
-export function dfCell(entry: DfEntry, field: DfField, human: boolean): string {
+export function dfCell(entry: DfEntry, field: DfField, scale: Pick<DfOptions, 'human' | 'si'> = {}): string {
   const { info } = entry;
   if (info.error !== undefined) return '-';
   const u = info.usage;
-  const blocks = (n: bigint) => (n < 0n ? `-${humanReadable(-n, u.frsize, human ? 1n : 1024n, human)}` : humanReadable(n, u.frsize, human ? 1n : 1024n, human));
-  const count = (n: bigint) => (n < 0n ? `-${humanReadable(-n, 1n, 1n, human)}` : humanReadable(n, 1n, 1n, human));
+  const human = scaled(scale);
+  const base = scale.si ? 1000n : 1024n;
+  const write = (n: bigint, from: bigint, to: bigint) => (n < 0n ? `-${humanReadable(-n, from, to, human, base)}` : humanReadable(n, from, to, human, base));
+  const blocks = (n: bigint) => write(n, u.frsize, human ? 1n : 1024n);
+  const count = (n: bigint) => write(n, 1n, 1n);
   const available = signed64(u.blocksAvailable);
   const used = u.blocks - u.blocksFree;
   const iused = u.files - u.filesFree;
@@ -295,30 +310,38 @@ export function dfCell(entry: DfEntry, field: DfField, human: boolean): string {
   }
 }
 
-/** The table: the header row and one row per entry, aligned as df aligns them (no trailing blanks). */
-export function formatDf(entries: readonly DfEntry[], options: DfOptions): string {
+/** The table: the header row and one row per entry (then the --total row), aligned as df aligns them. */
+export function formatDf(entries: readonly DfEntry[], options: DfOptions, total?: DfEntry): string {
   const columns = dfColumns(options);
   const rows = [
     columns.map((c) => c.header),
-    ...entries.map((e) =>
-      columns.map((c) =>
-        e.info.error !== undefined && !['source', 'fstype', 'target', 'file'].includes(c.field) ? '-' : dfCell(e, c.field, options.human === true),
-      ),
+    ...[...entries, ...(total === undefined ? [] : [total])].map((e) =>
+      columns.map((c) => (e.info.error !== undefined && !['source', 'fstype', 'target', 'file'].includes(c.field) ? '-' : dfCell(e, c.field, options))),
     ),
   ];
-  const widths = columns.map((c, i) => Math.max(MIN_WIDTH[c.field], ...rows.map((r) => [...r[i]!].length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => {
-          const pad = ' '.repeat(widths[i]! - [...cell].length);
-          if (ALIGN[columns[i]!.field] === 'right') return pad + cell;
-          return i === r.length - 1 ? cell : cell + pad;
-        })
-        .join(' '),
-    )
-    .join('\n')
-    .concat('\n');
+  return layout(
+    rows,
+    columns.map((c) => ({ align: ALIGN[c.field], atLeast: MIN_WIDTH[c.field] })),
+  );
+}
+
+/**
+ * df's --total row: the sums of the rows shown (df adds them up in bytes), named "total", with
+ * "-" for the mount point, type and file.
+ */
+export function totalEntry(entries: readonly DfEntry[]): DfEntry {
+  const sum = { blocks: 0n, blocksFree: 0n, blocksAvailable: 0n, files: 0n, filesFree: 0n };
+  for (const { info } of entries) {
+    if (info.error !== undefined) continue;
+    const u = info.usage;
+    sum.blocks += u.blocks * u.frsize;
+    sum.blocksFree += u.blocksFree * u.frsize;
+    sum.blocksAvailable += signed64(u.blocksAvailable) * u.frsize;
+    sum.files += u.files;
+    sum.filesFree += u.filesFree;
+  }
+  const usage = { ...sum, blocksAvailable: sum.blocksAvailable < 0n ? sum.blocksAvailable + (1n << 64n) : sum.blocksAvailable, frsize: 1n, bsize: 1n };
+  return { info: { source: 'total', fsType: '-', mountPoint: '-', usage } as unknown as StatfsInfo, file: '-' };
 }
 
 /** An entry of `usip df --json`: the mount, and its usage in bytes and inodes, or its error. */
@@ -360,12 +383,6 @@ export function dfJson(entry: DfEntry): Record<string, unknown> {
   return out;
 }
 
-/** A name as df quotes it in messages: as it is, or in single quotes when the shell would need them. */
-export function quoteName(name: string): string {
-  if (/^[\w./@%+,=:-]+$/.test(name)) return name;
-  return `'${name.replace(/'/g, "'\\''")}'`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The command
 
@@ -378,13 +395,13 @@ async function byPath(client: Pick<UsipMounts, 'statfs'>, files: readonly string
       entries.push({ info, file });
     } catch (error) {
       if (error instanceof UsipSystemError) {
-        problems.push(`usip df: ${quoteName(file)}: ${statusText(error.errno, error.code)}`);
+        problems.push(`usip df: ${quote(file, 'shell')}: ${statusText(error.errno, error.code)}`);
         continue;
       }
       if (!isNetlinkError(error) || error.operation !== 'usip statfs') throw error;
       const text = statusText(error.errno, error.code);
       const extra = error.extack !== undefined && error.extack.toLowerCase() !== text.toLowerCase() ? ` (${error.extack})` : '';
-      problems.push(`usip df: ${quoteName(file)}: ${text}${extra}`);
+      problems.push(`usip df: ${quote(file, 'shell')}: ${text}${extra}`);
     }
   }
   return entries;
@@ -426,13 +443,21 @@ export async function df(client: Pick<UsipMounts, 'statfs' | 'statfsAll' | 'moun
     const all = reachable.map((info) => ({ info, ...(roots.has(info.id) ? { root: roots.get(info.id)! } : {}) }));
     entries = options.all ? filterAll(all, options) : filterLikeDf(all, options);
   }
+  // -l: local file systems only (not host:path, //host/share, -hosts), as df's ME_REMOTE.
+  if (options.local) entries = entries.filter((e) => !isRemote(e.info.source ?? '', e.info.fsType));
   const failed = entries.filter((e) => e.info.error !== undefined);
-  for (const e of failed) problems.push(`usip df: ${quoteName(e.file ?? e.info.mountPoint)}: ${e.info.error!.message}`);
+  for (const e of failed) problems.push(`usip df: ${quote(e.file ?? e.info.mountPoint, 'shell')}: ${e.info.error!.message}`);
+  const shown = entries.filter((e) => e.info.error === undefined);
+  const total = options.total ? totalEntry(shown) : undefined;
   if (options.json) {
-    process.stdout.write(`${toJson({ filesystems: entries.map(dfJson) }, 2)}\n`);
+    const out: Record<string, unknown> = { filesystems: entries.map(dfJson) };
+    if (total !== undefined) {
+      const { size, used, avail, pcent, itotal, iused, iavail, ipcent } = dfJson(total);
+      out.total = { size, used, avail, pcent, itotal, iused, iavail, ipcent };
+    }
+    process.stdout.write(`${toJson(out, 2)}\n`);
   } else {
-    const shown = entries.filter((e) => e.info.error === undefined);
-    process.stdout.write(formatDf(shown, options));
+    process.stdout.write(formatDf(shown, options, total));
   }
   for (const line of problems) process.stderr.write(`${line}\n`);
   return problems.length > 0 ? EXIT_FAILURE : 0;

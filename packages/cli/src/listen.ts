@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { LOW_SPACE_KEYS, protocol, type ListenerItem, type NotifierOptions, type UsipClient } from '@usip/client';
-import { decodeDev, enumName, integer, mountId, toJson, typedAction, untilStopped } from './common.js';
+import { decodeDev, enumName, integer, mountId, quote, toJson, typedAction, u64, untilStopped } from './common.js';
 
 const NOTIFIER_OPTIONS =
   'kern-log, cmd=N, mount-id=N, path-prefix=PATH, and for low-space threshold=N%, threshold-inodes=N%, threshold-bytes=SIZE, hysteresis=N, interval-ms=N';
@@ -143,10 +143,6 @@ export function isoTime(ns: bigint): string {
  */
 export function itemJson(item: ListenerItem): Record<string, unknown> {
   return { ...item };
-}
-
-function quote(value: string): string {
-  return /^[\w./:@+-]+$/.test(value) ? value : JSON.stringify(value);
 }
 
 /** An item of `usip listen` as one line for people. */

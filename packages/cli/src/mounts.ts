@@ -1,7 +1,8 @@
-// usip mounts, usip mount and usip watch: the mount table as a table (findmnt's list view) or a
-// tree, one mount with every field, and its changes as a live stream (findmnt --poll).
-import { escapeMountinfo, MountWatcher, type MountChange, type MountInfo, type MountTableWatcher, type UsipMounts } from '@usip/client';
-import { toJson, untilStopped } from './common.js';
+// usip mount and usip watch, and usip mounts --dump: one mount with every field, the JSON forms
+// with every field, and the changes as a live stream (findmnt --poll; its columns in findmnt.ts).
+import { MountWatcher, type MountChange, type MountInfo, type MountTableWatcher, type UsipMounts } from '@usip/client';
+import { quote, toJson, untilStopped } from './common.js';
+import { changeJsonLine, changeRow, DEFAULT_POLL_COLUMNS, type PollAction, type PollColumn } from './findmnt.js';
 
 /** A mount in --json output: ids as numbers, 64-bit values as decimal strings, fixed key order. */
 export function mountJson(mount: MountInfo): Record<string, unknown> {
@@ -25,75 +26,7 @@ export function mountJson(mount: MountInfo): Record<string, unknown> {
   return out;
 }
 
-/**
- * findmnt's OPTIONS: the per-mount options, then the file system's, without the "ro"/"rw" the
- * latter repeat.
- */
-export function allOptions(mount: MountInfo): string {
-  const fs = mount.superOptions.replace(/^r[ow](,|$)/, '');
-  return fs === '' ? mount.options : `${mount.options},${fs}`;
-}
-
-/** A value in a space-separated column: mountinfo's escapes for space, tab, newline, backslash. */
-const cell = (value: string) => (value === '' ? '""' : escapeMountinfo(value));
-
-const COLUMNS = ['ID', 'PARENT', 'TARGET', 'SOURCE', 'FSTYPE', 'OPTIONS'] as const;
-const RIGHT = [true, true, false, false, false, false];
-
-function table(rows: string[][]): string {
-  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((value, i) => (i === cells.length - 1 ? value : RIGHT[i] ? value.padStart(widths[i]!) : value.padEnd(widths[i]!)))
-      .join(' ')
-      .trimEnd();
-  return `${[line(COLUMNS), ...rows.map(line)].join('\n')}\n`;
-}
-
-function row(mount: MountInfo, target: string): string[] {
-  return [String(mount.id), String(mount.parentId), target, cell(mount.source), cell(mount.fsType), allOptions(mount)];
-}
-
-/** `usip mounts`: one row per mount, in the namespace's order, like `findmnt -l`. */
-export function formatMountTable(mounts: readonly MountInfo[]): string {
-  return table(mounts.map((m) => row(m, cell(m.mountPoint))));
-}
-
-/** `usip mounts --tree`: the same rows, each mount below its parent, like `findmnt`. */
-export function formatMountTree(mounts: readonly MountInfo[]): string {
-  const ids = new Set(mounts.map((m) => m.id));
-  const children = new Map<number, MountInfo[]>();
-  const roots: MountInfo[] = [];
-  for (const mount of mounts) {
-    if (mount.parentId === mount.id || !ids.has(mount.parentId)) roots.push(mount);
-    else {
-      const list = children.get(mount.parentId);
-      if (list === undefined) children.set(mount.parentId, [mount]);
-      else list.push(mount);
-    }
-  }
-  const rows: string[][] = [];
-  const seen = new Set<number>();
-  const visit = (mount: MountInfo, lead: string, branch: string) => {
-    if (seen.has(mount.id)) return;
-    seen.add(mount.id);
-    rows.push(row(mount, `${branch}${cell(mount.mountPoint)}`));
-    const below = children.get(mount.id) ?? [];
-    below.forEach((child, i) => {
-      const last = i === below.length - 1;
-      visit(child, `${lead}${last ? '  ' : '│ '}`, `${lead}${last ? '└─' : '├─'}`);
-    });
-  };
-  for (const mount of roots) visit(mount, '', '');
-  // A cycle of parents (which a consistent table does not have) still gets its rows.
-  for (const mount of mounts) visit(mount, '', '');
-  return table(rows);
-}
-
-/** A value for people: as it is when plain, JSON-quoted when it has spaces or unusual characters. */
-function quote(value: string): string {
-  return /^[\w./:@+,=-]+$/.test(value) ? value : JSON.stringify(value);
-}
+export { allOptions } from './findmnt.js';
 
 /** `usip mount ID`: every field, one per line. */
 export function formatMount(mount: MountInfo): string {
@@ -122,24 +55,43 @@ export function changeJson(change: MountChange): Record<string, unknown> {
   return out;
 }
 
-export const WATCH_HEADER = `${'ACTION'.padEnd(7)} ${'ID'.padStart(6)} TARGET SOURCE FSTYPE OPTIONS\n`;
-
-/** A change of `usip watch` for people: ACTION ID TARGET SOURCE FSTYPE OPTIONS, like findmnt --poll. */
-export function formatChange(change: MountChange): string {
-  if (change.kind === 'resync') {
-    return (
-      `${'resync'.padEnd(7)} ${'-'.padStart(6)} ${change.reason}: read the table again at ns-seq ${change.nsSeq} ` +
-      `(${change.mounts} mounts): ${change.added} added, ${change.removed} removed, ${change.changed} changed\n`
-    );
-  }
-  const { mount } = change;
-  return `${change.kind.padEnd(7)} ${String(mount.id).padStart(6)} ${cell(mount.mountPoint)} ${cell(mount.source)} ${cell(mount.fsType)} ${allOptions(mount)}\n`;
+/** A resync line of `usip watch` for people: why the table was read again, and what changed. */
+export function formatResync(change: Extract<MountChange, { kind: 'resync' }>): string {
+  return (
+    `resync ${change.reason}: read the table again at ns-seq ${change.nsSeq} ` +
+    `(${change.mounts} mounts): ${change.added} added, ${change.removed} removed, ${change.changed} changed\n`
+  );
 }
 
 export interface WatchCommandOptions {
+  /** --dump: the client's change objects as JSON lines (every field of the mounts). */
+  dump?: boolean;
+  /** -J: one JSON object of the columns per change. */
   json?: boolean;
+  /** -r: findmnt's raw escaping. */
+  raw?: boolean;
+  noHeadings?: boolean;
+  output?: PollColumn[];
+  /** --poll=LIST: only these actions (findmnt's). */
+  poll?: PollAction[] | true;
   count?: number;
   receiveBufferSize?: number;
+}
+
+/** One line of `usip watch` for a change, in the form the options ask for. */
+export function watchLine(change: MountChange, options: WatchCommandOptions): string {
+  if (options.dump) return `${toJson(changeJson(change))}\n`;
+  if (change.kind === 'resync') {
+    return options.json ? `${toJson({ action: 'resync', ...change })}\n` : formatResync(change);
+  }
+  const columns = options.output ?? DEFAULT_POLL_COLUMNS;
+  if (options.json) return changeJsonLine(change, columns);
+  return `${changeRow(change, columns, options.raw === true).join(' ')}\n`;
+}
+
+/** Whether --poll=LIST lets a change through (a resync always goes through: it says what was missed). */
+export function pollPasses(change: MountChange, poll: WatchCommandOptions['poll']): boolean {
+  return change.kind === 'resync' || poll === undefined || poll === true || poll.includes(change.kind);
 }
 
 /**
@@ -150,14 +102,16 @@ export interface WatchCommandOptions {
 export async function watch(source: UsipMounts, options: WatchCommandOptions): Promise<void> {
   const watcher = await source.watchMounts(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize });
   await source.close();
-  process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
   await untilStopped(
     () => watcher.close(),
     async () => {
-      if (!options.json) process.stdout.write(WATCH_HEADER);
+      // Said once SIGINT and SIGTERM are handled: a script may signal as soon as it reads this.
+      process.stderr.write(`usip: watching: ${watchingLine(watcher)}\n`);
+      if (!options.dump && !options.json && !options.noHeadings) process.stdout.write(`${(options.output ?? DEFAULT_POLL_COLUMNS).join(' ')}\n`);
       let changes = 0;
       for await (const change of watcher) {
-        process.stdout.write(options.json ? `${toJson(changeJson(change))}\n` : formatChange(change));
+        if (!pollPasses(change, options.poll)) continue;
+        process.stdout.write(watchLine(change, options));
         if (change.kind !== 'resync' && options.count !== undefined && ++changes >= options.count) break;
       }
     },

@@ -88,6 +88,7 @@ for (const backend of ['kernel', 'mountinfo'] as const) {
   test(`--backend ${backend}: usip df prints df's bytes (tmpfs of known sizes, FILE arguments, a missing FILE)`, () => {
     for (const [mine, theirs] of [
       [`df-${backend}`, 'df-coreutils'],
+      ...['-H', '-P', '--total', '-l', '-i', '-Ph'].map((o) => [`df${o}-${backend}`, `df${o}-coreutils`]),
       [`df-files-${backend}`, 'df-files-coreutils'],
     ]) {
       const a = step(mine!);

@@ -1,6 +1,7 @@
 // Host tests: `usip` as a real child process, on the development machine's kernel, which has
 // generic netlink but not the usip module.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
@@ -59,9 +60,9 @@ test('listeners, stats, inject, listen and --backend module without the module e
     ['inject', '--type', 'mtab', '--action', 'mount'],
     ['listen', '--notifier', 'mtab:mount'],
     ['mounts', '--backend', 'module'],
-    ['mounts', '--json', '--backend', 'module'],
+    ['mounts', '--dump', '--backend', 'module'],
     ['mount', '27', '--backend', 'module'],
-    ['watch', '--json', '--count', '1', '--backend', 'module'],
+    ['watch', '--dump', '--count', '1', '--backend', 'module'],
     ['df', '--backend', 'module'],
     ['devices', '--backend', 'module'],
   ]) {
@@ -73,12 +74,12 @@ test('listeners, stats, inject, listen and --backend module without the module e
 });
 
 test('mounts, mount, df and devices work without the module', async () => {
-  for (const args of [['mounts'], ['mounts', '--json'], ['mounts', '--tree'], ['df', '-h', '--json'], ['df', '-i', '/tmp'], ['devices']]) {
+  for (const args of [['mounts'], ['mounts', '--dump'], ['mounts', '-J'], ['mounts', '-l'], ['df', '-h', '--json'], ['df', '-i', '/tmp'], ['devices']]) {
     const { code, stdout, stderr } = await usip(...args);
     assert.is(code, 0, `${args.join(' ')}: ${stderr}`);
     assert.ok(stdout.length > 0, args.join(' '));
   }
-  const { stdout } = await usip('mounts', '--json');
+  const { stdout } = await usip('mounts', '--dump');
   const root = (JSON.parse(stdout).mounts as { id: number; mountPoint: string }[]).find((m) => m.mountPoint === '/')!;
   const one = await usip('mount', String(root.id), '--json');
   assert.is(one.code, 0, one.stderr);
@@ -132,16 +133,62 @@ test('listen: notifiers are required and checked, and so is --count', async () =
 });
 
 test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming them, before any module call', async () => {
-  await usage(['mount'], 'error: give a mount id or --unique-id <id>');
-  await usage(['mount', '27', '--unique-id', '5'], 'error: give a mount id (27) or --unique-id, not both');
+  await usage(['mount'], /^usip: give a mount id or --unique-id <id>\n/);
+  await usage(['mount', '27', '--unique-id', '5'], /^usip: give a mount id \(27\) or --unique-id, not both\n/);
   await usage(['mount', 'x'], "value 'x' is invalid for argument 'id'. expected an integer from 0 to 9007199254740991");
   await usage(['mount', '-3'], "value '-3' is invalid for argument 'id'");
   await usage(['mount', '--unique-id', 'abc'], "'--unique-id <id>' argument 'abc' is invalid. expected an integer from 0 to 18446744073709551615");
   await usage(['mount', '1', '2'], 'too many arguments');
-  await usage(['mounts', '--json', '--tree'], "option '--json' cannot be used with option '--tree'");
+  await usage(['mounts', '--dump', '-J'], "option '--dump' cannot be used with option '-J, --json'");
+  await usage(['mounts', '-o', 'TARGET,SIZZLE'], "option '-o, --output <list>' argument 'TARGET,SIZZLE' is invalid. unknown column \"SIZZLE\"; the columns are FSROOT, FSTYPE");
+  await usage(['watch', '-o', 'ACTION,NOPE'], 'unknown column "NOPE"; the columns are FSROOT');
+  await usage(['watch', '--poll=mount,explode'], "option '-p, --poll [actions]' argument 'mount,explode' is invalid. unknown action \"explode\"; the actions are mount, umount, remount, move");
   await usage(['mounts', 'x'], 'too many arguments');
   await usage(['watch', '--count', '0'], "'--count <n>' argument '0' is invalid. expected an integer from 1");
   await usage(['watch', '--receive-buffer-size', '2147483648'], "'--receive-buffer-size <bytes>' argument '2147483648' is invalid");
+});
+
+test('every error is one line on stderr prefixed "usip: ", usage errors of commander too', async () => {
+  for (const args of [['status', '--jsonn'], ['mounts', '-o', 'NOPE'], ['watch', '--count', 'x'], ['statsu'], ['mounts', '--backend', 'module']]) {
+    const { stderr } = await usip(...args);
+    assert.match(stderr, /^usip: \S/, args.join(' '));
+    assert.not.match(stderr, /^error:/m, args.join(' '));
+  }
+});
+
+/** Runs `usip ARGS`, waits until it says on stderr that it is watching, sends `signal`; its exit status. */
+async function signalled(signal: NodeJS.Signals, ...args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stdout.resume();
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (/^usip: watching: /m.test(stderr)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`usip ${args.join(' ')} exited before it watched: ${stderr}`)));
+  });
+  child.kill(signal);
+  const [code, by] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  return { code, signal: by, stderr };
+}
+
+test('usip watch: SIGINT exits 130, SIGTERM 0 (exit codes, not deaths by signal)', async () => {
+  const int = await signalled('SIGINT', 'watch', '--backend', 'mountinfo');
+  assert.equal([int.code, int.signal], [130, null], int.stderr);
+  const term = await signalled('SIGTERM', 'watch', '--backend', 'mountinfo', '-J');
+  assert.equal([term.code, term.signal], [0, null], term.stderr);
+});
+
+test('on a terminal (a pty, COLUMNS=20), usip mounts cuts the options to fit; into a pipe it does not', async () => {
+  const command = `COLUMNS=20 ${process.execPath} ${bin} mounts -l -o FSTYPE,OPTIONS --backend mountinfo`;
+  const { stdout } = await execFileAsync('script', ['-qec', command, '/dev/null']);
+  const lines = stdout.replace(/\r/g, '').trimEnd().split('\n');
+  assert.ok(lines.length > 3, stdout);
+  for (const line of lines) assert.ok(line.length <= 20, `wider than 20: ${JSON.stringify(line)}`);
+  assert.match(lines[0]!, /^FSTYPE +OPTIONS$/);
+  const piped = await usip('mounts', '-l', '-o', 'FSTYPE,OPTIONS', '--backend', 'mountinfo');
+  assert.ok(piped.stdout.split('\n').some((line) => line.length > 20), piped.stdout);
 });
 
 test('--version prints the package version and exits 0', async () => {

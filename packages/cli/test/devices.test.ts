@@ -103,6 +103,9 @@ test('what lsblk shows without -a: not unbound empty loop devices, RAM disks or 
   assert.is(shownByDefault(device('nvme0c0n1', 259, 5, 1n << 30n, { hidden: true })), false);
 });
 
+/** Lines without the blank lsblk leaves before an empty last cell (the byte-exact comparison is against lsblk itself, below). */
+const trimmed = (text: string) => text.replace(/ +$/gm, '');
+
 test('mount points: the last mounted first, as lsblk lists them; [SWAP] for a swap area', () => {
   assert.equal(mountPoints(sda.partitions[1]!), ['/srv/with space', '/']);
   assert.equal(mountPoints(sda.partitions[2]!), ['[SWAP]']);
@@ -112,7 +115,7 @@ test('mount points: the last mounted first, as lsblk lists them; [SWAP] for a sw
 test('the tree: partitions under their disk with ├─ and └─, a line per extra mount point, numbers right-aligned', () => {
   const view = { columns: DEFAULT_DEVICE_COLUMNS, bytes: false, list: false };
   assert.is(
-    formatDevices([loop0, sda, sr0], view),
+    trimmed(formatDevices([loop0, sda, sr0], view)),
     [
       'NAME   MAJ:MIN RM   SIZE RO TYPE MOUNTPOINTS',
       'loop0    7:0    0     0B  0 loop',
@@ -130,7 +133,7 @@ test('the tree: partitions under their disk with ├─ and └─, a line per e
 test('-l, -b and -o: a flat list, sizes in bytes, the columns asked for (unknown values empty)', () => {
   const view = { columns: parseColumns('NAME,SIZE,MODEL,SERIAL,ROTA,LOG-SEC,PHY-SEC,FSTYPE'), bytes: true, list: true };
   assert.is(
-    formatDevices([sda], view),
+    trimmed(formatDevices([sda], view)),
     [
       'NAME          SIZE MODEL        SERIAL  ROTA LOG-SEC PHY-SEC FSTYPE',
       'sda  1024209543168 WDC WD10EZEX WD-1234    1     512    4096',
@@ -331,6 +334,22 @@ test('--sysroot: the table, tree and list, for people and in bytes, have lsblk\'
     const theirs = await run('lsblk', '--sysroot', root, ...(flags.includes('-o') ? [] : ['-o', 'NAME,MAJ:MIN,RM,SIZE,RO,TYPE,MOUNTPOINTS']), ...flags);
     assert.is(theirs.code, 0, theirs.stderr);
     assert.equal(words(ours.stdout), words(theirs.stdout), `${flags.join(' ')}\n${ours.stdout}\n${theirs.stdout}`);
+  }
+});
+
+test('SIZE is at least 5 wide, as lsblk\'s width hint makes it', () => {
+  const small = { ...loop0, size: 20n * 1024n * 1024n };
+  assert.is(formatDevices([small], { columns: ['NAME', 'SIZE'], bytes: false, list: false }), 'NAME   SIZE\nloop0   20M\n');
+});
+
+test('--sysroot: -r, -n, -p and the tables are lsblk\'s bytes', async () => {
+  const root = await fakeRoot();
+  for (const flags of [[], ['-b'], ['-l'], ['-a'], ['-r'], ['-rn'], ['-r', '-a'], ['-n'], ['-p'], ['-pl'], ['-rp'], ['-o', 'NAME,SIZE,RO,TYPE']]) {
+    const ours = await usip('devices', '--sysroot', root, ...flags);
+    assert.is(ours.code, 0, ours.stderr);
+    const theirs = await run('lsblk', '--sysroot', root, ...(flags.includes('-o') ? [] : ['-o', 'NAME,MAJ:MIN,RM,SIZE,RO,TYPE,MOUNTPOINTS']), ...flags);
+    assert.is(theirs.code, 0, theirs.stderr);
+    assert.fixture(ours.stdout, theirs.stdout, flags.join(' '));
   }
 });
 

@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { StatfsInfo } from '@usip/client';
-import { dfColumns, dfJson, filterAll, filterLikeDf, formatDf, humanReadable, isRemote, parseOutputFields, percent, quoteName, type DfEntry } from '../src/df.js';
+import { quote } from '@usip/client';
+import { dfColumns, dfJson, filterAll, filterLikeDf, formatDf, humanReadable, isRemote, parseOutputFields, percent, totalEntry, type DfEntry } from '../src/df.js';
 
 const K = 1024n;
 
@@ -140,6 +141,29 @@ test('the table: df\'s headers and minimum widths, numbers right-aligned, the la
   assert.equal(dfColumns({}).map((c) => c.header), ['Filesystem', '1K-blocks', 'Used', 'Available', 'Use%', 'Mounted on']);
 });
 
+test('-H in powers of 1000 (a lower-case k), -P\'s POSIX headers, --total\'s sums in a last row', () => {
+  assert.is(humanReadable(4096n, 1n, 1n, true, 1000n), '4.1k');
+  assert.is(humanReadable(1_500_000n, 1n, 1n, true, 1000n), '1.5M');
+  const rows: DfEntry[] = [
+    { info: fs(1, 'fill', 'tmpfs', '/tmp/dfx/a', 1024n, [0, 31]) },
+    { info: fs(2, 'two', 'tmpfs', '/tmp/dfx/b', 2048n, [0, 32]) },
+  ];
+  assert.equal(dfColumns({ portability: true }).map((c) => c.header), ['Filesystem', '1024-blocks', 'Used', 'Available', 'Capacity', 'Mounted on']);
+  assert.equal(dfColumns({ portability: true, si: true }).map((c) => c.header), ['Filesystem', 'Size', 'Used', 'Avail', 'Use%', 'Mounted on']);
+  assert.is(
+    formatDf(rows, { si: true, printType: true }, totalEntry(rows)),
+    [
+      'Filesystem     Type   Size  Used Avail Use% Mounted on',
+      'fill           tmpfs  4.2M  2.1M  2.1M  50% /tmp/dfx/a',
+      'two            tmpfs  8.4M  4.2M  4.2M  50% /tmp/dfx/b',
+      'total          -       13M  6.3M  6.3M  50% -',
+      '',
+    ].join('\n'),
+  );
+  const total = dfJson(totalEntry(rows));
+  assert.equal([total.size, total.used, total.avail, total.itotal], [12_582_912n, 6_291_456n, 6_291_456n, 2000n]);
+});
+
 test('--output lists: df\'s field names, each once; anything else names the bad field', () => {
   assert.equal(parseOutputFields('source,target'), ['source', 'target']);
   assert.throws(() => parseOutputFields('source,blocks'), /option --output: field "blocks" unknown; the fields are source,fstype,itotal,iused,iavail,ipcent,size,used,avail,pcent,file,target/);
@@ -183,9 +207,9 @@ test('--json: the mount, its usage in bytes and inodes and the percentages as nu
 });
 
 test('names in messages are quoted as df quotes them: only when the shell would need it', () => {
-  assert.is(quoteName('/mnt/x'), '/mnt/x');
-  assert.is(quoteName('/mnt/with space'), "'/mnt/with space'");
-  assert.is(quoteName("/it's"), "'/it'\\''s'");
+  assert.is(quote('/mnt/x', 'shell'), '/mnt/x');
+  assert.is(quote('/mnt/with space', 'shell'), "'/mnt/with space'");
+  assert.is(quote("/it's", 'shell'), "'/it'\\''s'");
 });
 
 test.run();

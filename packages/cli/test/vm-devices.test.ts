@@ -115,11 +115,16 @@ for (const kernel of ['6.1', '6.12']) {
   test('sizes for people, the tree, the list and -a have lsblk\'s rows and cells, as root and as uid 65534', () => {
     for (const who of ['root', 'nobody']) {
       assert.equal(json(run, `${who}-usip-json`), json(run, `${who}-lsblk-json`), `${who}: --json without -b`);
-      for (const form of ['tree', 'list', 'all']) assert.equal(words(run, `${who}-usip-${form}`), words(run, `${who}-lsblk-${form}`), `${who} ${form}`);
+      for (const form of ['tree', 'list', 'all']) {
+        assert.equal(words(run, `${who}-usip-${form}`), words(run, `${who}-lsblk-${form}`), `${who} ${form}`);
+        // And byte for byte: lsblk's widths, alignment and blanks.
+        assert.fixture(step(run, `${who}-usip-${form}`).out, step(run, `${who}-lsblk-${form}`).out);
+      }
       const tree = step(run, `${who}-usip-tree`).out;
-      assert.match(tree, new RegExp(`^├─${parted()}p1 +259:\\d+ +0 +20M +0 part$`, 'm'));
+      // A blank before the empty MOUNTPOINTS cell, as lsblk leaves it.
+      assert.match(tree, new RegExp(`^├─${parted()}p1 +259:\\d+ +0 +20M +0 part $`, 'm'));
       assert.match(tree, new RegExp(`^└─${parted()}p2 +259:\\d+ +0 +1\\.5G +0 part /tmp/mnt/with space\\n {10,}/tmp/mnt/p2$`, 'm'));
-      assert.match(tree, new RegExp(`^${ro()} +7:\\d+ +0 +100M +1 loop$`, 'm'), 'just under 100M is 100M, as lsblk rounds');
+      assert.match(tree, new RegExp(`^${ro()} +7:\\d+ +0 +100M +1 loop $`, 'm'), 'just under 100M is 100M, as lsblk rounds');
     }
   });
 

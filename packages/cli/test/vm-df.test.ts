@@ -16,7 +16,10 @@ import { read, step } from './vm-results.js';
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** The pairs df.sh runs: the same options to df and to usip df. */
-const PAIRS = ['default', 'k', 'h', 'i', 'ih', 'all', 'type', 'only-tmpfs', 'output-all', 'output-some', 'output-h', 'nobody-default'];
+const PAIRS = [
+  'default', 'k', 'h', 'i', 'ih', 'all', 'type', 'only-tmpfs', 'output-all', 'output-some', 'output-h', 'nobody-default',
+  'si', 'si-inodes', 'last-scale', 'posix', 'posix-h', 'total', 'total-h', 'total-output', 'local',
+];
 
 interface JsonEntry {
   source: string | null;

@@ -1,6 +1,6 @@
 // End to end: usip mounts / mount / watch and the @usip/client mount table API (mounts(),
 // mount(), watchMounts()) against usip.ko in a real kernel, compared with the kernel's own
-// /proc/self/mountinfo. Builds test/guest/mount-storm.c with the host's gcc, boots each supported
+// /proc/self/mountinfo, and usip mounts next to findmnt (host/findmnt.sh). Builds test/guest/mount-storm.c with the host's gcc, boots each supported
 // kernel once and runs test/guest/mounts.sh there, in a private mount namespace: a few hundred
 // mounts of every kind, the commands, the client (guest/mounts-client.ts), and the storms
 // (guest/mount-storm.ts): a watcher while 15,000 tmpfs mounts are made and then go in one burst
@@ -14,6 +14,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseMountinfo, type MountInfo } from '@usip/client';
 import { runInVm, type VmRunResult } from '@usip/vm';
+import { cases, FINDMNT_CASES } from './findmnt-cases.js';
 import { read, step } from './vm-results.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -101,17 +102,28 @@ for (const kernel of ['6.1', '6.12']) {
     assert.is(parsed.filter((m) => m.mountPoint.startsWith('/tmp/m/nest')).length, 12);
   });
 
-  test('usip mounts and usip mounts --tree print a row per mount', () => {
+  test('usip mounts -l and the tree print a row per mount', () => {
     const count = json<{ mounts: unknown[] }>(run, 'mounts-json').mounts.length;
     for (const name of ['mounts-table', 'mounts-tree']) {
       const { status, out, err } = step(run, name);
       assert.is(status, 0, err);
       const lines = out.trimEnd().split('\n');
-      assert.match(lines[0]!, /^ +ID PARENT TARGET +SOURCE +FSTYPE +OPTIONS$/);
+      assert.match(lines[0]!, /^ *ID +PARENT TARGET +SOURCE +FSTYPE +OPTIONS$/);
       assert.is(lines.length, count + 1, name);
     }
-    assert.match(step(run, 'mounts-table').out, /^ *\d+ +\d+ \/tmp\/m\/with\\040space +source\\040with\\040space +tmpfs +rw,relatime,inode64$/m);
+    assert.match(step(run, 'mounts-table').out, /^ *\d+ +\d+ \/tmp\/m\/with space +source with space +tmpfs +rw,relatime,inode64$/m);
     assert.match(step(run, 'mounts-tree').out, /^ *\d+ +\d+ [│ ]*[├└]─\/tmp\/m\/nest\/n\/n /m);
+  });
+
+  test('usip mounts = findmnt with the module (host/findmnt.sh in the guest): the same bytes and exit status', () => {
+    assert.is(step(run, 'findmnt-cmp').status, 0, step(run, 'findmnt-cmp').err);
+    const all = cases(join(run.resultsDir, 'findmnt'));
+    assert.is(all.length, 2 * 2 * FINDMNT_CASES);
+    for (const c of all) {
+      const [usip, findmnt] = c.status.split(' ');
+      assert.is(usip, findmnt, `${c.name}: exit status (usip, findmnt): ${c.status}`);
+      assert.is(c.usip, c.findmnt, c.name);
+    }
   });
 
   test('usip mount ID shows the mount as usip mounts does; an id not in the namespace is ENOENT with the module\'s message', () => {
@@ -167,7 +179,7 @@ for (const kernel of ['6.1', '6.12']) {
 
   test('usip watch for people: a header, one line per change; SIGTERM exits 0 and unregisters', () => {
     assert.is(read(run, 'watch-human.status').trim(), '0', read(run, 'watch-human.err'));
-    assert.match(read(run, 'watch-human.out'), /^ACTION +ID TARGET SOURCE FSTYPE OPTIONS\nmount +\d+ \/tmp\/m\/w\/a human tmpfs rw,relatime,inode64\n$/);
+    assert.match(read(run, 'watch-human.out'), /^ACTION TARGET SOURCE FSTYPE OPTIONS\nmount \/tmp\/m\/w\/a human tmpfs rw,relatime,inode64\n$/);
     assert.equal(json(run, 'listeners-after-watch'), []);
   });
 

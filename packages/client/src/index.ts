@@ -107,5 +107,6 @@ export {
 export { decodeStatfs, statfsError, type StatfsError, type StatfsInfo, type StatfsUsage } from './statfs.js';
 export { decodeStats, enumName, type InjectResult, type ListenerInfo, type NotifierInfo, type StatsResult } from './replies.js';
 export { AttributeError, decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
+export { decodeDev, encodeDev, quote, toJson } from './text.js';
 export * as protocol from './generated/usip.js';
 export { isNetlinkError, NetlinkError, type FamilyInfo } from '@usip/netlink-native';

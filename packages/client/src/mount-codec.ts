@@ -346,7 +346,5 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
   return event;
 }
 
-/** The kernel's new_encode_dev(), the format of an event's dev. */
-export function encodeDev(major: number, minor: number): number {
-  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
-}
+/** The kernel's new_encode_dev() (one copy, in text.ts, shared with usip and the agent). */
+export { encodeDev } from './text.js';

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent, AgentStartError } from './agent.js';
 import { DEFAULT_ACTION_LIMITS } from './actions.js';
@@ -8,9 +10,9 @@ import { NotifierConfig, formatProblem } from './load.js';
 import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
 
 const DEFAULT_CONFIG_DIR = '/etc/usip.d';
-const VERSION = '0.1.0';
+export const VERSION = '0.1.0';
 
-const program = new Command('usip-agent')
+export const program = new Command('usip-agent')
   .description('USIP notifier agent: declares notifiers from /etc/usip.d/*.json to the usip kernel module and runs their actions')
   .version(VERSION);
 
@@ -160,4 +162,5 @@ program
     }
   });
 
-await program.parseAsync();
+// Run as the command, not when imported (tools/man/generate.ts reads the definitions).
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await program.parseAsync();

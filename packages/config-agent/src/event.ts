@@ -1,16 +1,14 @@
 // An event as the agent hands it on: to a notifier's command (one JSON line on stdin and USIP_EVENT_*
 // environment variables) or to stdout (a notifier without `run`). The JSON has the shape of
 // `usip listen --json`: type and action by their spec names, 64-bit values as decimal strings.
-import { actionFromName, type ListenerEvent, type NotifierOptions } from '@usip/client';
+import { actionFromName, decodeDev, protocol, toJson, type ListenerEvent, type NotifierOptions } from '@usip/client';
 import type { NotifierDeclaration, NotifierFileContent } from './schema.js';
 
 /** An event in JSON form: what a command reads on stdin. */
 export type EventJson = Record<string, unknown> & { kind: string; type?: string | number; action?: string | number };
 
-/** JSON text in which bigints are decimal strings (exact at any size). */
-export function toJsonText(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-}
+/** JSON text in which bigints are decimal strings (exact at any size): the client's, shared with usip. */
+export const toJsonText = (value: unknown): string => toJson(value);
 
 /**
  * The event as JSON data: its fields as the client decoded them (type, action and the storage
@@ -25,12 +23,8 @@ export function eventJson(event: ListenerEvent): EventJson {
   return out as EventJson;
 }
 
-/** new_decode_dev(): the kernel's device number encoding as MAJOR:MINOR. */
-export function decodeDev(dev: number): string {
-  const major = (dev & 0xfff00) >>> 8;
-  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
-  return `${major}:${minor}`;
-}
+/** new_decode_dev(): the client's, re-exported for the agent's users. */
+export { decodeDev };
 
 /** `mountId` -> `USIP_EVENT_MOUNT_ID`. */
 export function environmentName(key: string): string {

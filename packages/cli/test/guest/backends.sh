@@ -32,7 +32,7 @@ step status-forced-off $usip status --json
 step fallback node --import tsx $storm_ts "$storm" 300 fallback
 step rmmod rmmod usip
 step status-unloaded $usip status --json
-step mounts-unloaded $usip mounts --json
+step mounts-unloaded $usip mounts --dump
 cat /proc/self/mountinfo >"$results/mountinfo-unloaded"
 step storm node --import tsx $storm_ts "$storm" "$storm_size" nomodule
 exit 0

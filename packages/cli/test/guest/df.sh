@@ -56,6 +56,15 @@ pair only-tmpfs -t tmpfs
 pair output-all --output -x 9p
 pair output-some --output=source,target,size,pcent,itotal,file -x 9p
 pair output-h -h --output=size,used,avail,target -x 9p
+pair si -H -x 9p
+pair si-inodes -H -i -x 9p
+pair last-scale -h -k -x 9p
+pair posix -P -x 9p
+pair posix-h -P -h -T -x 9p
+pair total --total -x 9p
+pair total-h --total -h -T -x 9p
+pair total-output --total --output=source,fstype,size,pcent,ipcent,file,target -x 9p
+pair local -l -x 9p
 pair paths -k $d/a $d/a/sub/../data $d/bind "$d/with space" $d/ro
 pair missing -k $d/a /nonexistent
 step nobody-default-df $nobody df -x 9p

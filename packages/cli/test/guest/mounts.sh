@@ -53,10 +53,13 @@ step variety "$storm" variety $m
 echo $(($(date +%s) - start)) >"$results/setup-seconds"
 
 # --- usip mounts, and mountinfo read right after in the same namespace, from the same root.
-step mounts-json node "$usip" mounts --json
+step mounts-json node "$usip" mounts --dump
 cp /proc/self/mountinfo "$results/mountinfo-after-json"
-step mounts-table node "$usip" mounts
-step mounts-tree node "$usip" mounts --tree
+step mounts-table node "$usip" mounts -l -o ID,PARENT,TARGET,SOURCE,FSTYPE,OPTIONS
+step mounts-tree node "$usip" mounts -o ID,PARENT,TARGET,SOURCE,FSTYPE,OPTIONS
+# usip mounts next to findmnt, with the module: the same bytes (../findmnt.test.ts reads them).
+mkdir -p "$results/findmnt" /tmp/findmnt-cmp
+step findmnt-cmp sh packages/cli/test/host/findmnt.sh "$PWD" /tmp/findmnt-cmp "$results/findmnt" default module
 
 # --- usip mount: a few mounts by id, one by unique id, and ids that are not here.
 space_id=$(awk '$5 == "/tmp/m/with\\040space" { print $1 }' /proc/self/mountinfo)
@@ -74,7 +77,7 @@ step mount-unique-json node "$usip" mount --unique-id "${unique:-2147483648}" --
 # step waits for the lines of the one before, so that each change is seen on its own.
 w=$m/w
 mkdir -p $w/a $w/b
-node "$usip" watch --json --count 7 >"$results/watch.out" 2>"$results/watch.err" &
+node "$usip" watch --dump --count 7 >"$results/watch.out" 2>"$results/watch.err" &
 watch=$!
 wait_watching watch $watch
 echo $? >"$results/watch-ready.status"

@@ -23,7 +23,7 @@ step rmmod rmmod usip
 step unloaded-json node "$usip" status --json
 # Without the module, the mount table and its changes come from the kernel's own interfaces.
 step unloaded-human node "$usip" status
-step unloaded-mounts node "$usip" mounts --json
+step unloaded-mounts node "$usip" mounts --dump
 cp /proc/self/mountinfo "$results/unloaded-mountinfo"
 step unloaded-watch-run unshare -m --propagation private sh packages/cli/test/guest/unloaded-watch.sh "$results"
 uname -r >"$results/uname"

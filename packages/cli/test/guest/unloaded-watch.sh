@@ -5,7 +5,7 @@ set -u
 results=$1
 usip=packages/cli/dist/bin.js
 mkdir -p /tmp/unloaded-watch
-node "$usip" watch --json --count 3 >"$results/unloaded-watch.out" 2>"$results/unloaded-watch.err" &
+node "$usip" watch --dump --count 3 >"$results/unloaded-watch.out" 2>"$results/unloaded-watch.err" &
 pid=$!
 until grep -q '^usip: watching' "$results/unloaded-watch.err" 2>/dev/null; do
 	kill -0 $pid 2>/dev/null || exit 1

@@ -44,18 +44,19 @@ mount -t tmpfs -o size=2m,ro ro "$dir/ro"
 step status-json $usip status --json
 step status $usip status
 for b in kernel mountinfo; do
-	step "mounts-$b" $usip mounts --json --backend "$b"
+	step "mounts-$b" $usip mounts --dump --backend "$b"
 	cp /proc/self/mountinfo "$results/mountinfo-$b"
 	id=$(awk -v p="$dir/t1" '$5 == p { print $1 }' /proc/self/mountinfo)
 	step "mount-$b" $usip mount "$id" --json --backend "$b"
 	step "df-$b" $usip df -T -t tmpfs --backend "$b"
+	for o in -H -P --total -l -i -Ph; do step "df$o-$b" $usip df $o -t tmpfs --backend "$b"; done
 	step "df-files-$b" $usip df -h "$dir/t1" "$dir/t2/" "$dir/ro" --backend "$b"
 	step "df-missing-$b" $usip df "$dir/nope" --backend "$b"
 	step "devices-$b" $usip devices --json --backend "$b"
 	# A watcher through a mount, a move, a remount and an umount, each once the one before was
 	# reported: without the module, changes that follow each other faster than the watcher reads
 	# may be seen as their sum (a remount of a mount already gone is not reported at all).
-	timeout 120 $usip watch --json --count 4 --backend "$b" >"$results/watch-$b.out" 2>"$results/watch-$b.err" &
+	timeout 120 $usip watch --dump --count 4 --backend "$b" >"$results/watch-$b.out" 2>"$results/watch-$b.err" &
 	pid=$!
 	wait_watching "watch-$b" $pid
 	mount -t tmpfs "w$b" "$dir/w"
@@ -69,6 +70,7 @@ for b in kernel mountinfo; do
 	echo $? >"$results/watch-$b.status"
 done
 step df-coreutils df -T -t tmpfs
+for o in -H -P --total -l -i -Ph; do step "df$o-coreutils" df $o -t tmpfs; done
 step df-files-coreutils df -h "$dir/t1" "$dir/t2/" "$dir/ro"
 step df-missing-coreutils df "$dir/nope"
 step module-mounts $usip mounts --backend module
@@ -85,7 +87,7 @@ mount --bind "$repo" "$open"
 nobody="setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp node $open/packages/cli/dist/bin.js"
 step nobody-status-json $nobody status --json
 step nobody-forced-kernel-watch $nobody watch --backend kernel --count 1
-$nobody watch --json --count 1 >"$results/nobody-watch.out" 2>"$results/nobody-watch.err" &
+$nobody watch --dump --count 1 >"$results/nobody-watch.out" 2>"$results/nobody-watch.err" &
 pid=$!
 wait_watching nobody-watch $pid
 mount -t tmpfs nobodysees "$dir/w"

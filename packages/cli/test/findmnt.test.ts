@@ -1,0 +1,61 @@
+// `usip mounts` against util-linux's findmnt on this machine (kernel 6.18, no module): host/findmnt.sh
+// makes mounts with a space, a tab, a newline, a backslash, a control character, UTF-8 and quotes
+// in their names (shared, slave, unbindable, a bind of a directory) in a private mount namespace,
+// then runs both with the same arguments (-rn -o TARGET,SOURCE,FSTYPE for every mount, -r with
+// every column, the tree, -l, -n, -J tree and list, -t, -T, -o +LIST), with each backend, as
+// root and as uid 65534. The bytes and exit statuses must be the same. The guests run the same
+// script with the module (vm-mounts.test.ts).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cases, FINDMNT_CASES } from './findmnt-cases.js';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'usip-cli-findmnt-'));
+const results = mkdtempSync(join(tmpdir(), 'usip-cli-findmnt-results-'));
+const BACKENDS = ['default', 'kernel', 'mountinfo'];
+execFileSync('unshare', ['-m', '--propagation', 'private', 'sh', join(root, 'packages/cli/test/host/findmnt.sh'), root, dir, results, ...BACKENDS], {
+  stdio: 'inherit',
+  timeout: 300_000,
+});
+process.on('exit', () => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(results, { recursive: true, force: true });
+});
+
+const all = cases(results);
+
+test(`every case ran: ${FINDMNT_CASES} per backend and user`, () => {
+  assert.is(all.length, BACKENDS.length * 2 * FINDMNT_CASES);
+});
+
+for (const c of all) {
+  test(`usip mounts = findmnt: ${c.name}`, () => {
+    const [usip, findmnt] = c.status.split(' ');
+    assert.is(usip, findmnt, `exit status (usip, findmnt): ${c.status}`);
+    assert.fixture(c.usip, c.findmnt);
+  });
+}
+
+test('the weird names are there, escaped as findmnt -r escapes them', () => {
+  const raw = all.find((c) => c.name === 'kernel-root-rn')!.usip;
+  for (const name of ['a\\x20b', 'tab\\x09here', 'nl\\x0ax', 'back\\x5cslash', 'utf-\\xc3\\xa9\\xe2\\x9c\\x93\\x20\\xe6\\xbc\\xa2\\xe5\\xad\\x97', 'ctl\\x01', `q"uote'`]) {
+    assert.match(raw, `/base/${name} `);
+  }
+  assert.match(raw, /\/base\/dollar\$ t1\[\/src\] tmpfs\n/);
+});
+
+test('no match: the list exits 1 with no output (-t of no type; -T of a missing path), the tree 0 (findmnt\'s quirk)', () => {
+  assert.is(all.find((x) => x.name === 'default-root-types-none')!.status, '0 0');
+  for (const name of ['default-root-types-none-list', 'mountinfo-nobody-target-missing']) {
+    const c = all.find((x) => x.name === name)!;
+    assert.is(c.status, '1 1');
+    assert.is(c.usip, '');
+  }
+});
+
+test.run();
