@@ -43,7 +43,7 @@ test('usip(1) has every command and option of the program, and the exit statuses
 
 test('usip.d(5) has each key of the schema with its type, range and the types of notifier it is for', () => {
   const text = execFileSync('man', ['-l', all[2]!.path], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200' } });
-  assert.match(text, /scope \(one of "namespace", "global"; optional\)/);
+  assert.match(text, /scope \(one of "mnt-ns", "global"; optional\)/);
   assert.match(text, /threshold \(integer, 1 to 100; optional, storage only\)/);
   assert.match(text, /timeoutSeconds \(number, more than 0, at most 86400; optional\)/);
   assert.match(text, /mtab: mount, umount, move, remount; storage: enospc/);
