@@ -207,12 +207,13 @@ export async function listen(client: UsipClient, options: ListenOptions): Promis
     ...(options.receiveBufferSize === undefined ? {} : { receiveBufferSize: options.receiveBufferSize }),
   });
   await client.close();
-  process.stderr.write(
-    `usip: listening: listener ${listener.id}, scope ${listener.scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
-  );
   await untilStopped(
     () => listener.close(),
     async () => {
+      // Said once SIGINT and SIGTERM are handled: a script may signal as soon as it reads this.
+      process.stderr.write(
+        `usip: listening: listener ${listener.id}, scope ${listener.scope}, mnt-ns ${listener.mntNs}, groups ${listener.groups.join(', ')}\n`,
+      );
       let events = 0;
       for await (const item of listener) {
         process.stdout.write(options.json ? `${toJson(itemJson(item))}\n` : formatItem(item));
