@@ -317,6 +317,18 @@ async function perChange(key, k) {
   };
 }
 
+/**
+ * Node's own wake-up floor in this boot: node-wake's pipe mode (a Node process woken by a byte
+ * on a pipe every 20 ms, doing nothing else), so that the Node watcher's CPU per change is
+ * compared with what any Node daemon pays per wake-up here, side by side.
+ */
+async function nodeFloor(wakes, warmup) {
+  const text = execFileSync(process.execPath, [join(here, '..', 'node-wake', 'guest.mjs'), 'pipe', String(wakes), String(warmup)], { encoding: 'utf8' });
+  const line = text.split('\n').find((x) => x.startsWith('{'));
+  if (line === undefined) throw new Error(`node-wake pipe printed no result: ${text}`);
+  return JSON.parse(line);
+}
+
 async function dumpVsMountinfo(reps) {
   const dump = [];
   const parse = [];
@@ -514,7 +526,7 @@ for (const n of sizes) {
     populated += need;
     log(`N = ${n}: ${count} bind mounts in ${(ns / 1e6).toFixed(0)} ms`);
   }
-  const r = { mounts: mountinfoLines(), perChange: [], dump: undefined, storm: [], listenerCost: undefined };
+  const r = { mounts: mountinfoLines(), perChange: [], floor: [], dump: undefined, storm: [], listenerCost: undefined };
   results.sizes[n] = r;
   for (let round = 0; round < config.rounds; round++) {
     const order = ['a', 'b', 'bc', 'c', 'f', 'g'].filter((k) => config.watchers.includes(k));
@@ -525,6 +537,12 @@ for (const n of sizes) {
       one.round = round;
       r.perChange.push(one);
       log(`N = ${n}, round ${round}, ${key}: ${(one.cpuPerChangeUs / 1e3).toFixed(3)} ms CPU per change, ` + `latency median ${median([...one.latencyMs.mount, ...one.latencyMs.umount]).toFixed(2)} ms`);
+    }
+    if (config.floor?.wakes) {
+      const one = await nodeFloor(config.floor.wakes, config.floor.warmup);
+      one.round = round;
+      r.floor.push(one);
+      log(`N = ${n}, round ${round}, Node's wake-up floor (pipe): ${(one.cpuUs / 1e3).toFixed(3)} ms CPU per wake-up`);
     }
   }
   if (config.dumpReps?.[n]) {
