@@ -1,13 +1,17 @@
-import { GenlSocket, isNetlinkError, type FamilyInfo, type GenlMessage } from '@usip/netlink-native';
+import { constants } from 'node:os';
+import { GenlSocket, isNetlinkError, type FamilyInfo, type FollowUp, type GenlMessage } from '@usip/netlink-native';
 import {
+  Action,
   Command,
   EVENT_ATTRIBUTE_SET,
+  EventAttribute,
   FAMILY_NAME,
   FAMILY_VERSION,
   FEATURE_NAMES,
   UNAVAILABLE_REASON_NAMES,
   Feature,
   LISTENER_ATTRIBUTE_SET,
+  MountAttribute,
   PING_ATTRIBUTE_SET,
   STATFS_ATTRIBUTE_SET,
   type AttributeSetSpec,
@@ -17,6 +21,7 @@ import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './d
 import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
 import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
+import { abortable, checkSignal } from './lifetime.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
 import { readMountinfo, type MountInfo, type MountTable } from './mounts.js';
 import { decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
@@ -240,12 +245,20 @@ export class UsipClient {
   /**
    * Watches the mount table of the caller's namespace: registers a listener for every mtab
    * action (on a socket of its own), then dumps the table; the watcher holds the table and
-   * yields its changes. It lives until its close() or the end of the process, independently of
-   * this client. UsipUnsupportedError when the module cannot read the table or report its
-   * changes on this kernel (features mount-table, mount-events).
+   * yields its changes. It lives until its close() (or leaving a `for await` loop over it, or
+   * `signal` aborting) or the end of the process, independently of this client.
+   * UsipUnsupportedError when the module cannot read the table or report its changes on this
+   * kernel (features mount-table, mount-events). With `signal` aborted (before or while this
+   * waits) it rejects with the signal's reason and unregisters what it had registered.
    */
   async watchMounts(options: MountWatcherOptions = {}): Promise<MountWatcher> {
     const { receiveBufferSize } = mountWatcherOptions(options);
+    const signal = checkSignal('usip watch-mounts', options?.signal);
+    signal?.throwIfAborted();
+    return abortable(this.#watchMounts(receiveBufferSize, signal), signal, (watcher) => watcher.close());
+  }
+
+  async #watchMounts(receiveBufferSize: number, signal: AbortSignal | undefined): Promise<MountWatcher> {
     const { featureMask, featureStatus } = await this.ping();
     // The table stays exact only if every kind of change is reported.
     for (const [feature, bit, what] of [
@@ -287,11 +300,14 @@ export class UsipClient {
       const registration = registrationFromReply(decodeAttributes(LISTENER_ATTRIBUTE_SET, this.#single(label, replies)));
       for (let i = 0; i < WATCH_REQUEST_SOCKETS; i++) requestSockets.push(new GenlSocket());
       const io = watcherIo(familyId, registration.id, listenerSocket, requestSockets, closeAll);
+      // Aborted already: no dump (closing the listener's socket unregisters it).
+      signal?.throwIfAborted();
       const table = await io.dump();
       return new MountWatcher(io, table, {
         listenerId: registration.id,
         mntNs: registration.mntNs,
         receiveBufferSize: listenerSocket.receiveBufferSize,
+        signal,
       });
     } catch (error) {
       // Closing the listener's socket unregisters it too.
@@ -401,6 +417,7 @@ const MOUNTS_ATTEMPTS = 8;
 const WATCH_DUMP_ATTEMPTS = 100;
 /** Sockets a watcher sends its mount-get requests on: each runs its requests one at a time. */
 const WATCH_REQUEST_SOCKETS = 2;
+const ENOENT = constants.errno.ENOENT;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -432,8 +449,47 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
 function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSocket, requestSockets: GenlSocket[], closeAll: () => void): MountWatcherIo {
   let turn = 0;
   const label = 'usip mount-get';
+  // The binding reads every event the socket holds and makes their mount-gets itself (by
+  // unique id, else mount id; none for an umount), then wakes JavaScript once for them all.
+  const followUp: FollowUp = {
+    socket: requestSockets[requestSockets.length - 1]!,
+    familyId,
+    eventCommand: Command.mtabEvent,
+    requestCommand: Command.mountGet,
+    version: FAMILY_VERSION,
+    keys: [
+      [EventAttribute.uniqueId, MountAttribute.uniqueId],
+      [EventAttribute.mountId, MountAttribute.mountId],
+    ],
+    skip: { attribute: EventAttribute.action, values: [Action.umount] },
+    label,
+  };
   return {
-    notifications: listenerSocket.notifications(),
+    async next(fetchLimit) {
+      const batch = await listenerSocket.nextNotificationsFollowed(followUp, fetchLimit);
+      if (batch === undefined) return undefined;
+      const { notifications, replies } = batch;
+      const mounts = new Array<MountInfo | null | undefined>(notifications.length);
+      // Events with one key share one reply (a view of the same bytes): decoded once.
+      let decoded: Map<number, MountInfo> | undefined;
+      for (let i = 0; i < replies.length; i++) {
+        const reply = replies[i];
+        if (reply === undefined) continue;
+        if (typeof reply === 'number') {
+          // Gone since its event; any other failure is left for the watcher to ask again, which
+          // reports it with the kernel's message.
+          if (reply === ENOENT) mounts[i] = null;
+          continue;
+        }
+        let mount = decoded?.get(reply.byteOffset);
+        if (mount === undefined) {
+          mount = decodeMount(label, reply);
+          (decoded ??= new Map()).set(reply.byteOffset, mount);
+        }
+        mounts[i] = mount;
+      }
+      return { items: notifications, mounts };
+    },
     familyId,
     async fetch(mountId, uniqueId) {
       const socket = requestSockets[turn++ % requestSockets.length]!;

@@ -10,8 +10,10 @@
 //    with no later event to report them). Each resynchronises: a new dump, diffed against the
 //    table;
 //  - an event says which mount changed and where it is; the rest of a mount's line is read with
-//    mount-get (by unique-id when the kernel has them), for a whole batch of events at once,
-//    concurrently, then the batch is applied in ns-seq order. A mount-get may see a later state
+//    mount-get (by unique-id when the kernel has them), for a whole batch of events at once: the
+//    io takes every event the socket holds and makes their mount-gets in one native call (one
+//    wake-up of JavaScript per batch, not per event or per request), then the batch is applied
+//    in ns-seq order. A mount-get may see a later state
 //    than its event (the mount changed again, or went: ENOENT); the later events then apply
 //    on top of it, so the table converges on the namespace's. Mount points and parent ids are
 //    the events' own (they are in sequence): a move event moves the mount and rewrites the
@@ -19,6 +21,7 @@
 import { isNetlinkError, type GenlNotification } from '@usip/netlink-native';
 import { Action, Command } from './generated/usip.js';
 import { UsipDumpInterruptedError, UsipProtocolError } from './errors.js';
+import { Lifetime } from './lifetime.js';
 import { decodeMountEvent, encodeDev, type MountEvent } from './mount-codec.js';
 import { sameMount, type MountInfo, type MountTable } from './mounts.js';
 
@@ -63,10 +66,24 @@ export interface MountResync {
 
 export type MountChange = MountTableChange | MountResync;
 
+/**
+ * One batch of the listener socket's notifications, and what mount-get said of the mounts its
+ * events name, asked when the batch was taken (so possibly later than an event: see the top).
+ */
+export interface MountEventBatch {
+  items: GenlNotification[];
+  /** Index by index with `items`: the mount, null when mount-get said ENOENT (gone), undefined
+   *  when it was not asked (not an mtab event, an umount, a batch past the io's limit, or a
+   *  mount-get that failed otherwise: the watcher then asks itself, through fetch()). */
+  mounts: (MountInfo | null | undefined)[];
+}
+
 /** What the watcher needs of the outside world; @internal (UsipClient.watchMounts provides it). */
 export interface MountWatcherIo {
-  /** The listener socket's notifications (ends when it is closed). */
-  readonly notifications: AsyncIterator<GenlNotification>;
+  /** The next batch of the listener socket's notifications (waits for at least one), with the
+   *  mount-gets of its mtab events, unless the batch names more than `fetchLimit` mounts (then
+   *  none); undefined once the socket is closed. */
+  next(fetchLimit: number): Promise<MountEventBatch | undefined>;
   readonly familyId: number;
   /** mount-get by unique-id (when given) or mount-id; undefined when the mount is not there (ENOENT). */
   fetch(mountId: number, uniqueId: bigint | undefined): Promise<MountInfo | undefined>;
@@ -79,8 +96,6 @@ export interface MountWatcherIo {
 
 /** Tuning of the watcher's loop; @internal. */
 export interface MountWatcherTuning {
-  /** Most events read and fetched as one batch. */
-  batchSize: number;
   /** A batch that names at least this many mounts, and (with unique ids) at least a sixteenth
    *  of the table, is read with one dump instead of a mount-get each. */
   bulkMin: number;
@@ -89,24 +104,29 @@ export interface MountWatcherTuning {
   bulkBackoffMs: number;
 }
 
-const DEFAULT_TUNING: MountWatcherTuning = { batchSize: 1024, bulkMin: 64, bulkBackoffMs: 1000 };
+const DEFAULT_TUNING: MountWatcherTuning = { bulkMin: 64, bulkBackoffMs: 1000 };
 
-const ENDED = Symbol('ended');
-const TICK = Symbol('tick');
-
-type Pull = IteratorResult<GenlNotification>;
+/** No limit on the mount-gets the io makes for one batch. */
+const NO_LIMIT = 0xffffffff;
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
  * The mount table of the caller's mount namespace, and the changes that keep it current.
  * Made by `UsipClient.watchMounts()`. `table` is the snapshot; iterate the watcher for the
  * changes (`for await (const change of watcher)`): after each change `table` holds exactly
- * what the changes so far made of the snapshot. One consumer at a time; leaving a loop early
- * keeps the watcher (a later loop continues); `close()` ends it.
+ * what the changes so far made of the snapshot. One consumer at a time. Leaving a `for await`
+ * loop (break, return, throw) closes the watcher, as `close()` does: the listener is
+ * unregistered (with the last mtab listener gone, the module disarms its hooks). A signal given
+ * to watchMounts() closes it when it aborts; then a pending or later next() rejects with the
+ * signal's reason, where after a plain close() it resolves done.
  */
-export class MountWatcher implements AsyncIterable<MountChange> {
+export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable {
   readonly #io: MountWatcherIo;
   readonly #tuning: MountWatcherTuning;
   readonly #table = new Map<number, MountInfo>();
+  /** Mount-gets the io may make for one batch: all with unique ids (a lookup each), a few by
+   *  mount id (a walk of the namespace each: many are read with one dump instead). */
+  readonly #fetchLimit: number;
   /** The table reflects every event up to this ns-seq. */
   #nsSeq: number;
   /** The ns-seq of the next event to apply. */
@@ -119,8 +139,6 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   #batch: MountEvent[] = [];
   #fetched: (MountInfo | undefined)[] = [];
   #batchHead = 0;
-  /** A pull of the notifications that is still pending. */
-  #pull: Promise<Pull> | undefined;
   // The last bulk dump, by mount id: the state of every mount as of its ns-seq, so it answers
   // for every event up to that ns-seq (as a mount-get would, made then).
   #snapshot: Map<number, MountInfo> | undefined;
@@ -128,7 +146,9 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   #bulkAfter = 0;
   #bulkFailures = 0;
   #ended = false;
-  #closing: Promise<void> | undefined;
+  readonly #lifetime: Lifetime;
+  /** A next() is being served; later ones wait for it (#turn). */
+  #busy = false;
   #turn: Promise<unknown> = Promise.resolve();
   #resyncs = 0;
   /** Who reports the changes: the usip module (see UserSpaceMountWatcher for the others). */
@@ -145,17 +165,23 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   constructor(
     io: MountWatcherIo,
     initial: MountTable,
-    info: { listenerId: number; mntNs: bigint; receiveBufferSize: number },
+    info: { listenerId: number; mntNs: bigint; receiveBufferSize: number; signal?: AbortSignal | undefined },
     tuning: Partial<MountWatcherTuning> = {},
   ) {
     this.#io = io;
     this.#tuning = { ...DEFAULT_TUNING, ...tuning };
-    for (const mount of initial.mounts) this.#table.set(mount.id, mount);
+    let uniqueIds = initial.mounts.length > 0;
+    for (const mount of initial.mounts) {
+      this.#table.set(mount.id, mount);
+      if (mount.uniqueId === undefined) uniqueIds = false;
+    }
+    this.#fetchLimit = uniqueIds ? NO_LIMIT : Math.max(0, this.#tuning.bulkMin - 1);
     this.#nsSeq = Number(initial.nsSeq);
     this.#expected = this.#nsSeq + 1;
     this.listenerId = info.listenerId;
     this.mntNs = info.mntNs;
     this.receiveBufferSize = info.receiveBufferSize;
+    this.#lifetime = new Lifetime(() => this.#io.close(), info.signal);
   }
 
   /** The mount table by mount id, as of the last change yielded. */
@@ -173,35 +199,65 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     return this.#resyncs;
   }
 
-  /** True once close() was called. */
+  /** True once close() was called (or the watcher's signal aborted). */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#lifetime.closed;
   }
 
+  /** Leaving a `for await` loop closes the watcher (its return() awaits close()). */
   [Symbol.asyncIterator](): AsyncIterator<MountChange> {
     return {
       next: () => this.next(),
-      return: async () => ({ done: true, value: undefined }),
+      return: async () => {
+        await this.close();
+        return DONE;
+      },
     };
   }
 
-  /** The next change; done once the watcher is closed. Calls are served one at a time. */
+  /** The next change; done once the watcher is closed (rejects with the signal's reason when its
+   *  signal closed it). Calls are served one at a time. */
   next(): Promise<IteratorResult<MountChange, undefined>> {
-    const result = this.#turn.then(() => this.#next());
+    // Nothing in flight and a change at hand: no chaining, no await (a batch's changes are
+    // taken one after another this way).
+    if (!this.#busy && !this.closed && this.#queueHead < this.#queue.length) {
+      return Promise.resolve({ done: false, value: this.#take() });
+    }
+    const result = this.#turn.then(() => this.#serve());
     this.#turn = result.catch(() => undefined);
     return result;
   }
 
-  /** Unregisters the listener and closes the sockets; iteration ends. Idempotent. */
+  /** Unregisters the listener and closes the sockets; iteration ends. Idempotent: every call
+   *  returns the same promise. */
   close(): Promise<void> {
-    this.#closing ??= this.#io.close();
-    return this.#closing;
+    return this.#lifetime.close();
+  }
+
+  /** `await using watcher = await client.watchMounts()` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #serve(): Promise<IteratorResult<MountChange, undefined>> {
+    this.#busy = true;
+    try {
+      return await this.#next();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** The end of iteration: done, or the signal's reason when the signal closed the watcher. */
+  #end(): IteratorReturnResult<undefined> {
+    this.#lifetime.throwIfAborted();
+    return DONE;
   }
 
   async #next(): Promise<IteratorResult<MountChange, undefined>> {
     try {
       for (;;) {
-        if (this.closed) return { done: true, value: undefined };
+        if (this.closed) return this.#end();
         if (this.#queueHead < this.#queue.length) return { done: false, value: this.#take() };
         if (this.#batchHead < this.#batch.length) {
           const index = this.#batchHead++;
@@ -210,12 +266,12 @@ export class MountWatcher implements AsyncIterable<MountChange> {
           if (resync !== undefined) await this.#resync(resync);
           continue;
         }
-        if (this.#ended) return { done: true, value: undefined };
+        if (this.#ended) return this.#end();
         await this.#advance();
       }
     } catch (error) {
       // Closing cancels what was in flight; that is the end, not a failure.
-      if (this.closed) return { done: true, value: undefined };
+      if (this.closed) return this.#end();
       throw error;
     }
   }
@@ -241,35 +297,26 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     this.#queueSeq.push(seq);
   }
 
-  /** Reads the next batch of events, and fetches what they need; or resynchronises. */
+  /** Reads the next batch of events with what mount-get said of their mounts, and fetches
+   *  what the io did not; or resynchronises. One await for the batch when the io had it all. */
   async #advance(): Promise<void> {
-    const first = await this.#first();
-    if (first === ENDED) {
+    const batch = await this.#io.next(this.#fetchLimit);
+    if (batch === undefined) {
       this.#ended = true;
       return;
     }
-    const items = [first];
-    const tick = new Promise<typeof TICK>((resolve) => setImmediate(resolve, TICK));
-    // Whatever is already at hand joins the batch; the first wait ends it.
-    while (items.length < this.#tuning.batchSize) {
-      const pull = (this.#pull ??= this.#io.notifications.next());
-      const next = await Promise.race([pull, tick]);
-      if (next === TICK) break;
-      this.#pull = undefined;
-      if (next.done === true) {
-        this.#ended = true;
-        break;
-      }
-      items.push(next.value);
-    }
+    const { items, mounts } = batch;
     let reason: MountResyncReason | undefined;
     const events: MountEvent[] = [];
-    for (const item of items) {
+    const fetched: (MountInfo | null | undefined)[] = [];
+    const familyId = this.#io.familyId;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       if (item.kind === 'overrun') {
         reason ??= 'overrun';
         continue;
       }
-      if (item.familyId !== this.#io.familyId || item.group !== 0) continue;
+      if (item.familyId !== familyId || item.group !== 0) continue;
       // Events for this listener were lost and no later one will say so.
       if (item.command === Command.missed) {
         reason ??= 'missed';
@@ -293,29 +340,42 @@ export class MountWatcher implements AsyncIterable<MountChange> {
         continue;
       }
       events.push(event);
+      fetched.push(mounts[i]);
     }
     if (reason !== undefined) {
       await this.#resync(reason);
       return;
     }
     this.#batch = events;
-    this.#fetched = await this.#fetch(events);
+    const rest = this.#fetch(events, fetched);
+    this.#fetched = rest === undefined ? (fetched as (MountInfo | undefined)[]) : await rest;
     this.#batchHead = 0;
   }
 
   /**
-   * What each event's mount is now (undefined: gone, or an umount, which needs nothing). One
-   * mount-get per mount the batch names (the latest state serves all its events), all at once;
-   * or, for a batch that names many mounts, one dump for them all.
+   * What each event's mount is now (undefined: gone, or an umount, which needs nothing), from
+   * what the io fetched with the batch; for the mounts it did not (past its limit, or a failed
+   * request), one mount-get per mount (the latest state serves all its events), all at once,
+   * or, for a batch that names many mounts, one dump for them all. Undefined when the io had
+   * everything: `fetched` then holds the answer (null for gone turned into undefined).
    */
-  async #fetch(events: MountEvent[]): Promise<(MountInfo | undefined)[]> {
+  #fetch(events: MountEvent[], fetched: (MountInfo | null | undefined)[]): Promise<(MountInfo | undefined)[]> | undefined {
     const keys = new Set<number | bigint>();
     let uniqueIds = true;
-    for (const event of events) {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
       if (event.action === Action.umount) continue;
+      const known = fetched[i];
+      if (known === null) fetched[i] = undefined;
+      if (known !== undefined) continue;
       keys.add(event.uniqueId ?? event.mountId);
       if (event.uniqueId === undefined) uniqueIds = false;
     }
+    if (keys.size === 0) return undefined;
+    return this.#fetchRest(events, fetched as (MountInfo | undefined)[], keys, uniqueIds);
+  }
+
+  async #fetchRest(events: MountEvent[], fetched: (MountInfo | undefined)[], keys: Set<number | bigint>, uniqueIds: boolean): Promise<(MountInfo | undefined)[]> {
     const last = events.length === 0 ? 0 : events[events.length - 1]!.nsSeq;
     if (this.#snapshot !== undefined && last > this.#snapshotSeq) this.#snapshot = undefined;
     // By mount-id the module walks the namespace for each mount; by unique id it looks it up,
@@ -340,10 +400,11 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     }
     const snapshot = this.#snapshot;
     const requests = new Map<number | bigint, Promise<MountInfo | undefined>>();
-    const pending: (Promise<MountInfo | undefined> | MountInfo | undefined)[] = new Array(events.length);
+    const pending: (Promise<MountInfo | undefined> | MountInfo | undefined)[] = fetched.slice();
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
-      if (event.action === Action.umount) continue;
+      // The io asked for every event of a key or for none: the keys left are the ones to ask.
+      if (event.action === Action.umount || !keys.has(event.uniqueId ?? event.mountId)) continue;
       if (snapshot !== undefined) {
         // The snapshot is as of a moment after this event: #fresh() tells whether its entry
         // for this id is the event's mount.
@@ -359,13 +420,6 @@ export class MountWatcher implements AsyncIterable<MountChange> {
       pending[i] = request;
     }
     return requests.size === 0 ? (pending as (MountInfo | undefined)[]) : Promise.all(pending);
-  }
-
-  /** The next notification. */
-  async #first(): Promise<GenlNotification | typeof ENDED> {
-    const next = await (this.#pull ??= this.#io.notifications.next());
-    this.#pull = undefined;
-    return next.done === true ? ENDED : next.value;
   }
 
   /** Reads the table again and queues the changes from the table to it, after a resync item. */

@@ -39,7 +39,9 @@ pub struct Plan {
 
 /// Plans the follow-up requests of `batch`. When the batch would need more than `limit`
 /// requests, none are made (the caller reads what it needs in another way, e.g. one dump), and
-/// every index is `None`. A malformed event (attributes that cannot be walked) gets no request.
+/// every index is `None`; likewise for a batch with an overrun mark (messages were lost: its
+/// reader has to start afresh, and answers to its events would be thrown away). A malformed
+/// event (attributes that cannot be walked) gets no request.
 pub fn plan(batch: &NotificationBatch, spec: &FollowUp, limit: usize) -> Plan {
     let mut plan = Plan {
         requests: Vec::new(),
@@ -48,6 +50,13 @@ pub fn plan(batch: &NotificationBatch, spec: &FollowUp, limit: usize) -> Plan {
     // Keys seen in this batch: (request attribute, payload) -> request index. Batches are at
     // most a few thousand events, and most name distinct mounts: a linear map would be O(n^2).
     let mut seen: std::collections::HashMap<(u16, Vec<u8>), u32> = std::collections::HashMap::new();
+    if batch
+        .iter()
+        .any(|notification| matches!(notification, Notification::Overrun { .. }))
+    {
+        plan.index.resize(batch.len(), None);
+        return plan;
+    }
     for notification in batch.iter() {
         let key = match notification {
             Notification::Message {
@@ -205,10 +214,20 @@ mod tests {
     }
 
     #[test]
-    fn overruns_other_families_and_malformed_events_get_none() {
+    fn a_batch_with_an_overrun_gets_no_requests() {
         let mut queue = NotificationQueue::new(8);
         queue.push_message(FAMILY, EVENT, 1, 0, &event(1, 1, Some(5)));
         queue.push_kernel_overrun();
+        queue.push_message(FAMILY, EVENT, 1, 0, &event(1, 2, Some(6)));
+        let plan = plan(&queue.take(usize::MAX), &spec(), usize::MAX);
+        assert!(plan.requests.is_empty());
+        assert_eq!(plan.index, [None; 3]);
+    }
+
+    #[test]
+    fn other_families_and_malformed_events_get_none() {
+        let mut queue = NotificationQueue::new(8);
+        queue.push_message(FAMILY, EVENT, 1, 0, &event(1, 1, Some(5)));
         queue.push_message(FAMILY + 1, EVENT, 1, 0, &event(1, 2, Some(6)));
         // A header that claims more bytes than there are.
         queue.push_message(FAMILY, EVENT, 1, 0, &[200, 0, 6, 0, 1, 2, 3, 4]);
@@ -216,6 +235,6 @@ mod tests {
         queue.push_message(FAMILY, EVENT, 1, 0, &attr(ACTION, &[1, 0]));
         let plan = plan(&queue.take(usize::MAX), &spec(), usize::MAX);
         assert_eq!(keys(&plan), [(GET_UNIQUE_ID, 5)]);
-        assert_eq!(plan.index, [Some(0), None, None, None, None]);
+        assert_eq!(plan.index, [Some(0), None, None, None]);
     }
 }
