@@ -20,7 +20,7 @@ import {
 import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './devices.js';
 import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
-import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
+import { decodeMount, dumpNsSeq, mountGetRequest, payloadText, type PayloadText } from './mount-codec.js';
 import { abortable, checkSignal } from './lifetime.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
 import { readMountinfo, type MountInfo, type MountTable } from './mounts.js';
@@ -438,7 +438,9 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
       continue;
     }
     const mounts = new Array<MountInfo>(messages.length);
-    for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes);
+    // The messages are views of one payload: its strings are read from one Latin-1 copy.
+    const text = messages.length === 0 ? undefined : payloadText(messages[0]!.attributes);
+    for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes, text);
     const nsSeq = messages.length === 0 ? 0n : dumpNsSeq(label, messages[0]!.attributes);
     if (nsSeq === undefined) throw new UsipProtocolError(`${label}: the dump lacks ns-seq`);
     return { mounts, nsSeq };
@@ -472,6 +474,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
       const mounts = new Array<MountInfo | null | undefined>(notifications.length);
       // Events with one key share one reply (a view of the same bytes): decoded once.
       let decoded: Map<number, MountInfo> | undefined;
+      let text: PayloadText | undefined;
       for (let i = 0; i < replies.length; i++) {
         const reply = replies[i];
         if (reply === undefined) continue;
@@ -483,7 +486,8 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
         }
         let mount = decoded?.get(reply.byteOffset);
         if (mount === undefined) {
-          mount = decodeMount(label, reply);
+          // The replies are views of one buffer: its strings are read from one Latin-1 copy.
+          mount = decodeMount(label, reply, (text ??= payloadText(reply)));
           (decoded ??= new Map()).set(reply.byteOffset, mount);
         }
         mounts[i] = mount;

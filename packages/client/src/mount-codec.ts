@@ -62,9 +62,37 @@ function u64Number(buf: Buffer, at: number): number {
   return hi >= 0x200000 ? -1 : hi * 0x100000000 + lo;
 }
 
-function string(buf: Buffer, start: number, end: number): string {
+function string(buf: Buffer, start: number, end: number, text: PayloadText | undefined): string {
+  if (text !== undefined && text.buffer === buf.buffer) {
+    // Offsets in the shared payload; substring stays on the JS side (no call into C++ per field).
+    const from = buf.byteOffset + start;
+    const to = from + (end - start);
+    const nul = text.text.indexOf('\0', from);
+    const value = text.text.substring(from, nul === -1 || nul > to ? to : nul);
+    // Latin-1 is the bytes themselves: right for ASCII; anything else is UTF-8 to decode.
+    if (!NON_ASCII.test(value)) return value;
+  }
   const nul = buf.indexOf(0, start);
   return buf.toString('utf8', start, nul === -1 || nul > end ? end : nul);
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * A payload that many messages share (a dump's, a batch's replies) as one Latin-1 string (a
+ * character per byte): a string field that is ASCII (nearly all are) is then a substring of it,
+ * far cheaper than one UTF-8 decode per field; others are decoded from the bytes. Made by
+ * whoever owns the payload, once, and only while its bytes do not change.
+ */
+export interface PayloadText {
+  readonly buffer: ArrayBufferLike;
+  readonly text: string;
+}
+
+/** The PayloadText of the memory `view` is part of (all of it: the messages of one payload
+ *  are views into it). Use it only while that memory does not change: at once. */
+export function payloadText(view: Buffer): PayloadText {
+  return { buffer: view.buffer, text: Buffer.from(view.buffer, 0, view.buffer.byteLength).toString('latin1') };
 }
 
 /**
@@ -102,7 +130,7 @@ const A = MountAttribute;
  * A mount-get reply (do or dump message) as a MountInfo. Throws UsipProtocolError when it is
  * malformed or lacks an attribute every mount has.
  */
-export function decodeMount(operation: string, buf: Buffer): MountInfo {
+export function decodeMount(operation: string, buf: Buffer, text?: PayloadText): MountInfo {
   let id = -1;
   let parentId = -1;
   let uniqueId: bigint | undefined;
@@ -145,22 +173,22 @@ export function decodeMount(operation: string, buf: Buffer): MountInfo {
           minor = u32(buf, start);
           break;
         case A.root:
-          root = string(buf, start, stop);
+          root = string(buf, start, stop, text);
           break;
         case A.mountPoint:
-          mountPoint = string(buf, start, stop);
+          mountPoint = string(buf, start, stop, text);
           break;
         case A.attr:
           attr = u32(buf, start);
           break;
         case A.fsType:
-          fsType = string(buf, start, stop);
+          fsType = string(buf, start, stop, text);
           break;
         case A.source:
-          source = string(buf, start, stop);
+          source = string(buf, start, stop, text);
           break;
         case A.superOptions:
-          superOptions = string(buf, start, stop);
+          superOptions = string(buf, start, stop, text);
           break;
         case A.shared:
           shared = u32(buf, start);
@@ -322,7 +350,7 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
           event.uniqueId = u64(buf, start);
           break;
         case E.path:
-          event.path = string(buf, start, stop);
+          event.path = string(buf, start, stop, undefined);
           break;
         case E.dev:
           event.dev = u32(buf, start);

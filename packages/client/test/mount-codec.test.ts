@@ -12,7 +12,7 @@ import {
   type MountAttributes,
 } from '../src/generated/usip.js';
 import { UsipProtocolError } from '../src/errors.js';
-import { decodeMount, decodeMountEvent, dumpNsSeq, encodeDev, mountGetRequest } from '../src/mount-codec.js';
+import { decodeMount, decodeMountEvent, dumpNsSeq, encodeDev, mountGetRequest, payloadText } from '../src/mount-codec.js';
 import { parseMountinfo } from '../src/mounts.js';
 import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
 
@@ -76,6 +76,30 @@ test('the lean decoder agrees with the generic one on every attribute it reads',
   );
   assert.is(dumpNsSeq('usip mount-get', bytes), 12n);
   assert.is(dumpNsSeq('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, nsSeq: undefined })), undefined);
+});
+
+test('strings read through a payload text are the same, UTF-8 and embedded NULs included', () => {
+  // Messages back to back in one buffer, as a dump's or a batch's replies are.
+  const parts = [
+    reply,
+    { ...reply, mountId: 66n, mountPoint: '/mnt/café/日本', source: 'naïve' },
+    { ...reply, mountId: 67n, root: '/a\0b' },
+    { ...reply, mountId: 68n, mountPoint: '/' },
+  ].map((r) => encodeAttributes(MOUNT_ATTRIBUTE_SET, r));
+  const payload = Buffer.concat([Buffer.from('padding before'), ...parts]);
+  let offset = 'padding before'.length;
+  const views = parts.map((p) => {
+    const view = payload.subarray(offset, offset + p.length);
+    offset += p.length;
+    return view;
+  });
+  const text = payloadText(views[0]!);
+  for (const view of views) assert.equal(decodeMount('usip mount-get', view, text), decodeMount('usip mount-get', view));
+  assert.is(decodeMount('usip mount-get', views[1]!, text).mountPoint, '/mnt/café/日本');
+  assert.is(decodeMount('usip mount-get', views[2]!, text).root, '/a', 'up to the first NUL, as from the bytes');
+  // A text of other memory is not used for this buffer.
+  const other = payloadText(Buffer.from(parts[1]!));
+  assert.equal(decodeMount('usip mount-get', views[0]!, other), decodeMount('usip mount-get', views[0]!));
 });
 
 test('attributes a newer module adds, and pads, are skipped', () => {

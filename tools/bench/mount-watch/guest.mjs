@@ -367,6 +367,7 @@ async function dumpVsMountinfo(reps) {
 async function storm(key, count) {
   let w;
   let before;
+  let threads0;
   let startMounts;
   if (!USIP.has(key)) await hooks(false);
   if (key !== 'none') {
@@ -375,6 +376,7 @@ async function storm(key, count) {
     startMounts = started.mounts;
     await settle(w);
     before = await cpuOf(w);
+    threads0 = threadCpu(w.child.pid);
   }
   const s0 = await stats();
   log(`storm of ${count} with ${key === 'none' ? 'no watcher' : `watcher ${key}`}`);
@@ -396,6 +398,8 @@ async function storm(key, count) {
     const cpuUs = num(c[1]) + num(c[2]) - before.userUs - before.sysUs;
     Object.assign(result, {
       cpuToCatchUpMs: cpuUs / 1e3,
+      // Where it went, by thread name (schedstat), up to a moment after it caught up.
+      threadsCpuMs: threadDelta(threads0, threadCpu(w.child.pid)),
       caughtUpAfterEndMs: Number(tCaught - tEnd) / 1e6,
       caughtUpAfterStartMs: Number(tCaught - tStart) / 1e6,
       reads: num(c[3]) - before.count,

@@ -215,10 +215,13 @@ impl GenlSocket {
                     outcomes.push(Err(NetlinkError::cancelled(operation)));
                     continue;
                 }
+                // The first drains what waits (see exchange_in_turn); the others read all
+                // that arrives before their replies anyway.
+                let drain = outcomes.is_empty();
                 let outcome = tokio::select! {
                     biased;
                     _ = closed.wait_for(|closed| *closed) => Err(NetlinkError::cancelled(operation)),
-                    result = this.shared.exchange_in_turn(ReplyMode::Do, request, operation) => result,
+                    result = this.shared.exchange_in_turn(ReplyMode::Do, request, operation, drain) => result,
                 };
                 outcomes.push(outcome);
             }
@@ -509,15 +512,17 @@ impl Shared {
         operation: &str,
     ) -> Result<MessageBatch, NetlinkError> {
         let _turn = self.turn.lock().await;
-        self.exchange_in_turn(mode, request, operation).await
+        self.exchange_in_turn(mode, request, operation, true).await
     }
 
-    /// One exchange; the caller holds the turn.
+    /// One exchange; the caller holds the turn. `drain`: first read what already waits (every
+    /// call but the later ones of a `request_each`, whose first did).
     async fn exchange_in_turn(
         &self,
         mode: ReplyMode,
         request: &Request,
         operation: &str,
+        drain: bool,
     ) -> Result<MessageBatch, NetlinkError> {
         let socket = self
             .socket()
@@ -535,9 +540,11 @@ impl Shared {
             // here means a reply dropped from now on is reported, which fails this call,
             // instead of being lost without a trace while the call waits forever.
             let mut buffer = self.reader.lock().await;
-            let drained = self.drain(socket.get_ref(), &mut buffer, &|_| false, DRAIN_LIMIT);
-            self.routed.notify_waiters();
-            drained.map_err(|e| NetlinkError::os(operation, "recvmsg", &e))?;
+            if drain {
+                let drained = self.drain(socket.get_ref(), &mut buffer, &|_| false, DRAIN_LIMIT);
+                self.routed.notify_waiters();
+                drained.map_err(|e| NetlinkError::os(operation, "recvmsg", &e))?;
+            }
 
             sequence = self.router().begin(|sequence| {
                 ReplyCollector::new(mode, request.family_id, sequence, self.port_id, operation)
