@@ -453,7 +453,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
   const label = 'usip mount-get';
   // The binding reads every event the socket holds and makes their mount-gets itself (by
   // unique id, else mount id; none for an umount), then wakes JavaScript once for them all.
-  const followUp: FollowUp = {
+  const followUp: FollowUp & { minimum: { attribute: number; value: number } } = {
     socket: requestSockets[requestSockets.length - 1]!,
     familyId,
     eventCommand: Command.mtabEvent,
@@ -464,35 +464,36 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
       [EventAttribute.mountId, MountAttribute.mountId],
     ],
     skip: { attribute: EventAttribute.action, values: [Action.umount] },
+    minimum: { attribute: EventAttribute.nsSeq, value: 0 },
     label,
   };
   return {
-    async next(fetchLimit) {
+    async next(fetchLimit, nextSeq) {
+      // Events the watcher has passed (in the table already, e.g. after a resync) need none.
+      followUp.minimum = { attribute: EventAttribute.nsSeq, value: nextSeq };
       const batch = await listenerSocket.nextNotificationsFollowed(followUp, fetchLimit);
       if (batch === undefined) return undefined;
       const { notifications, replies } = batch;
-      const mounts = new Array<MountInfo | null | undefined>(notifications.length);
       // Events with one key share one reply (a view of the same bytes): decoded once.
       let decoded: Map<number, MountInfo> | undefined;
       let text: PayloadText | undefined;
-      for (let i = 0; i < replies.length; i++) {
-        const reply = replies[i];
-        if (reply === undefined) continue;
-        if (typeof reply === 'number') {
+      return {
+        items: notifications,
+        mount(index) {
+          const reply = replies[index];
+          if (reply === undefined) return undefined;
           // Gone since its event; any other failure is left for the watcher to ask again, which
           // reports it with the kernel's message.
-          if (reply === ENOENT) mounts[i] = null;
-          continue;
-        }
-        let mount = decoded?.get(reply.byteOffset);
-        if (mount === undefined) {
-          // The replies are views of one buffer: its strings are read from one Latin-1 copy.
-          mount = decodeMount(label, reply, (text ??= payloadText(reply)));
-          (decoded ??= new Map()).set(reply.byteOffset, mount);
-        }
-        mounts[i] = mount;
-      }
-      return { items: notifications, mounts };
+          if (typeof reply === 'number') return reply === ENOENT ? null : undefined;
+          let mount = decoded?.get(reply.byteOffset);
+          if (mount === undefined) {
+            // The replies are views of one buffer: its strings are read from one Latin-1 copy.
+            mount = decodeMount(label, reply, (text ??= payloadText(reply)));
+            (decoded ??= new Map()).set(reply.byteOffset, mount);
+          }
+          return mount;
+        },
+      };
     },
     familyId,
     async fetch(mountId, uniqueId) {

@@ -72,18 +72,20 @@ export type MountChange = MountTableChange | MountResync;
  */
 export interface MountEventBatch {
   items: GenlNotification[];
-  /** Index by index with `items`: the mount, null when mount-get said ENOENT (gone), undefined
-   *  when it was not asked (not an mtab event, an umount, a batch past the io's limit, or a
-   *  mount-get that failed otherwise: the watcher then asks itself, through fetch()). */
-  mounts: (MountInfo | null | undefined)[];
+  /** For the item at `index`: the mount, null when mount-get said ENOENT (gone), undefined
+   *  when it was not asked (not an mtab event, an umount, an event before `nextSeq`, a batch
+   *  past the io's limit, or a mount-get that failed otherwise: the watcher then asks itself,
+   *  through fetch()). Decoded when asked: the watcher asks only for events it applies. */
+  mount(index: number): MountInfo | null | undefined;
 }
 
 /** What the watcher needs of the outside world; @internal (UsipClient.watchMounts provides it). */
 export interface MountWatcherIo {
   /** The next batch of the listener socket's notifications (waits for at least one), with the
-   *  mount-gets of its mtab events, unless the batch names more than `fetchLimit` mounts (then
-   *  none); undefined once the socket is closed. */
-  next(fetchLimit: number): Promise<MountEventBatch | undefined>;
+   *  mount-gets of its mtab events numbered `nextSeq` or later (older ones are in the table),
+   *  unless the batch names more than `fetchLimit` mounts (then none); undefined once the
+   *  socket is closed. */
+  next(fetchLimit: number, nextSeq: number): Promise<MountEventBatch | undefined>;
   readonly familyId: number;
   /** mount-get by unique-id (when given) or mount-id; undefined when the mount is not there (ENOENT). */
   fetch(mountId: number, uniqueId: bigint | undefined): Promise<MountInfo | undefined>;
@@ -300,12 +302,12 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   /** Reads the next batch of events with what mount-get said of their mounts, and fetches
    *  what the io did not; or resynchronises. One await for the batch when the io had it all. */
   async #advance(): Promise<void> {
-    const batch = await this.#io.next(this.#fetchLimit);
+    const batch = await this.#io.next(this.#fetchLimit, this.#expected);
     if (batch === undefined) {
       this.#ended = true;
       return;
     }
-    const { items, mounts } = batch;
+    const { items } = batch;
     let reason: MountResyncReason | undefined;
     const events: MountEvent[] = [];
     const fetched: (MountInfo | null | undefined)[] = [];
@@ -340,7 +342,7 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
         continue;
       }
       events.push(event);
-      fetched.push(mounts[i]);
+      fetched.push(event.action === Action.umount ? undefined : batch.mount(i));
     }
     if (reason !== undefined) {
       await this.#resync(reason);

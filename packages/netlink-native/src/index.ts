@@ -116,6 +116,9 @@ export interface FollowUp {
   keys: readonly (readonly [number, number])[];
   /** An event whose u32 attribute `attribute` holds one of `values` gets no request. */
   skip?: { attribute: number; values: readonly number[] };
+  /** Only events whose u64 attribute `attribute` is at least `value` get a request (e.g. a
+   *  sequence number the reader has passed); events without it get none. */
+  minimum?: { attribute: number; value: number };
   /** Names the requests in errors. */
   label?: string;
 }
@@ -347,6 +350,13 @@ function checkFollowUp(value: unknown): [GenlSocket, NativeFollowUp] {
     if (!Array.isArray(spec.skip.values)) throw new TypeError(`followUp.skip.values must be an array, got ${describe(spec.skip.values)}`);
     spec.skip.values.forEach((v: unknown, index) => skipValues.push(checkInteger(`followUp.skip.values[${index}]`, v, 0, 0xffffffff)));
   }
+  let minimumAttribute: number | undefined;
+  let minimum: number | undefined;
+  if (spec.minimum !== undefined) {
+    if (typeof spec.minimum !== 'object' || spec.minimum === null) throw new TypeError(`followUp.minimum must be an object, got ${describe(spec.minimum)}`);
+    minimumAttribute = checkInteger('followUp.minimum.attribute', spec.minimum.attribute, 0, 0x3fff);
+    minimum = checkInteger('followUp.minimum.value', spec.minimum.value, 0, Number.MAX_SAFE_INTEGER);
+  }
   if (spec.label !== undefined && typeof spec.label !== 'string') throw new TypeError(`followUp.label must be a string, got ${describe(spec.label)}`);
   const familyId = checkInteger('followUp.familyId', spec.familyId, 0, 0xffff);
   const requestCommand = checkInteger('followUp.requestCommand', spec.requestCommand, 0, 0xff);
@@ -360,6 +370,8 @@ function checkFollowUp(value: unknown): [GenlSocket, NativeFollowUp] {
       keys,
       skipAttribute,
       skipValues,
+      minimumAttribute,
+      minimum,
       label: spec.label ?? `request to family ${familyId} command ${requestCommand}`,
     },
   ];

@@ -79,6 +79,8 @@ export interface NativeFollowUp {
   keys: number[];
   skipAttribute?: number;
   skipValues: number[];
+  minimumAttribute?: number;
+  minimum?: number;
   label: string;
 }
 

@@ -55,6 +55,8 @@ test('nextNotificationsFollowed rejects a bad follow-up, naming what is wrong', 
     [followUp(requester, { skip: { attribute: 1, values: [-1] } }), RangeError, /^followUp\.skip\.values\[0\] must be an integer from 0 to 4294967295, got -1$/],
     [followUp(requester, { skip: { attribute: 1 } }), TypeError, /^followUp\.skip\.values must be an array/],
     [followUp(requester, { label: 3 }), TypeError, /^followUp\.label must be a string, got number 3$/],
+    [followUp(requester, { minimum: { attribute: 5, value: -1 } }), RangeError, /^followUp\.minimum\.value must be an integer from 0 to 9007199254740991, got -1$/],
+    [followUp(requester, { minimum: 4 }), TypeError, /^followUp\.minimum must be an object, got number 4$/],
   ];
   for (const [spec, type, message] of cases) {
     try {

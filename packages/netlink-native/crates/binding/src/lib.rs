@@ -167,6 +167,9 @@ pub struct NativeFollowUp {
     pub keys: Vec<u32>,
     pub skip_attribute: Option<u32>,
     pub skip_values: Vec<u32>,
+    /// Only events whose u64 attribute `minimumAttribute` is at least `minimum` get a request.
+    pub minimum_attribute: Option<u32>,
+    pub minimum: Option<i64>,
     pub label: String,
 }
 
@@ -188,6 +191,24 @@ impl NativeFollowUp {
             Some(kind) => Some((attribute(kind)?, self.skip_values)),
             None => None,
         };
+        let minimum = match (self.minimum_attribute, self.minimum) {
+            (Some(kind), Some(value)) => Some((
+                attribute(kind)?,
+                u64::try_from(value).map_err(|_| {
+                    NetlinkError::invalid_input(
+                        &operation,
+                        format!("minimum must not be negative, got {value}"),
+                    )
+                })?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(NetlinkError::invalid_input(
+                    &operation,
+                    "minimumAttribute and minimum go together",
+                ));
+            }
+        };
         Ok(FollowUp {
             family_id: checked(self.family_id, "familyId", &operation)?,
             event_command: checked(self.event_command, "eventCommand", &operation)?,
@@ -195,6 +216,7 @@ impl NativeFollowUp {
             version: checked(self.version, "version", &operation)?,
             keys,
             skip,
+            minimum,
             label: self.label,
         })
     }

@@ -23,6 +23,9 @@ pub struct FollowUp {
     pub keys: Vec<(u16, u16)>,
     /// An event whose u32 attribute `skip.0` holds one of `skip.1` gets no request.
     pub skip: Option<(u16, Vec<u32>)>,
+    /// Only events whose u64 attribute `minimum.0` is at least `minimum.1` get a request (e.g.
+    /// a sequence number the reader is past); events without it get none.
+    pub minimum: Option<(u16, u64)>,
     /// Names the requests in errors.
     pub label: String,
 }
@@ -103,8 +106,14 @@ pub fn plan(batch: &NotificationBatch, spec: &FollowUp, limit: usize) -> Plan {
 /// The request attribute and payload for one event, or None (skipped, no key, malformed).
 fn key_of(bytes: &[u8], spec: &FollowUp) -> Option<(u16, Vec<u8>)> {
     let mut found: Vec<Option<&[u8]>> = vec![None; spec.keys.len()];
+    let mut reached = spec.minimum.is_none();
     for attribute in attributes(bytes) {
         let attribute = attribute.ok()?;
+        if let Some((kind, minimum)) = spec.minimum
+            && attribute.kind == kind
+        {
+            reached = attribute.as_u64().ok()? >= minimum;
+        }
         if let Some((skip, values)) = &spec.skip
             && attribute.kind == *skip
         {
@@ -120,6 +129,9 @@ fn key_of(bytes: &[u8], spec: &FollowUp) -> Option<(u16, Vec<u8>)> {
         {
             found[slot] = Some(attribute.payload);
         }
+    }
+    if !reached {
+        return None;
     }
     spec.keys
         .iter()
@@ -151,6 +163,7 @@ mod tests {
             version: 1,
             keys: vec![(UNIQUE_ID, GET_UNIQUE_ID), (MOUNT_ID, GET_MOUNT_ID)],
             skip: Some((ACTION, vec![UMOUNT])),
+            minimum: None,
             label: "usip mount-get".to_owned(),
         }
     }
@@ -201,6 +214,34 @@ mod tests {
         );
         assert_eq!(keys(&plan), [(GET_UNIQUE_ID, 1000), (GET_MOUNT_ID, 11)]);
         assert_eq!(plan.index, [Some(0), Some(1), None, Some(0), None]);
+    }
+
+    #[test]
+    fn events_below_the_minimum_or_without_it_get_none() {
+        const SEQ: u16 = 8;
+        let with_seq = |mount_id: u64, seq: Option<u64>| {
+            let mut bytes = event(1, mount_id, None);
+            if let Some(seq) = seq {
+                bytes.extend(attr(SEQ, &seq.to_ne_bytes()));
+            }
+            (EVENT, bytes)
+        };
+        let spec = FollowUp {
+            minimum: Some((SEQ, 10)),
+            ..spec()
+        };
+        let plan = plan(
+            &batch(&[
+                with_seq(1, Some(9)),
+                with_seq(2, Some(10)),
+                with_seq(3, None),
+                with_seq(4, Some(11)),
+            ]),
+            &spec,
+            usize::MAX,
+        );
+        assert_eq!(keys(&plan), [(GET_MOUNT_ID, 2), (GET_MOUNT_ID, 4)]);
+        assert_eq!(plan.index, [None, Some(0), None, Some(1)]);
     }
 
     #[test]
