@@ -20,7 +20,7 @@ import {
 import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './devices.js';
 import { UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
-import { decodeMount, dumpNsSeq, mountGetRequest, payloadText, type PayloadText } from './mount-codec.js';
+import { decodeMount, decodeMountKeeping, dumpNsSeq, leadingMountId, mountGetRequest, payloadText, sameSource, type PayloadText } from './mount-codec.js';
 import { abortable, checkSignal } from './lifetime.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
 import { readMountinfo, type MountInfo, type MountTable } from './mounts.js';
@@ -418,6 +418,7 @@ const WATCH_DUMP_ATTEMPTS = 100;
 /** Sockets a watcher sends its mount-get requests on: each runs its requests one at a time. */
 const WATCH_REQUEST_SOCKETS = 2;
 const ENOENT = constants.errno.ENOENT;
+const NO_MOUNTS: ReadonlyMap<number, MountInfo> = new Map();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -425,7 +426,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Dumps the mount table; a dump interrupted by a concurrent change is retried, after a pause
  * that doubles each time (1 ms, 2 ms, ... up to 250 ms), `attempts` times in all.
  */
-export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number): Promise<MountTable> {
+export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number, previous?: ReadonlyMap<number, MountInfo>): Promise<MountTable> {
   const label = 'usip mount-get';
   for (let attempt = 1; ; attempt++) {
     let messages: GenlMessage[];
@@ -440,7 +441,17 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
     const mounts = new Array<MountInfo>(messages.length);
     // The messages are views of one payload: its strings are read from one Latin-1 copy.
     const text = messages.length === 0 ? undefined : payloadText(messages[0]!.attributes);
-    for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes, text);
+    if (previous === undefined) {
+      for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes, text);
+    } else {
+      // For a watcher: a mount whose bytes are those its entry was decoded from is that entry
+      // (a resync in a storm reads tens of thousands of mounts, most of them unchanged).
+      for (let i = 0; i < messages.length; i++) {
+        const bytes = messages[i]!.attributes;
+        const old = previous.get(leadingMountId(bytes));
+        mounts[i] = old !== undefined && sameSource(old, bytes) ? old : decodeMountKeeping(label, bytes, text);
+      }
+    }
     const nsSeq = messages.length === 0 ? 0n : dumpNsSeq(label, messages[0]!.attributes);
     if (nsSeq === undefined) throw new UsipProtocolError(`${label}: the dump lacks ns-seq`);
     return { mounts, nsSeq };
@@ -488,7 +499,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
           let mount = decoded?.get(reply.byteOffset);
           if (mount === undefined) {
             // The replies are views of one buffer: its strings are read from one Latin-1 copy.
-            mount = decodeMount(label, reply, (text ??= payloadText(reply)));
+            mount = decodeMountKeeping(label, reply, (text ??= payloadText(reply)));
             (decoded ??= new Map()).set(reply.byteOffset, mount);
           }
           return mount;
@@ -506,7 +517,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
         throw error;
       }
     },
-    dump: (attempts = WATCH_DUMP_ATTEMPTS) => readMountTable(requestSockets[0]!, familyId, attempts),
+    dump: (attempts = WATCH_DUMP_ATTEMPTS, previous = NO_MOUNTS) => readMountTable(requestSockets[0]!, familyId, attempts, previous),
     async close() {
       try {
         const request = encodeAttributes(LISTENER_ATTRIBUTE_SET, { id: listenerId });

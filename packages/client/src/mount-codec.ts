@@ -258,6 +258,41 @@ export function decodeMount(operation: string, buf: Buffer, text?: PayloadText):
   return mount;
 }
 
+// The bytes each mount was decoded from, for the decoders asked to keep them (a watcher's):
+// a later read of the same bytes is the same mount in the same state, with no decoding. Views
+// of the payload they came in (which they keep alive, about as large as the table's text).
+const SOURCES = new WeakMap<MountInfo, Buffer>();
+
+/** The length of a mount-get message without its trailing ns-seq (which differs from read to
+ *  read of an unchanged mount). */
+function withoutNsSeq(buf: Buffer): number {
+  const at = buf.length - NS_SEQ_ATTRIBUTE;
+  return at >= 0 && u16(buf, at) === NS_SEQ_ATTRIBUTE && (u16(buf, at + 2) & NLA_TYPE_MASK) === A.nsSeq ? at : buf.length;
+}
+const NS_SEQ_ATTRIBUTE = NLA_HDRLEN + 8;
+
+/** decodeMount, remembering the bytes it decoded (see sameSource). */
+export function decodeMountKeeping(operation: string, buf: Buffer, text?: PayloadText): MountInfo {
+  const mount = decodeMount(operation, buf, text);
+  SOURCES.set(mount, buf);
+  return mount;
+}
+
+/** The mount id a mount-get message starts with (the module puts it first), or -1. */
+export function leadingMountId(buf: Buffer): number {
+  if (buf.length < NLA_HDRLEN + 8 || u16(buf, 0) !== NLA_HDRLEN + 8 || (u16(buf, 2) & NLA_TYPE_MASK) !== A.mountId) return -1;
+  return u64Number(buf, NLA_HDRLEN);
+}
+
+/** Whether `mount` was decoded (by decodeMountKeeping) from these very bytes, ns-seq aside. */
+export function sameSource(mount: MountInfo, buf: Buffer): boolean {
+  const source = SOURCES.get(mount);
+  if (source === undefined) return false;
+  const a = withoutNsSeq(source);
+  const b = withoutNsSeq(buf);
+  return a === b && source.compare(buf, 0, b, 0, a) === 0;
+}
+
 /** The ns-seq attribute of a mount-get dump message; undefined when it has none. */
 export function dumpNsSeq(operation: string, buf: Buffer): bigint | undefined {
   const end = buf.length;

@@ -90,8 +90,9 @@ export interface MountWatcherIo {
   /** mount-get by unique-id (when given) or mount-id; undefined when the mount is not there (ENOENT). */
   fetch(mountId: number, uniqueId: bigint | undefined): Promise<MountInfo | undefined>;
   /** A consistent dump of the table: interrupted ones retried, `attempts` in all (default:
-   *  patiently), then UsipDumpInterruptedError. */
-  dump(attempts?: number): Promise<MountTable>;
+   *  patiently), then UsipDumpInterruptedError. A mount that is in `previous` as it was read
+   *  then may be that very entry (not decoded again). */
+  dump(attempts?: number, previous?: ReadonlyMap<number, MountInfo>): Promise<MountTable>;
   /** Unregisters the listener and closes the sockets. */
   close(): Promise<void>;
 }
@@ -431,7 +432,7 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
     this.#fetched = [];
     this.#batchHead = 0;
     this.#snapshot = undefined;
-    const dump = await this.#io.dump();
+    const dump = await this.#io.dump(undefined, this.#table);
     this.#resyncs++;
     const seq = Number(dump.nsSeq);
     const nsSeq = dump.nsSeq;
@@ -443,13 +444,15 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
     let changed = 0;
     for (const old of this.#table.values()) {
       const now = fresh.get(old.id);
-      if (now === undefined || !sameIdentity(old, now)) {
+      if (now === undefined || (now !== old && !sameIdentity(old, now))) {
         changes.push({ kind: 'umount', mount: old, nsSeq });
         removed++;
       }
     }
     for (const mount of dump.mounts) {
       const old = this.#table.get(mount.id);
+      // The entry itself: read as it was decoded (see MountWatcherIo.dump).
+      if (old === mount) continue;
       if (old === undefined || !sameIdentity(old, mount)) {
         changes.push({ kind: 'mount', mount, nsSeq });
         added++;

@@ -12,7 +12,9 @@ import {
   type MountAttributes,
 } from '../src/generated/usip.js';
 import { UsipProtocolError } from '../src/errors.js';
-import { decodeMount, decodeMountEvent, dumpNsSeq, encodeDev, mountGetRequest, payloadText } from '../src/mount-codec.js';
+import { decodeMount, decodeMountEvent, decodeMountKeeping, dumpNsSeq, encodeDev, leadingMountId, mountGetRequest, payloadText, sameSource } from '../src/mount-codec.js';
+import { readMountTable } from '../src/client.js';
+import type { GenlSocket } from '@usip/netlink-native';
 import { parseMountinfo } from '../src/mounts.js';
 import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
 
@@ -83,9 +85,12 @@ test('strings read through a payload text are the same, UTF-8 and embedded NULs 
   const parts = [
     reply,
     { ...reply, mountId: 66n, mountPoint: '/mnt/café/日本', source: 'naïve' },
-    { ...reply, mountId: 67n, root: '/a\0b' },
+    { ...reply, mountId: 67n, root: '/a\u0001b' },
     { ...reply, mountId: 68n, mountPoint: '/' },
   ].map((r) => encodeAttributes(MOUNT_ATTRIBUTE_SET, r));
+  // A NUL inside a string (the encoder refuses to make one): the string ends there.
+  const third = parts[2]!;
+  third[third.indexOf('/a\u0001b') + 2] = 0;
   const payload = Buffer.concat([Buffer.from('padding before'), ...parts]);
   let offset = 'padding before'.length;
   const views = parts.map((p) => {
@@ -100,6 +105,48 @@ test('strings read through a payload text are the same, UTF-8 and embedded NULs 
   // A text of other memory is not used for this buffer.
   const other = payloadText(Buffer.from(parts[1]!));
   assert.equal(decodeMount('usip mount-get', views[0]!, other), decodeMount('usip mount-get', views[0]!));
+});
+
+test('a mount decoded keeping its bytes is known again from the same bytes, whatever the ns-seq', () => {
+  const bytes = (change: Partial<MountAttributes>) => encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, ...change });
+  const kept = decodeMountKeeping('usip mount-get', bytes({ nsSeq: 5n }));
+  assert.equal(kept, decodeMount('usip mount-get', bytes({ nsSeq: 5n })));
+  assert.is(leadingMountId(bytes({})), 65);
+  assert.is(leadingMountId(encodeAttributes(MOUNT_ATTRIBUTE_SET, { parentId: 1n })), -1, 'a message that does not start with mount-id');
+  assert.ok(sameSource(kept, bytes({ nsSeq: 9n })), 'another read of the unchanged mount');
+  assert.ok(sameSource(kept, bytes({ nsSeq: undefined })), 'a reply without ns-seq');
+  assert.not.ok(sameSource(kept, bytes({ attr: MountAttr.ro, nsSeq: 9n })), 'remounted');
+  assert.not.ok(sameSource(kept, bytes({ mountPoint: '/elsewhere', nsSeq: 9n })), 'moved');
+  assert.not.ok(sameSource(decodeMount('usip mount-get', bytes({})), bytes({})), 'decoded without keeping');
+});
+
+test('readMountTable for a watcher reuses the entries whose bytes are unchanged, and decodes the rest', async () => {
+  let seq = 0n;
+  let table: MountAttributes[] = [reply, { ...reply, mountId: 66n, mountPoint: '/b' }, { ...reply, mountId: 67n, mountPoint: '/c' }];
+  // As the binding gives a dump: views of one payload.
+  const socket = {
+    async dump() {
+      seq++;
+      const parts = table.map((m) => encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...m, nsSeq: seq }));
+      const payload = Buffer.concat(parts);
+      let offset = 0;
+      return parts.map((p) => ({ command: 7, version: 1, attributes: payload.subarray(offset, (offset += p.length)) }));
+    },
+  } as unknown as GenlSocket;
+  const first = await readMountTable(socket, 0x22, 1, new Map());
+  table = [table[0]!, { ...table[1]!, attr: MountAttr.ro }, table[2]!, { ...reply, mountId: 68n, mountPoint: '/d' }];
+  const previous = new Map(first.mounts.map((m) => [m.id, m]));
+  const second = await readMountTable(socket, 0x22, 1, previous);
+  assert.is(second.nsSeq, 2n);
+  assert.is(second.mounts[0], first.mounts[0], 'unchanged: the same entry');
+  assert.is(second.mounts[2], first.mounts[2]);
+  assert.is.not(second.mounts[1], first.mounts[1], 'remounted: decoded again');
+  assert.is(second.mounts[1]!.options, 'ro');
+  assert.is(second.mounts[3]!.mountPoint, '/d');
+  // Without previous (mounts()), everything is decoded afresh.
+  const plain = await readMountTable(socket, 0x22, 1);
+  assert.is.not(plain.mounts[0], first.mounts[0]);
+  assert.equal(plain.mounts[0], first.mounts[0]);
 });
 
 test('attributes a newer module adds, and pads, are skipped', () => {

@@ -264,6 +264,8 @@ interface Harness {
   interruptBulk: number;
   /** The fetch limit of each io.next() call. */
   fetchLimits: number[];
+  /** What the last dump was given as the table its entries may be taken from. */
+  dumpPrevious?: ReadonlyMap<number, MountInfo>;
   /** Mount ids whose batch mount-get fails with another error than ENOENT (left unanswered). */
   unanswered: Set<number>;
   closed: boolean;
@@ -315,8 +317,9 @@ async function harness(
       await new Promise((resolve) => setImmediate(resolve));
       return ns.get(id, uniqueId);
     },
-    async dump(attempts) {
+    async dump(attempts, previous) {
       h.dumps++;
+      h.dumpPrevious = previous;
       if (attempts === 1 && h.interruptBulk > 0) {
         h.interruptBulk--;
         throw new UsipDumpInterruptedError('usip mount-get', 1);
@@ -659,6 +662,7 @@ test('an overrun item resynchronises; what was read before it is not applied', a
   h.channel.deliver(h.ns, () => true);
   const changes = await catchUp(h);
   assert.equal(summary(changes), ['resync:overrun', `mount ${a} /a`, `mount ${b} /b`]);
+  assert.is(h.dumpPrevious, h.watcher.table, 'the resync may take unchanged entries from the table');
   assert.equal(h.fetches, [], 'the batch with the overrun was not fetched');
   assertTable(h);
 });
