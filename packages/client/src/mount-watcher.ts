@@ -150,8 +150,8 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   #bulkFailures = 0;
   #ended = false;
   readonly #lifetime: Lifetime;
-  /** A next() is being served; later ones wait for it (#turn). */
-  #busy = false;
+  /** next() calls in flight or waiting for their turn (#turn). */
+  #waiting = 0;
   #turn: Promise<unknown> = Promise.resolve();
   #resyncs = 0;
   /** Who reports the changes: the usip module (see UserSpaceMountWatcher for the others). */
@@ -221,12 +221,13 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   /** The next change; done once the watcher is closed (rejects with the signal's reason when its
    *  signal closed it). Calls are served one at a time. */
   next(): Promise<IteratorResult<MountChange, undefined>> {
-    // Nothing in flight and a change at hand: no chaining, no await (a batch's changes are
-    // taken one after another this way).
-    if (!this.#busy && !this.closed && this.#queueHead < this.#queue.length) {
+    // No call in flight or waiting its turn, and a change at hand: no chaining, no await (a
+    // batch's changes are taken one after another this way). Calls are answered in call order.
+    if (this.#waiting === 0 && !this.closed && this.#queueHead < this.#queue.length) {
       return Promise.resolve({ done: false, value: this.#take() });
     }
-    const result = this.#turn.then(() => this.#serve());
+    this.#waiting++;
+    const result = this.#turn.then(() => this.#next()).finally(() => this.#waiting--);
     this.#turn = result.catch(() => undefined);
     return result;
   }
@@ -240,15 +241,6 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   /** `await using watcher = await client.watchMounts()` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  async #serve(): Promise<IteratorResult<MountChange, undefined>> {
-    this.#busy = true;
-    try {
-      return await this.#next();
-    } finally {
-      this.#busy = false;
-    }
   }
 
   /** The end of iteration: done, or the signal's reason when the signal closed the watcher. */

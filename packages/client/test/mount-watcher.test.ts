@@ -454,6 +454,22 @@ test('the io is told which ns-seq comes next: events the table has already get n
   void a;
 });
 
+test('next() calls are answered in call order, also when changes are at hand', async () => {
+  const h = await harness();
+  const first = h.watcher.next();
+  const second = h.watcher.next();
+  const a = h.ns.mount(1, 'a');
+  const b = h.ns.mount(1, 'b');
+  const c = h.ns.mount(1, 'c');
+  h.channel.deliver(h.ns);
+  const one = await within(first, 'the first change');
+  // The second call waits its turn; a third, made now that changes are at hand, comes after it.
+  const third = h.watcher.next();
+  const results = await within(Promise.all([second, third]), 'the others');
+  assert.equal(summary([one.value!, ...results.map((r) => r.value!)]), [`mount ${a} /a`, `mount ${b} /b`, `mount ${c} /c`]);
+  assertTable(h);
+});
+
 test('a mount the io could not fetch (a failure other than ENOENT) the watcher fetches itself', async () => {
   const h = await harness();
   const a = h.ns.mount(1, 'a');
