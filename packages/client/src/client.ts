@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { GenlSocket, isNetlinkError, type FamilyInfo, type FollowUp, type GenlMessage } from '@usip/netlink-native';
+import { GenlSocket, isNetlinkError, type FamilyInfo, type FollowUp, type PackedMessages } from '@usip/netlink-native';
 import {
   Action,
   Command,
@@ -429,30 +429,34 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number, previous?: ReadonlyMap<number, MountInfo>): Promise<MountTable> {
   const label = 'usip mount-get';
   for (let attempt = 1; ; attempt++) {
-    let messages: GenlMessage[];
+    let dump: PackedMessages;
     try {
-      messages = await socket.dump(familyId, Command.mountGet, FAMILY_VERSION, undefined, { label });
+      // Packed: no object or view per message, for the many a watcher's resync reuses.
+      dump = await socket.dumpPacked(familyId, Command.mountGet, FAMILY_VERSION, undefined, { label });
     } catch (error) {
       if (!(isNetlinkError(error) && error.dumpInterrupted === true)) throw error;
       if (attempt >= attempts) throw new UsipDumpInterruptedError(label, attempts, { cause: error });
       await sleep(Math.min(2 ** (attempt - 1), 250));
       continue;
     }
-    const mounts = new Array<MountInfo>(messages.length);
-    // The messages are views of one payload: its strings are read from one Latin-1 copy.
-    const text = messages.length === 0 ? undefined : payloadText(messages[0]!.attributes);
-    if (previous === undefined) {
-      for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes, text);
-    } else {
+    const { payload, count, starts, ends } = dump;
+    const mounts = new Array<MountInfo>(count);
+    // The messages lie in one payload: its strings are read from one Latin-1 copy.
+    const text = count === 0 ? undefined : payloadText(payload);
+    for (let i = 0; i < count; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
       // For a watcher: a mount whose bytes are those its entry was decoded from is that entry
       // (a resync in a storm reads tens of thousands of mounts, most of them unchanged).
-      for (let i = 0; i < messages.length; i++) {
-        const bytes = messages[i]!.attributes;
-        const old = previous.get(leadingMountId(bytes));
-        mounts[i] = old !== undefined && sameSource(old, bytes) ? old : decodeMountKeeping(label, bytes, text);
+      const old = previous?.get(leadingMountId(payload, start, end));
+      if (old !== undefined && sameSource(old, payload, start, end)) {
+        mounts[i] = old;
+        continue;
       }
+      const bytes = payload.subarray(start, end);
+      mounts[i] = previous === undefined ? decodeMount(label, bytes, text) : decodeMountKeeping(label, bytes, text);
     }
-    const nsSeq = messages.length === 0 ? 0n : dumpNsSeq(label, messages[0]!.attributes);
+    const nsSeq = count === 0 ? 0n : dumpNsSeq(label, payload.subarray(starts[0]!, ends[0]!));
     if (nsSeq === undefined) throw new UsipProtocolError(`${label}: the dump lacks ns-seq`);
     return { mounts, nsSeq };
   }

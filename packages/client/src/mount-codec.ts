@@ -265,9 +265,9 @@ const SOURCES = new WeakMap<MountInfo, Buffer>();
 
 /** The length of a mount-get message without its trailing ns-seq (which differs from read to
  *  read of an unchanged mount). */
-function withoutNsSeq(buf: Buffer): number {
-  const at = buf.length - NS_SEQ_ATTRIBUTE;
-  return at >= 0 && u16(buf, at) === NS_SEQ_ATTRIBUTE && (u16(buf, at + 2) & NLA_TYPE_MASK) === A.nsSeq ? at : buf.length;
+function withoutNsSeq(buf: Buffer, start = 0, end = buf.length): number {
+  const at = end - NS_SEQ_ATTRIBUTE;
+  return at >= start && u16(buf, at) === NS_SEQ_ATTRIBUTE && (u16(buf, at + 2) & NLA_TYPE_MASK) === A.nsSeq ? at - start : end - start;
 }
 const NS_SEQ_ATTRIBUTE = NLA_HDRLEN + 8;
 
@@ -279,18 +279,18 @@ export function decodeMountKeeping(operation: string, buf: Buffer, text?: Payloa
 }
 
 /** The mount id a mount-get message starts with (the module puts it first), or -1. */
-export function leadingMountId(buf: Buffer): number {
-  if (buf.length < NLA_HDRLEN + 8 || u16(buf, 0) !== NLA_HDRLEN + 8 || (u16(buf, 2) & NLA_TYPE_MASK) !== A.mountId) return -1;
-  return u64Number(buf, NLA_HDRLEN);
+export function leadingMountId(buf: Buffer, start = 0, end = buf.length): number {
+  if (end - start < NLA_HDRLEN + 8 || u16(buf, start) !== NLA_HDRLEN + 8 || (u16(buf, start + 2) & NLA_TYPE_MASK) !== A.mountId) return -1;
+  return u64Number(buf, start + NLA_HDRLEN);
 }
 
 /** Whether `mount` was decoded (by decodeMountKeeping) from these very bytes, ns-seq aside. */
-export function sameSource(mount: MountInfo, buf: Buffer): boolean {
+export function sameSource(mount: MountInfo, buf: Buffer, start = 0, end = buf.length): boolean {
   const source = SOURCES.get(mount);
   if (source === undefined) return false;
   const a = withoutNsSeq(source);
-  const b = withoutNsSeq(buf);
-  return a === b && source.compare(buf, 0, b, 0, a) === 0;
+  const b = withoutNsSeq(buf, start, end);
+  return a === b && source.compare(buf, start, start + b, 0, a) === 0;
 }
 
 /** The ns-seq attribute of a mount-get dump message; undefined when it has none. */
@@ -405,6 +405,25 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
     throw error;
   }
   return event;
+}
+
+/**
+ * The ns-seq of an mtab event (0 when it has none), read without decoding the rest: a watcher
+ * skips the events it has passed (after a resync, a storm leaves thousands in the socket) for
+ * the price of a walk over the attribute headers. -1 when the bytes are malformed (or the
+ * ns-seq too large): decodeMountEvent then says what is wrong.
+ */
+export function mountEventNsSeq(buf: Buffer): number {
+  const end = buf.length;
+  let offset = 0;
+  while (offset < end) {
+    if (offset + NLA_HDRLEN > end) return -1;
+    const length = u16(buf, offset);
+    if (length < NLA_HDRLEN || offset + length > end) return -1;
+    if ((u16(buf, offset + 2) & NLA_TYPE_MASK) === E.nsSeq) return length === NLA_HDRLEN + 8 ? u64Number(buf, offset + NLA_HDRLEN) : -1;
+    offset += nlaAlign(length);
+  }
+  return 0;
 }
 
 /** The kernel's new_encode_dev(), the format of an event's dev. */

@@ -22,7 +22,7 @@ import { isNetlinkError, type GenlNotification } from '@usip/netlink-native';
 import { Action, Command } from './generated/usip.js';
 import { UsipDumpInterruptedError, UsipProtocolError } from './errors.js';
 import { Lifetime } from './lifetime.js';
-import { decodeMountEvent, encodeDev, type MountEvent } from './mount-codec.js';
+import { decodeMountEvent, encodeDev, mountEventNsSeq, type MountEvent } from './mount-codec.js';
 import { sameMount, type MountInfo, type MountTable } from './mounts.js';
 
 /** A change of the table: a mount appeared, went, moved or changed otherwise. */
@@ -318,9 +318,12 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
         continue;
       }
       if (item.command !== Command.mtabEvent) continue;
+      // After a reason to resync the rest of the batch is in the dump to come; injected events
+      // have no ns-seq (0); older ones are in the table already: none of them is decoded.
+      if (reason !== undefined) continue;
+      const seq = mountEventNsSeq(item.attributes);
+      if (seq !== -1 && seq < this.#expected) continue;
       const event = decodeMountEvent(item.attributes);
-      // Injected events have no ns-seq; older ones are in the table already.
-      if (reason !== undefined || event.nsSeq === 0 || event.nsSeq < this.#expected) continue;
       if (event.nsSeq > this.#expected) {
         reason = event.missed > 0 ? 'missed' : 'gap';
         continue;

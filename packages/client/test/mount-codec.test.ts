@@ -123,14 +123,21 @@ test('a mount decoded keeping its bytes is known again from the same bytes, what
 test('readMountTable for a watcher reuses the entries whose bytes are unchanged, and decodes the rest', async () => {
   let seq = 0n;
   let table: MountAttributes[] = [reply, { ...reply, mountId: 66n, mountPoint: '/b' }, { ...reply, mountId: 67n, mountPoint: '/c' }];
-  // As the binding gives a dump: views of one payload.
+  // As the binding gives a dump: the messages in one payload.
   const socket = {
-    async dump() {
+    async dumpPacked() {
       seq++;
       const parts = table.map((m) => encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...m, nsSeq: seq }));
       const payload = Buffer.concat(parts);
+      const count = parts.length;
+      const starts = new Uint32Array(count);
+      const ends = new Uint32Array(count);
       let offset = 0;
-      return parts.map((p) => ({ command: 7, version: 1, attributes: payload.subarray(offset, (offset += p.length)) }));
+      parts.forEach((p, i) => {
+        starts[i] = offset;
+        ends[i] = offset += p.length;
+      });
+      return { payload, count, commands: new Uint32Array(count).fill(7), versions: new Uint32Array(count).fill(1), starts, ends };
     },
   } as unknown as GenlSocket;
   const first = await readMountTable(socket, 0x22, 1, new Map());

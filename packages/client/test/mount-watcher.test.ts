@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Action, Command, EVENT_ATTRIBUTE_SET, MOUNT_ATTRIBUTE_SET, MountAttr, type EventAttributes } from '../src/generated/usip.js';
 import { UsipDumpInterruptedError, UsipProtocolError } from '../src/errors.js';
-import { decodeMount, decodeMountEvent, encodeDev } from '../src/mount-codec.js';
+import { decodeMount, decodeMountEvent, encodeDev, mountEventNsSeq } from '../src/mount-codec.js';
 import { MountWatcher, descendants, type MountChange, type MountTableChange, type MountWatcherIo, type MountWatcherTuning } from '../src/mount-watcher.js';
 import { sameMount, type MountInfo, type MountTable } from '../src/mounts.js';
 import { encodeAttributes } from '../src/netlink/attributes.js';
@@ -826,6 +826,17 @@ test('a signal given at creation closes the watcher when it aborts; pending and 
   }
   await h2.watcher.close();
   assert.is(h2.closed, true);
+});
+
+test('mountEventNsSeq reads an event\'s ns-seq without decoding it: 0 without one, -1 for bytes decodeMountEvent refuses', () => {
+  const bytes = (attributes: EventAttributes) => encodeAttributes(EVENT_ATTRIBUTE_SET, attributes);
+  const full = bytes({ action: Action.mount, mountId: 7n, parentId: 1n, uniqueId: 0x1_0000_0007n, path: '/mnt/a', dev: encodeDev(8, 1), nsSeq: 1234n });
+  assert.is(mountEventNsSeq(full), 1234);
+  assert.is(mountEventNsSeq(full), decodeMountEvent(full).nsSeq);
+  assert.is(mountEventNsSeq(bytes({ action: Action.mount, mountId: 7n })), 0);
+  // An attribute longer than the buffer, and an ns-seq of the wrong size.
+  assert.is(mountEventNsSeq(Buffer.from([12, 0, 22, 0, 1])), -1);
+  assert.is(mountEventNsSeq(Buffer.from([8, 0, 22, 0, 1, 0, 0, 0])), -1);
 });
 
 test('a malformed event fails the iteration with a UsipProtocolError', async () => {

@@ -63,6 +63,18 @@ export interface FamilyInfo {
   multicastGroups: MulticastGroup[];
 }
 
+/** The messages of a dump in one buffer (see GenlSocket.dumpPacked). */
+export interface PackedMessages {
+  /** What follows each message's genlmsghdr, the messages one after another. */
+  payload: Buffer;
+  count: number;
+  commands: Uint32Array;
+  versions: Uint32Array;
+  /** Where message i's attributes start and end in `payload`. */
+  starts: Uint32Array;
+  ends: Uint32Array;
+}
+
 export interface GenlMessage {
   command: number;
   version: number;
@@ -466,6 +478,34 @@ export class GenlSocket {
   ): Promise<GenlMessage[]> {
     const args = this.#check(familyId, command, version, attributes, options);
     return toMessages(await settle(() => this.#native.dump(...args)));
+  }
+
+  /**
+   * dump(), without a message object per message: the messages' attributes lie in one
+   * `payload`, message i's from `starts[i]` to `ends[i]` (commands and versions in
+   * `commands`/`versions`). For readers of big dumps (tens of thousands of messages), which
+   * need no object or view for a message they can tell from its bytes. Rejects as dump() does.
+   */
+  async dumpPacked(familyId: number, command: number, version: number, attributes?: Uint8Array, options?: RequestOptions): Promise<PackedMessages> {
+    const args = this.#check(familyId, command, version, attributes, options);
+    const { payload, layout } = await settle(() => this.#native.dump(...args));
+    const count = layout.length / 4;
+    const packed: PackedMessages = {
+      payload,
+      count,
+      commands: new Uint32Array(count),
+      versions: new Uint32Array(count),
+      starts: new Uint32Array(count),
+      ends: new Uint32Array(count),
+    };
+    for (let index = 0; index < count; index++) {
+      const base = index * 4;
+      packed.commands[index] = layout[base]!;
+      packed.versions[index] = layout[base + 1]!;
+      packed.starts[index] = layout[base + 2]!;
+      packed.ends[index] = layout[base + 3]!;
+    }
+    return packed;
   }
 
   /**
