@@ -369,11 +369,13 @@ async function storm(key, count) {
   let before;
   let threads0;
   let startMounts;
+  let receiveBufferSize;
   if (!USIP.has(key)) await hooks(false);
   if (key !== 'none') {
     const started = await startWatcher(key);
     w = started.w;
     startMounts = started.mounts;
+    receiveBufferSize = started.receiveBufferSize;
     await settle(w);
     before = await cpuOf(w);
     threads0 = threadCpu(w.child.pid);
@@ -387,6 +389,8 @@ async function storm(key, count) {
     watcher: key,
     count,
     mounts: startMounts,
+    // SO_RCVBUF of the listener as the kernel applied it: (b) and (b') must absorb alike.
+    receiveBufferSize,
     mountPhaseMs: Number(tMounted - tStart) / 1e6,
     umountPhaseMs: Number(tUnmounted - tMounted) / 1e6,
     stormMs: Number(tEnd - tStart) / 1e6,
