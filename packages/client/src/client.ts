@@ -441,8 +441,9 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
     }
     const { payload, count, starts, ends } = dump;
     const mounts = new Array<MountInfo>(count);
-    // The messages lie in one payload: its strings are read from one Latin-1 copy.
-    const text = count === 0 ? undefined : payloadText(payload);
+    // The messages lie in one payload: its strings are read from one Latin-1 copy, made when
+    // a mount is first decoded (a watcher's resync in a storm reuses most entries).
+    let text: PayloadText | undefined;
     for (let i = 0; i < count; i++) {
       const start = starts[i]!;
       const end = ends[i]!;
@@ -454,6 +455,7 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
         continue;
       }
       const bytes = payload.subarray(start, end);
+      text ??= payloadText(payload);
       mounts[i] = previous === undefined ? decodeMount(label, bytes, text) : decodeMountKeeping(label, bytes, text);
     }
     const nsSeq = count === 0 ? 0n : dumpNsSeq(label, payload.subarray(starts[0]!, ends[0]!));

@@ -45,7 +45,11 @@ export interface MountTableChange {
  * `subtree` (an event that stands for a whole tree of mounts changed at once, too many for the
  * module to tell one by one).
  */
-export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree';
+/** Why the watcher read the table again: an ns-seq gap, events the module says were missed,
+ *  the socket's buffer overrun, a move or subtree change it cannot follow mount by mount, or
+ *  a backlog: one batch naming a sixteenth of the table or more (at least `bulkMin` mounts),
+ *  which one dump answers for less than a mount-get each (the watcher fell behind a storm). */
+export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree' | 'backlog';
 
 /**
  * The watcher read the table again. It comes before the changes that bring the table to the
@@ -99,8 +103,9 @@ export interface MountWatcherIo {
 
 /** Tuning of the watcher's loop; @internal. */
 export interface MountWatcherTuning {
-  /** A batch that names at least this many mounts, and (with unique ids) at least a sixteenth
-   *  of the table, is read with one dump instead of a mount-get each. */
+  /** A batch that names at least this many mounts is read with one dump instead of a
+   *  mount-get each; with unique ids, when it also names at least a sixteenth of the table,
+   *  the watcher resynchronises (reason 'backlog'). */
   bulkMin: number;
   /** After a bulk dump was interrupted (the namespace is busy), none for this long, doubling
    *  with each further interruption up to 8 times as long; a bulk dump that completes resets it. */
@@ -109,8 +114,6 @@ export interface MountWatcherTuning {
 
 const DEFAULT_TUNING: MountWatcherTuning = { bulkMin: 64, bulkBackoffMs: 1000 };
 
-/** No limit on the mount-gets the io makes for one batch. */
-const NO_LIMIT = 0xffffffff;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
@@ -127,9 +130,9 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   readonly #io: MountWatcherIo;
   readonly #tuning: MountWatcherTuning;
   readonly #table = new Map<number, MountInfo>();
-  /** Mount-gets the io may make for one batch: all with unique ids (a lookup each), a few by
-   *  mount id (a walk of the namespace each: many are read with one dump instead). */
-  readonly #fetchLimit: number;
+  /** Mount-gets the io may make for one batch by mount id (a walk of the namespace each: many
+   *  are read with one dump instead); undefined with unique ids (see #backlog()). */
+  readonly #fetchLimit: number | undefined;
   /** The table reflects every event up to this ns-seq. */
   #nsSeq: number;
   /** The ns-seq of the next event to apply. */
@@ -178,7 +181,7 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
       this.#table.set(mount.id, mount);
       if (mount.uniqueId === undefined) uniqueIds = false;
     }
-    this.#fetchLimit = uniqueIds ? NO_LIMIT : Math.max(0, this.#tuning.bulkMin - 1);
+    this.#fetchLimit = uniqueIds ? undefined : Math.max(0, this.#tuning.bulkMin - 1);
     this.#nsSeq = Number(initial.nsSeq);
     this.#expected = this.#nsSeq + 1;
     this.listenerId = info.listenerId;
@@ -295,7 +298,8 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   /** Reads the next batch of events with what mount-get said of their mounts, and fetches
    *  what the io did not; or resynchronises. One await for the batch when the io had it all. */
   async #advance(): Promise<void> {
-    const batch = await this.#io.next(this.#fetchLimit, this.#expected);
+    const backlog = this.#backlog();
+    const batch = await this.#io.next(this.#fetchLimit ?? backlog - 1, this.#expected);
     if (batch === undefined) {
       this.#ended = true;
       return;
@@ -339,6 +343,20 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
       }
       events.push(event);
       fetched.push(event.action === Action.umount ? undefined : batch.mount(i));
+    }
+    // With unique ids a mount-get is a lookup, but one batch naming a fair part of the table
+    // means the watcher has fallen behind (a storm): the io made none (past its limit), and
+    // one dump answers for the batch and for the rest of the storm, which the socket holds.
+    if (reason === undefined && this.#fetchLimit === undefined) {
+      const keys = new Set<number | bigint>();
+      let answered = false;
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (event.action === Action.umount) continue;
+        keys.add(event.uniqueId ?? event.mountId);
+        if (fetched[i] !== undefined) answered = true;
+      }
+      if (keys.size >= backlog && !answered) reason = 'backlog';
     }
     if (reason !== undefined) {
       await this.#resync(reason);
@@ -418,6 +436,11 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
       pending[i] = request;
     }
     return requests.size === 0 ? (pending as (MountInfo | undefined)[]) : Promise.all(pending);
+  }
+
+  /** With unique ids: a batch naming this many mounts is a backlog (see #advance). */
+  #backlog(): number {
+    return Math.max(1, this.#tuning.bulkMin, Math.ceil(this.#table.size / 16));
   }
 
   /** Reads the table again and queues the changes from the table to it, after a resync item. */

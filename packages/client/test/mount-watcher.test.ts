@@ -432,7 +432,27 @@ test('a batch is fetched with one mount-get per mount, by unique id, and applied
   assert.equal(h.batchFetches.map((f) => f.id).sort(), [a, b]);
   assert.ok(h.batchFetches.every((f) => f.uniqueId !== undefined));
   assert.equal(h.fetches, []);
-  assert.ok(h.fetchLimits.every((limit) => limit === 0xffffffff), 'with unique ids, no limit');
+  assert.ok(h.fetchLimits.every((limit) => limit === 63), 'with unique ids, up to a backlog (bulkMin, or a sixteenth of the table) less one');
+  assertTable(h);
+});
+
+test('with unique ids, a batch naming a sixteenth of the table (bulkMin at least) is a backlog: a resync, no mount-get', async () => {
+  const h = await harness({ tuning: { bulkMin: 8 } });
+  const ids: number[] = [];
+  for (let i = 0; i < 7; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.channel.deliver(h.ns);
+  // Seven mounts: below the backlog, fetched with the batch.
+  assert.is(summary(await catchUp(h)).length, 7);
+  assert.is(h.batchFetches.length, 7);
+  h.batchFetches.length = 0;
+  for (let i = 7; i < 15; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.ns.umount(ids[8]!);
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.is(summary(changes)[0], 'resync:backlog');
+  assert.equal(summary(changes.slice(1)).sort(), ids.slice(7).filter((id) => id !== ids[8]).map((id) => `mount ${id} /m${ids.indexOf(id)}`).sort());
+  assert.equal([h.fetches, h.batchFetches], [[], []], 'no mount-get');
+  assert.equal(h.fetchLimits.at(-1), 7);
   assertTable(h);
 });
 
@@ -512,8 +532,13 @@ test('without unique ids, a batch that names many mounts is read with one dump, 
   assert.equal(h.batchFetches.map((f) => f.id), [late]);
 });
 
-test('with unique ids, a batch that names many mounts is fetched by the io, one mount-get each, with no dump', async () => {
-  const h = await harness({ tuning: { bulkMin: 8 } });
+test('with unique ids, a batch that names many mounts, but less than a sixteenth of the table, is fetched by the io, one mount-get each, with no dump', async () => {
+  const h = await harness({
+    tuning: { bulkMin: 8 },
+    setup: (ns) => {
+      for (let i = 0; i < 400; i++) ns.mount(1, `pre${i}`);
+    },
+  });
   const ids: number[] = [];
   for (let i = 0; i < 20; i++) ids.push(h.ns.mount(1, `m${i}`));
   h.ns.remount(ids[3]!, MountAttr.ro);
