@@ -258,7 +258,7 @@ export function decodeMount(operation: string, buf: Buffer, text?: PayloadText):
   return mount;
 }
 
-// The bytes each mount was decoded from, for the decoders asked to keep them (a watcher's):
+// The bytes each mount was decoded from (up to its ns-seq), for the decoders asked to keep them (a watcher's):
 // a later read of the same bytes is the same mount in the same state, with no decoding. Views
 // of the payload they came in (which they keep alive, about as large as the table's text).
 const SOURCES = new WeakMap<MountInfo, Buffer>();
@@ -274,7 +274,8 @@ const NS_SEQ_ATTRIBUTE = NLA_HDRLEN + 8;
 /** decodeMount, remembering the bytes it decoded (see sameSource). */
 export function decodeMountKeeping(operation: string, buf: Buffer, text?: PayloadText): MountInfo {
   const mount = decodeMount(operation, buf, text);
-  SOURCES.set(mount, buf);
+  // Kept without the ns-seq, which is what sameSource compares.
+  SOURCES.set(mount, buf.subarray(0, withoutNsSeq(buf)));
   return mount;
 }
 
@@ -288,9 +289,8 @@ export function leadingMountId(buf: Buffer, start = 0, end = buf.length): number
 export function sameSource(mount: MountInfo, buf: Buffer, start = 0, end = buf.length): boolean {
   const source = SOURCES.get(mount);
   if (source === undefined) return false;
-  const a = withoutNsSeq(source);
-  const b = withoutNsSeq(buf, start, end);
-  return a === b && source.compare(buf, start, start + b, 0, a) === 0;
+  const length = withoutNsSeq(buf, start, end);
+  return length === source.length && source.compare(buf, start, start + length) === 0;
 }
 
 /** The ns-seq attribute of a mount-get dump message; undefined when it has none. */

@@ -47,8 +47,9 @@ export interface MountTableChange {
  */
 /** Why the watcher read the table again: an ns-seq gap, events the module says were missed,
  *  the socket's buffer overrun, a move or subtree change it cannot follow mount by mount, or
- *  a backlog: one batch naming a sixteenth of the table or more (at least `bulkMin` mounts),
- *  which one dump answers for less than a mount-get each (the watcher fell behind a storm). */
+ *  a backlog: big batches one after another (64 mounts or more each) naming a sixteenth of the
+ *  table or more, which one dump answers for less than a mount-get each (the watcher fell
+ *  behind a storm). */
 export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree' | 'backlog';
 
 /**
@@ -104,8 +105,8 @@ export interface MountWatcherIo {
 /** Tuning of the watcher's loop; @internal. */
 export interface MountWatcherTuning {
   /** A batch that names at least this many mounts is read with one dump instead of a
-   *  mount-get each; with unique ids, when it also names at least a sixteenth of the table,
-   *  the watcher resynchronises (reason 'backlog'). */
+   *  mount-get each; with unique ids, when such batches one after another name a sixteenth of
+   *  the table or more, the watcher resynchronises instead (reason 'backlog'). */
   bulkMin: number;
   /** After a bulk dump was interrupted (the namespace is busy), none for this long, doubling
    *  with each further interruption up to 8 times as long; a bulk dump that completes resets it. */
@@ -151,6 +152,9 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   #snapshotSeq = 0;
   #bulkAfter = 0;
   #bulkFailures = 0;
+  /** With unique ids: mounts named by the run of batches that each named bulkMin or more (the
+   *  mount-gets a storm has cost so far; see #advance). */
+  #streak = 0;
   #ended = false;
   readonly #lifetime: Lifetime;
   /** next() calls in flight or waiting for their turn (#turn). */
@@ -298,8 +302,10 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
   /** Reads the next batch of events with what mount-get said of their mounts, and fetches
    *  what the io did not; or resynchronises. One await for the batch when the io had it all. */
   async #advance(): Promise<void> {
+    // With unique ids the io fetches a batch unless that would take the storm's mount-gets
+    // past what one dump of the table costs (see below).
     const backlog = this.#backlog();
-    const batch = await this.#io.next(this.#fetchLimit ?? backlog - 1, this.#expected);
+    const batch = await this.#io.next(this.#fetchLimit ?? Math.max(this.#tuning.bulkMin, backlog - this.#streak) - 1, this.#expected);
     if (batch === undefined) {
       this.#ended = true;
       return;
@@ -344,9 +350,11 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
       events.push(event);
       fetched.push(event.action === Action.umount ? undefined : batch.mount(i));
     }
-    // With unique ids a mount-get is a lookup, but one batch naming a fair part of the table
-    // means the watcher has fallen behind (a storm): the io made none (past its limit), and
-    // one dump answers for the batch and for the rest of the storm, which the socket holds.
+    // With unique ids a mount-get is a lookup, but big batches one after another mean the
+    // watcher has fallen behind a storm. Once their mount-gets would reach a sixteenth of the
+    // table (what one dump costs, about), the io makes none and the watcher resynchronises:
+    // one dump answers for the batch and for the rest of the storm, which the socket holds
+    // meanwhile (a rent-or-buy rule: at most twice what the cheaper of the two would cost).
     if (reason === undefined && this.#fetchLimit === undefined) {
       const keys = new Set<number | bigint>();
       let answered = false;
@@ -356,7 +364,8 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
         keys.add(event.uniqueId ?? event.mountId);
         if (fetched[i] !== undefined) answered = true;
       }
-      if (keys.size >= backlog && !answered) reason = 'backlog';
+      if (keys.size >= this.#tuning.bulkMin && !answered && this.#streak + keys.size >= backlog) reason = 'backlog';
+      else this.#streak = keys.size >= this.#tuning.bulkMin ? this.#streak + keys.size : 0;
     }
     if (reason !== undefined) {
       await this.#resync(reason);
@@ -452,6 +461,7 @@ export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable
     this.#snapshot = undefined;
     const dump = await this.#io.dump(undefined, this.#table);
     this.#resyncs++;
+    this.#streak = 0;
     const seq = Number(dump.nsSeq);
     const nsSeq = dump.nsSeq;
     const fresh = new Map<number, MountInfo>();

@@ -456,6 +456,39 @@ test('with unique ids, a batch naming a sixteenth of the table (bulkMin at least
   assertTable(h);
 });
 
+test('with unique ids, big batches one after another are a backlog once their mounts reach a sixteenth of the table', async () => {
+  const h = await harness({
+    tuning: { bulkMin: 4 },
+    setup: (ns) => {
+      for (let i = 0; i < 100; i++) ns.mount(1, `pre${i}`);
+    },
+  });
+  // 102 mounts: a backlog is 7 (a sixteenth); batches of 4 or more count towards it.
+  const first = [0, 1, 2, 3, 4].map((i) => h.ns.mount(1, `a${i}`));
+  h.channel.deliver(h.ns);
+  assert.is(summary(await catchUp(h)).length, 5);
+  assert.equal(h.batchFetches.map((f) => f.id), first, 'fetched: 5 of 7');
+  assert.is(h.fetchLimits[0], 6);
+  // A small batch ends the run.
+  const small = h.ns.mount(1, 'small');
+  h.channel.deliver(h.ns);
+  assert.equal(summary(await catchUp(h)), [`mount ${small} /small`]);
+  const second = [0, 1, 2, 3, 4].map((i) => h.ns.mount(1, `b${i}`));
+  h.channel.deliver(h.ns);
+  assert.is(summary(await catchUp(h)).length, 5, 'a new run: fetched');
+  h.batchFetches.length = 0;
+  // The read waiting for the next batch was asked with the run at 5 of 7.
+  assert.is(h.fetchLimits.at(-1), 3, 'at most bulkMin - 1 once the run has named 5 of 7');
+  const third = [0, 1, 2, 3].map((i) => h.ns.mount(1, `c${i}`));
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.is(summary(changes)[0], 'resync:backlog');
+  assert.equal(summary(changes.slice(1)).sort(), third.map((id, i) => `mount ${id} /c${i}`).sort());
+  assert.equal([h.fetches, h.batchFetches], [[], []], 'no mount-get');
+  assertTable(h);
+  void second;
+});
+
 test('the io is told which ns-seq comes next: events the table has already get no mount-get', async () => {
   const h = await harness();
   const a = h.ns.mount(1, 'a');
