@@ -1,13 +1,17 @@
-import { GenlSocket, isNetlinkError, type FamilyInfo, type GenlMessage } from '@usip/netlink-native';
+import { constants } from 'node:os';
+import { GenlSocket, isNetlinkError, type FamilyInfo, type FollowUp, type PackedMessages } from '@usip/netlink-native';
 import {
+  Action,
   Command,
   EVENT_ATTRIBUTE_SET,
+  EventAttribute,
   FAMILY_NAME,
   FAMILY_VERSION,
   FEATURE_NAMES,
   UNAVAILABLE_REASON_NAMES,
   Feature,
   LISTENER_ATTRIBUTE_SET,
+  MountAttribute,
   PING_ATTRIBUTE_SET,
   STATFS_ATTRIBUTE_SET,
   type AttributeSetSpec,
@@ -16,7 +20,7 @@ import {
 import { readBlockDevices, type BlockDevice, type BlockDeviceOptions } from './devices.js';
 import { UsipArgumentError, UsipDumpInterruptedError, UsipModuleNotLoadedError, UsipProtocolError, UsipUnsupportedError } from './errors.js';
 import { Listener, Watch } from './listener.js';
-import { decodeMount, dumpNsSeq, mountGetRequest } from './mount-codec.js';
+import { decodeMount, decodeMountKeeping, dumpNsSeq, leadingMountId, mountGetRequest, payloadText, sameSource, type PayloadText } from './mount-codec.js';
 import { MountWatcher, type MountWatcherIo } from './mount-watcher.js';
 import { readMountinfo, type MountInfo, type MountTable } from './mounts.js';
 import { decodeAttributes, encodeAttributes, flagNames } from './netlink/attributes.js';
@@ -38,7 +42,7 @@ import {
   type WatchOptions,
 } from './options.js';
 import { decodeStatfs, type StatfsInfo } from './statfs.js';
-import { checkSignal, Lifetime, onAbort, takeSignal, whileNotAborted, type AbortOptions } from './lifetime.js';
+import { abortable, checkSignal, Lifetime, onAbort, takeSignal, whileNotAborted, type AbortOptions } from './lifetime.js';
 import {
   injectResult,
   listenerInfo,
@@ -295,12 +299,20 @@ export class UsipClient implements AsyncDisposable {
   /**
    * Watches the mount table of the caller's namespace: registers a listener for every mtab
    * action (on a socket of its own), then dumps the table; the watcher holds the table and
-   * yields its changes. It lives until its close() or the end of the process, independently of
-   * this client. UsipUnsupportedError when the module cannot read the table or report its
-   * changes on this kernel (features mount-table, mount-events).
+   * yields its changes. It lives until its close() (or leaving a `for await` loop over it, or
+   * `signal` aborting) or the end of the process, independently of this client.
+   * UsipUnsupportedError when the module cannot read the table or report its changes on this
+   * kernel (features mount-table, mount-events). With `signal` aborted (before or while this
+   * waits) it rejects with the signal's reason and unregisters what it had registered.
    */
   async watchMounts(options: MountWatcherOptions = {}): Promise<MountWatcher> {
     const { receiveBufferSize } = mountWatcherOptions(options);
+    const signal = checkSignal('usip watch-mounts', options?.signal);
+    signal?.throwIfAborted();
+    return abortable(this.#watchMounts(receiveBufferSize, signal), signal, (watcher) => watcher.close());
+  }
+
+  async #watchMounts(receiveBufferSize: number, signal: AbortSignal | undefined): Promise<MountWatcher> {
     const { featureMask, featureStatus } = await this.ping();
     // The table stays exact only if every kind of change is reported.
     for (const [feature, bit, what] of [
@@ -342,11 +354,14 @@ export class UsipClient implements AsyncDisposable {
       const registration = registrationFromReply(decodeAttributes(LISTENER_ATTRIBUTE_SET, this.#single(label, replies)));
       for (let i = 0; i < WATCH_REQUEST_SOCKETS; i++) requestSockets.push(new GenlSocket());
       const io = watcherIo(familyId, registration.id, listenerSocket, requestSockets, closeAll);
+      // Aborted already: no dump (closing the listener's socket unregisters it).
+      signal?.throwIfAborted();
       const table = await io.dump();
       return new MountWatcher(io, table, {
         listenerId: registration.id,
         mntNs: registration.mntNs,
         receiveBufferSize: listenerSocket.receiveBufferSize,
+        signal,
       });
     } catch (error) {
       // Closing the listener's socket unregisters it too.
@@ -468,6 +483,8 @@ const MOUNTS_ATTEMPTS = 8;
 const WATCH_DUMP_ATTEMPTS = 100;
 /** Sockets a watcher sends its mount-get requests on: each runs its requests one at a time. */
 const WATCH_REQUEST_SOCKETS = 2;
+const ENOENT = constants.errno.ENOENT;
+const NO_MOUNTS: ReadonlyMap<number, MountInfo> = new Map();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -475,21 +492,39 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Dumps the mount table; a dump interrupted by a concurrent change is retried, after a pause
  * that doubles each time (1 ms, 2 ms, ... up to 250 ms), `attempts` times in all.
  */
-export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number): Promise<MountTable> {
+export async function readMountTable(socket: GenlSocket, familyId: number, attempts: number, previous?: ReadonlyMap<number, MountInfo>): Promise<MountTable> {
   const label = 'usip mount-get';
   for (let attempt = 1; ; attempt++) {
-    let messages: GenlMessage[];
+    let dump: PackedMessages;
     try {
-      messages = await socket.dump(familyId, Command.mountGet, FAMILY_VERSION, undefined, { label });
+      // Packed: no object or view per message, for the many a watcher's resync reuses.
+      dump = await socket.dumpPacked(familyId, Command.mountGet, FAMILY_VERSION, undefined, { label });
     } catch (error) {
       if (!(isNetlinkError(error) && error.dumpInterrupted === true)) throw error;
       if (attempt >= attempts) throw new UsipDumpInterruptedError(label, attempts, { cause: error });
       await sleep(Math.min(2 ** (attempt - 1), 250));
       continue;
     }
-    const mounts = new Array<MountInfo>(messages.length);
-    for (let i = 0; i < messages.length; i++) mounts[i] = decodeMount(label, messages[i]!.attributes);
-    const nsSeq = messages.length === 0 ? 0n : dumpNsSeq(label, messages[0]!.attributes);
+    const { payload, count, starts, ends } = dump;
+    const mounts = new Array<MountInfo>(count);
+    // The messages lie in one payload: its strings are read from one Latin-1 copy, made when
+    // a mount is first decoded (a watcher's resync in a storm reuses most entries).
+    let text: PayloadText | undefined;
+    for (let i = 0; i < count; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
+      // For a watcher: a mount whose bytes are those its entry was decoded from is that entry
+      // (a resync in a storm reads tens of thousands of mounts, most of them unchanged).
+      const old = previous?.get(leadingMountId(payload, start, end));
+      if (old !== undefined && sameSource(old, payload, start, end)) {
+        mounts[i] = old;
+        continue;
+      }
+      const bytes = payload.subarray(start, end);
+      text ??= payloadText(payload);
+      mounts[i] = previous === undefined ? decodeMount(label, bytes, text) : decodeMountKeeping(label, bytes, text);
+    }
+    const nsSeq = count === 0 ? 0n : dumpNsSeq(label, payload.subarray(starts[0]!, ends[0]!));
     if (nsSeq === undefined) throw new UsipProtocolError(`${label}: the dump lacks ns-seq`);
     return { mounts, nsSeq };
   }
@@ -499,8 +534,50 @@ export async function readMountTable(socket: GenlSocket, familyId: number, attem
 function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSocket, requestSockets: GenlSocket[], closeAll: () => void): MountWatcherIo {
   let turn = 0;
   const label = 'usip mount-get';
+  // The binding reads every event the socket holds and makes their mount-gets itself (by
+  // unique id, else mount id; none for an umount), then wakes JavaScript once for them all.
+  const followUp: FollowUp & { minimum: { attribute: number; value: number } } = {
+    socket: requestSockets[requestSockets.length - 1]!,
+    familyId,
+    eventCommand: Command.mtabEvent,
+    requestCommand: Command.mountGet,
+    version: FAMILY_VERSION,
+    keys: [
+      [EventAttribute.uniqueId, MountAttribute.uniqueId],
+      [EventAttribute.mountId, MountAttribute.mountId],
+    ],
+    skip: { attribute: EventAttribute.action, values: [Action.umount] },
+    minimum: { attribute: EventAttribute.nsSeq, value: 0 },
+    label,
+  };
   return {
-    notifications: listenerSocket.notifications(),
+    async next(fetchLimit, nextSeq) {
+      // Events the watcher has passed (in the table already, e.g. after a resync) need none.
+      followUp.minimum = { attribute: EventAttribute.nsSeq, value: nextSeq };
+      const batch = await listenerSocket.nextNotificationsFollowed(followUp, fetchLimit);
+      if (batch === undefined) return undefined;
+      const { notifications, replies } = batch;
+      // Events with one key share one reply (a view of the same bytes): decoded once.
+      let decoded: Map<number, MountInfo> | undefined;
+      let text: PayloadText | undefined;
+      return {
+        items: notifications,
+        mount(index) {
+          const reply = replies[index];
+          if (reply === undefined) return undefined;
+          // Gone since its event; any other failure is left for the watcher to ask again, which
+          // reports it with the kernel's message.
+          if (typeof reply === 'number') return reply === ENOENT ? null : undefined;
+          let mount = decoded?.get(reply.byteOffset);
+          if (mount === undefined) {
+            // The replies are views of one buffer: its strings are read from one Latin-1 copy.
+            mount = decodeMountKeeping(label, reply, (text ??= payloadText(reply)));
+            (decoded ??= new Map()).set(reply.byteOffset, mount);
+          }
+          return mount;
+        },
+      };
+    },
     familyId,
     async fetch(mountId, uniqueId) {
       const socket = requestSockets[turn++ % requestSockets.length]!;
@@ -512,7 +589,7 @@ function watcherIo(familyId: number, listenerId: number, listenerSocket: GenlSoc
         throw error;
       }
     },
-    dump: (attempts = WATCH_DUMP_ATTEMPTS) => readMountTable(requestSockets[0]!, familyId, attempts),
+    dump: (attempts = WATCH_DUMP_ATTEMPTS, previous = NO_MOUNTS) => readMountTable(requestSockets[0]!, familyId, attempts, previous),
     async close() {
       try {
         const request = encodeAttributes(LISTENER_ATTRIBUTE_SET, { id: listenerId });

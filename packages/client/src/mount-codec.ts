@@ -62,9 +62,37 @@ function u64Number(buf: Buffer, at: number): number {
   return hi >= 0x200000 ? -1 : hi * 0x100000000 + lo;
 }
 
-function string(buf: Buffer, start: number, end: number): string {
+function string(buf: Buffer, start: number, end: number, text: PayloadText | undefined): string {
+  if (text !== undefined && text.buffer === buf.buffer) {
+    // Offsets in the shared payload; substring stays on the JS side (no call into C++ per field).
+    const from = buf.byteOffset + start;
+    const to = from + (end - start);
+    const nul = text.text.indexOf('\0', from);
+    const value = text.text.substring(from, nul === -1 || nul > to ? to : nul);
+    // Latin-1 is the bytes themselves: right for ASCII; anything else is UTF-8 to decode.
+    if (!NON_ASCII.test(value)) return value;
+  }
   const nul = buf.indexOf(0, start);
   return buf.toString('utf8', start, nul === -1 || nul > end ? end : nul);
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * A payload that many messages share (a dump's, a batch's replies) as one Latin-1 string (a
+ * character per byte): a string field that is ASCII (nearly all are) is then a substring of it,
+ * far cheaper than one UTF-8 decode per field; others are decoded from the bytes. Made by
+ * whoever owns the payload, once, and only while its bytes do not change.
+ */
+export interface PayloadText {
+  readonly buffer: ArrayBufferLike;
+  readonly text: string;
+}
+
+/** The PayloadText of the memory `view` is part of (all of it: the messages of one payload
+ *  are views into it). Use it only while that memory does not change: at once. */
+export function payloadText(view: Buffer): PayloadText {
+  return { buffer: view.buffer, text: Buffer.from(view.buffer, 0, view.buffer.byteLength).toString('latin1') };
 }
 
 /**
@@ -102,7 +130,7 @@ const A = MountAttribute;
  * A mount-get reply (do or dump message) as a MountInfo. Throws UsipProtocolError when it is
  * malformed or lacks an attribute every mount has.
  */
-export function decodeMount(operation: string, buf: Buffer): MountInfo {
+export function decodeMount(operation: string, buf: Buffer, text?: PayloadText): MountInfo {
   let id = -1;
   let parentId = -1;
   let uniqueId: bigint | undefined;
@@ -145,22 +173,22 @@ export function decodeMount(operation: string, buf: Buffer): MountInfo {
           minor = u32(buf, start);
           break;
         case A.root:
-          root = string(buf, start, stop);
+          root = string(buf, start, stop, text);
           break;
         case A.mountPoint:
-          mountPoint = string(buf, start, stop);
+          mountPoint = string(buf, start, stop, text);
           break;
         case A.attr:
           attr = u32(buf, start);
           break;
         case A.fsType:
-          fsType = string(buf, start, stop);
+          fsType = string(buf, start, stop, text);
           break;
         case A.source:
-          source = string(buf, start, stop);
+          source = string(buf, start, stop, text);
           break;
         case A.superOptions:
-          superOptions = string(buf, start, stop);
+          superOptions = string(buf, start, stop, text);
           break;
         case A.shared:
           shared = u32(buf, start);
@@ -230,6 +258,41 @@ export function decodeMount(operation: string, buf: Buffer): MountInfo {
   }
   mount.mntNs = mntNs;
   return mount;
+}
+
+// The bytes each mount was decoded from (up to its ns-seq), for the decoders asked to keep them (a watcher's):
+// a later read of the same bytes is the same mount in the same state, with no decoding. Views
+// of the payload they came in (which they keep alive, about as large as the table's text).
+const SOURCES = new WeakMap<MountInfo, Buffer>();
+
+/** The length of a mount-get message without its trailing ns-seq (which differs from read to
+ *  read of an unchanged mount). */
+function withoutNsSeq(buf: Buffer, start = 0, end = buf.length): number {
+  const at = end - NS_SEQ_ATTRIBUTE;
+  return at >= start && u16(buf, at) === NS_SEQ_ATTRIBUTE && (u16(buf, at + 2) & NLA_TYPE_MASK) === A.nsSeq ? at - start : end - start;
+}
+const NS_SEQ_ATTRIBUTE = NLA_HDRLEN + 8;
+
+/** decodeMount, remembering the bytes it decoded (see sameSource). */
+export function decodeMountKeeping(operation: string, buf: Buffer, text?: PayloadText): MountInfo {
+  const mount = decodeMount(operation, buf, text);
+  // Kept without the ns-seq, which is what sameSource compares.
+  SOURCES.set(mount, buf.subarray(0, withoutNsSeq(buf)));
+  return mount;
+}
+
+/** The mount id a mount-get message starts with (the module puts it first), or -1. */
+export function leadingMountId(buf: Buffer, start = 0, end = buf.length): number {
+  if (end - start < NLA_HDRLEN + 8 || u16(buf, start) !== NLA_HDRLEN + 8 || (u16(buf, start + 2) & NLA_TYPE_MASK) !== A.mountId) return -1;
+  return u64Number(buf, start + NLA_HDRLEN);
+}
+
+/** Whether `mount` was decoded (by decodeMountKeeping) from these very bytes, ns-seq aside. */
+export function sameSource(mount: MountInfo, buf: Buffer, start = 0, end = buf.length): boolean {
+  const source = SOURCES.get(mount);
+  if (source === undefined) return false;
+  const length = withoutNsSeq(buf, start, end);
+  return length === source.length && source.compare(buf, start, start + length) === 0;
 }
 
 /** The ns-seq attribute of a mount-get dump message; undefined when it has none. */
@@ -324,7 +387,7 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
           event.uniqueId = u64(buf, start);
           break;
         case E.path:
-          event.path = string(buf, start, stop);
+          event.path = string(buf, start, stop, undefined);
           break;
         case E.dev:
           event.dev = u32(buf, start);
@@ -344,6 +407,25 @@ export function decodeMountEvent(buf: Buffer): MountEvent {
     throw error;
   }
   return event;
+}
+
+/**
+ * The ns-seq of an mtab event (0 when it has none), read without decoding the rest: a watcher
+ * skips the events it has passed (after a resync, a storm leaves thousands in the socket) for
+ * the price of a walk over the attribute headers. -1 when the bytes are malformed (or the
+ * ns-seq too large): decodeMountEvent then says what is wrong.
+ */
+export function mountEventNsSeq(buf: Buffer): number {
+  const end = buf.length;
+  let offset = 0;
+  while (offset < end) {
+    if (offset + NLA_HDRLEN > end) return -1;
+    const length = u16(buf, offset);
+    if (length < NLA_HDRLEN || offset + length > end) return -1;
+    if ((u16(buf, offset + 2) & NLA_TYPE_MASK) === E.nsSeq) return length === NLA_HDRLEN + 8 ? u64Number(buf, offset + NLA_HDRLEN) : -1;
+    offset += nlaAlign(length);
+  }
+  return 0;
 }
 
 /** The kernel's new_encode_dev() (one copy, in text.ts, shared with usip and the agent). */

@@ -10,8 +10,10 @@
 //    with no later event to report them). Each resynchronises: a new dump, diffed against the
 //    table;
 //  - an event says which mount changed and where it is; the rest of a mount's line is read with
-//    mount-get (by unique-id when the kernel has them), for a whole batch of events at once,
-//    concurrently, then the batch is applied in ns-seq order. A mount-get may see a later state
+//    mount-get (by unique-id when the kernel has them), for a whole batch of events at once: the
+//    io takes every event the socket holds and makes their mount-gets in one native call (one
+//    wake-up of JavaScript per batch, not per event or per request), then the batch is applied
+//    in ns-seq order. A mount-get may see a later state
 //    than its event (the mount changed again, or went: ENOENT); the later events then apply
 //    on top of it, so the table converges on the namespace's. Mount points and parent ids are
 //    the events' own (they are in sequence): a move event moves the mount and rewrites the
@@ -19,7 +21,8 @@
 import { isNetlinkError, type GenlNotification } from '@usip/netlink-native';
 import { Action, Command } from './generated/usip.js';
 import { UsipDumpInterruptedError, UsipProtocolError } from './errors.js';
-import { decodeMountEvent, encodeDev, type MountEvent } from './mount-codec.js';
+import { Lifetime } from './lifetime.js';
+import { decodeMountEvent, encodeDev, mountEventNsSeq, type MountEvent } from './mount-codec.js';
 import { sameMount, type MountInfo, type MountTable } from './mounts.js';
 
 /** A change of the table: a mount appeared, went, moved or changed otherwise. */
@@ -42,7 +45,12 @@ export interface MountTableChange {
  * `subtree` (an event that stands for a whole tree of mounts changed at once, too many for the
  * module to tell one by one).
  */
-export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree';
+/** Why the watcher read the table again: an ns-seq gap, events the module says were missed,
+ *  the socket's buffer overrun, a move or subtree change it cannot follow mount by mount, or
+ *  a backlog: big batches one after another (64 mounts or more each) naming a sixteenth of the
+ *  table or more, which one dump answers for less than a mount-get each (the watcher fell
+ *  behind a storm). */
+export type MountResyncReason = 'gap' | 'missed' | 'overrun' | 'move' | 'subtree' | 'backlog';
 
 /**
  * The watcher read the table again. It comes before the changes that bring the table to the
@@ -63,50 +71,69 @@ export interface MountResync {
 
 export type MountChange = MountTableChange | MountResync;
 
+/**
+ * One batch of the listener socket's notifications, and what mount-get said of the mounts its
+ * events name, asked when the batch was taken (so possibly later than an event: see the top).
+ */
+export interface MountEventBatch {
+  items: GenlNotification[];
+  /** For the item at `index`: the mount, null when mount-get said ENOENT (gone), undefined
+   *  when it was not asked (not an mtab event, an umount, an event before `nextSeq`, a batch
+   *  past the io's limit, or a mount-get that failed otherwise: the watcher then asks itself,
+   *  through fetch()). Decoded when asked: the watcher asks only for events it applies. */
+  mount(index: number): MountInfo | null | undefined;
+}
+
 /** What the watcher needs of the outside world; @internal (UsipClient.watchMounts provides it). */
 export interface MountWatcherIo {
-  /** The listener socket's notifications (ends when it is closed). */
-  readonly notifications: AsyncIterator<GenlNotification>;
+  /** The next batch of the listener socket's notifications (waits for at least one), with the
+   *  mount-gets of its mtab events numbered `nextSeq` or later (older ones are in the table),
+   *  unless the batch names more than `fetchLimit` mounts (then none); undefined once the
+   *  socket is closed. */
+  next(fetchLimit: number, nextSeq: number): Promise<MountEventBatch | undefined>;
   readonly familyId: number;
   /** mount-get by unique-id (when given) or mount-id; undefined when the mount is not there (ENOENT). */
   fetch(mountId: number, uniqueId: bigint | undefined): Promise<MountInfo | undefined>;
   /** A consistent dump of the table: interrupted ones retried, `attempts` in all (default:
-   *  patiently), then UsipDumpInterruptedError. */
-  dump(attempts?: number): Promise<MountTable>;
+   *  patiently), then UsipDumpInterruptedError. A mount that is in `previous` as it was read
+   *  then may be that very entry (not decoded again). */
+  dump(attempts?: number, previous?: ReadonlyMap<number, MountInfo>): Promise<MountTable>;
   /** Unregisters the listener and closes the sockets. */
   close(): Promise<void>;
 }
 
 /** Tuning of the watcher's loop; @internal. */
 export interface MountWatcherTuning {
-  /** Most events read and fetched as one batch. */
-  batchSize: number;
-  /** A batch that names at least this many mounts, and (with unique ids) at least a sixteenth
-   *  of the table, is read with one dump instead of a mount-get each. */
+  /** A batch that names at least this many mounts is read with one dump instead of a
+   *  mount-get each; with unique ids, when such batches one after another name a sixteenth of
+   *  the table or more, the watcher resynchronises instead (reason 'backlog'). */
   bulkMin: number;
   /** After a bulk dump was interrupted (the namespace is busy), none for this long, doubling
    *  with each further interruption up to 8 times as long; a bulk dump that completes resets it. */
   bulkBackoffMs: number;
 }
 
-const DEFAULT_TUNING: MountWatcherTuning = { batchSize: 1024, bulkMin: 64, bulkBackoffMs: 1000 };
+const DEFAULT_TUNING: MountWatcherTuning = { bulkMin: 64, bulkBackoffMs: 1000 };
 
-const ENDED = Symbol('ended');
-const TICK = Symbol('tick');
-
-type Pull = IteratorResult<GenlNotification>;
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
  * The mount table of the caller's mount namespace, and the changes that keep it current.
  * Made by `UsipClient.watchMounts()`. `table` is the snapshot; iterate the watcher for the
  * changes (`for await (const change of watcher)`): after each change `table` holds exactly
- * what the changes so far made of the snapshot. One consumer at a time; leaving a loop early
- * keeps the watcher (a later loop continues); `close()` ends it.
+ * what the changes so far made of the snapshot. One consumer at a time. Leaving a `for await`
+ * loop (break, return, throw) closes the watcher, as `close()` does: the listener is
+ * unregistered (with the last mtab listener gone, the module disarms its hooks). A signal given
+ * to watchMounts() closes it when it aborts; then a pending or later next() rejects with the
+ * signal's reason, where after a plain close() it resolves done.
  */
-export class MountWatcher implements AsyncIterable<MountChange> {
+export class MountWatcher implements AsyncIterable<MountChange>, AsyncDisposable {
   readonly #io: MountWatcherIo;
   readonly #tuning: MountWatcherTuning;
   readonly #table = new Map<number, MountInfo>();
+  /** Mount-gets the io may make for one batch by mount id (a walk of the namespace each: many
+   *  are read with one dump instead); undefined with unique ids (see #backlog()). */
+  readonly #fetchLimit: number | undefined;
   /** The table reflects every event up to this ns-seq. */
   #nsSeq: number;
   /** The ns-seq of the next event to apply. */
@@ -119,16 +146,19 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   #batch: MountEvent[] = [];
   #fetched: (MountInfo | undefined)[] = [];
   #batchHead = 0;
-  /** A pull of the notifications that is still pending. */
-  #pull: Promise<Pull> | undefined;
   // The last bulk dump, by mount id: the state of every mount as of its ns-seq, so it answers
   // for every event up to that ns-seq (as a mount-get would, made then).
   #snapshot: Map<number, MountInfo> | undefined;
   #snapshotSeq = 0;
   #bulkAfter = 0;
   #bulkFailures = 0;
+  /** With unique ids: mounts named by the run of batches that each named bulkMin or more (the
+   *  mount-gets a storm has cost so far; see #advance). */
+  #streak = 0;
   #ended = false;
-  #closing: Promise<void> | undefined;
+  readonly #lifetime: Lifetime;
+  /** next() calls in flight or waiting for their turn (#turn). */
+  #waiting = 0;
   #turn: Promise<unknown> = Promise.resolve();
   #resyncs = 0;
   /** Who reports the changes: the usip module (see UserSpaceMountWatcher for the others). */
@@ -145,17 +175,23 @@ export class MountWatcher implements AsyncIterable<MountChange> {
   constructor(
     io: MountWatcherIo,
     initial: MountTable,
-    info: { listenerId: number; mntNs: number; receiveBufferSize: number },
+    info: { listenerId: number; mntNs: number; receiveBufferSize: number; signal?: AbortSignal | undefined },
     tuning: Partial<MountWatcherTuning> = {},
   ) {
     this.#io = io;
     this.#tuning = { ...DEFAULT_TUNING, ...tuning };
-    for (const mount of initial.mounts) this.#table.set(mount.id, mount);
+    let uniqueIds = initial.mounts.length > 0;
+    for (const mount of initial.mounts) {
+      this.#table.set(mount.id, mount);
+      if (mount.uniqueId === undefined) uniqueIds = false;
+    }
+    this.#fetchLimit = uniqueIds ? undefined : Math.max(0, this.#tuning.bulkMin - 1);
     this.#nsSeq = Number(initial.nsSeq);
     this.#expected = this.#nsSeq + 1;
     this.listenerId = info.listenerId;
     this.mntNs = info.mntNs;
     this.receiveBufferSize = info.receiveBufferSize;
+    this.#lifetime = new Lifetime(() => this.#io.close(), info.signal);
   }
 
   /** The mount table by mount id, as of the last change yielded. */
@@ -173,40 +209,57 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     return this.#resyncs;
   }
 
-  /** True once close() was called. */
+  /** True once close() was called (or the watcher's signal aborted). */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#lifetime.closed;
   }
 
+  /** Leaving a `for await` loop closes the watcher (its return() awaits close()). */
   [Symbol.asyncIterator](): AsyncIterator<MountChange> {
     return {
       next: () => this.next(),
-      return: async () => ({ done: true, value: undefined }),
+      return: async () => {
+        await this.close();
+        return DONE;
+      },
     };
   }
 
-  /** The next change; done once the watcher is closed. Calls are served one at a time. */
+  /** The next change; done once the watcher is closed (rejects with the signal's reason when its
+   *  signal closed it). Calls are served one at a time. */
   next(): Promise<IteratorResult<MountChange, undefined>> {
-    const result = this.#turn.then(() => this.#next());
+    // No call in flight or waiting its turn, and a change at hand: no chaining, no await (a
+    // batch's changes are taken one after another this way). Calls are answered in call order.
+    if (this.#waiting === 0 && !this.closed && this.#queueHead < this.#queue.length) {
+      return Promise.resolve({ done: false, value: this.#take() });
+    }
+    this.#waiting++;
+    const result = this.#turn.then(() => this.#next()).finally(() => this.#waiting--);
     this.#turn = result.catch(() => undefined);
     return result;
   }
 
-  /** Unregisters the listener and closes the sockets; iteration ends. Idempotent. */
+  /** Unregisters the listener and closes the sockets; iteration ends. Idempotent: every call
+   *  returns the same promise. */
   close(): Promise<void> {
-    this.#closing ??= this.#io.close();
-    return this.#closing;
+    return this.#lifetime.close();
   }
 
-  /** close(), for `await using`. */
+  /** `await using watcher = await client.watchMounts()` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** The end of iteration: done, or the signal's reason when the signal closed the watcher. */
+  #end(): IteratorReturnResult<undefined> {
+    this.#lifetime.throwIfAborted();
+    return DONE;
   }
 
   async #next(): Promise<IteratorResult<MountChange, undefined>> {
     try {
       for (;;) {
-        if (this.closed) return { done: true, value: undefined };
+        if (this.closed) return this.#end();
         if (this.#queueHead < this.#queue.length) return { done: false, value: this.#take() };
         if (this.#batchHead < this.#batch.length) {
           const index = this.#batchHead++;
@@ -215,12 +268,12 @@ export class MountWatcher implements AsyncIterable<MountChange> {
           if (resync !== undefined) await this.#resync(resync);
           continue;
         }
-        if (this.#ended) return { done: true, value: undefined };
+        if (this.#ended) return this.#end();
         await this.#advance();
       }
     } catch (error) {
       // Closing cancels what was in flight; that is the end, not a failure.
-      if (this.closed) return { done: true, value: undefined };
+      if (this.closed) return this.#end();
       throw error;
     }
   }
@@ -246,44 +299,41 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     this.#queueSeq.push(seq);
   }
 
-  /** Reads the next batch of events, and fetches what they need; or resynchronises. */
+  /** Reads the next batch of events with what mount-get said of their mounts, and fetches
+   *  what the io did not; or resynchronises. One await for the batch when the io had it all. */
   async #advance(): Promise<void> {
-    const first = await this.#first();
-    if (first === ENDED) {
+    // With unique ids the io fetches a batch unless that would take the storm's mount-gets
+    // past what one dump of the table costs (see below).
+    const backlog = this.#backlog();
+    const batch = await this.#io.next(this.#fetchLimit ?? Math.max(this.#tuning.bulkMin, backlog - this.#streak) - 1, this.#expected);
+    if (batch === undefined) {
       this.#ended = true;
       return;
     }
-    const items = [first];
-    const tick = new Promise<typeof TICK>((resolve) => setImmediate(resolve, TICK));
-    // Whatever is already at hand joins the batch; the first wait ends it.
-    while (items.length < this.#tuning.batchSize) {
-      const pull = (this.#pull ??= this.#io.notifications.next());
-      const next = await Promise.race([pull, tick]);
-      if (next === TICK) break;
-      this.#pull = undefined;
-      if (next.done === true) {
-        this.#ended = true;
-        break;
-      }
-      items.push(next.value);
-    }
+    const { items } = batch;
     let reason: MountResyncReason | undefined;
     const events: MountEvent[] = [];
-    for (const item of items) {
+    const fetched: (MountInfo | null | undefined)[] = [];
+    const familyId = this.#io.familyId;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       if (item.kind === 'overrun') {
         reason ??= 'overrun';
         continue;
       }
-      if (item.familyId !== this.#io.familyId || item.group !== 0) continue;
+      if (item.familyId !== familyId || item.group !== 0) continue;
       // Events for this listener were lost and no later one will say so.
       if (item.command === Command.missed) {
         reason ??= 'missed';
         continue;
       }
       if (item.command !== Command.mtabEvent) continue;
+      // After a reason to resync the rest of the batch is in the dump to come; injected events
+      // have no ns-seq (0); older ones are in the table already: none of them is decoded.
+      if (reason !== undefined) continue;
+      const seq = mountEventNsSeq(item.attributes);
+      if (seq !== -1 && seq < this.#expected) continue;
       const event = decodeMountEvent(item.attributes);
-      // Injected events have no ns-seq; older ones are in the table already.
-      if (reason !== undefined || event.nsSeq === 0 || event.nsSeq < this.#expected) continue;
       if (event.nsSeq > this.#expected) {
         reason = event.missed > 0 ? 'missed' : 'gap';
         continue;
@@ -298,29 +348,59 @@ export class MountWatcher implements AsyncIterable<MountChange> {
         continue;
       }
       events.push(event);
+      fetched.push(event.action === Action.umount ? undefined : batch.mount(i));
+    }
+    // With unique ids a mount-get is a lookup, but big batches one after another mean the
+    // watcher has fallen behind a storm. Once their mount-gets would reach a sixteenth of the
+    // table (what one dump costs, about), the io makes none and the watcher resynchronises:
+    // one dump answers for the batch and for the rest of the storm, which the socket holds
+    // meanwhile (a rent-or-buy rule: at most twice what the cheaper of the two would cost).
+    if (reason === undefined && this.#fetchLimit === undefined) {
+      const keys = new Set<number | bigint>();
+      let answered = false;
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (event.action === Action.umount) continue;
+        keys.add(event.uniqueId ?? event.mountId);
+        if (fetched[i] !== undefined) answered = true;
+      }
+      if (keys.size >= this.#tuning.bulkMin && !answered && this.#streak + keys.size >= backlog) reason = 'backlog';
+      else this.#streak = keys.size >= this.#tuning.bulkMin ? this.#streak + keys.size : 0;
     }
     if (reason !== undefined) {
       await this.#resync(reason);
       return;
     }
     this.#batch = events;
-    this.#fetched = await this.#fetch(events);
+    const rest = this.#fetch(events, fetched);
+    this.#fetched = rest === undefined ? (fetched as (MountInfo | undefined)[]) : await rest;
     this.#batchHead = 0;
   }
 
   /**
-   * What each event's mount is now (undefined: gone, or an umount, which needs nothing). One
-   * mount-get per mount the batch names (the latest state serves all its events), all at once;
-   * or, for a batch that names many mounts, one dump for them all.
+   * What each event's mount is now (undefined: gone, or an umount, which needs nothing), from
+   * what the io fetched with the batch; for the mounts it did not (past its limit, or a failed
+   * request), one mount-get per mount (the latest state serves all its events), all at once,
+   * or, for a batch that names many mounts, one dump for them all. Undefined when the io had
+   * everything: `fetched` then holds the answer (null for gone turned into undefined).
    */
-  async #fetch(events: MountEvent[]): Promise<(MountInfo | undefined)[]> {
+  #fetch(events: MountEvent[], fetched: (MountInfo | null | undefined)[]): Promise<(MountInfo | undefined)[]> | undefined {
     const keys = new Set<number | bigint>();
     let uniqueIds = true;
-    for (const event of events) {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
       if (event.action === Action.umount) continue;
+      const known = fetched[i];
+      if (known === null) fetched[i] = undefined;
+      if (known !== undefined) continue;
       keys.add(event.uniqueId ?? event.mountId);
       if (event.uniqueId === undefined) uniqueIds = false;
     }
+    if (keys.size === 0) return undefined;
+    return this.#fetchRest(events, fetched as (MountInfo | undefined)[], keys, uniqueIds);
+  }
+
+  async #fetchRest(events: MountEvent[], fetched: (MountInfo | undefined)[], keys: Set<number | bigint>, uniqueIds: boolean): Promise<(MountInfo | undefined)[]> {
     const last = events.length === 0 ? 0 : events[events.length - 1]!.nsSeq;
     if (this.#snapshot !== undefined && last > this.#snapshotSeq) this.#snapshot = undefined;
     // By mount-id the module walks the namespace for each mount; by unique id it looks it up,
@@ -345,10 +425,11 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     }
     const snapshot = this.#snapshot;
     const requests = new Map<number | bigint, Promise<MountInfo | undefined>>();
-    const pending: (Promise<MountInfo | undefined> | MountInfo | undefined)[] = new Array(events.length);
+    const pending: (Promise<MountInfo | undefined> | MountInfo | undefined)[] = fetched.slice();
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
-      if (event.action === Action.umount) continue;
+      // The io asked for every event of a key or for none: the keys left are the ones to ask.
+      if (event.action === Action.umount || !keys.has(event.uniqueId ?? event.mountId)) continue;
       if (snapshot !== undefined) {
         // The snapshot is as of a moment after this event: #fresh() tells whether its entry
         // for this id is the event's mount.
@@ -366,11 +447,9 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     return requests.size === 0 ? (pending as (MountInfo | undefined)[]) : Promise.all(pending);
   }
 
-  /** The next notification. */
-  async #first(): Promise<GenlNotification | typeof ENDED> {
-    const next = await (this.#pull ??= this.#io.notifications.next());
-    this.#pull = undefined;
-    return next.done === true ? ENDED : next.value;
+  /** With unique ids: a batch naming this many mounts is a backlog (see #advance). */
+  #backlog(): number {
+    return Math.max(1, this.#tuning.bulkMin, Math.ceil(this.#table.size / 16));
   }
 
   /** Reads the table again and queues the changes from the table to it, after a resync item. */
@@ -380,8 +459,9 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     this.#fetched = [];
     this.#batchHead = 0;
     this.#snapshot = undefined;
-    const dump = await this.#io.dump();
+    const dump = await this.#io.dump(undefined, this.#table);
     this.#resyncs++;
+    this.#streak = 0;
     const seq = Number(dump.nsSeq);
     const nsSeq = dump.nsSeq;
     const fresh = new Map<number, MountInfo>();
@@ -392,13 +472,15 @@ export class MountWatcher implements AsyncIterable<MountChange> {
     let changed = 0;
     for (const old of this.#table.values()) {
       const now = fresh.get(old.id);
-      if (now === undefined || !sameIdentity(old, now)) {
+      if (now === undefined || (now !== old && !sameIdentity(old, now))) {
         changes.push({ kind: 'umount', mount: old, nsSeq });
         removed++;
       }
     }
     for (const mount of dump.mounts) {
       const old = this.#table.get(mount.id);
+      // The entry itself: read as it was decoded (see MountWatcherIo.dump).
+      if (old === mount) continue;
       if (old === undefined || !sameIdentity(old, mount)) {
         changes.push({ kind: 'mount', mount, nsSeq });
         added++;

@@ -384,12 +384,15 @@ export interface MountWatcherOptions {
   /** SO_RCVBUF of the listener socket in bytes (default 4 MiB; the kernel doubles it and caps it
    *  at net.core.rmem_max). */
   receiveBufferSize?: number;
+  /** Aborts watchMounts() while it sets up (it rejects with the signal's reason and unregisters
+   *  what it registered), and later closes the watcher (checked by UsipClient.watchMounts). */
+  signal?: AbortSignal;
 }
 
 /** Checks watchMounts()'s options. */
 export function mountWatcherOptions(options: unknown): { receiveBufferSize: number } {
   const operation = 'usip watch-mounts';
-  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize']);
+  const record = checkObject(operation, '', options ?? {}, ['receiveBufferSize', 'signal']);
   return { receiveBufferSize: checkReceiveBufferSize(operation, record.receiveBufferSize) ?? DEFAULT_WATCH_RECEIVE_BUFFER };
 }
 

@@ -13,7 +13,9 @@ import {
   type MountAttributes,
 } from '../src/generated/usip.js';
 import { UsipProtocolError } from '../src/errors.js';
-import { decodeMount, decodeMountEvent, dumpNsSeq, encodeDev, mountGetRequest } from '../src/mount-codec.js';
+import { decodeMount, decodeMountEvent, decodeMountKeeping, dumpNsSeq, encodeDev, leadingMountId, mountGetRequest, payloadText, sameSource } from '../src/mount-codec.js';
+import { readMountTable } from '../src/client.js';
+import type { GenlSocket } from '@usip/netlink-native';
 import { parseMountinfo } from '../src/mounts.js';
 import { decodeAttributes, encodeAttributes } from '../src/netlink/attributes.js';
 
@@ -77,6 +79,82 @@ test('the lean decoder agrees with the generic one on every attribute it reads',
   );
   assert.is(dumpNsSeq('usip mount-get', bytes), 12n);
   assert.is(dumpNsSeq('usip mount-get', encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, nsSeq: undefined })), undefined);
+});
+
+test('strings read through a payload text are the same, UTF-8 and embedded NULs included', () => {
+  // Messages back to back in one buffer, as a dump's or a batch's replies are.
+  const parts = [
+    reply,
+    { ...reply, mountId: 66, mountPoint: '/mnt/café/日本', source: 'naïve' },
+    { ...reply, mountId: 67, root: '/a\u0001b' },
+    { ...reply, mountId: 68, mountPoint: '/' },
+  ].map((r) => encodeAttributes(MOUNT_ATTRIBUTE_SET, r));
+  // A NUL inside a string (the encoder refuses to make one): the string ends there.
+  const third = parts[2]!;
+  third[third.indexOf('/a\u0001b') + 2] = 0;
+  const payload = Buffer.concat([Buffer.from('padding before'), ...parts]);
+  let offset = 'padding before'.length;
+  const views = parts.map((p) => {
+    const view = payload.subarray(offset, offset + p.length);
+    offset += p.length;
+    return view;
+  });
+  const text = payloadText(views[0]!);
+  for (const view of views) assert.equal(decodeMount('usip mount-get', view, text), decodeMount('usip mount-get', view));
+  assert.is(decodeMount('usip mount-get', views[1]!, text).mountPoint, '/mnt/café/日本');
+  assert.is(decodeMount('usip mount-get', views[2]!, text).root, '/a', 'up to the first NUL, as from the bytes');
+  // A text of other memory is not used for this buffer.
+  const other = payloadText(Buffer.from(parts[1]!));
+  assert.equal(decodeMount('usip mount-get', views[0]!, other), decodeMount('usip mount-get', views[0]!));
+});
+
+test('a mount decoded keeping its bytes is known again from the same bytes, whatever the ns-seq', () => {
+  const bytes = (change: Partial<MountAttributes>) => encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...reply, ...change });
+  const kept = decodeMountKeeping('usip mount-get', bytes({ nsSeq: 5n }));
+  assert.equal(kept, decodeMount('usip mount-get', bytes({ nsSeq: 5n })));
+  assert.is(leadingMountId(bytes({})), 65);
+  assert.is(leadingMountId(encodeAttributes(MOUNT_ATTRIBUTE_SET, { parentId: 1 })), -1, 'a message that does not start with mount-id');
+  assert.ok(sameSource(kept, bytes({ nsSeq: 9n })), 'another read of the unchanged mount');
+  assert.ok(sameSource(kept, bytes({ nsSeq: undefined })), 'a reply without ns-seq');
+  assert.not.ok(sameSource(kept, bytes({ attr: MountAttr.ro, nsSeq: 9n })), 'remounted');
+  assert.not.ok(sameSource(kept, bytes({ mountPoint: '/elsewhere', nsSeq: 9n })), 'moved');
+  assert.not.ok(sameSource(decodeMount('usip mount-get', bytes({})), bytes({})), 'decoded without keeping');
+});
+
+test('readMountTable for a watcher reuses the entries whose bytes are unchanged, and decodes the rest', async () => {
+  let seq = 0n;
+  let table: MountAttributes[] = [reply, { ...reply, mountId: 66, mountPoint: '/b' }, { ...reply, mountId: 67, mountPoint: '/c' }];
+  // As the binding gives a dump: the messages in one payload.
+  const socket = {
+    async dumpPacked() {
+      seq++;
+      const parts = table.map((m) => encodeAttributes(MOUNT_ATTRIBUTE_SET, { ...m, nsSeq: seq }));
+      const payload = Buffer.concat(parts);
+      const count = parts.length;
+      const starts = new Uint32Array(count);
+      const ends = new Uint32Array(count);
+      let offset = 0;
+      parts.forEach((p, i) => {
+        starts[i] = offset;
+        ends[i] = offset += p.length;
+      });
+      return { payload, count, commands: new Uint32Array(count).fill(7), versions: new Uint32Array(count).fill(1), starts, ends };
+    },
+  } as unknown as GenlSocket;
+  const first = await readMountTable(socket, 0x22, 1, new Map());
+  table = [table[0]!, { ...table[1]!, attr: MountAttr.ro }, table[2]!, { ...reply, mountId: 68, mountPoint: '/d' }];
+  const previous = new Map(first.mounts.map((m) => [m.id, m]));
+  const second = await readMountTable(socket, 0x22, 1, previous);
+  assert.is(second.nsSeq, 2n);
+  assert.is(second.mounts[0], first.mounts[0], 'unchanged: the same entry');
+  assert.is(second.mounts[2], first.mounts[2]);
+  assert.is.not(second.mounts[1], first.mounts[1], 'remounted: decoded again');
+  assert.is(second.mounts[1]!.options, 'ro');
+  assert.is(second.mounts[3]!.mountPoint, '/d');
+  // Without previous (mounts()), everything is decoded afresh.
+  const plain = await readMountTable(socket, 0x22, 1);
+  assert.is.not(plain.mounts[0], first.mounts[0]);
+  assert.equal(plain.mounts[0], first.mounts[0]);
 });
 
 test('attributes a newer module adds, and pads, are skipped', () => {

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Action, Command, EVENT_ATTRIBUTE_SET, MOUNT_ATTRIBUTE_SET, MountAttr, type EventAttributes } from '../src/generated/usip.js';
 import { UsipDumpInterruptedError, UsipProtocolError } from '../src/errors.js';
-import { decodeMount, encodeDev } from '../src/mount-codec.js';
+import { decodeMount, decodeMountEvent, encodeDev, mountEventNsSeq } from '../src/mount-codec.js';
 import { MountWatcher, descendants, type MountChange, type MountTableChange, type MountWatcherIo, type MountWatcherTuning } from '../src/mount-watcher.js';
 import { sameMount, type MountInfo, type MountTable } from '../src/mounts.js';
 import { encodeAttributes } from '../src/netlink/attributes.js';
@@ -180,21 +180,22 @@ class FakeNamespace {
   }
 }
 
-/** The listener socket: what the test delivers, in order. */
-class Channel implements AsyncIterator<GenlNotification> {
-  readonly #items: GenlNotification[] = [];
-  #waiting: ((result: IteratorResult<GenlNotification>) => void) | undefined;
+/** The listener socket: what the test delivers, in order, taken in batches as the binding
+ *  takes them: everything delivered by the time the watcher reads. */
+class Channel {
+  #items: GenlNotification[] = [];
+  #waiting: ((items: GenlNotification[] | undefined) => void) | undefined;
   #ended = false;
   /** Events the module lost for this listener and has not reported yet. */
   #unreported = 0;
 
   push(item: GenlNotification): void {
+    this.#items.push(item);
     if (this.#waiting !== undefined) {
       const resolve = this.#waiting;
       this.#waiting = undefined;
-      resolve({ done: false, value: item });
-    } else {
-      this.#items.push(item);
+      // What is pushed in the same turn joins the batch, as datagrams already queued do.
+      queueMicrotask(() => resolve(this.#takeAll()));
     }
   }
 
@@ -220,14 +221,20 @@ class Channel implements AsyncIterator<GenlNotification> {
 
   end(): void {
     this.#ended = true;
-    this.#waiting?.({ done: true, value: undefined });
+    this.#waiting?.(undefined);
     this.#waiting = undefined;
   }
 
-  next(): Promise<IteratorResult<GenlNotification>> {
-    const item = this.#items.shift();
-    if (item !== undefined) return Promise.resolve({ done: false, value: item });
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+  #takeAll(): GenlNotification[] {
+    const items = this.#items;
+    this.#items = [];
+    return items;
+  }
+
+  /** Everything delivered (at least one item; waits for one), or undefined once ended. */
+  take(): Promise<GenlNotification[] | undefined> {
+    if (this.#ended) return Promise.resolve(undefined);
+    if (this.#items.length > 0) return Promise.resolve(this.#takeAll());
     return new Promise((resolve) => {
       this.#waiting = resolve;
     });
@@ -248,31 +255,71 @@ interface Harness {
   ns: FakeNamespace;
   channel: Channel;
   watcher: MountWatcher;
+  /** mount-gets the watcher asked for itself (io.fetch). */
   fetches: { id: number; uniqueId: bigint | undefined }[];
+  /** mount-gets the io made with a batch, as the binding does (io.next). */
+  batchFetches: { id: number; uniqueId: bigint | undefined }[];
   dumps: number;
   /** Single-attempt (bulk) dumps to refuse as interrupted, as a busy namespace would. */
   interruptBulk: number;
+  /** The fetch limit of each io.next() call. */
+  fetchLimits: number[];
+  /** What the last dump was given as the table its entries may be taken from. */
+  dumpPrevious?: ReadonlyMap<number, MountInfo>;
+  /** Mount ids whose batch mount-get fails with another error than ENOENT (left unanswered). */
+  unanswered: Set<number>;
   closed: boolean;
 }
 
 async function harness(
-  options: { uniqueIds?: boolean; reuseIds?: boolean; setup?: (ns: FakeNamespace) => void; tuning?: Partial<MountWatcherTuning> } = {},
+  options: { uniqueIds?: boolean; reuseIds?: boolean; setup?: (ns: FakeNamespace) => void; tuning?: Partial<MountWatcherTuning>; signal?: AbortSignal } = {},
 ): Promise<Harness> {
   const ns = new FakeNamespace({ uniqueIds: options.uniqueIds ?? true, reuseIds: options.reuseIds ?? false });
   options.setup?.(ns);
   ns.outbox.length = 0; // before the listener was registered
   const channel = new Channel();
-  const h = { ns, channel, fetches: [], dumps: 0, interruptBulk: 0, closed: false } as unknown as Harness;
+  const h = { ns, channel, fetches: [], batchFetches: [], dumps: 0, interruptBulk: 0, closed: false, fetchLimits: [], unanswered: new Set() } as unknown as Harness;
   const io: MountWatcherIo = {
-    notifications: channel,
+    // As the binding: the batch, and one mount-get per distinct key (unique id, else mount id)
+    // of its mtab events that are not umounts, made now (so possibly after later changes);
+    // none when they would be more than the limit, or when the batch has an overrun.
+    async next(fetchLimit, nextSeq) {
+      h.fetchLimits.push(fetchLimit);
+      const items = await channel.take();
+      if (items === undefined) return undefined;
+      const batch = (mounts: (MountInfo | null | undefined)[]) => ({ items, mount: (index: number) => mounts[index] });
+      const mounts = new Array<MountInfo | null | undefined>(items.length);
+      const keys = new Map<number | bigint, number[]>();
+      if (items.every((item) => item.kind === 'message')) {
+        items.forEach((item, index) => {
+          if (item.kind !== 'message' || item.familyId !== FAMILY || item.command !== Command.mtabEvent) return;
+          const event = decodeMountEvent(item.attributes);
+          // Umounts need none; events before nextSeq are in the table already (injected ones
+          // have no ns-seq at all).
+          if (event.action === Action.umount || event.nsSeq < nextSeq) return;
+          const key = event.uniqueId ?? event.mountId;
+          keys.set(key, [...(keys.get(key) ?? []), index]);
+        });
+      }
+      if (keys.size > fetchLimit) return batch(mounts);
+      for (const indexes of keys.values()) {
+        const event = decodeMountEvent((items[indexes[0]!] as { attributes: Buffer }).attributes);
+        h.batchFetches.push({ id: event.mountId, uniqueId: event.uniqueId });
+        if (h.unanswered.has(event.mountId)) continue;
+        const mount = ns.get(event.mountId, event.uniqueId) ?? null;
+        for (const index of indexes) mounts[index] = mount;
+      }
+      return batch(mounts);
+    },
     familyId: FAMILY,
     async fetch(id, uniqueId) {
       h.fetches.push({ id, uniqueId });
       await new Promise((resolve) => setImmediate(resolve));
       return ns.get(id, uniqueId);
     },
-    async dump(attempts) {
+    async dump(attempts, previous) {
       h.dumps++;
+      h.dumpPrevious = previous;
       if (attempts === 1 && h.interruptBulk > 0) {
         h.interruptBulk--;
         throw new UsipDumpInterruptedError('usip mount-get', 1);
@@ -284,7 +331,7 @@ async function harness(
       channel.end();
     },
   };
-  h.watcher = new MountWatcher(io, ns.dump(), { listenerId: 1, mntNs: MNT_NS, receiveBufferSize: 1 << 20 }, { ...options.tuning });
+  h.watcher = new MountWatcher(io, ns.dump(), { listenerId: 1, mntNs: MNT_NS, receiveBufferSize: 1 << 20, signal: options.signal }, { ...options.tuning });
   return h;
 }
 
@@ -381,39 +428,163 @@ test('a batch is fetched with one mount-get per mount, by unique id, and applied
   // b was gone when it was fetched: it never shows. a was fetched once, in its latest state.
   assert.equal(summary(changes), [`mount ${a} /a`]);
   assert.is((changes[0] as MountTableChange).mount.options, 'rw,nodev,noexec');
-  assert.equal(h.fetches.map((f) => f.id).sort(), [a, b]);
-  assert.ok(h.fetches.every((f) => f.uniqueId !== undefined));
+  // Made by the io with the batch (the binding's one call), none by the watcher itself.
+  assert.equal(h.batchFetches.map((f) => f.id).sort(), [a, b]);
+  assert.ok(h.batchFetches.every((f) => f.uniqueId !== undefined));
+  assert.equal(h.fetches, []);
+  assert.ok(h.fetchLimits.every((limit) => limit === 63), 'with unique ids, up to a backlog (bulkMin, or a sixteenth of the table) less one');
   assertTable(h);
 });
 
-test('a batch that names many mounts is read with one dump, which also answers for the events up to its ns-seq', async () => {
-  for (const uniqueIds of [false, true]) {
-    const h = await harness({ uniqueIds, tuning: { bulkMin: 8 } });
-    const ids: number[] = [];
-    for (let i = 0; i < 20; i++) ids.push(h.ns.mount(1, `m${i}`));
-    h.ns.remount(ids[3]!, MountAttr.ro);
-    h.ns.umount(ids[4]!);
-    // The first 10 events are read now; the rest only after the dump.
-    const events = h.ns.outbox.splice(0);
-    for (const event of events.slice(0, 10)) h.channel.push(message(event));
-    const first = await within(h.watcher.next(), 'the first change');
-    assert.is(h.dumps, 1, 'one dump for the batch');
-    assert.equal(h.fetches, [], 'no mount-get');
-    for (const event of events.slice(10)) h.channel.push(message(event));
-    const rest = await catchUp(h);
-    const all = [first.value!, ...rest];
-    assert.is(h.dumps, 1, 'the later events are older than the dump: it answers for them too');
-    assert.equal(h.fetches, []);
-    // m4 was gone when the dump was made: it never shows; m3 shows as the dump has it.
-    assert.is(all.filter((c) => c.kind === 'mount').length, 19);
-    assert.is(h.watcher.table.get(ids[3]!)!.options, 'ro');
-    assertTable(h);
-    // Events after the dump's ns-seq are read one by one again.
-    const late = h.ns.mount(1, 'late');
-    h.channel.deliver(h.ns);
-    assert.equal(summary(await catchUp(h)), [`mount ${late} /late`]);
-    assert.equal(h.fetches.map((f) => f.id), [late]);
-  }
+test('with unique ids, a batch naming a sixteenth of the table (bulkMin at least) is a backlog: a resync, no mount-get', async () => {
+  const h = await harness({ tuning: { bulkMin: 8 } });
+  const ids: number[] = [];
+  for (let i = 0; i < 7; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.channel.deliver(h.ns);
+  // Seven mounts: below the backlog, fetched with the batch.
+  assert.is(summary(await catchUp(h)).length, 7);
+  assert.is(h.batchFetches.length, 7);
+  h.batchFetches.length = 0;
+  for (let i = 7; i < 15; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.ns.umount(ids[8]!);
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.is(summary(changes)[0], 'resync:backlog');
+  assert.equal(summary(changes.slice(1)).sort(), ids.slice(7).filter((id) => id !== ids[8]).map((id) => `mount ${id} /m${ids.indexOf(id)}`).sort());
+  assert.equal([h.fetches, h.batchFetches], [[], []], 'no mount-get');
+  assert.equal(h.fetchLimits.at(-1), 7);
+  assertTable(h);
+});
+
+test('with unique ids, big batches one after another are a backlog once their mounts reach a sixteenth of the table', async () => {
+  const h = await harness({
+    tuning: { bulkMin: 4 },
+    setup: (ns) => {
+      for (let i = 0; i < 100; i++) ns.mount(1, `pre${i}`);
+    },
+  });
+  // 102 mounts: a backlog is 7 (a sixteenth); batches of 4 or more count towards it.
+  const first = [0, 1, 2, 3, 4].map((i) => h.ns.mount(1, `a${i}`));
+  h.channel.deliver(h.ns);
+  assert.is(summary(await catchUp(h)).length, 5);
+  assert.equal(h.batchFetches.map((f) => f.id), first, 'fetched: 5 of 7');
+  assert.is(h.fetchLimits[0], 6);
+  // A small batch ends the run.
+  const small = h.ns.mount(1, 'small');
+  h.channel.deliver(h.ns);
+  assert.equal(summary(await catchUp(h)), [`mount ${small} /small`]);
+  const second = [0, 1, 2, 3, 4].map((i) => h.ns.mount(1, `b${i}`));
+  h.channel.deliver(h.ns);
+  assert.is(summary(await catchUp(h)).length, 5, 'a new run: fetched');
+  h.batchFetches.length = 0;
+  // The read waiting for the next batch was asked with the run at 5 of 7.
+  assert.is(h.fetchLimits.at(-1), 3, 'at most bulkMin - 1 once the run has named 5 of 7');
+  const third = [0, 1, 2, 3].map((i) => h.ns.mount(1, `c${i}`));
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.is(summary(changes)[0], 'resync:backlog');
+  assert.equal(summary(changes.slice(1)).sort(), third.map((id, i) => `mount ${id} /c${i}`).sort());
+  assert.equal([h.fetches, h.batchFetches], [[], []], 'no mount-get');
+  assertTable(h);
+  void second;
+});
+
+test('the io is told which ns-seq comes next: events the table has already get no mount-get', async () => {
+  const h = await harness();
+  const a = h.ns.mount(1, 'a');
+  const stale = h.ns.outbox.slice();
+  h.channel.deliver(h.ns);
+  await catchUp(h);
+  // a's event again (as after a resync whose dump had it), then b's.
+  const b = h.ns.mount(1, 'b');
+  for (const event of stale) h.channel.push(message(event));
+  h.batchFetches.length = 0;
+  h.channel.deliver(h.ns);
+  assert.equal(summary(await catchUp(h)), [`mount ${b} /b`]);
+  assert.equal(h.batchFetches.map((f) => f.id), [b]);
+  assert.is(h.fetches.length, 0);
+  assertTable(h);
+  void a;
+});
+
+test('next() calls are answered in call order, also when changes are at hand', async () => {
+  const h = await harness();
+  const first = h.watcher.next();
+  const second = h.watcher.next();
+  const a = h.ns.mount(1, 'a');
+  const b = h.ns.mount(1, 'b');
+  const c = h.ns.mount(1, 'c');
+  h.channel.deliver(h.ns);
+  const one = await within(first, 'the first change');
+  // The second call waits its turn; a third, made now that changes are at hand, comes after it.
+  const third = h.watcher.next();
+  const results = await within(Promise.all([second, third]), 'the others');
+  assert.equal(summary([one.value!, ...results.map((r) => r.value!)]), [`mount ${a} /a`, `mount ${b} /b`, `mount ${c} /c`]);
+  assertTable(h);
+});
+
+test('a mount the io could not fetch (a failure other than ENOENT) the watcher fetches itself', async () => {
+  const h = await harness();
+  const a = h.ns.mount(1, 'a');
+  const b = h.ns.mount(1, 'b');
+  h.unanswered = new Set([b]);
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.equal(summary(changes), [`mount ${a} /a`, `mount ${b} /b`]);
+  assert.equal(h.batchFetches.map((f) => f.id), [a, b]);
+  assert.equal(h.fetches.map((f) => f.id), [b]);
+  assertTable(h);
+});
+
+test('without unique ids, a batch that names many mounts is read with one dump, which also answers for the events up to its ns-seq', async () => {
+  const h = await harness({ uniqueIds: false, tuning: { bulkMin: 8 } });
+  const ids: number[] = [];
+  for (let i = 0; i < 20; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.ns.remount(ids[3]!, MountAttr.ro);
+  h.ns.umount(ids[4]!);
+  // The first 10 events are read now; the rest only after the dump.
+  const events = h.ns.outbox.splice(0);
+  for (const event of events.slice(0, 10)) h.channel.push(message(event));
+  const first = await within(h.watcher.next(), 'the first change');
+  assert.is(h.dumps, 1, 'one dump for the batch');
+  assert.equal(h.fetchLimits, [7], 'the io may make at most bulkMin - 1 mount-gets by mount id');
+  assert.equal([h.fetches, h.batchFetches], [[], []], 'no mount-get');
+  for (const event of events.slice(10)) h.channel.push(message(event));
+  const rest = await catchUp(h);
+  const all = [first.value!, ...rest];
+  assert.is(h.dumps, 1, 'the later events are older than the dump: it answers for them too');
+  assert.equal(h.fetches, []);
+  // m4 was gone when the dump was made: it never shows; m3 shows as the dump has it.
+  assert.is(all.filter((c) => c.kind === 'mount').length, 19);
+  assert.is(h.watcher.table.get(ids[3]!)!.options, 'ro');
+  assertTable(h);
+  // Events after the dump's ns-seq are fetched one by one again (by the io: within its limit).
+  const late = h.ns.mount(1, 'late');
+  h.channel.deliver(h.ns);
+  assert.equal(summary(await catchUp(h)), [`mount ${late} /late`]);
+  assert.equal(h.batchFetches.map((f) => f.id), [late]);
+});
+
+test('with unique ids, a batch that names many mounts, but less than a sixteenth of the table, is fetched by the io, one mount-get each, with no dump', async () => {
+  const h = await harness({
+    tuning: { bulkMin: 8 },
+    setup: (ns) => {
+      for (let i = 0; i < 400; i++) ns.mount(1, `pre${i}`);
+    },
+  });
+  const ids: number[] = [];
+  for (let i = 0; i < 20; i++) ids.push(h.ns.mount(1, `m${i}`));
+  h.ns.remount(ids[3]!, MountAttr.ro);
+  h.ns.umount(ids[4]!);
+  h.channel.deliver(h.ns);
+  const changes = await catchUp(h);
+  assert.is(h.dumps, 0);
+  assert.equal(h.fetches, []);
+  // One per mount named (m3's two events share one), none for the umount.
+  assert.is(h.batchFetches.length, 20);
+  assert.is(changes.filter((c) => c.kind === 'mount').length, 19);
+  assert.is(h.watcher.table.get(ids[3]!)!.options, 'ro');
+  assertTable(h);
 });
 
 test('a bulk dump the namespace interrupts falls back to a mount-get per mount, and waits before the next', async () => {
@@ -565,6 +736,7 @@ test('an overrun item resynchronises; what was read before it is not applied', a
   h.channel.deliver(h.ns, () => true);
   const changes = await catchUp(h);
   assert.equal(summary(changes), ['resync:overrun', `mount ${a} /a`, `mount ${b} /b`]);
+  assert.is(h.dumpPrevious, h.watcher.table, 'the resync may take unchanged entries from the table');
   assert.equal(h.fetches, [], 'the batch with the overrun was not fetched');
   assertTable(h);
 });
@@ -624,33 +796,105 @@ test('without unique ids (Linux before 6.8) a reused mount id is told apart by i
   h.channel.deliver(h.ns);
   const changes = await catchUp(h);
   assert.equal(summary(changes), [`umount ${a} /a`, `mount ${b} /b`]);
-  assert.ok(h.fetches.every((f) => f.uniqueId === undefined));
+  const asked = [...h.fetches, ...h.batchFetches];
+  assert.ok(asked.length > 0 && asked.every((f) => f.uniqueId === undefined));
   assertTable(h);
 });
 
-test('close() ends the iteration; a loop left early leaves the watcher for the next one', async () => {
+test('leaving a for await loop closes the watcher: the listener goes, and iterating again yields nothing', async () => {
+  for (const leave of ['break', 'return', 'throw'] as const) {
+    const h = await harness();
+    h.ns.mount(1, 'a');
+    h.ns.mount(1, 'b');
+    h.channel.deliver(h.ns);
+    const seen: string[] = [];
+    const loop = async (): Promise<void> => {
+      for await (const change of h.watcher) {
+        seen.push(summary([change])[0]!);
+        if (leave === 'break') break;
+        if (leave === 'return') return;
+        throw new Error('out');
+      }
+    };
+    await loop().catch((error: Error) => assert.is(error.message, 'out'));
+    assert.equal(seen, ['mount 2 /a'], leave);
+    assert.is(h.closed, true, `${leave}: the io was closed (the listener unregistered)`);
+    assert.is(h.watcher.closed, true);
+    for await (const change of h.watcher) assert.unreachable(`yielded ${summary([change])} after ${leave}`);
+    assert.equal(await h.watcher.next(), { done: true, value: undefined });
+  }
+});
+
+test('close() is idempotent and async, ends a pending next() with done; await using closes', async () => {
   const h = await harness();
-  h.ns.mount(1, 'a');
-  h.ns.mount(1, 'b');
-  h.channel.deliver(h.ns);
-  const seen: string[] = [];
-  for await (const change of h.watcher) {
-    seen.push(summary([change])[0]!);
-    break;
-  }
-  for await (const change of h.watcher) {
-    seen.push(summary([change])[0]!);
-    break;
-  }
-  assert.equal(seen, ['mount 2 /a', 'mount 3 /b']);
   const pending = h.watcher.next();
-  await h.watcher.close();
-  void h.pending;
+  const first = h.watcher.close();
+  const second = h.watcher.close();
+  assert.is(first, second, 'every call returns the same promise');
+  assert.is(h.watcher[Symbol.asyncDispose](), first);
+  await first;
   assert.equal(await within(pending, 'the end'), { done: true, value: undefined });
   assert.is(h.closed, true);
-  assert.is(h.watcher.closed, true);
   assert.equal(await h.watcher.next(), { done: true, value: undefined });
+
+  const scoped = await harness();
+  {
+    await using watcher = scoped.watcher;
+    assert.is(watcher.closed, false);
+  }
+  assert.is(scoped.closed, true);
+});
+
+test('a signal given at creation closes the watcher when it aborts; pending and later next() reject with its reason', async () => {
+  const controller = new AbortController();
+  const h = await harness({ signal: controller.signal });
+  const a = h.ns.mount(1, 'a');
+  h.channel.deliver(h.ns);
+  assert.equal(summary(await catchUp(h)), [`mount ${a} /a`]);
+  const pending = h.watcher.next();
+  const reason = new Error('enough');
+  controller.abort(reason);
+  try {
+    await within(pending, 'the rejection');
+    assert.unreachable('resolved');
+  } catch (error) {
+    assert.is(error, reason);
+  }
+  assert.is(h.closed, true);
+  assert.is(h.watcher.closed, true);
   await h.watcher.close();
+  try {
+    await h.watcher.next();
+    assert.unreachable('resolved');
+  } catch (error) {
+    assert.is(error, reason);
+  }
+
+  // Aborted before the watcher was made: closed at once, next() rejects with the default reason.
+  const early = new AbortController();
+  early.abort();
+  const h2 = await harness({ signal: early.signal });
+  assert.is(h2.watcher.closed, true);
+  try {
+    await h2.watcher.next();
+    assert.unreachable('resolved');
+  } catch (error) {
+    assert.instance(error, DOMException);
+    assert.is((error as DOMException).name, 'AbortError');
+  }
+  await h2.watcher.close();
+  assert.is(h2.closed, true);
+});
+
+test('mountEventNsSeq reads an event\'s ns-seq without decoding it: 0 without one, -1 for bytes decodeMountEvent refuses', () => {
+  const bytes = (attributes: EventAttributes) => encodeAttributes(EVENT_ATTRIBUTE_SET, attributes);
+  const full = bytes({ action: Action.mount, mountId: 7, parentId: 1, uniqueId: 0x1_0000_0007n, path: '/mnt/a', dev: encodeDev(8, 1), nsSeq: 1234n });
+  assert.is(mountEventNsSeq(full), 1234);
+  assert.is(mountEventNsSeq(full), decodeMountEvent(full).nsSeq);
+  assert.is(mountEventNsSeq(bytes({ action: Action.mount, mountId: 7 })), 0);
+  // An attribute longer than the buffer, and an ns-seq of the wrong size.
+  assert.is(mountEventNsSeq(Buffer.from([12, 0, 22, 0, 1])), -1);
+  assert.is(mountEventNsSeq(Buffer.from([8, 0, 22, 0, 1, 0, 0, 0])), -1);
 });
 
 test('a malformed event fails the iteration with a UsipProtocolError', async () => {

@@ -7,6 +7,8 @@ import { NetlinkError, SyscallError, fromNativeError, isNetlinkError, isSyscallE
 import type { NetlinkErrorDetails, SyscallErrorDetails } from './errors.js';
 import type {
   NativeFamilyInfo,
+  NativeFollowedBatch,
+  NativeFollowUp,
   NativeGenlSocket,
   NativeMessageBatch,
   NativeNotificationBatch,
@@ -61,6 +63,18 @@ export interface FamilyInfo {
   multicastGroups: MulticastGroup[];
 }
 
+/** The messages of a dump in one buffer (see GenlSocket.dumpPacked). */
+export interface PackedMessages {
+  /** What follows each message's genlmsghdr, the messages one after another. */
+  payload: Buffer;
+  count: number;
+  commands: Uint32Array;
+  versions: Uint32Array;
+  /** Where message i's attributes start and end in `payload`. */
+  starts: Uint32Array;
+  ends: Uint32Array;
+}
+
 export interface GenlMessage {
   command: number;
   version: number;
@@ -93,6 +107,47 @@ export interface GenlOverrun {
 }
 
 export type GenlNotification = GenlNotificationMessage | GenlOverrun;
+
+/**
+ * For each notification that is an event of one family and command, one request (a `do`) on
+ * another socket, keyed by an attribute of the event: see GenlSocket.nextNotificationsFollowed.
+ */
+export interface FollowUp {
+  /** The socket the requests go to (not the one the notifications come from: its replies
+   *  would queue behind the events). */
+  socket: GenlSocket;
+  familyId: number;
+  /** The command of the events followed up. */
+  eventCommand: number;
+  /** The command and version of the requests. */
+  requestCommand: number;
+  version: number;
+  /** [event attribute, request attribute] pairs in order of preference: the first the event
+   *  carries is copied, payload as is, into the request as its one attribute. An event with
+   *  none gets no request. Events with equal keys in one batch share one request. */
+  keys: readonly (readonly [number, number])[];
+  /** An event whose u32 attribute `attribute` holds one of `values` gets no request. */
+  skip?: { attribute: number; values: readonly number[] };
+  /** Only events whose u64 attribute `attribute` is at least `value` get a request (e.g. a
+   *  sequence number the reader has passed); events without it get none. */
+  minimum?: { attribute: number; value: number };
+  /** Names the requests in errors. */
+  label?: string;
+}
+
+/**
+ * What a request made for a notification returned: the attributes of its one reply message,
+ * the errno of its failure (a positive number; EPROTO for a reply of other than one message),
+ * or undefined when no request was made for that notification.
+ */
+export type FollowUpReply = Buffer | number | undefined;
+
+/** Notifications taken together, and per notification what its follow-up request returned. */
+export interface FollowedNotifications {
+  notifications: GenlNotification[];
+  /** Index by index with `notifications`. */
+  replies: FollowUpReply[];
+}
 
 export interface GenlSocketOptions {
   /** How many notifications the socket keeps in process until they are consumed (default
@@ -139,16 +194,6 @@ export const Nlctrl = {
   },
 } as const;
 
-function checkInteger(name: string, value: unknown, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer from 0 to ${max}, got ${describe(value)}`);
-  }
-  if (value < 0 || value > max) {
-    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${value}`);
-  }
-  return value;
-}
-
 function checkAttributes(value: unknown): Uint8Array {
   if (value === undefined) return EMPTY;
   if (!(value instanceof Uint8Array)) {
@@ -169,14 +214,33 @@ function checkOptions(value: unknown): string | undefined {
   return label;
 }
 
-function checkRange(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+/**
+ * What is wrong with `value` as an integer from `min` to `max`: 'type' when it is not an
+ * integer of the bounds' kind (a number that is an integer, or a bigint for bigint bounds),
+ * 'range' when it is one but outside, undefined when it is fine. The one rule behind every
+ * integer check of this package and of @usip/client (which words its errors as attribute
+ * errors); checkInteger words them as argument errors.
+ */
+export function integerProblem(value: unknown, min: number, max: number): 'type' | 'range' | undefined;
+export function integerProblem(value: unknown, min: bigint, max: bigint): 'type' | 'range' | undefined;
+export function integerProblem(value: unknown, min: number | bigint, max: number | bigint): 'type' | 'range' | undefined {
+  if (typeof min === 'bigint') {
+    if (typeof value !== 'bigint') return 'type';
+  } else if (typeof value !== 'number' || !Number.isInteger(value)) {
+    return 'type';
   }
-  if (value < min || value > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
-  }
-  return value;
+  return value < min || value > max ? 'range' : undefined;
+}
+
+/**
+ * `value` if it is an integer number from `min` to `max`; else a TypeError (not an integer) or
+ * RangeError (outside), both saying "NAME must be an integer from MIN to MAX, got ...".
+ */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  const problem = integerProblem(value, min, max);
+  if (problem === 'type') throw new TypeError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  if (problem === 'range') throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  return value as number;
 }
 
 function checkName(name: string, value: unknown): string {
@@ -193,7 +257,7 @@ function checkSocketOptions(value: unknown): number | undefined {
   }
   const { notificationQueueLimit } = value as GenlSocketOptions;
   if (notificationQueueLimit === undefined) return undefined;
-  return checkRange('options.notificationQueueLimit', notificationQueueLimit, 1, MAX_NOTIFICATION_QUEUE_LIMIT);
+  return checkInteger('options.notificationQueueLimit', notificationQueueLimit, 1, MAX_NOTIFICATION_QUEUE_LIMIT);
 }
 
 function describe(value: unknown): string {
@@ -260,6 +324,69 @@ function toNotifications({ payload, layout }: NativeNotificationBatch): GenlNoti
     }
   }
   return notifications;
+}
+
+const REPLY_MESSAGE = 1;
+const REPLY_ERROR = 2;
+
+function toFollowed(batch: NativeFollowedBatch): FollowedNotifications {
+  const notifications = toNotifications(batch);
+  const { replies: bytes, replyLayout } = batch;
+  const replies = new Array<FollowUpReply>(notifications.length);
+  for (let index = 0; index < notifications.length; index++) {
+    const base = index * 3;
+    const status = replyLayout[base]!;
+    // Equal keys share a reply: its bytes are copied once, and each gets a view.
+    if (status === REPLY_MESSAGE) replies[index] = bytes.subarray(replyLayout[base + 1]!, replyLayout[base + 2]!);
+    else if (status === REPLY_ERROR) replies[index] = replyLayout[base + 1]!;
+  }
+  return { notifications, replies };
+}
+
+/** A FollowUp checked and in the addon's shape; a TypeError or RangeError names what is wrong. */
+function checkFollowUp(value: unknown): [GenlSocket, NativeFollowUp] {
+  if (typeof value !== 'object' || value === null) throw new TypeError(`followUp must be an object, got ${describe(value)}`);
+  const spec = value as FollowUp;
+  if (!(spec.socket instanceof GenlSocket)) throw new TypeError(`followUp.socket must be a GenlSocket, got ${describe(spec.socket)}`);
+  if (!Array.isArray(spec.keys) || spec.keys.length === 0) throw new TypeError(`followUp.keys must be a non-empty array of [event attribute, request attribute] pairs, got ${describe(spec.keys)}`);
+  const keys: number[] = [];
+  spec.keys.forEach((pair: unknown, index) => {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError(`followUp.keys[${index}] must be an [event attribute, request attribute] pair, got ${describe(pair)}`);
+    keys.push(checkInteger(`followUp.keys[${index}][0]`, pair[0], 0, 0x3fff), checkInteger(`followUp.keys[${index}][1]`, pair[1], 0, 0x3fff));
+  });
+  let skipAttribute: number | undefined;
+  const skipValues: number[] = [];
+  if (spec.skip !== undefined) {
+    if (typeof spec.skip !== 'object' || spec.skip === null) throw new TypeError(`followUp.skip must be an object, got ${describe(spec.skip)}`);
+    skipAttribute = checkInteger('followUp.skip.attribute', spec.skip.attribute, 0, 0x3fff);
+    if (!Array.isArray(spec.skip.values)) throw new TypeError(`followUp.skip.values must be an array, got ${describe(spec.skip.values)}`);
+    spec.skip.values.forEach((v: unknown, index) => skipValues.push(checkInteger(`followUp.skip.values[${index}]`, v, 0, 0xffffffff)));
+  }
+  let minimumAttribute: number | undefined;
+  let minimum: number | undefined;
+  if (spec.minimum !== undefined) {
+    if (typeof spec.minimum !== 'object' || spec.minimum === null) throw new TypeError(`followUp.minimum must be an object, got ${describe(spec.minimum)}`);
+    minimumAttribute = checkInteger('followUp.minimum.attribute', spec.minimum.attribute, 0, 0x3fff);
+    minimum = checkInteger('followUp.minimum.value', spec.minimum.value, 0, Number.MAX_SAFE_INTEGER);
+  }
+  if (spec.label !== undefined && typeof spec.label !== 'string') throw new TypeError(`followUp.label must be a string, got ${describe(spec.label)}`);
+  const familyId = checkInteger('followUp.familyId', spec.familyId, 0, 0xffff);
+  const requestCommand = checkInteger('followUp.requestCommand', spec.requestCommand, 0, 0xff);
+  return [
+    spec.socket,
+    {
+      familyId,
+      eventCommand: checkInteger('followUp.eventCommand', spec.eventCommand, 0, 0xff),
+      requestCommand,
+      version: checkInteger('followUp.version', spec.version, 0, 0xff),
+      keys,
+      skipAttribute,
+      skipValues,
+      minimumAttribute,
+      minimum,
+      label: spec.label ?? `request to family ${familyId} command ${requestCommand}`,
+    },
+  ];
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -354,6 +481,34 @@ export class GenlSocket {
   }
 
   /**
+   * dump(), without a message object per message: the messages' attributes lie in one
+   * `payload`, message i's from `starts[i]` to `ends[i]` (commands and versions in
+   * `commands`/`versions`). For readers of big dumps (tens of thousands of messages), which
+   * need no object or view for a message they can tell from its bytes. Rejects as dump() does.
+   */
+  async dumpPacked(familyId: number, command: number, version: number, attributes?: Uint8Array, options?: RequestOptions): Promise<PackedMessages> {
+    const args = this.#check(familyId, command, version, attributes, options);
+    const { payload, layout } = await settle(() => this.#native.dump(...args));
+    const count = layout.length / 4;
+    const packed: PackedMessages = {
+      payload,
+      count,
+      commands: new Uint32Array(count),
+      versions: new Uint32Array(count),
+      starts: new Uint32Array(count),
+      ends: new Uint32Array(count),
+    };
+    for (let index = 0; index < count; index++) {
+      const base = index * 4;
+      packed.commands[index] = layout[base]!;
+      packed.versions[index] = layout[base + 1]!;
+      packed.starts[index] = layout[base + 2]!;
+      packed.ends[index] = layout[base + 3]!;
+    }
+    return packed;
+  }
+
+  /**
    * Subscribes this socket to a multicast group of a family, by names: resolves the family's
    * groups with nlctrl, then setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP). Rejects with a
    * NetlinkError: ENOENT naming the family or group when it does not exist, EPERM when the group
@@ -378,7 +533,7 @@ export class GenlSocket {
    * without CAP_NET_ADMIN. Throws a NetlinkError (EBADF once closed).
    */
   setReceiveBufferSize(bytes: number, options: { force?: boolean } = {}): void {
-    const checked = checkRange('bytes', bytes, 1, MAX_RECEIVE_BUFFER);
+    const checked = checkInteger('bytes', bytes, 1, MAX_RECEIVE_BUFFER);
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
@@ -445,6 +600,33 @@ export class GenlSocket {
     return iterator;
   }
 
+  /**
+   * The notifications queued by now (at least one; waits for one), with, for each event that
+   * `followUp` names, the reply to one request made on `followUp.socket` before this resolves:
+   * a wake-up costs one call into JavaScript however many events and requests it brought.
+   * When the batch would need more than `limit` requests (default: no limit), none are made.
+   * Resolves with undefined once this socket is closed. Not while a notifications() iterator
+   * is active (it throws); notifications such an iterator left are returned first, without
+   * requests.
+   */
+  async nextNotificationsFollowed(followUp: FollowUp, limit = 0xffffffff): Promise<FollowedNotifications | undefined> {
+    const [socket, spec] = checkFollowUp(followUp);
+    const requester = socket.#native;
+    const max = checkInteger('limit', limit, 0, 0xffffffff);
+    if (this.#consumer !== undefined) {
+      throw new Error('nextNotificationsFollowed(): this socket has a notifications() consumer; end it first');
+    }
+    if (this.closed) return undefined;
+    if (this.#head < this.#fetched.length) {
+      const notifications = this.#fetched.slice(this.#head);
+      this.#fetched = [];
+      this.#head = 0;
+      return { notifications, replies: new Array<FollowUpReply>(notifications.length) };
+    }
+    const batch = await settle(() => this.#native.nextNotificationsFollowed(requester, spec, max));
+    return batch === null ? undefined : toFollowed(batch);
+  }
+
   async #nextNotification(): Promise<IteratorResult<GenlNotification, undefined>> {
     for (;;) {
       if (this.closed) return DONE;
@@ -476,9 +658,9 @@ export class GenlSocket {
     options: unknown,
   ): [number, number, number, Uint8Array, string | undefined] {
     return [
-      checkInteger('familyId', familyId, 0xffff),
-      checkInteger('command', command, 0xff),
-      checkInteger('version', version, 0xff),
+      checkInteger('familyId', familyId, 0, 0xffff),
+      checkInteger('command', command, 0, 0xff),
+      checkInteger('version', version, 0, 0xff),
       checkAttributes(attributes),
       checkOptions(options),
     ];

@@ -1,5 +1,7 @@
 // The shape of the Rust addon (crates/binding/src/lib.rs), written by hand so the TypeScript
-// compiles without a build; the tests exercise every member, so a mismatch fails them.
+// compiles without a build. napi-rs generates the same declarations from the Rust when it
+// builds the addon (dist/native.generated.d.ts); test/native-types.test.ts compiles
+// types-check/native.ts, which fails when the two disagree.
 
 export interface NativeOperation {
   id: number;
@@ -64,6 +66,31 @@ export interface NativeGenlSocket {
   setReceiveBufferSize(bytes: number, force: boolean): void;
   /** The notifications queued by then (at least one), or null once the socket is closed. */
   nextNotifications(): Promise<NativeNotificationBatch | null>;
+  /** As nextNotifications, with the replies to the follow-up requests made on `requester`. */
+  nextNotificationsFollowed(requester: NativeGenlSocket, followUp: NativeFollowUp, limit: number): Promise<NativeFollowedBatch | null>;
+}
+
+/** Which events get a request: `keys` are [event attribute, request attribute] pairs, flat. */
+export interface NativeFollowUp {
+  familyId: number;
+  eventCommand: number;
+  requestCommand: number;
+  version: number;
+  keys: number[];
+  skipAttribute?: number;
+  skipValues: number[];
+  minimumAttribute?: number;
+  minimum?: number;
+  label: string;
+}
+
+/** A NativeNotificationBatch, and in `replyLayout` three numbers per notification: 0 (no
+ *  request); 1, start and end of its reply's attributes in `replies`; 2 and the errno. */
+export interface NativeFollowedBatch {
+  payload: Buffer;
+  layout: Uint32Array;
+  replies: Buffer;
+  replyLayout: Int32Array;
 }
 
 export interface NativeBinding extends NativeMountBinding {
@@ -97,7 +124,7 @@ export interface NativeMountApiSupport {
   listmount: boolean;
   statmount: boolean;
   statmountMask: bigint;
-  fanotifyMount: { available: boolean; reason?: string | null };
+  fanotifyMount: { available: boolean; reason?: string };
 }
 
 export interface NativeMountinfoBatch {
@@ -120,7 +147,7 @@ export interface NativeMountinfoWatch {
 export interface NativeMountEventBatch {
   events: Array<{ kind: string; uniqueId: bigint }>;
   overflow: boolean;
-  mounts?: Array<NativeKernelMount | null> | null;
+  mounts?: Array<NativeKernelMount | undefined | null>;
 }
 
 export interface NativeFanotifyMountWatch {

@@ -69,6 +69,24 @@ test('a raw dump of CTRL_CMD_GETFAMILY lists every family, nlctrl included', asy
   assert.equal(listed.map((family) => family.name).sort(), [...names].sort());
 });
 
+test('dumpPacked gives the messages of the same dump in one payload, with their commands, versions and bounds', async () => {
+  const socket = open();
+  const messages = await socket.dump(Nlctrl.familyId, Nlctrl.commands.getFamily, Nlctrl.version);
+  const packed = await socket.dumpPacked(Nlctrl.familyId, Nlctrl.commands.getFamily, Nlctrl.version);
+  assert.is(packed.count, messages.length);
+  for (const array of [packed.commands, packed.versions, packed.starts, packed.ends]) assert.is(array.length, packed.count);
+  for (let i = 0; i < packed.count; i++) {
+    assert.is(packed.commands[i], messages[i]!.command);
+    assert.is(packed.versions[i], messages[i]!.version);
+    assert.ok(packed.starts[i]! <= packed.ends[i]! && packed.ends[i]! <= packed.payload.length, `message ${i}: ${packed.starts[i]}..${packed.ends[i]} of ${packed.payload.length}`);
+    assert.ok(i === 0 || packed.starts[i]! >= packed.ends[i - 1]!, 'one after another');
+    assert.equal(packed.payload.subarray(packed.starts[i], packed.ends[i]), messages[i]!.attributes);
+  }
+  // Bad input is refused as by dump().
+  const error = await netlinkRejection(socket.dumpPacked(Nlctrl.familyId, Nlctrl.commands.getFamily, Nlctrl.version, Buffer.from([4, 0, 2, 0])));
+  assert.match(error.message, /Invalid argument \(EINVAL\)/);
+});
+
 test('an unknown family rejects with ENOENT', async () => {
   const error = await netlinkRejection(open().resolveFamily('no-such-family'));
   assert.instance(error, Error);

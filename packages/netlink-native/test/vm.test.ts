@@ -122,6 +122,9 @@ interface EventsReport {
   smallQueueStats: Outcome<number>;
   smallQueueItems: EventItem[];
   smallQueueAfter: EventItem;
+  followMount: { mountId: string; mountPoint: string };
+  followed: { path: string; reply: null | { errno: number } | { mountId: string; mountPoint: string } }[];
+  followedAfterClose: null;
   burstReceiveBuffer: number;
   burstInjected: Injected;
   burstAccounted: number;
@@ -385,6 +388,19 @@ for (const series of ['6.1', '6.12']) {
     assert.equal(report.listenerAfterClose, DONE);
     assert.equal(report.closedIteratesNothing, DONE);
     assert.equal(report.burstAfterClose, DONE);
+  });
+
+  vm('nextNotificationsFollowed brings the events and the mount-get of each mount they name in one call', async () => {
+    const report = await events(series);
+    const root = report.followMount;
+    assert.match(root.mountPoint, /^\//);
+    assert.equal(report.followed, [
+      { path: '/mnt/f1', reply: root },
+      { path: '/mnt/f2', reply: { errno: 2 } },
+      { path: '/mnt/f3', reply: null },
+      { path: '/mnt/f4', reply: root },
+    ]);
+    assert.is(report.followedAfterClose, null, 'closing the socket ends a pending call with undefined');
   });
 
   vm('nobody cannot join usip\'s groups (EPERM) but can join nlctrl\'s', async () => {

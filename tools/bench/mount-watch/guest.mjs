@@ -317,6 +317,18 @@ async function perChange(key, k) {
   };
 }
 
+/**
+ * Node's own wake-up floor in this boot: node-wake's pipe mode (a Node process woken by a byte
+ * on a pipe every 20 ms, doing nothing else), so that the Node watcher's CPU per change is
+ * compared with what any Node daemon pays per wake-up here, side by side.
+ */
+async function nodeFloor(wakes, warmup) {
+  const text = execFileSync(process.execPath, [join(here, '..', 'node-wake', 'guest.mjs'), 'pipe', String(wakes), String(warmup)], { encoding: 'utf8' });
+  const line = text.split('\n').find((x) => x.startsWith('{'));
+  if (line === undefined) throw new Error(`node-wake pipe printed no result: ${text}`);
+  return JSON.parse(line);
+}
+
 async function dumpVsMountinfo(reps) {
   const dump = [];
   const parse = [];
@@ -355,14 +367,18 @@ async function dumpVsMountinfo(reps) {
 async function storm(key, count) {
   let w;
   let before;
+  let threads0;
   let startMounts;
+  let receiveBufferSize;
   if (!USIP.has(key)) await hooks(false);
   if (key !== 'none') {
     const started = await startWatcher(key);
     w = started.w;
     startMounts = started.mounts;
+    receiveBufferSize = started.receiveBufferSize;
     await settle(w);
     before = await cpuOf(w);
+    threads0 = threadCpu(w.child.pid);
   }
   const s0 = await stats();
   log(`storm of ${count} with ${key === 'none' ? 'no watcher' : `watcher ${key}`}`);
@@ -373,6 +389,8 @@ async function storm(key, count) {
     watcher: key,
     count,
     mounts: startMounts,
+    // SO_RCVBUF of the listener as the kernel applied it: (b) and (b') must absorb alike.
+    receiveBufferSize,
     mountPhaseMs: Number(tMounted - tStart) / 1e6,
     umountPhaseMs: Number(tUnmounted - tMounted) / 1e6,
     stormMs: Number(tEnd - tStart) / 1e6,
@@ -384,6 +402,8 @@ async function storm(key, count) {
     const cpuUs = num(c[1]) + num(c[2]) - before.userUs - before.sysUs;
     Object.assign(result, {
       cpuToCatchUpMs: cpuUs / 1e3,
+      // Where it went, by thread name (schedstat), up to a moment after it caught up.
+      threadsCpuMs: threadDelta(threads0, threadCpu(w.child.pid)),
       caughtUpAfterEndMs: Number(tCaught - tEnd) / 1e6,
       caughtUpAfterStartMs: Number(tCaught - tStart) / 1e6,
       reads: num(c[3]) - before.count,
@@ -514,7 +534,7 @@ for (const n of sizes) {
     populated += need;
     log(`N = ${n}: ${count} bind mounts in ${(ns / 1e6).toFixed(0)} ms`);
   }
-  const r = { mounts: mountinfoLines(), perChange: [], dump: undefined, storm: [], listenerCost: undefined };
+  const r = { mounts: mountinfoLines(), perChange: [], floor: [], dump: undefined, storm: [], listenerCost: undefined };
   results.sizes[n] = r;
   for (let round = 0; round < config.rounds; round++) {
     const order = ['a', 'b', 'bc', 'c', 'f', 'g'].filter((k) => config.watchers.includes(k));
@@ -525,6 +545,12 @@ for (const n of sizes) {
       one.round = round;
       r.perChange.push(one);
       log(`N = ${n}, round ${round}, ${key}: ${(one.cpuPerChangeUs / 1e3).toFixed(3)} ms CPU per change, ` + `latency median ${median([...one.latencyMs.mount, ...one.latencyMs.umount]).toFixed(2)} ms`);
+    }
+    if (config.floor?.wakes) {
+      const one = await nodeFloor(config.floor.wakes, config.floor.warmup);
+      one.round = round;
+      r.floor.push(one);
+      log(`N = ${n}, round ${round}, Node's wake-up floor (pipe): ${(one.cpuUs / 1e3).toFixed(3)} ms CPU per wake-up`);
     }
   }
   if (config.dumpReps?.[n]) {

@@ -1,6 +1,6 @@
 // The user-space part of UsipClient.watchMounts() per change, on the host (real CPU, no TCG, no
-// kernel): a MountWatcher fed with mtab events encoded as the module sends them and answered
-// by a mount-get stand-in, at N mounts; plus one request round trip through the napi binding
+// kernel): a MountWatcher fed with mtab events encoded as the module sends them, one batch per
+// event with its mount-get's answer (as the binding hands them over), at N mounts; plus one request round trip through the napi binding
 // (the host kernel's nlctrl) for the mount-get each mount event costs. It estimates what the
 // Node client adds per change on real hardware; the in-VM figures are the measurement.
 //
@@ -35,14 +35,12 @@ function mountInfo(id, mountPoint) {
 async function replay(n) {
   const mounts = [];
   for (let i = 0; i < n; i++) mounts.push(mountInfo(1000 + i, `/tmp/bench/n/${String(i).padStart(6, '0')}`));
-  // The notifications: one pending pull at a time, answered when the loop posts an event.
+  // The batches: one pending read at a time, answered when the loop posts an event, with the
+  // mount-get the binding made for it (as UsipClient's io does: one call per wake-up).
   let deliver;
-  const notifications = {
-    next: () => new Promise((resolve) => (deliver = resolve)),
-  };
   const marker = mountInfo(900_000, '/tmp/bench/marker');
   const io = {
-    notifications,
+    next: () => new Promise((resolve) => (deliver = (item) => resolve({ items: [item], mount: () => marker }))),
     familyId: 35,
     fetch: async () => marker,
     dump: async () => ({ mounts, nsSeq: 0n }),
@@ -79,9 +77,8 @@ async function replay(n) {
   const run = async (from, count) => {
     for (let seq = from; seq < from + count; seq++) {
       const pending = watcher.next();
-      // The watcher pulls one notification, then looks for more until the next tick.
       await new Promise(setImmediate);
-      deliver({ done: false, value: event(seq, seq % 2 ? Action.mount : Action.umount) });
+      deliver(event(seq, seq % 2 ? Action.mount : Action.umount));
       const { value } = await pending;
       if (value.mount.id !== marker.id) throw new Error('unexpected change');
     }

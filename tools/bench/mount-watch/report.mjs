@@ -6,6 +6,8 @@ export const TARGETS = {
   flatInN: 1.5, // (b) CPU per change, largest N / smallest N: at most this
   dumpVsMountinfo: 1.0, // mounts() / (read + parseMountinfo) wall time: at most this
   vsFanotify: 2, // issue 11: USIP on 7.x, CPU per change / (f)'s: at most this
+  stormVsC: 3, // issue 12: storm CPU of the Node watcher (b) / the lean C client (b'): at most this
+  perChangeVsFloor: 2, // issue 12: (b) CPU per change / Node's wake-up floor (pipe): at most this
 };
 export const KEYS = ['a', 'b', 'bc', 'c', 'f', 'g'];
 
@@ -132,7 +134,18 @@ export function summarize(results) {
       targets.vsFanotify[u][n] = x && f ? { cpu: x.cpuPerChangeMs / f.cpuPerChangeMs, latency: latencyRatio(x.latencyMs, f.latencyMs) } : undefined;
     }
   }
-  return { sizes, small, large, pc, dump, storm, listener, targets };
+  // Issue 12: the Node watcher against the lean C client in the storm, and per change against
+  // Node's own wake-up floor measured in the same boot.
+  const stormOf = (key) => storm.find((x) => x.watcher === key)?.cpuToCatchUpMs;
+  targets.stormVsC = stormOf('b') / stormOf('bc');
+  const floor = {};
+  targets.vsFloor = {};
+  for (const n of sizes) {
+    const runs = results.sizes[n].floor ?? [];
+    floor[n] = runs.length === 0 ? undefined : median(runs.map((x) => x.cpuUs)) / 1e3;
+    targets.vsFloor[n] = pc.b?.[n] && floor[n] ? pc.b[n].cpuPerChangeMs / floor[n] : NaN;
+  }
+  return { sizes, small, large, pc, dump, storm, listener, targets, floor };
 }
 
 /** The report of a run: one section per kernel (or the one kernel of an older run). */
@@ -346,5 +359,11 @@ function targetLines(results, s) {
   out.push(
     `  mounts() no slower than mountinfo + parse in JS: ${ratio(targets.dump)} at N=${large}, ${ratio(targets.dumpSmall)} at N=${small} -> ${verdict(t3)}`,
   );
+  // Issue 12, both measured in this run.
+  const t4 = { value: targets.stormVsC, pass: targets.stormVsC <= TARGETS.stormVsC };
+  const t5 = { value: targets.vsFloor[large], pass: targets.vsFloor[large] <= TARGETS.perChangeVsFloor };
+  out.push(`  issue 12: storm CPU (b) Node / (b') lean C within ${TARGETS.stormVsC}x: ${ratio(targets.stormVsC)} -> ${verdict(t4)}`);
+  const floors = s.sizes.map((n) => `N=${n}: (b) ${ms(s.pc.b?.[n]?.cpuPerChangeMs)} ms / floor ${ms(s.floor[n])} ms = ${ratio(targets.vsFloor[n])}`).join('; ');
+  out.push(`  issue 12: (b) per change within ${TARGETS.perChangeVsFloor}x of Node's wake-up floor (pipe, same boot): ${floors} -> ${verdict(t5)}`);
   return out;
 }

@@ -693,8 +693,20 @@ int main(int argc, char **argv)
 	t0 = now_ns();
 	ev_fd = open_socket();
 	rq_fd = open_socket();
-	/* As UsipClient.watchMounts(): 4 MiB asked, what net.core.rmem_max allows. */
-	setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/*
+	 * As UsipClient.watchMounts(): 4 MiB asked, past net.core.rmem_max where it may
+	 * (SO_RCVBUFFORCE, CAP_NET_ADMIN), else what rmem_max allows. The same buffer as the
+	 * Node watcher's, so that both absorb a storm alike (with the capped 416 KiB this client
+	 * overran where Node did not, and caught up through a resync instead of every event).
+	 */
+	if (setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+		setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	{
+		socklen_t len = sizeof(rcvbuf);
+
+		if (getsockopt(ev_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len))
+			die("getsockopt(SO_RCVBUF)");
+	}
 
 	msg_start(&m, GENL_ID_CTRL, 0, CTRL_CMD_GETFAMILY);
 	put(&m, CTRL_ATTR_FAMILY_NAME, USIP_FAMILY_NAME, sizeof(USIP_FAMILY_NAME));
@@ -717,7 +729,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "listener %u, family %u, dump: %zu mounts, ns-seq %llu\n", listener_id, family,
 			n_live, (unsigned long long)dump_seq);
 	marker_seen = markers > 0;
-	printf("ready %zu %llu\n", n_live, (unsigned long long)(now_ns() - t0));
+	printf("ready %zu %llu %d\n", n_live, (unsigned long long)(now_ns() - t0), rcvbuf);
 
 	for (;;) {
 		struct pollfd fds[2] = {

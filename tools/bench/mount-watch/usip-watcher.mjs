@@ -74,12 +74,15 @@ const write = (line) => writeSync(1, `${line}\n`);
 const MOUNT_GET = 9;
 let tableDumps = 0;
 let listenerDumps = 0;
-const dump = GenlSocket.prototype.dump;
-GenlSocket.prototype.dump = function (familyId, command, ...rest) {
-  if (command === MOUNT_GET) tableDumps++;
-  else listenerDumps++;
-  return dump.call(this, familyId, command, ...rest);
-};
+for (const method of ['dump', 'dumpPacked']) {
+  const dump = GenlSocket.prototype[method];
+  if (dump === undefined) continue;
+  GenlSocket.prototype[method] = function (familyId, command, ...rest) {
+    if (command === MOUNT_GET) tableDumps++;
+    else listenerDumps++;
+    return dump.call(this, familyId, command, ...rest);
+  };
+}
 
 const started = process.hrtime.bigint();
 const { client, watcher } = await open();

@@ -8,6 +8,7 @@
 // Decoding is on the hot path of large dumps (tens of thousands of messages), so it reads
 // straight from the Buffer and allocates nothing but the decoded values.
 import { endianness } from 'node:os';
+import { integerProblem } from '@usip/netlink-native';
 import type { AttributeSetSpec, AttributeSpec } from '../generated/usip.js';
 
 export const NLA_HDRLEN = 4;
@@ -325,22 +326,22 @@ function measure(set: AttributeSetSpec<object>, value: Record<string, unknown>):
   return size;
 }
 
-function checkInteger(set: AttributeSetSpec<object>, attr: AttributeSpec, v: unknown): number | bigint {
+/** An integer attribute's value checked against its type's range: the rule of
+ *  @usip/netlink-native's integerProblem, worded as an attribute error. */
+function checkAttributeInteger(set: AttributeSetSpec<object>, attr: AttributeSpec, v: unknown): number | bigint {
   const bigRange = BIGINT_RANGES[attr.type];
   if (bigRange !== undefined && attr.safeNumber === true) {
     // Held as a number (the spec bounds it below 2^53); checkValue applies those bounds.
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(set, attr, `${attr.type} held as a number expects a safe integer, got ${typeof v === 'number' ? String(v) : typeof v}`);
     return BigInt(v);
   }
-  if (bigRange !== undefined) {
-    if (typeof v !== 'bigint') fail(set, attr, `${attr.type} expects a bigint, got ${typeof v}`);
-    if (v < bigRange[0] || v > bigRange[1]) fail(set, attr, `${String(v)} is out of the range of ${attr.type}`);
-    return v;
+  const problem = bigRange !== undefined ? integerProblem(v, bigRange[0], bigRange[1]) : integerProblem(v, ...(INTEGER_RANGES[attr.type] as [number, number]));
+  if (problem === 'type') {
+    if (bigRange !== undefined) fail(set, attr, `${attr.type} expects a bigint, got ${typeof v}`);
+    fail(set, attr, `${attr.type} expects an integer number, got ${typeof v === 'number' ? String(v) : typeof v}`);
   }
-  const range = INTEGER_RANGES[attr.type] as [number, number];
-  if (typeof v !== 'number' || !Number.isInteger(v)) fail(set, attr, `${attr.type} expects an integer number, got ${typeof v === 'number' ? String(v) : typeof v}`);
-  if (v < range[0] || v > range[1]) fail(set, attr, `${v} is out of the range of ${attr.type}`);
-  return v;
+  if (problem === 'range') fail(set, attr, `${String(v)} is out of the range of ${attr.type}`);
+  return v as number | bigint;
 }
 
 function checkValue(set: AttributeSetSpec<object>, attr: AttributeSpec, v: unknown): void {
@@ -381,7 +382,7 @@ function write(set: AttributeSetSpec<object>, value: Record<string, unknown>, bu
         case 's16':
         case 'u32':
         case 's32': {
-          const n = checkInteger(set, attr, v) as number;
+          const n = checkAttributeInteger(set, attr, v) as number;
           checkValue(set, attr, n);
           const width = FIXED_SIZES[attr.type] as number;
           if (attr.type.startsWith('u')) {
@@ -394,7 +395,7 @@ function write(set: AttributeSetSpec<object>, value: Record<string, unknown>, bu
         }
         case 'u64':
         case 's64': {
-          const n = checkInteger(set, attr, v) as bigint;
+          const n = checkAttributeInteger(set, attr, v) as bigint;
           checkValue(set, attr, attr.safeNumber === true ? Number(n) : n);
           if (attr.type === 'u64') {
             if (little) buf.writeBigUInt64LE(n, payloadStart);

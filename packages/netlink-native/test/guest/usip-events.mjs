@@ -5,21 +5,22 @@
 // run. With --unprivileged (run as nobody through setpriv) it only tries to join groups and
 // prints the outcomes as JSON on stdout.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GenlSocket, isNetlinkError } from '../../dist/index.js';
 
 // From packages/kernel-module/include/uapi/linux/usip.h (generated from spec/usip.yaml).
-const CMD = { ping: 1, listenerRegister: 2, listenerGet: 4, inject: 5, stats: 6 };
+const CMD = { ping: 1, listenerRegister: 2, listenerGet: 4, inject: 5, stats: 6, mtabEvent: 7, mountGet: 9 };
 const LISTENER = { id: 1, flags: 2, notifier: 3, group: 4, scope: 5, mntNs: 6, delivered: 10, missed: 11 };
 const NOTIFIER = { type: 1, action: 2, cmd: 3, flags: 4 };
 const EVENT = {
   listenerId: 1, seq: 2, missed: 3, type: 4, action: 5, cmd: 6, timestamp: 7, mntNs: 8, pid: 9, uid: 10,
   mountId: 11, parentId: 12, path: 13, fsType: 14, source: 15, dev: 16, count: 17, repeat: 18,
-  queued: 19, dropped: 20,
+  queued: 19, dropped: 20, uniqueId: 23,
 };
+const MOUNT = { mountId: 1, uniqueId: 3, mountPoint: 7 };
 const TYPE_MTAB = 1;
 const ACTION = { mount: 1, umount: 2, move: 3 };
 const NOTIFY = 0x1;
@@ -303,6 +304,54 @@ const report = { guestRelease: release(), familyId: family.id, mtabGroup };
   const waiting = iterator.next();
   socket.close();
   report.burstAfterClose = await waiting;
+}
+
+// F: nextNotificationsFollowed: a batch of events and, in the same call, the mount-get of each
+// mount they name (by mount id: injected events have no unique id), none for an umount.
+{
+  const listener = new GenlSocket();
+  const requests = new GenlSocket();
+  const registered = await register(listener, ACTION.mount, 44);
+  await register(listener, ACTION.umount, 45);
+  // A mount of this namespace: mountinfo's first line, its id and its mount point.
+  const [id, , , , mountPoint] = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')[0].split(' ');
+  const rootId = Number(id);
+  report.followMount = { mountId: String(rootId), mountPoint };
+  await inject(injector, ACTION.mount, '/mnt/f1', [u64(EVENT.mountId, BigInt(rootId))]);
+  await inject(injector, ACTION.mount, '/mnt/f2', [u64(EVENT.mountId, 999_999n)]);
+  await inject(injector, ACTION.umount, '/mnt/f3', [u64(EVENT.mountId, BigInt(rootId))]);
+  await inject(injector, ACTION.mount, '/mnt/f4', [u64(EVENT.mountId, BigInt(rootId))]);
+  await settled(registered.id, 3);
+  const followUp = {
+    socket: requests,
+    familyId: family.id,
+    eventCommand: CMD.mtabEvent,
+    requestCommand: CMD.mountGet,
+    version: family.version,
+    keys: [
+      [EVENT.uniqueId, MOUNT.uniqueId],
+      [EVENT.mountId, MOUNT.mountId],
+    ],
+    skip: { attribute: EVENT.action, values: [ACTION.umount] },
+    label: 'usip mount-get',
+  };
+  const items = [];
+  while (items.length < 4) {
+    const batch = await listener.nextNotificationsFollowed(followUp);
+    batch.notifications.forEach((notification, index) => {
+      const reply = batch.replies[index];
+      const found = reply instanceof Uint8Array ? decode(reply) : undefined;
+      items.push({
+        path: describe(notification).path,
+        reply: reply === undefined ? null : typeof reply === 'number' ? { errno: reply } : { mountId: readU64(found, MOUNT.mountId), mountPoint: readString(found, MOUNT.mountPoint) },
+      });
+    });
+  }
+  report.followed = items;
+  const pending = listener.nextNotificationsFollowed(followUp);
+  listener.close();
+  report.followedAfterClose = (await pending) ?? null;
+  requests.close();
 }
 
 injector.close();

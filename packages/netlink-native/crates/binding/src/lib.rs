@@ -6,12 +6,12 @@
 #![deny(unsafe_code)]
 
 use genl::{
-    FamilyInfo, GenlSocket, MessageBatch, NetlinkError, NotificationBatch, NotificationEntry,
-    Request, SocketOptions,
+    FamilyInfo, FollowUp, GenlSocket, MessageBatch, NetlinkError, NotificationBatch,
+    NotificationEntry, Request, SocketOptions,
 };
 use napi::bindgen_prelude::{
-    Buffer, Env, JsObjectValue, JsValue, Object, PromiseRaw, Result, Status, Uint32Array,
-    within_runtime_if_available,
+    Buffer, Env, Int32Array, JsObjectValue, JsValue, Object, PromiseRaw, Result, Status,
+    Uint32Array, within_runtime_if_available,
 };
 use napi_derive::napi;
 
@@ -153,6 +153,132 @@ impl From<NotificationBatch> for NativeNotificationBatch {
             layout: layout.into(),
         }
     }
+}
+
+/// Which notifications get a follow-up request (see `genl::follow_up`): `keys` are pairs of
+/// (event attribute, request attribute), flattened, in order of preference; an event whose u32
+/// attribute `skipAttribute` holds one of `skipValues` gets none.
+#[napi(object)]
+pub struct NativeFollowUp {
+    pub family_id: u32,
+    pub event_command: u32,
+    pub request_command: u32,
+    pub version: u32,
+    pub keys: Vec<u32>,
+    pub skip_attribute: Option<u32>,
+    pub skip_values: Vec<u32>,
+    /// Only events whose u64 attribute `minimumAttribute` is at least `minimum` get a request.
+    pub minimum_attribute: Option<u32>,
+    pub minimum: Option<i64>,
+    pub label: String,
+}
+
+impl NativeFollowUp {
+    fn checked(self) -> std::result::Result<FollowUp, NetlinkError> {
+        let operation = self.label.clone();
+        if !self.keys.len().is_multiple_of(2) {
+            return Err(NetlinkError::invalid_input(
+                &operation,
+                "keys must be pairs of (event attribute, request attribute)",
+            ));
+        }
+        let attribute = |value: u32| checked::<u16>(value, "attribute", &operation);
+        let mut keys = Vec::with_capacity(self.keys.len() / 2);
+        for pair in self.keys.chunks_exact(2) {
+            keys.push((attribute(pair[0])?, attribute(pair[1])?));
+        }
+        let skip = match self.skip_attribute {
+            Some(kind) => Some((attribute(kind)?, self.skip_values)),
+            None => None,
+        };
+        let minimum = match (self.minimum_attribute, self.minimum) {
+            (Some(kind), Some(value)) => Some((
+                attribute(kind)?,
+                u64::try_from(value).map_err(|_| {
+                    NetlinkError::invalid_input(
+                        &operation,
+                        format!("minimum must not be negative, got {value}"),
+                    )
+                })?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(NetlinkError::invalid_input(
+                    &operation,
+                    "minimumAttribute and minimum go together",
+                ));
+            }
+        };
+        Ok(FollowUp {
+            family_id: checked(self.family_id, "familyId", &operation)?,
+            event_command: checked(self.event_command, "eventCommand", &operation)?,
+            request_command: checked(self.request_command, "requestCommand", &operation)?,
+            version: checked(self.version, "version", &operation)?,
+            keys,
+            skip,
+            minimum,
+            label: self.label,
+        })
+    }
+}
+
+/// Notifications with the replies to their follow-up requests: `payload` and `layout` as in
+/// `NativeNotificationBatch`; `replyLayout` holds three numbers per notification: 0 (no
+/// request), or 1 and the start and end of the reply's attributes in `replies`, or 2 and the
+/// errno of the request's failure (EPROTO for a reply of other than one message).
+#[napi(object)]
+pub struct NativeFollowedBatch {
+    pub payload: Buffer,
+    pub layout: Uint32Array,
+    pub replies: Buffer,
+    pub reply_layout: Int32Array,
+}
+
+const REPLY_NONE: i32 = 0;
+const REPLY_MESSAGE: i32 = 1;
+const REPLY_ERROR: i32 = 2;
+
+fn followed_batch(
+    batch: NotificationBatch,
+    index: Vec<Option<u32>>,
+    outcomes: Vec<std::result::Result<MessageBatch, NetlinkError>>,
+) -> NativeFollowedBatch {
+    // Each request's reply once in `replies`, shared by the notifications that asked for it.
+    let mut replies = Vec::new();
+    let mut placed = Vec::with_capacity(outcomes.len());
+    for outcome in &outcomes {
+        placed.push(match outcome {
+            Ok(reply) if reply.len() == 1 => {
+                let attributes = reply.iter().next().map_or(&[][..], |m| m.attributes);
+                let start = offset(replies.len());
+                replies.extend_from_slice(attributes);
+                [REPLY_MESSAGE, start, offset(replies.len())]
+            }
+            Ok(_) => [REPLY_ERROR, genl::errno::EPROTO, 0],
+            Err(error) => [REPLY_ERROR, error.errno(), 0],
+        });
+    }
+    let mut reply_layout = Vec::with_capacity(index.len() * 3);
+    for slot in index {
+        match slot.and_then(|i| placed.get(i as usize)) {
+            Some(fields) => reply_layout.extend_from_slice(fields),
+            None => reply_layout.extend_from_slice(&[REPLY_NONE, 0, 0]),
+        }
+    }
+    let NativeNotificationBatch { payload, layout } = NativeNotificationBatch::from(batch);
+    NativeFollowedBatch {
+        payload,
+        layout,
+        replies: replies.into(),
+        reply_layout: reply_layout.into(),
+    }
+}
+
+/// An offset into the replies buffer as the i32 of the layout; replies of one batch stay far
+/// below 2 GiB (a batch is at most 32 MiB of events, and a mount-get reply is a few hundred
+/// bytes per event).
+fn offset(length: usize) -> i32 {
+    i32::try_from(length).unwrap_or(i32::MAX)
 }
 
 /// Builds the JS Error for a failure: the message is the error's text, and the fields a caller
@@ -347,6 +473,35 @@ impl NativeGenlSocket {
         self.socket
             .receive_buffer_size()
             .map_err(|error| js_error(&env, &error))
+    }
+
+    /// As `nextNotifications`, and for each event `followUp` names, one request on `requester`
+    /// (one per distinct key; none at all when the batch would need more than `limit`), all
+    /// made before the promise settles: one call into JavaScript per batch, replies included.
+    #[napi(ts_return_type = "Promise<NativeFollowedBatch | null>")]
+    pub fn next_notifications_followed<'env>(
+        &self,
+        env: &'env Env,
+        requester: &NativeGenlSocket,
+        follow_up: NativeFollowUp,
+        limit: u32,
+    ) -> Result<PromiseRaw<'env, Option<NativeFollowedBatch>>> {
+        let spec = follow_up.checked();
+        let listener = self.socket.clone();
+        let requester = requester.socket.clone();
+        settle(
+            env,
+            async move {
+                let spec = spec?;
+                let Some(batch) = listener.next_notifications().await? else {
+                    return Ok(None);
+                };
+                let plan = genl::follow_up::plan(&batch, &spec, limit as usize);
+                let outcomes = requester.request_each(plan.requests).await;
+                Ok(Some((batch, plan.index, outcomes)))
+            },
+            |found| found.map(|(batch, index, outcomes)| followed_batch(batch, index, outcomes)),
+        )
     }
 
     /// Resolves with the notifications queued by then (at least one), or null once the socket

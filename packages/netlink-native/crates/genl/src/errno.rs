@@ -5,6 +5,9 @@
 
 use std::io;
 
+/// "Protocol error": for a reply that does not have the shape its request promises.
+pub const EPROTO: i32 = libc::EPROTO;
+
 macro_rules! errno_names {
     ($($name:ident),* $(,)?) => {
         /// The symbolic name of a positive errno value, if it is one this platform defines.

@@ -193,18 +193,23 @@ impl ReplyCollector {
             // Other reserved control message types carry nothing for us.
             kind if kind < NLMSG_MIN_TYPE => None,
             kind => {
-                if header.flags & NLM_F_DUMP_INTR != 0 {
+                if header.flags & NLM_F_DUMP_INTR != 0 && !self.interrupted {
+                    // The dump fails at its end whatever follows: nothing more is kept (a busy
+                    // namespace interrupts dump after dump of thousands of messages).
                     self.interrupted = true;
+                    self.batch = MessageBatch::default();
                 }
-                let stored = if kind == self.family_id {
-                    split_genl_payload(message.payload).and_then(|(genl, attributes)| {
-                        self.batch.push(genl.command, genl.version, attributes)
-                    })
-                } else {
+                let stored = if kind != self.family_id {
                     Err(WireError(format!(
                         "reply of message type {kind:#x} to a request to family {:#x}",
                         self.family_id
                     )))
+                } else if self.interrupted {
+                    Ok(())
+                } else {
+                    split_genl_payload(message.payload).and_then(|(genl, attributes)| {
+                        self.batch.push(genl.command, genl.version, attributes)
+                    })
                 };
                 if let Err(e) = stored {
                     let error = protocol(e);

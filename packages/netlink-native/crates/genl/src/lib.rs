@@ -14,6 +14,7 @@ pub mod errno;
 mod error;
 pub mod exchange;
 pub mod family;
+pub mod follow_up;
 pub mod message;
 pub mod notification;
 mod router;
@@ -23,6 +24,7 @@ pub use client::{GenlSocket, Request, SocketOptions};
 pub use error::{ErrorKind, NetlinkError};
 pub use exchange::{BatchEntry, GenlMessage, MessageBatch};
 pub use family::{FamilyInfo, MulticastGroup, Operation};
+pub use follow_up::{FollowUp, Plan};
 pub use message::ExtAck;
 pub use notification::{
     DEFAULT_NOTIFICATION_QUEUE_LIMIT, Notification, NotificationBatch, NotificationEntry,

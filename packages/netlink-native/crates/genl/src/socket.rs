@@ -169,6 +169,7 @@ impl NetlinkSocket {
 
     /// The full size of the next datagram, without consuming or copying it (MSG_PEEK with a
     /// zero-length buffer and MSG_TRUNC makes netlink report the real length).
+    #[cfg(test)]
     pub(crate) fn next_datagram_size(&self) -> io::Result<usize> {
         let mut empty = [0u8; 0];
         // SAFETY: a zero-length buffer is never written to; the pointer is valid and non-null.
