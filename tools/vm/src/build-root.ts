@@ -78,20 +78,46 @@ export function inRoot(root: string, args: readonly string[], options: Omit<Exec
 
 const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=600', '-o', 'APT::Sandbox::User=root'];
 
-/** apt-get update in the root; marks when it was done (the lists' own times are the mirror's). */
-export async function updateRootLists(root: string, log: Logger): Promise<void> {
+/**
+ * Serializes apt in the root across processes: Nx runs a module build and the harness's own tests
+ * at once, and two `apt-get update`s in one root corrupt its package cache (apt's own locks do
+ * not cover the cache files).
+ */
+function withAptLock<T>(root: string, what: string, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(`${root}.apt.lock`, `${what} in the ${BUILD_ROOT_SUITE} build root`, fn);
+}
+
+/** When this tool last refreshed the root's apt lists (ms since the epoch), or 0. */
+function listsUpdatedAt(root: string): number {
+  try {
+    return statSync(join(root, '.usip-apt-updated')).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** apt-get update in the root, the caller holding the apt lock; marks when it was done. */
+async function refreshLists(root: string, log: Logger): Promise<void> {
   log(`apt-get update in the ${BUILD_ROOT_SUITE} build root`);
   await inRoot(root, [...APT, '-qq', 'update']);
   writeFileSync(join(root, '.usip-apt-updated'), `${new Date().toISOString()}\n`);
 }
 
+/**
+ * apt-get update in the root; marks when it was done (the lists' own times are the mirror's).
+ * A process that waited for another one's update does not repeat it.
+ */
+export async function updateRootLists(root: string, log: Logger): Promise<void> {
+  const asked = Date.now();
+  await withAptLock(root, 'apt-get update', async () => {
+    if (listsUpdatedAt(root) >= asked) return;
+    await refreshLists(root, log);
+  });
+}
+
 /** True when this tool refreshed the root's apt lists in the last hour. */
 export function rootListsFresh(root: string): boolean {
-  try {
-    return Date.now() - statSync(join(root, '.usip-apt-updated')).mtimeMs < 60 * 60 * 1000;
-  } catch {
-    return false;
-  }
+  return Date.now() - listsUpdatedAt(root) < 60 * 60 * 1000;
 }
 
 /** Installs packages in the root (from trixie-backports when `backports`), if missing. */
@@ -102,14 +128,16 @@ export async function installInRoot(root: string, packages: readonly string[], l
     if (!(r.code === 0 && r.stdout.startsWith('ii'))) missing.push(name);
   }
   if (missing.length === 0) return;
-  log(`installing ${missing.join(' ')} in the ${BUILD_ROOT_SUITE} build root`);
-  const args = [...APT, '-y', '-q', '--no-install-recommends', ...(backports ? ['-t', `${BUILD_ROOT_SUITE}-backports`] : []), 'install', ...missing];
-  let r = await inRoot(root, args, { allowFailure: true });
-  if (r.code !== 0) {
-    await updateRootLists(root, log);
-    r = await inRoot(root, args, { allowFailure: true });
-  }
-  if (r.code !== 0) throw new Error(`apt-get install ${missing.join(' ')} in ${root} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`);
+  await withAptLock(root, `apt-get install ${missing.join(' ')}`, async () => {
+    log(`installing ${missing.join(' ')} in the ${BUILD_ROOT_SUITE} build root`);
+    const args = [...APT, '-y', '-q', '--no-install-recommends', ...(backports ? ['-t', `${BUILD_ROOT_SUITE}-backports`] : []), 'install', ...missing];
+    let r = await inRoot(root, args, { allowFailure: true });
+    if (r.code !== 0) {
+      await refreshLists(root, log);
+      r = await inRoot(root, args, { allowFailure: true });
+    }
+    if (r.code !== 0) throw new Error(`apt-get install ${missing.join(' ')} in ${root} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`);
+  });
 }
 
 /**
