@@ -7,7 +7,7 @@
 // root and as uid 65534. The bytes and exit statuses must be the same. The guests run the same
 // script with the module (vm-mounts.test.ts).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,10 +67,13 @@ test('usage columns: a fixed tmpfs\'s numbers, ramfs\'s "-", empty cells where u
     assert.match(get('root-usage-bytes').usip, /\/base\/sized +2097152 +1794048 +303104 +14% tmpfs\n/);
     assert.match(get('root-usage-json-bytes').usip, '"size": 2097152,');
     assert.match(get('root-usage-json').usip, '"size": "2M",');
-    assert.match(get('root-usage-ramfs-raw').usip, /\/base\/locked\/closed 0 0 0 - ramfs\n/);
-    assert.match(get('nobody-usage-ramfs-raw').usip, /\/base\/locked\/closed     ramfs\n/);
     assert.match(get('nobody-usage-ramfs-raw').usip, /\/base\/open-ramfs 0 0 0 - ramfs\n/);
-    assert.match(get('nobody-usage-ramfs-json').usip, '"size": null,');
+    // findmnt.sh makes the unreachable mount only without the module (which reaches it anyway).
+    if (!existsSync('/sys/module/usip')) {
+      assert.match(get('root-usage-ramfs-raw').usip, /\/base\/locked\/closed 0 0 0 - ramfs\n/);
+      assert.match(get('nobody-usage-ramfs-raw').usip, /\/base\/locked\/closed     ramfs\n/);
+      assert.match(get('nobody-usage-ramfs-json').usip, '"size": null,');
+    }
   }
 });
 
