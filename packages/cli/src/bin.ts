@@ -28,9 +28,11 @@ import {
   formatMounts,
   matchesTypes,
   MOUNT_COLUMNS,
+  mountUsage,
   mountsJson,
   POLL_ACTIONS,
   POLL_COLUMNS,
+  USAGE_COLUMN_NAMES,
   pollActions,
   type MountColumn,
 } from './findmnt.js';
@@ -48,6 +50,7 @@ interface MountsCommandOptions {
   types?: string;
   target?: string;
   dump?: boolean;
+  bytes?: boolean;
   backend?: MountBackend;
 }
 
@@ -165,6 +168,7 @@ program
   .option('-r, --raw', 'one line per mount, columns one space apart, blanks, backslashes and unusual bytes as \\xHH (implies -l)')
   .option('-J, --json', 'print findmnt -J\'s JSON: {"filesystems": [...]}, submounts as "children" in the tree')
   .option('-l, --list', 'a list, not a tree')
+  .option('-b, --bytes', 'SIZE, AVAIL and USED in bytes (JSON numbers), not for people')
   .option('-t, --types <list>', 'only these file system types, comma-separated; "no" before the list negates it (nosysfs,proc)')
   .option('-T, --target <path>', 'only the mount that holds PATH (implies -l)')
   .addOption(new Option('--dump', 'print {"mounts": [...], "nsSeq": ...} with every field of each mount (ids as numbers, 64-bit values as strings)').conflicts(['json', 'raw', 'output']))
@@ -187,8 +191,10 @@ program
         return;
       }
       const columns = options.output ?? DEFAULT_MOUNT_COLUMNS;
-      if (options.json) process.stdout.write(mountsJson(shown, { columns, tree, table: mounts }));
-      else process.stdout.write(formatMounts(shown, { columns, tree, table: mounts, raw: options.raw, noHeadings: options.noheadings, width: options.raw ? undefined : terminalWidth() }));
+      // statfs only when a usage column asks for it (one statfs per mount).
+      const usage = columns.some((c) => (USAGE_COLUMN_NAMES as readonly string[]).includes(c)) ? { usage: await mountUsage(source), bytes: options.bytes } : undefined;
+      if (options.json) process.stdout.write(mountsJson(shown, { columns, tree, table: mounts, usage }));
+      else process.stdout.write(formatMounts(shown, { columns, tree, table: mounts, usage, raw: options.raw, noHeadings: options.noheadings, width: options.raw ? undefined : terminalWidth() }));
     });
   });
 

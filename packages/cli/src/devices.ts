@@ -47,9 +47,10 @@ export function humanSize(bytes: bigint): string {
   if (exponent === 0) return `${bytes}B`;
   const unit = 1n << BigInt(10 * exponent);
   let whole = bytes / unit;
-  // The remainder in 1024ths of the unit, rounded to tenths.
-  let tenths = (bytes % unit) / (unit >> 10n);
-  tenths = tenths === 0n ? 0n : (tenths + 50n) / 100n;
+  // The remainder in thousandths of the unit, rounded to tenths (util-linux's arithmetic:
+  // 23.54G is 23.5G, not 23.6G as 1024ths would make it).
+  let tenths = ((bytes % unit) * 1000n) / unit;
+  tenths = (tenths + 50n) / 100n;
   if (tenths === 10n) {
     whole += 1n;
     tenths = 0n;

@@ -1,7 +1,8 @@
 // `usip mounts` and `usip watch` as findmnt prints them (util-linux 2.38's findmnt and
 // findmnt --poll): its column names, defaults, tree, list, raw and JSON forms, -t and -T.
-import type { MountChange, MountInfo } from '@usip/client';
+import type { MountChange, MountInfo, StatfsUsage, UsipMounts } from '@usip/client';
 import { InvalidArgumentError } from 'commander';
+import { humanSize } from './devices.js';
 import { displayWidth, layout, type TableColumn } from './table.js';
 
 interface ColumnDef {
@@ -13,10 +14,27 @@ interface ColumnDef {
   truncate?: boolean;
   /** A number in -J output, as findmnt writes it. */
   number?: boolean;
+  /**
+   * findmnt's width hint: libsmartcols widens a column to it when its widest cell is at least
+   * as wide as the header but narrower than the hint ("296K" under USED: 5 wide; "0": 4).
+   */
+  hint?: number;
 }
 
-/** findmnt's columns that the mount table has, in findmnt's --help order. */
+/** findmnt's usage columns: statfs(2) of the mount (sizes right-aligned, numbers in -J with -b). */
+const USAGE_COLUMNS = {
+  AVAIL: { help: 'filesystem size available', right: true, hint: 5 },
+  SIZE: { help: 'filesystem size', right: true, hint: 5 },
+  USED: { help: 'filesystem size used', right: true, hint: 5 },
+  'USE%': { help: 'filesystem use percentage', right: true, hint: 3 },
+} as const satisfies Record<string, ColumnDef>;
+
+/** The columns that need a statfs of each mount shown. */
+export const USAGE_COLUMN_NAMES = Object.keys(USAGE_COLUMNS) as readonly (keyof typeof USAGE_COLUMNS)[];
+
+/** findmnt's columns that the mount table (and statfs) has, in findmnt's --help order. */
 export const MOUNT_COLUMNS = {
+  AVAIL: USAGE_COLUMNS.AVAIL,
   FSROOT: { help: 'filesystem root' },
   FSTYPE: { help: 'filesystem type', truncate: true },
   'FS-OPTIONS': { help: 'FS specific mount options', truncate: true },
@@ -26,14 +44,22 @@ export const MOUNT_COLUMNS = {
   'OPT-FIELDS': { help: 'optional mount fields', truncate: true },
   PARENT: { help: 'mount parent ID', right: true, number: true },
   PROPAGATION: { help: 'VFS propagation flags' },
+  SIZE: USAGE_COLUMNS.SIZE,
   SOURCE: { help: 'source device' },
   TARGET: { help: 'mountpoint' },
+  USED: USAGE_COLUMNS.USED,
+  'USE%': USAGE_COLUMNS['USE%'],
   'VFS-OPTIONS': { help: 'VFS specific mount options', truncate: true },
 } as const satisfies Record<string, ColumnDef>;
 
-/** The columns of `usip watch` (findmnt --poll's): the mount's, and what a change replaced. */
+const { AVAIL: _avail, SIZE: _size, USED: _used, 'USE%': _usePercent, ...TABLE_COLUMNS } = MOUNT_COLUMNS;
+
+/**
+ * The columns of `usip watch` (findmnt --poll's): the mount's, and what a change replaced; not
+ * the usage columns (a mount that went cannot be statfs'd).
+ */
 export const POLL_COLUMNS = {
-  ...MOUNT_COLUMNS,
+  ...TABLE_COLUMNS,
   ACTION: { help: 'action detected by --poll' },
   'OLD-TARGET': { help: 'old mountpoint saved by --poll' },
   'OLD-OPTIONS': { help: 'old mount options saved by --poll', truncate: true },
@@ -99,11 +125,75 @@ export function sourceOf(mount: MountInfo): string {
   return mount.root === '/' || mount.root === '' ? mount.source : `${mount.source}[${mount.root}]`;
 }
 
-type Value = string | number | null;
+/** A cell: text, a number (ids), an exact 64-bit number (sizes with -b), or empty (null). */
+type Value = string | number | bigint | null;
+
+/** What the usage columns need: each mount's statfs (absent when it failed, as findmnt leaves the cells empty), and -b. */
+export interface UsageView {
+  usage: ReadonlyMap<number, StatfsUsage>;
+  /** -b: sizes in bytes (JSON numbers), not for people. */
+  bytes?: boolean;
+}
+
+/**
+ * A size as findmnt writes it for people: "0", or powers of 1024 with a one-letter suffix and
+ * at most one decimal (libcommon's size_to_human_string, as lsblk).
+ */
+export function findmntSize(bytes: bigint): string {
+  return bytes === 0n ? '0' : humanSize(bytes);
+}
+
+/**
+ * The usage of every mount, by mount id, from the backend's statfsAll. A mount whose statfs
+ * failed has none (findmnt leaves its cells empty). Without the module a mount hidden below
+ * another on its mount point cannot be reached by path; findmnt, which statfs's the path, shows
+ * the top one's usage there, and so does this.
+ */
+export async function mountUsage(source: Pick<UsipMounts, 'statfsAll'>): Promise<Map<number, StatfsUsage>> {
+  const infos = await source.statfsAll();
+  const out = new Map<number, StatfsUsage>();
+  for (const info of infos) {
+    let usage = info.usage;
+    if (info.error?.code === 'USIP_OVERMOUNTED') {
+      usage = infos.findLast((other) => other.mountPoint === info.mountPoint && other.usage !== undefined)?.usage;
+    }
+    if (usage !== undefined) out.set(info.id, usage);
+  }
+  return out;
+}
+
+/**
+ * findmnt's USE%: used blocks (f_blocks - f_bfree) over f_blocks, printf's "%.0f%%" (ties to
+ * even); "-" when the file system has no blocks (proc, sysfs).
+ */
+export function usePercent(usage: StatfsUsage): string {
+  if (usage.blocks === 0n) return '-';
+  const used = usage.blocks - usage.blocksFree;
+  // Exact in integers: percent = 100 * used / blocks, rounded to nearest, ties to even.
+  const scaled = 100n * used;
+  let whole = scaled / usage.blocks;
+  const twice = 2n * (scaled % usage.blocks);
+  if (twice > usage.blocks || (twice === usage.blocks && whole % 2n === 1n)) whole += 1n;
+  return `${whole}%`;
+}
+
+function usageValue(mount: MountInfo, column: keyof typeof USAGE_COLUMNS, view: UsageView | undefined): Value {
+  const usage = view?.usage.get(mount.id);
+  if (usage === undefined) return null;
+  if (column === 'USE%') return usePercent(usage);
+  const blocks = column === 'SIZE' ? usage.blocks : column === 'AVAIL' ? usage.blocksAvailable : usage.blocks - usage.blocksFree;
+  const bytes = blocks * usage.frsize;
+  return view?.bytes ? bytes : findmntSize(bytes);
+}
 
 /** A mount's value in a column, as a string (null for an empty cell) or, for -J, a number. */
-export function mountValue(mount: MountInfo, column: MountColumn, padDevice = false): Value {
+export function mountValue(mount: MountInfo, column: MountColumn, padDevice = false, usage?: UsageView): Value {
   switch (column) {
+    case 'SIZE':
+    case 'AVAIL':
+    case 'USED':
+    case 'USE%':
+      return usageValue(mount, column, usage);
     case 'TARGET':
       return mount.mountPoint;
     case 'SOURCE':
@@ -240,7 +330,7 @@ function headerCells<C extends string>(columns: readonly C[]): string[] {
  * `usip mounts` for people and for scripts: findmnt's tree (`tree`), or its list, as a table
  * (headings unless -n) or raw (-r).
  */
-export function formatMounts(mounts: readonly MountInfo[], view: FindmntView<MountColumn> & { tree: boolean; table?: readonly MountInfo[] }): string {
+export function formatMounts(mounts: readonly MountInfo[], view: FindmntView<MountColumn> & { tree: boolean; table?: readonly MountInfo[]; usage?: UsageView }): string {
   const { columns } = view;
   const pad = !view.raw;
   const escape = view.raw ? rawEscape : tableEscape;
@@ -252,7 +342,7 @@ export function formatMounts(mounts: readonly MountInfo[], view: FindmntView<Mou
     const walk = (trees: Tree[], lead: string, top: boolean) => {
       trees.forEach(({ mount, children }, i) => {
         const last = i === trees.length - 1;
-        const cells = columns.map((c) => text(mountValue(mount, c, pad)));
+        const cells = columns.map((c) => text(mountValue(mount, c, pad, view.usage)));
         if (at >= 0) cells[at] = `${top ? '' : `${lead}${last ? '└─' : '├─'}`}${cells[at]}`;
         rows.push(cells);
         walk(children, top ? '' : `${lead}${last ? '  ' : '│ '}`, false);
@@ -260,7 +350,7 @@ export function formatMounts(mounts: readonly MountInfo[], view: FindmntView<Mou
     };
     walk(forest(mounts, view.table), '', true);
   } else {
-    for (const mount of mounts) rows.push(columns.map((c) => text(mountValue(mount, c, pad))));
+    for (const mount of mounts) rows.push(columns.map((c) => text(mountValue(mount, c, pad, view.usage))));
   }
   return formatRows(rows, columns, MOUNT_COLUMNS, view);
 }
@@ -268,11 +358,16 @@ export function formatMounts(mounts: readonly MountInfo[], view: FindmntView<Mou
 /** Rows as findmnt prints them: raw lines, or a table laid out (and fitted to the terminal). */
 export function formatRows<C extends string>(rows: string[][], columns: readonly C[], defs: Readonly<Record<C, ColumnDef>>, view: FindmntView<C>): string {
   if (view.raw) return (view.noHeadings ? rows : [headerCells(columns), ...rows]).map((row) => `${row.join(' ')}\n`).join('');
-  const layoutColumns: TableColumn[] = columns.map((c) => ({
-    align: (defs[c] as ColumnDef).right ? 'right' : 'left',
-    truncate: (defs[c] as ColumnDef).truncate === true,
-    minWidth: displayWidth(c),
-  }));
+  const layoutColumns: TableColumn[] = columns.map((c, i) => {
+    const { right, truncate, hint } = defs[c] as ColumnDef;
+    const widest = Math.max(0, ...rows.map((row) => displayWidth(row[i]!)));
+    return {
+      align: right ? 'right' : 'left',
+      truncate: truncate === true,
+      minWidth: displayWidth(c),
+      ...(hint !== undefined && widest >= displayWidth(c) ? { atLeast: hint } : {}),
+    };
+  });
   // Columns are as wide as their header even without it (-n), as in findmnt.
   const text = layout([headerCells(columns), ...rows], layoutColumns, view.width);
   return view.noHeadings ? text.slice(text.indexOf('\n') + 1) : text;
@@ -283,14 +378,22 @@ function jsonObject<C extends string>(columns: readonly C[], defs: Readonly<Reco
   const out: Record<string, Value> = {};
   for (const c of columns) {
     const v = value(c);
-    out[c.toLowerCase()] = v === null || v === '' ? null : (defs[c] as ColumnDef).number ? Number(v) : String(v);
+    out[c.toLowerCase()] = v === null || v === '' ? null : typeof v === 'bigint' ? v : (defs[c] as ColumnDef).number ? Number(v) : String(v);
   }
   return out;
 }
 
+/** A marker JSON.stringify leaves in a string, so that a bigint can be written as its exact digits. */
+const BIG = '\u0000usip-bigint:';
+
+/** JSON.stringify with bigints as JSON numbers of their exact digits (sizes past 2^53 bytes stay exact). */
+function stringify(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${BIG}${v}` : v), indent).replace(/"\\u0000usip-bigint:(\d+)"/g, '$1');
+}
+
 /** `usip mounts -J`: findmnt -J's document, {"filesystems": [...]}, submounts as "children" in the tree (with TARGET). */
-export function mountsJson(mounts: readonly MountInfo[], view: { columns: readonly MountColumn[]; tree: boolean; table?: readonly MountInfo[] }): string {
-  const object = (mount: MountInfo) => jsonObject(view.columns, MOUNT_COLUMNS, (c) => mountValue(mount, c));
+export function mountsJson(mounts: readonly MountInfo[], view: { columns: readonly MountColumn[]; tree: boolean; table?: readonly MountInfo[]; usage?: UsageView }): string {
+  const object = (mount: MountInfo) => jsonObject(view.columns, MOUNT_COLUMNS, (c) => mountValue(mount, c, false, view.usage));
   let filesystems: unknown[];
   if (view.tree && view.columns.includes('TARGET')) {
     const nest = (trees: Tree[]): unknown[] =>
@@ -304,7 +407,7 @@ export function mountsJson(mounts: readonly MountInfo[], view: { columns: readon
     filesystems = mounts.map(object);
   }
   // findmnt (libsmartcols) writes "},{" between array elements; the rest is JSON.stringify's layout.
-  return `${JSON.stringify({ filesystems }, null, 3).replace(/\},\n\s*\{/g, "},{")}\n`;
+  return `${stringify({ filesystems }, 3).replace(/\},\n\s*\{/g, "},{")}\n`;
 }
 
 /** `usip watch` for people: a change as findmnt --poll's row (no header: the caller prints it once). */

@@ -140,7 +140,7 @@ test('mounts, mount and watch: bad arguments are usage errors (exit 2) naming th
   await usage(['mount', '--unique-id', 'abc'], "'--unique-id <id>' argument 'abc' is invalid. expected an integer from 0 to 18446744073709551615");
   await usage(['mount', '1', '2'], 'too many arguments');
   await usage(['mounts', '--dump', '-J'], "option '--dump' cannot be used with option '-J, --json'");
-  await usage(['mounts', '-o', 'TARGET,SIZZLE'], "option '-o, --output <list>' argument 'TARGET,SIZZLE' is invalid. unknown column \"SIZZLE\"; the columns are FSROOT, FSTYPE");
+  await usage(['mounts', '-o', 'TARGET,SIZZLE'], "option '-o, --output <list>' argument 'TARGET,SIZZLE' is invalid. unknown column \"SIZZLE\"; the columns are AVAIL, FSROOT, FSTYPE");
   await usage(['watch', '-o', 'ACTION,NOPE'], 'unknown column "NOPE"; the columns are FSROOT');
   await usage(['watch', '--poll=mount,explode'], "option '-p, --poll [actions]' argument 'mount,explode' is invalid. unknown action \"explode\"; the actions are mount, umount, remount, move");
   await usage(['mounts', 'x'], 'too many arguments');

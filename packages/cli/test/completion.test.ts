@@ -43,7 +43,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"
 test('bash: the commands, then each command\'s options, from the definitions', () => {
   assert.equal(bash('usip mo'), ['mounts', 'mount']);
   assert.ok(bash('usip ').includes('completion'));
-  assert.equal(bash('usip mounts --'), ['--output', '--noheadings', '--raw', '--json', '--list', '--types', '--target', '--dump', '--backend', '--help']);
+  assert.equal(bash('usip mounts --'), ['--output', '--noheadings', '--raw', '--json', '--list', '--bytes', '--types', '--target', '--dump', '--backend', '--help']);
   assert.equal(bash('usip watch --po'), ['--poll=']);
   // df's -h is --human-readable, its help --help alone.
   assert.ok(bash('usip df -').includes('--human-readable'));

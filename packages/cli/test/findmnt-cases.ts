@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** How many cases findmnt.sh runs for each backend and user. */
-export const FINDMNT_CASES = 19;
+export const FINDMNT_CASES = 27;
 
 /** Each case of findmnt.sh: its name, usip's and findmnt's output and exit statuses ("usip findmnt"). */
 export function cases(directory: string): { name: string; usip: string; findmnt: string; status: string }[] {

@@ -3,9 +3,9 @@
 // cli.test.ts (host) and vm-mounts.test.ts (guest, against the module).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseMountinfo, type MountChange, type MountInfo } from '@usip/client';
 import { toJson } from '../src/common.js';
-import { columnParser, DEFAULT_MOUNT_COLUMNS, formatMounts, matchesTypes, MOUNT_COLUMNS, mountsJson, pollActions, POLL_COLUMNS, rawEscape, tableEscape } from '../src/findmnt.js';
+import { parseMountinfo, type MountChange, type MountInfo, type StatfsInfo, type StatfsUsage } from '@usip/client';
+import { columnParser, DEFAULT_MOUNT_COLUMNS, findmntSize, formatMounts, matchesTypes, MOUNT_COLUMNS, mountsJson, mountUsage, pollActions, POLL_COLUMNS, rawEscape, tableEscape, usePercent } from '../src/findmnt.js';
 import { allOptions, changeJson, formatMount, mountJson, pollPasses, watchLine } from '../src/mounts.js';
 import { displayWidth } from '../src/table.js';
 
@@ -113,8 +113,72 @@ test('-o: findmnt\'s names in any case, +LIST after the defaults; an unknown nam
   const parse = columnParser(MOUNT_COLUMNS, DEFAULT_MOUNT_COLUMNS);
   assert.equal(parse('Target,maj:min'), ['TARGET', 'MAJ:MIN']);
   assert.equal(parse('+ID'), ['TARGET', 'SOURCE', 'FSTYPE', 'OPTIONS', 'ID']);
-  assert.throws(() => parse('TARGET,BOGUS'), /unknown column "BOGUS"; the columns are FSROOT, FSTYPE/);
+  assert.throws(() => parse('TARGET,BOGUS'), /unknown column "BOGUS"; the columns are AVAIL, FSROOT, FSTYPE/);
   assert.throws(() => pollActions('mount,explode'), /unknown action "explode"; the actions are mount, umount, remount, move/);
+});
+
+/** A statfs answer of `blocks` blocks of `frsize` bytes, `free` free (`avail` of them for users). */
+function usage(frsize: bigint, blocks: bigint, free: bigint, avail = free): StatfsUsage {
+  return { bsize: frsize, frsize, blocks, blocksFree: free, blocksAvailable: avail, files: 0n, filesFree: 0n, fsid: 0n, nameMax: 255, flags: 0x20, flagNames: ['valid'] };
+}
+
+test('usage columns: findmnt\'s sizes ("0", one decimal in thousandths), USE% rounded half to even, "-" without blocks', () => {
+  assert.is(findmntSize(0n), '0');
+  assert.is(findmntSize(4096n), '4K');
+  assert.is(findmntSize(303104n), '296K');
+  assert.is(findmntSize(25276182528n), '23.5G'); // 23.540 GiB: util-linux rounds thousandths, not 1024ths
+  assert.is(usePercent(usage(4096n, 256n, 182n)), '29%'); // 28.9
+  assert.is(usePercent(usage(4096n, 512n, 487n)), '5%'); // 4.88
+  assert.is(usePercent(usage(1n, 8n, 7n)), '12%'); // 12.5: ties to even, as printf
+  assert.is(usePercent(usage(1n, 8n, 5n)), '38%'); // 37.5
+  assert.is(usePercent(usage(4096n, 0n, 0n)), '-');
+});
+
+test('usip mounts -o SIZE,AVAIL,USED,USE%: right-aligned, empty where statfs failed; -b bytes; -J strings, numbers with -b (exact past 2^53)', () => {
+  const byId = new Map([
+    [27, usage(4096n, 2n ** 40n, 2n ** 39n, 2n ** 38n)],
+    [31, usage(4096n, 0n, 0n)],
+    [65, usage(4096n, 256n, 182n)],
+  ]);
+  const columns = columnParser(MOUNT_COLUMNS, DEFAULT_MOUNT_COLUMNS)('target,size,avail,used,use%');
+  assert.is(
+    formatMounts(mounts.slice(0, 4), { columns, tree: true, usage: { usage: byId } }),
+    [
+      // USED is 5 wide (findmnt's hint: "296K" is as wide as its header), SIZE 4 ("4P" is narrower).
+      'TARGET               SIZE AVAIL  USED USE%',
+      '/                      4P    1P    2P  50%',
+      '├─/proc                 0     0     0    -',
+      '└─/mnt/my disk' + ' '.repeat(28),
+      '  └─/mnt/my disk/sub   1M  728K  296K  29%',
+      '',
+    ].join('\n'),
+  );
+  assert.match(formatMounts(mounts.slice(0, 2), { columns, tree: false, raw: true, usage: { usage: byId, bytes: true } }), /^\/ 4503599627370496 1125899906842624 2251799813685248 50%\n\/proc 0 0 0 -\n$/m);
+  const people = JSON.parse(mountsJson(mounts.slice(0, 2), { columns, tree: false, usage: { usage: byId } })) as { filesystems: unknown[] };
+  assert.equal(people.filesystems[1], { target: '/proc', size: '0', avail: '0', used: '0', 'use%': '-' });
+  const text = mountsJson(mounts.slice(2, 3), { columns, tree: false, usage: { usage: new Map([[64, usage(2n ** 30n, 2n ** 33n + 1n, 0n)]]), bytes: true } });
+  assert.match(text, '"size": 9223372037928517632,');
+  assert.match(text, '"avail": 0,');
+  const missing = JSON.parse(mountsJson(mounts.slice(1, 2), { columns, tree: false, usage: { usage: new Map(), bytes: true } })) as { filesystems: unknown[] };
+  assert.equal(missing.filesystems[0], { target: '/proc', size: null, avail: null, used: null, 'use%': null });
+});
+
+test('mountUsage: usage by mount id, none where statfs failed, a hidden mount shows the one on top of it (findmnt statfs\'s the path)', async () => {
+  const base = { major: 0, minor: 1, mntNs: 1n, fsType: 'tmpfs' };
+  const infos: StatfsInfo[] = [
+    { ...base, id: 1, mountPoint: '/', usage: usage(1n, 10n, 5n) },
+    { ...base, id: 2, mountPoint: '/m', error: { errno: 0, code: 'USIP_OVERMOUNTED', message: 'hidden' } },
+    { ...base, id: 3, mountPoint: '/m', usage: usage(1n, 20n, 5n) },
+    { ...base, id: 4, mountPoint: '/x', error: { errno: 13, code: 'EACCES', message: 'Permission denied' } },
+  ];
+  const byId = await mountUsage({ statfsAll: async () => infos });
+  assert.equal([...byId.keys()], [1, 2, 3]);
+  assert.is(byId.get(2)!.blocks, 20n);
+});
+
+test('usip watch has no usage columns (a mount that went cannot be statfs\'d)', () => {
+  for (const c of ['SIZE', 'AVAIL', 'USED', 'USE%']) assert.not.ok(Object.hasOwn(POLL_COLUMNS, c), c);
+  assert.throws(() => columnParser(POLL_COLUMNS, [])('SIZE'), /unknown column "SIZE"/);
 });
 
 test('usip mount ID: every field, one per line', () => {

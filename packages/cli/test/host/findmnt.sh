@@ -38,9 +38,24 @@ mount --make-shared 'a b'
 mount --bind 'a b' 'a b/sub'
 mount --make-slave 'a b/sub'
 mount --make-unbindable "utf-é✓ 漢字"
+# For the usage columns, mounts whose SIZE, AVAIL, USED and USE% do not change between the two
+# runs: a tmpfs of a fixed size and contents (-T), and ramfs mounts (no blocks: USE% "-"; -t
+# ramfs shows only these). Without the module, one more behind a directory uid 65534 may not
+# search, so that its statfs fails there (empty cells); the module statfs's a mount without
+# walking its path, so usip shows that one's usage where findmnt cannot (README).
+mkdir sized locked open-ramfs
+mount -t tmpfs -o size=2m t8 sized
+head -c 300000 /dev/zero >sized/f
+mount -t ramfs r1 open-ramfs
+if [ ! -d /sys/module/usip ]; then
+	chmod 700 locked
+	mkdir locked/closed
+	mount -t ramfs r2 locked/closed
+fi
 cd / || exit 1
 
 all=TARGET,SOURCE,FSTYPE,OPTIONS,VFS-OPTIONS,FS-OPTIONS,PROPAGATION,ID,PARENT,MAJ:MIN,FSROOT,OPT-FIELDS
+usage=TARGET,SIZE,AVAIL,USED,USE%,FSTYPE
 
 compare() { # compare NAME WHO ARGS...: usip mounts ARGS $backend_option and findmnt ARGS, as WHO (root or nobody)
 	name=$1
@@ -89,6 +104,14 @@ for backend in "$@"; do
 		compare "$p-plus" $who -o +ID,PROPAGATION
 		compare "$p-tree-not-first" $who -o ID,PARENT,TARGET,SOURCE
 		compare "$p-tree-no-target" $who -J -o ID,SOURCE
+		compare "$p-usage" $who -T "$base/sized" -o "$usage"
+		compare "$p-usage-bytes" $who -b -T "$base/sized" -o "$usage"
+		compare "$p-usage-json" $who -J -T "$base/sized" -o "$usage"
+		compare "$p-usage-json-bytes" $who -Jb -T "$base/sized" -o "$usage"
+		compare "$p-usage-ramfs" $who -t ramfs -o "$usage"
+		compare "$p-usage-ramfs-raw" $who -rb -t ramfs -o "$usage"
+		compare "$p-usage-ramfs-json" $who -J -t ramfs -o "$usage"
+		compare "$p-usage-ramfs-json-bytes" $who -Jb -t ramfs -o "$usage"
 	done
 done
 umount "$open"
