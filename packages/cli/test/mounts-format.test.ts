@@ -164,7 +164,7 @@ test('usip mounts -o SIZE,AVAIL,USED,USE%: right-aligned, empty where statfs fai
 });
 
 test('mountUsage: usage by mount id, none where statfs failed, a hidden mount shows the one on top of it (findmnt statfs\'s the path)', async () => {
-  const base = { major: 0, minor: 1, mntNs: 1n, fsType: 'tmpfs' };
+  const base = { major: 0, minor: 1, mntNs: 1, fsType: 'tmpfs' };
   const infos: StatfsInfo[] = [
     { ...base, id: 1, mountPoint: '/', usage: usage(1n, 10n, 5n) },
     { ...base, id: 2, mountPoint: '/m', error: { errno: 0, code: 'USIP_OVERMOUNTED', message: 'hidden' } },
