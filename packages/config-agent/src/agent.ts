@@ -92,6 +92,8 @@ interface Active {
   content: NotifierFile;
   /** What the module was asked for: a change elsewhere in the file needs no new listener. */
   key: string;
+  /** The file it was registered for: another directory's file of the name gets a listener of its own. */
+  source: string;
   closing: boolean;
   pump: Promise<void>;
 }
@@ -499,7 +501,7 @@ export class Agent {
     }
     const options = registerOptions(desired);
     const key = JSON.stringify(options);
-    if (active !== undefined && active.key === key) {
+    if (active !== undefined && active.key === key && active.source === file) {
       if (JSON.stringify(active.content) !== JSON.stringify(desired)) {
         active.content = desired;
         this.#log.info({ file, listenerId: active.listener.id }, 'actions updated; the listener is unchanged');
@@ -525,7 +527,7 @@ export class Agent {
       }
       return;
     }
-    const next: Active = { listener, content: desired, key, closing: false, pump: Promise.resolve() };
+    const next: Active = { listener, content: desired, key, source: file, closing: false, pump: Promise.resolve() };
     state.active = next;
     next.pump = this.#pump(state, next);
     this.#log.info(
@@ -538,7 +540,9 @@ export class Agent {
       },
       'registered',
     );
-    if (active !== undefined) await this.#close(state, active, 'replaced by the new version of the file');
+    if (active !== undefined) {
+      await this.#close(state, active, active.source === file ? 'replaced by the new version of the file' : `replaced by ${file}`);
+    }
   }
 
   async #close(state: FileState, active: Active, reason: string): Promise<void> {
