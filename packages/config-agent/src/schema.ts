@@ -202,7 +202,7 @@ export const notifierFileSchema = {
         // ajv's discriminator picks the branch by `type`, so an error names the rule of that
         // branch only instead of every branch of a plain oneOf.
         discriminator: { propertyName: 'type' },
-        properties: { type: { type: 'string' } },
+        properties: { type: { type: 'string', description: 'What to listen for: mount table changes (mtab) or storage events (storage).' } },
         oneOf: [
           {
             additionalProperties: false,
