@@ -191,7 +191,7 @@ mark nobody-exited
 # the results: dd fills a 64 KiB tmpfs, and its failure becomes a line of the log.
 sconf=/run/usip-storage.d
 mkdir -p $sconf /tmp/agent/full
-sed "s|/var/log/usip-space.log|$results/space.log|g" docs/examples/usip.d/50-log-space-errors.json \
+sed "s|/var/log/usip-space.log|$results/space.log|g" examples/usip.d/50-log-space-errors.json \
 	>$sconf/50-log-space-errors.json
 mount -t tmpfs -o size=64k agent-full /tmp/agent/full
 node "$agent" run --config-dir $sconf >"$results/storage.out" 2>"$results/storage.log" &
@@ -204,13 +204,13 @@ wait $storage_pid
 echo $? >"$results/storage.status"
 umount /tmp/agent/full
 mark storage-exited
-# The docs' example "when /var has less than 10% free, run the cleanup", watching a 4 MiB tmpfs in
+# The example "when /var has less than 10% free, run the cleanup script", watching a 4 MiB tmpfs in
 # place of /var: filling it to 95% runs the cleanup once; freeing it (recovered) runs nothing.
 lconf=/run/usip-low.d
 mkdir -p $lconf /tmp/agent/var
 sed -e 's|"/var"|"/tmp/agent/var"|' \
 	-e "s|/usr/local/sbin/usip-var-cleanup|$PWD/packages/config-agent/test/guest/cleanup.sh|" \
-	docs/examples/usip.d/60-var-low-space-cleanup.json >$lconf/60-var-low-space-cleanup.json
+	examples/usip.d/61-var-low-space-script.json >$lconf/61-var-low-space-script.json
 mount -t tmpfs -o size=4m agent-var /tmp/agent/var
 node "$agent" run --config-dir $lconf >"$results/low.out" 2>"$results/low.log" &
 low_pid=$!
