@@ -73,4 +73,13 @@ test('examples/systemd/cleanup.service: reads the event file the agent writes fo
   assert.is(`${stdout}${stderr}`, '');
 });
 
+test('the example of usip.d(5), as the page shows it, is a valid notifier file', async () => {
+  const page = await readFile(fileURLToPath(new URL('../man/usip.d.5', import.meta.url)), 'utf8');
+  const source = /\n\.SH EXAMPLE\n\.nf\n\.RS\n([^]*?)\n\.RE\n/.exec(page)?.[1];
+  assert.ok(source !== undefined, 'usip.d.5 has an EXAMPLE section');
+  const example = source.split('\n').map((line) => line.replace(/^\\&/, '').replace(/\\e/g, '\\')).join('\n');
+  const file = parseNotifierFile('usip.d.5', example);
+  assert.equal(file.notifiers.map((n) => n.run?.[0] ?? n.unit), ['/usr/local/bin/backup-new-mount', 'cleanup.service']);
+});
+
 test.run();
