@@ -118,6 +118,8 @@ class FileState {
   file: string;
   /** What it overrides or masks, as last logged ('' for nothing). */
   shadowing = '';
+  /** Why its listener goes when it has no good version any more (the log's `reason`). */
+  gone = 'the file was removed';
   good: NotifierFile | undefined;
   active: Active | undefined;
   chain: Promise<void> = Promise.resolve();
@@ -418,6 +420,7 @@ export class Agent {
         this.#log.info({ file: entry.path, listenerId: state.active?.listener.id, masks: entry.overridden }, 'notifier file masked (a symbolic link to /dev/null): its listener goes');
       }
       state.good = undefined;
+      state.gone = 'the file was masked (a symbolic link to /dev/null)';
       await this.#reconcile(state);
       return;
     }
@@ -435,6 +438,7 @@ export class Agent {
         this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
       }
       state.good = undefined;
+      state.gone = 'the file was removed';
       await this.#reconcile(state);
       return;
     }
@@ -491,7 +495,7 @@ export class Agent {
     if (desired === undefined) {
       if (active !== undefined) {
         state.active = undefined;
-        await this.#close(state, active, this.#stopping ? 'the agent is stopping' : 'the file was removed');
+        await this.#close(state, active, this.#stopping ? 'the agent is stopping' : state.gone);
       }
       return;
     }
