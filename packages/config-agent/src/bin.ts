@@ -50,6 +50,8 @@ program
       process.exitCode = 1;
       return;
     }
+    // A directory that does not exist is skipped, as systemd does; said, in case of a typo.
+    for (const dir of listing.missing) process.stdout.write(`${dir}: no such directory, skipped\n`);
     // Which file counts for each name, when another directory has the same name.
     for (const entry of listing.entries) for (const line of describeEntry(entry)) process.stdout.write(`${line}\n`);
     for (const problem of problems) process.stderr.write(`${formatProblem(problem)}\n`);

@@ -185,6 +185,10 @@ test('usip-agent check -c A -c B -c C: which file wins, which are overridden or 
       `${join(d.lib, '20-y.json')}: masked by ${join(d.etc, '20-y.json')} (a symbolic link to /dev/null)`,
       `${d.etc}, ${d.run}, ${d.lib}: 2 valid file(s), 2 notifier(s), 0 problem(s), 0 skipped, 2 overridden, 1 masked`,
     ]);
+    // A directory that does not exist is skipped, and said (a typo would otherwise go unseen).
+    const missing = join(base, 'nowhere');
+    const skipped = await execFileAsync(process.execPath, [bin, 'check', '-c', missing, '-c', d.run]);
+    assert.is(skipped.stdout, `${missing}: no such directory, skipped\n${missing}, ${d.run}: 2 valid file(s), 2 notifier(s), 0 problem(s), 0 skipped\n`);
     // Given once, -c replaces the whole default list: only that directory is read.
     const one = await execFileAsync(process.execPath, [bin, 'check', '-c', d.lib]).then(
       () => ({ code: 0, stdout: '', stderr: '' }),
