@@ -264,6 +264,8 @@ export class Agent {
     this.#watched = new Set(present);
     watcher.on('all', (event, path) => {
       const entry = resolve(path);
+      // A configuration directory removed: followed again from the rescan that finds it back.
+      if (dirs.has(entry) && event === 'unlinkDir') this.#watched.delete(entry);
       // depth 0 keeps chokidar out of subdirectories; this keeps their entries out anyway.
       if (dirs.has(entry) || !dirs.has(dirname(entry))) return;
       if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(basename(entry));
@@ -351,6 +353,8 @@ export class Agent {
     const names = new Set<string>();
     for (const dir of present) {
       if (this.#watcher !== undefined && !this.#watched.has(dir)) {
+        // unwatch first: chokidar keeps a directory it followed once, removed since, as known.
+        this.#watcher.unwatch(dir);
         this.#watcher.add(dir);
         this.#watched.add(dir);
       }

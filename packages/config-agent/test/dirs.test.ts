@@ -132,6 +132,15 @@ test('run: an admin file overrides the vendor file (its listener replaces the ve
       await write(d.run, '70-new.json', { notifiers: [{ type: 'mtab', action: 'move' }] });
       await waitFor('a new file of /run/usip.d seen by the watcher', () => agent.status().some((s) => s.file === join(d.run, '70-new.json') && s.listenerId !== undefined));
       assert.equal((await lines(record)).at(-1), 'runtime mount /e');
+
+      // /run/usip.d removed (its files' listeners go, the vendor file is back), then made again:
+      // followed again from the next rescan.
+      await rm(d.run, { recursive: true });
+      await waitFor('the vendor file back', () => agent.status().map((s) => s.file).join() === join(d.lib, '50-x.json'));
+      await mkdir(d.run, { mode: 0o755 });
+      await agent.rescan();
+      await write(d.run, '80-again.json', { notifiers: [{ type: 'mtab', action: 'move' }] });
+      await waitFor('a file of the directory made again', () => agent.status().some((s) => s.file === join(d.run, '80-again.json') && s.listenerId !== undefined));
     } finally {
       await agent.stop();
     }
