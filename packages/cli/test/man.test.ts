@@ -52,7 +52,7 @@ test('usip.d(5) has each key of the schema with its type, range and the types of
 test('usip-agent(8) has its commands and options, their defaults, signals and exit statuses', () => {
   const text = execFileSync('man', ['-l', all[1]!.path], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200' } });
   assert.match(text, /^ +usip-agent run$/m);
-  assert.match(text, /-c, --config-dir dir\n +directory of notifier files\. Default: \/etc\/usip\.d\./);
+  assert.match(text, /-c, --config-dir dir\n +directory of notifier files; repeat it for several, [^]*?\. Default: \/etc\/usip\.d \/run\/usip\.d \/usr\/lib\/usip\.d\./);
   assert.match(text, /SIGHUP/);
   assert.match(text, /EXIT STATUS/);
 });

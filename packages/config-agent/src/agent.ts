@@ -16,19 +16,26 @@
 // with retry: false); unloaded later (found by a check every checkIntervalMs, or by a refused
 // registration) -> drop the dead listeners and register every file again once it is back.
 import { readdir, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { UsipModuleNotLoadedError, isNetlinkError, type ListenerItem } from '@usip/client';
 import type { Logger } from 'pino';
 import { ActionRunner, type ActionLimits, type ActionOutcome } from './actions.js';
 import { eventJson, notifierMatches, registerOptions, toJsonText } from './event.js';
 import { familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
-import { isNotifierFileName, loadNotifierFile, type NotifierFile } from './load.js';
+import { isNotifierFileName, loadNotifierFile, resolveConfigEntry, type ConfigEntry, type NotifierFile } from './load.js';
+import { DEFAULT_CONFIG_DIRS } from './schema.js';
 import { Tally } from './tally.js';
 
 export interface AgentOptions {
-  /** The directory of notifier files (*.json). */
-  configDir: string;
+  /**
+   * The directories of notifier files (*.json), highest precedence first, by systemd's `.d`
+   * rules: for each name, the file of the highest directory that has it counts, and a symbolic
+   * link to /dev/null there masks it (default DEFAULT_CONFIG_DIRS: /etc, /run, /usr/lib).
+   */
+  configDirs?: readonly string[];
+  /** One directory only (configDirs: [configDir]). */
+  configDir?: string;
   /** How to reach the module (connectUsip for the real one). */
   connect: KernelConnector;
   log: Logger;
@@ -51,9 +58,16 @@ export interface AgentOptions {
   shutdownGraceMs?: number;
   /** Called when the agent cannot go on (retry: false and the module went away). */
   onFatal?: (error: Error) => void;
+  /** The systemctl that a notifier's `unit` runs (default "systemctl", looked up in PATH). */
+  systemctl?: string;
+  /** Where the event of a notifier's `unit` is written, as UNIT.env (default /run/usip-agent/events). */
+  unitEventDir?: string;
   /** Called with the outcome of every command (tests, metrics). */
   onOutcome?: (outcome: ActionOutcome) => void;
 }
+
+/** Where the event of a notifier's `unit` is written for the unit to read (UNIT.env). */
+export const DEFAULT_UNIT_EVENT_DIR = '/run/usip-agent/events';
 
 /** The agent could not start: the directory cannot be read, or (retry: false) no module. */
 export class AgentStartError extends Error {
@@ -78,6 +92,8 @@ interface Active {
   content: NotifierFile;
   /** What the module was asked for: a change elsewhere in the file needs no new listener. */
   key: string;
+  /** The file it was registered for: another directory's file of the name gets a listener of its own. */
+  source: string;
   closing: boolean;
   pump: Promise<void>;
 }
@@ -98,6 +114,12 @@ class SeqWindow {
 }
 
 class FileState {
+  /** The entry that counts for this name now (the highest directory's), or the last one that did. */
+  file: string;
+  /** What it overrides or masks, as last logged ('' for nothing). */
+  shadowing = '';
+  /** Why its listener goes when it has no good version any more (the log's `reason`). */
+  gone = 'the file was removed';
   good: NotifierFile | undefined;
   active: Active | undefined;
   chain: Promise<void> = Promise.resolve();
@@ -106,16 +128,17 @@ class FileState {
   readonly missed: Tally;
   readonly overruns: Tally;
 
-  constructor(readonly file: string, log: Logger) {
+  constructor(readonly name: string, file: string, log: Logger) {
+    this.file = file;
     this.missed = new Tally(1000, (count, occurrences, total) => {
       log.warn(
-        { file, listenerId: this.active?.listener.id, missed: count, reports: occurrences, missedTotal: total },
+        { file: this.file, listenerId: this.active?.listener.id, missed: count, reports: occurrences, missedTotal: total },
         `${count} event(s) for this file were lost in the module (its queue or this listener's socket buffer was full)`,
       );
     });
     this.overruns = new Tally(1000, (count, occurrences, total) => {
       log.warn(
-        { file, listenerId: this.active?.listener.id, overruns: occurrences, lost: count, overrunsTotal: total },
+        { file: this.file, listenerId: this.active?.listener.id, overruns: occurrences, lost: count, overrunsTotal: total },
         `the listener's socket overflowed ${occurrences} time(s); events were lost (the next event's missed count says how many)`,
       );
     });
@@ -130,7 +153,8 @@ function errorFields(error: unknown): Record<string, unknown> {
 }
 
 export class Agent {
-  readonly configDir: string;
+  /** The configuration directories, highest precedence first. */
+  readonly configDirs: readonly string[];
   readonly #connect: KernelConnector;
   readonly #log: Logger;
   readonly #output: (line: string) => void;
@@ -141,12 +165,16 @@ export class Agent {
   readonly #retry: boolean;
   readonly #shutdownGraceMs: number;
   readonly #onFatal: ((error: Error) => void) | undefined;
+  readonly #systemctl: string;
+  readonly #unitEventDir: string;
   readonly #files = new Map<string, FileState>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
   #watcher: FSWatcher | undefined;
   #kernel: AgentKernel | undefined;
   /** Set when chokidar's initial scan is done; the paths it found before are in #initial. */
   #watching = false;
+  /** The directories chokidar follows (those that existed at start or at a rescan). */
+  #watched = new Set<string>();
   readonly #initial = new Set<string>();
   #stopping = false;
   #missingReported = false;
@@ -157,7 +185,9 @@ export class Agent {
   #outputFailed = false;
 
   constructor(options: AgentOptions) {
-    this.configDir = resolve(options.configDir);
+    const dirs = options.configDirs ?? (options.configDir !== undefined ? [options.configDir] : DEFAULT_CONFIG_DIRS);
+    if (dirs.length === 0) throw new RangeError('configDirs: at least one directory');
+    this.configDirs = [...new Set(dirs.map((d) => resolve(d)))];
     this.#connect = options.connect;
     this.#log = options.log;
     this.#output = options.output ?? ((line) => void process.stdout.write(line));
@@ -168,6 +198,13 @@ export class Agent {
     this.#retry = options.retry ?? true;
     this.#shutdownGraceMs = options.shutdownGraceMs ?? 5000;
     this.#onFatal = options.onFatal;
+    this.#systemctl = options.systemctl ?? 'systemctl';
+    this.#unitEventDir = resolve(options.unitEventDir ?? DEFAULT_UNIT_EVENT_DIR);
+  }
+
+  /** The configuration directory of highest precedence. */
+  get configDir(): string {
+    return this.configDirs[0]!;
   }
 
   /** The command runner (its counters and bounds). */
@@ -199,11 +236,12 @@ export class Agent {
    * AgentStartError when the directory cannot be read, or (retry: false) the module is not loaded.
    */
   async start(): Promise<void> {
-    try {
-      if (!(await stat(this.configDir)).isDirectory()) throw new Error('not a directory');
-      await readdir(this.configDir);
-    } catch (error) {
-      throw new AgentStartError(`cannot read the configuration directory ${this.configDir}: ${(error as Error).message}`, { cause: error });
+    // A directory that does not exist is skipped (as systemd does: /run/usip.d often does not);
+    // one that exists and cannot be read is an error, and so is none existing at all.
+    const present = await this.#presentDirs(true);
+    if (present.length === 0) {
+      const which = this.configDirs.length === 1 ? 'directory' : 'directories';
+      throw new AgentStartError(`cannot read the configuration ${which} ${this.configDirs.join(', ')}: ENOENT: no such directory`);
     }
     if (!(await this.#tryConnect())) {
       if (!this.#retry) {
@@ -213,36 +251,43 @@ export class Agent {
       this.#scheduleConnect();
     }
     if (this.#stopping) return;
-    const watcher = watch(this.configDir, {
+    const dirs = new Set(this.configDirs);
+    const watcher = watch(present, {
       depth: 0,
       ignoreInitial: false,
-      // Only the directory itself and the entries named *.json in it (no dotfiles: editors'
-      // temporary files). Whatever they are: a FIFO, a socket or a directory named x.json is
-      // looked at, named in the log and skipped (loadNotifierFile), not passed over in silence.
-      ignored: (path) => path !== this.configDir && !isNotifierFileName(basename(path)),
+      // Only the directories themselves and the entries named *.json in them (no dotfiles:
+      // editors' temporary files). Whatever they are: a FIFO, a socket or a directory named
+      // x.json is looked at, named in the log and skipped (loadNotifierFile), not passed over.
+      ignored: (path) => !dirs.has(path) && !isNotifierFileName(basename(path)),
     });
     this.#watcher = watcher;
+    this.#watched = new Set(present);
     watcher.on('all', (event, path) => {
       const entry = resolve(path);
+      // A configuration directory removed: followed again from the rescan that finds it back.
+      if (dirs.has(entry) && event === 'unlinkDir') this.#watched.delete(entry);
       // depth 0 keeps chokidar out of subdirectories; this keeps their entries out anyway.
-      if (entry === this.configDir || dirname(entry) !== this.configDir) return;
-      if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(entry);
+      if (dirs.has(entry) || !dirs.has(dirname(entry))) return;
+      if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(basename(entry));
     });
     // A change of mode or owner alone (chmod, chown: it matters to the rule for files with
     // `run`) is no 'change' for chokidar once the file was read (it compares times, and reading
     // moved the access time past the modification time); the directory's raw event says it.
     watcher.on('raw', (event, name, details) => {
-      if (event !== 'change' || (details as { watchedPath?: unknown }).watchedPath !== this.configDir) return;
-      if (typeof name === 'string' && !name.includes('/') && isNotifierFileName(name)) this.#changed(resolve(this.configDir, name));
+      const watched = (details as { watchedPath?: unknown }).watchedPath;
+      if (event !== 'change' || typeof watched !== 'string' || !dirs.has(watched)) return;
+      if (typeof name === 'string' && !name.includes('/') && isNotifierFileName(name)) this.#changed(name);
     });
-    watcher.on('error', (error) => this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'watching the configuration directory failed'));
+    watcher.on('error', (error) => this.#log.error({ configDirs: this.configDirs, ...errorFields(error) }, 'watching the configuration directories failed'));
     await new Promise<void>((r) => watcher.once('ready', () => r()));
     // The entries present at start are read at once, without waiting out the debounce: those
     // chokidar reported and those it passes over (a symbolic link to nothing), listed here.
-    try {
-      for (const name of await readdir(this.configDir)) if (isNotifierFileName(name)) this.#initial.add(resolve(this.configDir, name));
-    } catch (error) {
-      this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'cannot read the configuration directory');
+    for (const dir of present) {
+      try {
+        for (const name of await readdir(dir)) if (isNotifierFileName(name)) this.#initial.add(name);
+      } catch (error) {
+        this.#log.error({ configDir: dir, ...errorFields(error) }, 'cannot read the configuration directory');
+      }
     }
     this.#watching = true;
     for (const path of this.#initial) this.#schedule(path);
@@ -251,7 +296,7 @@ export class Agent {
     const status = this.status();
     this.#log.info(
       {
-        configDir: this.configDir,
+        configDirs: this.configDirs,
         valid: status.filter((s) => s.notifiers !== undefined).length,
         registered: status.filter((s) => s.listenerId !== undefined).length,
         connected: this.connected,
@@ -274,22 +319,58 @@ export class Agent {
     }
   }
 
-  /** Reads the whole directory again (SIGHUP): every file present, and forgets the ones gone. */
-  async rescan(): Promise<void> {
-    this.#log.info({ configDir: this.configDir }, 'reading the configuration directory again');
-    let names: string[];
-    try {
-      names = await readdir(this.configDir);
-    } catch (error) {
-      this.#log.error({ configDir: this.configDir, ...errorFields(error) }, 'cannot read the configuration directory; keeping what is registered');
-      return;
+  /**
+   * The configuration directories that exist now; with `strict`, one that exists but cannot be
+   * read throws AgentStartError, else it is logged and left out.
+   */
+  async #presentDirs(strict: boolean): Promise<string[]> {
+    const present: string[] = [];
+    for (const dir of this.configDirs) {
+      try {
+        if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+        await readdir(dir);
+        present.push(dir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          this.#log.info({ configDir: dir }, 'this configuration directory does not exist: skipped (looked for again on SIGHUP)');
+          continue;
+        }
+        const message = `cannot read the configuration directory ${dir}: ${(error as Error).message}`;
+        if (strict) throw new AgentStartError(message, { cause: error });
+        this.#log.error({ configDir: dir, ...errorFields(error) }, 'cannot read this configuration directory; what it held stays registered');
+      }
     }
-    const paths = new Set(names.filter(isNotifierFileName).map((n) => resolve(this.configDir, n)));
-    for (const path of this.#files.keys()) paths.add(path);
-    for (const path of paths) this.#schedule(path);
+    return present;
+  }
+
+  /**
+   * Reads every directory again (SIGHUP): every name present, and forgets the ones gone; a
+   * directory that appeared since is followed from now on.
+   */
+  async rescan(): Promise<void> {
+    this.#log.info({ configDirs: this.configDirs }, 'reading the configuration directories again');
+    const present = await this.#presentDirs(false);
+    const names = new Set<string>();
+    for (const dir of present) {
+      if (this.#watcher !== undefined && !this.#watched.has(dir)) {
+        // unwatch first: chokidar keeps a directory it followed once, removed since, as known.
+        this.#watcher.unwatch(dir);
+        this.#watcher.add(dir);
+        this.#watched.add(dir);
+      }
+      try {
+        for (const name of await readdir(dir)) if (isNotifierFileName(name)) names.add(name);
+      } catch (error) {
+        this.#log.error({ configDir: dir, ...errorFields(error) }, 'cannot read this configuration directory; what it held stays registered');
+        // Its names are not forgotten: those known stay scheduled below, and read where they can be.
+      }
+    }
+    for (const name of this.#files.keys()) names.add(name);
+    for (const name of names) this.#schedule(name);
     await this.settled();
   }
 
+  /** A change of the entry `name` in any of the directories. */
   #changed(path: string): void {
     if (this.#stopping) return;
     if (!this.#watching) {
@@ -308,11 +389,11 @@ export class Agent {
     );
   }
 
-  #state(path: string): FileState {
-    let state = this.#files.get(path);
+  #state(name: string): FileState {
+    let state = this.#files.get(name);
     if (state === undefined) {
-      state = new FileState(path, this.#log);
-      this.#files.set(path, state);
+      state = new FileState(name, join(this.configDir, name), this.#log);
+      this.#files.set(name, state);
     }
     return state;
   }
@@ -333,13 +414,35 @@ export class Agent {
 
   async #read(state: FileState): Promise<void> {
     if (this.#stopping) return;
+    // Which entry of the name counts now: a file added in /etc/usip.d overrides the vendor's of
+    // /usr/lib/usip.d, removing it brings that back, a link to /dev/null masks the name.
+    const entry = await resolveConfigEntry(this.configDirs, state.name);
+    if (entry !== undefined && entry.masked) {
+      this.#shadowing(state, entry);
+      state.file = entry.path;
+      if (state.good !== undefined || state.active !== undefined) {
+        this.#log.info({ file: entry.path, listenerId: state.active?.listener.id, masks: entry.overridden }, 'notifier file masked (a symbolic link to /dev/null): its listener goes');
+      }
+      state.good = undefined;
+      state.gone = 'the file was masked (a symbolic link to /dev/null)';
+      await this.#reconcile(state);
+      return;
+    }
+    if (entry !== undefined) {
+      if (entry.path !== state.file && (state.good !== undefined || state.active !== undefined)) {
+        this.#log.info({ file: entry.path, previous: state.file }, 'this name is now read from another directory');
+      }
+      state.file = entry.path;
+      this.#shadowing(state, entry);
+    }
     const { file } = state;
-    const result = await loadNotifierFile(file);
+    const result = entry === undefined ? ({ kind: 'gone' } as const) : await loadNotifierFile(file);
     if (result.kind === 'gone') {
       if (state.good !== undefined || state.active !== undefined) {
         this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
       }
       state.good = undefined;
+      state.gone = 'the file was removed';
       await this.#reconcile(state);
       return;
     }
@@ -377,6 +480,16 @@ export class Agent {
     await this.#reconcile(state);
   }
 
+  /** Logs what the entry of a name overrides or masks, when that changed. */
+  #shadowing(state: FileState, entry: ConfigEntry): void {
+    const now = entry.overridden.length === 0 ? '' : `${entry.masked ? 'masks' : 'overrides'} ${entry.overridden.join(' ')}`;
+    if (now === state.shadowing) return;
+    state.shadowing = now;
+    if (entry.overridden.length === 0) return;
+    if (entry.masked) this.#log.info({ file: entry.path, masks: entry.overridden }, 'masked: the files of this name in the directories below are not read');
+    else this.#log.info({ file: entry.path, overrides: entry.overridden }, 'this file overrides the files of the same name in the directories below');
+  }
+
   /** Makes the module hold what the file's last good version asks for. */
   async #reconcile(state: FileState): Promise<void> {
     const { file } = state;
@@ -386,7 +499,7 @@ export class Agent {
     if (desired === undefined) {
       if (active !== undefined) {
         state.active = undefined;
-        await this.#close(state, active, this.#stopping ? 'the agent is stopping' : 'the file was removed');
+        await this.#close(state, active, this.#stopping ? 'the agent is stopping' : state.gone);
       }
       return;
     }
@@ -396,7 +509,7 @@ export class Agent {
     }
     const options = registerOptions(desired);
     const key = JSON.stringify(options);
-    if (active !== undefined && active.key === key) {
+    if (active !== undefined && active.key === key && active.source === file) {
       if (JSON.stringify(active.content) !== JSON.stringify(desired)) {
         active.content = desired;
         this.#log.info({ file, listenerId: active.listener.id }, 'actions updated; the listener is unchanged');
@@ -422,7 +535,7 @@ export class Agent {
       }
       return;
     }
-    const next: Active = { listener, content: desired, key, closing: false, pump: Promise.resolve() };
+    const next: Active = { listener, content: desired, key, source: file, closing: false, pump: Promise.resolve() };
     state.active = next;
     next.pump = this.#pump(state, next);
     this.#log.info(
@@ -435,7 +548,9 @@ export class Agent {
       },
       'registered',
     );
-    if (active !== undefined) await this.#close(state, active, 'replaced by the new version of the file');
+    if (active !== undefined) {
+      await this.#close(state, active, active.source === file ? 'replaced by the new version of the file' : `replaced by ${file}`);
+    }
   }
 
   async #close(state: FileState, active: Active, reason: string): Promise<void> {
@@ -507,7 +622,18 @@ export class Agent {
     content.notifiers.forEach((notifier, index) => {
       if (!notifierMatches(notifier, item, index)) return;
       matched++;
-      if (notifier.run === undefined) {
+      if (notifier.unit !== undefined) {
+        // systemctl hands the unit nothing of its own environment: the event goes in a file too.
+        this.#runner.submit({
+          file: state.file,
+          notifier: index,
+          argv: [this.#systemctl, 'start', '--no-block', '--', notifier.unit],
+          ...(notifier.timeoutSeconds !== undefined ? { timeoutMs: notifier.timeoutSeconds * 1000 } : {}),
+          event,
+          unit: notifier.unit,
+          eventFile: join(this.#unitEventDir, `${notifier.unit}.env`),
+        });
+      } else if (notifier.run === undefined) {
         this.#writeOutput(`${toJsonText({ file: state.file, notifier: index, event })}\n`);
       } else {
         this.#runner.submit({

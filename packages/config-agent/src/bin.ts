@@ -2,14 +2,27 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Agent, AgentStartError } from './agent.js';
+import { Agent, AgentStartError, DEFAULT_UNIT_EVENT_DIR } from './agent.js';
 import { DEFAULT_ACTION_LIMITS } from './actions.js';
 import { connectUsip } from './kernel.js';
 import { ENTRY_RULES } from './files.js';
-import { NotifierConfig, formatProblem } from './load.js';
+import { NotifierConfig, describeEntry, formatProblem } from './load.js';
+import { DEFAULT_CONFIG_DIRS } from './schema.js';
 import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
 
-const DEFAULT_CONFIG_DIR = '/etc/usip.d';
+/**
+ * -c/--config-dir: repeatable; given at all, the list given replaces the default one (highest
+ * precedence first, as the default /etc/usip.d, /run/usip.d, /usr/lib/usip.d).
+ */
+function configDirOption(): Option {
+  return new Option(
+    '-c, --config-dir <dir>',
+    'directory of notifier files; repeat it for several, highest precedence first (a file overrides the one of the same name in the ' +
+      'directories after it, a symbolic link to /dev/null masks it); given, the list replaces the default one',
+  )
+    .argParser((dir: string, previous: readonly string[]) => (previous === DEFAULT_CONFIG_DIRS ? [dir] : [...previous, dir]))
+    .default(DEFAULT_CONFIG_DIRS, DEFAULT_CONFIG_DIRS.join(' '));
+}
 export const VERSION = '0.1.0';
 
 export const program = new Command('usip-agent')
@@ -19,24 +32,38 @@ export const program = new Command('usip-agent')
 program
   .command('check')
   .description('validate every notifier file of the configuration directory and exit')
-  .option('-c, --config-dir <dir>', 'directory of notifier files', DEFAULT_CONFIG_DIR)
-  .action(async (options: { configDir: string }) => {
+  .addOption(configDirOption())
+  .action(async (options: { configDir: readonly string[] }) => {
     const config = new NotifierConfig();
+    const dirs = options.configDir.join(', ');
     let problems;
+    let listing;
     try {
-      problems = await config.loadDirectory(options.configDir);
+      ({ problems, listing } = await config.loadDirectories(options.configDir));
     } catch (error) {
-      process.stderr.write(`usip-agent: cannot read ${options.configDir}: ${(error as Error).message}\n`);
+      process.stderr.write(`usip-agent: ${(error as Error).message}\n`);
       process.exitCode = 1;
       return;
     }
+    if (listing.missing.length === options.configDir.length) {
+      process.stderr.write(`usip-agent: cannot read ${dirs}: no such directory\n`);
+      process.exitCode = 1;
+      return;
+    }
+    // A directory that does not exist is skipped, as systemd does; said, in case of a typo.
+    for (const dir of listing.missing) process.stdout.write(`${dir}: no such directory, skipped\n`);
+    // Which file counts for each name, when another directory has the same name.
+    for (const entry of listing.entries) for (const line of describeEntry(entry)) process.stdout.write(`${line}\n`);
     for (const problem of problems) process.stderr.write(`${formatProblem(problem)}\n`);
     const notifiers = config.files.reduce((sum, file) => sum + file.notifiers.length, 0);
     // An entry that is not read (a FIFO, a directory, a file over 1 MiB...) is one problem.
     const skipped = problems.filter((p) => (ENTRY_RULES as readonly string[]).includes(p.rule)).length;
+    const overridden = listing.entries.filter((e) => !e.masked).reduce((sum, e) => sum + e.overridden.length, 0);
+    const masked = listing.entries.filter((e) => e.masked).length;
     process.stdout.write(
-      `${options.configDir}: ${config.files.length} valid file(s), ${notifiers} notifier(s), ` +
-        `${problems.length} problem(s), ${skipped} skipped\n`,
+      `${dirs}: ${config.files.length} valid file(s), ${notifiers} notifier(s), ` +
+        `${problems.length} problem(s), ${skipped} skipped` +
+        `${overridden > 0 ? `, ${overridden} overridden` : ''}${masked > 0 ? `, ${masked} masked` : ''}\n`,
     );
     if (problems.length > 0) process.exitCode = 1;
   });
@@ -60,7 +87,9 @@ function positiveSeconds(value: string): number {
 }
 
 interface RunOptions {
-  configDir: string;
+  configDir: readonly string[];
+  systemctl: string;
+  unitEventDir: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
   maxRunning: number;
@@ -79,7 +108,9 @@ program
       'follow the files as they change, and run the actions they declare for each event, until SIGTERM or SIGINT ' +
       '(SIGHUP reads the directory again)',
   )
-  .option('-c, --config-dir <dir>', 'directory of notifier files', DEFAULT_CONFIG_DIR)
+  .addOption(configDirOption())
+  .option('--systemctl <path>', 'the systemctl that notifiers with "unit" run', 'systemctl')
+  .option('--unit-event-dir <dir>', 'where the event of a notifier with "unit" is written for the unit, as UNIT.env', DEFAULT_UNIT_EVENT_DIR)
   .addOption(new Option('--log-format <format>', 'log as JSON lines or as lines for people').choices(LOG_FORMATS).default('json'))
   .addOption(new Option('--log-level <level>', 'least important log level written').choices(LOG_LEVELS).default('info'))
   .option('--max-running <n>', 'commands running at once, over all files', positiveInteger, DEFAULT_ACTION_LIMITS.maxRunning)
@@ -122,7 +153,9 @@ program
       stop(0);
     };
     const agent = new Agent({
-      configDir: options.configDir,
+      configDirs: options.configDir,
+      systemctl: options.systemctl,
+      unitEventDir: options.unitEventDir,
       connect: connectUsip,
       log,
       limits: { maxRunning: options.maxRunning, maxQueuedPerFile: options.maxQueued, timeoutMs: options.actionTimeout * 1000 },
@@ -146,7 +179,7 @@ program
     log.info(
       {
         version: VERSION,
-        configDir: agent.configDir,
+        configDirs: agent.configDirs,
         maxRunning: options.maxRunning,
         maxQueuedPerFile: options.maxQueued,
         actionTimeoutSeconds: options.actionTimeout,

@@ -48,6 +48,18 @@ export function eventEnvironment(event: EventJson): Record<string, string> {
   return env;
 }
 
+/**
+ * Variables as a systemd EnvironmentFile= (and POSIX sh) reads them: one `NAME="value"` line each,
+ * the value double-quoted with `\`, `"`, `$` and `` ` `` escaped, which both read back as they
+ * were (a newline inside the quotes is kept as it is by both). Names are the agent's own
+ * (USIP_[A-Z_]+): nothing to quote there.
+ */
+export function environmentFileText(env: Readonly<Record<string, string>>): string {
+  return Object.entries(env)
+    .map(([name, value]) => `${name}="${value.replace(/[\\"$`]/g, (c) => `\\${c}`)}"\n`)
+    .join('');
+}
+
 /** Whole path components, as the module matches them: /mnt matches /mnt and /mnt/a, not /mnta. */
 export function pathWithin(path: string, prefix: string): boolean {
   let p = prefix;

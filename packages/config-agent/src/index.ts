@@ -1,7 +1,12 @@
 export {
   NotifierConfig,
   NotifierFileError,
+  describeEntry,
   formatProblem,
+  listConfigEntries,
+  resolveConfigEntry,
+  type ConfigEntry,
+  type ConfigListing,
   isNotifierFileName,
   listNotifierFiles,
   loadNotifierFile,
@@ -14,18 +19,25 @@ export {
 } from './load.js';
 export { ENTRY_RULES, MAX_FILE_BYTES, PERMISSIONS_RULE, fileKind, readEntry, runPermissionProblems, type EntryRead } from './files.js';
 export {
+  AGENT_RULES,
   AJV_OPTIONS,
+  DEFAULT_CONFIG_DIRS,
   MAX_TIMEOUT_SECONDS,
+  SCHEMA_ID,
+  STARTABLE_UNIT_TYPES,
+  UNIT_NAME_PATTERN,
   MTAB_ACTIONS,
   STORAGE_ACTIONS,
   notifierFileSchema,
   type NotifierDeclaration,
   type NotifierFileContent,
 } from './schema.js';
-export { Agent, AgentStartError, type AgentOptions, type FileStatus } from './agent.js';
+export { Agent, AgentStartError, DEFAULT_UNIT_EVENT_DIR, type AgentOptions, type FileStatus } from './agent.js';
 export {
   ActionRunner,
   DEFAULT_ACTION_LIMITS,
+  eventVariables,
+  writeEventFile,
   type ActionCounters,
   type ActionJob,
   type ActionLimits,
@@ -33,6 +45,7 @@ export {
 } from './actions.js';
 export {
   decodeDev,
+  environmentFileText,
   environmentName,
   eventEnvironment,
   eventJson,

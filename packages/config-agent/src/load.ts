@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { ENTRY_RULES, MAX_FILE_BYTES, PERMISSIONS_RULE, readEntry, runPermissionProblems } from './files.js';
@@ -115,12 +115,21 @@ function semanticProblems(file: string, content: NotifierFileContent): ConfigPro
   const problems: ConfigProblem[] = [];
   content.notifiers.forEach((notifier, index) => {
     const at = `/notifiers/${index}`;
-    if (notifier.notify === false && notifier.run !== undefined) {
+    if (notifier.run !== undefined && notifier.unit !== undefined) {
       problems.push({
         file,
-        pointer: `${at}/run`,
+        pointer: `${at}/unit`,
+        rule: 'action',
+        message: 'a notifier has one action: "run" (a command) or "unit" (a systemd unit to start), not both; put the other in a notifier of its own',
+      });
+    }
+    const action = notifier.run !== undefined ? 'run' : notifier.unit !== undefined ? 'unit' : undefined;
+    if (notifier.notify === false && action !== undefined) {
+      problems.push({
+        file,
+        pointer: `${at}/${action}`,
         rule: 'notify',
-        message: '"notify" is false, so the agent receives no event to run this command for; remove "run" or "notify"',
+        message: `"notify" is false, so the agent receives no event to act on; remove "${action}" or "notify"`,
       });
     } else if (notifier.notify === false && notifier.kernLog !== true) {
       problems.push({
@@ -130,12 +139,12 @@ function semanticProblems(file: string, content: NotifierFileContent): ConfigPro
         message: '"notify" is false and "kernLog" is not true: this notifier would do nothing',
       });
     }
-    if (notifier.timeoutSeconds !== undefined && notifier.run === undefined) {
+    if (notifier.timeoutSeconds !== undefined && action === undefined) {
       problems.push({
         file,
         pointer: `${at}/timeoutSeconds`,
         rule: 'run',
-        message: '"timeoutSeconds" is the time limit of "run", which this notifier lacks',
+        message: '"timeoutSeconds" is the time limit of "run" or "unit", which this notifier lacks',
       });
     }
   });
@@ -199,7 +208,8 @@ export async function loadNotifierFile(file: string, options: LoadOptions = {}):
     if (error instanceof NotifierFileError) return { kind: 'problems', stage: 'content', problems: error.problems };
     throw error;
   }
-  if (content.notifiers.some((notifier) => notifier.run !== undefined)) {
+  // `unit` runs systemctl as the agent's user (root): the same rule as `run`.
+  if (content.notifiers.some((notifier) => notifier.run !== undefined || notifier.unit !== undefined)) {
     const problems = await runPermissionProblems(file, read, options.euid);
     if (problems.length > 0) return { kind: 'problems', stage: 'permissions', problems };
   }
@@ -226,6 +236,100 @@ export async function listNotifierFiles(dir: string): Promise<string[]> {
     .filter(isNotifierFileName)
     .sort()
     .map((name) => join(dir, name));
+}
+
+/**
+ * One name of the configuration directories (systemd's `.d` rules): the entry that counts is the
+ * one in the directory of highest precedence that has the name; the same name in the directories
+ * below is overridden (not read). A symbolic link to /dev/null there masks the name: nothing of it
+ * is read, in any directory.
+ */
+export interface ConfigEntry {
+  name: string;
+  /** The entry that counts (for a masked name: the link that masks it). */
+  path: string;
+  masked: boolean;
+  /** The entries of the same name in directories of lower precedence, in precedence order. */
+  overridden: string[];
+}
+
+const errorCode = (error: unknown) => (error as NodeJS.ErrnoException)?.code;
+
+/** Whether `path` is a symbolic link to /dev/null (directly or through other links): a mask. */
+async function isMask(path: string): Promise<boolean> {
+  try {
+    if (!(await lstat(path)).isSymbolicLink()) return false;
+    return (await realpath(path)) === '/dev/null';
+  } catch {
+    return false;
+  }
+}
+
+/** The entry of one name over the directories (highest precedence first); undefined: in none. */
+export async function resolveConfigEntry(dirs: readonly string[], name: string): Promise<ConfigEntry | undefined> {
+  const present: string[] = [];
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    try {
+      await lstat(path);
+      present.push(path);
+    } catch (error) {
+      // ENOENT: not in this directory; ENOTDIR: the directory is not one (any more).
+      if (errorCode(error) !== 'ENOENT' && errorCode(error) !== 'ENOTDIR') present.push(path);
+    }
+  }
+  const [path, ...overridden] = present;
+  if (path === undefined) return undefined;
+  return { name, path, masked: await isMask(path), overridden };
+}
+
+/** What listConfigEntries() found. */
+export interface ConfigListing {
+  /** Every name, ordered by name (as systemd orders a `.d` directory's files). */
+  entries: ConfigEntry[];
+  /** The directories that do not exist: skipped, as systemd does. */
+  missing: string[];
+}
+
+/**
+ * The notifier files of several directories, highest precedence first (/etc/usip.d, /run/usip.d,
+ * /usr/lib/usip.d by default): the union of their names, each resolved by resolveConfigEntry().
+ * A directory that does not exist is skipped; one that cannot be read (not a directory, EACCES)
+ * is an error naming it.
+ */
+export async function listConfigEntries(dirs: readonly string[]): Promise<ConfigListing> {
+  const names = new Set<string>();
+  const missing: string[] = [];
+  for (const dir of dirs) {
+    let found: string[];
+    try {
+      found = await readdir(dir);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') {
+        missing.push(dir);
+        continue;
+      }
+      throw new Error(`cannot read the configuration directory ${dir}: ${(error as Error).message}`, { cause: error });
+    }
+    for (const name of found) if (isNotifierFileName(name)) names.add(name);
+  }
+  // Byte order, not the locale's: as systemd sorts (strcmp), so that "10-" comes before "9-".
+  const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries: ConfigEntry[] = [];
+  for (const name of sorted) {
+    const entry = await resolveConfigEntry(dirs, name);
+    if (entry !== undefined) entries.push(entry);
+  }
+  return { entries, missing };
+}
+
+/** For people: what an entry overrides or masks, one line each (none when it is alone). */
+export function describeEntry(entry: ConfigEntry): string[] {
+  if (entry.masked) {
+    if (entry.overridden.length === 0) return [`${entry.path}: masked (a symbolic link to /dev/null), nothing of this name below it`];
+    return entry.overridden.map((below) => `${below}: masked by ${entry.path} (a symbolic link to /dev/null)`);
+  }
+  return entry.overridden.map((below) => `${below}: overridden by ${entry.path}`);
 }
 
 /**
@@ -260,7 +364,17 @@ export class NotifierConfig {
    * that fail; entries that are not read (not regular files, too big) are among the problems.
    */
   async loadDirectory(dir: string, options: LoadOptions = {}): Promise<ConfigProblem[]> {
-    const present = await listNotifierFiles(dir);
+    return (await this.loadDirectories([dir], options)).problems;
+  }
+
+  /**
+   * Reads the notifier files of several directories, highest precedence first, by the `.d` rules
+   * (listConfigEntries): for each name, the entry of the highest directory that has it, unless
+   * masked. Returns the problems and the listing (what was overridden, masked, missing).
+   */
+  async loadDirectories(dirs: readonly string[], options: LoadOptions = {}): Promise<{ problems: ConfigProblem[]; listing: ConfigListing }> {
+    const listing = await listConfigEntries(dirs);
+    const present = listing.entries.filter((e) => !e.masked).map((e) => e.path);
     for (const known of [...this.#files.keys()]) {
       if (!present.includes(known)) this.#files.delete(known);
     }
@@ -271,6 +385,6 @@ export class NotifierConfig {
       else if (result.kind === 'gone') this.#files.delete(file);
       else problems.push(...result.problems);
     }
-    return problems;
+    return { problems, listing };
   }
 }

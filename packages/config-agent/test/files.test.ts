@@ -1,5 +1,5 @@
 // What the agent reads from its directory: regular files only (a symbolic link is followed to
-// one), of at most 1 MiB. A FIFO, a socket, a directory, a device, a link to nothing or a file
+// one), of at most 1 MiB; a link to /dev/null masks its name. A FIFO, a socket, a directory, a device, a link to nothing or a file
 // too big is named with why and skipped, never blocks, and the other files are read: checked here
 // with real entries of each kind, through `usip-agent check` and `usip-agent run` as built, run
 // as real processes.
@@ -59,7 +59,9 @@ async function populate(dir: string): Promise<Server> {
   await writeFile(join(dir, '40-dir.json', 'inner.json'), good('remount'));
   await symlink(join(dir, '10-good.json'), join(dir, '50-link.json'));
   await symlink(join(dir, 'nowhere'), join(dir, '60-dangling.json'));
+  // A link to /dev/null masks its name (systemd's rule): not read, and no problem.
   await symlink('/dev/null', join(dir, '70-null.json'));
+  await symlink('/dev/zero', join(dir, '75-zero.json'));
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(join(dir, '80-socket.json'), resolve));
   return server;
@@ -72,7 +74,7 @@ function skipped(dir: string): [string, string, string][] {
     [join(dir, '30-big.json'), 'size', `1.0 MiB (${MAX_FILE_BYTES + good('umount').length} bytes), more than the 1 MiB (${MAX_FILE_BYTES} bytes) a notifier file may have`],
     [join(dir, '40-dir.json'), 'type', 'a directory, not a regular file'],
     [join(dir, '60-dangling.json'), 'type', `a symbolic link to ${join(dir, 'nowhere')}, which does not exist`],
-    [join(dir, '70-null.json'), 'type', 'a symbolic link to /dev/null, which is a character device, not a regular file'],
+    [join(dir, '75-zero.json'), 'type', 'a symbolic link to /dev/zero, which is a character device, not a regular file'],
     [join(dir, '80-socket.json'), 'type', 'a socket, not a regular file'],
   ];
 }
@@ -90,7 +92,11 @@ test('usip-agent check: a FIFO, a socket, a directory, a link to nothing or to a
         check.stderr.trimEnd().split('\n'),
         skipped(dir).map(([file, rule, message]) => `${file}: skipped: ${message} [${rule}]`),
       );
-      assert.is(check.stdout, `${dir}: 3 valid file(s), 3 notifier(s), 6 problem(s), 6 skipped\n`);
+      assert.is(
+        check.stdout,
+        `${join(dir, '70-null.json')}: masked (a symbolic link to /dev/null), nothing of this name below it\n` +
+          `${dir}: 3 valid file(s), 3 notifier(s), 6 problem(s), 6 skipped, 1 masked\n`,
+      );
     } finally {
       server.close();
     }
@@ -125,6 +131,7 @@ test('usip-agent run: ready with those entries in its directory, each named in t
       );
       assert.equal(records.filter((r) => r.msg === 'ready').map((r) => r.valid), [3]);
       assert.not.ok(run.stderr.includes('inner.json'), 'nothing inside the directory named 40-dir.json is read');
+      assert.not.ok(run.stderr.includes('70-null.json'), 'a mask with nothing below it is no problem');
       run.kill('SIGTERM');
       assert.equal(await run.exited, { code: 0, signal: null });
     } finally {

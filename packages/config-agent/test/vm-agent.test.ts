@@ -58,7 +58,9 @@ function actions(run: VmRunResult): Action[] {
     });
 }
 
-for (const kernel of ['6.1', '6.12']) {
+// USIP_TEST_KERNELS (e.g. 6.12) limits the kernels, as the other VM suites do.
+const kernels = (process.env.USIP_TEST_KERNELS?.trim() || '6.1,6.12').split(',').map((k) => k.trim()).filter((k) => ['6.1', '6.12'].includes(k));
+for (const kernel of kernels) {
   const run = await runInVm({
     kernel,
     modules: [join(root, 'packages/kernel-module/build/{kver}/usip.ko')],
@@ -260,6 +262,41 @@ for (const kernel of ['6.1', '6.12']) {
     assert.equal([word, path, state], ['cleanup', '/tmp/agent/var', 'low']);
     assert.ok(Number(available) < 0.1 * 4 * 1024 * 1024, `bytes available ${available}`);
     assert.is(read(run, 'low.status').trim(), '0', read(run, 'low.log'));
+  });
+
+  test('three directories: the vendor file acts; the admin file of its name replaces its listener and acts; removed, the vendor one is back; masked, no listener', () => {
+    const dirs = '/run/usip-dirs';
+    const pid = Number(read(run, 'dirs.pid'));
+    const mine = (stage: string) => listeners(run, stage).filter((l) => l.ownerPid === pid);
+    assert.equal(mine('dirs-vendor').map((l) => l.notifiers.map((n: Json) => n.flags)), [[['notify']]]);
+    // The admin's version asks for kern-log too: the listener in the module is the new one.
+    assert.equal(mine('dirs-admin').map((l) => l.notifiers.map((n: Json) => n.flags)), [[['notify', 'kern-log']]]);
+    assert.equal(mine('dirs-masked'), []);
+    const acted = actions(run).filter((a) => a.source.startsWith('agent-d'));
+    assert.equal(
+      acted.map((a) => [a.source, a.tag, a.file]),
+      [
+        ['agent-d1', 'vendor', `${dirs}/lib/50-vm.json`],
+        ['agent-d2', 'admin', `${dirs}/etc/50-vm.json`],
+        ['agent-d3', 'vendor', `${dirs}/lib/50-vm.json`],
+      ],
+    );
+    const dirsLog = jsonLines(read(run, 'dirs.log'));
+    assert.equal(
+      dirsLog.filter((r) => r.msg === 'listener closed').map((r) => [r.file, r.reason]),
+      [
+        [`${dirs}/etc/50-vm.json`, `replaced by ${dirs}/etc/50-vm.json`],
+        [`${dirs}/lib/50-vm.json`, `replaced by ${dirs}/lib/50-vm.json`],
+        [`${dirs}/run/50-vm.json`, 'the file was masked (a symbolic link to /dev/null)'],
+      ],
+    );
+    assert.is(read(run, 'dirs-check.status').trim(), '0', read(run, 'dirs-check.err'));
+    assert.is(
+      read(run, 'dirs-check.out'),
+      `${dirs}/lib/50-vm.json: masked by ${dirs}/run/50-vm.json (a symbolic link to /dev/null)\n` +
+        `${dirs}/etc, ${dirs}/run, ${dirs}/lib: 0 valid file(s), 0 notifier(s), 0 problem(s), 0 skipped, 1 masked\n`,
+    );
+    assert.is(read(run, 'dirs.status').trim(), '0', read(run, 'dirs.log'));
   });
 
   test.run();

@@ -191,7 +191,7 @@ mark nobody-exited
 # the results: dd fills a 64 KiB tmpfs, and its failure becomes a line of the log.
 sconf=/run/usip-storage.d
 mkdir -p $sconf /tmp/agent/full
-sed "s|/var/log/usip-space.log|$results/space.log|g" docs/examples/usip.d/50-log-space-errors.json \
+sed "s|/var/log/usip-space.log|$results/space.log|g" examples/usip.d/50-log-space-errors.json \
 	>$sconf/50-log-space-errors.json
 mount -t tmpfs -o size=64k agent-full /tmp/agent/full
 node "$agent" run --config-dir $sconf >"$results/storage.out" 2>"$results/storage.log" &
@@ -204,13 +204,13 @@ wait $storage_pid
 echo $? >"$results/storage.status"
 umount /tmp/agent/full
 mark storage-exited
-# The docs' example "when /var has less than 10% free, run the cleanup", watching a 4 MiB tmpfs in
+# The example "when /var has less than 10% free, run the cleanup script", watching a 4 MiB tmpfs in
 # place of /var: filling it to 95% runs the cleanup once; freeing it (recovered) runs nothing.
 lconf=/run/usip-low.d
 mkdir -p $lconf /tmp/agent/var
 sed -e 's|"/var"|"/tmp/agent/var"|' \
 	-e "s|/usr/local/sbin/usip-var-cleanup|$PWD/packages/config-agent/test/guest/cleanup.sh|" \
-	docs/examples/usip.d/60-var-low-space-cleanup.json >$lconf/60-var-low-space-cleanup.json
+	examples/usip.d/61-var-low-space-script.json >$lconf/61-var-low-space-script.json
 mount -t tmpfs -o size=4m agent-var /tmp/agent/var
 node "$agent" run --config-dir $lconf >"$results/low.out" 2>"$results/low.log" &
 low_pid=$!
@@ -225,4 +225,38 @@ wait $low_pid
 echo $? >"$results/low.status"
 umount /tmp/agent/var
 mark low-exited
+# Three directories, as /etc, /run and /usr/lib usip.d: a vendor file registers and acts; the
+# admin's file of the same name replaces its listener (registered first) and acts; removed, the
+# vendor file is back; a link to /dev/null masks the name (no listener left).
+dirs=/run/usip-dirs
+mkdir -p $dirs/etc $dirs/run $dirs/lib
+printf '%s\n' "{ \"notifiers\": [ { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"run\": $(run_action vendor) } ] }" \
+	>$dirs/lib/50-vm.json
+node "$agent" run -c $dirs/etc -c $dirs/run -c $dirs/lib --debounce 100 >"$results/dirs.out" 2>"$results/dirs.log" &
+dirs_pid=$!
+echo $dirs_pid >"$results/dirs.pid"
+wait_for dirs-ready 60 at_least 1 '"msg":"ready"' "$results/dirs.log"
+step listeners-dirs-vendor node "$usip" listeners --json
+mount_round agent-d1
+wait_for dirs-vendor-action 30 at_least 1 'agent-d1' "$actions"
+printf '%s\n' "{ \"notifiers\": [ { \"type\": \"mtab\", \"action\": \"mount\", \"pathPrefix\": \"/tmp/agent\", \"kernLog\": true, \"run\": $(run_action admin) } ] }" \
+	>$dirs/etc/.50-vm.json.tmp && mv $dirs/etc/.50-vm.json.tmp $dirs/etc/50-vm.json
+wait_for dirs-overridden 30 at_least 1 "\"reason\":\"replaced by $dirs/etc/50-vm.json\"" "$results/dirs.log"
+step listeners-dirs-admin node "$usip" listeners --json
+mount_round agent-d2
+wait_for dirs-admin-action 30 at_least 1 'agent-d2' "$actions"
+rm $dirs/etc/50-vm.json
+wait_for dirs-vendor-back 30 at_least 1 "\"reason\":\"replaced by $dirs/lib/50-vm.json\"" "$results/dirs.log"
+mount_round agent-d3
+wait_for dirs-vendor-again 30 at_least 1 'agent-d3' "$actions"
+ln -s /dev/null $dirs/run/50-vm.json
+wait_for dirs-masked 30 at_least 1 '"msg":"notifier file masked (a symbolic link to /dev/null): its listener goes"' "$results/dirs.log"
+wait_for dirs-closed 30 at_least 1 '"reason":"the file was masked (a symbolic link to /dev/null)"' "$results/dirs.log"
+step listeners-dirs-masked node "$usip" listeners --json
+node "$agent" check -c $dirs/etc -c $dirs/run -c $dirs/lib >"$results/dirs-check.out" 2>"$results/dirs-check.err"
+echo $? >"$results/dirs-check.status"
+kill -TERM $dirs_pid
+wait $dirs_pid
+echo $? >"$results/dirs.status"
+mark dirs-exited
 uname -r >"$results/uname"
