@@ -24,6 +24,7 @@ import { ActionRunner, type ActionLimits, type ActionOutcome } from './actions.j
 import { eventJson, notifierMatches, registerOptions, toJsonText } from './event.js';
 import { familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
 import { isNotifierFileName, loadNotifierFile, type NotifierFile } from './load.js';
+import type { AgentMetrics } from './metrics.js';
 import { Tally } from './tally.js';
 
 export interface AgentOptions {
@@ -53,6 +54,8 @@ export interface AgentOptions {
   onFatal?: (error: Error) => void;
   /** Called with the outcome of every command (tests, metrics). */
   onOutcome?: (outcome: ActionOutcome) => void;
+  /** Counts what the agent receives, runs and holds (usip-agent run --metrics). */
+  metrics?: AgentMetrics;
 }
 
 /** The agent could not start: the directory cannot be read, or (retry: false) no module. */
@@ -155,13 +158,15 @@ export class Agent {
   #checking = false;
   #lastConnectError: unknown;
   #outputFailed = false;
+  readonly #metrics: AgentMetrics | undefined;
 
   constructor(options: AgentOptions) {
     this.configDir = resolve(options.configDir);
     this.#connect = options.connect;
     this.#log = options.log;
     this.#output = options.output ?? ((line) => void process.stdout.write(line));
-    this.#runner = new ActionRunner(options.log, options.limits, options.onOutcome);
+    this.#metrics = options.metrics;
+    this.#runner = new ActionRunner(options.log, options.limits, options.onOutcome, options.metrics);
     this.#debounceMs = options.debounceMs ?? 200;
     this.#retryIntervalMs = options.retryIntervalMs ?? 5000;
     this.#checkIntervalMs = options.checkIntervalMs ?? 10_000;
@@ -335,6 +340,7 @@ export class Agent {
     if (this.#stopping) return;
     const { file } = state;
     const result = await loadNotifierFile(file);
+    this.#metrics?.fileRead(file, result.kind === 'problems' ? 'invalid' : result.kind, result.kind === 'valid' ? result.content : undefined);
     if (result.kind === 'gone') {
       if (state.good !== undefined || state.active !== undefined) {
         this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
@@ -484,6 +490,7 @@ export class Agent {
   }
 
   #item(state: FileState, active: Active, item: ListenerItem): void {
+    this.#metrics?.item(state.file, item);
     // A count of lost events on its own, sent once the module's queue drained.
     if (item.kind === 'missed') {
       if (item.missed > 0) state.missed.add(item.missed);
@@ -501,6 +508,7 @@ export class Agent {
     }
     if (item.missed > 0) state.missed.add(item.missed);
     if (!state.seen.add(item.seq)) return;
+    this.#metrics?.event(state.file, item.type, item.action);
     const event = eventJson(item);
     const { content } = active;
     let matched = 0;
@@ -508,6 +516,7 @@ export class Agent {
       if (!notifierMatches(notifier, item, index)) return;
       matched++;
       if (notifier.run === undefined) {
+        this.#metrics?.output(state.file);
         this.#writeOutput(`${toJsonText({ file: state.file, notifier: index, event })}\n`);
       } else {
         this.#runner.submit({
