@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { connect as netConnect, isIPv4, isIPv6, type AddressInfo } from 'node:net';
-import { isAbsolute } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { UsipClient, UsipModuleNotLoadedError, protocol, type ListenerItem, type StatsResult } from '@usip/client';
 import type { Logger } from 'pino';
@@ -219,6 +219,10 @@ export class PrometheusMetrics implements AgentMetrics {
       name: 'usip_agent_module_stats_failures_total',
       help: "Scrapes at which the module's counters could not be read (an error, or no answer in time)",
       registers,
+      // This scrape's failure counts in this scrape.
+      async collect() {
+        await read();
+      },
     });
     for (const { key, metric, spec } of MODULE_STATS) {
       new Gauge({
@@ -396,6 +400,9 @@ export async function serveMetrics(metrics: PrometheusMetrics, address: MetricsA
   server.requestTimeout = 30_000;
   let unixPath: string | undefined;
   if (address.kind === 'unix') {
+    // bind() says EACCES for a directory that does not exist: say what it is.
+    const directory = lstatOrUndefined(dirname(address.path));
+    if (directory === undefined) throw new MetricsServerError(`cannot serve metrics on ${address.path}: the directory ${dirname(address.path)} does not exist`);
     const existing = lstatOrUndefined(address.path);
     if (existing !== undefined) {
       if (!existing.isSocket()) throw new MetricsServerError(`cannot serve metrics on ${address.path}: it exists and is not a socket (${describeKind(existing)}); it is left alone`);
