@@ -114,7 +114,12 @@ export class PrometheusMetrics implements AgentMetrics {
     this.#moduleStats = options.moduleStats ?? readModuleStats;
     this.#timeoutMs = options.moduleStatsTimeoutMs ?? 2000;
     const registers = [this.registry];
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'usip_agent_' });
+    if (options.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'usip_agent_' });
+      // Gauges named like counters (_total is for counters); each is the sum of the gauge of
+      // the same name without _total, by type.
+      for (const what of ['resources', 'handles', 'requests']) this.registry.removeSingleMetric(`usip_agent_nodejs_active_${what}_total`);
+    }
 
     new Gauge({ name: 'usip_agent_info', help: 'Always 1; the agent version in the label', labelNames: ['version'], registers }).set({ version: options.version }, 1);
     this.#events = new Counter({

@@ -106,6 +106,12 @@ test('served on a unix socket (0660) and on [::1] / 127.0.0.1; the socket is rem
     // The process metrics, under the agent's prefix.
     assert.ok((value(s, 'usip_agent_process_resident_memory_bytes') ?? 0) > 0);
     assert.ok((value(s, 'usip_agent_process_open_fds') ?? 0) > 0);
+    // Prometheus conventions over the whole scrape: usip_ names, _total for counters and only them, HELP for each.
+    for (const m of r.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      assert.ok(m[1]!.startsWith('usip_'), m[1]);
+      assert.is(m[1]!.endsWith('_total'), m[2] === 'counter', m[1]);
+      assert.match(r.body, new RegExp(`^# HELP ${m[1]} \\S`, 'm'));
+    }
     agent.kill('SIGTERM');
     assert.is((await agent.exited).code, 0, agent.stderr);
     assert.not.ok(existsSync(socket), 'the socket is removed');
