@@ -8,7 +8,7 @@ import { connectUsip } from './kernel.js';
 import { ENTRY_RULES } from './files.js';
 import { NotifierConfig, formatProblem } from './load.js';
 import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
-import { PrometheusMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer } from './metrics.js';
+import { PrometheusMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress } from './metrics.js';
 
 const DEFAULT_CONFIG_DIR = '/etc/usip.d';
 export const VERSION = '0.1.0';
@@ -120,13 +120,9 @@ program
     const log = createLogger({ format: options.logFormat, level: options.logLevel });
     let exitCode = 0;
     let stopping: Promise<void> | undefined;
-    let metricsServer: MetricsServer | undefined;
     const stop = (code: number) => {
       exitCode = Math.max(exitCode, code);
-      stopping ??= agent
-        .stop()
-        .then(() => metricsServer?.close())
-        .then(
+      stopping ??= agent.stop().then(
         () => process.exit(exitCode),
         (error: unknown) => {
           log.fatal({ error: (error as Error).message, stack: (error as Error).stack }, 'stopping failed');
@@ -180,8 +176,8 @@ program
       metrics.observe(agent);
       try {
         // Before the agent starts: an address that cannot be served is an error of its own, with
-        // nothing registered yet.
-        metricsServer = await serveMetrics(metrics, options.metrics, log);
+        // nothing registered yet. Served until the process exits (a unix socket is removed then).
+        await serveMetrics(metrics, options.metrics, log);
       } catch (error) {
         log.fatal({ metrics: options.metrics.text, error: (error as Error).message }, 'cannot serve metrics');
         process.exit(1);
