@@ -40,10 +40,13 @@ export interface AgentView {
 }
 
 /**
- * The module's counters, or undefined when the module is not loaded. Rejects when they cannot be
- * read (a timeout, a refusal): the module is there, its counters are not this time.
+ * What a scrape learns of the module: not loaded; loaded, with its counters; or loaded, its
+ * counters not read this time (an error, or `signal` aborted after the family was found).
  */
-export type ModuleStatsSource = (signal: AbortSignal) => Promise<{ present: boolean; stats?: StatsResult }>;
+export type ModuleStatsReading = { present: false } | { present: true; stats: StatsResult } | { present: true; error: unknown };
+
+/** Reads the module's counters; rejects when even its presence could not be told. */
+export type ModuleStatsSource = (signal: AbortSignal) => Promise<ModuleStatsReading>;
 
 /** The real source: a connection of its own per scrape (a reloaded module gets a new family id). */
 export const readModuleStats: ModuleStatsSource = async (signal) => {
@@ -58,7 +61,7 @@ export const readModuleStats: ModuleStatsSource = async (signal) => {
     return { present: true, stats: await client.stats({ signal }) };
   } catch (error) {
     // The family exists: the module is there even though its counters could not be read.
-    throw Object.assign(error instanceof Error ? error : new Error(String(error)), { modulePresent: true });
+    return { present: true, error };
   } finally {
     await client.close();
   }
@@ -96,7 +99,7 @@ export class PrometheusMetrics implements AgentMetrics {
   readonly #moduleStats: ModuleStatsSource;
   readonly #timeoutMs: number;
   /** The module's counters of the scrape under way: every gauge that needs them shares one read. */
-  #reading: Promise<{ present: boolean; stats?: StatsResult } | undefined> | undefined;
+  #reading: Promise<ModuleStatsReading | undefined> | undefined;
 
   readonly #events: Counter<'file' | 'type' | 'action'>;
   readonly #missed: Counter<'file'>;
@@ -238,8 +241,9 @@ export class PrometheusMetrics implements AgentMetrics {
         async collect() {
           const result = await read();
           this.reset();
-          const value = result?.stats?.[key];
-          if (value !== undefined) this.set({ scope: result!.stats!.scope }, Number(value));
+          const stats = result !== undefined && 'stats' in result ? result.stats : undefined;
+          const value = stats?.[key];
+          if (stats !== undefined && value !== undefined) this.set({ scope: stats.scope }, Number(value));
         },
       });
     }
@@ -251,14 +255,15 @@ export class PrometheusMetrics implements AgentMetrics {
   }
 
   /** The module's counters, read once per scrape, within the time limit; undefined when it failed. */
-  #readModule(): Promise<{ present: boolean; stats?: StatsResult } | undefined> {
+  #readModule(): Promise<ModuleStatsReading | undefined> {
     if (this.#reading !== undefined) return this.#reading;
     const reading = (async () => {
       try {
-        return await this.#moduleStats(AbortSignal.timeout(this.#timeoutMs));
-      } catch (error) {
+        const result = await this.#moduleStats(AbortSignal.timeout(this.#timeoutMs));
+        if ('error' in result) this.#statsFailures.inc();
+        return result;
+      } catch {
         this.#statsFailures.inc();
-        if ((error as { modulePresent?: boolean }).modulePresent === true) return { present: true };
         return undefined;
       }
     })();

@@ -366,6 +366,26 @@ test("the module's counters not read in time: the scrape answers anyway, counts 
   );
 });
 
+test("the module there but its counters not read: present 1, the failure counted; a read that tells nothing: present from the agent's connection", async () => {
+  const present = new PrometheusMetrics({ version: '1', processMetrics: false, moduleStats: async () => ({ present: true, error: new Error('EPERM') }) });
+  let s = samples(await present.metrics());
+  assert.is(value(s, 'usip_agent_module_present'), 1);
+  assert.is(value(s, 'usip_agent_module_stats_failures_total'), 1);
+  assert.equal(s.filter((x) => x.name.startsWith('usip_module_')), []);
+  // No agent observed (so not connected), and a source that fails outright: 0.
+  const unknown = new PrometheusMetrics({ version: '1', processMetrics: false, moduleStats: async () => Promise.reject(new Error('EMFILE')) });
+  s = samples(await unknown.metrics());
+  assert.is(value(s, 'usip_agent_module_present'), 0);
+  assert.is(value(s, 'usip_agent_module_stats_failures_total'), 1);
+  // The module's user scope (an agent without CAP_SYS_ADMIN): the counters it has, labelled so.
+  const { posted: _p, undeliverable: _u, objects: _o, mountHooks: _m, ...user } = STATS;
+  const own = new PrometheusMetrics({ version: '1', processMetrics: false, moduleStats: async () => ({ present: true, stats: { ...user, scope: 'user' } }) });
+  s = samples(await own.metrics());
+  assert.is(value(s, 'usip_module_listeners', { scope: 'user' }), 3);
+  assert.is(value(s, 'usip_module_posted', { scope: 'user' }), undefined);
+  assert.is(s.filter((x) => x.name.startsWith('usip_module_')).length, MODULE_STATS.length - 4);
+});
+
 test('HTTP: /metrics for GET and HEAD (no body), 404 elsewhere, 405 with Allow for other methods', async () => {
   await withMetricsAgent(
     new FakeModule(),
