@@ -73,10 +73,37 @@ export function actionKind(job: ActionJob): string {
   return typeof kind === 'string' ? kind : 'run';
 }
 
+type ModuleCounter = Exclude<keyof StatsResult, 'scope'>;
+
+/**
+ * The HELP of each of the module's counters, after the spec's docs (attribute set `stats`); the
+ * compiler requires one for each counter StatsResult has, so that one the spec adds gets its own.
+ */
+const MODULE_STATS_HELP = {
+  listeners: 'Listeners registered in the usip module, in all namespaces (user scope: the caller\'s)',
+  notifiers: 'Notifiers of those listeners',
+  queued: 'Events waiting in the module\'s event queue (user scope: for the caller\'s listeners)',
+  queueLimit: 'The event queue\'s bound (module parameter event_queue_len; user scope: the share one user may hold, user_queue_len)',
+  posted: 'Events accepted since the module was loaded (the last seq)',
+  dropped: 'Events dropped because the queue was full, since the module was loaded (user scope: events the caller\'s listeners missed)',
+  delivered: 'Event messages sent to listeners\' sockets since the module was loaded',
+  undeliverable: 'Event messages a listener\'s socket could not take (receive buffer full) since the module was loaded',
+  objects: 'Memory objects the module has allocated and not freed (listeners, notifiers, strings, queued events)',
+  mountHooks: 'Kernel functions the module hooks now to see mount table changes (0 while no listener has an mtab notifier)',
+  storageHooks: 'Storage hooks armed now (the sys_exit tracepoint for enospc and edquot, the quota warning probe)',
+  coalesceSlots: 'enospc/edquot coalescing slots in use',
+  watchedMounts: 'Mounts watched by low-space notifiers',
+  statfsPending: 'statfs calls that outlived their timeout and still run in the background',
+  spaceErrorsUnreported: 'Failures with ENOSPC or EDQUOT, and quota warnings, that the module saw but did not report, since it was loaded',
+} as const satisfies Record<ModuleCounter, string>;
+
 /** The module's stats attributes exported as usip_module_<name>: every counter of the spec's set. */
 export const MODULE_STATS = protocol.STATS_ATTRIBUTE_SET.attributes
   .filter((a) => a.type !== 'pad' && a.name !== 'scope')
-  .map((a) => ({ key: a.key as Exclude<keyof StatsResult, 'scope'>, metric: `usip_module_${a.name.replace(/-/g, '_')}`, spec: a.name }));
+  .map((a) => {
+    const key = a.key as ModuleCounter;
+    return { key, metric: `usip_module_${a.name.replace(/-/g, '_')}`, spec: a.name, help: MODULE_STATS_HELP[key] };
+  });
 
 export interface PrometheusMetricsOptions {
   version: string;
@@ -232,10 +259,10 @@ export class PrometheusMetrics implements AgentMetrics {
         await read();
       },
     });
-    for (const { key, metric, spec } of MODULE_STATS) {
+    for (const { key, metric, spec, help } of MODULE_STATS) {
       new Gauge({
         name: metric,
-        help: `The usip module's stats counter ${spec} (usip stats), read at each scrape; absent when the module is not loaded or does not report it. scope: host (the whole module's) or user (the agent's own listeners')`,
+        help: `${help}. The module's stats counter ${spec} (usip stats), read at each scrape; scope: host or user (the agent's own listeners)`,
         labelNames: ['scope'],
         registers,
         async collect() {
