@@ -297,7 +297,10 @@ Read the whole configuration directory again.
 Stopped by SIGTERM or SIGINT; \\fBcheck\\fR: every file is valid.
 .TP
 .B 1
-The directory cannot be read at start, the module is not loaded (\\fB\\-\\-no\\-retry\\fR), a bad option, or (\\fBcheck\\fR) a problem in a file.
+The directory cannot be read at start, the module is not loaded (\\fB\\-\\-no\\-retry\\fR), the \\fB\\-\\-metrics\\fR address cannot be served, or (\\fBcheck\\fR) a problem in a file.
+.TP
+.B 2
+A bad option or argument.
 .SH FILES
 .TP
 .IR /etc/usip.d/*.json ", " /run/usip.d/*.json ", " /usr/lib/usip.d/*.json

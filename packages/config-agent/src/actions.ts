@@ -17,6 +17,7 @@ import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { environmentFileText, eventEnvironment, toJsonText, type EventJson } from './event.js';
+import type { AgentMetrics } from './metrics.js';
 import { Tally } from './tally.js';
 
 export interface ActionLimits {
@@ -156,19 +157,26 @@ export class ActionRunner {
   readonly counters: ActionCounters = { started: 0, succeeded: 0, failed: 0, timedOut: 0, dropped: 0, discarded: 0 };
   readonly #log: Logger;
   readonly #onOutcome: ((outcome: ActionOutcome) => void) | undefined;
+  readonly #metrics: Pick<AgentMetrics, 'actionStarted' | 'actionEnded' | 'actionDropped'> | undefined;
   readonly #queues = new Map<string, FileQueue>();
   readonly #ready: FileQueue[] = [];
   readonly #running = new Set<Running>();
   #idle: (() => void)[] = [];
   #stopping = false;
 
-  constructor(log: Logger, limits: Partial<ActionLimits> = {}, onOutcome?: (outcome: ActionOutcome) => void) {
+  constructor(
+    log: Logger,
+    limits: Partial<ActionLimits> = {},
+    onOutcome?: (outcome: ActionOutcome) => void,
+    metrics?: Pick<AgentMetrics, 'actionStarted' | 'actionEnded' | 'actionDropped'>,
+  ) {
     this.limits = { ...DEFAULT_ACTION_LIMITS, ...limits };
     for (const key of ['maxRunning', 'maxQueuedPerFile', 'timeoutMs', 'killGraceMs'] as const) {
       if (!(this.limits[key] > 0)) throw new RangeError(`action limits: ${key} must be positive, got ${this.limits[key]}`);
     }
     this.#log = log;
     this.#onOutcome = onOutcome;
+    this.#metrics = metrics;
   }
 
   /** Commands running now. */
@@ -218,6 +226,7 @@ export class ActionRunner {
     const q = this.#queue(job.file);
     if (q.jobs.length >= this.limits.maxQueuedPerFile) {
       this.counters.dropped++;
+      this.#metrics?.actionDropped(job);
       q.dropped.add();
       return false;
     }
@@ -248,6 +257,7 @@ export class ActionRunner {
 
   #start(q: FileQueue, job: ActionJob): void {
     this.counters.started++;
+    this.#metrics?.actionStarted(job);
     const begin = performance.now();
     const stdout = new Capture(this.limits.outputLimit);
     const stderr = new Capture(this.limits.outputLimit);
@@ -400,6 +410,7 @@ export class ActionRunner {
         this.#log.warn(fields, outcome.signal !== null ? `the command was killed by ${outcome.signal}` : `the command failed (exit status ${outcome.exitCode})`);
       }
     }
+    this.#metrics?.actionEnded(outcome);
     this.#onOutcome?.(outcome);
   }
 

@@ -25,6 +25,7 @@ import { eventJson, notifierMatches, registerOptions, toJsonText } from './event
 import { familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
 import { isNotifierFileName, loadNotifierFile, resolveConfigEntry, type ConfigEntry, type NotifierFile } from './load.js';
 import { DEFAULT_CONFIG_DIRS } from './schema.js';
+import type { AgentMetrics } from './metrics.js';
 import { Tally } from './tally.js';
 
 export interface AgentOptions {
@@ -64,6 +65,8 @@ export interface AgentOptions {
   unitEventDir?: string;
   /** Called with the outcome of every command (tests, metrics). */
   onOutcome?: (outcome: ActionOutcome) => void;
+  /** Counts what the agent receives, runs and holds (usip-agent run --metrics). */
+  metrics?: AgentMetrics;
 }
 
 /** Where the event of a notifier's `unit` is written for the unit to read (UNIT.env). */
@@ -183,6 +186,7 @@ export class Agent {
   #checking = false;
   #lastConnectError: unknown;
   #outputFailed = false;
+  readonly #metrics: AgentMetrics | undefined;
 
   constructor(options: AgentOptions) {
     const dirs = options.configDirs ?? (options.configDir !== undefined ? [options.configDir] : DEFAULT_CONFIG_DIRS);
@@ -191,7 +195,8 @@ export class Agent {
     this.#connect = options.connect;
     this.#log = options.log;
     this.#output = options.output ?? ((line) => void process.stdout.write(line));
-    this.#runner = new ActionRunner(options.log, options.limits, options.onOutcome);
+    this.#metrics = options.metrics;
+    this.#runner = new ActionRunner(options.log, options.limits, options.onOutcome, options.metrics);
     this.#debounceMs = options.debounceMs ?? 200;
     this.#retryIntervalMs = options.retryIntervalMs ?? 5000;
     this.#checkIntervalMs = options.checkIntervalMs ?? 10_000;
@@ -251,35 +256,7 @@ export class Agent {
       this.#scheduleConnect();
     }
     if (this.#stopping) return;
-    const dirs = new Set(this.configDirs);
-    const watcher = watch(present, {
-      depth: 0,
-      ignoreInitial: false,
-      // Only the directories themselves and the entries named *.json in them (no dotfiles:
-      // editors' temporary files). Whatever they are: a FIFO, a socket or a directory named
-      // x.json is looked at, named in the log and skipped (loadNotifierFile), not passed over.
-      ignored: (path) => !dirs.has(path) && !isNotifierFileName(basename(path)),
-    });
-    this.#watcher = watcher;
-    this.#watched = new Set(present);
-    watcher.on('all', (event, path) => {
-      const entry = resolve(path);
-      // A configuration directory removed: followed again from the rescan that finds it back.
-      if (dirs.has(entry) && event === 'unlinkDir') this.#watched.delete(entry);
-      // depth 0 keeps chokidar out of subdirectories; this keeps their entries out anyway.
-      if (dirs.has(entry) || !dirs.has(dirname(entry))) return;
-      if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(basename(entry));
-    });
-    // A change of mode or owner alone (chmod, chown: it matters to the rule for files with
-    // `run`) is no 'change' for chokidar once the file was read (it compares times, and reading
-    // moved the access time past the modification time); the directory's raw event says it.
-    watcher.on('raw', (event, name, details) => {
-      const watched = (details as { watchedPath?: unknown }).watchedPath;
-      if (event !== 'change' || typeof watched !== 'string' || !dirs.has(watched)) return;
-      if (typeof name === 'string' && !name.includes('/') && isNotifierFileName(name)) this.#changed(name);
-    });
-    watcher.on('error', (error) => this.#log.error({ configDirs: this.configDirs, ...errorFields(error) }, 'watching the configuration directories failed'));
-    await new Promise<void>((r) => watcher.once('ready', () => r()));
+    await this.#follow(present);
     // The entries present at start are read at once, without waiting out the debounce: those
     // chokidar reported and those it passes over (a symbolic link to nothing), listed here.
     for (const dir of present) {
@@ -304,6 +281,48 @@ export class Agent {
       'ready',
     );
     this.#checkTimer = setInterval(() => void this.#check(), this.#checkIntervalMs);
+  }
+
+  /** Follows the directories `present` with a new watcher (replacing the one before, if any). */
+  async #follow(present: string[]): Promise<void> {
+    const dirs = new Set(this.configDirs);
+    const watcher = watch(present, {
+      depth: 0,
+      ignoreInitial: false,
+      // Only the directories themselves and the entries named *.json in them (no dotfiles:
+      // editors' temporary files). Whatever they are: a FIFO, a socket or a directory named
+      // x.json is looked at, named in the log and skipped (loadNotifierFile), not passed over.
+      ignored: (path) => !dirs.has(path) && !isNotifierFileName(basename(path)),
+    });
+    watcher.on('all', (event, path) => {
+      const entry = resolve(path);
+      // A configuration directory removed: followed again from the rescan that finds it back.
+      if (dirs.has(entry) && event === 'unlinkDir') this.#watched.delete(entry);
+      // depth 0 keeps chokidar out of subdirectories; this keeps their entries out anyway.
+      if (dirs.has(entry) || !dirs.has(dirname(entry))) return;
+      if (event === 'add' || event === 'change' || event === 'unlink' || event === 'addDir' || event === 'unlinkDir') this.#changed(basename(entry));
+    });
+    // A change of mode or owner alone (chmod, chown: it matters to the rule for files with
+    // `run`) is no 'change' for chokidar once the file was read (it compares times, and reading
+    // moved the access time past the modification time); the directory's raw event says it.
+    watcher.on('raw', (event, name, details) => {
+      const watched = (details as { watchedPath?: unknown }).watchedPath;
+      if (event !== 'change' || typeof watched !== 'string' || !dirs.has(watched)) return;
+      if (typeof name === 'string' && !name.includes('/') && isNotifierFileName(name)) this.#changed(name);
+    });
+    watcher.on('error', (error) => this.#log.error({ configDirs: this.configDirs, ...errorFields(error) }, 'watching the configuration directories failed'));
+    // chokidar reads a directory before it watches it: an entry made in between is never
+    // reported. 'ready' comes once every watch is in place, so the caller reads the
+    // directories after this resolves and misses nothing.
+    await new Promise<void>((r) => watcher.once('ready', () => r()));
+    if (this.#stopping) {
+      await watcher.close();
+      return;
+    }
+    const previous = this.#watcher;
+    this.#watcher = watcher;
+    this.#watched = new Set(present);
+    await previous?.close();
   }
 
   /** Resolves when every file change seen so far is handled (debounced ones included). */
@@ -351,13 +370,9 @@ export class Agent {
     this.#log.info({ configDirs: this.configDirs }, 'reading the configuration directories again');
     const present = await this.#presentDirs(false);
     const names = new Set<string>();
+    // A directory made (or made again) since: a new watcher for all, in place before they are read.
+    if (this.#watcher !== undefined && !this.#stopping && present.some((dir) => !this.#watched.has(dir))) await this.#follow(present);
     for (const dir of present) {
-      if (this.#watcher !== undefined && !this.#watched.has(dir)) {
-        // unwatch first: chokidar keeps a directory it followed once, removed since, as known.
-        this.#watcher.unwatch(dir);
-        this.#watcher.add(dir);
-        this.#watched.add(dir);
-      }
       try {
         for (const name of await readdir(dir)) if (isNotifierFileName(name)) names.add(name);
       } catch (error) {
@@ -437,6 +452,7 @@ export class Agent {
     }
     const { file } = state;
     const result = entry === undefined ? ({ kind: 'gone' } as const) : await loadNotifierFile(file);
+    this.#metrics?.fileRead(file, result.kind === 'problems' ? 'invalid' : result.kind, result.kind === 'valid' ? result.content : undefined);
     if (result.kind === 'gone') {
       if (state.good !== undefined || state.active !== undefined) {
         this.#log.info({ file, listenerId: state.active?.listener.id }, 'notifier file removed');
@@ -599,6 +615,7 @@ export class Agent {
   }
 
   #item(state: FileState, active: Active, item: ListenerItem): void {
+    this.#metrics?.item(state.file, item);
     // A count of lost events on its own, sent once the module's queue drained.
     if (item.kind === 'missed') {
       if (item.missed > 0) state.missed.add(item.missed);
@@ -616,6 +633,7 @@ export class Agent {
     }
     if (item.missed > 0) state.missed.add(item.missed);
     if (!state.seen.add(item.seq)) return;
+    this.#metrics?.event(state.file, item.type, item.action);
     const event = eventJson(item);
     const { content } = active;
     let matched = 0;
@@ -634,6 +652,7 @@ export class Agent {
           eventFile: join(this.#unitEventDir, `${notifier.unit}.env`),
         });
       } else if (notifier.run === undefined) {
+        this.#metrics?.output(state.file);
         this.#writeOutput(`${toJsonText({ file: state.file, notifier: index, event })}\n`);
       } else {
         this.#runner.submit({

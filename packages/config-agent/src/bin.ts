@@ -9,6 +9,7 @@ import { ENTRY_RULES } from './files.js';
 import { NotifierConfig, describeEntry, formatProblem } from './load.js';
 import { DEFAULT_CONFIG_DIRS } from './schema.js';
 import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
+import { PrometheusMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress } from './metrics.js';
 
 /**
  * -c/--config-dir: repeatable; given at all, the list given replaces the default one (highest
@@ -27,7 +28,9 @@ export const VERSION = '0.1.0';
 
 export const program = new Command('usip-agent')
   .description('USIP notifier agent: declares notifiers from /etc/usip.d/*.json to the usip kernel module and runs their actions')
-  .version(VERSION);
+  .version(VERSION)
+  // Usage errors exit 2, as usip's do (help and --version: 0).
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 program
   .command('check')
@@ -86,6 +89,14 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
+function metricsAddress(value: string): MetricsAddress {
+  try {
+    return parseMetricsAddress(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 interface RunOptions {
   configDir: readonly string[];
   systemctl: string;
@@ -99,6 +110,7 @@ interface RunOptions {
   retryInterval: number;
   checkInterval: number;
   retry: boolean;
+  metrics?: MetricsAddress;
 }
 
 program
@@ -130,6 +142,11 @@ program
   .option('--retry-interval <seconds>', 'pause between attempts to reach a usip module that is not loaded', positiveSeconds, 5)
   .option('--check-interval <seconds>', 'period of the check that the module still holds the listeners (it may be reloaded)', positiveSeconds, 10)
   .option('--no-retry', 'exit with status 1 when the usip module is not loaded, or goes away, instead of waiting for it')
+  .option(
+    '--metrics <address>',
+    'serve Prometheus metrics on GET /metrics at HOST:PORT (127.0.0.1:9464, [::1]:9464, localhost:9464) or a unix socket (/path or unix:/path, mode 0660); off by default',
+    metricsAddress,
+  )
   .action(async (options: RunOptions) => {
     const log = createLogger({ format: options.logFormat, level: options.logLevel });
     let exitCode = 0;
@@ -152,7 +169,9 @@ program
       log.info({ signal }, 'signal received');
       stop(0);
     };
+    const metrics = options.metrics !== undefined ? new PrometheusMetrics({ version: VERSION }) : undefined;
     const agent = new Agent({
+      metrics,
       configDirs: options.configDir,
       systemctl: options.systemctl,
       unitEventDir: options.unitEventDir,
@@ -186,6 +205,17 @@ program
       },
       'starting',
     );
+    if (metrics !== undefined && options.metrics !== undefined) {
+      metrics.observe(agent);
+      try {
+        // Before the agent starts: an address that cannot be served is an error of its own, with
+        // nothing registered yet. Served until the process exits (a unix socket is removed then).
+        await serveMetrics(metrics, options.metrics, log);
+      } catch (error) {
+        log.fatal({ metrics: options.metrics.text, error: (error as Error).message }, 'cannot serve metrics');
+        process.exit(1);
+      }
+    }
     try {
       await agent.start();
     } catch (error) {

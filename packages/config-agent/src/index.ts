@@ -58,3 +58,4 @@ export {
 export { connectUsip, familyGone, type AgentKernel, type AgentListener, type KernelConnector } from './kernel.js';
 export { createLogger, humanLine, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger, type LoggerOptions } from './log.js';
 export { Tally } from './tally.js';
+export { PrometheusMetrics, MetricsServerError, parseMetricsAddress, readModuleStats, serveMetrics, actionKind, MODULE_STATS, type AgentMetrics, type AgentView, type MetricsAddress, type MetricsServer, type ModuleStatsSource, type PrometheusMetricsOptions } from './metrics.js';
