@@ -18,6 +18,7 @@ export const ADDON_PATH_VARIABLE = 'USIP_NETLINK_ADDON';
 
 const PACKAGE = '@usip/netlink-native';
 const SOURCE_TREE_ADDON = 'usip-netlink.node';
+const FROM_SOURCE = `build the addon from source (Rust: \`npx nx build netlink-native\` in a clone of USIP) and set ${ADDON_PATH_VARIABLE} to its dist/${SOURCE_TREE_ADDON}`;
 
 export type Libc = 'gnu' | 'musl';
 
@@ -79,11 +80,7 @@ export function platformPackage(target: string): string {
 export class NativeAddonMissingError extends Error {
   readonly target: string;
   constructor(target: string, detail: string) {
-    super(
-      `no ${PACKAGE} build for ${target}; supported: ${PREBUILT_TARGETS.join(', ')}. ${detail} ` +
-        `To build the addon from source (Rust and cargo): in a clone of USIP, \`npx nx build netlink-native\` ` +
-        `writes packages/netlink-native/dist/${SOURCE_TREE_ADDON}; point ${ADDON_PATH_VARIABLE} at it.`,
-    );
+    super(`no ${PACKAGE} build for ${target}; supported: ${PREBUILT_TARGETS.join(', ')}; ${detail}`);
     this.name = 'NativeAddonMissingError';
     this.target = target;
   }
@@ -109,7 +106,7 @@ export interface LocateOptions {
 export function locateAddon(options: LocateOptions): AddonLocation {
   if (options.addonPath !== undefined && options.addonPath !== '') {
     if (!existsSync(options.addonPath)) {
-      throw new NativeAddonMissingError(options.target, `${ADDON_PATH_VARIABLE}=${options.addonPath} does not exist.`);
+      throw new NativeAddonMissingError(options.target, `${ADDON_PATH_VARIABLE}=${options.addonPath} does not exist`);
     }
     return { kind: 'variable', path: options.addonPath };
   }
@@ -122,9 +119,8 @@ export function locateAddon(options: LocateOptions): AddonLocation {
   }
   if (existsSync(options.sourceTreeAddon)) return { kind: 'source-tree', path: options.sourceTreeAddon };
   const detail = PREBUILT_TARGETS.includes(options.target)
-    ? `The package ${name}, an optional dependency of ${PACKAGE} that npm installs on this platform, is not installed ` +
-      '(installed with --omit=optional, or from a lock file made on another platform?): reinstall ' + `${PACKAGE}.`
-    : `No package is published for this platform.`;
+    ? `its package ${name} is not installed (npm install --omit=optional?): reinstall ${PACKAGE}, or ${FROM_SOURCE}`
+    : FROM_SOURCE;
   throw new NativeAddonMissingError(options.target, detail);
 }
 
