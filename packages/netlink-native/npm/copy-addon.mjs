@@ -1,11 +1,12 @@
 // The last step of `nx build netlink-native`: puts the addon napi build wrote to dist/ into the
 // platform package of this machine's target (npm/<target>/, named as napi-rs names it there),
-// so that `npm pack npm/<target>` ships it. dist/usip-netlink.node stays where it is: the source
+// so that `npm pack npm/<target>` ships it, with the notices of the Rust crates it links. dist/usip-netlink.node stays where it is: the source
 // tree (tests, the VM, tools/dev) loads that one.
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeTarget } from '../dist/index.js';
+import { rustNotices } from './third-party.mjs';
 
 const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const { napi } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8'));
@@ -23,4 +24,5 @@ if (!existsSync(join(platformDir, 'package.json'))) {
 }
 const { main } = JSON.parse(readFileSync(join(platformDir, 'package.json'), 'utf8'));
 copyFileSync(addon, join(platformDir, main));
-console.log(`copy-addon: ${join('npm', target, main)}`);
+writeFileSync(join(platformDir, 'THIRD-PARTY-LICENSES.txt'), rustNotices(packageDir));
+console.log(`copy-addon: ${join('npm', target, main)}, with THIRD-PARTY-LICENSES.txt`);

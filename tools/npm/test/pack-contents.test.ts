@@ -150,6 +150,9 @@ test('the platform package: os, cpu, libc, and the addon as its main', () => {
   assert.is(elf[4], 2, 'not a 64-bit ELF');
   assert.is(elf.readUInt16LE(18), 62, 'not an x86-64 ELF (e_machine)');
   assert.equal(paths.filter((p) => p.endsWith('.node')), [manifest.main!]);
+  // The notices of the Rust crates the addon links.
+  const notices = readFileSync(join(dir, 'THIRD-PARTY-LICENSES.txt'), 'utf8');
+  for (const crate of ['napi', 'tokio', 'libc']) assert.match(notices, new RegExp(`^${crate} \\d+\\.\\d+\\.\\d+ \\(`, 'm'));
 });
 
 test('@usip/netlink-native: no binary of its own, the platform package as an exact optional dependency and napi target', () => {
