@@ -4,9 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PACKAGES, packAll, type Packed } from '../pack.mjs';
+import { PACKAGES, packAll, workspaceRoot, type Packed } from '../pack.mjs';
 
-export { PACKAGES };
+export { PACKAGES, workspaceRoot };
 
 export interface Manifest {
   name: string;

@@ -8,7 +8,7 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packAndUnpack, type PackRun } from './helpers.js';
+import { packAndUnpack, workspaceRoot, type PackRun } from './helpers.js';
 
 const PLATFORM_DIR = 'node_modules/@usip/netlink-native-linux-x64-gnu';
 let run: PackRun;
@@ -35,7 +35,7 @@ function inProject(command: string, args: string[]): SpawnSyncReturns<string> {
 }
 
 function ok(result: SpawnSyncReturns<string>, what: string): string {
-  assert.is(result.status, 0, `${what} exited ${result.status}: ${result.stderr}`);
+  assert.is(result.status, 0, `${what} exited ${result.status}: ${result.stderr}${result.stdout.slice(0, 2000)}`);
   return result.stdout;
 }
 
@@ -123,6 +123,29 @@ test('an ESM script importing @usip/client lists the mounts, as mountinfo does',
   const common = out.mounts.filter(([id]) => proc.has(id));
   assert.ok(common.length > 0 && common.length >= out.mounts.length - 2, `${common.length} of ${out.mounts.length} mounts in mountinfo`);
   for (const [id, point, type] of common) assert.is(`${point} ${type}`, proc.get(id), `mount ${id}`);
+});
+
+test('TypeScript resolves the types through exports (NodeNext), and a type error is caught', () => {
+  // A user's strict NodeNext project with @types/node (the workspace's) and the disposable lib
+  // (the client's objects are AsyncDisposable); no skipLibCheck, so our declarations compile too.
+  const tsc = join(workspaceRoot, 'node_modules/typescript/bin/tsc');
+  const options = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2023,esnext.disposable', '--typeRoots', join(workspaceRoot, 'node_modules/@types'), '--types', 'node'];
+  writeFileSync(
+    join(project, 'typed.mts'),
+    "import { openMounts, type MountInfo } from '@usip/client';\n" +
+      "import { NativeAddonMissingError, type FamilyInfo } from '@usip/netlink-native';\n" +
+      "import { NotifierConfig } from '@usip/config-agent';\n" +
+      'const source = await openMounts();\n' +
+      'const first: MountInfo | undefined = (await source.mounts()).mounts[0];\n' +
+      'const id: number | undefined = first?.id;\n' +
+      'export { id, NativeAddonMissingError, NotifierConfig, type FamilyInfo };\n',
+  );
+  ok(inProject(process.execPath, [tsc, ...options, 'typed.mts']), 'tsc typed.mts');
+  // The same check must fail where the types say no: a mount id is not a string.
+  writeFileSync(join(project, 'wrong.mts'), "import { openMounts } from '@usip/client';\nconst id: string = (await openMounts().then((s) => s.mounts())).mounts[0]!.id;\nexport { id };\n");
+  const wrong = inProject(process.execPath, [tsc, ...options, 'wrong.mts']);
+  assert.is.not(wrong.status, 0);
+  assert.match(wrong.stdout, "Type 'number' is not assignable to type 'string'");
 });
 
 test('without the platform package: the error names the platform', () => {
