@@ -3,8 +3,9 @@
 //
 // Where the addon comes from, the napi-rs way: an installed package ships no binary of its own;
 // npm installs the one optional dependency @usip/netlink-native-<target> whose os, cpu and libc
-// match the machine, and this loader asks Node's resolver for it. In the source tree (no such
-// package there) the addon that `nx build netlink-native` writes next to dist/index.js is used.
+// match the machine, and this loader asks Node's resolver for it. In this workspace that package
+// is linked to npm/<target>/, where the build copies the addon; where no package is found (a
+// copy of dist/, a target nothing is published for) the addon next to dist/index.js is used.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
