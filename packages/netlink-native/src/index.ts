@@ -15,6 +15,7 @@ import type {
 } from './native.js';
 
 export { NetlinkError, isNetlinkError, SyscallError, isSyscallError };
+export { NativeAddonMissingError, PREBUILT_TARGETS, nativeTarget } from './binding.js';
 export type { NetlinkErrorDetails, SyscallErrorDetails };
 export {
   FanotifyMountWatch,
