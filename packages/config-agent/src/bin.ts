@@ -2,12 +2,14 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { notifySystemd } from '@usip/netlink-native';
 import { Agent, AgentStartError } from './agent.js';
 import { DEFAULT_ACTION_LIMITS } from './actions.js';
 import { connectUsip } from './kernel.js';
 import { ENTRY_RULES } from './files.js';
 import { NotifierConfig, formatProblem } from './load.js';
-import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
+import { LOG_FORMATS, LOG_LEVELS, createLogger, stderrIsJournal, type LogFormat, type LogLevel } from './log.js';
+import { SystemdNotifier, statusText, type AgentSummary } from './systemd.js';
 
 const DEFAULT_CONFIG_DIR = '/etc/usip.d';
 export const VERSION = '0.1.0';
@@ -61,7 +63,7 @@ function positiveSeconds(value: string): number {
 
 interface RunOptions {
   configDir: string;
-  logFormat: LogFormat;
+  logFormat?: LogFormat;
   logLevel: LogLevel;
   maxRunning: number;
   maxQueued: number;
@@ -80,7 +82,13 @@ program
       '(SIGHUP reads the directory again)',
   )
   .option('-c, --config-dir <dir>', 'directory of notifier files', DEFAULT_CONFIG_DIR)
-  .addOption(new Option('--log-format <format>', 'log as JSON lines or as lines for people').choices(LOG_FORMATS).default('json'))
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'log as JSON lines, as lines for people, or as lines with a syslog priority prefix for the journal ' +
+        '(default: journal when standard error is the journal, as under systemd, else json)',
+    ).choices(LOG_FORMATS),
+  )
   .addOption(new Option('--log-level <level>', 'least important log level written').choices(LOG_LEVELS).default('info'))
   .option('--max-running <n>', 'commands running at once, over all files', positiveInteger, DEFAULT_ACTION_LIMITS.maxRunning)
   .option(
@@ -100,11 +108,33 @@ program
   .option('--check-interval <seconds>', 'period of the check that the module still holds the listeners (it may be reloaded)', positiveSeconds, 10)
   .option('--no-retry', 'exit with status 1 when the usip module is not loaded, or goes away, instead of waiting for it')
   .action(async (options: RunOptions) => {
-    const log = createLogger({ format: options.logFormat, level: options.logLevel });
+    const log = createLogger({ format: options.logFormat ?? (stderrIsJournal() ? 'journal' : 'json'), level: options.logLevel });
+    // Under systemd (Type=notify): READY=1 once started, RELOADING=1 ... READY=1 around SIGHUP,
+    // STOPPING=1, STATUS= lines and the watchdog. Outside it, these send nothing.
+    const systemd = new SystemdNotifier({
+      send: notifySystemd,
+      log,
+      // A module check that has run for a whole watchdog period is stuck: let systemd restart us.
+      healthy: (watchdogMs) => agent.checkRunningMs < watchdogMs,
+    });
+    const summary = (): AgentSummary => {
+      const files = agent.status();
+      return {
+        files: files.filter((f) => f.notifiers !== undefined).length,
+        notifiers: files.reduce((sum, f) => sum + (f.notifiers ?? 0), 0),
+        listeners: files.filter((f) => f.listenerId !== undefined).length,
+        connected: agent.connected,
+      };
+    };
+    let statusTimer: NodeJS.Timeout | undefined;
     let exitCode = 0;
     let stopping: Promise<void> | undefined;
     const stop = (code: number) => {
       exitCode = Math.max(exitCode, code);
+      if (stopping === undefined) {
+        clearInterval(statusTimer);
+        systemd.stopping();
+      }
       stopping ??= agent.stop().then(
         () => process.exit(exitCode),
         (error: unknown) => {
@@ -142,7 +172,28 @@ program
     });
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    process.on('SIGHUP', () => void agent.rescan());
+    // SIGHUP (systemctl reload): one rescan at a time; a SIGHUP during one asks for another.
+    let reloading: Promise<void> | undefined;
+    let reloadAgain = false;
+    const reload = () => {
+      if (stopping !== undefined) return;
+      if (reloading !== undefined) {
+        reloadAgain = true;
+        return;
+      }
+      systemd.reloading();
+      reloading = agent.rescan().finally(() => {
+        reloading = undefined;
+        if (stopping !== undefined) return;
+        if (reloadAgain) {
+          reloadAgain = false;
+          reload();
+          return;
+        }
+        systemd.ready(statusText(summary()));
+      });
+    };
+    process.on('SIGHUP', reload);
     log.info(
       {
         version: VERSION,
@@ -158,8 +209,18 @@ program
     } catch (error) {
       if (!(error instanceof AgentStartError)) throw error;
       log.fatal({ error: error.message }, 'cannot start');
+      systemd.status(`cannot start: ${error.message}`);
       stop(1);
+      return;
     }
+    if (stopping !== undefined) return;
+    // Files read and listeners registered, or waiting for the module (the status says which).
+    systemd.ready(statusText(summary()));
+    systemd.startWatchdog();
+    // The status follows file changes and the module coming and going; sent only when it changes.
+    statusTimer = setInterval(() => {
+      if (reloading === undefined) systemd.status(statusText(summary()));
+    }, 2000);
   });
 
 // Run as the command, not when imported (tools/man/generate.ts reads the definitions).
