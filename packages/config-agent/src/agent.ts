@@ -352,7 +352,8 @@ export class Agent {
         } else if (result.stage === 'permissions') {
           this.#log.error({ file, rule: p.rule, problem: p.message }, 'refusing to run commands from this file');
         } else {
-          this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
+          // error, not warn: a file that does not do what it says is what `journalctl -p err` is for.
+          this.#log.error({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
         }
       }
       if (state.good !== undefined) {
