@@ -174,7 +174,7 @@ for (const kernel of ['6.1', '6.12']) {
 
   test('an invalid edit: file, pointer and rule logged; the last good registration stays and acts', () => {
     const problems = log().filter((r) => r.msg === 'invalid notifier file');
-    assert.equal(problems.map((p) => [p.file, p.pointer, p.rule, p.level]), [[mountsFile, '/notifiers/0/run', 'minItems', 'warn']]);
+    assert.equal(problems.map((p) => [p.file, p.pointer, p.rule, p.level]), [[mountsFile, '/notifiers/0/run', 'minItems', 'error']]);
     const kept = log().find((r) => r.msg === 'keeping the last good version of this file')!;
     const v2 = log().find((r) => r.msg === 'registered' && r.replaces !== undefined)!;
     assert.equal([kept.file, kept.listenerId], [mountsFile, v2.listenerId]);
