@@ -194,6 +194,35 @@ test('SystemdNotifier: nothing without NOTIFY_SOCKET; a failing send is logged o
   assert.is(find('notifying systemd works again').length, 1);
 });
 
+test('SystemdNotifier watchdog: pinged at once when healthy, withheld (and said once) when not; none for another WATCHDOG_PID', () => {
+  const sent: string[] = [];
+  const { log, find } = memoryLog();
+  let healthy = false;
+  const asked: number[] = [];
+  const notifier = new SystemdNotifier({
+    send: (s) => (sent.push(s), true),
+    log,
+    env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: '4000000' },
+    healthy: (watchdogMs) => (asked.push(watchdogMs), healthy),
+  });
+  assert.is(notifier.startWatchdog(), 2000, 'every half period');
+  notifier.stopWatchdog();
+  assert.equal(sent, []);
+  assert.equal(asked, [4000], 'asked with the whole period');
+  assert.is(find(/^unhealthy: not pinging the systemd watchdog/).length, 1);
+  healthy = true;
+  notifier.startWatchdog();
+  notifier.stopWatchdog();
+  assert.equal(sent, ['WATCHDOG=1']);
+  assert.is(find('healthy again: pinging the systemd watchdog').length, 1);
+  const other = new SystemdNotifier({ send: (s) => (sent.push(s), true), log, env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: '4000000', WATCHDOG_PID: '1' } });
+  assert.is(other.startWatchdog(), undefined);
+  const malformed = new SystemdNotifier({ send: (s) => (sent.push(s), true), log, env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: 'soon' } });
+  assert.is(malformed.startWatchdog(), undefined);
+  assert.match(String(find('ignoring the watchdog systemd asks for')[0]?.error), /WATCHDOG_USEC="soon"/);
+  assert.equal(sent, ['WATCHDOG=1']);
+});
+
 test('journal format: <N> syslog priority prefix, no time, one line per record', () => {
   const lines: string[] = [];
   const log = createLogger({ format: 'journal', level: 'trace', destination: { write: (l: string) => lines.push(l) } });
