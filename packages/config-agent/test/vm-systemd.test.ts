@@ -115,7 +115,8 @@ for (const kernel of kernels) {
     const ready = agent.find((e) => e.message.startsWith('ready '));
     assert.ok(ready, 'the ready line');
     assert.is(ready!.priority, 6);
-    assert.match(ready!.message, /^ready configDir=\/run\/usip\.d valid=1 registered=1 connected=true$/);
+    // configDir (one directory) or configDirs (the list, with vendor and admin directories).
+    assert.match(ready!.message, /^ready configDirs?=(\/run\/usip\.d|\["\/run\/usip\.d"\]) valid=1 registered=1 connected=true$/);
     assert.is(agent.find((e) => e.message.includes('20-bad.json: invalid notifier file'))!.priority, 3);
     // No JSON and no time stamp: journal lines, as the agent chose for a stderr that is the journal.
     assert.ok(agent.every((e) => !e.message.startsWith('{') && !/^<\d>/.test(e.message)), agent.map((e) => e.message).join('\n'));
