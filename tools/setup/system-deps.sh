@@ -42,11 +42,13 @@ readonly BACKPORTS_FILE=/etc/apt/sources.list.d/usip-backports.sources
 #   mandoc groff-base man-db
 #                     the man page tests lint the generated pages (mandoc -Tlint, groff -ww) and
 #                     render them (man -l)
+#   systemd           systemd-analyze verifies usip-agent.service; the VM's systemd mode boots the
+#                     host's /lib/systemd/systemd as pid 1 in the guest
 readonly PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd dkms
 	debootstrap make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
 	e2fsprogs xfsprogs btrfs-progs fdisk quota
-	zsh fish mandoc groff-base man-db
+	zsh fish mandoc groff-base man-db systemd
 )
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }

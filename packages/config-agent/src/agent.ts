@@ -184,6 +184,7 @@ export class Agent {
   #retryTimer: NodeJS.Timeout | undefined;
   #checkTimer: NodeJS.Timeout | undefined;
   #checking = false;
+  #checkStartedAt: number | undefined;
   #lastConnectError: unknown;
   #outputFailed = false;
   readonly #metrics: AgentMetrics | undefined;
@@ -470,7 +471,8 @@ export class Agent {
         } else if (result.stage === 'permissions') {
           this.#log.error({ file, rule: p.rule, problem: p.message }, 'refusing to run commands from this file');
         } else {
-          this.#log.warn({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
+          // error, not warn: a file that does not do what it says is what `journalctl -p err` is for.
+          this.#log.error({ file, pointer: p.pointer || '/', rule: p.rule, problem: p.message }, 'invalid notifier file');
         }
       }
       if (state.good !== undefined) {
@@ -716,6 +718,7 @@ export class Agent {
     const kernel = this.#kernel;
     if (kernel === undefined || this.#checking || this.#stopping) return;
     this.#checking = true;
+    this.#checkStartedAt = performance.now();
     try {
       const listeners = [...this.#files.values()].flatMap((s) => (s.active !== undefined ? [s.active.listener] : []));
       if (!(await kernel.alive(listeners))) await this.#lost(kernel);
@@ -723,7 +726,16 @@ export class Agent {
       this.#log.warn(errorFields(error), 'cannot check the usip module');
     } finally {
       this.#checking = false;
+      this.#checkStartedAt = undefined;
     }
+  }
+
+  /**
+   * How long the module check under way has been running (ms), or 0 when none is: one that does
+   * not end means the agent is stuck (the systemd watchdog stops being pinged).
+   */
+  get checkRunningMs(): number {
+    return this.#checkStartedAt === undefined ? 0 : performance.now() - this.#checkStartedAt;
   }
 
   /** The module went away (unloaded): drop its dead listeners, wait for it to come back. */

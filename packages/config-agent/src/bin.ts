@@ -2,14 +2,16 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { notifySystemd } from '@usip/netlink-native';
 import { Agent, AgentStartError, DEFAULT_UNIT_EVENT_DIR } from './agent.js';
 import { DEFAULT_ACTION_LIMITS } from './actions.js';
 import { connectUsip } from './kernel.js';
 import { ENTRY_RULES } from './files.js';
 import { NotifierConfig, describeEntry, formatProblem } from './load.js';
 import { DEFAULT_CONFIG_DIRS } from './schema.js';
-import { LOG_FORMATS, LOG_LEVELS, createLogger, type LogFormat, type LogLevel } from './log.js';
+import { LOG_FORMATS, LOG_LEVELS, createLogger, stderrIsJournal, type LogFormat, type LogLevel } from './log.js';
 import { PrometheusMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress } from './metrics.js';
+import { SystemdNotifier, statusText, type AgentSummary } from './systemd.js';
 
 /**
  * -c/--config-dir: repeatable; given at all, the list given replaces the default one (highest
@@ -101,7 +103,7 @@ interface RunOptions {
   configDir: readonly string[];
   systemctl: string;
   unitEventDir: string;
-  logFormat: LogFormat;
+  logFormat?: LogFormat;
   logLevel: LogLevel;
   maxRunning: number;
   maxQueued: number;
@@ -123,7 +125,13 @@ program
   .addOption(configDirOption())
   .option('--systemctl <path>', 'the systemctl that notifiers with "unit" run', 'systemctl')
   .option('--unit-event-dir <dir>', 'where the event of a notifier with "unit" is written for the unit, as UNIT.env', DEFAULT_UNIT_EVENT_DIR)
-  .addOption(new Option('--log-format <format>', 'log as JSON lines or as lines for people').choices(LOG_FORMATS).default('json'))
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'log as JSON lines, as lines for people, or as lines with a syslog priority prefix for the journal ' +
+        '(default: journal when standard error is the journal, as under systemd, else json)',
+    ).choices(LOG_FORMATS),
+  )
   .addOption(new Option('--log-level <level>', 'least important log level written').choices(LOG_LEVELS).default('info'))
   .option('--max-running <n>', 'commands running at once, over all files', positiveInteger, DEFAULT_ACTION_LIMITS.maxRunning)
   .option(
@@ -148,11 +156,33 @@ program
     metricsAddress,
   )
   .action(async (options: RunOptions) => {
-    const log = createLogger({ format: options.logFormat, level: options.logLevel });
+    const log = createLogger({ format: options.logFormat ?? (stderrIsJournal() ? 'journal' : 'json'), level: options.logLevel });
+    // Under systemd (Type=notify): READY=1 once started, RELOADING=1 ... READY=1 around SIGHUP,
+    // STOPPING=1, STATUS= lines and the watchdog. Outside it, these send nothing.
+    const systemd = new SystemdNotifier({
+      send: notifySystemd,
+      log,
+      // A module check that has run for a whole watchdog period is stuck: let systemd restart us.
+      healthy: (watchdogMs) => agent.checkRunningMs < watchdogMs,
+    });
+    const summary = (): AgentSummary => {
+      const files = agent.status();
+      return {
+        files: files.filter((f) => f.notifiers !== undefined).length,
+        notifiers: files.reduce((sum, f) => sum + (f.notifiers ?? 0), 0),
+        listeners: files.filter((f) => f.listenerId !== undefined).length,
+        connected: agent.connected,
+      };
+    };
+    let statusTimer: NodeJS.Timeout | undefined;
     let exitCode = 0;
     let stopping: Promise<void> | undefined;
     const stop = (code: number) => {
       exitCode = Math.max(exitCode, code);
+      if (stopping === undefined) {
+        clearInterval(statusTimer);
+        systemd.stopping();
+      }
       stopping ??= agent.stop().then(
         () => process.exit(exitCode),
         (error: unknown) => {
@@ -194,7 +224,28 @@ program
     });
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    process.on('SIGHUP', () => void agent.rescan());
+    // SIGHUP (systemctl reload): one rescan at a time; a SIGHUP during one asks for another.
+    let reloading: Promise<void> | undefined;
+    let reloadAgain = false;
+    const reload = () => {
+      if (stopping !== undefined) return;
+      if (reloading !== undefined) {
+        reloadAgain = true;
+        return;
+      }
+      systemd.reloading();
+      reloading = agent.rescan().finally(() => {
+        reloading = undefined;
+        if (stopping !== undefined) return;
+        if (reloadAgain) {
+          reloadAgain = false;
+          reload();
+          return;
+        }
+        systemd.ready(statusText(summary()));
+      });
+    };
+    process.on('SIGHUP', reload);
     log.info(
       {
         version: VERSION,
@@ -221,8 +272,18 @@ program
     } catch (error) {
       if (!(error instanceof AgentStartError)) throw error;
       log.fatal({ error: error.message }, 'cannot start');
+      systemd.status(`cannot start: ${error.message}`);
       stop(1);
+      return;
     }
+    if (stopping !== undefined) return;
+    // Files read and listeners registered, or waiting for the module (the status says which).
+    systemd.ready(statusText(summary()));
+    systemd.startWatchdog();
+    // The status follows file changes and the module coming and going; sent only when it changes.
+    statusTimer = setInterval(() => {
+      if (reloading === undefined) systemd.status(statusText(summary()));
+    }, 2000);
   });
 
 // Run as the command, not when imported (tools/man/generate.ts reads the definitions).

@@ -93,7 +93,7 @@ test('start: each valid file gets a listener with its scope and notifiers; an in
     const bad = join(dir, '30-bad.json');
     assert.equal(
       find('invalid notifier file', bad).map((r) => [r.level, r.pointer, r.rule, r.problem]),
-      [['warn', '/notifiers/0/action', 'enum', 'must be one of "mount", "umount", "move", "remount"']],
+      [['error', '/notifiers/0/action', 'enum', 'must be one of "mount", "umount", "move", "remount"']],
     );
     assert.is(find('nothing registered for this file: it has no valid version yet', bad).length, 1);
     const registered = find('registered');

@@ -62,7 +62,7 @@ test('run without the module waits for it, checks its files meanwhile, and exits
     const lines = agent.stderr.split('\n');
     const line = (re: RegExp) => lines.find((l) => re.test(l));
     assert.ok(line(/^\S+Z ERROR the usip module is not loaded; waiting for it error=".*modprobe usip.*" code=USIP_MODULE_NOT_LOADED retryIntervalSeconds=0.2$/), agent.stderr);
-    assert.ok(line(new RegExp(`^\\S+Z WARN  ${join(dir, '20-bad.json')}: invalid notifier file pointer=/scope rule=enum problem="must be one of \\\\"mnt-ns\\\\", \\\\"global\\\\""$`)), agent.stderr);
+    assert.ok(line(new RegExp(`^\\S+Z ERROR ${join(dir, '20-bad.json')}: invalid notifier file pointer=/scope rule=enum problem="must be one of \\\\"mnt-ns\\\\", \\\\"global\\\\""$`)), agent.stderr);
     assert.ok(line(new RegExp(`^\\S+Z INFO  ${join(dir, '10-ok.json')}: valid; to be registered when the usip module is loaded notifiers=1$`)), agent.stderr);
     assert.ok(line(/ready .*valid=1 registered=0 connected=false$/), agent.stderr);
     // Retried every 0.2 s, said once.

@@ -41,6 +41,18 @@ export type {
   StatfsResult,
 } from './mounts.js';
 
+/**
+ * Sends `state` to systemd as sd_notify(3) does: newline-separated assignments such as
+ * `READY=1`, `STATUS=...`, `RELOADING=1`, `WATCHDOG=1`, in one datagram to the socket named by
+ * `$NOTIFY_SOCKET` (a path, or an abstract name written `@name`). Returns false, sending nothing,
+ * when `NOTIFY_SOCKET` is unset or empty (not a Type=notify service); throws when it is
+ * malformed or the datagram cannot be sent.
+ */
+export function notifySystemd(state: string): boolean {
+  if (typeof state !== 'string' || state.length === 0) throw new TypeError('notifySystemd: state must be a non-empty string');
+  return loadBinding().notifySystemd(state);
+}
+
 export interface FamilyOperation {
   /** The command number. */
   id: number;

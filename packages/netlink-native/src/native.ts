@@ -93,7 +93,7 @@ export interface NativeFollowedBatch {
   replyLayout: Int32Array;
 }
 
-export interface NativeBinding extends NativeMountBinding {
+export interface NativeBinding extends NativeMountBinding, NativeSystemdBinding {
   NativeGenlSocket: new (notificationQueueLimit?: number) => NativeGenlSocket;
 }
 
@@ -177,4 +177,9 @@ export interface NativeMountBinding {
   NativeMountinfoWatch: new (path: string, onRequest?: boolean) => NativeMountinfoWatch;
   NativeFanotifyMountWatch: new (nsPath?: string, statmount?: boolean) => NativeFanotifyMountWatch;
   statfsPath(path: string, timeoutMs?: number): Promise<NativeStatfs>;
+}
+
+// sd_notify(3) (crates/binding/src/systemd.rs): Node cannot send on a unix datagram socket.
+export interface NativeSystemdBinding {
+  notifySystemd(state: string): boolean;
 }

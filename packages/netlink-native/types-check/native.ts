@@ -46,6 +46,7 @@ same<Fits<Constructor<Mirror.NativeBinding['NativeMountinfoWatch']>[0], Construc
 same<Fits<Constructor<Mirror.NativeBinding['NativeFanotifyMountWatch']>[0], Constructor<typeof Generated.NativeFanotifyMountWatch>[0]>>();
 // The module's functions.
 agree<Disagreeing<Omit<Mirror.NativeMountBinding, 'NativeMountinfoWatch' | 'NativeFanotifyMountWatch'>, typeof Generated>>();
+agree<Disagreeing<Mirror.NativeSystemdBinding, typeof Generated>>();
 // Plain objects, both ways.
 same<Same<Mirror.NativeFamilyInfo, Generated.NativeFamilyInfo>>();
 same<Same<Mirror.NativeMessageBatch, Generated.NativeMessageBatch>>();

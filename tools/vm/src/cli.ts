@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // usip-vm: the command-line face of @usip/vm. Harness messages go to stderr; in `run`, stdout
 // carries the guest command's output and nothing else, so test runners can parse it.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildModule } from './build-module.js';
 import { resolveKernels, type Logger } from './kernels.js';
+import { GUEST_INITS, type GuestInit } from './plan.js';
 import { formatVerdict, runInVm } from './run.js';
 
 const log: Logger = (message) => process.stderr.write(`usip-vm: ${message}\n`);
@@ -78,6 +79,7 @@ interface RunCliOptions {
   kernelArg: string[];
   unload: boolean;
   results?: string;
+  init: GuestInit;
 }
 
 program
@@ -92,6 +94,7 @@ program
   .option('--cpus <n>', 'guest CPUs', positiveInteger('--cpus'), 2)
   .option('--kernel-arg <arg>', 'append an argument to the kernel command line (repeatable), e.g. slab_nomerge', collect, [])
   .option('--no-unload', 'leave the modules loaded (and do not check unloading)')
+  .addOption(new Option('--init <init>', "what runs the command: the harness's shell as pid 1, or the host's systemd as pid 1 (the command as a service)").choices(GUEST_INITS).default('sh'))
   .option('--results <dir>', 'host directory the guest writes to ($USIP_VM_RESULTS), as DIR/<release>/')
   .argument('<command...>', 'the command to run in the guest (put it after --)')
   .passThroughOptions()
@@ -110,6 +113,7 @@ program
         cpus: opts.cpus,
         kernelArgs: opts.kernelArg,
         unload: opts.unload,
+        init: opts.init,
         ...(opts.results !== undefined ? { resultsDir: `${opts.results}/${kernel.release}` } : {}),
         stream: process.stdout,
         log,

@@ -10,8 +10,19 @@ export interface GuestModule {
   params: string[];
 }
 
+/**
+ * What runs the command. `sh`: the second stage itself, as pid 1. `systemd`: the second stage
+ * sets up as usual, then execs the host's /lib/systemd/systemd as pid 1, which starts the command
+ * as a service (usip-vm-command.service, of the small target usip-vm.target) that runs the rest
+ * of the second stage: the command under the deadline, unload, dmesg, poweroff.
+ */
+export const GUEST_INITS = ['sh', 'systemd'] as const;
+export type GuestInit = (typeof GUEST_INITS)[number];
+
 export interface GuestPlan {
   release: string;
+  /** What runs the command (default sh). */
+  init?: GuestInit;
   /** Host path of the kernel's modules, bind-mounted at /lib/modules/<release> in the guest. */
   modulesTree: string | null;
   /** Guest uptime (seconds) at which the command is killed: the guest-side timeout. */
@@ -38,6 +49,11 @@ export function shellQuote(value: string): string {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+export function checkInit(init: unknown): GuestInit {
+  if (!(GUEST_INITS as readonly unknown[]).includes(init)) throw new Error(`init must be one of ${GUEST_INITS.join(', ')} (got ${JSON.stringify(init)})`);
+  return init as GuestInit;
+}
+
 export function renderPlan(plan: GuestPlan): string {
   if (plan.command.length === 0) throw new Error('no command to run in the guest');
   if (!plan.cwd.startsWith('/')) throw new Error(`the guest working directory must be absolute: ${plan.cwd}`);
@@ -48,6 +64,7 @@ export function renderPlan(plan: GuestPlan): string {
     `run_modules_tree=${q(plan.modulesTree ?? '')}`,
     `run_deadline=${Math.max(1, Math.floor(plan.deadlineSeconds))}`,
     `run_unload=${plan.unload ? 1 : 0}`,
+    `run_init=${q(checkInit(plan.init ?? 'sh'))}`,
     '',
     'load_plan_modules() {',
     '\t:',

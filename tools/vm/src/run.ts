@@ -11,7 +11,7 @@ import { guestOpenDirs, guestTmpEntries } from './guest-paths.js';
 import { ensureInitramfs } from './initramfs.js';
 import { classifyKernelLog } from './kernel-log.js';
 import { resolveKernels, type Kernel, type Logger } from './kernels.js';
-import { renderPlan, type GuestModule } from './plan.js';
+import { checkInit, renderPlan, type GuestInit, type GuestModule } from './plan.js';
 import { guestStage2Script, runsRootDir, workspaceRoot } from './paths.js';
 
 export interface VmModule {
@@ -49,6 +49,12 @@ export interface VmRunOptions {
    * log_buf_len), one per element, e.g. ["slab_nomerge", "slub_debug=FZPU"].
    */
   kernelArgs?: string[];
+  /**
+   * What runs the command in the guest (default "sh": the harness's second stage, as pid 1).
+   * "systemd": the host's systemd as pid 1 on the guest's root, booted to a small target whose
+   * service runs the command (see README: systemd as pid 1).
+   */
+  init?: GuestInit;
   /** Unload the modules after the command and fail the run if that fails (default true). */
   unload?: boolean;
   /** Copy the command's output here as it arrives (true: process.stdout). */
@@ -97,6 +103,8 @@ const DEFAULT_MEMORY_MB = 2048;
 const DEFAULT_CPUS = 2;
 /** Guest-side time kept after the command's deadline to unload modules and save the log. */
 const TEARDOWN_RESERVE_S = 5;
+/** The host's systemd, run as the guest's pid 1 with init "systemd". */
+const GUEST_SYSTEMD = '/lib/systemd/systemd';
 const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const PASSED_ENV = /^(CI|NO_COLOR|FORCE_COLOR|TZ|LANG|LC_[A-Z]+|USIP_[A-Z0-9_]*)$/;
 
@@ -230,6 +238,14 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 16) throw new Error(`runInVm: cpus must be an integer from 1 to 16 (got ${cpus})`);
   const kernelArgs = checkKernelArgs(options.kernelArgs ?? []);
   const unload = options.unload ?? true;
+  const init = (() => {
+    try {
+      return checkInit(options.init ?? 'sh');
+    } catch (error) {
+      throw new Error(`runInVm: ${(error as Error).message}`);
+    }
+  })();
+  if (init === 'systemd' && !existsSync(GUEST_SYSTEMD)) throw new Error(`runInVm: init "systemd" needs ${GUEST_SYSTEMD} on the host (apt-get install systemd)`);
   const cwd = resolve(options.cwd ?? process.cwd());
   if (!existsSync(cwd)) throw new Error(`runInVm: the working directory ${cwd} does not exist`);
 
@@ -324,6 +340,7 @@ export async function runInVm(options: VmRunOptions): Promise<VmRunResult> {
       modulesTree: kernel.modulesDir,
       deadlineSeconds,
       unload,
+      init,
       modules: guestModules,
       env,
       cwd,

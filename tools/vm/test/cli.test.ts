@@ -67,6 +67,7 @@ test('bad input: exit 2 and a message that names what was wrong', () => {
     [['build-module', '--kernel', '6.1', '--src', workspaceRoot, '--out', '/tmp/x'], new RegExp(`${workspaceRoot} has neither a Kbuild nor a Makefile`)],
     [['run', '--kernel', '6.1'], /missing required argument 'command'/],
     [['run', '--kernel', '6.1', '--kernel-arg', 'a b', '--', 'true'], /kernel argument "a b" is not one word of printable ASCII/],
+    [['run', '--kernel', '6.1', '--init', 'upstart', '--', 'true'], /option '--init <init>' argument 'upstart' is invalid\. Allowed choices are sh, systemd\./],
   ];
   for (const [args, message] of cases) {
     const r = usipVm(...args);

@@ -52,7 +52,7 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
       'load_module() { printf "load"; for a; do printf "|%s" "$a"; done; printf "\\n"; }',
       'keep_tmp_entry() { printf "keep|%s|%s\\n" "$#" "$1"; }',
       'open_dir() { printf "open|%s|%s\\n" "$#" "$1"; }',
-      'printf "%s\\n" "$run_kver" "$run_modules_tree" "$run_deadline" "$run_unload"',
+      'printf "%s\\n" "$run_kver" "$run_modules_tree" "$run_deadline" "$run_unload" "$run_init"',
       'load_plan_modules',
       'keep_plan_tmp_entries',
       'open_plan_dirs',
@@ -66,6 +66,7 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
       '/root/.cache/usip/kernels/6.1.0-56-amd64/lib/modules/6.1.0-56-amd64',
       '295',
       '1',
+      'sh',
       "load|usip|/work/build/6.1.0-56-amd64/usip.ko|test_inject=1|label=it's here",
       'load|other_mod|/tmp/x y/other.ko',
       'keep|1|ci-clone',
@@ -99,7 +100,18 @@ test('renderPlan: variables, module loads and the exact command argv, as the gue
   }
 });
 
+test('renderPlan: init "systemd" reaches the guest as run_init', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'usip-plan-'));
+  try {
+    writeFileSync(join(dir, 'plan.sh'), renderPlan({ ...basePlan, init: 'systemd' }));
+    assert.is(execFileSync('/bin/sh', ['-c', '. "$1"; printf %s "$run_init"', 'sh', join(dir, 'plan.sh')], { encoding: 'utf8' }), 'systemd');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('renderPlan: bad input is refused with a message naming it', () => {
+  assert.throws(() => renderPlan({ ...basePlan, init: 'upstart' as GuestPlan['init'] }), /init must be one of sh, systemd \(got "upstart"\)/);
   assert.throws(() => renderPlan({ ...basePlan, command: [] }), /no command to run in the guest/);
   assert.throws(() => renderPlan({ ...basePlan, cwd: 'relative/dir' }), /working directory must be absolute: relative\/dir/);
   assert.throws(() => renderPlan({ ...basePlan, env: { 'BAD-NAME': 'x' } }), /bad environment variable name "BAD-NAME"/);

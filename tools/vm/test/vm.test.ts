@@ -174,6 +174,36 @@ for (const series of ['6.1', '6.12', '7']) {
   });
 }
 
+test('6.12, init systemd: the host\'s systemd is pid 1, the command runs as its service, the module loads and unloads', async () => {
+  const kernel = kernels.find((x) => x.selector === '6.12')!;
+  const r = await runInVm({
+    kernel,
+    init: 'systemd',
+    modules: [{ path: join(buildDir, '{kver}', 'usip_vm_fixture.ko'), params: ['tag=7'] }],
+    command: [
+      'sh',
+      '-c',
+      'cat /proc/1/comm; systemctl is-system-running; grep -o "usip-vm-command.service" /proc/self/cgroup; ' +
+        'systemctl show -p UnitPath --value; systemctl list-units --state=failed --no-legend | wc -l; ' +
+        'test -w /var/log && test -w /run/systemd && echo writable; cat /etc/machine-id',
+    ],
+    cwd: workspaceRoot,
+    timeoutMs: 120_000,
+  });
+  assert.equal(r.failures, [], r.output);
+  assert.ok(r.ok);
+  // Booted to usip-vm.target, nothing failed; units only from the run's directory, /run and the
+  // distribution's (not the host's /etc/systemd/system); writable /var/log; its own machine id.
+  const lines = r.output.split('\n');
+  assert.equal(lines.slice(0, 6), ['systemd', 'running', 'usip-vm-command.service', '/run/usip-vm/units /run/systemd/system /lib/systemd/system', '0', 'writable']);
+  assert.match(lines[6]!, /^[0-9a-f]{32}$/);
+  if (existsSync('/etc/machine-id')) assert.is.not(lines[6], readFileSync('/etc/machine-id', 'utf8').trim());
+  assert.match(r.kernelLog, /usip-vm: starting systemd/);
+  assert.match(r.kernelLog, /usip_vm_fixture: loaded \(tag 7\)/);
+  assert.match(r.kernelLog, /usip_vm_fixture: unloaded \(tag 7\)/);
+  assert.ok(r.unloaded);
+});
+
 test('runInVm refuses bad options before booting, naming what is wrong', async () => {
   const rejects = async (options: Parameters<typeof runInVm>[0], message: RegExp) => {
     await runInVm(options).then(
@@ -195,6 +225,7 @@ test('runInVm refuses bad options before booting, naming what is wrong', async (
     { kernel, command: ['true'], modules: [{ path: fixtureKo(kernel), params: ['a b=1'] }] },
     /parameter "a b=1" of \S+usip_vm_fixture\.ko is not of the form key=value/,
   );
+  await rejects({ kernel, command: ['true'], init: 'upstart' as 'sh' }, /runInVm: init must be one of sh, systemd \(got "upstart"\)/);
   for (const bad of ['a b', '', 'quoted="x"', '--', 'tab\there']) {
     await rejects({ kernel, command: ['true'], kernelArgs: [bad] }, /kernel argument .* is not one word of printable ASCII without quotes/);
   }

@@ -16,6 +16,7 @@ use napi::bindgen_prelude::{
 use napi_derive::napi;
 
 pub mod mounts;
+pub mod systemd;
 
 #[napi(object)]
 pub struct NativeOperation {
