@@ -2,10 +2,15 @@
 // @ts-check
 // Appends to a DEP-5 debian/copyright one Files paragraph per Node package in a node_modules tree,
 // with the licence its package.json declares (SPDX, turned into DEP-5 short names) and the
-// copyright lines of its licence file, then one stand-alone License paragraph per licence used.
+// copyright lines of its licence file, then one stand-alone License paragraph per licence used:
+// a pointer to /usr/share/common-licenses, the licence file of a package under that licence
+// alone, or tools/deb/licenses/<short name> (for licences only dual-licensed packages use).
 //   node copyright.mjs <source-dir> <node_modules relative to it> <debian/copyright>
 import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const licencesDir = join(dirname(fileURLToPath(import.meta.url)), '../licenses');
 
 const [srcDir, modulesRel, copyrightFile] = process.argv.slice(2);
 if (!srcDir || !modulesRel || !copyrightFile) {
@@ -97,8 +102,8 @@ for (const id of [...used].sort()) {
   const common = COMMON[/** @type {keyof typeof COMMON} */ (id)];
   const body = common
     ? `On Debian systems, the complete text of this licence can be found in\n"/usr/share/common-licenses/${common}".`
-    : texts.get(id);
-  if (!body) throw new Error(`no text found for the licence ${id} (no package declaring only it has a LICENSE file)`);
+    : (texts.get(id) ?? (existsSync(join(licencesDir, id)) ? readFileSync(join(licencesDir, id), 'utf8') : undefined));
+  if (!body) throw new Error(`no text found for the licence ${id}: no package declaring only it has a LICENSE file, and there is no tools/deb/licenses/${id}`);
   paragraphs += `\nLicense: ${id}\n${field(body)}\n`;
 }
 appendFileSync(copyrightFile, paragraphs);
