@@ -120,6 +120,16 @@ test('the man pages, completions and configuration directories are where they be
     'grep -q usip /usr/share/bash-completion/completions/usip', 'grep -q usip /usr/share/zsh/vendor-completions/_usip',
     'grep -q usip /usr/share/fish/vendor_completions.d/usip.fish', 'test -d /etc/usip.d', 'test -d /usr/lib/usip.d',
   ].join('\n'));
+  // The example notifier files and the schema, when the tree has them (other parts of the project
+  // add them): each one shipped.
+  const examplesDir = join(workspaceRoot, 'examples/usip.d');
+  const examples = existsSync(examplesDir) ? readdirSync(examplesDir).filter((f) => f.endsWith('.json')) : [];
+  for (const f of examples) {
+    assert.is(await run(a, `cat /usr/share/doc/usip-tools/examples/${f}`), readFileSync(join(examplesDir, f), 'utf8'), `examples/usip.d/${f}`);
+  }
+  if (existsSync(join(workspaceRoot, 'packages/config-agent/schema/notifier-file.schema.json'))) {
+    JSON.parse(await run(a, 'cat /usr/share/usip/notifier-file.schema.json'));
+  }
   // Nothing that does not run: no source maps, no tests.
   const extra = await run(a, "find /usr/lib/usip \\( -name '*.map' -o -name test -o -name tests -o -name '*.ts' \\) -print");
   assert.is(extra, '');
