@@ -8,19 +8,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$root"
 
 # The npm workspaces whose `npm pack` tarballs make up usip-tools' /usr/lib/usip/node_modules:
-# the commands and what they import. The ONE list to extend (e.g. with a per-platform package).
+# the commands and what they import. The ONE list to extend (e.g. with a per-platform package
+# of the napi addon: its tarball then satisfies @usip/netlink-native's dependency on it).
 readonly WORKSPACES=(
 	packages/netlink-native
 	packages/client
 	packages/cli
 	packages/config-agent
 )
-# What usip-tools must ship (checked before building): the commands' entry points and the addon.
-readonly REQUIRED_BUILT=(
-	packages/cli/dist/bin.js
-	packages/config-agent/dist/bin.js
-	packages/netlink-native/dist/usip-netlink.node
-)
+# The commands' entry points, relative to node_modules (/usr/bin links to them; debian/*.links).
+readonly COMMANDS=(@usip/cli/dist/bin.js @usip/config-agent/dist/bin.js)
 
 die() { printf 'tools/deb/package: %s\n' "$*" >&2; exit 1; }
 say() { printf 'tools/deb/package: %s\n' "$*" >&2; }
@@ -31,7 +28,11 @@ changelog_version=$(dpkg-parsechangelog -l tools/deb/debian/changelog -SVersion)
 [[ $changelog_version == "$version" ]] ||
 	die "tools/deb/debian/changelog is at $changelog_version but packages/kernel-module/VERSION is $version: add a changelog entry (dch -c tools/deb/debian/changelog -v $version)"
 
-for f in "${REQUIRED_BUILT[@]}"; do
+for ws in "${WORKSPACES[@]}"; do
+	[[ -f $ws/package.json ]] || die "$ws (in WORKSPACES) has no package.json"
+done
+for cmd in "${COMMANDS[@]}"; do
+	f=packages/${cmd#@usip/}
 	[[ -f $f ]] || die "$f is missing: build the workspaces first (npx nx run deb:package builds them)"
 done
 unit=packages/config-agent/systemd/usip-agent.service
@@ -68,6 +69,12 @@ rm "$stage/package.json"
 # npm bookkeeping or bin links (Debian's are in /usr/bin).
 modules=$stage/node_modules
 rm -rf "$modules/.bin" "$modules/.package-lock.json"
+for cmd in "${COMMANDS[@]}"; do
+	[[ -f $modules/$cmd ]] || die "npm install put no $cmd in $modules: is its workspace in WORKSPACES, and does its package.json \"files\" include it?"
+done
+# The napi addon, from whichever package carries it.
+[[ -n $(find "$modules/@usip" -name '*.node' -type f -print -quit) ]] ||
+	die "no napi addon (*.node) in $modules/@usip: build packages/netlink-native (and add its platform package to WORKSPACES, if it has one)"
 find "$modules" -mindepth 2 -depth \( -name '.*' -o -type d \( -name test -o -name tests -o -name __tests__ \
 	-o -name spec -o -name benchmark -o -name benchmarks -o -name example -o -name examples -o -name docs \
 	-o -name fixtures \) \) -exec rm -rf {} +
