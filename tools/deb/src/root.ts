@@ -51,8 +51,9 @@ export const BOOKWORM_DKMS_ROOT: BuildRootSpec = {
   sources: ['bookworm', 'bookworm-updates', 'bookworm-backports'],
   // linux-headers-amd64 from bookworm (backports are pinned lower) is the current 6.1 ABI: the
   // release is resolved when the root is made, and read back from the root by the tests.
-  packages: ['dkms', 'gcc', 'make', 'libc6-dev', 'linux-headers-amd64', 'systemd', 'kmod'],
-  format: 2,
+  // man-db: systemd-analyze verify checks that the unit's Documentation=man: pages resolve.
+  packages: ['dkms', 'gcc', 'make', 'libc6-dev', 'linux-headers-amd64', 'systemd', 'kmod', 'man-db'],
+  format: 3,
   finish: async (root, log) => {
     await addHostNodejs(root, log);
     await downloadUpgrade(root, log);

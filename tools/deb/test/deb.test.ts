@@ -38,13 +38,15 @@ async function run(s: Scratch, script: string): Promise<string> {
 }
 
 const INSTALL = 'apt-get install -y -q /tmp/debs/usip-dkms_*.deb /tmp/debs/usip-tools_*.deb';
-const PURGE = 'apt-get purge -y -q usip-tools usip-dkms';
+// Then what apt installed only for them (procps, if the root lacked it).
+const PURGE = 'apt-get purge -y -q usip-tools usip-dkms && apt-get autoremove --purge -y -q';
 // Every file of the root but the API file systems, /tmp (where the .debs are) and /run (a tmpfs
 // on a booted system; systemd-analyze leaves a marker there).
 const LIST_FILES = 'find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /tmp -o -path /run \\) -prune -o -print | LC_ALL=C sort';
-// What apt and dpkg themselves change on any install or purge, and the machine's DKMS signing key,
-// which dkms makes on its first build for all modules and keeps by design.
-const BOOKKEEPING = /^\/var\/(lib\/dpkg|lib\/apt|cache\/apt|cache\/debconf|cache\/ldconfig|log)(\/|$)|^\/var\/lib\/dkms\/mok\.(key|pub)$/;
+// What apt and dpkg themselves change on any install or purge; man-db's cache (its index, and the
+// pages `man` formatted when systemd-analyze verify looked the unit's Documentation= up); and the
+// machine's DKMS signing key, which dkms makes on its first build for all modules and keeps.
+const BOOKKEEPING = /^\/var\/(lib\/dpkg|lib\/apt|cache\/apt|cache\/debconf|cache\/ldconfig|cache\/man|log)(\/|$)|^\/var\/lib\/dkms\/mok\.(key|pub)$/;
 
 /** The module DKMS installed for a kernel (compressed when that kernel's modules are). */
 async function builtModule(s: Scratch, kernel: string): Promise<string> {
