@@ -44,11 +44,19 @@ readonly BACKPORTS_FILE=/etc/apt/sources.list.d/usip-backports.sources
 #                     render them (man -l)
 #   systemd           systemd-analyze verifies usip-agent.service; the VM's systemd mode boots the
 #                     host's /lib/systemd/systemd as pid 1 in the guest
+#   debhelper dh-dkms dpkg-dev fakeroot
+#                     tools/dev package builds usip-dkms and usip-tools with dpkg-buildpackage,
+#                     debhelper (compat 13) and dh_dkms
+#   lintian           the package tests check the built .debs
+#   dpkg-repack       puts the host's NodeSource nodejs (Debian 12's own is 18) into the cached
+#                     bookworm root the package tests install into
+#   shellcheck        lints tools/deb/scripts/package.sh
 readonly PACKAGES=(
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd dkms
 	debootstrap make gcc bc python3-pyroute2 libnl-utils python3-yaml python3-jsonschema
 	e2fsprogs xfsprogs btrfs-progs fdisk quota
 	zsh fish mandoc groff-base man-db systemd
+	debhelper dh-dkms dpkg-dev fakeroot lintian dpkg-repack shellcheck
 )
 
 log() { printf 'system-deps: %s\n' "$*" >&2; }

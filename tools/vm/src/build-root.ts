@@ -3,8 +3,10 @@
 // (from Debian's own packages), cached next to the kernels, and used with chroot for apt
 // (resolving, downloading and installing 7.x packages from trixie-backports) and for Kbuild.
 // The host's apt is never pointed at trixie, so nothing on the host is upgraded by accident.
+// Other cached roots (tools/deb's clean bookworm root) are made the same way from their own
+// BuildRootSpec.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { exec, type ExecOptions, type ExecResult } from './exec.js';
 import { withFileLock } from './lock.js';
 import { kernelsCacheDir } from './paths.js';
@@ -16,8 +18,31 @@ export const BUILD_ROOT_SUITE = 'trixie';
 const SUITES = ['trixie', 'trixie-updates', 'trixie-backports'];
 /** What Kbuild needs in the root besides the headers (which pull in linux-kbuild). */
 const BUILD_PACKAGES = ['gcc', 'make', 'libc6-dev', 'bc', 'ca-certificates'];
-// Bump when the root's contents or sources change: an old root is then made again.
-const ROOT_FORMAT = 1;
+
+/** What a cached root is made of. */
+export interface BuildRootSpec {
+  /** Its directory under `<cache>/usip/build-roots/` (and the name of its locks). */
+  name: string;
+  /** The release debootstrap installs. */
+  suite: string;
+  /** The suites of the root's apt sources. */
+  sources: readonly string[];
+  /** Installed after debootstrap (without recommends). */
+  packages: readonly string[];
+  /** Bump when the root's contents or sources change: an old root is then made again. */
+  format: number;
+  /** Last step before the root is marked made (and moved into place): extra set-up. */
+  finish?: (root: string, log: Logger) => Promise<void>;
+}
+
+/** The trixie root that builds 7.x modules. */
+export const TRIXIE_BUILD_ROOT: BuildRootSpec = {
+  name: BUILD_ROOT_SUITE,
+  suite: BUILD_ROOT_SUITE,
+  sources: SUITES,
+  packages: BUILD_PACKAGES,
+  format: 1,
+};
 
 interface BuildRootMeta {
   format: number;
@@ -26,9 +51,9 @@ interface BuildRootMeta {
   created: string;
 }
 
-/** `<cache>/usip/build-roots/<suite>` (next to `<cache>/usip/kernels`). */
-export function buildRootDir(suite = BUILD_ROOT_SUITE): string {
-  return join(dirname(kernelsCacheDir()), 'build-roots', suite);
+/** `<cache>/usip/build-roots/<name>` (next to `<cache>/usip/kernels`). */
+export function buildRootDir(name = BUILD_ROOT_SUITE): string {
+  return join(dirname(kernelsCacheDir()), 'build-roots', name);
 }
 
 /** The Debian mirror the host's own apt sources use for the distribution itself. */
@@ -49,10 +74,10 @@ export function hostMirror(): string {
   return 'http://deb.debian.org/debian';
 }
 
-function readMeta(root: string): BuildRootMeta | null {
+function readMeta(root: string, spec: BuildRootSpec): BuildRootMeta | null {
   try {
     const meta = JSON.parse(readFileSync(join(root, '.usip-build-root.json'), 'utf8')) as BuildRootMeta;
-    return meta.format === ROOT_FORMAT ? meta : null;
+    return meta.format === spec.format && meta.suite === spec.suite ? meta : null;
   } catch {
     return null;
   }
@@ -76,6 +101,14 @@ export function inRoot(root: string, args: readonly string[], options: Omit<Exec
   });
 }
 
+/** A root being made lives in `<root>.tmp-<pid>`: its locks and messages are the root's. */
+function rootHome(root: string): string {
+  return root.replace(/\.tmp-\d+$/, '');
+}
+function rootName(root: string): string {
+  return basename(rootHome(root));
+}
+
 const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=600', '-o', 'APT::Sandbox::User=root'];
 
 /**
@@ -84,7 +117,7 @@ const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=600', '-o', 'APT::Sandbox::Us
  * not cover the cache files).
  */
 function withAptLock<T>(root: string, what: string, fn: () => Promise<T>): Promise<T> {
-  return withFileLock(`${root}.apt.lock`, `${what} in the ${BUILD_ROOT_SUITE} build root`, fn);
+  return withFileLock(`${rootHome(root)}.apt.lock`, `${what} in the ${rootName(root)} build root`, fn);
 }
 
 /** When this tool last refreshed the root's apt lists (ms since the epoch), or 0. */
@@ -98,7 +131,7 @@ function listsUpdatedAt(root: string): number {
 
 /** apt-get update in the root, the caller holding the apt lock; marks when it was done. */
 async function refreshLists(root: string, log: Logger): Promise<void> {
-  log(`apt-get update in the ${BUILD_ROOT_SUITE} build root`);
+  log(`apt-get update in the ${rootName(root)} build root`);
   await inRoot(root, [...APT, '-qq', 'update']);
   writeFileSync(join(root, '.usip-apt-updated'), `${new Date().toISOString()}\n`);
 }
@@ -120,8 +153,11 @@ export function rootListsFresh(root: string): boolean {
   return Date.now() - listsUpdatedAt(root) < 60 * 60 * 1000;
 }
 
-/** Installs packages in the root (from trixie-backports when `backports`), if missing. */
-export async function installInRoot(root: string, packages: readonly string[], log: Logger, backports = false): Promise<void> {
+/**
+ * Installs packages in the root, if missing: from trixie-backports when `backports` is true,
+ * from the release it names when it is a string.
+ */
+export async function installInRoot(root: string, packages: readonly string[], log: Logger, backports: boolean | string = false): Promise<void> {
   const missing: string[] = [];
   for (const name of packages) {
     const r = await inRoot(root, ['dpkg-query', '-W', '-f=${db:Status-Abbrev}', name], { allowFailure: true });
@@ -129,8 +165,9 @@ export async function installInRoot(root: string, packages: readonly string[], l
   }
   if (missing.length === 0) return;
   await withAptLock(root, `apt-get install ${missing.join(' ')}`, async () => {
-    log(`installing ${missing.join(' ')} in the ${BUILD_ROOT_SUITE} build root`);
-    const args = [...APT, '-y', '-q', '--no-install-recommends', ...(backports ? ['-t', `${BUILD_ROOT_SUITE}-backports`] : []), 'install', ...missing];
+    log(`installing ${missing.join(' ')} in the ${rootName(root)} build root`);
+    const target = backports === true ? `${BUILD_ROOT_SUITE}-backports` : backports;
+    const args = [...APT, '-y', '-q', '--no-install-recommends', ...(target ? ['-t', target] : []), 'install', ...missing];
     let r = await inRoot(root, args, { allowFailure: true });
     if (r.code !== 0) {
       await refreshLists(root, log);
@@ -141,35 +178,37 @@ export async function installInRoot(root: string, packages: readonly string[], l
 }
 
 /**
- * The cached build root, made with debootstrap on first use (about 20 s from a near mirror).
- * Safe to call from several processes at once: the making is serialized on a lock file.
+ * The cached build root, made with debootstrap on first use (about 20 s from a near mirror for
+ * the trixie one). Safe to call from several processes at once: the making is serialized on a
+ * lock file, and a root is moved into place only when complete.
  */
-export async function ensureBuildRoot(log: Logger): Promise<string> {
-  const root = buildRootDir();
-  if (readMeta(root) !== null) return root;
+export async function ensureBuildRoot(log: Logger, spec: BuildRootSpec = TRIXIE_BUILD_ROOT): Promise<string> {
+  const root = buildRootDir(spec.name);
+  if (readMeta(root, spec) !== null) return root;
   mkdirSync(dirname(root), { recursive: true });
-  return withFileLock(`${root}.lock`, `making the ${BUILD_ROOT_SUITE} build root`, async () => {
-    if (readMeta(root) !== null) return root;
+  return withFileLock(`${root}.lock`, `making the ${spec.name} build root`, async () => {
+    if (readMeta(root, spec) !== null) return root;
     const mirror = hostMirror();
     const work = `${root}.tmp-${process.pid}`;
     rmSync(work, { recursive: true, force: true });
     try {
-      log(`debootstrap --variant=minbase ${BUILD_ROOT_SUITE} ${work} ${mirror}`);
-      const r = await exec('debootstrap', ['--variant=minbase', BUILD_ROOT_SUITE, work, mirror], { allowFailure: true });
+      log(`debootstrap --variant=minbase ${spec.suite} ${work} ${mirror}`);
+      const r = await exec('debootstrap', ['--variant=minbase', spec.suite, work, mirror], { allowFailure: true });
       if (r.code !== 0) {
         const detail = existsSync(join(work, 'debootstrap/debootstrap.log'))
           ? readFileSync(join(work, 'debootstrap/debootstrap.log'), 'utf8').trim().split('\n').slice(-15).join('\n')
           : (r.stderr || r.stdout).trim();
-        throw new Error(`debootstrap of ${BUILD_ROOT_SUITE} from ${mirror} failed (exit ${r.code}):\n${detail}`);
+        throw new Error(`debootstrap of ${spec.suite} from ${mirror} failed (exit ${r.code}):\n${detail}`);
       }
-      writeFileSync(join(work, 'etc/apt/sources.list'), SUITES.map((s) => `deb ${mirror} ${s} main\n`).join(''));
+      writeFileSync(join(work, 'etc/apt/sources.list'), spec.sources.map((s) => `deb ${mirror} ${s} main\n`).join(''));
       await updateRootLists(work, log);
-      await installInRoot(work, BUILD_PACKAGES, log);
-      const meta: BuildRootMeta = { format: ROOT_FORMAT, suite: BUILD_ROOT_SUITE, mirror, created: new Date().toISOString() };
+      await installInRoot(work, spec.packages, log);
+      await spec.finish?.(work, log);
+      const meta: BuildRootMeta = { format: spec.format, suite: spec.suite, mirror, created: new Date().toISOString() };
       writeFileSync(join(work, '.usip-build-root.json'), `${JSON.stringify(meta, null, 2)}\n`);
       rmSync(root, { recursive: true, force: true });
       renameSync(work, root);
-      log(`made the ${BUILD_ROOT_SUITE} build root in ${root}`);
+      log(`made the ${spec.name} build root in ${root}`);
       return root;
     } finally {
       rmSync(work, { recursive: true, force: true });
