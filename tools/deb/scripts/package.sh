@@ -91,14 +91,11 @@ make -s -C packages/kernel-module dkms-source DESTDIR="$src/module" >&2
 mkdir -p "$src/man" "$src/systemd"
 install -m 0644 packages/cli/man/usip.1 packages/config-agent/man/usip-agent.8 packages/config-agent/man/usip.d.5 "$src/man/"
 install -m 0644 "$unit" "$src/systemd/"
-if compgen -G 'examples/usip.d/*.json' >/dev/null; then
-	mkdir -p "$src/examples"
-	install -m 0644 examples/usip.d/*.json "$src/examples/"
-fi
-if [[ -f packages/config-agent/schema/notifier-file.schema.json ]]; then
-	mkdir -p "$src/schema"
-	install -m 0644 packages/config-agent/schema/notifier-file.schema.json "$src/schema/"
-fi
+compgen -G 'examples/usip.d/*.json' >/dev/null || die "examples/usip.d/*.json is missing: usip-tools ships the example notifier files"
+mkdir -p "$src/examples/systemd" "$src/schema"
+install -m 0644 examples/usip.d/*.json "$src/examples/"
+install -m 0644 examples/systemd/*.service "$src/examples/systemd/"
+install -m 0644 packages/config-agent/schema/notifier-file.schema.json "$src/schema/"
 
 cp -a tools/deb/debian "$src/debian"
 node tools/deb/scripts/copyright.mjs "$src" usip/node_modules "$src/debian/copyright"

@@ -97,9 +97,9 @@ test('usip and usip-agent run from PATH', async () => {
   assert.is((await run(a, 'command -v usip; command -v usip-agent')).trim(), '/usr/bin/usip\n/usr/bin/usip-agent');
   assert.is((await run(a, 'usip --version')).trim(), CLI_VERSION);
   assert.ok((await run(a, 'usip-agent --version')).trim().length > 0);
-  // The empty /etc/usip.d, then the shipped examples, if the package has any.
+  // The empty /etc/usip.d, then the shipped examples.
   await run(a, 'usip-agent check');
-  await run(a, 'test ! -d /usr/share/doc/usip-tools/examples || usip-agent check --config-dir /usr/share/doc/usip-tools/examples');
+  await run(a, 'usip-agent check --config-dir /usr/share/doc/usip-tools/examples');
   // No module is loaded in the host's kernel for the root: the mount table comes from mountinfo.
   const table = JSON.parse(await run(a, 'usip mounts --json')) as { filesystems: { target: string; fstype: string }[] };
   const root = table.filesystems.find((f) => f.target === '/');
@@ -122,16 +122,20 @@ test('the man pages, completions and configuration directories are where they be
     'grep -q usip /usr/share/bash-completion/completions/usip', 'grep -q usip /usr/share/zsh/vendor-completions/_usip',
     'grep -q usip /usr/share/fish/vendor_completions.d/usip.fish', 'test -d /etc/usip.d', 'test -d /usr/lib/usip.d',
   ].join('\n'));
-  // The example notifier files and the schema, when the tree has them (other parts of the project
-  // add them): each one shipped.
+  // The example notifier files, the unit of the cleanup example and the schema: each one shipped as it is.
   const examplesDir = join(workspaceRoot, 'examples/usip.d');
-  const examples = existsSync(examplesDir) ? readdirSync(examplesDir).filter((f) => f.endsWith('.json')) : [];
+  const examples = readdirSync(examplesDir).filter((f) => f.endsWith('.json'));
+  assert.ok(examples.length > 0, 'examples/usip.d has example files');
   for (const f of examples) {
     assert.is(await run(a, `cat /usr/share/doc/usip-tools/examples/${f}`), readFileSync(join(examplesDir, f), 'utf8'), `examples/usip.d/${f}`);
   }
-  if (existsSync(join(workspaceRoot, 'packages/config-agent/schema/notifier-file.schema.json'))) {
-    JSON.parse(await run(a, 'cat /usr/share/usip/notifier-file.schema.json'));
-  }
+  assert.is(
+    await run(a, 'cat /usr/share/doc/usip-tools/examples/systemd/cleanup.service'),
+    readFileSync(join(workspaceRoot, 'examples/systemd/cleanup.service'), 'utf8'),
+    'examples/systemd/cleanup.service',
+  );
+  const schema = JSON.parse(await run(a, 'cat /usr/share/usip/notifier-file.schema.json')) as { $id?: unknown };
+  assert.is(schema.$id, (JSON.parse(readFileSync(join(workspaceRoot, 'packages/config-agent/schema/notifier-file.schema.json'), 'utf8')) as { $id?: unknown }).$id);
   // Nothing that does not run: no source maps, no tests.
   const extra = await run(a, "find /usr/lib/usip \\( -name '*.map' -o -name test -o -name tests -o -name '*.ts' \\) -print");
   assert.is(extra, '');
