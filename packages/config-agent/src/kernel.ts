@@ -1,6 +1,6 @@
 // The agent's view of the usip module: register a listener, tell whether the listeners it holds
 // are still there. The real one is @usip/client; host tests give the agent an in-process one.
-import { isNetlinkError, UsipClient, type ListenerItem, type RegisterOptions } from '@usip/client';
+import { isNetlinkError, UsipClient, UsipModuleNotLoadedError, type ListenerItem, type RegisterOptions } from '@usip/client';
 
 /** A registered listener: its events, and close() to unregister it. */
 export interface AgentListener extends AsyncIterable<ListenerItem> {
@@ -40,9 +40,28 @@ export function familyGone(error: unknown): boolean {
   return isNetlinkError(error) && error.code !== undefined && FAMILY_GONE.has(error.code);
 }
 
+/**
+ * Connects to the module, and makes sure it is not being unloaded: while rmmod runs its exit
+ * function, the family still resolves and a request still succeeds, but the listener it would
+ * register dies with the module a moment later. A dump needs a reference on the module, which
+ * netlink cannot take then: a dump of the caller's own listeners (cheap) tells. A module on its
+ * way out is a UsipModuleNotLoadedError, as one that is gone.
+ */
+export async function connectLiveModule(options: { signal?: AbortSignal } = {}): Promise<UsipClient> {
+  const client = await UsipClient.connect(options);
+  try {
+    await client.listeners(options);
+    return client;
+  } catch (error) {
+    await client.close();
+    if (familyGone(error)) throw new UsipModuleNotLoadedError({ cause: error });
+    throw error;
+  }
+}
+
 /** The real module, through @usip/client. */
 export const connectUsip: KernelConnector = async () => {
-  const client = await UsipClient.connect();
+  const client = await connectLiveModule();
   return {
     register: (options) => client.register(options),
     async alive(listeners) {

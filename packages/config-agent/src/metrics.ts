@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { UsipClient, UsipModuleNotLoadedError, protocol, type ListenerItem, type StatsResult } from '@usip/client';
 import type { Logger } from 'pino';
 import type { ActionJob, ActionOutcome } from './actions.js';
+import { connectLiveModule } from './kernel.js';
 import type { NotifierFile } from './load.js';
 
 /**
@@ -52,7 +53,8 @@ export type ModuleStatsSource = (signal: AbortSignal) => Promise<ModuleStatsRead
 export const readModuleStats: ModuleStatsSource = async (signal) => {
   let client: UsipClient;
   try {
-    client = await UsipClient.connect({ signal });
+    // A module being unloaded counts as absent (connectLiveModule says why).
+    client = await connectLiveModule({ signal });
   } catch (error) {
     if (error instanceof UsipModuleNotLoadedError) return { present: false };
     throw error;
